@@ -1,0 +1,3 @@
+//! Real-time sound: everything here runs on the audio thread and never allocates.
+
+pub mod mixer;
