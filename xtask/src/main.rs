@@ -1,1 +1,94 @@
-fn main() -> nice_plug_xtask::Result<()> { nice_plug_xtask::main() }
+//! `cargo xtask`: the project's set-up and build commands.
+//!
+//! * `cargo xtask demo`  — the main job: set up, build the plugin bundles, say where they are.
+//! * `cargo xtask test`  — set up everything the tests need, then run them all.
+//! * `cargo xtask bundle latent_choir [--release] [--features standalone]` — nice-plug's bundler.
+
+mod system;
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+const PACKAGE: &str = "latent_choir";
+/// Features every test build uses: the standalone app for the GUI test, and the allocation
+/// checker that aborts on any allocation inside `process()` in debug builds.
+const TEST_FEATURES: &str = "standalone,assert_process_allocs";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let result = match args.next().as_deref() {
+        Some("demo") => demo(),
+        Some("test") => test(args.collect()),
+        Some(_) | None => nice_plug_xtask::main_with_args("cargo xtask", std::env::args().skip(1))
+            .map_err(|err| format!("{err:#}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo() -> Result<(), String> {
+    system::ensure_packages(system::STANDALONE_BUILD)?;
+    bundle(&["--release", "--features", "standalone"])?;
+    let bundled = workspace_root().join("target/bundled");
+    println!();
+    println!("Built the Latent Choir bundles in {}:", bundled.display());
+    for name in ["Latent Choir.clap", "Latent Choir.vst3", "Latent Choir"] {
+        let path = bundled.join(name);
+        let mark = if path.exists() { "ok" } else { "missing" };
+        println!("  [{mark}] {}", path.display());
+    }
+    println!();
+    println!("Install them for your DAW (per user):");
+    println!(
+        "  mkdir -p ~/.clap ~/.vst3 && cp -r \"{0}/Latent Choir.clap\" ~/.clap/ && cp -r \"{0}/Latent Choir.vst3\" ~/.vst3/",
+        bundled.display()
+    );
+    println!("Run the standalone app without a sound card:");
+    println!("  \"{}/Latent Choir\" --backend dummy", bundled.display());
+    Ok(())
+}
+
+fn test(extra: Vec<String>) -> Result<(), String> {
+    let mut needed = system::STANDALONE_BUILD.to_vec();
+    needed.extend_from_slice(system::HEADLESS_GUI);
+    system::ensure_packages(&needed)?;
+    // The VST3 test loads the bundle exactly as a host would, so build it with the same
+    // features as the tests: the cdylib is then shared and always fresh.
+    bundle(&["--features", TEST_FEATURES])?;
+    let mut args = vec!["test", "--workspace", "--features", TEST_FEATURES];
+    args.extend(extra.iter().map(String::as_str));
+    cargo(&args)
+}
+
+fn bundle(args: &[&str]) -> Result<(), String> {
+    let mut all = vec!["bundle", PACKAGE];
+    all.extend_from_slice(args);
+    nice_plug_xtask::main_with_args("cargo xtask", all.into_iter().map(String::from))
+        .map_err(|err| format!("bundling failed: {err:#}"))
+}
+
+fn cargo(args: &[&str]) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    println!("$ cargo {}", args.join(" "));
+    let status = Command::new(cargo)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|err| format!("could not run cargo: {err}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` failed ({status})", args.join(" ")))
+    }
+}
+
+fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+}

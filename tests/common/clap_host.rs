@@ -1,0 +1,406 @@
+//! A small CLAP host on `clack-host`: loads the freshly built plugin, activates it, runs blocks
+//! with a transport, input audio, sidechain and MIDI, and collects output audio and notes.
+
+use std::ffi::CStr;
+use std::path::Path;
+
+use clack_extensions::audio_ports::{AudioPortInfoBuffer, PluginAudioPorts};
+use clack_extensions::note_ports::{NotePortInfoBuffer, PluginNotePorts};
+use clack_extensions::params::{ParamInfoBuffer, PluginParams};
+use clack_extensions::state::PluginState;
+use clack_host::events::event_types::{
+    MidiEvent, NoteOffEvent, NoteOnEvent, ParamValueEvent, TransportEvent, TransportFlags,
+};
+use clack_host::events::{EventFlags, EventHeader, Match};
+use clack_host::prelude::*;
+use clack_host::utils::{BeatTime, SecondsTime};
+
+pub const PLUGIN_ID: &str = "org.latent-choir.latent-choir";
+pub const CHANNELS: usize = 2;
+
+pub struct TestHost;
+pub struct TestHostShared;
+
+impl SharedHandler<'_> for TestHostShared {
+    fn request_restart(&self) {}
+    fn request_process(&self) {}
+    fn request_callback(&self) {}
+}
+
+impl HostHandlers for TestHost {
+    type Shared<'a> = TestHostShared;
+    type MainThread<'a> = ();
+    type AudioProcessor<'a> = ();
+}
+
+/// The host's transport for one block.
+#[derive(Debug, Clone, Copy)]
+pub struct Transport {
+    pub playing: bool,
+    pub tempo: f64,
+    pub beats: f64,
+    pub seconds: f64,
+}
+
+/// An event the host sends into a block.
+#[derive(Debug, Clone, Copy)]
+pub enum InEvent {
+    NoteOn {
+        time: u32,
+        channel: u8,
+        key: u8,
+        velocity: f64,
+    },
+    NoteOff {
+        time: u32,
+        channel: u8,
+        key: u8,
+    },
+    Midi {
+        time: u32,
+        data: [u8; 3],
+    },
+    Param {
+        time: u32,
+        id: u32,
+        value: f64,
+    },
+}
+
+/// A note event the plugin sent out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OutNote {
+    On { time: u32, channel: u8, key: u8 },
+    Off { time: u32, channel: u8, key: u8 },
+}
+
+pub struct Block<'a> {
+    pub main: [&'a [f32]; CHANNELS],
+    pub sidechain: [&'a [f32]; CHANNELS],
+    pub events: &'a [InEvent],
+    pub transport: Option<Transport>,
+}
+
+impl<'a> Block<'a> {
+    /// A block of silence on every input, with no transport.
+    pub fn silent(silence: &'a [f32], events: &'a [InEvent]) -> Self {
+        Self {
+            main: [silence, silence],
+            sidechain: [silence, silence],
+            events,
+            transport: None,
+        }
+    }
+}
+
+pub struct BlockOutput {
+    pub audio: [Vec<f32>; CHANNELS],
+    pub notes: Vec<OutNote>,
+}
+
+/// What the factory says about the plugin.
+#[derive(Debug)]
+pub struct Descriptor {
+    pub id: String,
+    pub name: String,
+    pub vendor: String,
+    pub version: String,
+    pub features: Vec<String>,
+}
+
+pub struct HostedPlugin {
+    instance: PluginInstance<TestHost>,
+    processor: Option<StartedPluginAudioProcessor<TestHost>>,
+    input_ports: AudioPorts,
+    output_ports: AudioPorts,
+    // Keeps the library loaded for as long as the instance lives; dropped last.
+    _entry: PluginEntry,
+}
+
+pub fn load_entry(library: &Path) -> PluginEntry {
+    // SAFETY: the library is this crate's own freshly built plugin.
+    unsafe { PluginEntry::load(library) }.expect("load the plugin's CLAP entry")
+}
+
+pub fn descriptors(entry: &PluginEntry) -> Vec<Descriptor> {
+    let factory = entry.get_plugin_factory().expect("a plugin factory");
+    let text = |s: Option<&CStr>| {
+        s.map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    factory
+        .plugin_descriptors()
+        .map(|d| Descriptor {
+            id: text(d.id()),
+            name: text(d.name()),
+            vendor: text(d.vendor()),
+            version: text(d.version()),
+            features: d
+                .features()
+                .map(|f| f.to_string_lossy().into_owned())
+                .collect(),
+        })
+        .collect()
+}
+
+impl HostedPlugin {
+    /// Instantiate the plugin from the freshly built library.
+    pub fn new() -> Self {
+        Self::from_entry(load_entry(&super::paths::plugin_library()))
+    }
+
+    pub fn from_entry(entry: PluginEntry) -> Self {
+        let host_info =
+            HostInfo::new("latent-choir tests", "Latent Choir", "", "0.1.0").expect("host info");
+        let id = std::ffi::CString::new(PLUGIN_ID).expect("plugin id");
+        let instance =
+            PluginInstance::<TestHost>::new(|_| TestHostShared, |_| (), &entry, &id, &host_info)
+                .expect("instantiate the plugin");
+        Self {
+            instance,
+            processor: None,
+            input_ports: AudioPorts::with_capacity(2 * CHANNELS, 2),
+            output_ports: AudioPorts::with_capacity(CHANNELS, 1),
+            _entry: entry,
+        }
+    }
+
+    pub fn activate(&mut self, sample_rate: f64, max_block: u32) {
+        let config = PluginAudioConfiguration {
+            sample_rate,
+            min_frames_count: 1,
+            max_frames_count: max_block,
+        };
+        let stopped = self
+            .instance
+            .activate(|_, _| (), config)
+            .expect("activate the plugin");
+        self.processor = Some(stopped.start_processing().expect("start processing"));
+    }
+
+    pub fn deactivate(&mut self) {
+        if let Some(started) = self.processor.take() {
+            self.instance.deactivate(started.stop_processing());
+        }
+    }
+
+    /// Run one block; all slices in `block` must have the same length.
+    pub fn process(&mut self, block: &Block) -> BlockOutput {
+        let frames = block.main[0].len();
+        let mut main: [Vec<f32>; CHANNELS] = block.main.map(<[f32]>::to_vec);
+        let mut side: [Vec<f32>; CHANNELS] = block.sidechain.map(<[f32]>::to_vec);
+        let mut out: [Vec<f32>; CHANNELS] = std::array::from_fn(|_| vec![0.0; frames]);
+
+        let mut in_events = EventBuffer::with_capacity(block.events.len());
+        for event in block.events {
+            push_event(&mut in_events, event);
+        }
+        let mut out_events = EventBuffer::with_capacity(256);
+
+        let inputs = self.input_ports.with_input_buffers([
+            AudioPortBuffer {
+                latency: 0,
+                channels: AudioPortBufferType::f32_input_only(main.iter_mut().map(input_channel)),
+            },
+            AudioPortBuffer {
+                latency: 0,
+                channels: AudioPortBufferType::f32_input_only(side.iter_mut().map(input_channel)),
+            },
+        ]);
+        let mut outputs = self.output_ports.with_output_buffers([AudioPortBuffer {
+            latency: 0,
+            channels: AudioPortBufferType::f32_output_only(
+                out.iter_mut().map(|c| c.as_mut_slice()),
+            ),
+        }]);
+        let transport = block.transport.map(transport_event);
+        self.processor
+            .as_mut()
+            .expect("process() needs an active plugin")
+            .process(
+                &inputs,
+                &mut outputs,
+                &InputEvents::from_buffer(&in_events),
+                &mut OutputEvents::from_buffer(&mut out_events),
+                None,
+                transport.as_ref(),
+            )
+            .expect("the plugin processes the block");
+
+        let notes = out_events.iter().filter_map(out_note).collect();
+        BlockOutput { audio: out, notes }
+    }
+
+    pub fn save_state(&mut self) -> Vec<u8> {
+        let handle = self.instance.plugin_handle();
+        let state: PluginState = handle.get_extension().expect("the state extension");
+        let mut bytes = Vec::new();
+        state.save(&handle, &mut bytes).expect("save state");
+        bytes
+    }
+
+    /// Whether the plugin accepted the state.
+    pub fn load_state(&mut self, mut bytes: &[u8]) -> bool {
+        let handle = self.instance.plugin_handle();
+        let state: PluginState = handle.get_extension().expect("the state extension");
+        state.load(&handle, &mut bytes).is_ok()
+    }
+
+    /// (CLAP id, name, min, max, default) of every parameter.
+    pub fn params(&mut self) -> Vec<(u32, String, f64, f64, f64)> {
+        let handle = self.instance.plugin_handle();
+        let params: PluginParams = handle.get_extension().expect("the params extension");
+        (0..params.count(&handle))
+            .map(|i| {
+                let mut buffer = ParamInfoBuffer::new();
+                let info = params
+                    .get_info(&handle, i, &mut buffer)
+                    .expect("param info");
+                (
+                    info.id.get(),
+                    String::from_utf8_lossy(info.name).into_owned(),
+                    info.min_value,
+                    info.max_value,
+                    info.default_value,
+                )
+            })
+            .collect()
+    }
+
+    pub fn param_id(&mut self, name: &str) -> u32 {
+        self.params()
+            .into_iter()
+            .find(|p| p.1 == name)
+            .unwrap_or_else(|| panic!("no parameter named {name:?}"))
+            .0
+    }
+
+    pub fn param_value(&mut self, id: u32) -> f64 {
+        let handle = self.instance.plugin_handle();
+        let params: PluginParams = handle.get_extension().expect("the params extension");
+        params
+            .get_value(&handle, ClapId::new(id))
+            .expect("param value")
+    }
+
+    /// (input port channel counts, output port channel counts)
+    pub fn audio_ports(&mut self) -> (Vec<u32>, Vec<u32>) {
+        let handle = self.instance.plugin_handle();
+        let ports: PluginAudioPorts = handle.get_extension().expect("the audio-ports extension");
+        let list = |is_input| {
+            (0..ports.count(&handle, is_input))
+                .map(|i| {
+                    let mut buffer = AudioPortInfoBuffer::default();
+                    ports
+                        .get(&handle, i, is_input, &mut buffer)
+                        .expect("port info")
+                        .channel_count
+                })
+                .collect()
+        };
+        (list(true), list(false))
+    }
+
+    /// (note input ports, note output ports)
+    pub fn note_ports(&mut self) -> (u32, u32) {
+        let handle = self.instance.plugin_handle();
+        let ports: PluginNotePorts = handle.get_extension().expect("the note-ports extension");
+        let mut buffer = NotePortInfoBuffer::default();
+        let _ = ports.get(&handle, 0, true, &mut buffer);
+        (ports.count(&handle, true), ports.count(&handle, false))
+    }
+}
+
+impl Drop for HostedPlugin {
+    fn drop(&mut self) {
+        self.deactivate();
+    }
+}
+
+fn input_channel(channel: &mut Vec<f32>) -> InputChannel<'_, f32> {
+    InputChannel::variable(channel.as_mut_slice())
+}
+
+fn push_event(buffer: &mut EventBuffer, event: &InEvent) {
+    match *event {
+        InEvent::NoteOn {
+            time,
+            channel,
+            key,
+            velocity,
+        } => buffer.push(&NoteOnEvent::new(
+            time,
+            Pckn::new(0u16, channel as u16, key as u16, Match::All),
+            velocity,
+        )),
+        InEvent::NoteOff { time, channel, key } => buffer.push(&NoteOffEvent::new(
+            time,
+            Pckn::new(0u16, channel as u16, key as u16, Match::All),
+            0.0,
+        )),
+        InEvent::Midi { time, data } => buffer.push(&MidiEvent::new(time, 0, data)),
+        InEvent::Param { time, id, value } => buffer.push(&ParamValueEvent::new(
+            time,
+            ClapId::new(id),
+            Pckn::match_all(),
+            value,
+        )),
+    }
+}
+
+fn out_note(event: &UnknownEvent) -> Option<OutNote> {
+    let time = event.header().time();
+    if let Some(on) = event.as_event::<NoteOnEvent>() {
+        let (channel, key) = note_address(on.pckn());
+        return Some(OutNote::On { time, channel, key });
+    }
+    if let Some(off) = event.as_event::<NoteOffEvent>() {
+        let (channel, key) = note_address(off.pckn());
+        return Some(OutNote::Off { time, channel, key });
+    }
+    let midi = event.as_event::<MidiEvent>()?.data();
+    match (midi[0] & 0xf0, midi[2]) {
+        (0x90, velocity) if velocity > 0 => Some(OutNote::On {
+            time,
+            channel: midi[0] & 0x0f,
+            key: midi[1],
+        }),
+        (0x80, _) | (0x90, _) => Some(OutNote::Off {
+            time,
+            channel: midi[0] & 0x0f,
+            key: midi[1],
+        }),
+        _ => None,
+    }
+}
+
+fn note_address(pckn: Pckn) -> (u8, u8) {
+    (pckn.raw_channel() as u8, pckn.raw_key() as u8)
+}
+
+fn transport_event(t: Transport) -> TransportEvent {
+    let mut flags = TransportFlags::HAS_TEMPO
+        | TransportFlags::HAS_BEATS_TIMELINE
+        | TransportFlags::HAS_SECONDS_TIMELINE
+        | TransportFlags::HAS_TIME_SIGNATURE;
+    if t.playing {
+        flags |= TransportFlags::IS_PLAYING;
+    }
+    let bar = (t.beats / 4.0).floor();
+    TransportEvent {
+        header: EventHeader::new_core(0, EventFlags::empty()),
+        flags,
+        song_pos_beats: BeatTime::from_float(t.beats),
+        song_pos_seconds: SecondsTime::from_float(t.seconds),
+        tempo: t.tempo,
+        tempo_inc: 0.0,
+        loop_start_beats: BeatTime::from_float(0.0),
+        loop_end_beats: BeatTime::from_float(0.0),
+        loop_start_seconds: SecondsTime::from_float(0.0),
+        loop_end_seconds: SecondsTime::from_float(0.0),
+        bar_start: BeatTime::from_float(bar * 4.0),
+        bar_number: bar as i32,
+        time_signature_numerator: 4,
+        time_signature_denominator: 4,
+    }
+}

@@ -1,0 +1,7 @@
+//! Shared pieces of the host-level test harness.
+#![allow(dead_code)]
+
+pub mod clap_host;
+pub mod isolate;
+pub mod paths;
+pub mod signal;
