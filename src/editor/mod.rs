@@ -70,22 +70,26 @@ impl NiceEguiApp for EditorApp {
         let setter = gui_context.param_setter();
         ui.ctx().request_repaint_after(REFRESH);
 
-        ui.heading("Latent Choir");
-        ui.label("Hear a language model think.");
-        ui.separator();
-
-        egui::Grid::new("params")
-            .num_columns(2)
-            .spacing([16.0, 8.0])
-            .show(ui, |ui| {
-                param_row(ui, &self.params.gain, &setter);
-                param_row(ui, &self.params.thru, &setter);
-                param_row(ui, &self.params.midi_thru, &setter);
-            });
-
-        ui.with_layout(egui::Layout::bottom_up(egui::Align::LEFT), |ui| {
-            ui.label(self.status.snapshot().line());
+        let panel = egui::Frame::central_panel(ui.style()).inner_margin(16.0);
+        panel.show(ui, |ui| {
+            ui.set_min_size(ui.available_size());
+            ui.heading("Latent Choir");
+            ui.label("Hear a language model think.");
             ui.separator();
+
+            egui::Grid::new("params")
+                .num_columns(2)
+                .spacing([16.0, 8.0])
+                .show(ui, |ui| {
+                    param_row(ui, &self.params.gain, &setter);
+                    param_row(ui, &self.params.thru, &setter);
+                    param_row(ui, &self.params.midi_thru, &setter);
+                });
+
+            ui.with_layout(egui::Layout::bottom_up(egui::Align::LEFT), |ui| {
+                ui.label(self.status.snapshot().line());
+                ui.separator();
+            });
         });
     }
 }
