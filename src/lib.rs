@@ -90,6 +90,10 @@ impl Plugin for LatentChoir {
         )
     }
 
+    fn filter_state(state: &mut PluginState) {
+        params::clamp_state(state);
+    }
+
     fn activate(
         &mut self,
         audio_io_layout: &AudioIOLayout,

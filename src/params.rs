@@ -1,6 +1,7 @@
 //! Every host-visible parameter. The `#[id]` strings are stable: hosts store automation and
 //! project state under them, so they must never change once released.
 
+use nice_plug::plugin::ParamValue;
 use nice_plug::prelude::*;
 
 /// Loudest output gain the user can dial in, in dB.
@@ -51,4 +52,75 @@ fn gain_param(name: &str, max_db: f32) -> FloatParam {
     .with_unit(" dB")
     .with_value_to_string(formatters::v2s_f32_gain_to_db(1))
     .with_string_to_value(formatters::s2v_f32_gain_to_db())
+}
+
+/// Bring a saved state's values back inside their parameters' ranges before nice-plug applies
+/// them. nice-plug sets stored plain values as they are, so a hand-edited or corrupt project
+/// could otherwise set the output gain to +590 dB or a NaN. Values already in range are left
+/// untouched, so save → load → save stays byte-identical.
+pub fn clamp_state(state: &mut PluginState) {
+    let params = LatentChoirParams::default();
+    let by_id: std::collections::HashMap<String, ParamPtr> = params
+        .param_map()
+        .into_iter()
+        .map(|(id, ptr, _)| (id, ptr))
+        .collect();
+    for (id, value) in state.params.iter_mut() {
+        let Some(ptr) = by_id.get(id) else { continue };
+        // SAFETY: the pointers point into `params`, which outlives this loop.
+        let (min, max, default) = unsafe {
+            (
+                ptr.preview_plain(0.0),
+                ptr.preview_plain(1.0),
+                ptr.default_plain_value(),
+            )
+        };
+        match value {
+            ParamValue::F32(v) if v.is_nan() => *v = default,
+            ParamValue::F32(v) => *v = v.clamp(min.min(max), max.max(min)),
+            ParamValue::I32(v) => {
+                *v = (*v).clamp(min.min(max).round() as i32, max.max(min).round() as i32)
+            }
+            ParamValue::Bool(_) | ParamValue::String(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state_with(id: &str, value: ParamValue) -> PluginState {
+        PluginState {
+            version: String::new(),
+            params: [(id.to_owned(), value)].into_iter().collect(),
+            fields: Default::default(),
+        }
+    }
+
+    fn f32_of(state: &PluginState, id: &str) -> f32 {
+        match state.params[id] {
+            ParamValue::F32(v) => v,
+            ref other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn out_of_range_and_nan_values_are_brought_back() {
+        let max_gain = util::db_to_gain(MAX_OUTPUT_DB);
+        for (stored, expected) in [(1e30, max_gain), (-1.0, 0.0), (f32::NAN, 1.0)] {
+            let mut state = state_with("gain", ParamValue::F32(stored));
+            clamp_state(&mut state);
+            assert_eq!(f32_of(&state, "gain"), expected, "stored {stored}");
+        }
+    }
+
+    #[test]
+    fn in_range_values_are_untouched() {
+        for stored in [0.0, 0.123_456_79, 1.0, 3.9] {
+            let mut state = state_with("gain", ParamValue::F32(stored));
+            clamp_state(&mut state);
+            assert_eq!(f32_of(&state, "gain").to_bits(), stored.to_bits());
+        }
+    }
 }

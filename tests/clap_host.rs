@@ -309,7 +309,15 @@ fn garbage_state_keeps_defaults_and_keeps_running() {
             &defaults[..defaults.len() / 2],
             b"\xff\xfe\x00null",
         ];
-        for bytes in garbage {
+        let framed: Vec<Vec<u8>> = garbage
+            .iter()
+            .map(|g| [&(g.len() as u64).to_le_bytes()[..], g].concat())
+            .collect();
+        for bytes in garbage
+            .iter()
+            .copied()
+            .chain(framed.iter().map(Vec::as_slice))
+        {
             // Accepting or refusing is the plugin's call; crashing or changing values is not.
             let _ = plugin.load_state(bytes);
             assert_eq!(
@@ -396,4 +404,34 @@ fn hostile_hosts_get_finite_output() {
             assert_eq!(out.audio[0][1], poisoned[1], "valid input still passes");
         }
     });
+}
+
+#[test]
+fn out_of_range_state_is_clamped_to_the_parameter_ranges() {
+    isolated(
+        "out_of_range_state_is_clamped_to_the_parameter_ranges",
+        || {
+            let max_gain = 10f32.powf(12.0 / 20.0);
+            for (stored, expected_gain) in [("1e30", max_gain), ("-1.0", 0.0), ("NaN", 1.0)] {
+                let mut plugin = HostedPlugin::new();
+                let state = format!(
+                    "{{\"version\":\"0.1.0\",\"params\":{{\"gain\":{{\"f32\":{stored}}}}},\"fields\":{{}}}}"
+                );
+                // NaN is not JSON: that one must be refused outright and leave the default (unity).
+                // nice-plug's CLAP state is the JSON behind its length as a little-endian u64.
+                let mut bytes = (state.len() as u64).to_le_bytes().to_vec();
+                bytes.extend_from_slice(state.as_bytes());
+                let accepted = plugin.load_state(&bytes);
+                assert_eq!(accepted, stored != "NaN", "state with gain {stored}");
+                plugin.activate(48_000.0, 512);
+                let (input, output, _) = run_signal(&mut plugin, 48_000.0, &mut || 512, 4096, &[]);
+                for (x, y) in input.iter().zip(&output) {
+                    assert!(
+                        (y - x * expected_gain).abs() <= 1e-5 * x.abs().max(1.0),
+                        "gain {stored}: {x} → {y}"
+                    );
+                }
+            }
+        },
+    );
 }

@@ -25,14 +25,24 @@ impl Drop for Reaped {
 /// Start Xvfb on a display it picks itself; returns the process and the `DISPLAY` value.
 fn start_xvfb() -> (Reaped, String) {
     let mut child = Command::new("Xvfb")
-        .args(["-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
+        .args([
+            "-displayfd",
+            "1",
+            "-screen",
+            "0",
+            "1024x768x24",
+            "-nolisten",
+            "tcp",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("Xvfb is needed for the GUI test (Debian xvfb); `cargo xtask test` installs it");
     let stdout = child.stdout.take().expect("Xvfb stdout");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("Xvfb prints its display number");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("Xvfb prints its display number");
     (Reaped(child), format!(":{}", line.trim()))
 }
 
@@ -42,7 +52,9 @@ fn find_window(conn: &impl Connection, root: Window) -> Option<(Window, u16, u16
     tree.children.into_iter().find_map(|window| {
         let attributes = conn.get_window_attributes(window).ok()?.reply().ok()?;
         let geometry = conn.get_geometry(window).ok()?.reply().ok()?;
-        (attributes.map_state == MapState::VIEWABLE && geometry.width > 100 && geometry.height > 100)
+        (attributes.map_state == MapState::VIEWABLE
+            && geometry.width > 100
+            && geometry.height > 100)
             .then_some((window, geometry.width, geometry.height))
     })
 }
@@ -72,12 +84,18 @@ fn editor_window_renders_its_content() {
         if let Some(found) = find_window(&conn, root) {
             break found;
         }
-        assert!(Instant::now() < deadline, "no editor window appeared within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "no editor window appeared within 30 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     // Let egui lay out and paint a few frames.
     std::thread::sleep(Duration::from_secs(3));
-    assert!(app.0.try_wait().expect("poll the app").is_none(), "the app died after opening");
+    assert!(
+        app.0.try_wait().expect("poll the app").is_none(),
+        "the app died after opening"
+    );
 
     let image = conn
         .get_image(ImageFormat::Z_PIXMAP, window, 0, 0, width, height, !0)
@@ -106,7 +124,11 @@ fn editor_window_renders_its_content() {
     );
     // Text and widgets: anti-aliased glyphs give many colours, and labels cover a visible share
     // of the window. A blank, black or single-colour window fails both.
-    assert!(colours.len() > 20, "only {} colours: the window looks blank", colours.len());
+    assert!(
+        colours.len() > 20,
+        "only {} colours: the window looks blank",
+        colours.len()
+    );
     assert!(
         bright * 1000 > pixels * 5,
         "only {bright} of {pixels} pixels stand out from the background: no text drawn"
