@@ -2,8 +2,11 @@
 //!
 //! * `cargo xtask demo`  — the main job: set up, build the plugin bundles, say where they are.
 //! * `cargo xtask test`  — set up everything the tests need, then run them all.
+//! * `cargo xtask fetch-model` — put the default model in the user data dir (both of the above
+//!   call it).
 //! * `cargo xtask bundle latent_choir [--release] [--features standalone]` — nice-plug's bundler.
 
+mod model;
 mod system;
 
 use std::path::Path;
@@ -19,6 +22,7 @@ fn main() -> ExitCode {
     let result = match args.next().as_deref() {
         Some("demo") => demo(),
         Some("test") => test(args.collect()),
+        Some("fetch-model") => fetch_model().map(|_| ()),
         Some(_) | None => nice_plug_xtask::main_with_args("cargo xtask", std::env::args().skip(1))
             .map_err(|err| format!("{err:#}")),
     };
@@ -31,8 +35,13 @@ fn main() -> ExitCode {
     }
 }
 
+fn fetch_model() -> Result<std::path::PathBuf, String> {
+    model::fetch_default(&workspace_root().join("target"))
+}
+
 fn demo() -> Result<(), String> {
     system::ensure_packages(system::STANDALONE_BUILD)?;
+    fetch_model()?;
     bundle(&["--release", "--features", "standalone"])?;
     let bundled = workspace_root().join("target/bundled");
     println!();
@@ -57,6 +66,7 @@ fn test(extra: Vec<String>) -> Result<(), String> {
     let mut needed = system::STANDALONE_BUILD.to_vec();
     needed.extend_from_slice(system::HEADLESS_GUI);
     system::ensure_packages(&needed)?;
+    fetch_model()?;
     // The VST3 test loads the bundle exactly as a host would, so build it with the same
     // features as the tests: the cdylib is then shared and always fresh.
     bundle(&["--features", TEST_FEATURES])?;

@@ -1,0 +1,46 @@
+//! `latent-choir`: the command-line face of the engine.
+//!
+//! * `latent-choir models` — what discovery finds on this machine.
+//! * `latent-choir generate --prompt TEXT` — generate text, optionally saving hidden states.
+//! * `latent-choir bench-model` — load time, prefill time, decode speed with full capture.
+
+mod bench;
+mod generate;
+mod models;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "latent-choir", version, about = "Hear a language model think")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the models discovery finds: the default model, the user data dir, the Hugging Face cache.
+    Models,
+    /// Generate text and optionally save every layer's hidden states.
+    Generate(generate::Args),
+    /// Measure load time, prefill time, decode tokens/s with full capture, and memory.
+    BenchModel(bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Models => models::run(),
+        Command::Generate(args) => generate::run(args),
+        Command::BenchModel(args) => bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! A generation session: the prompt, the tokens so far and the sampler, stepping one token at
+//! a time with whatever temperature the caller passes. The worker and the CLI both drive this.
+
+use super::error::{LlmError, Result};
+use super::loader::LoadedModel;
+use super::model::Step;
+use super::sampler::{Sampler, SamplerConfig};
+use super::tokenizer::{PromptMode, TokenStream};
+
+/// What happens when the model ends its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AtEnd {
+    /// Stop generating.
+    #[default]
+    Stop,
+    /// Open a fresh turn: the model keeps talking (chat models) or keeps continuing (raw).
+    Continue,
+}
+
+/// One generated (or prompt) token with everything captured for it.
+#[derive(Debug, Clone)]
+pub struct TokenResult {
+    pub id: u32,
+    /// Text this token completes (may be empty while a multi-byte character is split).
+    pub text: String,
+    /// The temperature it was sampled at; `None` for prompt tokens.
+    pub temperature: Option<f32>,
+    /// `[(n_layers + 1) * width]`, layer-major.
+    pub hidden: Vec<f32>,
+    /// `[n_layers]`
+    pub attention_entropy: Vec<f32>,
+    /// `[n_layers]`
+    pub mlp_sparsity: Vec<f32>,
+}
+
+pub struct Session {
+    loaded: LoadedModel,
+    sampler: Sampler,
+    stream: TokenStream,
+    tokens: Vec<u32>,
+    /// Logits for the next token, from the last forward step.
+    next_logits: Vec<f32>,
+    at_end: AtEnd,
+    finished: bool,
+}
+
+impl Session {
+    pub fn new(loaded: LoadedModel, sampler: SamplerConfig, seed: u64, at_end: AtEnd) -> Self {
+        let stream = loaded.tokenizer.stream();
+        Self {
+            loaded,
+            sampler: Sampler::new(sampler, seed),
+            stream,
+            tokens: Vec::new(),
+            next_logits: Vec::new(),
+            at_end,
+            finished: false,
+        }
+    }
+
+    pub fn loaded(&self) -> &LoadedModel {
+        &self.loaded
+    }
+
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Start over with `prompt`: clears the cache, reseeds, runs the prompt and returns one
+    /// result per prompt token.
+    pub fn start(&mut self, prompt: &str, mode: PromptMode, seed: u64) -> Result<Vec<TokenResult>> {
+        if prompt.trim().is_empty() {
+            return Err(LlmError::EmptyPrompt);
+        }
+        let ids = self.loaded.tokenizer.prompt_ids(prompt, mode)?;
+        let context = self.loaded.model.info().context_length;
+        if ids.len() >= context {
+            return Err(LlmError::PromptTooLong {
+                tokens: ids.len(),
+                context,
+            });
+        }
+        self.loaded.model.reset();
+        self.sampler.reseed(seed);
+        self.stream = self.loaded.tokenizer.stream();
+        self.tokens.clear();
+        self.finished = false;
+        let step = self.loaded.model.forward(&ids)?;
+        let results = self.split_step(&ids, &step, None)?;
+        self.tokens.extend_from_slice(&ids);
+        self.next_logits = step.logits;
+        Ok(results)
+    }
+
+    /// Sample the next token at `temperature`, run it through the model and return it.
+    /// `Ok(None)` once generation has finished (end of sequence with `AtEnd::Stop`, or a full
+    /// context).
+    pub fn next(&mut self, temperature: f32) -> Result<Option<TokenResult>> {
+        if self.finished || self.next_logits.is_empty() {
+            return Ok(None);
+        }
+        let context = self.loaded.model.info().context_length;
+        if self.loaded.model.position() + 1 > context {
+            self.finished = true;
+            return Ok(None);
+        }
+        let id = self
+            .sampler
+            .sample(&self.next_logits, temperature, &self.tokens);
+        if self.loaded.tokenizer.is_eos(id) && self.at_end == AtEnd::Stop {
+            self.finished = true;
+            return Ok(None);
+        }
+        let step = self.loaded.model.forward(&[id])?;
+        let mut results = self.split_step(&[id], &step, Some(temperature))?;
+        self.tokens.push(id);
+        self.next_logits = step.logits;
+        Ok(results.pop())
+    }
+
+    fn split_step(
+        &mut self,
+        ids: &[u32],
+        step: &Step,
+        temperature: Option<f32>,
+    ) -> Result<Vec<TokenResult>> {
+        let info = self.loaded.model.info();
+        let (layers, width) = (info.n_layers, info.width);
+        ids.iter()
+            .enumerate()
+            .map(|(pos, &id)| {
+                let hidden = (0..=layers)
+                    .flat_map(|layer| step.hidden_state(layer, pos, width).iter().copied())
+                    .collect();
+                let per_layer = |values: &[f32]| -> Vec<f32> {
+                    (0..layers).map(|l| values[l * step.n_new + pos]).collect()
+                };
+                Ok(TokenResult {
+                    id,
+                    text: self.stream.push(id)?,
+                    temperature,
+                    hidden,
+                    attention_entropy: per_layer(&step.attention_entropy),
+                    mlp_sparsity: per_layer(&step.mlp_sparsity),
+                })
+            })
+            .collect()
+    }
+}

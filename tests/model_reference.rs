@@ -1,0 +1,530 @@
+//! The safetensors architectures against Hugging Face `transformers`.
+//!
+//! Each `tests/fixtures/tiny-*` folder holds a tiny randomly initialised model and
+//! `reference.json`, what transformers computed for a fixed prompt; both were written by
+//! `tools/reference/make_fixtures.py` (run by hand). Here the Rust models must reproduce it:
+//! hidden states and logits within 1e-4 (f32), the greedy continuation exactly, attention entropy
+//! and MLP sparsity within 1e-3, also when the prompt is fed token by token through the KV cache.
+//! The second half feeds the loaders broken folders and the models bad steps.
+//!
+//! `cargo test --test model_reference -- --nocapture` prints the measured errors.
+
+use std::path::{Path, PathBuf};
+
+use latent_choir::llm::arch::gpt2::Gpt2;
+use latent_choir::llm::arch::llama::Llama;
+use latent_choir::llm::{LanguageModel, LlmError, Step};
+use serde::Deserialize;
+
+/// Hidden states and logits: f32 through a few layers, different matmul kernels.
+const VALUE_TOLERANCE: f32 = 1e-4;
+/// Attention entropy and MLP sparsity.
+const STAT_TOLERANCE: f32 = 1e-3;
+/// An activation this close to the near-zero threshold (relative to the token's peak) may land
+/// on the other side of it in another implementation: f32 rounding differs at ~1e-6 relative.
+const THRESHOLD_SLACK: f32 = 1e-4;
+
+#[derive(Deserialize)]
+struct Reference {
+    prompt: String,
+    input_ids: Vec<u32>,
+    /// `[n_layers + 1][seq][width]`, the last entry after the final norm.
+    hidden_states: Vec<Vec<Vec<f32>>>,
+    /// `[seq][vocab]`.
+    logits: Vec<Vec<f32>>,
+    greedy: Vec<u32>,
+    greedy_margin: f32,
+    /// `[n_layers][seq]`.
+    attention_entropy: Vec<Vec<f32>>,
+    mlp_sparsity: Vec<Vec<f32>>,
+    mlp_threshold_margin: Vec<Vec<f32>>,
+    /// `[vocab]`: prompt minus its last token, then the last token through the cache.
+    incremental_logits: Vec<f32>,
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn reference(name: &str) -> Reference {
+    let path = fixture(name).join("reference.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+}
+
+/// A loaded fixture model and the width of its MLP activations (for the sparsity resolution).
+struct Loaded {
+    model: Box<dyn LanguageModel>,
+    mlp_width: usize,
+}
+
+fn load(name: &str) -> Loaded {
+    let folder = fixture(name);
+    if name.starts_with("tiny-gpt2") {
+        let model = Gpt2::load(&folder).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mlp_width = model.config().n_inner;
+        Loaded {
+            model: Box::new(model),
+            mlp_width,
+        }
+    } else {
+        let model = Llama::load(&folder).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mlp_width = model.config().intermediate_size;
+        Loaded {
+            model: Box::new(model),
+            mlp_width,
+        }
+    }
+}
+
+fn max_abs_diff(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len(), "length mismatch");
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs())
+        .fold(0.0, f32::max)
+}
+
+fn argmax(values: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Largest errors seen for one fixture.
+#[derive(Default, Debug)]
+struct Errors {
+    hidden: f32,
+    logits: f32,
+    entropy: f32,
+    sparsity: f32,
+    /// Sparsity values that differ by exactly one activation at the threshold.
+    threshold_flips: usize,
+}
+
+impl Errors {
+    /// Compares a step covering reference positions `start..start + step.n_new`.
+    fn check_step(
+        &mut self,
+        what: &str,
+        step: &Step,
+        start: usize,
+        reference: &Reference,
+        mlp_width: usize,
+    ) {
+        let n = step.n_new;
+        let width = reference.hidden_states[0][0].len();
+        let n_layers = reference.attention_entropy.len();
+        assert_eq!(
+            step.hidden.len(),
+            (n_layers + 1) * n * width,
+            "{what}: hidden size"
+        );
+        assert_eq!(
+            step.attention_entropy.len(),
+            n_layers * n,
+            "{what}: entropy size"
+        );
+        assert_eq!(
+            step.mlp_sparsity.len(),
+            n_layers * n,
+            "{what}: sparsity size"
+        );
+
+        for (layer, want_layer) in reference.hidden_states.iter().enumerate() {
+            for pos in 0..n {
+                let got = step.hidden_state(layer, pos, width);
+                let err = max_abs_diff(got, &want_layer[start + pos]);
+                assert!(
+                    err <= VALUE_TOLERANCE,
+                    "{what}: hidden state {layer} at position {} off by {err}",
+                    start + pos
+                );
+                self.hidden = self.hidden.max(err);
+            }
+        }
+
+        let last = start + n - 1;
+        let err = max_abs_diff(&step.logits, &reference.logits[last]);
+        assert!(
+            err <= VALUE_TOLERANCE,
+            "{what}: logits at position {last} off by {err}"
+        );
+        self.logits = self.logits.max(err);
+
+        for layer in 0..n_layers {
+            for pos in 0..n {
+                let p = start + pos;
+                let got = step.attention_entropy[layer * n + pos];
+                let err = (got - reference.attention_entropy[layer][p]).abs();
+                assert!(
+                    err <= STAT_TOLERANCE,
+                    "{what}: attention entropy of layer {layer} at position {p}: {got} vs {}",
+                    reference.attention_entropy[layer][p]
+                );
+                self.entropy = self.entropy.max(err);
+
+                let got = step.mlp_sparsity[layer * n + pos];
+                let want = reference.mlp_sparsity[layer][p];
+                let err = (got - want).abs();
+                if err > STAT_TOLERANCE {
+                    // Allowed only as a single activation lying at the threshold in the
+                    // reference, which rounding may put on either side.
+                    let one = 1.0 / mlp_width as f32;
+                    let margin = reference.mlp_threshold_margin[layer][p];
+                    assert!(
+                        (err - one).abs() < 1e-6 && margin < THRESHOLD_SLACK,
+                        "{what}: MLP sparsity of layer {layer} at position {p}: {got} vs {want} \
+                         (nearest activation {margin} of the peak from the threshold)"
+                    );
+                    self.threshold_flips += 1;
+                } else {
+                    self.sparsity = self.sparsity.max(err);
+                }
+            }
+        }
+    }
+}
+
+fn check_fixture(name: &str) {
+    let reference = reference(name);
+    let Loaded {
+        mut model,
+        mlp_width,
+    } = load(name);
+    let prompt = &reference.input_ids;
+    let seq = prompt.len();
+    let info = model.info().clone();
+    assert_eq!(info.n_layers + 1, reference.hidden_states.len());
+    assert_eq!(info.width, reference.hidden_states[0][0].len());
+    assert_eq!(info.vocab_size, reference.logits[0].len());
+
+    // The fixture's tokenizer encodes the prompt to the reference ids.
+    let tokenizer = tokenizers::Tokenizer::from_file(fixture(name).join("tokenizer.json"))
+        .unwrap_or_else(|e| panic!("{name}: tokenizer.json: {e}"));
+    let encoding = tokenizer
+        .encode(reference.prompt.as_str(), false)
+        .unwrap_or_else(|e| panic!("{name}: encode: {e}"));
+    assert_eq!(encoding.get_ids(), prompt.as_slice(), "{name}: tokenizer");
+
+    let mut errors = Errors::default();
+
+    // The whole prompt in one step.
+    let step = model.forward(prompt).unwrap();
+    assert_eq!(step.n_new, seq);
+    errors.check_step(
+        &format!("{name} (whole prompt)"),
+        &step,
+        0,
+        &reference,
+        mlp_width,
+    );
+    assert_eq!(model.position(), seq);
+
+    // The prompt token by token through the KV cache: every position's logits.
+    model.reset();
+    assert_eq!(model.position(), 0);
+    for (pos, &token) in prompt.iter().enumerate() {
+        let step = model.forward(&[token]).unwrap();
+        let what = format!("{name} (token by token)");
+        errors.check_step(&what, &step, pos, &reference, mlp_width);
+    }
+
+    // All but the last token, then the last one alone.
+    model.reset();
+    model.forward(&prompt[..seq - 1]).unwrap();
+    let step = model.forward(&prompt[seq - 1..]).unwrap();
+    let incremental = max_abs_diff(&step.logits, &reference.incremental_logits);
+    assert!(
+        incremental <= VALUE_TOLERANCE,
+        "{name}: incremental logits off by {incremental}"
+    );
+    errors.check_step(
+        &format!("{name} (incremental)"),
+        &step,
+        seq - 1,
+        &reference,
+        mlp_width,
+    );
+
+    // Greedy continuation, temperature 0.
+    model.reset();
+    let mut step = model.forward(prompt).unwrap();
+    let mut greedy = Vec::new();
+    for _ in 0..reference.greedy.len() {
+        let token = argmax(&step.logits);
+        greedy.push(token);
+        step = model.forward(&[token]).unwrap();
+    }
+    assert_eq!(greedy, reference.greedy, "{name}: greedy continuation");
+
+    eprintln!(
+        "{name:18} max |Δ| hidden {:.2e}  logits {:.2e}  incremental logits {incremental:.2e}  \
+         entropy {:.2e}  sparsity {:.2e} (+{} one-activation flips at the threshold)  \
+         greedy margin {:.3}",
+        errors.hidden,
+        errors.logits,
+        errors.entropy,
+        errors.sparsity,
+        errors.threshold_flips,
+        reference.greedy_margin
+    );
+}
+
+#[test]
+fn tiny_gpt2_matches_transformers() {
+    check_fixture("tiny-gpt2");
+}
+
+#[test]
+fn tiny_gpt2_legacy_names_match_transformers() {
+    check_fixture("tiny-gpt2-legacy");
+}
+
+#[test]
+fn tiny_llama_matches_transformers() {
+    check_fixture("tiny-llama");
+}
+
+#[test]
+fn tiny_qwen2_matches_transformers() {
+    check_fixture("tiny-qwen2");
+}
+
+#[test]
+fn tiny_llama3_rope_bf16_matches_transformers() {
+    check_fixture("tiny-llama3");
+}
+
+#[test]
+fn model_info_describes_the_checkpoint() {
+    let gpt2 = Gpt2::load(&fixture("tiny-gpt2")).unwrap();
+    let info = gpt2.info();
+    assert_eq!(
+        (info.architecture.as_str(), info.n_layers, info.width),
+        ("gpt2", 2, 64)
+    );
+    assert_eq!((info.context_length, info.dtype.as_str()), (128, "f32"));
+    let llama3 = Llama::load(&fixture("tiny-llama3")).unwrap();
+    assert_eq!(llama3.info().dtype, "bf16");
+    let qwen2 = Llama::load(&fixture("tiny-qwen2")).unwrap();
+    assert_eq!(qwen2.info().architecture, "qwen2");
+    assert!(qwen2.config().tie_word_embeddings);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Broken folders and bad steps.
+// ---------------------------------------------------------------------------------------------
+
+/// A fresh copy of fixture `name` (all of it, or `files` only) under the test scratch directory.
+fn scratch_copy(name: &str, tag: &str, files: &[&str]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("model_reference")
+        .join(format!("{name}-{tag}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in files {
+        std::fs::copy(fixture(name).join(file), dir.join(file)).unwrap();
+    }
+    dir
+}
+
+fn edit_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut config);
+    std::fs::write(&path, config.to_string()).unwrap();
+}
+
+const MODEL_FILES: &[&str] = &["config.json", "model.safetensors"];
+
+type ConfigEdit = fn(&mut serde_json::Value);
+
+#[test]
+fn missing_folder_is_not_found() {
+    let missing = fixture("no-such-model");
+    match Gpt2::load(&missing) {
+        Err(LlmError::NotFound(path)) => assert_eq!(path, missing),
+        other => panic!("expected NotFound, got {:?}", other.err()),
+    }
+    match Llama::load(&missing) {
+        Err(LlmError::NotFound(path)) => assert_eq!(path, missing),
+        other => panic!("expected NotFound, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn missing_files_are_not_found() {
+    let dir = scratch_copy("tiny-llama", "no-config", &["model.safetensors"]);
+    match Llama::load(&dir) {
+        Err(LlmError::NotFound(path)) => assert_eq!(path, dir.join("config.json")),
+        other => panic!("expected NotFound, got {:?}", other.err()),
+    }
+    let dir = scratch_copy("tiny-gpt2", "no-weights", &["config.json"]);
+    match Gpt2::load(&dir) {
+        Err(LlmError::NotFound(path)) => assert_eq!(path, dir.join("model.safetensors")),
+        other => panic!("expected NotFound, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn truncated_safetensors_is_corrupt() {
+    for (name, keep) in [
+        ("tiny-gpt2", 4),
+        ("tiny-gpt2", 100_000),
+        ("tiny-llama", 300_000),
+    ] {
+        let dir = scratch_copy(name, &format!("truncated-{keep}"), MODEL_FILES);
+        let weights = dir.join("model.safetensors");
+        let bytes = std::fs::read(&weights).unwrap();
+        std::fs::write(&weights, &bytes[..keep]).unwrap();
+        let result = if name == "tiny-gpt2" {
+            Gpt2::load(&dir).map(|_| ())
+        } else {
+            Llama::load(&dir).map(|_| ())
+        };
+        match result {
+            Err(LlmError::Corrupt { path, .. }) => assert_eq!(path, weights),
+            other => panic!("{name} cut to {keep} bytes: expected Corrupt, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn unknown_model_type_is_unknown_architecture() {
+    let dir = scratch_copy("tiny-llama", "mamba", MODEL_FILES);
+    edit_config(&dir, |c| c["model_type"] = "mamba".into());
+    for result in [Llama::load(&dir).err(), Gpt2::load(&dir).err()] {
+        match result {
+            Some(LlmError::UnknownArchitecture(kind)) => assert_eq!(kind, "mamba"),
+            other => panic!("expected UnknownArchitecture, got {other:?}"),
+        }
+    }
+    // Each loader refuses the other's models by name too.
+    assert!(matches!(
+        Llama::load(&fixture("tiny-gpt2")),
+        Err(LlmError::UnknownArchitecture(kind)) if kind == "gpt2"
+    ));
+    assert!(matches!(
+        Gpt2::load(&fixture("tiny-qwen2")),
+        Err(LlmError::UnknownArchitecture(kind)) if kind == "qwen2"
+    ));
+}
+
+#[test]
+fn bad_config_is_corrupt() {
+    let cases: [(&str, ConfigEdit); 5] = [
+        ("no-width", |c| {
+            c.as_object_mut().unwrap().remove("n_embd");
+        }),
+        ("heads", |c| c["n_head"] = 5.into()),
+        ("activation", |c| {
+            c["activation_function"] = "swiglu-ish".into()
+        }),
+        ("vocab-shape", |c| c["vocab_size"] = 399.into()),
+        ("no-model-type", |c| {
+            c.as_object_mut().unwrap().remove("model_type");
+        }),
+    ];
+    for (tag, edit) in cases {
+        let dir = scratch_copy("tiny-gpt2", tag, MODEL_FILES);
+        edit_config(&dir, edit);
+        match Gpt2::load(&dir) {
+            Err(LlmError::Corrupt { .. }) => {}
+            other => panic!("{tag}: expected Corrupt, got {:?}", other.err()),
+        }
+    }
+
+    let cases: [(&str, ConfigEdit); 3] = [
+        ("kv-heads", |c| c["num_key_value_heads"] = 3.into()),
+        ("rope", |c| {
+            c["rope_parameters"]["rope_type"] = "mystery".into()
+        }),
+        ("sliding", |c| c["use_sliding_window"] = true.into()),
+    ];
+    for (tag, edit) in cases {
+        let dir = scratch_copy("tiny-llama", tag, MODEL_FILES);
+        edit_config(&dir, edit);
+        match Llama::load(&dir) {
+            Err(LlmError::Corrupt { .. }) => {}
+            other => panic!("{tag}: expected Corrupt, got {:?}", other.err()),
+        }
+    }
+
+    let dir = scratch_copy("tiny-llama", "not-json", MODEL_FILES);
+    std::fs::write(dir.join("config.json"), "{\"model_type\": \"llama\",").unwrap();
+    assert!(matches!(Llama::load(&dir), Err(LlmError::Corrupt { .. })));
+}
+
+#[test]
+fn missing_tensors_are_named() {
+    // tiny-llama does not tie its head, so it must have lm_head.weight.
+    let dir = scratch_copy("tiny-llama", "no-head", MODEL_FILES);
+    drop_tensor(&dir, "lm_head.weight");
+    assert!(matches!(
+        Llama::load(&dir),
+        Err(LlmError::MissingTensor(name)) if name == "lm_head.weight"
+    ));
+
+    let dir = scratch_copy("tiny-gpt2", "no-bias", MODEL_FILES);
+    drop_tensor(&dir, "transformer.h.1.mlp.c_fc.bias");
+    assert!(matches!(
+        Gpt2::load(&dir),
+        Err(LlmError::MissingTensor(name)) if name == "transformer.h.1.mlp.c_fc.bias"
+    ));
+}
+
+fn drop_tensor(dir: &Path, name: &str) {
+    let path = dir.join("model.safetensors");
+    let mut tensors = candle_core::safetensors::load(&path, &candle_core::Device::Cpu).unwrap();
+    assert!(tensors.remove(name).is_some(), "{name} not in {path:?}");
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+}
+
+#[test]
+fn bad_steps_are_refused_and_leave_the_model_usable() {
+    for name in ["tiny-gpt2", "tiny-llama"] {
+        let Loaded { mut model, .. } = load(name);
+        let context = model.info().context_length;
+        let prompt = reference(name).input_ids;
+
+        assert!(matches!(model.forward(&[]), Err(LlmError::EmptyPrompt)));
+        let too_long = vec![1; context + 1];
+        match model.forward(&too_long) {
+            Err(LlmError::PromptTooLong { tokens, context: c }) => {
+                assert_eq!((tokens, c), (context + 1, context));
+            }
+            other => panic!("{name}: expected PromptTooLong, got {:?}", other.err()),
+        }
+        let vocab = model.info().vocab_size as u32;
+        assert!(matches!(
+            model.forward(&[vocab]),
+            Err(LlmError::Tokenizer(_))
+        ));
+        assert_eq!(model.position(), 0);
+
+        let first = model.forward(&prompt).unwrap();
+        // Fill the context exactly, then one more token is refused.
+        let fill = vec![1; context - prompt.len()];
+        model.forward(&fill).unwrap();
+        assert_eq!(model.position(), context);
+        match model.forward(&[1]) {
+            Err(LlmError::ContextFull(c)) => assert_eq!(c, context),
+            other => panic!("{name}: expected ContextFull, got {:?}", other.err()),
+        }
+        assert_eq!(model.position(), context);
+
+        // After a reset the same prompt gives the same answer.
+        model.reset();
+        let again = model.forward(&prompt).unwrap();
+        assert_eq!(first.logits, again.logits, "{name}: reset");
+        assert_eq!(first.hidden, again.hidden, "{name}: reset");
+    }
+}
