@@ -85,6 +85,7 @@ impl Session {
             });
         }
         self.loaded.model.reset();
+        self.next_logits.clear();
         self.sampler.reseed(seed);
         self.stream = self.loaded.tokenizer.stream();
         self.tokens.clear();
@@ -108,9 +109,16 @@ impl Session {
             self.finished = true;
             return Ok(None);
         }
+        // Models may pad their vocabulary past the tokenizer's (Qwen2: 151936 vs 151665);
+        // ids the tokenizer cannot spell are never sampled.
+        let vocab = self
+            .loaded
+            .tokenizer
+            .vocab_size()
+            .min(self.next_logits.len());
         let id = self
             .sampler
-            .sample(&self.next_logits, temperature, &self.tokens);
+            .sample(&self.next_logits[..vocab], temperature, &self.tokens);
         if self.loaded.tokenizer.is_eos(id) && self.at_end == AtEnd::Stop {
             self.finished = true;
             return Ok(None);

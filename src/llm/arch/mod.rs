@@ -2,5 +2,5 @@
 
 pub mod gpt2;
 pub mod llama;
-pub mod lm_head;
+pub mod qlinear;
 pub mod quantized_llama;

@@ -10,11 +10,11 @@ use std::fs::File;
 use std::io::{Read, Seek};
 use std::path::Path;
 
-use candle_core::quantized::{QMatMul, QTensor, gguf_file};
-use candle_core::{D, DType, Device, Module, Tensor};
+use candle_core::quantized::{QTensor, gguf_file};
+use candle_core::{D, DType, Device, Tensor};
 use candle_nn::kv_cache::KvCache;
 
-use super::lm_head::LmHead;
+use super::qlinear::QLinear;
 use crate::llm::capture;
 use crate::llm::error::{LlmError, Result};
 use crate::llm::model::{LanguageModel, ModelInfo, Step};
@@ -101,17 +101,17 @@ impl RmsNorm {
 }
 
 struct Attention {
-    attn_q: QMatMul,
-    attn_k: QMatMul,
-    attn_v: QMatMul,
-    attn_output: QMatMul,
+    attn_q: QLinear,
+    attn_k: QLinear,
+    attn_v: QLinear,
+    attn_output: QLinear,
     cache: KvCache,
 }
 
 struct Mlp {
-    ffn_gate: QMatMul,
-    ffn_up: QMatMul,
-    ffn_down: QMatMul,
+    ffn_gate: QLinear,
+    ffn_up: QLinear,
+    ffn_down: QLinear,
 }
 
 struct Block {
@@ -135,7 +135,7 @@ pub struct QuantizedLlama {
     token_embd: QTensor,
     blocks: Vec<Block>,
     output_norm: RmsNorm,
-    output: LmHead,
+    output: QLinear,
     cos: Tensor,
     sin: Tensor,
     position: usize,
@@ -193,10 +193,8 @@ impl QuantizedLlama {
         let vocab_size = token_embd.shape().dims()[0];
         let mut blocks = Vec::with_capacity(config.n_layers);
         for i in 0..config.n_layers {
-            let mut q = |name: &str| -> Result<QMatMul> {
-                Ok(QMatMul::from_qtensor(tensor(&format!(
-                    "blk.{i}.{name}.weight"
-                ))?)?)
+            let mut q = |name: &str| -> Result<QLinear> {
+                QLinear::new(tensor(&format!("blk.{i}.{name}.weight"))?).map_err(Into::into)
             };
             let attention = Attention {
                 attn_q: q("attn_q")?,
@@ -240,7 +238,7 @@ impl QuantizedLlama {
             token_embd,
             blocks,
             output_norm,
-            output: LmHead::from_qtensor(&output)?,
+            output: QLinear::new(output)?,
             cos,
             sin,
             position: 0,
@@ -283,7 +281,9 @@ impl QuantizedLlama {
         let normed = self.output_norm.forward(&x)?;
         step.hidden.extend(normed.flatten_all()?.to_vec1::<f32>()?);
         let last = normed.narrow(1, n_new - 1, 1)?;
-        step.logits = self.output.forward(&last.flatten_all()?.to_vec1::<f32>()?);
+        step.logits = self
+            .output
+            .forward_slice(&last.flatten_all()?.to_vec1::<f32>()?);
         self.position += n_new;
         Ok(step)
     }

@@ -1,0 +1,843 @@
+//! The LLM worker: one thread that owns the model, takes [`Command`]s over a channel and hands
+//! every result, as a [`WorkerEvent`], to a sink the caller supplies.
+//!
+//! ```text
+//!  GUI / CLI ──Command──▶ channel ──▶ worker thread ──WorkerEvent──▶ sink (e.g. push to a queue)
+//!  audio thread ──set()──▶ SharedTemperature ──get() before every token──┘
+//! ```
+//!
+//! * **Loading happens here**, on [`Command::Load`], never where the worker is spawned: the
+//!   plugin can spawn it in its constructor or `initialize()` and stay instant.
+//! * **Temperature**: [`SharedTemperature`] is an `f32` stored as bits in an `AtomicU32`.
+//!   The audio thread `set`s it (one relaxed store: no lock, no allocation); the worker `get`s
+//!   it right before sampling each token, and the token's [`TokenResult::temperature`] says
+//!   which value it used.
+//! * **Responsiveness**: while generating, the worker checks the channel (`try_recv`) before
+//!   every token, so `Stop`, `Reset`, `Load` and `Shutdown` take effect within one token. When
+//!   idle it blocks on the channel and uses no CPU.
+//! * **Panics**: model loading, every model step, the sink and the pacing gate run under
+//!   `catch_unwind`. A panic is reported as [`WorkerEvent::Panicked`] and the thread lives on.
+//!   A panic from the model drops the session (its state can no longer be trusted), so a new
+//!   `Load` is needed. The process-wide panic hook still runs (by default it prints the panic
+//!   to stderr); the worker does not touch it.
+//!
+//! # Commands
+//!
+//! Commands are handled in the order sent.
+//!
+//! | Command | Effect |
+//! |---|---|
+//! | `Load(path)` | Stops a running generation, drops the current model, loads `path` (`Loading`, then `Loaded` or `LoadFailed`). A failed load leaves no model loaded. |
+//! | `SetPrompt` | The next step runs the new prompt. While generating, generation carries on from the new prompt (`PromptProcessed` marks the switch). |
+//! | `SetSeed`, `SetSampler`, `SetAtEnd` | Apply from the next time the prompt runs (after `Load`, `SetPrompt` or `Reset`): they are fixed per run; only the temperature changes per token. (`Session` cannot change its sampler or end-of-sequence setting yet, so when either has changed, that prompt run first loads the model again, with `Loading` and `Loaded` events.) |
+//! | `SetMaxTokens` | Limit on tokens generated since the prompt ran (`None`: no limit); checked before every token, so lowering it mid-run stops at once and raising it lets `Start` carry on. |
+//! | `Start` | Runs the prompt if it has not run yet (`PromptProcessed`), then generates token after token (`Token`) until something ends the run (`Finished`). `Start` after `Stop` resumes where it stopped. Without a model: `Error(NoModel)`. |
+//! | `Stop` | Ends a running generation after at most the token in progress (`Finished(Stopped)`); nothing happens when idle. |
+//! | `Reset` | Stops (as `Stop`), and the next `Start` runs the prompt again from scratch: with the same seed and temperatures, the same tokens come out. |
+//! | `Shutdown` | Ends the thread. [`WorkerHandle`]'s `Drop` sends it and joins. |
+//!
+//! Every run that `Start` begins ends with exactly one [`WorkerEvent::Finished`]. A run that has
+//! ended at the end of sequence or a full context stays ended until the prompt runs again
+//! (`Start` only repeats the `Finished` event).
+//!
+//! # Pacing
+//!
+//! The plugin wants the worker a few tokens ahead of playback, not the whole context ahead.
+//! [`Pacing::Gated`] takes a caller-supplied "may produce" function, asked (on the worker
+//! thread) before every step; while it says `false` the worker waits on its command channel
+//! with a timeout of `poll`, so commands are still handled at once, and asks again. The gate
+//! is typically `move || queue_has_room()`, or an atomic count of tokens ahead of playback
+//! compared with N. The gate is asked once before the prompt runs, whose results all come in
+//! one `PromptProcessed` event, then once before each token.
+//!
+//! Why a polled gate rather than a budget the consumer tops up and a wake-up: the consumer is
+//! the audio thread, which must not make the syscalls a wake-up (condvar, `unpark`) takes.
+//! Polling every few milliseconds costs nothing measurable next to a model step (tens of
+//! milliseconds), and the gate function keeps the policy ("how far ahead") with the caller.
+
+use std::any::Any;
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SendError, Sender, TryRecvError};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use super::error::{LlmError, Result};
+use super::loader::{self, LoadedModel};
+use super::model::ModelInfo;
+use super::sampler::SamplerConfig;
+use super::session::{AtEnd, Session, TokenResult};
+use super::tokenizer::PromptMode;
+
+/// The sampling temperature, shared between whoever sets it (the audio thread, from the
+/// track's loudness) and the worker, which reads it before every token. Clones share the
+/// value. `set` and `get` are single relaxed atomic operations: safe on the audio thread.
+#[derive(Clone)]
+pub struct SharedTemperature(Arc<AtomicU32>);
+
+impl SharedTemperature {
+    pub fn new(temperature: f32) -> Self {
+        Self(Arc::new(AtomicU32::new(temperature.to_bits())))
+    }
+
+    pub fn set(&self, temperature: f32) {
+        self.0.store(temperature.to_bits(), Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> f32 {
+        f32::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
+impl fmt::Debug for SharedTemperature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SharedTemperature")
+            .field(&self.get())
+            .finish()
+    }
+}
+
+/// What the worker is told to do; see the [module docs](self) for each command's effect.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Load(PathBuf),
+    SetPrompt { text: String, mode: PromptMode },
+    SetSeed(u64),
+    SetSampler(SamplerConfig),
+    SetAtEnd(AtEnd),
+    SetMaxTokens(Option<usize>),
+    Start,
+    Stop,
+    Reset,
+    Shutdown,
+}
+
+/// Why a generation run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The model ended its answer (with [`AtEnd::Stop`]).
+    EndOfSequence,
+    /// The [`Command::SetMaxTokens`] limit was reached.
+    MaxTokens,
+    /// The model's context is full; `Reset` to start over.
+    ContextFull,
+    /// `Stop`, `Reset` or `Load` ended it.
+    Stopped,
+    /// An error or a panic ended it; the preceding `Error`, `Panicked` or `LoadFailed` event
+    /// says what.
+    Failed,
+}
+
+/// Where a caught panic came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PanicSource {
+    /// Loading a model; a `LoadFailed` event follows.
+    Load,
+    /// A model step (prompt or token); the session has been dropped, load a model again.
+    Model,
+    /// The sink, handling an event; that event is lost.
+    Sink,
+    /// The pacing gate; the run ends with `Finished(Failed)`.
+    Gate,
+}
+
+/// A command the worker could not carry out. The worker stays usable.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("no model is loaded")]
+    NoModel,
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+}
+
+/// What the worker reports to the sink.
+#[derive(Debug)]
+pub enum WorkerEvent {
+    /// Loading `path` has begun (it may take seconds).
+    Loading {
+        path: PathBuf,
+    },
+    Loaded {
+        info: ModelInfo,
+        path: PathBuf,
+    },
+    /// Nothing is loaded now.
+    LoadFailed {
+        path: PathBuf,
+        message: String,
+    },
+    /// The prompt ran: one result per prompt token (their `temperature` is `None`).
+    PromptProcessed(Vec<TokenResult>),
+    /// One generated token.
+    Token(TokenResult),
+    Finished(FinishReason),
+    Error(WorkerError),
+    Panicked {
+        source: PanicSource,
+        message: String,
+    },
+}
+
+/// Says whether the worker may produce its next step; see [`Pacing`].
+pub type Gate = Box<dyn Fn() -> bool + Send>;
+
+/// How fast the worker generates.
+#[derive(Default)]
+pub enum Pacing {
+    /// As fast as the model goes.
+    #[default]
+    Free,
+    /// Before every step (the prompt, each token) ask `may_produce`; while it says `false`,
+    /// wait up to `poll` for a command, then ask again.
+    Gated { may_produce: Gate, poll: Duration },
+}
+
+impl Pacing {
+    /// How often a closed gate is asked again, for [`Pacing::gated`].
+    pub const DEFAULT_POLL: Duration = Duration::from_millis(5);
+
+    /// [`Pacing::Gated`] with [`Pacing::DEFAULT_POLL`].
+    pub fn gated(may_produce: impl Fn() -> bool + Send + 'static) -> Self {
+        Pacing::Gated {
+            may_produce: Box::new(may_produce),
+            poll: Self::DEFAULT_POLL,
+        }
+    }
+}
+
+impl fmt::Debug for Pacing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pacing::Free => f.write_str("Free"),
+            Pacing::Gated { poll, .. } => f.debug_struct("Gated").field("poll", poll).finish(),
+        }
+    }
+}
+
+/// The worker thread. Dropping the handle sends [`Command::Shutdown`] and joins the thread
+/// (which waits for a model load or step in progress to finish).
+pub struct WorkerHandle {
+    commands: Sender<Command>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    /// Start the worker thread. Nothing is loaded until [`Command::Load`]. `sink` is called on
+    /// the worker thread with every event, in order.
+    pub fn spawn(
+        temperature: SharedTemperature,
+        pacing: Pacing,
+        sink: impl FnMut(WorkerEvent) + Send + 'static,
+    ) -> std::io::Result<Self> {
+        Self::spawn_with_loader(temperature, pacing, Box::new(sink), Box::new(loader::load))
+    }
+
+    fn spawn_with_loader(
+        temperature: SharedTemperature,
+        pacing: Pacing,
+        sink: Box<dyn FnMut(WorkerEvent) + Send>,
+        loader: LoadFn,
+    ) -> std::io::Result<Self> {
+        let (commands, receiver) = mpsc::channel();
+        let worker = Worker {
+            commands: receiver,
+            temperature,
+            pacing,
+            sink,
+            loader,
+            settings: Settings::default(),
+            model: None,
+            progress: Progress::Fresh,
+            running: false,
+        };
+        let thread = thread::Builder::new()
+            .name("latent-choir-llm".to_owned())
+            .spawn(move || worker.run())?;
+        Ok(Self {
+            commands,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queue a command. Fails only if the worker thread has ended.
+    pub fn send(&self, command: Command) -> std::result::Result<(), SendError<Command>> {
+        self.commands.send(command)
+    }
+
+    /// Another sender for the same worker, e.g. for the GUI thread. The handle still decides
+    /// when the thread ends.
+    pub fn sender(&self) -> Sender<Command> {
+        self.commands.clone()
+    }
+
+    /// Send [`Command::Shutdown`] and wait for the thread to end. `Err` carries the payload of
+    /// a panic that escaped the worker loop (it should not happen).
+    pub fn shutdown(mut self) -> thread::Result<()> {
+        self.join()
+    }
+
+    fn join(&mut self) -> thread::Result<()> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        // Fails only if the thread has already ended, which is what we want anyway.
+        let _ = self.commands.send(Command::Shutdown);
+        thread.join()
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        let _ = self.join();
+    }
+}
+
+impl fmt::Debug for WorkerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerHandle")
+            .field("joined", &self.thread.is_none())
+            .finish()
+    }
+}
+
+type LoadFn = Box<dyn FnMut(&Path) -> Result<LoadedModel> + Send>;
+
+/// What the next run uses.
+#[derive(Debug, Clone, Default)]
+struct Settings {
+    prompt: String,
+    mode: PromptMode,
+    seed: u64,
+    sampler: SamplerConfig,
+    at_end: AtEnd,
+    max_tokens: Option<usize>,
+}
+
+/// A loaded model's session and the settings it was built with.
+struct Model {
+    session: Session,
+    sampler: SamplerConfig,
+    at_end: AtEnd,
+}
+
+/// Where the current run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// The prompt has not run (yet, or again).
+    Fresh,
+    /// The prompt ran and `generated` tokens followed it.
+    Generating { generated: usize },
+    /// The run ended for good (end of sequence, full context) until the prompt runs again.
+    Ended(FinishReason),
+}
+
+enum GateAnswer {
+    Open,
+    /// Ask again after waiting this long for a command.
+    Closed(Duration),
+    /// The gate panicked; reported, and the run has ended.
+    Panicked,
+}
+
+struct Worker {
+    commands: Receiver<Command>,
+    temperature: SharedTemperature,
+    pacing: Pacing,
+    sink: Box<dyn FnMut(WorkerEvent) + Send>,
+    loader: LoadFn,
+    settings: Settings,
+    model: Option<Model>,
+    progress: Progress,
+    /// Between `Start` and `Finished`.
+    running: bool,
+}
+
+impl Worker {
+    fn run(mut self) {
+        loop {
+            let command = if self.running {
+                match self.commands.try_recv() {
+                    Ok(command) => Some(command),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            } else {
+                match self.commands.recv() {
+                    Ok(command) => Some(command),
+                    Err(_) => return,
+                }
+            };
+            if let Some(command) = command {
+                if !self.handle(command) {
+                    return;
+                }
+                continue;
+            }
+            // Generating and no command waiting.
+            if let Some(reason) = self.due_finish() {
+                self.finish(reason);
+                continue;
+            }
+            match self.gate() {
+                GateAnswer::Open => self.step(),
+                GateAnswer::Closed(poll) => match self.commands.recv_timeout(poll) {
+                    Ok(command) => {
+                        if !self.handle(command) {
+                            return;
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
+                // Reported, and the run has ended.
+                GateAnswer::Panicked => {}
+            }
+        }
+    }
+
+    /// Carry out `command`; `false` to end the thread.
+    fn handle(&mut self, command: Command) -> bool {
+        match command {
+            Command::Load(path) => {
+                self.stop();
+                // Free the old model before loading the new one: two large models may not fit.
+                self.model = None;
+                self.progress = Progress::Fresh;
+                self.load(path);
+            }
+            Command::SetPrompt { text, mode } => {
+                self.settings.prompt = text;
+                self.settings.mode = mode;
+                self.progress = Progress::Fresh;
+            }
+            Command::SetSeed(seed) => self.settings.seed = seed,
+            Command::SetSampler(sampler) => self.settings.sampler = sampler,
+            Command::SetAtEnd(at_end) => self.settings.at_end = at_end,
+            Command::SetMaxTokens(max_tokens) => self.settings.max_tokens = max_tokens,
+            Command::Start => {
+                if self.model.is_some() {
+                    self.running = true;
+                } else {
+                    self.emit(WorkerEvent::Error(WorkerError::NoModel));
+                }
+            }
+            Command::Stop => self.stop(),
+            Command::Reset => {
+                self.stop();
+                self.progress = Progress::Fresh;
+            }
+            Command::Shutdown => return false,
+        }
+        true
+    }
+
+    fn stop(&mut self) {
+        if self.running {
+            self.finish(FinishReason::Stopped);
+        }
+    }
+
+    fn finish(&mut self, reason: FinishReason) {
+        self.running = false;
+        self.emit(WorkerEvent::Finished(reason));
+    }
+
+    /// A reason to end the run before another step.
+    fn due_finish(&self) -> Option<FinishReason> {
+        match self.progress {
+            Progress::Ended(reason) => Some(reason),
+            Progress::Generating { generated }
+                if self.settings.max_tokens.is_some_and(|max| generated >= max) =>
+            {
+                Some(FinishReason::MaxTokens)
+            }
+            _ => None,
+        }
+    }
+
+    /// May the next step run?
+    fn gate(&mut self) -> GateAnswer {
+        let Pacing::Gated { may_produce, poll } = &self.pacing else {
+            return GateAnswer::Open;
+        };
+        let poll = *poll;
+        match panic::catch_unwind(AssertUnwindSafe(may_produce)) {
+            Ok(true) => GateAnswer::Open,
+            Ok(false) => GateAnswer::Closed(poll),
+            Err(payload) => {
+                self.emit(WorkerEvent::Panicked {
+                    source: PanicSource::Gate,
+                    message: panic_message(payload.as_ref()),
+                });
+                self.finish(FinishReason::Failed);
+                GateAnswer::Panicked
+            }
+        }
+    }
+
+    /// Run the prompt or generate one token.
+    fn step(&mut self) {
+        match self.progress {
+            Progress::Fresh => self.run_prompt(),
+            Progress::Generating { generated } => self.next_token(generated),
+            Progress::Ended(reason) => self.finish(reason),
+        }
+    }
+
+    fn run_prompt(&mut self) {
+        if !self.apply_settings() {
+            self.finish(FinishReason::Failed);
+            return;
+        }
+        let Some(model) = self.model.as_mut() else {
+            self.no_model();
+            return;
+        };
+        let Settings {
+            prompt, mode, seed, ..
+        } = &self.settings;
+        let session = &mut model.session;
+        match panic::catch_unwind(AssertUnwindSafe(|| session.start(prompt, *mode, *seed))) {
+            Ok(Ok(results)) => {
+                self.progress = Progress::Generating { generated: 0 };
+                self.emit(WorkerEvent::PromptProcessed(results));
+            }
+            Ok(Err(error)) => self.fail(error),
+            Err(payload) => self.model_panicked(payload),
+        }
+    }
+
+    fn next_token(&mut self, generated: usize) {
+        let Some(model) = self.model.as_mut() else {
+            self.no_model();
+            return;
+        };
+        let temperature = self.temperature.get();
+        let session = &mut model.session;
+        match panic::catch_unwind(AssertUnwindSafe(|| session.next(temperature))) {
+            Ok(Ok(Some(token))) => {
+                self.progress = Progress::Generating {
+                    generated: generated + 1,
+                };
+                self.emit(WorkerEvent::Token(token));
+            }
+            Ok(Ok(None)) => {
+                let model = &session.loaded().model;
+                let reason = if model.position() >= model.info().context_length {
+                    FinishReason::ContextFull
+                } else {
+                    FinishReason::EndOfSequence
+                };
+                self.progress = Progress::Ended(reason);
+                self.finish(reason);
+            }
+            Ok(Err(error)) => self.fail(error),
+            Err(payload) => self.model_panicked(payload),
+        }
+    }
+
+    /// A step failed: report it, end the run, and run the prompt again next time (the model's
+    /// cache may hold part of the failed step).
+    fn fail(&mut self, error: LlmError) {
+        self.progress = Progress::Fresh;
+        self.emit(WorkerEvent::Error(error.into()));
+        self.finish(FinishReason::Failed);
+    }
+
+    fn no_model(&mut self) {
+        self.emit(WorkerEvent::Error(WorkerError::NoModel));
+        self.finish(FinishReason::Failed);
+    }
+
+    fn model_panicked(&mut self, payload: Box<dyn Any + Send>) {
+        self.model = None;
+        self.progress = Progress::Fresh;
+        self.emit(WorkerEvent::Panicked {
+            source: PanicSource::Model,
+            message: panic_message(payload.as_ref()),
+        });
+        self.finish(FinishReason::Failed);
+    }
+
+    /// Make the session use the current sampler and end-of-sequence settings. `false` if
+    /// that failed (reported) and no model is loaded now.
+    ///
+    /// `Session` has no way to change them, nor to give its model back, so a change means
+    /// loading the model again.
+    fn apply_settings(&mut self) -> bool {
+        let Some(model) = &self.model else {
+            return true;
+        };
+        if model.sampler == self.settings.sampler && model.at_end == self.settings.at_end {
+            return true;
+        }
+        let path = model.session.loaded().path.clone();
+        self.model = None;
+        self.load(path)
+    }
+
+    /// Load `path` into a fresh session; `true` if it worked.
+    fn load(&mut self, path: PathBuf) -> bool {
+        self.emit(WorkerEvent::Loading { path: path.clone() });
+        let Settings {
+            seed,
+            sampler,
+            at_end,
+            ..
+        } = self.settings.clone();
+        let loader = &mut self.loader;
+        let loaded = panic::catch_unwind(AssertUnwindSafe(|| {
+            loader(&path).map(|loaded| {
+                let info = loaded.model.info().clone();
+                (Session::new(loaded, sampler, seed, at_end), info)
+            })
+        }));
+        match loaded {
+            Ok(Ok((session, info))) => {
+                self.model = Some(Model {
+                    session,
+                    sampler,
+                    at_end,
+                });
+                self.emit(WorkerEvent::Loaded { info, path });
+                true
+            }
+            Ok(Err(error)) => {
+                let message = error.to_string();
+                self.emit(WorkerEvent::LoadFailed { path, message });
+                false
+            }
+            Err(payload) => {
+                let message = panic_message(payload.as_ref());
+                self.emit(WorkerEvent::Panicked {
+                    source: PanicSource::Load,
+                    message: message.clone(),
+                });
+                let message = format!("loading panicked: {message}");
+                self.emit(WorkerEvent::LoadFailed { path, message });
+                false
+            }
+        }
+    }
+
+    /// Hand `event` to the sink. If the sink panics, the event is lost and the sink is told
+    /// so (once; a second panic is swallowed).
+    fn emit(&mut self, event: WorkerEvent) {
+        let sink = &mut self.sink;
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| sink(event))) {
+            let message = panic_message(payload.as_ref());
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+                sink(WorkerEvent::Panicked {
+                    source: PanicSource::Sink,
+                    message,
+                })
+            }));
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "(no message)".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! What the fixture models cannot do: panic. A fake model (with the tiny llama fixture's
+    //! tokenizer) panics on a chosen forward step; a fake loader panics on request.
+
+    use super::*;
+    use crate::llm::model::{LanguageModel, Step};
+    use crate::llm::tokenizer::Tokenizer;
+
+    const TIMEOUT: Duration = Duration::from_secs(30);
+    const VOCAB: usize = 400;
+
+    struct Fake {
+        info: ModelInfo,
+        position: usize,
+        forwards: usize,
+        /// Panic on this forward step (1 = the prompt).
+        panic_on: usize,
+    }
+
+    impl LanguageModel for Fake {
+        fn info(&self) -> &ModelInfo {
+            &self.info
+        }
+
+        fn forward(&mut self, tokens: &[u32]) -> Result<Step> {
+            self.forwards += 1;
+            if self.forwards == self.panic_on {
+                panic!("model trouble");
+            }
+            self.position += tokens.len();
+            let n = tokens.len();
+            let mut logits = vec![0.0; VOCAB];
+            logits[5] = 100.0;
+            Ok(Step {
+                logits,
+                hidden: vec![0.0; 2 * n * 4],
+                attention_entropy: vec![0.0; n],
+                mlp_sparsity: vec![0.0; n],
+                n_new: n,
+            })
+        }
+
+        fn position(&self) -> usize {
+            self.position
+        }
+
+        fn reset(&mut self) {
+            self.position = 0;
+        }
+    }
+
+    /// Loads a fake model that panics on forward step `panic_on`, or panics itself if the
+    /// path is `panic`.
+    fn fake_loader(panic_on: usize) -> LoadFn {
+        Box::new(move |path: &Path| {
+            if path == Path::new("panic") {
+                panic!("loader trouble");
+            }
+            let tokenizer = Tokenizer::from_file(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures/tiny-llama/tokenizer.json"),
+            )?;
+            let info = ModelInfo {
+                architecture: "fake".to_owned(),
+                n_layers: 1,
+                width: 4,
+                vocab_size: VOCAB,
+                context_length: 64,
+                dtype: "f32".to_owned(),
+            };
+            Ok(LoadedModel {
+                model: Box::new(Fake {
+                    info,
+                    position: 0,
+                    forwards: 0,
+                    panic_on,
+                }),
+                tokenizer,
+                path: path.to_path_buf(),
+            })
+        })
+    }
+
+    fn spawn(panic_on: usize) -> (WorkerHandle, Receiver<WorkerEvent>) {
+        let (sender, events) = mpsc::channel();
+        let worker = WorkerHandle::spawn_with_loader(
+            SharedTemperature::new(0.0),
+            Pacing::Free,
+            Box::new(move |event| {
+                let _ = sender.send(event);
+            }),
+            fake_loader(panic_on),
+        )
+        .unwrap();
+        (worker, events)
+    }
+
+    fn next(events: &Receiver<WorkerEvent>) -> WorkerEvent {
+        events.recv_timeout(TIMEOUT).expect("an event in time")
+    }
+
+    fn load(worker: &WorkerHandle, events: &Receiver<WorkerEvent>) {
+        worker.send(Command::Load(PathBuf::from("fake"))).unwrap();
+        assert!(matches!(next(events), WorkerEvent::Loading { .. }));
+        assert!(matches!(next(events), WorkerEvent::Loaded { .. }));
+    }
+
+    #[test]
+    fn a_model_panic_drops_the_session_and_a_new_load_works() {
+        let (worker, events) = spawn(4);
+        worker
+            .send(Command::SetPrompt {
+                text: "hello".to_owned(),
+                mode: PromptMode::Raw,
+            })
+            .unwrap();
+        load(&worker, &events);
+        worker.send(Command::Start).unwrap();
+        assert!(matches!(next(&events), WorkerEvent::PromptProcessed(_)));
+        for _ in 0..2 {
+            assert!(matches!(next(&events), WorkerEvent::Token(t) if t.id == 5));
+        }
+        match next(&events) {
+            WorkerEvent::Panicked { source, message } => {
+                assert_eq!(source, PanicSource::Model);
+                assert_eq!(message, "model trouble");
+            }
+            other => panic!("expected Panicked, got {other:?}"),
+        }
+        assert!(matches!(
+            next(&events),
+            WorkerEvent::Finished(FinishReason::Failed)
+        ));
+        // The broken session is gone.
+        worker.send(Command::Start).unwrap();
+        assert!(matches!(
+            next(&events),
+            WorkerEvent::Error(WorkerError::NoModel)
+        ));
+        // A fresh load runs the prompt again (this fake panics on its 4th step again).
+        load(&worker, &events);
+        worker.send(Command::SetMaxTokens(Some(2))).unwrap();
+        worker.send(Command::Start).unwrap();
+        assert!(matches!(next(&events), WorkerEvent::PromptProcessed(_)));
+        assert!(matches!(next(&events), WorkerEvent::Token(_)));
+        assert!(matches!(next(&events), WorkerEvent::Token(_)));
+        assert!(matches!(
+            next(&events),
+            WorkerEvent::Finished(FinishReason::MaxTokens)
+        ));
+        worker.shutdown().unwrap();
+    }
+
+    #[test]
+    fn a_loader_panic_is_reported_as_a_failed_load() {
+        let (worker, events) = spawn(0);
+        worker.send(Command::Load(PathBuf::from("panic"))).unwrap();
+        assert!(matches!(next(&events), WorkerEvent::Loading { .. }));
+        assert!(matches!(
+            next(&events),
+            WorkerEvent::Panicked { source: PanicSource::Load, message } if message == "loader trouble"
+        ));
+        match next(&events) {
+            WorkerEvent::LoadFailed { path, message } => {
+                assert_eq!(path, Path::new("panic"));
+                assert!(message.contains("loader trouble"), "{message}");
+            }
+            other => panic!("expected LoadFailed, got {other:?}"),
+        }
+        load(&worker, &events);
+        drop(worker);
+        // Joined: the sink is gone.
+        assert!(matches!(
+            events.recv_timeout(TIMEOUT),
+            Err(mpsc::RecvTimeoutError::Disconnected)
+        ));
+    }
+
+    #[test]
+    fn shared_temperature_round_trips_every_value() {
+        let shared = SharedTemperature::new(0.7);
+        let clone = shared.clone();
+        assert_eq!(clone.get(), 0.7);
+        for t in [0.0, -0.0, 1e-30, 2.5, f32::INFINITY] {
+            shared.set(t);
+            assert_eq!(clone.get().to_bits(), t.to_bits());
+        }
+        shared.set(f32::NAN);
+        assert!(clone.get().is_nan());
+    }
+}
