@@ -15,6 +15,8 @@ use std::process::{Command, ExitCode};
 const PACKAGE: &str = "latent_choir";
 /// Features every test build uses: the standalone app for the GUI test, and the allocation
 /// checker that aborts on any allocation inside `process()` in debug builds.
+/// The demo's prompt (the design's example piece).
+const DEMO_PROMPT: &str = "The forest was silent.";
 const TEST_FEATURES: &str = "standalone,assert_process_allocs";
 
 fn main() -> ExitCode {
@@ -59,6 +61,27 @@ fn demo() -> Result<(), String> {
     );
     println!("Run the standalone app without a sound card:");
     println!("  \"{}/Latent Choir\" --backend dummy", bundled.display());
+    println!();
+    // The bundle build also built the command-line engine; let the default model speak.
+    let cli = workspace_root().join("target/release/latent-choir");
+    let args = [
+        "generate",
+        "--raw",
+        "--prompt",
+        DEMO_PROMPT,
+        "--max-tokens",
+        "48",
+        "--seed",
+        "1",
+    ];
+    println!("$ {} {}", cli.display(), args.join(" "));
+    let status = Command::new(&cli)
+        .args(args)
+        .status()
+        .map_err(|err| format!("could not run {}: {err}", cli.display()))?;
+    if !status.success() {
+        return Err(format!("the demo generation failed ({status})"));
+    }
     Ok(())
 }
 
