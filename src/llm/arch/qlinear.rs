@@ -1,19 +1,23 @@
-//! Linear layers over GGUF-quantized weights, computed with exact f32 activations.
+//! Linear layers for decoding: GGUF-quantized (or f32) weights against exact f32 activations,
+//! rows split over a private thread pool.
 //!
 //! Candle's quantized matmul also quantizes the activation vector to 8 bits. That moves the
 //! default model's hidden states by about 1% and its logits enough to flip near-ties: its first
 //! answer token "The" leads "L" by 0.08 of 25, and the 8-bit path picks "L". Here the weights stay
 //! quantized as stored and are unpacked block by block against f32 activations, so the result is
-//! the dequantized model's to rounding. Q4_1 and Q8_0 (what the default model uses) have native
-//! kernels; other formats go through candle's quantized matmul.
+//! the dequantized model's to rounding. Q4_1 and Q8_0 (what the default model uses) and f32 have
+//! native kernels, written with explicit AVX2 intrinsics so their speed does not hang on what the
+//! auto-vectoriser makes of the surrounding code; other formats go through candle's matmul.
 //!
-//! Rows are split over a private thread pool: decode is a matrix-vector product per layer, which
-//! a single core cannot keep the memory bus busy with.
+//! Decode is one matrix-vector product per layer, which a single core cannot keep the memory bus
+//! busy with, so rows are split over [`pool`]. Models run their whole step inside
+//! [`in_pool`], so the many small products of a step are forked from a pool thread (a cheap
+//! work-stealing split) rather than injected from outside (a futex round trip each).
 
 use std::sync::OnceLock;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{Module, Result, Tensor};
+use candle_core::{Device, Module, Result, Tensor};
 use rayon::prelude::*;
 
 const BLOCK: usize = 32;
@@ -21,13 +25,16 @@ const BLOCK: usize = 32;
 /// scale and 32 signed bytes.
 const Q4_1_BYTES: usize = 20;
 const Q8_0_BYTES: usize = 34;
-/// Rows per parallel task: small enough to balance two cores, large enough to amortise.
-const ROWS_PER_TASK: usize = 64;
 
 enum Kernel {
     Q4_1(Vec<u8>),
     Q8_0(Vec<u8>),
+    /// Row-major `[rows, cols]`.
+    F32(Vec<f32>),
+    /// Formats without a native kernel.
     Candle(QMatMul),
+    /// Stacked layers whose formats differ, computed one after the other.
+    Parts(Vec<QLinear>),
 }
 
 pub struct QLinear {
@@ -36,6 +43,8 @@ pub struct QLinear {
     kernel: Kernel,
 }
 
+/// The pool the products are split over: as many threads as cores, at most four (decode is
+/// bandwidth-bound well before that).
 fn pool() -> &'static rayon::ThreadPool {
     static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
     POOL.get_or_init(|| {
@@ -53,6 +62,11 @@ fn pool() -> &'static rayon::ThreadPool {
     })
 }
 
+/// Runs `f` on the product pool (directly when already there).
+pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    pool().install(f)
+}
+
 impl QLinear {
     /// `weight` is `[rows (out), cols (in)]` as GGUF stores it.
     pub fn new(weight: QTensor) -> Result<Self> {
@@ -65,6 +79,9 @@ impl QLinear {
         let kernel = match weight.dtype() {
             GgmlDType::Q4_1 => native(Q4_1_BYTES)?.map(Kernel::Q4_1),
             GgmlDType::Q8_0 => native(Q8_0_BYTES)?.map(Kernel::Q8_0),
+            GgmlDType::F32 => Some(Kernel::F32(
+                weight.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?,
+            )),
             _ => None,
         };
         let kernel = match kernel {
@@ -74,202 +91,502 @@ impl QLinear {
         Ok(Self { rows, cols, kernel })
     }
 
+    /// An f32 layer from a `[rows, cols]` tensor.
+    pub fn from_f32(weight: &Tensor) -> Result<Self> {
+        let (rows, cols) = weight.dims2()?;
+        let data = weight.flatten_all()?.to_vec1::<f32>()?;
+        Ok(Self {
+            rows,
+            cols,
+            kernel: Kernel::F32(data),
+        })
+    }
+
+    /// Stacks layers that read the same input (Q, K and V; gate and up) into one, so a single
+    /// parallel pass computes them all; outputs come out concatenated in order.
+    pub fn stack(parts: Vec<QLinear>) -> Result<Self> {
+        let Some(cols) = parts.first().map(|p| p.cols) else {
+            candle_core::bail!("nothing to stack");
+        };
+        if parts.iter().any(|p| p.cols != cols) {
+            candle_core::bail!("stacked layers must share their input width");
+        }
+        let rows = parts.iter().map(|p| p.rows).sum();
+        let same = |a: &Kernel, b: &Kernel| {
+            matches!(
+                (a, b),
+                (Kernel::Q4_1(_), Kernel::Q4_1(_))
+                    | (Kernel::Q8_0(_), Kernel::Q8_0(_))
+                    | (Kernel::F32(_), Kernel::F32(_))
+            )
+        };
+        if !parts.iter().all(|p| same(&p.kernel, &parts[0].kernel)) {
+            return Ok(Self {
+                rows,
+                cols,
+                kernel: Kernel::Parts(parts),
+            });
+        }
+        let mut kernels = parts.into_iter().map(|p| p.kernel);
+        let mut kernel = kernels.next().expect("at least one part");
+        for next in kernels {
+            match (&mut kernel, next) {
+                (Kernel::Q4_1(a), Kernel::Q4_1(b)) | (Kernel::Q8_0(a), Kernel::Q8_0(b)) => {
+                    a.extend(b)
+                }
+                (Kernel::F32(a), Kernel::F32(b)) => a.extend(b),
+                _ => unreachable!("checked above that all parts share a native kernel"),
+            }
+        }
+        Ok(Self { rows, cols, kernel })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
     /// `x` is `[..., cols]`; the result `[..., rows]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if let Kernel::Candle(matmul) = &self.kernel {
-            return matmul.forward(x);
-        }
         let mut shape = x.dims().to_vec();
         let input = x.flatten_all()?.to_vec1::<f32>()?;
-        let out = self.forward_slice(&input);
+        let mut out = vec![0.0_f32; input.len() / self.cols * self.rows];
+        self.forward_into(&input, &mut out)?;
         if let Some(last) = shape.last_mut() {
             *last = self.rows;
         }
         Tensor::from_vec(out, shape, x.device())
     }
 
-    /// `input` holds `n` vectors of `cols`; returns `n` vectors of `rows`, position-major.
-    pub fn forward_slice(&self, input: &[f32]) -> Vec<f32> {
+    /// `input` holds `n` vectors of `cols`; `out` receives `n` vectors of `rows`, position-major.
+    pub fn forward_into(&self, input: &[f32], out: &mut [f32]) -> Result<()> {
         let (rows, cols) = (self.rows, self.cols);
         let n = input.len() / cols;
-        // Block sums of x serve Q4_1's minimum term: sum(m * x) = m * sum(x).
-        let block_sums: Vec<f32> = input.chunks_exact(BLOCK).map(|b| b.iter().sum()).collect();
-        let mut by_row = vec![0.0_f32; rows * n];
-        pool().install(|| {
-            by_row
-                .par_chunks_mut(ROWS_PER_TASK * n)
-                .enumerate()
-                .for_each(|(task, out)| {
-                    let first = task * ROWS_PER_TASK;
-                    for (offset, row_out) in out.chunks_mut(n).enumerate() {
-                        let row = first + offset;
-                        for (pos, value) in row_out.iter_mut().enumerate() {
-                            let x = &input[pos * cols..(pos + 1) * cols];
-                            let sums = &block_sums[pos * cols / BLOCK..(pos + 1) * cols / BLOCK];
-                            *value = self.row_dot(row, x, sums);
-                        }
-                    }
-                });
-        });
-        if n == 1 {
-            return by_row;
+        if input.len() != n * cols || out.len() != n * rows {
+            candle_core::bail!(
+                "linear [{rows}, {cols}]: input of {} and output of {} values",
+                input.len(),
+                out.len()
+            );
         }
-        let mut out = vec![0.0_f32; rows * n];
+        match &self.kernel {
+            Kernel::Candle(matmul) => {
+                let x = Tensor::from_slice(input, (n, cols), &Device::Cpu)?;
+                let y = matmul.forward(&x)?.flatten_all()?.to_vec1::<f32>()?;
+                out.copy_from_slice(&y);
+                return Ok(());
+            }
+            Kernel::Parts(parts) => return self.forward_parts(parts, input, out),
+            _ => {}
+        }
+        in_pool(|| {
+            if n == 1 {
+                self.matvec(input, out);
+            } else {
+                self.matmul(input, n, out);
+            }
+        });
+        Ok(())
+    }
+
+    /// One input vector: each row is a dot product straight off the stored blocks.
+    fn matvec(&self, x: &[f32], out: &mut [f32]) {
+        let sums = block_sums(x);
+        let chunk = rows_per_task(self.rows);
+        out.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(task, out)| {
+                for (offset, value) in out.iter_mut().enumerate() {
+                    *value = self.row_dot(task * chunk + offset, x, &sums);
+                }
+            });
+    }
+
+    /// Several input vectors (a prompt): each row is unpacked once, then dotted with every one.
+    fn matmul(&self, input: &[f32], n: usize, out: &mut [f32]) {
+        let (rows, cols) = (self.rows, self.cols);
+        let chunk = rows_per_task(rows);
+        let mut by_row = vec![0.0_f32; rows * n];
+        by_row
+            .par_chunks_mut(chunk * n)
+            .enumerate()
+            .for_each(|(task, out)| {
+                let mut row_values = vec![0.0_f32; cols];
+                for (offset, row_out) in out.chunks_mut(n).enumerate() {
+                    let row = task * chunk + offset;
+                    let weights = match &self.kernel {
+                        Kernel::F32(data) => &data[row * cols..(row + 1) * cols],
+                        _ => {
+                            self.unpack_row(row, &mut row_values);
+                            &row_values
+                        }
+                    };
+                    for (pos, value) in row_out.iter_mut().enumerate() {
+                        *value = dot_f32(weights, &input[pos * cols..(pos + 1) * cols]);
+                    }
+                }
+            });
         for row in 0..rows {
             for pos in 0..n {
                 out[pos * rows + row] = by_row[row * n + pos];
             }
         }
-        out
+    }
+
+    fn forward_parts(&self, parts: &[QLinear], input: &[f32], out: &mut [f32]) -> Result<()> {
+        let n = input.len() / self.cols;
+        let mut first = 0;
+        for part in parts {
+            let mut y = vec![0.0_f32; n * part.rows];
+            part.forward_into(input, &mut y)?;
+            for pos in 0..n {
+                out[pos * self.rows + first..][..part.rows]
+                    .copy_from_slice(&y[pos * part.rows..][..part.rows]);
+            }
+            first += part.rows;
+        }
+        Ok(())
     }
 
     fn row_dot(&self, row: usize, x: &[f32], block_sums: &[f32]) -> f32 {
-        let blocks_per_row = self.cols / BLOCK;
+        let cols = self.cols;
+        let bytes = |per_block| cols / BLOCK * per_block;
+        match &self.kernel {
+            Kernel::Q4_1(data) => dot_q4_1(
+                &data[row * bytes(Q4_1_BYTES)..][..bytes(Q4_1_BYTES)],
+                x,
+                block_sums,
+            ),
+            Kernel::Q8_0(data) => dot_q8_0(&data[row * bytes(Q8_0_BYTES)..][..bytes(Q8_0_BYTES)], x),
+            Kernel::F32(data) => dot_f32(&data[row * cols..(row + 1) * cols], x),
+            Kernel::Candle(_) | Kernel::Parts(_) => unreachable!("only native kernels reach row_dot"),
+        }
+    }
+
+    /// The dequantized values of one row.
+    fn unpack_row(&self, row: usize, out: &mut [f32]) {
+        let blocks = self.cols / BLOCK;
         match &self.kernel {
             Kernel::Q4_1(data) => {
-                let bytes = blocks_per_row * Q4_1_BYTES;
-                dot_q4_1(&data[row * bytes..][..bytes], x, block_sums)
+                let data = &data[row * blocks * Q4_1_BYTES..][..blocks * Q4_1_BYTES];
+                for (block, values) in data.chunks_exact(Q4_1_BYTES).zip(out.chunks_exact_mut(BLOCK)) {
+                    let d = f16_at(block, 0);
+                    let m = f16_at(block, 2);
+                    let (low, high) = values.split_at_mut(BLOCK / 2);
+                    for ((q, lo), hi) in block[4..].iter().zip(low).zip(high) {
+                        *lo = d * f32::from(q & 0x0f) + m;
+                        *hi = d * f32::from(q >> 4) + m;
+                    }
+                }
             }
             Kernel::Q8_0(data) => {
-                let bytes = blocks_per_row * Q8_0_BYTES;
-                dot_q8_0(&data[row * bytes..][..bytes], x)
+                let data = &data[row * blocks * Q8_0_BYTES..][..blocks * Q8_0_BYTES];
+                for (block, values) in data.chunks_exact(Q8_0_BYTES).zip(out.chunks_exact_mut(BLOCK)) {
+                    let d = f16_at(block, 0);
+                    for (q, value) in block[2..].iter().zip(values) {
+                        *value = d * f32::from(*q as i8);
+                    }
+                }
             }
-            Kernel::Candle(_) => unreachable!("candle kernels never reach row_dot"),
+            Kernel::F32(data) => out.copy_from_slice(&data[row * self.cols..(row + 1) * self.cols]),
+            Kernel::Candle(_) | Kernel::Parts(_) => {
+                unreachable!("only native kernels reach unpack_row")
+            }
         }
     }
 }
 
-/// Lanes of the accumulators: independent sums the compiler turns into one SIMD register, since
-/// it may not reorder a single floating-point sum by itself.
-const LANES: usize = 8;
-
-/// Runs `$body` compiled for AVX2 + FMA when the CPU has them (checked once), else for the
-/// baseline target. The body is plain Rust written so that it vectorises.
-macro_rules! multiversion {
-    ($name:ident, $generic:ident, ($($arg:ident: $ty:ty),*), $body:block) => {
-        #[inline(always)]
-        fn $generic($($arg: $ty),*) -> f32 $body
-
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2($($arg: $ty),*) -> f32 {
-            $generic($($arg),*)
-        }
-
-        pub(super) fn $name($($arg: $ty),*) -> f32 {
-            #[cfg(target_arch = "x86_64")]
-            {
-                static HAS_AVX2: OnceLock<bool> = OnceLock::new();
-                if *HAS_AVX2.get_or_init(|| {
-                    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-                }) {
-                    // SAFETY: the CPU was just checked for AVX2 and FMA.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $generic($($arg),*)
-        }
-    };
+/// Enough tasks for work stealing to even out two to four cores, each a multiple of 8 rows.
+fn rows_per_task(rows: usize) -> usize {
+    let tasks = pool().current_num_threads() * 4;
+    rows.div_ceil(tasks).next_multiple_of(8).max(8)
 }
 
-mod q4_1 {
-    use super::*;
+/// Block sums of x serve Q4_1's minimum term: sum(m * x) = m * sum(x).
+fn block_sums(x: &[f32]) -> Vec<f32> {
+    x.chunks_exact(BLOCK).map(|b| b.iter().sum()).collect()
+}
 
-    multiversion!(dot, dot_generic, (data: &[u8], x: &[f32], block_sums: &[f32]), {
-        let mut acc = [0.0_f32; LANES];
+fn f16_at(block: &[u8], at: usize) -> f32 {
+    half::f16::from_le_bytes([block[at], block[at + 1]]).to_f32()
+}
+
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| {
+            is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+fn dot_q4_1(data: &[u8], x: &[f32], block_sums: &[f32]) -> f32 {
+    let blocks = x.len() / BLOCK;
+    assert!(data.len() == blocks * Q4_1_BYTES && block_sums.len() >= blocks);
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2, FMA and F16C, and the lengths were checked above.
+        return unsafe { avx2::dot_q4_1(data, x, block_sums) };
+    }
+    let mut sum = 0.0_f32;
+    for ((block, xs), &block_sum) in data
+        .chunks_exact(Q4_1_BYTES)
+        .zip(x.chunks_exact(BLOCK))
+        .zip(block_sums)
+    {
+        let (low, high) = xs.split_at(BLOCK / 2);
+        let qx: f32 = block[4..]
+            .iter()
+            .zip(low.iter().zip(high))
+            .map(|(q, (a, b))| f32::from(q & 0x0f) * a + f32::from(q >> 4) * b)
+            .sum();
+        sum += f16_at(block, 0) * qx + f16_at(block, 2) * block_sum;
+    }
+    sum
+}
+
+fn dot_q8_0(data: &[u8], x: &[f32]) -> f32 {
+    let blocks = x.len() / BLOCK;
+    assert!(data.len() == blocks * Q8_0_BYTES);
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2, FMA and F16C, and the length was checked above.
+        return unsafe { avx2::dot_q8_0(data, x) };
+    }
+    data.chunks_exact(Q8_0_BYTES)
+        .zip(x.chunks_exact(BLOCK))
+        .map(|(block, xs)| {
+            let qx: f32 = block[2..]
+                .iter()
+                .zip(xs)
+                .map(|(q, x)| f32::from(*q as i8) * x)
+                .sum();
+            f16_at(block, 0) * qx
+        })
+        .sum()
+}
+
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA, and the lengths are equal.
+        return unsafe { avx2::dot_f32(a, b) };
+    }
+    a.iter().zip(b).map(|(a, b)| a * b).sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{BLOCK, Q4_1_BYTES, Q8_0_BYTES};
+
+    #[target_feature(enable = "avx2,fma")]
+    fn sum_lanes(v: __m256) -> f32 {
+        let quad = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
+        _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)))
+    }
+
+    /// Eight unsigned bytes (the low half of `bytes`) as eight floats.
+    #[target_feature(enable = "avx2,fma")]
+    fn u8x8_to_f32(bytes: __m128i) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes))
+    }
+
+    /// # Safety
+    /// `data` holds `x.len() / 32` Q4_1 blocks, `block_sums` at least as many sums.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_q4_1(data: &[u8], x: &[f32], block_sums: &[f32]) -> f32 {
+        let low_nibbles = _mm_set1_epi8(0x0f);
+        let mut acc = _mm256_setzero_ps();
         let mut minimum_term = 0.0_f32;
-        for ((block, xs), &sum) in data
-            .chunks_exact(Q4_1_BYTES)
-            .zip(x.chunks_exact(BLOCK))
-            .zip(block_sums)
-        {
-            let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
-            let m = half::f16::from_le_bytes([block[2], block[3]]).to_f32();
-            let (low, high) = xs.split_at(BLOCK / 2);
-            let mut qx = [0.0_f32; LANES];
-            for half_block in 0..2 {
-                let q = &block[4 + half_block * LANES..][..LANES];
-                let a = &low[half_block * LANES..][..LANES];
-                let b = &high[half_block * LANES..][..LANES];
-                for lane in 0..LANES {
-                    qx[lane] += f32::from(q[lane] & 0x0f) * a[lane] + f32::from(q[lane] >> 4) * b[lane];
-                }
-            }
-            for lane in 0..LANES {
-                acc[lane] += d * qx[lane];
-            }
-            minimum_term += m * sum;
-        }
-        acc.iter().sum::<f32>() + minimum_term
-    });
-}
-
-mod q8_0 {
-    use super::*;
-
-    multiversion!(dot, dot_generic, (data: &[u8], x: &[f32]), {
-        let mut acc = [0.0_f32; LANES];
-        for (block, xs) in data.chunks_exact(Q8_0_BYTES).zip(x.chunks_exact(BLOCK)) {
-            let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
-            let mut qx = [0.0_f32; LANES];
-            for part in 0..BLOCK / LANES {
-                let q = &block[2 + part * LANES..][..LANES];
-                let a = &xs[part * LANES..][..LANES];
-                for lane in 0..LANES {
-                    qx[lane] += f32::from(q[lane] as i8) * a[lane];
-                }
-            }
-            for lane in 0..LANES {
-                acc[lane] += d * qx[lane];
+        for block in 0..x.len() / BLOCK {
+            // SAFETY: in bounds by the caller's contract.
+            unsafe {
+                let bytes = data.as_ptr().add(block * Q4_1_BYTES);
+                let xs = x.as_ptr().add(block * BLOCK);
+                let scales = _mm_cvtph_ps(_mm_cvtsi32_si128(bytes.cast::<i32>().read_unaligned()));
+                let q = _mm_loadu_si128(bytes.add(4).cast());
+                let low = _mm_and_si128(q, low_nibbles);
+                let high = _mm_and_si128(_mm_srli_epi16(q, 4), low_nibbles);
+                let w0 = u8x8_to_f32(low);
+                let w1 = u8x8_to_f32(_mm_unpackhi_epi64(low, low));
+                let w2 = u8x8_to_f32(high);
+                let w3 = u8x8_to_f32(_mm_unpackhi_epi64(high, high));
+                let a = _mm256_fmadd_ps(
+                    w1,
+                    _mm256_loadu_ps(xs.add(8)),
+                    _mm256_mul_ps(w0, _mm256_loadu_ps(xs)),
+                );
+                let b = _mm256_fmadd_ps(
+                    w3,
+                    _mm256_loadu_ps(xs.add(24)),
+                    _mm256_mul_ps(w2, _mm256_loadu_ps(xs.add(16))),
+                );
+                acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), _mm256_add_ps(a, b), acc);
+                minimum_term += _mm_cvtss_f32(_mm_movehdup_ps(scales)) * *block_sums.get_unchecked(block);
             }
         }
-        acc.iter().sum()
-    });
-}
+        sum_lanes(acc) + minimum_term
+    }
 
-use q4_1::dot as dot_q4_1;
-use q8_0::dot as dot_q8_0;
+    /// # Safety
+    /// `data` holds `x.len() / 32` Q8_0 blocks.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_q8_0(data: &[u8], x: &[f32]) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        for block in 0..x.len() / BLOCK {
+            // SAFETY: in bounds by the caller's contract.
+            unsafe {
+                let bytes = data.as_ptr().add(block * Q8_0_BYTES);
+                let xs = x.as_ptr().add(block * BLOCK);
+                let scale = _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
+                    bytes.cast::<u16>().read_unaligned(),
+                )));
+                let q = |at: usize| {
+                    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
+                        bytes.add(2 + at).cast(),
+                    )))
+                };
+                let a = _mm256_fmadd_ps(
+                    q(8),
+                    _mm256_loadu_ps(xs.add(8)),
+                    _mm256_mul_ps(q(0), _mm256_loadu_ps(xs)),
+                );
+                let b = _mm256_fmadd_ps(
+                    q(24),
+                    _mm256_loadu_ps(xs.add(24)),
+                    _mm256_mul_ps(q(16), _mm256_loadu_ps(xs.add(16))),
+                );
+                acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(scale), _mm256_add_ps(a, b), acc);
+            }
+        }
+        sum_lanes(acc)
+    }
+
+    /// # Safety
+    /// `a` and `b` have the same length.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len();
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        // SAFETY: every load below is inside `0..n`.
+        unsafe {
+            while i + 32 <= n {
+                for (k, acc) in acc.iter_mut().enumerate() {
+                    let at = i + 8 * k;
+                    *acc = _mm256_fmadd_ps(
+                        _mm256_loadu_ps(a.as_ptr().add(at)),
+                        _mm256_loadu_ps(b.as_ptr().add(at)),
+                        *acc,
+                    );
+                }
+                i += 32;
+            }
+            while i + 8 <= n {
+                acc[0] = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(a.as_ptr().add(i)),
+                    _mm256_loadu_ps(b.as_ptr().add(i)),
+                    acc[0],
+                );
+                i += 8;
+            }
+        }
+        let total = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let tail: f32 = a[i..].iter().zip(&b[i..]).map(|(a, b)| a * b).sum();
+        sum_lanes(total) + tail
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
 
-    fn check(dtype: GgmlDType, n: usize) {
-        let (rows, cols) = (70, 96);
-        let weights: Vec<f32> = (0..rows * cols)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+    fn weights(rows: usize, cols: usize, salt: usize) -> Tensor {
+        let values: Vec<f32> = (0..rows * cols)
+            .map(|i| (((i + salt) * 37 % 101) as f32 - 50.0) / 25.0)
             .collect();
-        let w = Tensor::from_vec(weights, (rows, cols), &Device::Cpu).expect("weights");
-        let q = QTensor::quantize(&w, dtype).expect("quantize");
-        let dense = q.dequantize(&Device::Cpu).expect("dequantize");
-        let linear = QLinear::new(q).expect("linear");
-        assert!(
-            !matches!(linear.kernel, Kernel::Candle(_)),
-            "{dtype:?} has a native kernel"
-        );
-        let x: Vec<f32> = (0..n * cols).map(|i| (i as f32 * 0.37).sin()).collect();
-        let x = Tensor::from_vec(x, (1, n, cols), &Device::Cpu).expect("x");
-        let got = linear.forward(&x).expect("forward");
-        let want = x
-            .broadcast_matmul(&dense.t().expect("t"))
-            .expect("reference");
+        Tensor::from_vec(values, (rows, cols), &Device::Cpu).expect("weights")
+    }
+
+    fn max_difference(got: &Tensor, want: &Tensor) -> f32 {
         assert_eq!(got.dims(), want.dims());
-        let diff = (got - want)
+        (got - want)
             .and_then(|d| d.abs())
             .and_then(|d| d.flatten_all())
             .and_then(|d| d.max(0))
             .and_then(|d| d.to_scalar::<f32>())
-            .expect("difference");
-        assert!(diff < 1e-4, "{dtype:?}, {n} positions: max error {diff}");
+            .expect("difference")
+    }
+
+    fn input(n: usize, cols: usize) -> Tensor {
+        let x: Vec<f32> = (0..n * cols).map(|i| (i as f32 * 0.37).sin()).collect();
+        Tensor::from_vec(x, (1, n, cols), &Device::Cpu).expect("x")
     }
 
     #[test]
     fn native_kernels_match_the_dequantized_product() {
-        for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0] {
+        let (rows, cols) = (70, 96);
+        for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0, GgmlDType::F32] {
+            let q = QTensor::quantize(&weights(rows, cols, 0), dtype).expect("quantize");
+            let dense = q.dequantize(&Device::Cpu).expect("dequantize");
+            let linear = QLinear::new(q).expect("linear");
+            assert!(!matches!(linear.kernel, Kernel::Candle(_)), "{dtype:?} is native");
             for n in [1, 5] {
-                check(dtype, n);
+                let x = input(n, cols);
+                let got = linear.forward(&x).expect("forward");
+                let want = x.broadcast_matmul(&dense.t().expect("t")).expect("reference");
+                let diff = max_difference(&got, &want);
+                assert!(diff < 1e-4, "{dtype:?}, {n} positions: max error {diff}");
             }
+        }
+    }
+
+    #[test]
+    fn stacked_layers_equal_their_parts() {
+        use GgmlDType::{F32, Q4_1, Q4K, Q8_0};
+        let cols = 256;
+        for dtypes in [[Q4_1; 3], [Q8_0; 3], [Q4K; 3], [Q4_1, Q8_0, F32], [Q4K, Q4K, Q8_0]] {
+            let parts: Vec<QTensor> = [(40, 1), (16, 2), (16, 3)]
+                .iter()
+                .zip(dtypes)
+                .map(|(&(rows, salt), dtype)| {
+                    QTensor::quantize(&weights(rows, cols, salt), dtype).expect("quantize")
+                })
+                .collect();
+            let x = input(3, cols);
+            let separate: Vec<Tensor> = parts
+                .iter()
+                .zip(dtypes)
+                .map(|(p, dtype)| {
+                    let dense = p.dequantize(&Device::Cpu).expect("dequantize");
+                    QLinear::new(QTensor::quantize(&dense, dtype).expect("requantize"))
+                        .and_then(|l| l.forward(&x))
+                        .expect("part")
+                })
+                .collect();
+            let want = Tensor::cat(&separate, 2).expect("cat");
+            let stacked = QLinear::stack(
+                parts
+                    .into_iter()
+                    .map(|p| QLinear::new(p).expect("linear"))
+                    .collect(),
+            )
+            .expect("stack");
+            assert_eq!(stacked.rows(), 72);
+            let diff = max_difference(&stacked.forward(&x).expect("forward"), &want);
+            assert!(diff < 1e-4, "{dtypes:?}: stacked differs by {diff}");
         }
     }
 }

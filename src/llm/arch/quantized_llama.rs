@@ -4,17 +4,19 @@
 //! each block's output, the attention distribution of every new position and the MLP's gated
 //! activations are read out as the forward pass goes, with no extra passes. Tensor names are
 //! GGUF's (`blk.{i}.attn_q.weight`, ...). GGUF stores Q and K permuted for the interleaved
-//! (adjacent-pair) RoPE layout, so RoPE here is `rope_i`.
+//! (adjacent-pair) RoPE layout, so RoPE here rotates adjacent pairs.
+//!
+//! The step works on plain `f32` slices rather than candle tensors: at decode a step is some
+//! 200 small operations per token, and a tensor op's fixed cost (allocation, dispatch) was a
+//! third of the time. The linear layers are [`QLinear`]s, Q, K, V and gate, up stacked so each
+//! block makes four parallel passes over its weights.
 
-use std::fs::File;
 use std::io::{Read, Seek};
-use std::path::Path;
 
 use candle_core::quantized::{QTensor, gguf_file};
-use candle_core::{D, DType, Device, Tensor};
-use candle_nn::kv_cache::KvCache;
+use candle_core::{Device, Tensor};
 
-use super::qlinear::QLinear;
+use super::qlinear::{QLinear, in_pool};
 use crate::llm::capture;
 use crate::llm::error::{LlmError, Result};
 use crate::llm::model::{LanguageModel, ModelInfo, Step};
@@ -89,44 +91,19 @@ fn metadata_str(content: &gguf_file::Content, key: &str) -> std::result::Result<
         .ok_or_else(|| format!("metadata {key} is missing"))
 }
 
-struct RmsNorm {
-    weight: Tensor,
-    eps: f32,
-}
-
-impl RmsNorm {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        candle_nn::ops::rms_norm(x, &self.weight, self.eps)
-    }
-}
-
-struct Attention {
-    attn_q: QLinear,
-    attn_k: QLinear,
-    attn_v: QLinear,
-    attn_output: QLinear,
-    cache: KvCache,
-}
-
-struct Mlp {
-    ffn_gate: QLinear,
-    ffn_up: QLinear,
-    ffn_down: QLinear,
-}
-
+/// One transformer block; the field names are the GGUF tensors'.
 struct Block {
-    attn_norm: RmsNorm,
-    attention: Attention,
-    ffn_norm: RmsNorm,
-    mlp: Mlp,
-}
-
-/// What one block reports besides its output.
-struct BlockTrace {
-    /// `[n_new]` mean-over-heads attention entropy.
-    entropy: Vec<f32>,
-    /// `[n_new]` MLP sparsity.
-    sparsity: Vec<f32>,
+    attn_norm: Vec<f32>,
+    /// `attn_q`, `attn_k` and `attn_v` stacked: one output row per query, key, value value.
+    attn_qkv: QLinear,
+    attn_output: QLinear,
+    ffn_norm: Vec<f32>,
+    /// `ffn_gate` and `ffn_up` stacked.
+    ffn_gate_up: QLinear,
+    ffn_down: QLinear,
+    /// `[positions, n_kv_heads * head_dim]`, RoPE applied.
+    keys: Vec<f32>,
+    values: Vec<f32>,
 }
 
 pub struct QuantizedLlama {
@@ -134,91 +111,90 @@ pub struct QuantizedLlama {
     info: ModelInfo,
     token_embd: QTensor,
     blocks: Vec<Block>,
-    output_norm: RmsNorm,
+    output_norm: Vec<f32>,
     output: QLinear,
-    cos: Tensor,
-    sin: Tensor,
+    /// `[context, rope_dim / 2]` rotation of each position and pair.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
     position: usize,
-    device: Device,
 }
 
 impl QuantizedLlama {
-    /// Open a GGUF file and load the model in it.
-    pub fn load(path: &Path) -> Result<(Self, gguf_file::Content)> {
-        let corrupt = |message: String| LlmError::Corrupt {
-            path: path.to_path_buf(),
-            message,
-        };
-        let mut file = File::open(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => LlmError::NotFound(path.to_path_buf()),
-            _ => LlmError::Io {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            },
-        })?;
-        let content = gguf_file::Content::read(&mut file).map_err(|e| corrupt(e.to_string()))?;
-        let model = Self::from_gguf(&content, &mut file).map_err(|e| match e {
-            LlmError::Compute(message) => corrupt(message),
-            other => other,
-        })?;
-        Ok((model, content))
-    }
-
     pub fn from_gguf<R: Read + Seek>(content: &gguf_file::Content, reader: &mut R) -> Result<Self> {
         let arch = metadata_str(content, "general.architecture").unwrap_or_default();
         if arch != "llama" {
             return Err(LlmError::UnknownArchitecture(arch));
         }
         let config = Config::from_gguf(content).map_err(LlmError::Compute)?;
-        let device = Device::Cpu;
         let mut tensor = |name: &str| -> Result<QTensor> {
             if !content.tensor_infos.contains_key(name) {
                 return Err(LlmError::MissingTensor(name.to_owned()));
             }
-            Ok(content.tensor(reader, name, &device)?)
+            Ok(content.tensor(reader, name, &Device::Cpu)?)
         };
-        let norm = |t: QTensor, eps| -> Result<RmsNorm> {
-            Ok(RmsNorm {
-                weight: t.dequantize(&Device::Cpu)?,
-                eps,
-            })
+        let width = config.width;
+        let vector = |t: QTensor, len: usize, name: &str| -> Result<Vec<f32>> {
+            let values = t.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+            if values.len() != len {
+                return Err(LlmError::Compute(format!(
+                    "{name} has {} values, expected {len}",
+                    values.len()
+                )));
+            }
+            Ok(values)
         };
         let token_embd = tensor("token_embd.weight")?;
-        let output_norm = norm(tensor("output_norm.weight")?, config.rms_eps)?;
+        let (vocab_size, embd_width) = token_embd.shape().dims2()?;
+        if embd_width != width {
+            return Err(LlmError::Compute(format!(
+                "token_embd.weight is {embd_width} wide, the config says {width}"
+            )));
+        }
+        let output_norm = vector(tensor("output_norm.weight")?, width, "output_norm.weight")?;
         let output = match tensor("output.weight") {
             Ok(t) => t,
             Err(LlmError::MissingTensor(_)) => tensor("token_embd.weight")?,
             Err(e) => return Err(e),
         };
-        let vocab_size = token_embd.shape().dims()[0];
+        let kv_width = config.n_kv_heads * config.head_dim;
         let mut blocks = Vec::with_capacity(config.n_layers);
         for i in 0..config.n_layers {
-            let mut q = |name: &str| -> Result<QLinear> {
-                QLinear::new(tensor(&format!("blk.{i}.{name}.weight"))?).map_err(Into::into)
+            // `rows` is `None` where the checkpoint decides (the MLP's width).
+            let mut linear = |name: &str, rows: Option<usize>, cols: usize| -> Result<QLinear> {
+                let name = format!("blk.{i}.{name}.weight");
+                let layer = QLinear::new(tensor(&name)?)?;
+                let rows = rows.unwrap_or(layer.rows());
+                if (layer.rows(), layer.cols()) != (rows, cols) {
+                    return Err(LlmError::Compute(format!(
+                        "{name} is [{}, {}], expected [{rows}, {cols}]",
+                        layer.rows(),
+                        layer.cols()
+                    )));
+                }
+                Ok(layer)
             };
-            let attention = Attention {
-                attn_q: q("attn_q")?,
-                attn_k: q("attn_k")?,
-                attn_v: q("attn_v")?,
-                attn_output: q("attn_output")?,
-                cache: KvCache::new(2, config.context_length),
-            };
-            let mlp = Mlp {
-                ffn_gate: q("ffn_gate")?,
-                ffn_up: q("ffn_up")?,
-                ffn_down: q("ffn_down")?,
-            };
+            let attn_q = linear("attn_q", Some(width), width)?;
+            let attn_k = linear("attn_k", Some(kv_width), width)?;
+            let attn_v = linear("attn_v", Some(kv_width), width)?;
+            let attn_output = linear("attn_output", Some(width), width)?;
+            let ffn_gate = linear("ffn_gate", None, width)?;
+            let hidden = ffn_gate.rows();
+            let ffn_up = linear("ffn_up", Some(hidden), width)?;
+            let ffn_down = linear("ffn_down", Some(width), hidden)?;
+            let attn_norm = format!("blk.{i}.attn_norm.weight");
+            let ffn_norm = format!("blk.{i}.ffn_norm.weight");
             blocks.push(Block {
-                attn_norm: norm(
-                    tensor(&format!("blk.{i}.attn_norm.weight"))?,
-                    config.rms_eps,
-                )?,
-                attention,
-                ffn_norm: norm(tensor(&format!("blk.{i}.ffn_norm.weight"))?, config.rms_eps)?,
-                mlp,
+                attn_norm: vector(tensor(&attn_norm)?, width, &attn_norm)?,
+                attn_qkv: QLinear::stack(vec![attn_q, attn_k, attn_v])?,
+                attn_output,
+                ffn_norm: vector(tensor(&ffn_norm)?, width, &ffn_norm)?,
+                ffn_gate_up: QLinear::stack(vec![ffn_gate, ffn_up])?,
+                ffn_down,
+                keys: Vec::new(),
+                values: Vec::new(),
             });
         }
-        let (cos, sin) = rope_tables(&config, &device)?;
+        let (cos, sin) = rope_tables(&config);
         let dtype = content
             .tensor_infos
             .get("blk.0.attn_q.weight")
@@ -227,22 +203,29 @@ impl QuantizedLlama {
         let info = ModelInfo {
             architecture: "llama".to_owned(),
             n_layers: config.n_layers,
-            width: config.width,
+            width,
             vocab_size,
             context_length: config.context_length,
             dtype,
         };
+        let output = QLinear::new(output)?;
+        if (output.rows(), output.cols()) != (vocab_size, width) {
+            return Err(LlmError::Compute(format!(
+                "output.weight is [{}, {}], expected [{vocab_size}, {width}]",
+                output.rows(),
+                output.cols()
+            )));
+        }
         Ok(Self {
             config,
             info,
             token_embd,
             blocks,
             output_norm,
-            output: QLinear::new(output)?,
+            output,
             cos,
             sin,
             position: 0,
-            device,
         })
     }
 
@@ -253,11 +236,8 @@ impl QuantizedLlama {
     fn forward_inner(&mut self, tokens: &[u32]) -> candle_core::Result<Step> {
         let n_new = tokens.len();
         let (n_layers, width) = (self.config.n_layers, self.config.width);
-        let ids = Tensor::new(tokens, &self.device)?;
-        let mut x = self.token_embd.embedding(&ids)?.unsqueeze(0)?;
-        let mask = causal_mask(n_new, self.position, &self.device)?;
-        let cos = self.cos.narrow(0, self.position, n_new)?;
-        let sin = self.sin.narrow(0, self.position, n_new)?;
+        let ids = Tensor::new(tokens, &Device::Cpu)?;
+        let mut x = self.token_embd.embedding(&ids)?.flatten_all()?.to_vec1::<f32>()?;
 
         let mut step = Step {
             hidden: Vec::with_capacity((n_layers + 1) * n_new * width),
@@ -266,145 +246,203 @@ impl QuantizedLlama {
             n_new,
             ..Step::default()
         };
-        step.hidden.extend(x.flatten_all()?.to_vec1::<f32>()?);
+        step.hidden.extend_from_slice(&x);
+        let mut buffers = Buffers::new(&self.config, &self.blocks, n_new, self.position);
         for (i, block) in self.blocks.iter_mut().enumerate() {
-            let (out, trace) = block.forward(&x, &self.config, mask.as_ref(), &cos, &sin)?;
-            x = out;
+            let rope = Rope {
+                cos: &self.cos,
+                sin: &self.sin,
+                first_position: self.position,
+            };
+            block.forward(&mut x, &self.config, &rope, &mut buffers, &mut step)?;
             // The last block's output is replaced by the final-norm output below, the
             // convention of `transformers`' hidden states.
             if i + 1 < n_layers {
-                step.hidden.extend(x.flatten_all()?.to_vec1::<f32>()?);
+                step.hidden.extend_from_slice(&x);
             }
-            step.attention_entropy.extend(trace.entropy);
-            step.mlp_sparsity.extend(trace.sparsity);
         }
-        let normed = self.output_norm.forward(&x)?;
-        step.hidden.extend(normed.flatten_all()?.to_vec1::<f32>()?);
-        let last = normed.narrow(1, n_new - 1, 1)?;
-        step.logits = self
-            .output
-            .forward_slice(&last.flatten_all()?.to_vec1::<f32>()?);
+        let mut normed = vec![0.0_f32; n_new * width];
+        rms_norm(&x, &self.output_norm, self.config.rms_eps, &mut normed);
+        step.hidden.extend_from_slice(&normed);
+        step.logits = vec![0.0_f32; self.info.vocab_size];
+        self.output
+            .forward_into(&normed[(n_new - 1) * width..], &mut step.logits)?;
         self.position += n_new;
         Ok(step)
     }
 }
 
+/// Scratch space for one step, sized for its new positions.
+struct Buffers {
+    normed: Vec<f32>,
+    qkv: Vec<f32>,
+    attended: Vec<f32>,
+    projected: Vec<f32>,
+    gate_up: Vec<f32>,
+    gated: Vec<f32>,
+    /// One head's attention weights over every key.
+    probs: Vec<f32>,
+}
+
+impl Buffers {
+    fn new(config: &Config, blocks: &[Block], n_new: usize, position: usize) -> Self {
+        let width = config.width;
+        let (qkv, gate_up) = blocks
+            .first()
+            .map_or((0, 0), |b| (b.attn_qkv.rows(), b.ffn_gate_up.rows()));
+        Self {
+            normed: vec![0.0; n_new * width],
+            qkv: vec![0.0; n_new * qkv],
+            attended: vec![0.0; n_new * width],
+            projected: vec![0.0; n_new * width],
+            gate_up: vec![0.0; n_new * gate_up],
+            gated: vec![0.0; n_new * gate_up / 2],
+            probs: vec![0.0; position + n_new],
+        }
+    }
+}
+
+struct Rope<'a> {
+    cos: &'a [f32],
+    sin: &'a [f32],
+    first_position: usize,
+}
+
+impl Rope<'_> {
+    /// Rotates the adjacent pairs of the first `rope_dim` values of every head in `heads`.
+    fn apply(&self, heads: &mut [f32], head_dim: usize, rope_dim: usize, position: usize) {
+        let half = rope_dim / 2;
+        let cos = &self.cos[position * half..][..half];
+        let sin = &self.sin[position * half..][..half];
+        for head in heads.chunks_exact_mut(head_dim) {
+            for (pair, (c, s)) in head[..rope_dim].chunks_exact_mut(2).zip(cos.iter().zip(sin)) {
+                let (a, b) = (pair[0], pair[1]);
+                pair[0] = a * c - b * s;
+                pair[1] = a * s + b * c;
+            }
+        }
+    }
+}
+
 impl Block {
+    /// Advances `x` (`[n_new, width]`) through the block, appending this layer's entropy and
+    /// sparsity to `step`.
     fn forward(
         &mut self,
-        x: &Tensor,
+        x: &mut [f32],
         config: &Config,
-        mask: Option<&Tensor>,
-        cos: &Tensor,
-        sin: &Tensor,
-    ) -> candle_core::Result<(Tensor, BlockTrace)> {
-        let (attended, entropy) =
-            self.attention
-                .forward(&self.attn_norm.forward(x)?, config, mask, cos, sin)?;
-        let x = (x + attended)?;
-        let (mlp_out, sparsity) = self.mlp.forward(&self.ffn_norm.forward(&x)?)?;
-        Ok(((x + mlp_out)?, BlockTrace { entropy, sparsity }))
-    }
-}
-
-impl Attention {
-    /// Returns the attention output and, per new position, the mean-over-heads entropy.
-    fn forward(
-        &mut self,
-        x: &Tensor,
-        config: &Config,
-        mask: Option<&Tensor>,
-        cos: &Tensor,
-        sin: &Tensor,
-    ) -> candle_core::Result<(Tensor, Vec<f32>)> {
-        let (b, n_new, _) = x.dims3()?;
+        rope: &Rope,
+        buf: &mut Buffers,
+        step: &mut Step,
+    ) -> candle_core::Result<()> {
+        let width = config.width;
         let (heads, kv_heads, head_dim) = (config.n_heads, config.n_kv_heads, config.head_dim);
-        let split = |t: Tensor, h: usize| {
-            t.reshape((b, n_new, h, head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        let q = split(self.attn_q.forward(x)?, heads)?;
-        let k = split(self.attn_k.forward(x)?, kv_heads)?;
-        let v = split(self.attn_v.forward(x)?, kv_heads)?;
-        let q = candle_nn::rotary_emb::rope_i(&q, cos, sin)?;
-        let k = candle_nn::rotary_emb::rope_i(&k, cos, sin)?;
-        let (k, v) = self.cache.append(&k, &v)?;
-        let n_keys = k.dim(2)?;
+        let kv_width = kv_heads * head_dim;
+        let qkv_width = width + 2 * kv_width;
+        let n_new = x.len() / width;
 
-        // Grouped-query attention without copying K and V: the heads sharing a KV head are
-        // stacked along the query axis.
+        rms_norm(x, &self.attn_norm, config.rms_eps, &mut buf.normed);
+        self.attn_qkv.forward_into(&buf.normed, &mut buf.qkv)?;
+        for (i, qkv) in buf.qkv.chunks_exact_mut(qkv_width).enumerate() {
+            let position = rope.first_position + i;
+            let (q, kv) = qkv.split_at_mut(width);
+            let (k, v) = kv.split_at_mut(kv_width);
+            rope.apply(q, head_dim, config.rope_dim, position);
+            rope.apply(k, head_dim, config.rope_dim, position);
+            self.keys.extend_from_slice(k);
+            self.values.extend_from_slice(v);
+        }
+
+        // Each new position attends to every key up to its own; the heads sharing a KV head
+        // (grouped-query attention) read the same cache rows.
         let group = heads / kv_heads;
-        let q = q.reshape((b, kv_heads, group * n_new, head_dim))?;
-        let scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?;
-        let scores = scores.reshape((b, heads, n_new, n_keys))?;
-        let scores = match mask {
-            Some(mask) => scores.broadcast_add(mask)?,
-            None => scores,
-        };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-
-        let flat = probs.flatten_all()?.to_vec1::<f32>()?;
-        let entropy = (0..n_new)
-            .map(|pos| {
-                (0..heads)
-                    .map(|h| {
-                        let start = (h * n_new + pos) * n_keys;
-                        capture::entropy(&flat[start..start + n_keys])
-                    })
-                    .sum::<f32>()
-                    / heads as f32
-            })
-            .collect();
-
-        let probs = probs.reshape((b, kv_heads, group * n_new, n_keys))?;
-        let y = probs.matmul(&v)?.reshape((b, heads, n_new, head_dim))?;
-        let y = y.transpose(1, 2)?.reshape((b, n_new, heads * head_dim))?;
-        Ok((self.attn_output.forward(&y)?, entropy))
-    }
-}
-
-impl Mlp {
-    /// SwiGLU; the sparsity is measured on the gated activations that enter `ffn_down`.
-    fn forward(&self, x: &Tensor) -> candle_core::Result<(Tensor, Vec<f32>)> {
-        let gated =
-            (candle_nn::ops::silu(&self.ffn_gate.forward(x)?)? * self.ffn_up.forward(x)?)?;
-        let width = gated.dim(D::Minus1)?;
-        let flat = gated.flatten_all()?.to_vec1::<f32>()?;
-        let sparsity = flat
-            .chunks_exact(width)
-            .map(capture::mlp_sparsity)
-            .collect();
-        Ok((self.ffn_down.forward(&gated)?, sparsity))
-    }
-}
-
-/// Additive causal mask `[n_new, position + n_new]`, or none for a single new token (it may
-/// see every key).
-fn causal_mask(
-    n_new: usize,
-    position: usize,
-    device: &Device,
-) -> candle_core::Result<Option<Tensor>> {
-    if n_new == 1 {
-        return Ok(None);
-    }
-    let keys = position + n_new;
-    let values: Vec<f32> = (0..n_new)
-        .flat_map(|i| {
-            (0..keys).map(move |j| {
-                if j > position + i {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        for i in 0..n_new {
+            let n_keys = rope.first_position + i + 1;
+            let q = &buf.qkv[i * qkv_width..][..width];
+            let out = &mut buf.attended[i * width..][..width];
+            let mut entropy = 0.0_f32;
+            for h in 0..heads {
+                let kv_offset = (h / group) * head_dim;
+                let q = &q[h * head_dim..][..head_dim];
+                let probs = &mut buf.probs[..n_keys];
+                for (t, p) in probs.iter_mut().enumerate() {
+                    let k = &self.keys[t * kv_width + kv_offset..][..head_dim];
+                    *p = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
                 }
-            })
-        })
-        .collect();
-    Tensor::from_vec(values, (n_new, keys), device).map(Some)
+                softmax(probs);
+                entropy += capture::entropy(probs);
+                let out = &mut out[h * head_dim..][..head_dim];
+                out.fill(0.0);
+                for (t, &p) in probs.iter().enumerate() {
+                    let v = &self.values[t * kv_width + kv_offset..][..head_dim];
+                    for (o, v) in out.iter_mut().zip(v) {
+                        *o += p * v;
+                    }
+                }
+            }
+            step.attention_entropy.push(entropy / heads as f32);
+        }
+        self.attn_output.forward_into(&buf.attended, &mut buf.projected)?;
+        add_into(x, &buf.projected);
+
+        rms_norm(x, &self.ffn_norm, config.rms_eps, &mut buf.normed);
+        self.ffn_gate_up.forward_into(&buf.normed, &mut buf.gate_up)?;
+        let hidden = self.ffn_gate_up.rows() / 2;
+        for (gate_up, gated) in buf
+            .gate_up
+            .chunks_exact(2 * hidden)
+            .zip(buf.gated.chunks_exact_mut(hidden))
+        {
+            let (gate, up) = gate_up.split_at(hidden);
+            for ((g, u), out) in gate.iter().zip(up).zip(gated.iter_mut()) {
+                *out = g / (1.0 + (-g).exp()) * u;
+            }
+            // SwiGLU's sparsity is measured on the gated activations that enter `ffn_down`.
+            step.mlp_sparsity.push(capture::mlp_sparsity(gated));
+        }
+        self.ffn_down.forward_into(&buf.gated, &mut buf.projected)?;
+        add_into(x, &buf.projected);
+        Ok(())
+    }
+
+    fn truncate_cache(&mut self, positions: usize, kv_width: usize) {
+        self.keys.truncate(positions * kv_width);
+        self.values.truncate(positions * kv_width);
+    }
 }
 
-fn rope_tables(config: &Config, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let width = weight.len();
+    for (x, out) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+        let mean_square = x.iter().map(|v| v * v).sum::<f32>() / width as f32;
+        let scale = 1.0 / (mean_square + eps).sqrt();
+        for ((o, v), w) in out.iter_mut().zip(x).zip(weight) {
+            *o = v * scale * w;
+        }
+    }
+}
+
+fn softmax(values: &mut [f32]) {
+    let max = values.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0.0_f32;
+    for v in values.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    for v in values.iter_mut() {
+        *v /= sum;
+    }
+}
+
+fn add_into(x: &mut [f32], delta: &[f32]) {
+    for (x, d) in x.iter_mut().zip(delta) {
+        *x += d;
+    }
+}
+
+/// `cos` and `sin` of every position's angle for every rotated pair, `[context, rope_dim / 2]`.
+fn rope_tables(config: &Config) -> (Vec<f32>, Vec<f32>) {
     let half = config.rope_dim / 2;
     let inverse: Vec<f32> = (0..half)
         .map(|i| {
@@ -413,12 +451,9 @@ fn rope_tables(config: &Config, device: &Device) -> candle_core::Result<(Tensor,
                 .powf(2.0 * i as f32 / config.rope_dim as f32)
         })
         .collect();
-    let inverse = Tensor::from_vec(inverse, (1, half), device)?;
-    let positions = Tensor::arange(0u32, config.context_length as u32, device)?
-        .to_dtype(DType::F32)?
-        .reshape((config.context_length, 1))?;
-    let angles = positions.matmul(&inverse)?;
-    Ok((angles.cos()?, angles.sin()?))
+    let angles = (0..config.context_length)
+        .flat_map(|p| inverse.iter().map(move |f| p as f32 * f));
+    angles.map(|a| (a.cos(), a.sin())).unzip()
 }
 
 impl LanguageModel for QuantizedLlama {
@@ -446,7 +481,15 @@ impl LanguageModel for QuantizedLlama {
                 self.info.vocab_size
             )));
         }
-        Ok(self.forward_inner(tokens)?)
+        let result = in_pool(|| self.forward_inner(tokens));
+        if result.is_err() {
+            // A step that failed half way leaves some caches a position ahead: roll back.
+            let kv_width = self.config.n_kv_heads * self.config.head_dim;
+            for block in &mut self.blocks {
+                block.truncate_cache(self.position, kv_width);
+            }
+        }
+        Ok(result?)
     }
 
     fn position(&self) -> usize {
@@ -456,7 +499,8 @@ impl LanguageModel for QuantizedLlama {
     fn reset(&mut self) {
         self.position = 0;
         for block in &mut self.blocks {
-            block.attention.cache.reset();
+            block.keys.clear();
+            block.values.clear();
         }
     }
 }
