@@ -10,13 +10,14 @@
 use std::path::Path;
 
 use candle_core::Tensor;
-use candle_nn::{Embedding, LayerNorm, Linear, Module};
+use candle_nn::{Embedding, LayerNorm, Module};
 use serde::Deserialize;
 
 use super::llama::{
     Activation, Checkpoint, KvCache, LayerCapture, StepCapture, causal_attention, check_tokens,
     corrupt, read_config, record_sparsity,
 };
+use super::qlinear::{Dense, in_pool};
 use crate::llm::error::Result;
 use crate::llm::model::{LanguageModel, ModelInfo, Step};
 
@@ -100,22 +101,19 @@ impl Config {
     }
 }
 
-/// GPT-2's `Conv1D`: a linear layer whose weight is stored `[in, out]`.
-struct Conv1D {
-    weight: Tensor,
-    bias: Tensor,
-}
+/// GPT-2's `Conv1D`: a linear layer whose weight is stored `[in, out]`; kept `[out, in]` here,
+/// so each output is one contiguous row for the split kernels.
+struct Conv1D(Dense);
 
 impl Conv1D {
     fn load(ckpt: &Checkpoint, prefix: &str, inp: usize, out: usize) -> Result<Self> {
-        Ok(Self {
-            weight: ckpt.tensor(&format!("{prefix}.weight"), &[inp, out])?,
-            bias: ckpt.tensor(&format!("{prefix}.bias"), &[out])?,
-        })
+        let weight = ckpt.tensor(&format!("{prefix}.weight"), &[inp, out])?;
+        let bias = ckpt.tensor(&format!("{prefix}.bias"), &[out])?;
+        Ok(Self(Dense::new(&weight.t()?.contiguous()?, Some(&bias))?))
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.weight)?.broadcast_add(&self.bias)?)
+        Ok(self.0.forward(x)?)
     }
 }
 
@@ -234,7 +232,7 @@ pub struct Gpt2 {
     wpe: Tensor,
     h: Vec<Block>,
     ln_f: LayerNorm,
-    lm_head: Linear,
+    lm_head: Dense,
     cache: Vec<KvCache>,
     position: usize,
 }
@@ -285,7 +283,7 @@ impl Gpt2 {
             wpe,
             h,
             ln_f,
-            lm_head: Linear::new(lm_head, None),
+            lm_head: Dense::new(&lm_head, None)?,
             info,
             cache,
             position: 0,
@@ -325,7 +323,7 @@ impl LanguageModel for Gpt2 {
 
     fn forward(&mut self, tokens: &[u32]) -> Result<Step> {
         check_tokens(tokens, self.position, &self.info)?;
-        match self.run(tokens) {
+        match in_pool(|| self.run(tokens)) {
             Ok(step) => {
                 self.position += tokens.len();
                 Ok(step)

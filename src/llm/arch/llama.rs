@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 
 use candle_core::safetensors::{Load, MmapedSafetensors};
 use candle_core::{DType, Device, Storage, Tensor};
-use candle_nn::{Embedding, Linear, Module, RmsNorm};
+use candle_nn::{Embedding, Module, RmsNorm};
+
+use super::qlinear::{Dense, in_pool};
 use serde::Deserialize;
 
 use crate::llm::capture;
@@ -294,10 +296,10 @@ impl Rope {
 }
 
 struct SelfAttention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
-    o_proj: Linear,
+    q_proj: Dense,
+    k_proj: Dense,
+    v_proj: Dense,
+    o_proj: Dense,
     num_heads: usize,
     num_kv_heads: usize,
     head_dim: usize,
@@ -346,9 +348,9 @@ impl SelfAttention {
 }
 
 struct Mlp {
-    gate_proj: Linear,
-    up_proj: Linear,
-    down_proj: Linear,
+    gate_proj: Dense,
+    up_proj: Dense,
+    down_proj: Dense,
     act: Activation,
 }
 
@@ -414,7 +416,7 @@ pub struct Llama {
     embed_tokens: Embedding,
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
-    lm_head: Linear,
+    lm_head: Dense,
     rope: Rope,
     cache: Vec<KvCache>,
     position: usize,
@@ -431,9 +433,9 @@ impl Llama {
         let embed_name = "model.embed_tokens.weight";
         let embeddings = ckpt.tensor(embed_name, &[vocab, h])?;
         let lm_head = if config.tie_word_embeddings {
-            Linear::new(embeddings.clone(), None)
+            Dense::new(&embeddings, None)?
         } else {
-            Linear::new(ckpt.tensor("lm_head.weight", &[vocab, h])?, None)
+            Dense::new(&ckpt.tensor("lm_head.weight", &[vocab, h])?, None)?
         };
         let layers = (0..config.num_hidden_layers)
             .map(|i| DecoderLayer::load(&ckpt, &format!("model.layers.{i}"), &config))
@@ -498,7 +500,7 @@ impl LanguageModel for Llama {
 
     fn forward(&mut self, tokens: &[u32]) -> Result<Step> {
         check_tokens(tokens, self.position, &self.info)?;
-        match self.run(tokens) {
+        match in_pool(|| self.run(tokens)) {
             Ok(step) => {
                 self.position += tokens.len();
                 Ok(step)
@@ -652,7 +654,7 @@ impl Checkpoint {
     }
 
     /// `[out, inp]` weight plus the `.bias` if the checkpoint has one.
-    pub(crate) fn linear(&self, prefix: &str, inp: usize, out: usize) -> Result<Linear> {
+    pub(crate) fn linear(&self, prefix: &str, inp: usize, out: usize) -> Result<Dense> {
         let weight = self.tensor(&format!("{prefix}.weight"), &[out, inp])?;
         let bias_name = format!("{prefix}.bias");
         let bias = if self.contains(&bias_name) {
@@ -660,7 +662,7 @@ impl Checkpoint {
         } else {
             None
         };
-        Ok(Linear::new(weight, bias))
+        Ok(Dense::new(&weight, bias.as_ref())?)
     }
 
     /// How `name` is stored (`f32`, `bf16`, ...), for [`ModelInfo::dtype`].

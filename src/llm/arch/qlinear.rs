@@ -260,9 +260,13 @@ impl QLinear {
                 x,
                 block_sums,
             ),
-            Kernel::Q8_0(data) => dot_q8_0(&data[row * bytes(Q8_0_BYTES)..][..bytes(Q8_0_BYTES)], x),
+            Kernel::Q8_0(data) => {
+                dot_q8_0(&data[row * bytes(Q8_0_BYTES)..][..bytes(Q8_0_BYTES)], x)
+            }
             Kernel::F32(data) => dot_f32(&data[row * cols..(row + 1) * cols], x),
-            Kernel::Candle(_) | Kernel::Parts(_) => unreachable!("only native kernels reach row_dot"),
+            Kernel::Candle(_) | Kernel::Parts(_) => {
+                unreachable!("only native kernels reach row_dot")
+            }
         }
     }
 
@@ -272,7 +276,10 @@ impl QLinear {
         match &self.kernel {
             Kernel::Q4_1(data) => {
                 let data = &data[row * blocks * Q4_1_BYTES..][..blocks * Q4_1_BYTES];
-                for (block, values) in data.chunks_exact(Q4_1_BYTES).zip(out.chunks_exact_mut(BLOCK)) {
+                for (block, values) in data
+                    .chunks_exact(Q4_1_BYTES)
+                    .zip(out.chunks_exact_mut(BLOCK))
+                {
                     let d = f16_at(block, 0);
                     let m = f16_at(block, 2);
                     let (low, high) = values.split_at_mut(BLOCK / 2);
@@ -284,7 +291,10 @@ impl QLinear {
             }
             Kernel::Q8_0(data) => {
                 let data = &data[row * blocks * Q8_0_BYTES..][..blocks * Q8_0_BYTES];
-                for (block, values) in data.chunks_exact(Q8_0_BYTES).zip(out.chunks_exact_mut(BLOCK)) {
+                for (block, values) in data
+                    .chunks_exact(Q8_0_BYTES)
+                    .zip(out.chunks_exact_mut(BLOCK))
+                {
                     let d = f16_at(block, 0);
                     for (q, value) in block[2..].iter().zip(values) {
                         *value = d * f32::from(*q as i8);
@@ -296,6 +306,46 @@ impl QLinear {
                 unreachable!("only native kernels reach unpack_row")
             }
         }
+    }
+}
+
+/// A float linear layer with an optional bias, for the safetensors models: their weights go
+/// through the same split kernels as the quantized ones.
+pub struct Dense {
+    linear: QLinear,
+    bias: Option<Vec<f32>>,
+}
+
+impl Dense {
+    /// `weight` is `[out, in]`, `bias` `[out]`.
+    pub fn new(weight: &Tensor, bias: Option<&Tensor>) -> Result<Self> {
+        let linear = QLinear::from_f32(weight)?;
+        let bias = bias
+            .map(|b| b.flatten_all()?.to_vec1::<f32>())
+            .transpose()?;
+        if bias.as_ref().is_some_and(|b| b.len() != linear.rows) {
+            candle_core::bail!("bias does not match the {} outputs", linear.rows);
+        }
+        Ok(Self { linear, bias })
+    }
+}
+
+impl Module for Dense {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (rows, cols) = (self.linear.rows, self.linear.cols);
+        let mut shape = x.dims().to_vec();
+        let input = x.flatten_all()?.to_vec1::<f32>()?;
+        let mut out = vec![0.0_f32; input.len() / cols * rows];
+        self.linear.forward_into(&input, &mut out)?;
+        if let Some(bias) = &self.bias {
+            for row in out.chunks_exact_mut(rows) {
+                row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
+            }
+        }
+        if let Some(last) = shape.last_mut() {
+            *last = rows;
+        }
+        Tensor::from_vec(out, shape, x.device())
     }
 }
 
@@ -434,7 +484,8 @@ mod avx2 {
                     _mm256_mul_ps(w2, _mm256_loadu_ps(xs.add(16))),
                 );
                 acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), _mm256_add_ps(a, b), acc);
-                minimum_term += _mm_cvtss_f32(_mm_movehdup_ps(scales)) * *block_sums.get_unchecked(block);
+                minimum_term +=
+                    _mm_cvtss_f32(_mm_movehdup_ps(scales)) * *block_sums.get_unchecked(block);
             }
         }
         sum_lanes(acc) + minimum_term
@@ -542,11 +593,16 @@ mod tests {
             let q = QTensor::quantize(&weights(rows, cols, 0), dtype).expect("quantize");
             let dense = q.dequantize(&Device::Cpu).expect("dequantize");
             let linear = QLinear::new(q).expect("linear");
-            assert!(!matches!(linear.kernel, Kernel::Candle(_)), "{dtype:?} is native");
+            assert!(
+                !matches!(linear.kernel, Kernel::Candle(_)),
+                "{dtype:?} is native"
+            );
             for n in [1, 5] {
                 let x = input(n, cols);
                 let got = linear.forward(&x).expect("forward");
-                let want = x.broadcast_matmul(&dense.t().expect("t")).expect("reference");
+                let want = x
+                    .broadcast_matmul(&dense.t().expect("t"))
+                    .expect("reference");
                 let diff = max_difference(&got, &want);
                 assert!(diff < 1e-4, "{dtype:?}, {n} positions: max error {diff}");
             }
@@ -557,7 +613,13 @@ mod tests {
     fn stacked_layers_equal_their_parts() {
         use GgmlDType::{F32, Q4_1, Q4K, Q8_0};
         let cols = 256;
-        for dtypes in [[Q4_1; 3], [Q8_0; 3], [Q4K; 3], [Q4_1, Q8_0, F32], [Q4K, Q4K, Q8_0]] {
+        for dtypes in [
+            [Q4_1; 3],
+            [Q8_0; 3],
+            [Q4K; 3],
+            [Q4_1, Q8_0, F32],
+            [Q4K, Q4K, Q8_0],
+        ] {
             let parts: Vec<QTensor> = [(40, 1), (16, 2), (16, 3)]
                 .iter()
                 .zip(dtypes)

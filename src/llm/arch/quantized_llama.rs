@@ -134,7 +134,10 @@ impl QuantizedLlama {
         };
         let width = config.width;
         let vector = |t: QTensor, len: usize, name: &str| -> Result<Vec<f32>> {
-            let values = t.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+            let values = t
+                .dequantize(&Device::Cpu)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
             if values.len() != len {
                 return Err(LlmError::Compute(format!(
                     "{name} has {} values, expected {len}",
@@ -237,7 +240,11 @@ impl QuantizedLlama {
         let n_new = tokens.len();
         let (n_layers, width) = (self.config.n_layers, self.config.width);
         let ids = Tensor::new(tokens, &Device::Cpu)?;
-        let mut x = self.token_embd.embedding(&ids)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut x = self
+            .token_embd
+            .embedding(&ids)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
 
         let mut step = Step {
             hidden: Vec::with_capacity((n_layers + 1) * n_new * width),
@@ -315,7 +322,10 @@ impl Rope<'_> {
         let cos = &self.cos[position * half..][..half];
         let sin = &self.sin[position * half..][..half];
         for head in heads.chunks_exact_mut(head_dim) {
-            for (pair, (c, s)) in head[..rope_dim].chunks_exact_mut(2).zip(cos.iter().zip(sin)) {
+            for (pair, (c, s)) in head[..rope_dim]
+                .chunks_exact_mut(2)
+                .zip(cos.iter().zip(sin))
+            {
                 let (a, b) = (pair[0], pair[1]);
                 pair[0] = a * c - b * s;
                 pair[1] = a * s + b * c;
@@ -383,11 +393,13 @@ impl Block {
             }
             step.attention_entropy.push(entropy / heads as f32);
         }
-        self.attn_output.forward_into(&buf.attended, &mut buf.projected)?;
+        self.attn_output
+            .forward_into(&buf.attended, &mut buf.projected)?;
         add_into(x, &buf.projected);
 
         rms_norm(x, &self.ffn_norm, config.rms_eps, &mut buf.normed);
-        self.ffn_gate_up.forward_into(&buf.normed, &mut buf.gate_up)?;
+        self.ffn_gate_up
+            .forward_into(&buf.normed, &mut buf.gate_up)?;
         let hidden = self.ffn_gate_up.rows() / 2;
         for (gate_up, gated) in buf
             .gate_up
@@ -451,8 +463,7 @@ fn rope_tables(config: &Config) -> (Vec<f32>, Vec<f32>) {
                 .powf(2.0 * i as f32 / config.rope_dim as f32)
         })
         .collect();
-    let angles = (0..config.context_length)
-        .flat_map(|p| inverse.iter().map(move |f| p as f32 * f));
+    let angles = (0..config.context_length).flat_map(|p| inverse.iter().map(move |f| p as f32 * f));
     angles.map(|a| (a.cos(), a.sin())).unzip()
 }
 
