@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use nice_plug::prelude::*;
 
+pub mod activation;
 pub mod editor;
 pub mod llm;
 pub mod params;

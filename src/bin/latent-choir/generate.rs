@@ -2,6 +2,11 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use latent_choir::activation::cache::{self, Found, MapCache};
+use latent_choir::activation::{ProjectionMap, identify};
+use latent_choir::llm::loader::LoadedModel;
 
 use latent_choir::llm::loader;
 use latent_choir::llm::sampler::SamplerConfig;
@@ -42,13 +47,25 @@ pub struct Args {
     /// Write `tokens` (int64 [n]) and `hidden_states` (float32 [layers + 1, n, width]) here.
     #[arg(long)]
     hidden_states: Option<PathBuf>,
+    /// Write `tokens` (int64 [n]) and `coords` (float32 [layers + 1, n, K]), every token's
+    /// hidden states projected through the model's PCA map into [-1, 1], here. The map comes
+    /// from --map, or from the user's map cache (fitted now, with progress, if missing).
+    #[arg(long)]
+    projections: Option<PathBuf>,
+    /// The PCA map for --projections (refused unless it was fitted for this model).
+    #[arg(long, requires = "projections")]
+    map: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
     let path = discovery::resolve(args.model.as_deref()).map_err(|e| {
         format!("{e}. Run `cargo xtask fetch-model` for the default model, or pass --model PATH")
     })?;
-    let loaded = loader::load(&path).map_err(|e| e.to_string())?;
+    let mut loaded = loader::load(&path).map_err(|e| e.to_string())?;
+    let map = match &args.projections {
+        Some(_) => Some(projection_map(&mut loaded, args.map.as_deref())?),
+        None => None,
+    };
     let at_end = if args.continue_at_end {
         AtEnd::Continue
     } else {
@@ -61,6 +78,9 @@ pub fn run(args: Args) -> Result<(), String> {
         ..SamplerConfig::default()
     };
     let mut session = Session::new(loaded, sampler, args.seed, at_end);
+    session
+        .set_projection(map.map(Arc::new))
+        .map_err(|e| e.to_string())?;
     let mode = if args.raw {
         PromptMode::Raw
     } else {
@@ -89,6 +109,69 @@ pub fn run(args: Args) -> Result<(), String> {
             file.display()
         );
     }
+    if let (Some(file), Some(map)) = (&args.projections, session.projection()) {
+        write_projections(file, map, &results)?;
+        eprintln!(
+            "PCA coordinates of {} tokens written to {}",
+            results.len(),
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+/// The map at `explicit`, checked against the model, or the model's map from the user cache
+/// (fitted now if it is missing or does not belong to the model).
+fn projection_map(
+    loaded: &mut LoadedModel,
+    explicit: Option<&std::path::Path>,
+) -> Result<ProjectionMap, String> {
+    if let Some(path) = explicit {
+        let identity = identify(&loaded.path).map_err(|e| e.to_string())?;
+        return cache::open_for_model(path, &identity, loaded.model.info())
+            .map_err(|e| format!("refusing --map: {e}"));
+    }
+    let cache = MapCache::user().map_err(|e| e.to_string())?;
+    let entry = cache::lookup(loaded, &cache).map_err(|e| e.to_string())?;
+    match entry.found {
+        Found::Valid(map) => return Ok(map),
+        Found::Refused(reason) => eprintln!("not using the cached map: {reason}"),
+        Found::Missing => eprintln!("no PCA map for this model yet"),
+    }
+    let mut progress = crate::fit_pca::ProgressLine::new("fitting the PCA map");
+    let (map, stats, save_error) =
+        cache::fit_and_store(loaded, &cache, &entry.identity, &entry.path, &mut |p| {
+            progress.show(p)
+        })
+        .map_err(|e| e.to_string())?;
+    progress.finish();
+    eprintln!(
+        "fitted on {} tokens in {:.1} s",
+        stats.tokens,
+        stats.elapsed.as_secs_f64()
+    );
+    match save_error {
+        Some(error) => eprintln!("warning: the map could not be stored: {error}"),
+        None => eprintln!("map stored at {}", entry.path.display()),
+    }
+    Ok(map)
+}
+
+fn write_projections(
+    file: &std::path::Path,
+    map: &ProjectionMap,
+    results: &[TokenResult],
+) -> Result<(), String> {
+    let (states, k, n) = (map.n_states(), map.components(), results.len());
+    let tokens = ndarray::Array1::from_iter(results.iter().map(|r| i64::from(r.id)));
+    // Results carry [layers + 1][K] per token; the file is layer-major.
+    let coords =
+        ndarray::Array3::from_shape_fn((states, n, k), |(l, t, c)| results[t].coords[l * k + c]);
+    let fail = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", file.display());
+    let mut npz = ndarray_npy::NpzWriter::new(std::fs::File::create(file).map_err(|e| fail(&e))?);
+    npz.add_array("tokens", &tokens).map_err(|e| fail(&e))?;
+    npz.add_array("coords", &coords).map_err(|e| fail(&e))?;
+    npz.finish().map_err(|e| fail(&e))?;
     Ok(())
 }
 

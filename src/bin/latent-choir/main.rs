@@ -3,8 +3,12 @@
 //! * `latent-choir models` — what discovery finds on this machine.
 //! * `latent-choir generate --prompt TEXT` — generate text, optionally saving hidden states.
 //! * `latent-choir bench-model` — load time, prefill time, decode speed with full capture.
+//! * `latent-choir fit-pca` — fit a model's per-layer PCA map on the reference corpus.
+//! * `latent-choir bench-projection` — time one token's projection through a map.
 
 mod bench;
+mod bench_projection;
+mod fit_pca;
 mod generate;
 mod models;
 
@@ -27,6 +31,11 @@ enum Command {
     Generate(generate::Args),
     /// Measure load time, prefill time, decode tokens/s with full capture, and memory.
     BenchModel(bench::Args),
+    /// Fit a model's per-layer PCA map (the plugin and `generate --projections` use it) on the
+    /// built-in reference corpus or your own.
+    FitPca(fit_pca::Args),
+    /// Time projecting one token's hidden states through every layer's PCA map.
+    BenchProjection(bench_projection::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +51,8 @@ fn main() -> ExitCode {
         Command::Models => models::run(),
         Command::Generate(args) => generate::run(args),
         Command::BenchModel(args) => bench::run(args),
+        Command::FitPca(args) => fit_pca::run(args),
+        Command::BenchProjection(args) => bench_projection::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

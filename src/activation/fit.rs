@@ -1,0 +1,260 @@
+//! Fitting a map: run the model over the corpus and fit one PCA per hidden state.
+//!
+//! Every corpus line is its own sequence (the model is reset before each), tokenised as it is
+//! — no chat template, no added special tokens, not even BOS — and every position is kept, so
+//! the same corpus gives comparable maps in any tool (`tools/reference/pca_reference.py` does
+//! the same in Python). A line longer than the model's context is cut to the context. All
+//! `n_layers + 1` hidden states are used: the embedding output, every block, the final norm.
+//!
+//! Each line's positions go into the layer's [`Covariance`] as one batch and are offered to
+//! the [`Reservoir`]; after the last line the components are fitted, and the sample is
+//! projected through them for the percentile ranges.
+
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use super::corpus::Corpus;
+use super::covariance::Covariance;
+use super::error::{MapError, Result};
+use super::identity::ModelIdentity;
+use super::map::{LayerMap, MapMetadata, ProjectionMap};
+use super::pca::Pca;
+use super::ranges::{PERCENTILES, percentile};
+use super::reservoir::Reservoir;
+use crate::llm::loader::LoadedModel;
+
+/// How far a fit has got, reported after every corpus line (and once before the first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FitProgress {
+    /// Corpus lines run so far.
+    pub done: usize,
+    /// Lines in the corpus.
+    pub total: usize,
+}
+
+impl FitProgress {
+    /// `done / total`, 1 for an empty corpus.
+    pub fn fraction(&self) -> f64 {
+        if self.total == 0 {
+            1.0
+        } else {
+            self.done as f64 / self.total as f64
+        }
+    }
+}
+
+/// What the fit saw, for summaries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FitStats {
+    pub lines: usize,
+    pub tokens: u64,
+    /// Lines cut to the model's context.
+    pub truncated_lines: usize,
+    /// Tokens in the percentile sample.
+    pub sampled_tokens: usize,
+    pub elapsed: Duration,
+    /// Of `elapsed`: running the model (tokenising included).
+    pub model_time: Duration,
+    /// Of `elapsed`: covariance updates and the sample.
+    pub accumulate_time: Duration,
+    /// Of `elapsed`: eigendecompositions and percentile ranges.
+    pub solve_time: Duration,
+}
+
+/// Fit a `components`-component map of `loaded`'s hidden states on `corpus`. `identity` is
+/// written into the map's metadata (see [`super::identity::identify`]). `progress` is called
+/// before the first line and after each; returning `ControlFlow::Break` cancels the fit
+/// ([`MapError::Cancelled`]). The model is reset before each line and after the fit.
+pub fn fit(
+    loaded: &mut LoadedModel,
+    identity: &ModelIdentity,
+    corpus: &Corpus,
+    components: usize,
+    progress: &mut dyn FnMut(FitProgress) -> ControlFlow<()>,
+) -> Result<(ProjectionMap, FitStats)> {
+    let start = Instant::now();
+    let info = loaded.model.info().clone();
+    let (n_states, width, context) = (info.n_layers + 1, info.width, info.context_length);
+    if components == 0 || components > width {
+        return Err(MapError::BadComponentCount { components, width });
+    }
+    let lines: Vec<&str> = corpus.lines().collect();
+    if lines.is_empty() {
+        return Err(MapError::EmptyCorpus);
+    }
+    let total = lines.len();
+    let mut accumulators: Vec<Covariance> = (0..n_states).map(|_| Covariance::new(width)).collect();
+    let mut reservoir = Reservoir::for_model(n_states, width);
+    let mut tokens = 0u64;
+    let mut truncated_lines = 0;
+    let (mut model_time, mut accumulate_time) = (Duration::ZERO, Duration::ZERO);
+    if progress(FitProgress { done: 0, total }).is_break() {
+        return Err(MapError::Cancelled);
+    }
+    for (done, line) in lines.iter().enumerate() {
+        let model_start = Instant::now();
+        let mut ids = loaded.tokenizer.encode(line, false)?;
+        if ids.len() > context {
+            ids.truncate(context);
+            truncated_lines += 1;
+        }
+        if !ids.is_empty() {
+            loaded.model.reset();
+            let step = loaded.model.forward(&ids)?;
+            let n = step.n_new;
+            if step.hidden.len() != n_states * n * width {
+                return Err(MapError::Model(crate::llm::LlmError::Compute(format!(
+                    "the model returned {} hidden values for {n} tokens, expected {}",
+                    step.hidden.len(),
+                    n_states * n * width
+                ))));
+            }
+            let accumulate_start = Instant::now();
+            model_time += accumulate_start - model_start;
+            add_step(&mut accumulators, &step.hidden, n * width);
+            reservoir.offer_step(&step.hidden, n);
+            accumulate_time += accumulate_start.elapsed();
+            tokens += n as u64;
+        }
+        if progress(FitProgress {
+            done: done + 1,
+            total,
+        })
+        .is_break()
+        {
+            loaded.model.reset();
+            return Err(MapError::Cancelled);
+        }
+    }
+    loaded.model.reset();
+    if tokens < 2 {
+        return Err(MapError::TooFewTokens(tokens));
+    }
+    let solve_start = Instant::now();
+    let pcas = fit_all(&accumulators, components)?;
+    drop(accumulators);
+    let layers = pcas
+        .iter()
+        .enumerate()
+        .map(|(state, pca)| layer_map(pca, state, &reservoir))
+        .collect();
+    let metadata = MapMetadata {
+        model_identity: identity.sha256.clone(),
+        model_name: identity.name.clone(),
+        n_layers: info.n_layers,
+        width,
+        components,
+        corpus_source: corpus.source().to_owned(),
+        corpus_sha256: corpus.sha256(),
+        corpus_lines: total,
+        tokens,
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let map = ProjectionMap::new(metadata, layers).map_err(|message| {
+        // Only non-finite hidden states can get here.
+        MapError::Model(crate::llm::LlmError::Compute(format!(
+            "the fitted map is unusable: {message}"
+        )))
+    })?;
+    let stats = FitStats {
+        lines: total,
+        tokens,
+        truncated_lines,
+        sampled_tokens: reservoir.len(),
+        elapsed: start.elapsed(),
+        model_time,
+        accumulate_time,
+        solve_time: solve_start.elapsed(),
+    };
+    Ok((map, stats))
+}
+
+/// Cores to spread per-layer work over (the covariance updates and eigendecompositions are
+/// independent per layer).
+fn threads(layers: usize) -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(layers)
+        .max(1)
+}
+
+/// Add one step's positions to every layer's accumulator: layer `l`'s rows are the `l`th
+/// `stride`-long slice of the layer-major hidden states.
+fn add_step(accumulators: &mut [Covariance], hidden: &[f32], stride: usize) {
+    let per_thread = accumulators.len().div_ceil(threads(accumulators.len()));
+    std::thread::scope(|scope| {
+        for (chunk_index, chunk) in accumulators.chunks_mut(per_thread).enumerate() {
+            scope.spawn(move || {
+                for (i, acc) in chunk.iter_mut().enumerate() {
+                    let layer = chunk_index * per_thread + i;
+                    acc.add_batch(&hidden[layer * stride..(layer + 1) * stride]);
+                }
+            });
+        }
+    });
+}
+
+fn fit_all(accumulators: &[Covariance], components: usize) -> Result<Vec<Pca>> {
+    let per_thread = accumulators.len().div_ceil(threads(accumulators.len()));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = accumulators
+            .chunks(per_thread)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|acc| Pca::fit(acc, components))
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut pcas = Vec::with_capacity(accumulators.len());
+        for handle in handles {
+            match handle.join() {
+                Ok(result) => pcas.extend(result?),
+                Err(payload) => std::panic::resume_unwind(payload),
+            }
+        }
+        Ok(pcas)
+    })
+}
+
+/// Store `pca` as f32 with its percentile ranges from the sample's `state`th hidden states.
+fn layer_map(pca: &Pca, state: usize, reservoir: &Reservoir) -> LayerMap {
+    let width = pca.mean.len();
+    let k = pca.components.len();
+    let mean: Vec<f32> = pca.mean.iter().map(|&m| m as f32).collect();
+    let components: Vec<f32> = pca.components.iter().flatten().map(|&c| c as f32).collect();
+    // coordinates[c][t]: component c of sampled token t, computed in f64 from the f16 sample.
+    let mut coordinates = vec![Vec::with_capacity(reservoir.len()); k];
+    let mut h = vec![0.0f32; width];
+    for token in 0..reservoir.len() {
+        reservoir.state_into(token, state, &mut h);
+        for (c, component) in pca.components.iter().enumerate() {
+            let value: f64 = component
+                .iter()
+                .zip(&h)
+                .zip(&pca.mean)
+                .map(|((w, &x), m)| w * (f64::from(x) - m))
+                .sum();
+            coordinates[c].push(value as f32);
+        }
+    }
+    let (lo, hi) = coordinates
+        .iter_mut()
+        .map(|values| {
+            (
+                percentile(values, PERCENTILES.0),
+                percentile(values, PERCENTILES.1),
+            )
+        })
+        .unzip();
+    LayerMap {
+        mean,
+        components,
+        explained_variance: pca.explained_variance.iter().map(|&v| v as f32).collect(),
+        total_variance: pca.total_variance as f32,
+        lo,
+        hi,
+    }
+}

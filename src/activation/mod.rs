@@ -1,0 +1,39 @@
+//! Activation space: a reference corpus, one PCA map per hidden state fitted on it, and the
+//! projection of every new token through the maps into coordinates in [-1, 1] — what the music
+//! side turns into pitch.
+//!
+//! ```text
+//!  corpus ──lines──▶ model (reset per line) ──hidden states──▶ Covariance (f64, per layer)
+//!                                                          └─▶ Reservoir (sample, f16)
+//!  Covariance ──eigen──▶ Pca ──+ percentile ranges of the sample──▶ ProjectionMap ──▶ file
+//!  new token's hidden states ──ProjectionMap::project_into──▶ [n_layers + 1][K] coordinates
+//! ```
+//!
+//! * [`corpus`]: the embedded reference corpus and how lines become sequences.
+//! * [`covariance`], [`pca`], [`reservoir`], [`ranges`]: the fit's pieces; [`fit`] drives them.
+//! * [`map`]: the map and the projection; [`file`](mod@file): the map on disk (safetensors).
+//! * [`identity`]: which model a map belongs to (weights hash).
+//! * [`cache`]: the per-user map cache and [`ensure_map`], reuse-or-fit.
+
+pub mod cache;
+pub mod corpus;
+pub mod covariance;
+pub mod error;
+pub mod file;
+pub mod fit;
+pub mod identity;
+pub mod map;
+pub mod pca;
+pub mod ranges;
+pub mod reservoir;
+
+pub use cache::{EnsuredMap, MapCache, MapOrigin, ensure_map};
+pub use corpus::Corpus;
+pub use error::MapError;
+pub use fit::{FitProgress, FitStats};
+pub use identity::{ModelIdentity, identify};
+pub use map::{LayerMap, MapMetadata, ProjectionMap};
+
+/// Principal components per hidden state unless told otherwise (as the original
+/// sonification work).
+pub const DEFAULT_COMPONENTS: usize = 16;
