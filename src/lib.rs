@@ -8,6 +8,7 @@ use nice_plug::prelude::*;
 
 pub mod editor;
 pub mod llm;
+pub mod loudness;
 pub mod params;
 pub mod status;
 pub mod synth;
