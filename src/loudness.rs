@@ -66,7 +66,11 @@ impl LoudnessMeter {
     pub fn momentary(&self) -> Option<f32> {
         let meter = self.meter.as_ref()?;
         let lufs = meter.loudness_momentary().unwrap_or(f64::NEG_INFINITY) as f32;
-        Some(if lufs.is_finite() { lufs.max(SILENCE_LUFS) } else { SILENCE_LUFS })
+        Some(if lufs.is_finite() {
+            lufs.max(SILENCE_LUFS)
+        } else {
+            SILENCE_LUFS
+        })
     }
 
     /// Blocks skipped for non-finite samples since creation.
@@ -186,10 +190,18 @@ impl TemperatureCurve {
         let dt = finite_or(dt, 0.0).max(0.0);
         let tau = finite_or(settings.smoothing, 0.0).max(0.0);
         let previous = self.smoothed.unwrap_or(lufs);
-        let alpha = if tau <= 0.0 { 1.0 } else { 1.0 - (-dt / tau).exp() };
+        let alpha = if tau <= 0.0 {
+            1.0
+        } else {
+            1.0 - (-dt / tau).exp()
+        };
         let smoothed = previous + alpha * (lufs - previous);
         self.smoothed = Some(smoothed);
-        let velocity = if dt > 0.0 { (smoothed - previous) / dt } else { 0.0 };
+        let velocity = if dt > 0.0 {
+            (smoothed - previous) / dt
+        } else {
+            0.0
+        };
         let sensitivity = finite_or(settings.sensitivity, 1.0).max(0.0);
         let amount = match settings.mode {
             CurveMode::Velocity => (sensitivity * velocity.abs() / VELOCITY_SCALE).tanh(),
@@ -213,6 +225,39 @@ impl TemperatureCurve {
             temperature: t_lo + (t_hi - t_lo) * amount,
         }
     }
+}
+
+/// The curve a whole recording gives at `tokens_per_second`: token `k` falls on sample
+/// `ceil(k * sample_rate / tokens_per_second)` and reads the meter after every sample before it,
+/// exactly as the plugin's free-running clock does. Token 0 is at the start (silence so far).
+pub fn curve_over(
+    left: &[f32],
+    right: &[f32],
+    sample_rate: f32,
+    tokens_per_second: f32,
+    settings: &CurveSettings,
+) -> Vec<(f64, CurvePoint)> {
+    let frames = left.len().min(right.len());
+    if !(tokens_per_second.is_finite() && tokens_per_second > 0.0 && sample_rate > 0.0) {
+        return Vec::new();
+    }
+    let step = f64::from(sample_rate) / f64::from(tokens_per_second);
+    let mut meter = LoudnessMeter::new(sample_rate);
+    let mut curve = TemperatureCurve::default();
+    let mut points = Vec::new();
+    let mut fed = 0;
+    for k in 0.. {
+        let at = (k as f64 * step).ceil() as usize;
+        if at > frames {
+            break;
+        }
+        meter.add(&left[fed..at], &right[fed..at]);
+        let dt = (at - fed) as f32 / sample_rate;
+        fed = at;
+        let time = at as f64 / f64::from(sample_rate);
+        points.push((time, curve.tick(meter.momentary(), dt, settings)));
+    }
+    points
 }
 
 fn finite_or(value: f32, fallback: f32) -> f32 {
@@ -306,7 +351,10 @@ mod tests {
         let peak_up = up.iter().map(|p| p.velocity).fold(f32::MIN, f32::max);
         let peak_down = down.iter().map(|p| p.velocity).fold(f32::MAX, f32::min);
         assert!(peak_up > 5.0, "rise gives a positive spike: {peak_up} LU/s");
-        assert!(peak_down < -5.0, "fall gives a negative spike: {peak_down} LU/s");
+        assert!(
+            peak_down < -5.0,
+            "fall gives a negative spike: {peak_down} LU/s"
+        );
         for point in up.iter().chain(&down) {
             assert!(point.temperature >= settings.t_min && point.temperature <= settings.t_max);
         }
@@ -328,15 +376,37 @@ mod tests {
             ..CurveSettings::default()
         };
         let points = step_response(&level, 20.0);
-        let (before, after) = (points[25].temperature, points.last().expect("points").temperature);
-        assert!(after > before, "louder is hotter in level mode: {before} -> {after}");
+        let (before, after) = (
+            points[25].temperature,
+            points.last().expect("points").temperature,
+        );
+        assert!(
+            after > before,
+            "louder is hotter in level mode: {before} -> {after}"
+        );
         let off = CurveSettings {
             mode: CurveMode::Off,
             ..CurveSettings::default()
         };
-        assert!(step_response(&off, 20.0).iter().all(|p| p.temperature == off.fixed));
+        assert!(
+            step_response(&off, 20.0)
+                .iter()
+                .all(|p| p.temperature == off.fixed)
+        );
         let mut curve = TemperatureCurve::default();
         assert_eq!(curve.tick(None, 0.1, &level).temperature, level.fixed);
+    }
+
+    #[test]
+    fn the_curve_over_a_recording_has_one_point_per_token() {
+        let signal = sine(48_000.0, 2.0, -20.0);
+        let points = curve_over(&signal, &signal, 48_000.0, 4.0, &CurveSettings::default());
+        assert_eq!(points.len(), 9);
+        assert_eq!(points[0].0, 0.0);
+        assert_eq!(points[8].0, 2.0);
+        assert_eq!(points[0].1.lufs, SILENCE_LUFS);
+        assert!((points[8].1.lufs + 20.0).abs() < 0.2, "{:?}", points[8]);
+        assert!(curve_over(&signal, &signal, 48_000.0, 0.0, &CurveSettings::default()).is_empty());
     }
 
     #[test]

@@ -136,7 +136,9 @@ pub fn read(path: &Path) -> Result<StereoAudio, AudioFileError> {
         let spec = buffer.spec();
         let (rate, channels) = (spec.rate(), spec.channels().count());
         if channels == 0 || rate == 0 {
-            return Err(corrupt("a packet with no channels or no sample rate".into()));
+            return Err(corrupt(
+                "a packet with no channels or no sample rate".into(),
+            ));
         }
         if audio.sample_rate == 0 {
             audio.sample_rate = rate;
@@ -151,7 +153,11 @@ pub fn read(path: &Path) -> Result<StereoAudio, AudioFileError> {
         buffer.copy_to_slice_interleaved(&mut interleaved[..]);
         for frame in interleaved.chunks_exact(channels) {
             let left = sanitize(frame[0]);
-            let right = if channels == 1 { left } else { sanitize(frame[1]) };
+            let right = if channels == 1 {
+                left
+            } else {
+                sanitize(frame[1])
+            };
             audio.left.push(left);
             audio.right.push(right);
         }
@@ -208,9 +214,15 @@ mod tests {
 
     #[test]
     fn reads_stereo_mono_and_multichannel_wav() {
-        let stereo = write("stereo.wav", &wav(2, 44_100, &vec![vec![16_384, -16_384]; 100]));
+        let stereo = write(
+            "stereo.wav",
+            &wav(2, 44_100, &vec![vec![16_384, -16_384]; 100]),
+        );
         let audio = read(&stereo).expect("stereo");
-        assert_eq!((audio.sample_rate, audio.frames(), audio.source_channels), (44_100, 100, 2));
+        assert_eq!(
+            (audio.sample_rate, audio.frames(), audio.source_channels),
+            (44_100, 100, 2)
+        );
         assert!((audio.left[0] - 0.5).abs() < 1e-3 && (audio.right[0] + 0.5).abs() < 1e-3);
 
         let mono = write("mono.wav", &wav(1, 8_000, &vec![vec![8_192]; 50]));
@@ -218,7 +230,10 @@ mod tests {
         assert_eq!(audio.left, audio.right);
         assert_eq!(audio.source_channels, 1);
 
-        let surround = write("six.wav", &wav(6, 48_000, &vec![vec![1, 2, 3, 4, 5, 6]; 10]));
+        let surround = write(
+            "six.wav",
+            &wav(6, 48_000, &vec![vec![1, 2, 3, 4, 5, 6]; 10]),
+        );
         let audio = read(&surround).expect("5.1");
         assert_eq!(audio.source_channels, 6);
         assert!(audio.left[0] < audio.right[0]);
@@ -228,8 +243,14 @@ mod tests {
     fn bad_files_are_errors_not_panics() {
         let missing = std::env::temp_dir().join("latent-choir-no-such-song.wav");
         assert!(matches!(read(&missing), Err(AudioFileError::NotFound(_))));
-        let text = write("notes.wav", b"these are not the samples you are looking for");
-        assert!(matches!(read(&text), Err(AudioFileError::Unsupported { .. })));
+        let text = write(
+            "notes.wav",
+            b"these are not the samples you are looking for",
+        );
+        assert!(matches!(
+            read(&text),
+            Err(AudioFileError::Unsupported { .. })
+        ));
         let empty = write("empty.wav", &wav(2, 48_000, &[]));
         assert!(read(&empty).is_err());
         let zero = write("zero.wav", &[]);
