@@ -7,7 +7,9 @@ use std::sync::Arc;
 use nice_plug::prelude::*;
 
 pub mod editor;
+pub mod io;
 pub mod llm;
+pub mod loudness;
 pub mod music;
 pub mod params;
 pub mod status;

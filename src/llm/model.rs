@@ -56,4 +56,8 @@ pub trait LanguageModel: Send {
 
     /// Forget the KV cache: the next `forward` starts a new sequence.
     fn reset(&mut self);
+
+    /// Capture (hidden states, entropy, sparsity) is on unless turned off here; `bench-model`
+    /// turns it off to measure what it costs. Models that cannot skip it ignore this.
+    fn set_capture(&mut self, _on: bool) {}
 }

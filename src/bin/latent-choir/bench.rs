@@ -1,9 +1,10 @@
 //! `latent-choir bench-model`: the numbers for the performance notes. Timing belongs here, not
 //! in tests.
 
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use latent_choir::llm::model::ModelInfo;
 use latent_choir::llm::sampler::SamplerConfig;
 use latent_choir::llm::session::{AtEnd, Session};
 use latent_choir::llm::tokenizer::PromptMode;
@@ -20,11 +21,19 @@ pub struct Args {
     prompt: String,
 }
 
-pub fn run(args: Args) -> Result<(), String> {
-    let path = discovery::resolve(args.model.as_deref()).map_err(|e| e.to_string())?;
+/// One timed run: load, prompt, decode.
+struct Timing {
+    load: Duration,
+    prompt_tokens: usize,
+    prefill: Duration,
+    decoded: usize,
+    decode: Duration,
+}
+
+fn time_run(path: &Path, args: &Args) -> Result<(Timing, ModelInfo), String> {
     let start = Instant::now();
-    let loaded = loader::load(&path).map_err(|e| e.to_string())?;
-    let load_time = start.elapsed();
+    let loaded = loader::load(path).map_err(|e| e.to_string())?;
+    let load = start.elapsed();
     let info = loaded.model.info().clone();
     // Greedy and never stopping at the end of an answer, so every run decodes the same tokens.
     let mut session = Session::new(loaded, SamplerConfig::default(), 0, AtEnd::Continue);
@@ -41,7 +50,44 @@ pub fn run(args: Args) -> Result<(), String> {
             None => break,
         }
     }
-    let decode = start.elapsed();
+    let timing = Timing {
+        load,
+        prompt_tokens: prompt.len(),
+        prefill,
+        decoded,
+        decode: start.elapsed(),
+    };
+    Ok((timing, info))
+}
+
+/// Greedy decode on the model alone (no session, no sampler), for comparing capture on and
+/// off; tokens per second.
+fn model_only(path: &Path, tokens: usize, capture: bool) -> Result<f64, String> {
+    let mut loaded = loader::load(path).map_err(|e| e.to_string())?;
+    let model = &mut loaded.model;
+    model.set_capture(capture);
+    let prompt: Vec<u32> = (1..9).collect();
+    let mut step = model.forward(&prompt).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    for _ in 0..tokens.min(model.info().context_length - prompt.len()) {
+        let next = (0..step.logits.len())
+            .max_by(|&a, &b| step.logits[a].total_cmp(&step.logits[b]))
+            .unwrap_or(0) as u32;
+        step = model.forward(&[next]).map_err(|e| e.to_string())?;
+    }
+    Ok(tokens as f64 / start.elapsed().as_secs_f64())
+}
+
+pub fn run(args: Args) -> Result<(), String> {
+    let path = discovery::resolve(args.model.as_deref()).map_err(|e| e.to_string())?;
+    let (timing, info) = time_run(&path, &args)?;
+    let Timing {
+        load: load_time,
+        prompt_tokens,
+        prefill,
+        decoded,
+        decode,
+    } = timing;
     println!(
         "model          {} ({}, {} layers, width {}, {})",
         path.display(),
@@ -53,13 +99,19 @@ pub fn run(args: Args) -> Result<(), String> {
     println!("load           {:.0} ms", load_time.as_secs_f64() * 1e3);
     println!(
         "prefill        {} tokens in {:.1} ms",
-        prompt.len(),
+        prompt_tokens,
         prefill.as_secs_f64() * 1e3
     );
     println!(
         "decode         {decoded} tokens in {:.2} s = {:.1} tokens/s (every layer's hidden state, entropy and sparsity captured)",
         decode.as_secs_f64(),
         decoded as f64 / decode.as_secs_f64()
+    );
+    let with = model_only(&path, args.tokens, true)?;
+    let without = model_only(&path, args.tokens, false)?;
+    println!(
+        "model alone    {with:.1} tokens/s with capture, {without:.1} without: capture costs {:.1}% (models that cannot skip it show ~0)",
+        (1.0 - with / without) * 100.0
     );
     println!(
         "resident       {}",

@@ -2,8 +2,10 @@
 //!
 //! * `latent-choir models` — what discovery finds on this machine.
 //! * `latent-choir generate --prompt TEXT` — generate text, optionally saving hidden states.
+//! * `latent-choir analyze AUDIO` — the loudness → temperature curve a song gives.
 //! * `latent-choir bench-model` — load time, prefill time, decode speed with full capture.
 
+mod analyze;
 mod bench;
 mod generate;
 mod models;
@@ -25,6 +27,8 @@ enum Command {
     Models,
     /// Generate text and optionally save every layer's hidden states.
     Generate(generate::Args),
+    /// The loudness → temperature curve of an audio file, as the plugin would compute it.
+    Analyze(analyze::Args),
     /// Measure load time, prefill time, decode tokens/s with full capture, and memory.
     BenchModel(bench::Args),
 }
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
         Command::Models => models::run(),
         Command::Generate(args) => generate::run(args),
         Command::BenchModel(args) => bench::run(args),
+        Command::Analyze(args) => analyze::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

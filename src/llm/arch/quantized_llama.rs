@@ -117,6 +117,7 @@ pub struct QuantizedLlama {
     cos: Vec<f32>,
     sin: Vec<f32>,
     position: usize,
+    capture: bool,
 }
 
 impl QuantizedLlama {
@@ -229,6 +230,7 @@ impl QuantizedLlama {
             cos,
             sin,
             position: 0,
+            capture: true,
         })
     }
 
@@ -253,7 +255,9 @@ impl QuantizedLlama {
             n_new,
             ..Step::default()
         };
-        step.hidden.extend_from_slice(&x);
+        if self.capture {
+            step.hidden.extend_from_slice(&x);
+        }
         let mut buffers = Buffers::new(&self.config, &self.blocks, n_new, self.position);
         for (i, block) in self.blocks.iter_mut().enumerate() {
             let rope = Rope {
@@ -261,16 +265,19 @@ impl QuantizedLlama {
                 sin: &self.sin,
                 first_position: self.position,
             };
-            block.forward(&mut x, &self.config, &rope, &mut buffers, &mut step)?;
+            let capture = self.capture.then_some(&mut step);
+            block.forward(&mut x, &self.config, &rope, &mut buffers, capture)?;
             // The last block's output is replaced by the final-norm output below, the
             // convention of `transformers`' hidden states.
-            if i + 1 < n_layers {
+            if self.capture && i + 1 < n_layers {
                 step.hidden.extend_from_slice(&x);
             }
         }
         let mut normed = vec![0.0_f32; n_new * width];
         rms_norm(&x, &self.output_norm, self.config.rms_eps, &mut normed);
-        step.hidden.extend_from_slice(&normed);
+        if self.capture {
+            step.hidden.extend_from_slice(&normed);
+        }
         step.logits = vec![0.0_f32; self.info.vocab_size];
         self.output
             .forward_into(&normed[(n_new - 1) * width..], &mut step.logits)?;
@@ -336,14 +343,14 @@ impl Rope<'_> {
 
 impl Block {
     /// Advances `x` (`[n_new, width]`) through the block, appending this layer's entropy and
-    /// sparsity to `step`.
+    /// sparsity to `capture` when given.
     fn forward(
         &mut self,
         x: &mut [f32],
         config: &Config,
         rope: &Rope,
         buf: &mut Buffers,
-        step: &mut Step,
+        mut capture: Option<&mut Step>,
     ) -> candle_core::Result<()> {
         let width = config.width;
         let (heads, kv_heads, head_dim) = (config.n_heads, config.n_kv_heads, config.head_dim);
@@ -380,8 +387,7 @@ impl Block {
                     let k = &self.keys[t * kv_width + kv_offset..][..head_dim];
                     *p = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
                 }
-                softmax(probs);
-                entropy += capture::entropy(probs);
+                entropy += softmax_entropy(probs);
                 let out = &mut out[h * head_dim..][..head_dim];
                 out.fill(0.0);
                 for (t, &p) in probs.iter().enumerate() {
@@ -391,7 +397,9 @@ impl Block {
                     }
                 }
             }
-            step.attention_entropy.push(entropy / heads as f32);
+            if let Some(step) = capture.as_deref_mut() {
+                step.attention_entropy.push(entropy / heads as f32);
+            }
         }
         self.attn_output
             .forward_into(&buf.attended, &mut buf.projected)?;
@@ -411,7 +419,9 @@ impl Block {
                 *out = g / (1.0 + (-g).exp()) * u;
             }
             // SwiGLU's sparsity is measured on the gated activations that enter `ffn_down`.
-            step.mlp_sparsity.push(capture::mlp_sparsity(gated));
+            if let Some(step) = capture.as_deref_mut() {
+                step.mlp_sparsity.push(capture::mlp_sparsity(gated));
+            }
         }
         self.ffn_down.forward_into(&buf.gated, &mut buf.projected)?;
         add_into(x, &buf.projected);
@@ -435,16 +445,21 @@ fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-fn softmax(values: &mut [f32]) {
+/// Softmax in place; returns the distribution's entropy in nats. With `p = e^(s - max) / Z`,
+/// `-sum(p ln p) = ln Z - sum(p (s - max))`: one logarithm per head instead of one per key.
+fn softmax_entropy(values: &mut [f32]) -> f32 {
     let max = values.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let mut sum = 0.0_f32;
+    let (mut sum, mut weighted) = (0.0_f32, 0.0_f32);
     for v in values.iter_mut() {
-        *v = (*v - max).exp();
+        let shifted = *v - max;
+        *v = shifted.exp();
         sum += *v;
+        weighted += *v * shifted;
     }
     for v in values.iter_mut() {
         *v /= sum;
     }
+    (sum.ln() - weighted / sum).max(0.0)
 }
 
 fn add_into(x: &mut [f32], delta: &[f32]) {
@@ -513,5 +528,25 @@ impl LanguageModel for QuantizedLlama {
             block.keys.clear();
             block.values.clear();
         }
+    }
+
+    fn set_capture(&mut self, on: bool) {
+        self.capture = on;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entropy_from_the_softmax_equals_the_direct_sum() {
+        let scores = [0.3_f32, -1.2, 2.5, 0.0, 2.4, -30.0];
+        let mut probs = scores;
+        let entropy = softmax_entropy(&mut probs);
+        assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((entropy - capture::entropy(&probs)).abs() < 1e-5);
+        let mut single = [4.0_f32];
+        assert_eq!(softmax_entropy(&mut single), 0.0);
     }
 }
