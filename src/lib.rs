@@ -7,6 +7,7 @@ use std::sync::Arc;
 use nice_plug::prelude::*;
 
 pub mod editor;
+pub mod engine;
 pub mod io;
 pub mod llm;
 pub mod loudness;

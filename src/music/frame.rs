@@ -20,6 +20,9 @@ pub struct TokenFrame {
     /// Token index since the prompt ran (0-based): orders frames, seeds the deterministic
     /// ornament choice, and lets the GUI line up text with what was played.
     pub index: u32,
+    /// Which prompt run the token belongs to (a new prompt or a reset starts a new run): the
+    /// audio thread starts over when it changes and drops frames of runs already left behind.
+    pub run: u32,
     /// Vocabulary id of the token, for run files and the text view.
     pub token_id: u32,
     /// The token's text as UTF-8, so the GUI can show what was played without the tokenizer.
@@ -51,6 +54,7 @@ impl TokenFrame {
     /// without allocation.
     pub const EMPTY: TokenFrame = TokenFrame {
         index: 0,
+        run: 0,
         token_id: 0,
         text: [0; TEXT_BYTES],
         text_len: 0,
