@@ -37,9 +37,12 @@ impl Comb {
 
     #[inline]
     fn process(&mut self, x: f32, feedback: f32, damp1: f32, damp2: f32) -> f32 {
-        let out = self.buf[self.idx];
+        let slot = &mut self.buf[self.idx];
+        let out = *slot;
+        // Every value that circulates passes through `store`: flushing it keeps the whole comb
+        // free of subnormals.
         self.store = flush(out * damp2 + self.store * damp1);
-        self.buf[self.idx] = flush(x + self.store * feedback);
+        *slot = x + self.store * feedback;
         self.idx += 1;
         if self.idx == self.buf.len() {
             self.idx = 0;
@@ -70,8 +73,11 @@ impl Allpass {
 
     #[inline]
     fn process(&mut self, x: f32) -> f32 {
-        let b = self.buf[self.idx];
-        self.buf[self.idx] = flush(x + b * ALLPASS_FEEDBACK);
+        // No flush needed: the input comes from flushed combs, and the idle detector clears the
+        // all-pass long before its halving echoes could reach the subnormal range.
+        let slot = &mut self.buf[self.idx];
+        let b = *slot;
+        *slot = x + b * ALLPASS_FEEDBACK;
         self.idx += 1;
         if self.idx == self.buf.len() {
             self.idx = 0;

@@ -129,6 +129,51 @@ fn every_timbre_is_in_tune_finite_and_audible() {
 }
 
 #[test]
+fn flute_and_strings_get_delayed_vibrato_clarinet_and_drone_stay_steady() {
+    for (timbre, vibrato) in [
+        (Timbre::Flute, true),
+        (Timbre::Strings, true),
+        (Timbre::Clarinet, false),
+        (Timbre::Drone, false),
+    ] {
+        let mut synth = PolySynth::new(SR);
+        synth.set_timbre(VoiceId::Voice1, timbre);
+        synth.note_on(VoiceId::Voice1, 69, 100);
+        let out = render_mono(&mut synth, VoiceId::Voice1, (1.6 * SR) as usize);
+        let spread = |from: f32| {
+            let f: Vec<f32> = (0..8)
+                .map(|k| {
+                    let start = (from * SR) as usize + k * 1_200;
+                    estimate_frequency(&out[start..start + 2_400], SR, 440.0)
+                })
+                .collect();
+            let max = f.iter().cloned().fold(f32::MIN, f32::max);
+            let min = f.iter().cloned().fold(f32::MAX, f32::min);
+            max / min - 1.0
+        };
+        // Before the vibrato starts every timbre is steady.
+        assert!(
+            spread(0.05) < 0.002,
+            "{timbre:?} wobbles early: {}",
+            spread(0.05)
+        );
+        let late = spread(1.3);
+        if vibrato {
+            assert!(late > 0.004, "{timbre:?} has no vibrato: {late}");
+        } else {
+            assert!(late < 0.002, "{timbre:?} wobbles: {late}");
+        }
+    }
+}
+
+#[test]
+fn the_choir_is_send() {
+    fn send<T: Send>() {}
+    send::<Choir>();
+    send::<PolySynth>();
+}
+
+#[test]
 fn full_choir_at_default_levels_stays_within_full_scale() {
     let mut choir = Choir::new(SR, BLOCK);
     for (voice, notes) in [
@@ -641,9 +686,15 @@ fn soundfont_for_another_rate_is_refused() {
 #[test]
 #[ignore = "benchmark; run in release"]
 fn bench_render_512_frames_all_voices() {
-    for with_font in [false, true] {
+    let t = std::time::Instant::now();
+    drop(std::hint::black_box(Choir::new(SR, BLOCK)));
+    eprintln!(
+        "Choir::new(48 kHz, 512): {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    for (with_font, mix) in [(false, 0.0), (false, 0.3), (true, 0.3)] {
         let mut choir = Choir::new(SR, BLOCK);
-        choir.set_reverb_mix(0.3);
+        choir.set_reverb_mix(mix);
         if with_font {
             let Some(font) = timgm6mb() else { continue };
             let p = SoundFontPlayer::from_bytes(&font, SR, BLOCK).unwrap();
@@ -681,8 +732,8 @@ fn bench_render_512_frames_all_voices() {
         let budget = BLOCK as f64 / f64::from(SR);
         let (median, p99) = (times[500], times[990]);
         eprintln!(
-            "{}: 512 frames @ 48 kHz, 7 notes + reverb: median {:.1} µs ({:.2} % of {:.2} ms), \
-             p99 {:.1} µs ({:.2} %)",
+            "{}, reverb mix {mix}: 512 frames @ 48 kHz, 7 notes: median {:.1} µs \
+             ({:.2} % of {:.2} ms), p99 {:.1} µs ({:.2} %)",
             if with_font {
                 "SoundFont (TimGM6mb)"
             } else {
@@ -695,4 +746,46 @@ fn bench_render_512_frames_all_voices() {
             100.0 * p99 / budget
         );
     }
+}
+
+#[test]
+#[ignore = "benchmark; run in release"]
+fn bench_timbres() {
+    for timbre in Timbre::ALL {
+        let mut synth = PolySynth::new(SR);
+        synth.set_timbre(VoiceId::Voice1, timbre);
+        synth.note_on(VoiceId::Voice1, 60, 100);
+        let mut out = vec![0.0f32; BLOCK];
+        for _ in 0..100 {
+            synth.render_voice_mono(VoiceId::Voice1, &mut out);
+        }
+        let mut times: Vec<f64> = (0..2_000)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                synth.render_voice_mono(VoiceId::Voice1, &mut out);
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        eprintln!(
+            "{timbre:?}: {:.2} µs per 512, {:.1} ns/sample",
+            times[1000] * 1e6,
+            times[1000] * 1e9 / 512.0
+        );
+    }
+    let mut r = Reverb::new(SR);
+    let mut times: Vec<f64> = (0..2_000)
+        .map(|i| {
+            let t = std::time::Instant::now();
+            let mut acc = 0.0;
+            for n in 0..BLOCK {
+                let (a, b) = r.process(if (n + i) % 100 == 0 { 0.5 } else { 0.01 });
+                acc += a + b;
+            }
+            std::hint::black_box(acc);
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    eprintln!("reverb: {:.2} µs per 512", times[1000] * 1e6);
 }
