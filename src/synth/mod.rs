@@ -13,7 +13,8 @@
 //! Files: `voice_id` (who is who), `engine` (the shared trait), `choir` (routing and mixing),
 //! `polysynth` (note pools), `note` (one sounding note), `timbre` (the four sounds), `envelope`,
 //! `wavetable` (band-limited tables), `oscillator`, `filter`, `noise`, `smoother`, `reverb`,
-//! `soundfont` (player) and `sf2_check` (checks SF2 bytes before parsing).
+//! `soundfont` (player), `sf2_check` (checks SF2 bytes before parsing) and `tests` (behaviour of
+//! the whole: pitch, spectrum, lifetimes, determinism, block splits; the benchmark).
 
 mod choir;
 mod engine;
