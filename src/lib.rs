@@ -8,7 +8,11 @@ use nice_plug::prelude::*;
 
 pub mod activation;
 pub mod editor;
+pub mod engine;
+pub mod io;
 pub mod llm;
+pub mod loudness;
+pub mod music;
 pub mod params;
 pub mod status;
 pub mod synth;

@@ -2,10 +2,12 @@
 //!
 //! * `latent-choir models` — what discovery finds on this machine.
 //! * `latent-choir generate --prompt TEXT` — generate text, optionally saving hidden states.
+//! * `latent-choir analyze AUDIO` — the loudness → temperature curve a song gives.
 //! * `latent-choir bench-model` — load time, prefill time, decode speed with full capture.
 //! * `latent-choir fit-pca` — fit a model's per-layer PCA map on the reference corpus.
 //! * `latent-choir bench-projection` — time one token's projection through a map.
 
+mod analyze;
 mod bench;
 mod bench_projection;
 mod fit_pca;
@@ -29,6 +31,8 @@ enum Command {
     Models,
     /// Generate text and optionally save every layer's hidden states.
     Generate(generate::Args),
+    /// The loudness → temperature curve of an audio file, as the plugin would compute it.
+    Analyze(analyze::Args),
     /// Measure load time, prefill time, decode tokens/s with full capture, and memory.
     BenchModel(bench::Args),
     /// Fit a model's per-layer PCA map (the plugin and `generate --projections` use it) on the
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Command::BenchModel(args) => bench::run(args),
         Command::FitPca(args) => fit_pca::run(args),
         Command::BenchProjection(args) => bench_projection::run(args),
+        Command::Analyze(args) => analyze::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,278 @@
+//! Between the worker and the audio thread: tokens become [`TokenFrame`]s in a bounded
+//! lock-free queue, and every frame the audio thread plays comes back as a [`Ticket`] carrying
+//! the temperature the loudness curve read at that step.
+//!
+//! ```text
+//!  worker ──Token──▶ FrameBuilder ──TokenFrame──▶ [frames queue] ──▶ QueueSource (audio thread)
+//!     ▲                                                                   │ played
+//!     └── TicketGate: token i may be made once frame i − N was played ◀── [tickets queue]
+//! ```
+//!
+//! The tickets make the worker stay exactly `N` tokens (the lookahead) ahead of playback, and
+//! they make the temperature deterministic: token `i` is sampled at the temperature of the step
+//! that played frame `i − N` (the first `N` tokens, made before anything was heard, at the
+//! curve's fixed temperature). The same audio, seed and parameters therefore give the same
+//! tokens however the threads are scheduled, which the offline bounce relies on.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::llm::session::TokenResult;
+use crate::loudness::CurvePoint;
+use crate::music::frame::{FRAME_COMPONENTS, TokenFrame};
+
+use super::player::FrameSource;
+
+/// Frames the queue holds: more than any lookahead the parameters allow.
+pub const QUEUE_CAPACITY: usize = 64;
+/// Longest the offline bounce waits for the worker at one step before counting an underrun.
+pub const OFFLINE_WAIT: Duration = Duration::from_secs(10);
+
+/// A played frame, reported back to the worker.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Ticket {
+    pub run: u32,
+    pub index: u32,
+    pub temperature: f32,
+}
+
+/// State both threads read: the run being generated, counters for the status display.
+#[derive(Debug, Default)]
+pub struct FeedShared {
+    /// Bumped on the worker thread when a prompt has run; frames of older runs are stale.
+    pub run: AtomicU32,
+    /// Frames the worker could not queue (the queue was full): should stay 0.
+    pub dropped: AtomicU64,
+    /// Frames pushed since the start, for tokens/s and lookahead readings.
+    pub produced: AtomicU64,
+    /// A run is under way (set when its prompt has run, cleared when it finishes): only then
+    /// is there a frame worth waiting for in the offline bounce.
+    pub generating: AtomicBool,
+}
+
+/// The two ends of the queues, created together in `initialize`.
+pub struct Channels {
+    pub builder_side: (rtrb::Producer<TokenFrame>, rtrb::Consumer<Ticket>),
+    pub audio_side: (rtrb::Consumer<TokenFrame>, rtrb::Producer<Ticket>),
+}
+
+pub fn channels() -> Channels {
+    let (frames_in, frames_out) = rtrb::RingBuffer::new(QUEUE_CAPACITY);
+    let (tickets_in, tickets_out) = rtrb::RingBuffer::new(QUEUE_CAPACITY * 2);
+    Channels {
+        builder_side: (frames_in, tickets_out),
+        audio_side: (frames_out, tickets_in),
+    }
+}
+
+/// Turns the worker's results into frames (worker thread).
+pub struct FrameBuilder {
+    shared: Arc<FeedShared>,
+    frames: rtrb::Producer<TokenFrame>,
+    run: u32,
+    next_index: u32,
+    /// Tokens in the sequence before the next generated one (prompt + generated so far): the
+    /// keys the next token attends to, which normalise its attention entropy.
+    position: usize,
+}
+
+impl FrameBuilder {
+    pub fn new(shared: Arc<FeedShared>, frames: rtrb::Producer<TokenFrame>) -> Self {
+        Self {
+            shared,
+            frames,
+            run: 0,
+            next_index: 0,
+            position: 0,
+        }
+    }
+
+    /// A prompt has run (`PromptProcessed`): a new run begins and its frames start at index 0.
+    pub fn start_run(&mut self, prompt_tokens: usize) {
+        self.run = self.run.wrapping_add(1);
+        self.shared.run.store(self.run, Ordering::Release);
+        self.shared.generating.store(true, Ordering::Release);
+        self.next_index = 0;
+        self.position = prompt_tokens;
+    }
+
+    /// The run has finished (end of text, stop, error): the audio thread stops waiting.
+    pub fn finish_run(&mut self) {
+        self.shared.generating.store(false, Ordering::Release);
+    }
+
+    /// Queues the frame of one generated token.
+    pub fn push(&mut self, token: &TokenResult) {
+        self.position += 1;
+        let frame = frame_of(token, self.run, self.next_index, self.position);
+        self.next_index += 1;
+        if self.frames.push(frame).is_err() {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.shared.produced.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The frame of `token`, which attended to `keys` positions (itself included).
+pub fn frame_of(token: &TokenResult, run: u32, index: u32, keys: usize) -> TokenFrame {
+    let layers = token.attention_entropy.len();
+    let states = layers + 1;
+    let mut frame = TokenFrame::new(
+        index,
+        token.id,
+        &token.text,
+        states,
+        token.temperature.unwrap_or(0.0),
+    );
+    frame.run = run;
+    let width = token.hidden.len() / states.max(1);
+    let components = token.coords.len() / states.max(1);
+    // ln(keys) is the entropy of uniform attention: the most diffuse it can be.
+    let max_entropy = (keys.max(2) as f32).ln();
+    for state in 0..states {
+        let hidden = token.hidden.get(state * width..(state + 1) * width).unwrap_or(&[]);
+        let norm = hidden.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let mut coords = [0.0; FRAME_COMPONENTS];
+        for (c, value) in coords.iter_mut().enumerate().take(components) {
+            *value = token.coords[state * components + c];
+        }
+        let (entropy, sparsity) = match state.checked_sub(1) {
+            Some(block) => (
+                (token.attention_entropy[block] / max_entropy).clamp(0.0, 1.0),
+                token.mlp_sparsity.get(block).copied().unwrap_or(0.0),
+            ),
+            None => (0.0, 0.0),
+        };
+        frame.set_state(state, coords, norm, entropy, sparsity);
+    }
+    frame
+}
+
+/// Decides, on the worker thread, whether the next token may be made and at what temperature.
+pub struct TicketGate {
+    shared: Arc<FeedShared>,
+    tickets: rtrb::Consumer<Ticket>,
+    /// Tickets of the current run, oldest first (the worker thread may allocate).
+    played: VecDeque<Ticket>,
+    run: u32,
+}
+
+impl TicketGate {
+    pub fn new(shared: Arc<FeedShared>, tickets: rtrb::Consumer<Ticket>) -> Self {
+        Self {
+            shared,
+            tickets,
+            played: VecDeque::new(),
+            run: 0,
+        }
+    }
+
+    /// For generated token `index` of the current run with a lookahead of `lookahead` tokens:
+    /// `Some(temperature)` when it may be made now, `None` to wait. `initial` is the
+    /// temperature of the first `lookahead` tokens.
+    pub fn admit(&mut self, index: u32, lookahead: u32, initial: f32) -> Option<f32> {
+        let run = self.shared.run.load(Ordering::Acquire);
+        if run != self.run {
+            self.run = run;
+            self.played.clear();
+        }
+        while let Ok(ticket) = self.tickets.pop() {
+            if ticket.run == self.run {
+                self.played.push_back(ticket);
+            }
+        }
+        let lookahead = lookahead.max(1);
+        let Some(due) = index.checked_sub(lookahead) else {
+            return Some(initial);
+        };
+        // Token `index` waits for frame `due` to have been played.
+        while self.played.front().is_some_and(|t| t.index < due) {
+            self.played.pop_front();
+        }
+        match self.played.front() {
+            Some(ticket) if ticket.index == due => Some(ticket.temperature),
+            // The lookahead shrank: frame `due` was played before, use what came after it.
+            Some(ticket) => Some(ticket.temperature),
+            None => None,
+        }
+    }
+}
+
+/// The audio thread's end: frames in, tickets out.
+pub struct QueueSource {
+    shared: Arc<FeedShared>,
+    frames: rtrb::Consumer<TokenFrame>,
+    tickets: rtrb::Producer<Ticket>,
+    /// Set for the offline bounce: wait (bounded) for a frame rather than underrun.
+    wait: Option<Duration>,
+}
+
+impl QueueSource {
+    pub fn new(
+        shared: Arc<FeedShared>,
+        frames: rtrb::Consumer<TokenFrame>,
+        tickets: rtrb::Producer<Ticket>,
+    ) -> Self {
+        Self {
+            shared,
+            frames,
+            tickets,
+            wait: None,
+        }
+    }
+
+    /// Offline (bounce, render): wait up to `limit` for the worker at each step.
+    pub fn set_offline(&mut self, limit: Option<Duration>) {
+        self.wait = limit;
+    }
+
+    /// Frames waiting to be played (the lookahead actually kept).
+    pub fn queued(&self) -> usize {
+        self.frames.slots()
+    }
+
+    fn pop_current(&mut self) -> Option<TokenFrame> {
+        let run = self.shared.run.load(Ordering::Acquire);
+        while let Ok(frame) = self.frames.pop() {
+            // Older runs are left behind by a new prompt or a reset.
+            if frame.run == run {
+                return Some(frame);
+            }
+        }
+        None
+    }
+}
+
+impl FrameSource for QueueSource {
+    fn next_frame(&mut self) -> Option<TokenFrame> {
+        if let Some(frame) = self.pop_current() {
+            return Some(frame);
+        }
+        let limit = self.wait?;
+        if !self.shared.generating.load(Ordering::Acquire) {
+            // The last frame may have landed just before the run ended.
+            return self.pop_current();
+        }
+        // Offline only: the host waits for the bounce, so waiting here is allowed (bounded).
+        let start = Instant::now();
+        while start.elapsed() < limit && self.shared.generating.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_micros(200));
+            if let Some(frame) = self.pop_current() {
+                return Some(frame);
+            }
+        }
+        self.pop_current()
+    }
+
+    fn played(&mut self, frame: &TokenFrame, point: &CurvePoint) {
+        // Full only if the worker stopped reading; then nothing waits for the ticket either.
+        let _ = self.tickets.push(Ticket {
+            run: frame.run,
+            index: frame.index,
+            temperature: point.temperature,
+        });
+    }
+}

@@ -1,0 +1,5 @@
+//! The sonification engine shared by the plugin and the command-line renderer: the same code
+//! turns the worker's tokens into notes whether a host or a simulated transport drives it.
+
+pub mod feed;
+pub mod player;

@@ -1,0 +1,822 @@
+//! The audio-thread half of the sonification: the token clock, the loudness curve, the mapping
+//! and a note scheduler, turning frames into sample-accurate note messages for one block.
+//!
+//! Per block the caller passes how time moves (host transport or free-running), the audio the
+//! loudness is measured on, the current parameter values and a [`FrameSource`]. At each grid
+//! step the player reads the loudness curve (the meter has seen every sample before the step),
+//! takes the next frame, maps it with the parameters as they are now, and schedules its notes.
+//! Note-offs and ornaments that fall in later blocks wait in a fixed-size schedule. The result
+//! is a sorted list of [`NoteMessage`]s for the block, which the caller plays on the synth and
+//! sends out as MIDI at the same offsets.
+//!
+//! Every note-on gets its note-off: on schedule, on a transport jump, when playing stops, when
+//! a new run starts, and through [`Player::all_notes_off`]. Offs go out on the channel their
+//! note-on used, whatever the channel parameters say by then.
+//!
+//! Nothing here allocates after [`Player::new`].
+
+use crate::loudness::{CurvePoint, CurveSettings, LoudnessMeter, TemperatureCurve};
+use crate::music::drone::DroneAction;
+use crate::music::frame::TokenFrame;
+use crate::music::grid::{FreeBlock, HostBlock, TokenClock};
+use crate::music::voices::{MappingParams, MappingState, StepPlan, TIE_LENGTH, VOICES, map_frame};
+
+/// Three melodic voices and the drone.
+pub const SLOTS: usize = VOICES + 1;
+/// The drone's slot index.
+pub const DRONE_SLOT: u8 = VOICES as u8;
+/// Note messages one block can hold: a block with many steps at a fast rate makes at most
+/// (3 voices × 2 notes + drone) × 2 per step.
+const MAX_EVENTS: usize = 1024;
+/// Notes (and ornaments) waiting for a later sample: each voice has at most a main note, an
+/// ornament's on and off, and a held note in flight.
+const MAX_SCHEDULED: usize = 64;
+
+/// A note-on (velocity > 0) or note-off (velocity 0) at a sample offset in the block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoteMessage {
+    pub offset: u32,
+    /// 0..=2 the melodic voices, [`DRONE_SLOT`] the drone.
+    pub slot: u8,
+    /// MIDI channel, 0-based.
+    pub channel: u8,
+    pub note: u8,
+    pub velocity: u8,
+}
+
+impl NoteMessage {
+    pub fn is_on(&self) -> bool {
+        self.velocity > 0
+    }
+}
+
+/// How time moves in this block.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Clock {
+    /// The host transport plays: one token per grid step of `1 / tokens_per_beat` beats.
+    Transport {
+        beat: f64,
+        tempo: f64,
+        tokens_per_beat: f64,
+    },
+    /// Transport stopped, standalone, CLI: a steady rate.
+    Free { tokens_per_second: f64 },
+}
+
+impl Clock {
+    /// Samples between steps.
+    fn step_samples(&self, sample_rate: f64) -> f64 {
+        let samples = match *self {
+            Clock::Transport {
+                tempo,
+                tokens_per_beat,
+                ..
+            } => sample_rate * 60.0 / (tempo * tokens_per_beat),
+            Clock::Free { tokens_per_second } => sample_rate / tokens_per_second,
+        };
+        if samples.is_finite() && samples >= 1.0 {
+            samples
+        } else {
+            1.0
+        }
+    }
+}
+
+/// The parameter values the player reads this block.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlayerSettings {
+    /// Generating and playing; off releases every note and pauses the clock.
+    pub playing: bool,
+    pub mapping: MappingParams,
+    /// MIDI channel (0-based) of each slot: voices 1–3, then the drone.
+    pub channels: [u8; SLOTS],
+    pub curve: CurveSettings,
+}
+
+/// Where frames come from (the queue from the worker, or a recorded run).
+pub trait FrameSource {
+    /// The next frame to play, if one is ready. Must not block (the offline bounce may wait,
+    /// bounded).
+    fn next_frame(&mut self) -> Option<TokenFrame>;
+    /// `frame` was played at a step where the loudness curve read `point`.
+    fn played(&mut self, frame: &TokenFrame, point: &CurvePoint);
+}
+
+/// What happened in one block, for the status display and the tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BlockReport {
+    /// Grid steps that fell in the block.
+    pub steps: u32,
+    /// Steps where no frame was ready (the notes held instead).
+    pub underruns: u32,
+    /// Note messages that did not fit in the block's list (should stay 0).
+    pub dropped: u32,
+    /// The curve at the block's last step.
+    pub point: Option<CurvePoint>,
+    /// `(run, index)` of the last frame played.
+    pub played: Option<(u32, u32)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Scheduled {
+    /// Absolute sample time.
+    due: u64,
+    message: NoteMessage,
+    /// For a note-off: its note-on has gone out (an ornament's off waits for its on).
+    sounding: bool,
+}
+
+pub struct Player {
+    sample_rate: f64,
+    clock: TokenClock,
+    mapping: MappingState,
+    meter: LoudnessMeter,
+    curve: TemperatureCurve,
+    scheduled: [Scheduled; MAX_SCHEDULED],
+    n_scheduled: usize,
+    events: [NoteMessage; MAX_EVENTS],
+    n_events: usize,
+    dropped: u32,
+    /// `(channel, note)` of the sounding drone.
+    drone: Option<(u8, u8)>,
+    /// Absolute sample time of the current block's first sample.
+    time: u64,
+    last_step: Option<u64>,
+    run: Option<u32>,
+    was_playing: bool,
+}
+
+const SILENT: NoteMessage = NoteMessage {
+    offset: 0,
+    slot: 0,
+    channel: 0,
+    note: 0,
+    velocity: 0,
+};
+
+impl Player {
+    /// Allocates the loudness meter; call off the audio thread (`initialize`).
+    pub fn new(sample_rate: f64) -> Self {
+        Self {
+            sample_rate,
+            clock: TokenClock::new(),
+            mapping: MappingState::new(),
+            meter: LoudnessMeter::new(sample_rate as f32),
+            curve: TemperatureCurve::default(),
+            scheduled: [Scheduled {
+                due: 0,
+                message: SILENT,
+                sounding: false,
+            }; MAX_SCHEDULED],
+            n_scheduled: 0,
+            events: [SILENT; MAX_EVENTS],
+            n_events: 0,
+            dropped: 0,
+            drone: None,
+            time: 0,
+            last_step: None,
+            run: None,
+            was_playing: false,
+        }
+    }
+
+    /// This block's note messages, sorted by offset (offs before ons at the same offset).
+    pub fn events(&self) -> &[NoteMessage] {
+        &self.events[..self.n_events]
+    }
+
+    /// Whether the loudness meter works at this sample rate (not below 8 kHz).
+    pub fn is_metering(&self) -> bool {
+        self.meter.is_metering()
+    }
+
+    /// Forget everything: clock, mapping, meter, schedule (the host's `reset`). Notes still
+    /// sounding are the caller's to silence ([`Player::all_notes_off`] first).
+    pub fn reset(&mut self) {
+        self.clock.reset();
+        self.mapping.reset();
+        self.meter.reset();
+        self.curve.reset();
+        self.n_scheduled = 0;
+        self.n_events = 0;
+        self.drone = None;
+        self.time = 0;
+        self.last_step = None;
+        self.run = None;
+        self.was_playing = false;
+    }
+
+    /// Replaces this block's events with note-offs for everything sounding, at `offset`.
+    pub fn all_notes_off(&mut self, offset: u32) -> &[NoteMessage] {
+        self.n_events = 0;
+        self.release_all(offset);
+        self.events()
+    }
+
+    /// Runs one block of `left.len()` samples; `left`/`right` is what loudness is measured on.
+    pub fn process(
+        &mut self,
+        left: &[f32],
+        right: &[f32],
+        clock: Clock,
+        settings: &PlayerSettings,
+        source: &mut impl FrameSource,
+    ) -> BlockReport {
+        let len = left.len().min(right.len());
+        let block_start = self.time;
+        let block_end = block_start + len as u64;
+        self.n_events = 0;
+        self.dropped = 0;
+        let mut report = BlockReport::default();
+
+        if !settings.playing {
+            if self.was_playing {
+                self.release_all(0);
+                self.clock.reset();
+                self.last_step = None;
+            }
+            self.was_playing = false;
+            self.meter.add(&left[..len], &right[..len]);
+            self.time = block_end;
+            report.dropped = self.dropped;
+            return report;
+        }
+        self.was_playing = true;
+
+        let steps = match clock {
+            Clock::Transport {
+                beat,
+                tempo,
+                tokens_per_beat,
+            } => self.clock.host_block(&HostBlock {
+                beat,
+                tempo,
+                sample_rate: self.sample_rate,
+                len: len as u32,
+                tokens_per_beat,
+            }),
+            Clock::Free { tokens_per_second } => self.clock.free_block(&FreeBlock {
+                sample_rate: self.sample_rate,
+                len: len as u32,
+                tokens_per_second,
+            }),
+        };
+        if steps.jumped {
+            self.release_all(0);
+            self.last_step = None;
+        }
+        // A Root or drone change applies at once, token or not.
+        let drone = self.mapping.update_drone(&settings.mapping);
+        self.apply_drone(drone, 0, settings.channels[usize::from(DRONE_SLOT)]);
+
+        let step_samples = clock.step_samples(self.sample_rate);
+        let mut fed = 0;
+        for step in steps {
+            let offset = step.offset.min(len as u32);
+            let now = block_start + u64::from(offset);
+            self.flush_scheduled(block_start, now);
+            self.meter
+                .add(&left[fed..offset as usize], &right[fed..offset as usize]);
+            fed = offset as usize;
+            let dt = self
+                .last_step
+                .map_or(0.0, |last| (now - last) as f64 / self.sample_rate);
+            self.last_step = Some(now);
+            let point = self
+                .curve
+                .tick(self.meter.momentary(), dt as f32, &settings.curve);
+            report.steps += 1;
+            report.point = Some(point);
+
+            let Some(frame) = source.next_frame() else {
+                report.underruns += 1;
+                self.hold(now, step_samples);
+                continue;
+            };
+            if self.run != Some(frame.run) {
+                if self.run.is_some() {
+                    self.release_all(offset);
+                }
+                self.mapping.reset();
+                self.run = Some(frame.run);
+            }
+            let plan = map_frame(&frame, &settings.mapping, &mut self.mapping);
+            self.apply(&plan, offset, now, step_samples, &settings.channels);
+            source.played(&frame, &point);
+            report.played = Some((frame.run, frame.index));
+        }
+        self.meter.add(&left[fed..len], &right[fed..len]);
+        self.flush_scheduled(block_start, block_end);
+        self.sort_events();
+        self.time = block_end;
+        report.dropped = self.dropped;
+        report
+    }
+
+    /// Starts this step's notes and schedules their ends.
+    fn apply(
+        &mut self,
+        plan: &StepPlan,
+        offset: u32,
+        now: u64,
+        step_samples: f64,
+        channels: &[u8; SLOTS],
+    ) {
+        let samples = |fraction: f32| ((f64::from(fraction) * step_samples).round() as u64).max(1);
+        for (voice, event) in plan.voices.iter().enumerate() {
+            let Some(event) = event else { continue };
+            let slot = voice as u8;
+            let length = if event.length >= TIE_LENGTH {
+                (step_samples.round() as u64).max(1)
+            } else {
+                samples(event.length)
+            };
+            let sounding = self.find_scheduled_off(slot, event.note);
+            if event.tied {
+                if let Some(i) = sounding {
+                    self.scheduled[i].due = now + length;
+                    continue;
+                }
+            }
+            if let Some(i) = sounding {
+                let off = self.remove_scheduled(i);
+                self.push_event(NoteMessage { offset, ..off });
+            }
+            let channel = channels[voice];
+            let on = NoteMessage {
+                offset,
+                slot,
+                channel,
+                note: event.note,
+                velocity: event.velocity.max(1),
+            };
+            self.push_event(on);
+            self.schedule(now + length, NoteMessage { velocity: 0, ..on }, true);
+            // An ornament needs room for both its on and its off, or it is left out.
+            if let Some(ornament) = event
+                .ornament
+                .filter(|_| self.n_scheduled + 2 <= MAX_SCHEDULED)
+            {
+                let start = now + samples(ornament.offset);
+                let on = NoteMessage {
+                    note: ornament.note,
+                    velocity: ornament.velocity.max(1),
+                    ..on
+                };
+                self.schedule(start, on, false);
+                self.schedule(
+                    start + samples(ornament.length),
+                    NoteMessage { velocity: 0, ..on },
+                    false,
+                );
+            }
+        }
+        self.apply_drone(plan.drone, offset, channels[usize::from(DRONE_SLOT)]);
+    }
+
+    fn apply_drone(&mut self, action: DroneAction, offset: u32, channel: u8) {
+        let off = |(channel, note): (u8, u8)| NoteMessage {
+            offset,
+            slot: DRONE_SLOT,
+            channel,
+            note,
+            velocity: 0,
+        };
+        let start = |this: &mut Self, note: u8, velocity: u8| {
+            this.push_event(NoteMessage {
+                offset,
+                slot: DRONE_SLOT,
+                channel,
+                note,
+                velocity: velocity.max(1),
+            });
+            this.drone = Some((channel, note));
+        };
+        match action {
+            DroneAction::Keep => {}
+            DroneAction::Start { note, velocity }
+            | DroneAction::Change {
+                to: note, velocity, ..
+            } => {
+                if self.drone == Some((channel, note)) {
+                    // Already sounding (the mapping started over, the drone did not).
+                    return;
+                }
+                if let Some(sounding) = self.drone.take() {
+                    self.push_event(off(sounding));
+                }
+                start(self, note, velocity);
+            }
+            DroneAction::Stop { .. } => {
+                if let Some(sounding) = self.drone.take() {
+                    self.push_event(off(sounding));
+                }
+            }
+        }
+    }
+
+    /// No frame this step: melodic notes that would end before the next step keep sounding
+    /// until it, so an underrun is heard as a held chord rather than a gap.
+    fn hold(&mut self, now: u64, step_samples: f64) {
+        let until = now + (step_samples.round() as u64).max(1);
+        for scheduled in &mut self.scheduled[..self.n_scheduled] {
+            if scheduled.sounding && scheduled.due <= until {
+                scheduled.due = until;
+            }
+        }
+    }
+
+    /// Note-offs at `offset` for every sounding note, pending ornaments dropped, the drone
+    /// released.
+    fn release_all(&mut self, offset: u32) {
+        for i in 0..self.n_scheduled {
+            let Scheduled {
+                message, sounding, ..
+            } = self.scheduled[i];
+            if sounding {
+                self.push_event(NoteMessage { offset, ..message });
+            }
+        }
+        self.n_scheduled = 0;
+        if let Some((channel, note)) = self.drone.take() {
+            self.push_event(NoteMessage {
+                offset,
+                slot: DRONE_SLOT,
+                channel,
+                note,
+                velocity: 0,
+            });
+        }
+        self.mapping.release_all();
+    }
+
+    /// Moves scheduled messages due before `limit` into this block's events, in time order.
+    fn flush_scheduled(&mut self, block_start: u64, limit: u64) {
+        while let Some(i) = (0..self.n_scheduled)
+            .filter(|&i| self.scheduled[i].due < limit)
+            .min_by_key(|&i| (self.scheduled[i].due, self.scheduled[i].message.is_on()))
+        {
+            let due = self.scheduled[i].due;
+            let message = self.remove_scheduled(i);
+            let offset = due.saturating_sub(block_start) as u32;
+            if message.is_on() {
+                // A note struck again while still sounding: end the old one first.
+                if let Some(j) = self.find_scheduled_off(message.slot, message.note) {
+                    let old = self.remove_scheduled(j);
+                    self.push_event(NoteMessage { offset, ..old });
+                }
+                // Its own off now has a note to end.
+                if let Some(own) = self.scheduled[..self.n_scheduled].iter_mut().find(|s| {
+                    !s.sounding
+                        && !s.message.is_on()
+                        && s.message.slot == message.slot
+                        && s.message.note == message.note
+                }) {
+                    own.sounding = true;
+                }
+            }
+            self.push_event(NoteMessage { offset, ..message });
+        }
+    }
+
+    /// The pending note-off of a note of `slot` that is sounding now.
+    fn find_scheduled_off(&self, slot: u8, note: u8) -> Option<usize> {
+        self.scheduled[..self.n_scheduled]
+            .iter()
+            .position(|s| s.sounding && s.message.slot == slot && s.message.note == note)
+    }
+
+    /// `sounding`: for a note-off, whether its note-on has already gone out.
+    fn schedule(&mut self, due: u64, message: NoteMessage, sounding: bool) {
+        if self.n_scheduled < MAX_SCHEDULED {
+            self.scheduled[self.n_scheduled] = Scheduled {
+                due,
+                message,
+                sounding: sounding && !message.is_on(),
+            };
+            self.n_scheduled += 1;
+        } else if message.is_on() || !sounding {
+            // No room to remember its end: better not to start it.
+            self.dropped += 1;
+        } else {
+            // No room to wait: end it now rather than never.
+            let offset = due.saturating_sub(self.time) as u32;
+            self.push_event(NoteMessage { offset, ..message });
+        }
+    }
+
+    fn remove_scheduled(&mut self, i: usize) -> NoteMessage {
+        let message = self.scheduled[i].message;
+        self.n_scheduled -= 1;
+        self.scheduled[i] = self.scheduled[self.n_scheduled];
+        message
+    }
+
+    fn push_event(&mut self, message: NoteMessage) {
+        if self.n_events < MAX_EVENTS {
+            self.events[self.n_events] = message;
+            self.n_events += 1;
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    /// Stable insertion sort by offset, offs before ons (events are nearly sorted already).
+    fn sort_events(&mut self) {
+        let key = |m: &NoteMessage| (m.offset, m.is_on());
+        for i in 1..self.n_events {
+            let mut j = i;
+            while j > 0 && key(&self.events[j - 1]) > key(&self.events[j]) {
+                self.events.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::music::frame::MAX_HIDDEN_STATES;
+    use crate::music::scale::{Root, Scale};
+
+    /// Frames from a list, as if the worker were always ahead.
+    struct Frames {
+        frames: Vec<TokenFrame>,
+        next: usize,
+        played: Vec<(u32, f32)>,
+    }
+
+    impl Frames {
+        fn new(count: u32, run: u32) -> Self {
+            let frames = (0..count)
+                .map(|i| {
+                    let mut frame = TokenFrame::new(i, i, "tok", 31, 0.7);
+                    frame.run = run;
+                    for state in 0..31 {
+                        let x = ((i * 7 + state as u32 * 3) % 17) as f32 / 8.0 - 1.0;
+                        let entropy = if state == 0 {
+                            0.0
+                        } else {
+                            (i % 5) as f32 / 4.0
+                        };
+                        frame.set_state(
+                            state,
+                            [x, -x, 0.0, 0.0],
+                            10.0 + (i % 3) as f32,
+                            entropy,
+                            0.6,
+                        );
+                    }
+                    frame
+                })
+                .collect();
+            Self {
+                frames,
+                next: 0,
+                played: Vec::new(),
+            }
+        }
+    }
+
+    impl FrameSource for Frames {
+        fn next_frame(&mut self) -> Option<TokenFrame> {
+            let frame = self.frames.get(self.next).copied();
+            self.next += 1;
+            frame
+        }
+
+        fn played(&mut self, frame: &TokenFrame, point: &CurvePoint) {
+            self.played.push((frame.index, point.temperature));
+        }
+    }
+
+    fn settings() -> PlayerSettings {
+        PlayerSettings {
+            playing: true,
+            mapping: MappingParams::default(),
+            channels: [0, 1, 2, 3],
+            curve: CurveSettings::default(),
+        }
+    }
+
+    /// Plays `bars` of 4/4 at `bpm` in blocks of varying size; returns (absolute sample, message).
+    fn play(
+        player: &mut Player,
+        frames: &mut Frames,
+        settings: &PlayerSettings,
+        bpm: f64,
+        samples: usize,
+    ) -> Vec<(u64, NoteMessage)> {
+        let rate = 48_000.0;
+        let mut out = Vec::new();
+        let mut at = 0usize;
+        let sizes = [512, 17, 1024, 333, 4096, 1];
+        let silence = vec![0.0_f32; 4096];
+        let mut i = 0;
+        while at < samples {
+            let len = sizes[i % sizes.len()].min(samples - at);
+            i += 1;
+            let beat = at as f64 / rate * bpm / 60.0;
+            let clock = Clock::Transport {
+                beat,
+                tempo: bpm,
+                tokens_per_beat: 2.0,
+            };
+            player.process(&silence[..len], &silence[..len], clock, settings, frames);
+            out.extend(
+                player
+                    .events()
+                    .iter()
+                    .map(|m| (at as u64 + u64::from(m.offset), *m)),
+            );
+            at += len;
+        }
+        out
+    }
+
+    /// Every note-on is followed by exactly one note-off of the same slot, channel and note.
+    fn assert_paired(events: &[(u64, NoteMessage)]) {
+        let mut sounding: Vec<(u8, u8, u8)> = Vec::new();
+        for (time, m) in events {
+            let key = (m.slot, m.channel, m.note);
+            if m.is_on() {
+                assert!(!sounding.contains(&key), "{key:?} struck twice at {time}");
+                sounding.push(key);
+            } else {
+                let at = sounding.iter().position(|k| *k == key);
+                assert!(at.is_some(), "note-off without note-on {key:?} at {time}");
+                sounding.remove(at.unwrap_or(0));
+            }
+        }
+        assert!(sounding.is_empty(), "left sounding: {sounding:?}");
+    }
+
+    #[test]
+    fn eight_bars_at_120_bpm_land_on_the_grid_and_pair_up() {
+        let mut player = Player::new(48_000.0);
+        let mut frames = Frames::new(1000, 1);
+        let settings = settings();
+        let bars = 8 * 4 * 24_000;
+        let mut events = play(&mut player, &mut frames, &settings, 120.0, bars);
+        let stop = PlayerSettings {
+            playing: false,
+            ..settings
+        };
+        events.extend(
+            play(&mut player, &mut frames, &stop, 120.0, 512)
+                .into_iter()
+                .map(|(t, m)| (t + bars as u64, m)),
+        );
+        assert_eq!(frames.played.len(), 64, "two tokens per beat for 32 beats");
+        let melodic_ons: Vec<_> = events
+            .iter()
+            .filter(|(_, m)| m.is_on() && m.slot < DRONE_SLOT)
+            .collect();
+        for (time, m) in &melodic_ons {
+            let on_grid = time % 12_000 == 0;
+            // Ornaments fall at 1/2 or 3/4 of a step.
+            let ornament = time % 12_000 == 6_000 || time % 12_000 == 9_000;
+            assert!(on_grid || ornament, "note-on at {time}: {m:?}");
+            let voice = &settings.mapping.voices[usize::from(m.slot)];
+            assert!(
+                (voice.low..=voice.high).contains(&m.note),
+                "{m:?} out of range"
+            );
+            assert!(
+                Scale::Major.contains(m.note, Root::C),
+                "{m:?} not in C major"
+            );
+            assert_eq!(m.channel, m.slot);
+        }
+        let main_notes = melodic_ons.iter().filter(|(t, _)| t % 12_000 == 0).count();
+        assert!(main_notes >= 64, "{main_notes} main notes");
+        assert!(
+            events
+                .iter()
+                .any(|(t, m)| *t == 0 && m.is_on() && m.slot == DRONE_SLOT)
+        );
+        assert_paired(&events);
+    }
+
+    #[test]
+    fn a_loop_jump_releases_everything_and_restarts_on_the_grid() {
+        let mut player = Player::new(48_000.0);
+        let mut frames = Frames::new(1000, 1);
+        let settings = settings();
+        let mut events = play(&mut player, &mut frames, &settings, 120.0, 48_000 * 3 + 100);
+        let before = frames.played.len();
+        // Jump back to beat 0.
+        let silence = vec![0.0_f32; 512];
+        let clock = Clock::Transport {
+            beat: 0.0,
+            tempo: 120.0,
+            tokens_per_beat: 2.0,
+        };
+        let report = player.process(&silence, &silence, clock, &settings, &mut frames);
+        assert_eq!(report.steps, 1, "the step at the loop start fires");
+        assert_eq!(frames.played.len(), before + 1);
+        let offs_first = player.events().iter().take_while(|m| !m.is_on()).count();
+        assert!(offs_first > 0, "sounding notes end at the jump");
+        assert!(player.events().iter().all(|m| m.offset == 0));
+        let t = 48_000 * 3 + 100;
+        events.extend(player.events().iter().map(|m| (t as u64, *m)));
+        events.extend(player.all_notes_off(0).iter().map(|m| (t as u64 + 512, *m)));
+        assert_paired(&events);
+    }
+
+    #[test]
+    fn same_frames_same_notes_and_a_scale_change_applies_at_the_next_step() {
+        let run = |scale_change_at: Option<usize>| {
+            let mut player = Player::new(48_000.0);
+            let mut frames = Frames::new(1000, 1);
+            let mut settings = settings();
+            let mut events = Vec::new();
+            for block in 0..200 {
+                if Some(block) == scale_change_at {
+                    settings.mapping.scale = Scale::Phrygian;
+                    settings.mapping.root = Root::D;
+                }
+                let silence = vec![0.0_f32; 1200];
+                let clock = Clock::Free {
+                    tokens_per_second: 8.0,
+                };
+                player.process(&silence, &silence, clock, &settings, &mut frames);
+                events.extend(player.events().iter().map(|m| (block, *m)));
+            }
+            events
+        };
+        assert_eq!(run(None), run(None));
+        let changed = run(Some(100));
+        for (block, m) in &changed {
+            if m.is_on() && *block >= 100 && m.slot < DRONE_SLOT {
+                assert!(
+                    Scale::Phrygian.contains(m.note, Root::D),
+                    "{m:?} at block {block}"
+                );
+            }
+        }
+        assert!(
+            changed
+                .iter()
+                .any(|(b, m)| *b == 100 && m.slot == DRONE_SLOT && m.is_on() && m.note % 12 == 2)
+        );
+    }
+
+    #[test]
+    fn underruns_hold_the_notes_and_a_new_run_starts_over() {
+        let mut player = Player::new(48_000.0);
+        let mut frames = Frames::new(4, 1);
+        let settings = settings();
+        let silence = vec![0.0_f32; 6_000];
+        let clock = Clock::Free {
+            tokens_per_second: 8.0,
+        };
+        let mut underruns = 0;
+        let mut events = Vec::new();
+        for block in 0..10u64 {
+            underruns += player
+                .process(&silence, &silence, clock, &settings, &mut frames)
+                .underruns;
+            events.extend(
+                player
+                    .events()
+                    .iter()
+                    .map(|m| (block * 6_000 + u64::from(m.offset), *m)),
+            );
+        }
+        assert_eq!(underruns, 6);
+        let mut next_run = Frames::new(4, 2);
+        player.process(&silence, &silence, clock, &settings, &mut next_run);
+        let offs = player.events().iter().filter(|m| !m.is_on()).count();
+        assert!(
+            offs > 0,
+            "the old run's held notes end when the new run starts"
+        );
+        events.extend(
+            player
+                .events()
+                .iter()
+                .map(|m| (60_000 + u64::from(m.offset), *m)),
+        );
+        events.extend(player.all_notes_off(0).iter().map(|m| (66_000, *m)));
+        assert_paired(&events);
+    }
+
+    #[test]
+    fn frames_with_no_states_still_advance() {
+        let mut player = Player::new(48_000.0);
+        let mut frames = Frames::new(3, 1);
+        for frame in &mut frames.frames {
+            frame.hidden_states = 0;
+        }
+        let silence = vec![0.0_f32; 48_000];
+        let clock = Clock::Free {
+            tokens_per_second: 2.0,
+        };
+        let report = player.process(&silence, &silence, clock, &settings(), &mut frames);
+        assert_eq!(report.steps, 2);
+        assert!(player.events().iter().all(|m| m.slot == DRONE_SLOT));
+        assert!(MAX_HIDDEN_STATES >= 31);
+    }
+}

@@ -1,0 +1,163 @@
+//! Hidden-state norm → velocity.
+//!
+//! Norms differ by orders of magnitude between layers (embeddings are small, late layers large,
+//! some tokens carry "massive activations"), so a raw norm says little. Each layer keeps running
+//! statistics of ln(norm) instead, and velocity follows how unusual this token's norm is for its
+//! own layer: a z-score, squashed by tanh into the velocity range. The statistics are a running
+//! mean and variance over the last [`NORM_WINDOW`] tokens or so (a plain mean until that many
+//! have been seen), deterministic and reset with the mapping state.
+
+use super::frame::{MAX_HIDDEN_STATES, TokenFrame};
+
+/// Tokens the running statistics roughly remember.
+pub const NORM_WINDOW: u32 = 32;
+/// Smallest standard deviation of ln(norm) used for the z-score: norms that vary by less than
+/// about 5% should not swing the velocity from end to end.
+const MIN_STD: f32 = 0.05;
+/// z-score that reaches about three quarters of the way to the range's end (tanh(1) ≈ 0.76).
+const Z_SCALE: f32 = 2.0;
+
+/// Running mean and variance of ln(norm) for one layer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NormStats {
+    count: u32,
+    mean: f32,
+    variance: f32,
+}
+
+impl NormStats {
+    pub const NEW: NormStats = NormStats {
+        count: 0,
+        mean: 0.0,
+        variance: 0.0,
+    };
+
+    /// How many standard deviations `norm` lies above the running mean (in log terms); 0 with no
+    /// history yet or for an unusable norm (zero, negative, NaN), so those play at the middle.
+    pub fn z(&self, norm: f32) -> f32 {
+        if self.count == 0 || !(norm.is_finite() && norm > 0.0) {
+            return 0.0;
+        }
+        (norm.ln() - self.mean) / self.variance.sqrt().max(MIN_STD)
+    }
+
+    /// Add one norm; unusable norms are skipped.
+    pub fn update(&mut self, norm: f32) {
+        if !(norm.is_finite() && norm > 0.0) {
+            return;
+        }
+        let x = norm.ln();
+        self.count = self.count.saturating_add(1);
+        // A plain mean at first, then an exponential one over about NORM_WINDOW tokens.
+        let alpha = 1.0 / self.count.min(NORM_WINDOW) as f32;
+        let delta = x - self.mean;
+        self.mean += alpha * delta;
+        self.variance = (1.0 - alpha) * (self.variance + alpha * delta * delta);
+    }
+
+    /// Norms seen so far.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+}
+
+/// Norm statistics for every hidden state, updated from every frame whichever layers the voices
+/// use, so switching a voice to another layer mid-run finds meaningful statistics.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerDynamics {
+    stats: [NormStats; MAX_HIDDEN_STATES],
+}
+
+impl Default for LayerDynamics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LayerDynamics {
+    pub const fn new() -> Self {
+        Self {
+            stats: [NormStats::NEW; MAX_HIDDEN_STATES],
+        }
+    }
+
+    /// The z-score of `norm` for hidden state `layer` (0 for a layer out of range).
+    pub fn z(&self, layer: usize, norm: f32) -> f32 {
+        self.stats.get(layer).map_or(0.0, |stats| stats.z(norm))
+    }
+
+    /// Fold a frame's norms into the statistics (after the frame's notes were made, so a token is
+    /// compared with the ones before it).
+    pub fn observe(&mut self, frame: &TokenFrame) {
+        let states = frame.hidden_states();
+        for (stats, &norm) in self.stats[..states].iter_mut().zip(&frame.norm[..states]) {
+            stats.update(norm);
+        }
+    }
+
+    pub fn layer(&self, layer: usize) -> Option<&NormStats> {
+        self.stats.get(layer)
+    }
+}
+
+/// Velocity for a z-score within `min..=max` (swapped if reversed, kept in 1..=127): the middle
+/// of the range at z = 0, rising monotonically with z.
+pub fn velocity(z: f32, min: u8, max: u8) -> u8 {
+    let (min, max) = velocity_bounds(min, max);
+    let middle = (f32::from(min) + f32::from(max)) * 0.5;
+    let half = (f32::from(max) - f32::from(min)) * 0.5;
+    let z = if z.is_nan() { 0.0 } else { z };
+    let v = (middle + half * (z / Z_SCALE).tanh()).round();
+    // `v` is finite and within min..=max up to rounding; the clamp makes it exact.
+    (v as u8).clamp(min, max)
+}
+
+/// The velocity a frame with a typical norm gets (and the first frame of a run).
+pub fn middle_velocity(min: u8, max: u8) -> u8 {
+    velocity(0.0, min, max)
+}
+
+fn velocity_bounds(min: u8, max: u8) -> (u8, u8) {
+    let (a, b) = (min.clamp(1, 127), max.clamp(1, 127));
+    (a.min(b), a.max(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_norm_is_the_middle_and_stats_follow() {
+        let mut stats = NormStats::NEW;
+        assert_eq!(stats.z(123.0), 0.0);
+        stats.update(10.0);
+        assert_eq!(stats.z(10.0), 0.0);
+        assert!(stats.z(20.0) > 0.0 && stats.z(5.0) < 0.0);
+        for _ in 0..1000 {
+            stats.update(40.0);
+        }
+        assert!(stats.z(40.0).abs() < 1e-3);
+        stats.update(f32::NAN);
+        stats.update(0.0);
+        stats.update(-3.0);
+        assert_eq!(stats.count(), 1001);
+    }
+
+    #[test]
+    fn velocity_is_monotone_and_in_range() {
+        for (min, max) in [(40u8, 110u8), (1, 127), (64, 64), (110, 40), (0, 200)] {
+            let (lo, hi) = velocity_bounds(min, max);
+            let mut previous = 0;
+            for i in -400..=400 {
+                let v = velocity(i as f32 / 40.0, min, max);
+                assert!((lo..=hi).contains(&v) && v >= 1);
+                assert!(v >= previous);
+                previous = v;
+            }
+            assert_eq!(velocity(f32::INFINITY, min, max), hi);
+            assert_eq!(velocity(f32::NEG_INFINITY, min, max), lo);
+            assert_eq!(velocity(f32::NAN, min, max), middle_velocity(min, max));
+        }
+        assert_eq!(middle_velocity(40, 110), 75);
+    }
+}

@@ -1,0 +1,670 @@
+//! The mapping: one token frame + the current parameters → what each voice plays at this step.
+//!
+//! Runs on the audio thread at every grid step, with whatever the parameters are right now, so a
+//! Scale or Root change is heard on the very next note. All inputs and outputs are fixed-size
+//! `Copy` values; nothing allocates.
+//!
+//! * Pitch: PC1 of the voice's hidden state, mapped linearly from [-1, 1] onto the voice's range
+//!   and then to the nearest scale tone inside it. Pitch depends on PC1 alone, so it rises and
+//!   falls exactly with the model's trajectory along its main direction.
+//! * Velocity: the hidden state's norm against that layer's running statistics
+//!   ([`super::dynamics`]); a typical norm (and the first token) plays at the middle of the range.
+//! * Length: attention entropy. Focused attention (low entropy) holds the note (legato, up to a
+//!   tie into the next step); diffuse attention (high entropy) detaches it (staccato). A layer
+//!   that reads narrowly sounds sustained; one that spreads its attention thin sounds scattered.
+//! * Ornament: MLP sparsity × ornament amount is the chance of a neighbour note late in the step
+//!   ([`super::ornament`]); the sign of PC2 says whether it sits above or below.
+//! * Drone: the key's root, re-articulated only when root or octave change ([`super::drone`]).
+//!
+//! Hidden state 0 is the embeddings, which no block produced: it has no attention entropy or
+//! MLP sparsity of its own (the frame stores 0). A voice on it borrows block 1's statistics
+//! (those of the first block, which reads the embeddings) so it breathes like the others instead of
+//! being stuck at legato with no ornaments.
+
+use super::drone::{DroneAction, DroneState};
+use super::dynamics::{LayerDynamics, middle_velocity, velocity};
+use super::frame::TokenFrame;
+use super::ornament::{self, Ornament, OrnamentInput};
+use super::scale::{Root, Scale};
+
+/// Melodic voices (the drone is separate).
+pub const VOICES: usize = 3;
+/// Shortest note, as a fraction of the grid step (keeps a note audible at any tempo).
+pub const MIN_LENGTH: f32 = 0.1;
+/// Longest note: a full step, i.e. a tie into the next step.
+pub const TIE_LENGTH: f32 = 1.0;
+
+/// One melodic voice's settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VoiceParams {
+    pub enabled: bool,
+    /// Hidden state the voice follows (0 = embeddings); clamped to the frame's last state.
+    pub layer: usize,
+    /// Lowest MIDI note the voice plays.
+    pub low: u8,
+    /// Highest MIDI note the voice plays (swapped with `low` if smaller).
+    pub high: u8,
+}
+
+/// The parameter values the mapping reads, copied from the host parameters each step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MappingParams {
+    pub voices: [VoiceParams; VOICES],
+    pub scale: Scale,
+    pub root: Root,
+    pub drone_enabled: bool,
+    /// Octave of the drone's root, C4 = 60 (so 2 gives MIDI 36 + root).
+    pub drone_octave: i32,
+    /// Scales MLP sparsity into ornament probability, [0, 1].
+    pub ornament_amount: f32,
+    /// Note length at fully focused attention (entropy 0), as a fraction of the step; 1.0 ties.
+    pub legato_length: f32,
+    /// Note length at fully diffuse attention (entropy 1), as a fraction of the step.
+    pub staccato_length: f32,
+    pub velocity_min: u8,
+    pub velocity_max: u8,
+}
+
+impl MappingParams {
+    /// The defaults for a model with `hidden_states` states (voices on the first, middle and last).
+    pub fn for_hidden_states(hidden_states: usize) -> Self {
+        let [first, middle, last] = default_layers(hidden_states);
+        let voice = |layer, low, high| VoiceParams {
+            enabled: true,
+            layer,
+            low,
+            high,
+        };
+        Self {
+            voices: [
+                voice(first, 72, 96),  // flute-like
+                voice(middle, 55, 79), // clarinet-like
+                voice(last, 48, 72),   // strings
+            ],
+            scale: Scale::Major,
+            root: Root::C,
+            drone_enabled: true,
+            drone_octave: 2,
+            ornament_amount: 0.5,
+            legato_length: TIE_LENGTH,
+            staccato_length: 0.3,
+            velocity_min: 40,
+            velocity_max: 110,
+        }
+    }
+}
+
+impl Default for MappingParams {
+    /// Defaults for the embedded model (SmolLM2-135M: 30 blocks, 31 hidden states).
+    fn default() -> Self {
+        Self::for_hidden_states(31)
+    }
+}
+
+/// Default voice layers: the first, middle and last hidden state (GPT-2's 13 give 0, 6, 12, as
+/// in the original work).
+pub fn default_layers(hidden_states: usize) -> [usize; VOICES] {
+    let last = hidden_states.saturating_sub(1);
+    [0, last / 2, last]
+}
+
+/// What one voice plays at this step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NoteEvent {
+    pub note: u8,
+    /// 1..=127.
+    pub velocity: u8,
+    /// Fraction of the grid step, [0.1, 1.0]; 1.0 ties (legato) into the next step.
+    pub length: f32,
+    /// The voice's previous note tied into this one and it is the same pitch: keep that note
+    /// sounding instead of striking it again.
+    pub tied: bool,
+    /// A neighbour note later in the step; the main note's `length` already ends before it.
+    pub ornament: Option<Ornament>,
+}
+
+/// Everything that happens at one grid step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepPlan {
+    /// `None` for a disabled voice or a frame without hidden states.
+    pub voices: [Option<NoteEvent>; VOICES],
+    pub drone: DroneAction,
+}
+
+/// What one voice remembers from the previous step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct VoiceMemory {
+    last_note: Option<u8>,
+    /// The last note was planned to tie into this step.
+    holds: bool,
+}
+
+/// The mapping's memory between steps: last notes, per-layer norm statistics, the drone.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MappingState {
+    voices: [VoiceMemory; VOICES],
+    dynamics: LayerDynamics,
+    drone: DroneState,
+}
+
+impl Default for MappingState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MappingState {
+    pub const fn new() -> Self {
+        Self {
+            voices: [VoiceMemory {
+                last_note: None,
+                holds: false,
+            }; VOICES],
+            dynamics: LayerDynamics::new(),
+            drone: DroneState::new(),
+        }
+    }
+
+    /// Start over (new prompt, restart): forget notes and norm statistics.
+    pub fn reset(&mut self) {
+        *self = Self::new();
+    }
+
+    /// The caller has silenced every note (transport jump, stop): nothing ties over into the
+    /// next step and the drone starts again. Norm statistics are kept; the model did not change.
+    pub fn release_all(&mut self) {
+        for voice in &mut self.voices {
+            voice.holds = false;
+        }
+        self.drone.released();
+    }
+
+    /// The note `voice` last played.
+    pub fn last_note(&self, voice: usize) -> Option<u8> {
+        self.voices.get(voice).and_then(|v| v.last_note)
+    }
+
+    /// The note the drone is sounding.
+    pub fn drone_note(&self) -> Option<u8> {
+        self.drone.note()
+    }
+
+    /// Bring the drone in line with the parameters without a frame (e.g. a Root change while
+    /// no token is due).
+    pub fn update_drone(&mut self, params: &MappingParams) -> DroneAction {
+        let velocity = middle_velocity(params.velocity_min, params.velocity_max);
+        self.drone.update(
+            params.drone_enabled,
+            params.root,
+            params.drone_octave,
+            velocity,
+        )
+    }
+}
+
+/// Turn one frame into this step's notes with the current parameters, and remember what is
+/// needed for the next step.
+pub fn map_frame(frame: &TokenFrame, params: &MappingParams, state: &mut MappingState) -> StepPlan {
+    let states = frame.hidden_states();
+    let mut voices = [None; VOICES];
+    for (v, (slot, voice)) in voices.iter_mut().zip(&params.voices).enumerate() {
+        *slot = if voice.enabled && states > 0 {
+            Some(map_voice(
+                frame,
+                params,
+                state,
+                v,
+                voice.layer.min(states - 1),
+            ))
+        } else {
+            None
+        };
+        let memory = &mut state.voices[v];
+        match slot {
+            Some(event) => {
+                memory.last_note = Some(event.note);
+                memory.holds = event.length >= TIE_LENGTH && event.ornament.is_none();
+            }
+            None => memory.holds = false,
+        }
+    }
+    // After the notes: each token is compared with the ones before it.
+    state.dynamics.observe(frame);
+    StepPlan {
+        voices,
+        drone: state.update_drone(params),
+    }
+}
+
+/// One voice's note for this frame (the voice is enabled and `layer` is valid).
+fn map_voice(
+    frame: &TokenFrame,
+    params: &MappingParams,
+    state: &MappingState,
+    v: usize,
+    layer: usize,
+) -> NoteEvent {
+    let voice = &params.voices[v];
+    let (low, high) = {
+        let (a, b) = (voice.low.min(127), voice.high.min(127));
+        (a.min(b), a.max(b))
+    };
+    let [pc1, pc2, ..] = frame.coords[layer];
+    let pc1 = unit_coord(pc1);
+
+    // Pitch: PC1 alone, linear onto the range, then the nearest scale tone inside it.
+    let position = (pc1 + 1.0) * 0.5;
+    let pitch = f32::from(low) + position * f32::from(high - low);
+    let note = params.scale.nearest_in_range(pitch, params.root, low, high);
+
+    let z = state.dynamics.z(layer, frame.norm[layer]);
+    let velocity = velocity(z, params.velocity_min, params.velocity_max);
+
+    // Embeddings have no block of their own: use the first block's statistics.
+    let block = if layer == 0 && frame.hidden_states() > 1 {
+        1
+    } else {
+        layer
+    };
+    let entropy = fraction(frame.entropy[block], 0.5);
+    let legato = clamp_length(params.legato_length);
+    let staccato = clamp_length(params.staccato_length);
+    // Written as a weighted sum so both ends are exact.
+    let mut length = clamp_length(legato * (1.0 - entropy) + staccato * entropy);
+
+    let sparsity = fraction(frame.sparsity[block], 0.0);
+    let ornament = ornament::plan(&OrnamentInput {
+        index: frame.index,
+        voice: v,
+        probability: sparsity * fraction(params.ornament_amount, 0.0),
+        upward: unit_coord(pc2) >= 0.0,
+        main_note: note,
+        main_velocity: velocity,
+        scale: params.scale,
+        root: params.root,
+        low,
+        high,
+    });
+    if let Some(ornament) = ornament {
+        length = length.min(ornament.offset).max(MIN_LENGTH);
+    }
+
+    let memory = state.voices[v];
+    NoteEvent {
+        note,
+        velocity,
+        length,
+        tied: memory.holds && memory.last_note == Some(note),
+        ornament,
+    }
+}
+
+/// A PCA coordinate made safe: NaN is the centre, anything else clamped to [-1, 1].
+fn unit_coord(x: f32) -> f32 {
+    if x.is_nan() { 0.0 } else { x.clamp(-1.0, 1.0) }
+}
+
+/// A [0, 1] statistic made safe: NaN becomes `fallback`.
+fn fraction(x: f32, fallback: f32) -> f32 {
+    if x.is_nan() {
+        fallback
+    } else {
+        x.clamp(0.0, 1.0)
+    }
+}
+
+fn clamp_length(x: f32) -> f32 {
+    if x.is_nan() {
+        TIE_LENGTH
+    } else {
+        x.clamp(MIN_LENGTH, TIE_LENGTH)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::music::frame::{FRAME_COMPONENTS, MAX_HIDDEN_STATES};
+
+    /// Deterministic synthetic frames shaped like a 12-block model's (13 hidden states).
+    struct Frames(u64);
+    impl Frames {
+        fn next_f32(&mut self) -> f32 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 40) as f32 / (1u64 << 24) as f32
+        }
+        fn frame(&mut self, index: u32) -> TokenFrame {
+            let mut frame = TokenFrame::new(index, index * 7, "tok", 13, 0.8);
+            for s in 0..13 {
+                let coords = [(); FRAME_COMPONENTS].map(|_| self.next_f32() * 2.0 - 1.0);
+                let norm = 5.0 + s as f32 * 10.0 * (0.5 + self.next_f32());
+                let (entropy, sparsity) = if s == 0 {
+                    (0.0, 0.0)
+                } else {
+                    (self.next_f32(), self.next_f32())
+                };
+                frame.set_state(s, coords, norm, entropy, sparsity);
+            }
+            frame
+        }
+    }
+
+    fn all_scales_roots() -> impl Iterator<Item = (Scale, Root)> {
+        Scale::ALL
+            .into_iter()
+            .flat_map(|s| Root::ALL.into_iter().map(move |r| (s, r)))
+    }
+
+    #[test]
+    fn default_layers_are_first_middle_last() {
+        assert_eq!(default_layers(13), [0, 6, 12]);
+        assert_eq!(default_layers(31), [0, 15, 30]);
+        assert_eq!(default_layers(MAX_HIDDEN_STATES), [0, 32, 64]);
+        assert_eq!(default_layers(1), [0, 0, 0]);
+        assert_eq!(default_layers(0), [0, 0, 0]);
+        let params = MappingParams::default();
+        assert_eq!(params.voices.map(|v| v.layer), [0, 15, 30]);
+        assert_eq!(
+            params.voices.map(|v| (v.low, v.high)),
+            [(72, 96), (55, 79), (48, 72)]
+        );
+        assert_eq!(params.drone_octave, 2);
+    }
+
+    #[test]
+    fn notes_stay_in_range_and_scale() {
+        let mut frames = Frames(0x5EED);
+        let mut stock: Vec<TokenFrame> = (0..40).map(|i| frames.frame(i)).collect();
+        // Hostile values must not escape either.
+        stock[3].coords[0][0] = f32::NAN;
+        stock[4].coords[6][0] = f32::INFINITY;
+        stock[5].coords[12][0] = -7.0;
+        stock[6].norm[6] = f32::NAN;
+        stock[7].entropy[6] = f32::NAN;
+        stock[8].sparsity[12] = f32::INFINITY;
+        for (scale, root) in all_scales_roots() {
+            let mut params = MappingParams::for_hidden_states(13);
+            params.scale = scale;
+            params.root = root;
+            params.ornament_amount = 1.0;
+            params.voices[1].low = 61; // ranges that do not start on a scale tone
+            params.voices[1].high = 70;
+            let mut state = MappingState::new();
+            for frame in &stock {
+                let plan = map_frame(frame, &params, &mut state);
+                for (voice, event) in params.voices.iter().zip(plan.voices) {
+                    let event = event.expect("enabled voice plays");
+                    for note in [Some(event.note), event.ornament.map(|o| o.note)]
+                        .into_iter()
+                        .flatten()
+                    {
+                        assert!(
+                            (voice.low..=voice.high).contains(&note),
+                            "{scale:?} {root:?}"
+                        );
+                        assert!(scale.contains(note, root), "{scale:?} {root:?} {note}");
+                    }
+                    assert!((params.velocity_min..=params.velocity_max).contains(&event.velocity));
+                    assert!((MIN_LENGTH..=TIE_LENGTH).contains(&event.length));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pitch_is_monotone_in_pc1() {
+        let mut frames = Frames(77);
+        let base = frames.frame(5);
+        for (scale, root) in all_scales_roots() {
+            let mut params = MappingParams::for_hidden_states(13);
+            params.scale = scale;
+            params.root = root;
+            let mut previous = [0u8; VOICES];
+            let mut lowest = [0u8; VOICES];
+            for i in 0..=2000 {
+                let pc1 = -1.0 + i as f32 / 1000.0;
+                let mut frame = base;
+                for layer in default_layers(13) {
+                    frame.coords[layer][0] = pc1;
+                }
+                // Same state every time: only PC1 differs.
+                let plan = map_frame(&frame, &params, &mut MappingState::new());
+                for v in 0..VOICES {
+                    let note = plan.voices[v].unwrap().note;
+                    assert!(note >= previous[v], "{scale:?} {root:?} voice {v} at {pc1}");
+                    if i == 0 {
+                        lowest[v] = note;
+                    }
+                    previous[v] = note;
+                }
+            }
+            // The sweep covers the range: lowest and highest scale tones in it.
+            for v in 0..VOICES {
+                let voice = params.voices[v];
+                let first_in = (voice.low..=voice.high).find(|&n| scale.contains(n, root));
+                let last_in = (voice.low..=voice.high)
+                    .rev()
+                    .find(|&n| scale.contains(n, root));
+                assert_eq!(Some(lowest[v]), first_in);
+                assert_eq!(Some(previous[v]), last_in);
+            }
+        }
+    }
+
+    #[test]
+    fn velocity_follows_norm_against_running_average() {
+        let params = MappingParams::for_hidden_states(13);
+        let mut frames = Frames(9);
+        let mut state = MappingState::new();
+        // The first frame plays at the middle whatever its norm.
+        let mut first = frames.frame(0);
+        first.norm = [1e6; MAX_HIDDEN_STATES];
+        let plan = map_frame(&first, &params, &mut state);
+        let middle = middle_velocity(params.velocity_min, params.velocity_max);
+        assert!(plan.voices.iter().all(|e| e.unwrap().velocity == middle));
+
+        // Warm up around norm 20 on every layer, with some spread.
+        let mut state = MappingState::new();
+        for i in 0..100 {
+            let mut frame = frames.frame(i);
+            frame.norm = [20.0 * (1.0 + 0.1 * ((i % 5) as f32 - 2.0)); MAX_HIDDEN_STATES];
+            map_frame(&frame, &params, &mut state);
+        }
+        let probe = frames.frame(100);
+        let velocities: Vec<[u8; VOICES]> = [5.0, 12.0, 20.0, 24.0, 40.0, 1000.0]
+            .into_iter()
+            .map(|norm| {
+                let mut frame = probe;
+                frame.norm = [norm; MAX_HIDDEN_STATES];
+                map_frame(&frame, &params, &mut state.clone())
+                    .voices
+                    .map(|e| e.unwrap().velocity)
+            })
+            .collect();
+        for v in 0..VOICES {
+            for pair in velocities.windows(2) {
+                assert!(pair[0][v] < pair[1][v], "voice {v}: {velocities:?}");
+            }
+            assert!(velocities[0][v] >= params.velocity_min);
+            assert!(velocities[5][v] <= params.velocity_max);
+            assert!((i32::from(velocities[2][v]) - i32::from(middle)).abs() <= 3);
+        }
+    }
+
+    #[test]
+    fn same_frames_give_same_plans() {
+        let params = MappingParams::for_hidden_states(13);
+        let run = || {
+            let mut frames = Frames(2024);
+            let mut state = MappingState::new();
+            (0..200)
+                .map(|i| map_frame(&frames.frame(i), &params, &mut state))
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (run(), run());
+        assert_eq!(a, b);
+        // And the run is not trivially constant: notes, lengths and ornaments vary.
+        let notes: std::collections::BTreeSet<u8> =
+            a.iter().map(|p| p.voices[1].unwrap().note).collect();
+        assert!(notes.len() > 5);
+        let ornaments = a
+            .iter()
+            .flat_map(|p| p.voices)
+            .flatten()
+            .filter(|e| e.ornament.is_some());
+        assert!(ornaments.count() > 20);
+        assert!(a.iter().any(|p| p.voices[2].unwrap().length < 0.6));
+        assert!(a.iter().any(|p| p.voices[2].unwrap().length > 0.8));
+        // Reset gives the same again.
+        let mut frames = Frames(2024);
+        let mut state = MappingState::new();
+        for i in 0..50 {
+            map_frame(&frames.frame(i), &params, &mut state);
+        }
+        state.reset();
+        let mut frames = Frames(2024);
+        let again: Vec<_> = (0..200)
+            .map(|i| map_frame(&frames.frame(i), &params, &mut state))
+            .collect();
+        assert_eq!(again, a);
+    }
+
+    #[test]
+    fn scale_and_root_changes_apply_on_the_next_frame() {
+        let mut params = MappingParams::for_hidden_states(13);
+        params.scale = Scale::Major;
+        params.root = Root::C;
+        let mut frames = Frames(31);
+        let mut state = MappingState::new();
+        let plan = map_frame(&frames.frame(0), &params, &mut state);
+        assert_eq!(
+            plan.drone,
+            DroneAction::Start {
+                note: 36,
+                velocity: 75
+            }
+        );
+        for i in 1..10 {
+            let plan = map_frame(&frames.frame(i), &params, &mut state);
+            assert_eq!(plan.drone, DroneAction::Keep);
+        }
+        params.scale = Scale::PentatonicMinor;
+        params.root = Root::FSharp;
+        for i in 10..60 {
+            let plan = map_frame(&frames.frame(i), &params, &mut state);
+            if i == 10 {
+                assert_eq!(
+                    plan.drone,
+                    DroneAction::Change {
+                        from: 36,
+                        to: 42,
+                        velocity: 75
+                    }
+                );
+            } else {
+                assert_eq!(plan.drone, DroneAction::Keep);
+            }
+            for event in plan.voices.into_iter().flatten() {
+                assert!(Scale::PentatonicMinor.contains(event.note, Root::FSharp));
+            }
+        }
+        // Only the next frame; the change does not wait for the statistics or anything else:
+        // the plan equals that of a fresh state apart from velocity/tie memory.
+        params.scale = Scale::Chromatic;
+        let mut frame = frames.frame(60);
+        frame.coords[6][0] = 0.0; // the middle of 55..=79 is exactly 67
+        let plan = map_frame(&frame, &params, &mut state);
+        assert_eq!(plan.voices[1].unwrap().note, 67);
+    }
+
+    #[test]
+    fn entropy_sets_length_and_sparsity_sets_ornaments() {
+        let mut params = MappingParams::for_hidden_states(13);
+        params.legato_length = 1.0;
+        params.staccato_length = 0.2;
+        params.ornament_amount = 0.0;
+        let mut frames = Frames(4);
+        let mut frame = frames.frame(0);
+        let length_at = |entropy: f32, frame: &mut TokenFrame| {
+            frame.entropy = [entropy; MAX_HIDDEN_STATES];
+            frame.entropy[0] = 0.0; // embeddings: voice 1 borrows block 1
+            map_frame(frame, &params, &mut MappingState::new())
+                .voices
+                .map(|e| e.unwrap().length)
+        };
+        assert_eq!(length_at(0.0, &mut frame), [1.0; VOICES]);
+        assert_eq!(length_at(1.0, &mut frame), [0.2; VOICES]);
+        let mid = length_at(0.5, &mut frame);
+        assert!(mid.iter().all(|&l| (l - 0.6).abs() < 1e-6));
+
+        // No sparsity or no amount: never an ornament; full: always (range permitting).
+        let count = |sparsity: f32, amount: f32| {
+            let mut params = params;
+            params.ornament_amount = amount;
+            let mut frames = Frames(5);
+            let mut state = MappingState::new();
+            (0..300)
+                .map(|i| {
+                    let mut frame = frames.frame(i);
+                    frame.sparsity = [sparsity; MAX_HIDDEN_STATES];
+                    map_frame(&frame, &params, &mut state)
+                })
+                .flat_map(|p| p.voices)
+                .flatten()
+                .filter(|e| e.ornament.is_some())
+                .count()
+        };
+        assert_eq!(count(0.0, 1.0), 0);
+        assert_eq!(count(1.0, 0.0), 0);
+        assert_eq!(count(1.0, 1.0), 900);
+        let half = count(1.0, 0.5);
+        assert!((350..550).contains(&half), "{half}");
+
+        // An ornamented note ends where its ornament starts, and never ties.
+        params.ornament_amount = 1.0;
+        let mut frame = frames.frame(1);
+        frame.sparsity = [1.0; MAX_HIDDEN_STATES];
+        frame.entropy = [0.0; MAX_HIDDEN_STATES];
+        let plan = map_frame(&frame, &params, &mut MappingState::new());
+        for event in plan.voices.into_iter().flatten() {
+            let ornament = event.ornament.unwrap();
+            assert_eq!(event.length, ornament.offset);
+            assert!(ornament.note != event.note);
+        }
+    }
+
+    #[test]
+    fn ties_layers_and_disabled_voices() {
+        let mut params = MappingParams::for_hidden_states(13);
+        params.ornament_amount = 0.0;
+        params.voices[0].layer = 100; // clamps to the last state
+        params.voices[2].enabled = false;
+        let mut frames = Frames(8);
+        let mut frame = frames.frame(0);
+        frame.entropy = [0.0; MAX_HIDDEN_STATES]; // fully focused: ties
+        frame.coords[12][0] = 1.0;
+        let mut state = MappingState::new();
+        let plan = map_frame(&frame, &params, &mut state);
+        assert_eq!(plan.voices[0].unwrap().note, 96); // top of 72..=96, in C major
+        assert!(!plan.voices[0].unwrap().tied);
+        assert_eq!(plan.voices[2], None);
+        // Same note again after a tie: held, not struck.
+        frame.index = 1;
+        let plan = map_frame(&frame, &params, &mut state);
+        assert!(plan.voices[0].unwrap().tied);
+        assert_eq!(state.last_note(0), Some(96));
+        // After the caller released everything, it is struck again, and so is the drone.
+        state.release_all();
+        frame.index = 2;
+        let plan = map_frame(&frame, &params, &mut state);
+        assert!(!plan.voices[0].unwrap().tied);
+        assert!(matches!(plan.drone, DroneAction::Start { note: 36, .. }));
+        // A frame without hidden states plays nothing and breaks ties.
+        let plan = map_frame(&TokenFrame::EMPTY, &params, &mut state);
+        assert_eq!(plan.voices, [None; VOICES]);
+        let plan = map_frame(&frame, &params, &mut state);
+        assert!(!plan.voices[0].unwrap().tied);
+    }
+}

@@ -1,0 +1,396 @@
+//! The whole instrument: four voices, each played by the built-in synth or the SoundFont player,
+//! each with its level and equal-power pan, into a shared reverb and a master gain.
+//!
+//! [`Choir::new`] allocates everything (call it from the plugin's `initialize`). Every other
+//! method is real-time safe: no allocation, lock, I/O or logging, and every gain is smoothed per
+//! sample, so the output does not depend on how a block is split into `render` calls. The caller
+//! splits blocks at event offsets for sample-accurate events.
+
+use std::f32::consts::FRAC_PI_4;
+
+use super::engine::VoiceEngine;
+use super::mixer::clean_sample;
+use super::polysynth::PolySynth;
+use super::reverb::Reverb;
+use super::smoother::{SMOOTHING_SECONDS, Smoother};
+use super::soundfont::{DEFAULT_PROGRAMS, SoundFontPlayer};
+use super::{Adsr, Timbre, VoiceId};
+
+/// What plays a voice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Source {
+    /// The built-in synth (and the fallback whenever no SoundFont is loaded).
+    #[default]
+    BuiltIn,
+    /// The loaded SoundFont, on the voice's GM program.
+    SoundFont,
+}
+
+/// Decibels to linear gain (-inf dB → 0).
+pub fn db_to_gain(db: f32) -> f32 {
+    if db == f32::NEG_INFINITY {
+        0.0
+    } else {
+        10f32.powf(db / 20.0)
+    }
+}
+
+/// Equal-power pan gains for `pan` in [-1, 1] (-3 dB each at centre).
+fn pan_gains(pan: f32) -> (f32, f32) {
+    // Exact at the ends: cos(π/2) is not 0 in f32.
+    if pan <= -1.0 {
+        return (1.0, 0.0);
+    }
+    if pan >= 1.0 {
+        return (0.0, 1.0);
+    }
+    let angle = (pan.clamp(-1.0, 1.0) + 1.0) * FRAC_PI_4;
+    (angle.cos(), angle.sin())
+}
+
+#[derive(Debug)]
+struct Strip {
+    source: Source,
+    level: Smoother,
+    left: Smoother,
+    right: Smoother,
+    pan: f32,
+    program: u8,
+}
+
+/// Default per-voice settings: melodic voices spread across the stereo field, the drone centred
+/// and a little lower.
+const DEFAULT_PANS: [f32; VoiceId::COUNT] = [-0.35, 0.0, 0.35, 0.0];
+const DEFAULT_LEVELS: [f32; VoiceId::COUNT] = [1.0, 1.0, 1.0, 0.8];
+/// Gain of every parameter is limited to +12 dB.
+const MAX_GAIN: f32 = 4.0;
+
+pub struct Choir {
+    sample_rate: f32,
+    pub(super) builtin: PolySynth,
+    soundfont: Option<SoundFontPlayer>,
+    strips: [Strip; VoiceId::COUNT],
+    master: Smoother,
+    pub(super) reverb: Reverb,
+    reverb_mix: f32,
+    dry: Smoother,
+    wet: Smoother,
+    mono: Box<[f32]>,
+    stem_l: Box<[f32]>,
+    stem_r: Box<[f32]>,
+    bus_l: Box<[f32]>,
+    bus_r: Box<[f32]>,
+}
+
+impl std::fmt::Debug for Choir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Choir")
+            .field("sample_rate", &self.sample_rate)
+            .field("soundfont", &self.soundfont)
+            .field("strips", &self.strips)
+            .field("reverb_mix", &self.reverb_mix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Choir {
+    /// Default reverb mix (0 = dry, bypassed; 1 = wet only).
+    pub const DEFAULT_REVERB_MIX: f32 = 0.2;
+    /// Default master gain (-3 dB): all seven notes of a full choir at full velocity, with
+    /// reverb, stay below full scale.
+    pub const DEFAULT_MASTER_GAIN: f32 = 0.7;
+
+    /// Everything for `sample_rate` and render calls of up to `max_block` frames (longer calls
+    /// work too, in pieces). Allocates: call off the audio thread.
+    pub fn new(sample_rate: f32, max_block: usize) -> Self {
+        let builtin = PolySynth::new(sample_rate);
+        let sample_rate = builtin.sample_rate();
+        let smoother = |v| Smoother::new(sample_rate, SMOOTHING_SECONDS, v);
+        let strips = VoiceId::ALL.map(|voice| {
+            let i = voice.index();
+            let (l, r) = pan_gains(DEFAULT_PANS[i]);
+            Strip {
+                source: Source::BuiltIn,
+                level: smoother(DEFAULT_LEVELS[i]),
+                left: smoother(l),
+                right: smoother(r),
+                pan: DEFAULT_PANS[i],
+                program: DEFAULT_PROGRAMS[i],
+            }
+        });
+        let buffer = || vec![0.0f32; max_block.max(1)].into_boxed_slice();
+        let mix = Self::DEFAULT_REVERB_MIX;
+        let (dry, wet) = mix_gains(mix);
+        Self {
+            sample_rate,
+            builtin,
+            soundfont: None,
+            strips,
+            master: smoother(Self::DEFAULT_MASTER_GAIN),
+            reverb: Reverb::new(sample_rate),
+            reverb_mix: mix,
+            dry: smoother(dry),
+            wet: smoother(wet),
+            mono: buffer(),
+            stem_l: buffer(),
+            stem_r: buffer(),
+            bus_l: buffer(),
+            bus_r: buffer(),
+        }
+    }
+
+    pub fn sample_rate(&self) -> f32 {
+        self.sample_rate
+    }
+
+    /// Start `note` on `voice` with its current source. Velocity 0 is a note-off.
+    pub fn note_on(&mut self, voice: VoiceId, note: u8, velocity: u8) {
+        match (self.strips[voice.index()].source, self.soundfont.as_mut()) {
+            (Source::SoundFont, Some(sf)) => sf.note_on(voice, note, velocity),
+            _ => self.builtin.note_on(voice, note, velocity),
+        }
+    }
+
+    /// Release `note` on `voice`, in whichever engine plays it, so a source switch between
+    /// note-on and note-off never leaves a note hanging.
+    pub fn note_off(&mut self, voice: VoiceId, note: u8) {
+        self.builtin.note_off(voice, note);
+        if let Some(sf) = self.soundfont.as_mut() {
+            sf.note_off(voice, note);
+        }
+    }
+
+    /// Release every note (tails and reverb ring out).
+    pub fn all_notes_off(&mut self) {
+        self.builtin.all_notes_off();
+        if let Some(sf) = self.soundfont.as_mut() {
+            sf.all_notes_off();
+        }
+    }
+
+    /// Silence everything within 5 ms, reverb included (reset, transport jump, panic).
+    pub fn all_sound_off(&mut self) {
+        self.builtin.all_sound_off();
+        if let Some(sf) = self.soundfont.as_mut() {
+            sf.all_sound_off();
+        }
+        self.reverb.clear();
+    }
+
+    /// Which engine plays `voice`'s next notes; sounding notes finish where they are.
+    /// `SoundFont` without a loaded font plays the built-in synth.
+    pub fn set_source(&mut self, voice: VoiceId, source: Source) {
+        self.strips[voice.index()].source = source;
+    }
+
+    pub fn source(&self, voice: VoiceId) -> Source {
+        self.strips[voice.index()].source
+    }
+
+    /// Install a loaded SoundFont (moved in, no allocation) and return the previous one, which
+    /// the caller should drop off the audio thread. Notes sounding on the previous font stop.
+    /// The voices' programs (see [`Choir::set_program`]) carry over to the new font.
+    /// A player loaded for another sample rate is refused and handed back as `Err`.
+    pub fn replace_soundfont(
+        &mut self,
+        player: Option<SoundFontPlayer>,
+    ) -> Result<Option<SoundFontPlayer>, SoundFontPlayer> {
+        match player {
+            Some(p) if (p.sample_rate() - self.sample_rate).abs() > 0.5 => Err(p),
+            mut player => {
+                if let Some(p) = player.as_mut() {
+                    for voice in VoiceId::ALL {
+                        p.set_program(voice, self.strips[voice.index()].program);
+                    }
+                }
+                Ok(std::mem::replace(&mut self.soundfont, player))
+            }
+        }
+    }
+
+    pub fn soundfont(&self) -> Option<&SoundFontPlayer> {
+        self.soundfont.as_ref()
+    }
+
+    /// GM program (0-based) of `voice` on the SoundFont, kept across font changes.
+    pub fn set_program(&mut self, voice: VoiceId, program: u8) {
+        let program = program.min(127);
+        self.strips[voice.index()].program = program;
+        if let Some(sf) = self.soundfont.as_mut() {
+            sf.set_program(voice, program);
+        }
+    }
+
+    pub fn program(&self, voice: VoiceId) -> u8 {
+        self.strips[voice.index()].program
+    }
+
+    /// Built-in timbre of `voice` for its next notes.
+    pub fn set_timbre(&mut self, voice: VoiceId, timbre: Timbre) {
+        self.builtin.set_timbre(voice, timbre);
+    }
+
+    pub fn timbre(&self, voice: VoiceId) -> Timbre {
+        self.builtin.timbre(voice)
+    }
+
+    /// Built-in envelope of `voice`.
+    pub fn set_envelope(&mut self, voice: VoiceId, adsr: Adsr) {
+        self.builtin.set_envelope(voice, adsr);
+    }
+
+    pub fn envelope(&self, voice: VoiceId) -> Adsr {
+        self.builtin.envelope(voice)
+    }
+
+    /// Linear gain of `voice`, 0..=4 (+12 dB); see [`db_to_gain`].
+    pub fn set_level(&mut self, voice: VoiceId, gain: f32) {
+        if gain.is_finite() {
+            self.strips[voice.index()]
+                .level
+                .set_target(gain.clamp(0.0, MAX_GAIN));
+        }
+    }
+
+    pub fn level(&self, voice: VoiceId) -> f32 {
+        self.strips[voice.index()].level.target()
+    }
+
+    /// Pan of `voice`, -1 (left) ..= 1 (right), equal power.
+    pub fn set_pan(&mut self, voice: VoiceId, pan: f32) {
+        if pan.is_finite() {
+            let strip = &mut self.strips[voice.index()];
+            strip.pan = pan.clamp(-1.0, 1.0);
+            let (l, r) = pan_gains(strip.pan);
+            strip.left.set_target(l);
+            strip.right.set_target(r);
+        }
+    }
+
+    pub fn pan(&self, voice: VoiceId) -> f32 {
+        self.strips[voice.index()].pan
+    }
+
+    /// Linear master gain, 0..=4.
+    pub fn set_master_gain(&mut self, gain: f32) {
+        if gain.is_finite() {
+            self.master.set_target(gain.clamp(0.0, MAX_GAIN));
+        }
+    }
+
+    pub fn master_gain(&self) -> f32 {
+        self.master.target()
+    }
+
+    /// Reverb amount, 0..=1, an equal-power dry/wet crossfade. 0 bypasses the reverb (no CPU).
+    pub fn set_reverb_mix(&mut self, mix: f32) {
+        if mix.is_finite() {
+            self.reverb_mix = mix.clamp(0.0, 1.0);
+            let (dry, wet) = mix_gains(self.reverb_mix);
+            self.dry.set_target(dry);
+            self.wet.set_target(wet);
+        }
+    }
+
+    pub fn reverb_mix(&self) -> f32 {
+        self.reverb_mix
+    }
+
+    /// Reverb room size, 0..=1.
+    pub fn set_reverb_size(&mut self, size: f32) {
+        self.reverb.set_size(size);
+    }
+
+    /// Reverb high-frequency damping, 0..=1.
+    pub fn set_reverb_damping(&mut self, damping: f32) {
+        self.reverb.set_damping(damping);
+    }
+
+    /// Notes of `voice` still sounding in the built-in synth.
+    pub fn builtin_sounding_notes(&self, voice: VoiceId) -> usize {
+        self.builtin.sounding_notes(voice)
+    }
+
+    /// **Adds** the choir's output to `left` and `right` (zero them first for the choir alone).
+    /// Any length works; the slices should be equally long (the longer one's extra samples are
+    /// left alone). The output is finite and free of subnormals.
+    pub fn render(&mut self, left: &mut [f32], right: &mut [f32]) {
+        let step = self.mono.len();
+        for (l, r) in left.chunks_mut(step).zip(right.chunks_mut(step)) {
+            let n = l.len().min(r.len());
+            self.render_chunk(&mut l[..n], &mut r[..n]);
+        }
+    }
+
+    fn render_chunk(&mut self, left: &mut [f32], right: &mut [f32]) {
+        let n = left.len();
+        let bus_l = &mut self.bus_l[..n];
+        let bus_r = &mut self.bus_r[..n];
+        bus_l.fill(0.0);
+        bus_r.fill(0.0);
+        for voice in VoiceId::ALL {
+            let strip = &mut self.strips[voice.index()];
+            let mono = &mut self.mono[..n];
+            mono.fill(0.0);
+            self.builtin.render_voice_mono(voice, mono);
+            if let Some(sf) = self.soundfont.as_mut() {
+                let (sl, sr) = (&mut self.stem_l[..n], &mut self.stem_r[..n]);
+                sl.fill(0.0);
+                sr.fill(0.0);
+                sf.render_voice(voice, sl, sr);
+                for i in 0..n {
+                    let level = strip.level.next();
+                    let (gl, gr) = (strip.left.next() * level, strip.right.next() * level);
+                    bus_l[i] += (mono[i] + sl[i]) * gl;
+                    bus_r[i] += (mono[i] + sr[i]) * gr;
+                }
+            } else {
+                for i in 0..n {
+                    let level = strip.level.next();
+                    let (gl, gr) = (strip.left.next() * level, strip.right.next() * level);
+                    bus_l[i] += mono[i] * gl;
+                    bus_r[i] += mono[i] * gr;
+                }
+            }
+        }
+        // Reverb bypass follows the same per-sample rule whether decided for the whole chunk
+        // or sample by sample: once the wet gain has settled at 0, the reverb is cleared and
+        // skipped.
+        let bypass = self.wet.is_settled() && self.wet.target() == 0.0;
+        if bypass {
+            if !self.reverb.is_idle() {
+                self.reverb.clear();
+            }
+            for i in 0..n {
+                let g = self.dry.next() * self.master.next();
+                left[i] += clean_sample(bus_l[i] * g).0;
+                right[i] += clean_sample(bus_r[i] * g).0;
+            }
+        } else {
+            for i in 0..n {
+                let dry = self.dry.next();
+                let wet = self.wet.next();
+                let master = self.master.next();
+                let (rl, rr) = if wet == 0.0 && self.wet.target() == 0.0 {
+                    if !self.reverb.is_idle() {
+                        self.reverb.clear();
+                    }
+                    (0.0, 0.0)
+                } else {
+                    self.reverb.process(0.5 * (bus_l[i] + bus_r[i]))
+                };
+                left[i] += clean_sample((bus_l[i] * dry + rl * wet) * master).0;
+                right[i] += clean_sample((bus_r[i] * dry + rr * wet) * master).0;
+            }
+        }
+    }
+}
+
+/// Equal-power dry/wet gains for a mix of 0..=1; exactly (1, 0) at 0.
+fn mix_gains(mix: f32) -> (f32, f32) {
+    if mix <= 0.0 {
+        return (1.0, 0.0);
+    }
+    let angle = mix.min(1.0) * 2.0 * FRAC_PI_4;
+    (angle.cos(), angle.sin())
+}

@@ -1,0 +1,223 @@
+//! The built-in synth: a fixed pool of notes per voice, each voice with its own timbre and
+//! envelope. Everything is allocated in [`PolySynth::new`]; playing only moves data inside the
+//! pools.
+
+use super::VoiceId;
+use super::engine::VoiceEngine;
+use super::envelope::{Adsr, AdsrCoeffs};
+use super::note::Note;
+use super::timbre::{Tables, Timbre};
+
+/// Notes each voice can sound at once (held and releasing). A melodic voice needs its main note,
+/// an ornament overlapping it and the release tails of the notes before.
+pub const POLYPHONY: usize = 8;
+/// Stolen notes fade out here while the slot they left starts the new note at once.
+const FADE_SLOTS: usize = 4;
+/// Stereo rendering through the trait goes through a mono buffer of this size on the stack.
+const CHUNK: usize = 64;
+
+#[derive(Debug)]
+pub(super) struct Pool {
+    pub(super) notes: [Note; POLYPHONY],
+    fading: [Note; FADE_SLOTS],
+    next_fade: usize,
+    timbre: Timbre,
+    adsr: Adsr,
+    coeffs: AdsrCoeffs,
+}
+
+impl Pool {
+    fn new(timbre: Timbre, sample_rate: f32) -> Self {
+        let adsr = timbre.default_envelope();
+        Self {
+            notes: [Note::default(); POLYPHONY],
+            fading: [Note::default(); FADE_SLOTS],
+            next_fade: 0,
+            timbre,
+            adsr,
+            coeffs: AdsrCoeffs::new(&adsr, sample_rate),
+        }
+    }
+
+    fn sounding(&self) -> usize {
+        self.notes.iter().filter(|n| n.is_active()).count()
+            + self.fading.iter().filter(|n| n.is_active()).count()
+    }
+
+    /// The slot for a new note: a free one, else the oldest releasing note, else the oldest.
+    /// Deterministic: ties cannot happen, serials are unique.
+    fn slot_for_new_note(&self) -> (usize, bool) {
+        if let Some(i) = self.notes.iter().position(|n| !n.is_active()) {
+            return (i, false);
+        }
+        let oldest = |held: bool| {
+            self.notes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.is_held() == held)
+                .min_by_key(|(_, n)| n.serial())
+                .map(|(i, _)| i)
+        };
+        let i = oldest(false).or_else(|| oldest(true)).unwrap_or(0);
+        (i, true)
+    }
+}
+
+/// The built-in polyphonic synth. See [`VoiceEngine`] for the playing interface.
+#[derive(Debug)]
+pub struct PolySynth {
+    sample_rate: f32,
+    tables: Box<Tables>,
+    pub(super) pools: Box<[Pool; VoiceId::COUNT]>,
+    /// Counts note starts: orders notes for stealing and seeds their noise.
+    serial: u64,
+}
+
+impl PolySynth {
+    /// Builds the wavetables and note pools for `sample_rate` (any positive rate; notes whose
+    /// fundamental is above Nyquist are silent). Allocates: call off the audio thread.
+    pub fn new(sample_rate: f32) -> Self {
+        let sample_rate = if sample_rate.is_finite() && sample_rate >= 1.0 {
+            sample_rate
+        } else {
+            48_000.0
+        };
+        Self {
+            sample_rate,
+            tables: Box::new(Tables::new(sample_rate)),
+            pools: Box::new([
+                Pool::new(Timbre::Flute, sample_rate),
+                Pool::new(Timbre::Clarinet, sample_rate),
+                Pool::new(Timbre::Strings, sample_rate),
+                Pool::new(Timbre::Drone, sample_rate),
+            ]),
+            serial: 0,
+        }
+    }
+
+    pub fn sample_rate(&self) -> f32 {
+        self.sample_rate
+    }
+
+    /// The timbre new notes of `voice` get; sounding notes keep theirs. A change of timbre also
+    /// resets the voice's envelope to [`Timbre::default_envelope`] (call
+    /// [`PolySynth::set_envelope`] after it to override); setting the current timbre again
+    /// changes nothing, so a plugin may push both every block.
+    pub fn set_timbre(&mut self, voice: VoiceId, timbre: Timbre) {
+        let pool = &mut self.pools[voice.index()];
+        if pool.timbre != timbre {
+            pool.timbre = timbre;
+            pool.adsr = timbre.default_envelope();
+            pool.coeffs = AdsrCoeffs::new(&pool.adsr, self.sample_rate);
+        }
+    }
+
+    pub fn timbre(&self, voice: VoiceId) -> Timbre {
+        self.pools[voice.index()].timbre
+    }
+
+    /// The envelope of `voice`, sanitised (see [`Adsr::sanitized`]); applies to sounding notes
+    /// from their next segment on.
+    pub fn set_envelope(&mut self, voice: VoiceId, adsr: Adsr) {
+        let pool = &mut self.pools[voice.index()];
+        pool.adsr = adsr.sanitized(pool.adsr);
+        pool.coeffs = AdsrCoeffs::new(&pool.adsr, self.sample_rate);
+    }
+
+    pub fn envelope(&self, voice: VoiceId) -> Adsr {
+        self.pools[voice.index()].adsr
+    }
+
+    /// Notes of `voice` still making sound (held, releasing or fading).
+    pub fn sounding_notes(&self, voice: VoiceId) -> usize {
+        self.pools[voice.index()].sounding()
+    }
+
+    /// Fade every note of every voice out within 5 ms (reset, stop, panic).
+    pub fn all_sound_off(&mut self) {
+        let sample_rate = self.sample_rate;
+        for pool in self.pools.iter_mut() {
+            for note in pool.notes.iter_mut().chain(pool.fading.iter_mut()) {
+                if note.is_active() {
+                    note.fade_out(sample_rate);
+                }
+            }
+        }
+    }
+
+    /// **Adds** `voice`'s dry mono signal to `out` (any length).
+    pub fn render_voice_mono(&mut self, voice: VoiceId, out: &mut [f32]) {
+        let pool = &mut self.pools[voice.index()];
+        let tables = &*self.tables;
+        for note in pool.notes.iter_mut().chain(pool.fading.iter_mut()) {
+            note.render(tables, &pool.coeffs, out);
+        }
+    }
+}
+
+impl VoiceEngine for PolySynth {
+    fn note_on(&mut self, voice: VoiceId, note: u8, velocity: u8) {
+        if velocity == 0 {
+            self.note_off(voice, note);
+            return;
+        }
+        let note = note.min(127);
+        self.serial += 1;
+        let serial = self.serial;
+        let sample_rate = self.sample_rate;
+        let pool = &mut self.pools[voice.index()];
+        // Same pitch already sounding (held, or the newest of its releases): re-articulate it.
+        let same = pool
+            .notes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.is_active() && !n.is_fading() && n.key() == note)
+            .max_by_key(|(_, n)| (n.is_held(), n.serial()))
+            .map(|(i, _)| i);
+        if let Some(i) = same {
+            pool.notes[i].retrigger(velocity, serial);
+            return;
+        }
+        let (i, steal) = pool.slot_for_new_note();
+        if steal {
+            let f = pool.next_fade;
+            pool.fading[f] = pool.notes[i];
+            pool.fading[f].fade_out(sample_rate);
+            pool.next_fade = (f + 1) % FADE_SLOTS;
+        }
+        let timbre = pool.timbre;
+        pool.notes[i].start(timbre, &self.tables, note, velocity, serial, sample_rate);
+    }
+
+    fn note_off(&mut self, voice: VoiceId, note: u8) {
+        for n in self.pools[voice.index()].notes.iter_mut() {
+            if n.is_held() && n.key() == note {
+                n.release();
+            }
+        }
+    }
+
+    fn all_notes_off(&mut self) {
+        for pool in self.pools.iter_mut() {
+            for n in pool.notes.iter_mut() {
+                if n.is_held() {
+                    n.release();
+                }
+            }
+        }
+    }
+
+    fn render_voice(&mut self, voice: VoiceId, left: &mut [f32], right: &mut [f32]) {
+        let mut mono = [0.0f32; CHUNK];
+        for (l, r) in left.chunks_mut(CHUNK).zip(right.chunks_mut(CHUNK)) {
+            let n = l.len().min(r.len());
+            let mono = &mut mono[..n];
+            mono.fill(0.0);
+            self.render_voice_mono(voice, mono);
+            for ((l, r), m) in l.iter_mut().zip(r.iter_mut()).zip(mono.iter()) {
+                *l += *m;
+                *r += *m;
+            }
+        }
+    }
+}

@@ -1,0 +1,791 @@
+//! Behaviour of the synth as a whole: pitch, level, spectrum, note lifetimes, stealing,
+//! determinism, block-size independence, denormals, SoundFont playback; and the benchmark.
+
+use super::soundfont::tests::timgm6mb;
+use super::*;
+
+const SR: f32 = 48_000.0;
+const BLOCK: usize = 512;
+
+fn render(choir: &mut Choir, frames: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut l = vec![0.0; frames];
+    let mut r = vec![0.0; frames];
+    choir.render(&mut l, &mut r);
+    (l, r)
+}
+
+fn render_mono(synth: &mut PolySynth, voice: VoiceId, frames: usize) -> Vec<f32> {
+    let mut out = vec![0.0; frames];
+    for chunk in out.chunks_mut(BLOCK) {
+        synth.render_voice_mono(voice, chunk);
+    }
+    out
+}
+
+fn peak(x: &[f32]) -> f32 {
+    x.iter().fold(0.0, |m, v| m.max(v.abs()))
+}
+
+fn rms(x: &[f32]) -> f32 {
+    (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt()
+}
+
+/// Fundamental by normalised autocorrelation: the first local maximum within 10 % of the best
+/// (so an octave error shows), refined by a parabola.
+fn estimate_frequency(x: &[f32], sr: f32, expected: f32) -> f32 {
+    let max_lag = (2.5 * sr / expected) as usize + 2;
+    assert!(x.len() > 2 * max_lag);
+    let w = x.len() - max_lag;
+    let r: Vec<f64> = (0..=max_lag)
+        .map(|lag| {
+            let (mut xy, mut xx, mut yy) = (0.0f64, 0.0f64, 0.0f64);
+            for i in 0..w {
+                let (a, b) = (f64::from(x[i]), f64::from(x[i + lag]));
+                xy += a * b;
+                xx += a * a;
+                yy += b * b;
+            }
+            xy / (xx * yy).sqrt().max(1e-30)
+        })
+        .collect();
+    let best = r[2..max_lag].iter().cloned().fold(f64::MIN, f64::max);
+    let lag = (2..max_lag)
+        .find(|&t| r[t] >= r[t - 1] && r[t] >= r[t + 1] && r[t] >= 0.9 * best)
+        .expect("no periodicity");
+    let (a, b, c) = (r[lag - 1], r[lag], r[lag + 1]);
+    let shift = 0.5 * (a - c) / (a - 2.0 * b + c);
+    sr / (lag as f64 + shift) as f32
+}
+
+/// Share of the energy (Hann window) within ±4 bins of the harmonics of `f0` below Nyquist.
+fn harmonic_share(x: &[f32], sr: f32, f0: f32) -> f64 {
+    let n = x.len();
+    let w: Vec<f64> = (0..n)
+        .map(|i| {
+            let h = 0.5 - 0.5 * (std::f64::consts::TAU * i as f64 / n as f64).cos();
+            h * f64::from(x[i])
+        })
+        .collect();
+    let bin_hz = f64::from(sr) / n as f64;
+    let (mut total, mut harmonic) = (0.0, 0.0);
+    for k in 1..n / 2 {
+        let (mut re, mut im) = (0.0, 0.0);
+        let step = std::f64::consts::TAU * k as f64 / n as f64;
+        for (i, v) in w.iter().enumerate() {
+            let a = step * i as f64;
+            re += v * a.cos();
+            im -= v * a.sin();
+        }
+        let p = re * re + im * im;
+        total += p;
+        let f = k as f64 * bin_hz;
+        let h = (f / f64::from(f0)).round();
+        // Detuned oscillators (strings, ±7 cents) sit a little off the exact harmonics.
+        let tolerance = 4.0 * bin_hz + 0.005 * h * f64::from(f0);
+        if h >= 1.0 && (f - h * f64::from(f0)).abs() <= tolerance {
+            harmonic += p;
+        }
+    }
+    harmonic / total
+}
+
+fn notes_for(timbre: Timbre) -> &'static [u8] {
+    match timbre {
+        Timbre::Flute => &[60, 72, 84, 96, 100, 108],
+        Timbre::Clarinet => &[50, 60, 72, 88, 100, 105],
+        Timbre::Strings => &[43, 55, 67, 79, 100, 103],
+        Timbre::Drone => &[24, 36, 48, 60, 100],
+    }
+}
+
+#[test]
+fn every_timbre_is_in_tune_finite_and_audible() {
+    for sr in [44_100.0, SR, 96_000.0] {
+        for timbre in Timbre::ALL {
+            for &note in notes_for(timbre) {
+                let mut synth = PolySynth::new(sr);
+                synth.set_timbre(VoiceId::Voice1, timbre);
+                synth.note_on(VoiceId::Voice1, note, 100);
+                let out = render_mono(&mut synth, VoiceId::Voice1, (0.6 * sr) as usize);
+                assert!(out.iter().all(|x| x.is_finite()));
+                let tail = &out[(0.3 * sr) as usize..];
+                let level = rms(tail);
+                assert!(level > 0.01, "{timbre:?} {note} @ {sr}: rms {level}");
+                assert!(
+                    peak(&out) < 1.0,
+                    "{timbre:?} {note} @ {sr}: peak {}",
+                    peak(&out)
+                );
+                let expected = timbre::note_frequency(note);
+                let f = estimate_frequency(tail, sr, expected);
+                let err = (f / expected - 1.0).abs();
+                assert!(
+                    err < 0.01,
+                    "{timbre:?} {note} @ {sr}: {f} Hz, expected {expected}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn flute_and_strings_get_delayed_vibrato_clarinet_and_drone_stay_steady() {
+    for (timbre, vibrato) in [
+        (Timbre::Flute, true),
+        (Timbre::Strings, true),
+        (Timbre::Clarinet, false),
+        (Timbre::Drone, false),
+    ] {
+        let mut synth = PolySynth::new(SR);
+        synth.set_timbre(VoiceId::Voice1, timbre);
+        synth.note_on(VoiceId::Voice1, 69, 100);
+        let out = render_mono(&mut synth, VoiceId::Voice1, (1.6 * SR) as usize);
+        let spread = |from: f32| {
+            let f: Vec<f32> = (0..8)
+                .map(|k| {
+                    let start = (from * SR) as usize + k * 1_200;
+                    estimate_frequency(&out[start..start + 2_400], SR, 440.0)
+                })
+                .collect();
+            let max = f.iter().cloned().fold(f32::MIN, f32::max);
+            let min = f.iter().cloned().fold(f32::MAX, f32::min);
+            max / min - 1.0
+        };
+        // Before the vibrato starts every timbre is steady.
+        assert!(
+            spread(0.05) < 0.002,
+            "{timbre:?} wobbles early: {}",
+            spread(0.05)
+        );
+        let late = spread(1.3);
+        if vibrato {
+            assert!(late > 0.004, "{timbre:?} has no vibrato: {late}");
+        } else {
+            assert!(late < 0.002, "{timbre:?} wobbles: {late}");
+        }
+    }
+}
+
+#[test]
+fn the_choir_is_send() {
+    fn send<T: Send>() {}
+    send::<Choir>();
+    send::<PolySynth>();
+}
+
+#[test]
+fn full_choir_at_default_levels_stays_within_full_scale() {
+    let mut choir = Choir::new(SR, BLOCK);
+    for (voice, notes) in [
+        (VoiceId::Voice1, [84u8, 88]),
+        (VoiceId::Voice2, [67, 72]),
+        (VoiceId::Voice3, [60, 64]),
+    ] {
+        for n in notes {
+            choir.note_on(voice, n, 127);
+        }
+    }
+    choir.note_on(VoiceId::Drone, 36, 127);
+    let (l, r) = render(&mut choir, 4 * SR as usize);
+    let p = peak(&l).max(peak(&r));
+    assert!(p < 1.0 && p > 0.1, "peak {p}");
+    for &x in l.iter().chain(&r) {
+        assert!(x == 0.0 || x.is_normal());
+    }
+    // And each timbre alone at full velocity, high notes included.
+    for timbre in Timbre::ALL {
+        for &note in notes_for(timbre) {
+            let mut choir = Choir::new(SR, BLOCK);
+            choir.set_timbre(VoiceId::Voice2, timbre);
+            choir.note_on(VoiceId::Voice2, note, 127);
+            let (l, r) = render(&mut choir, SR as usize);
+            assert!(peak(&l).max(peak(&r)) < 1.0, "{timbre:?} {note}");
+            assert!(peak(&l) > 0.01, "{timbre:?} {note} silent");
+        }
+    }
+}
+
+#[test]
+fn high_notes_do_not_alias() {
+    // Analysed before vibrato starts; the flute's breath noise is not harmonic, so it gets a
+    // looser bound.
+    for (timbre, bound) in [
+        (Timbre::Clarinet, 0.999),
+        (Timbre::Strings, 0.999),
+        (Timbre::Drone, 0.999),
+        (Timbre::Flute, 0.99),
+    ] {
+        for note in [96u8, 100, 105, 110] {
+            let mut synth = PolySynth::new(SR);
+            synth.set_timbre(VoiceId::Voice1, timbre);
+            synth.set_envelope(
+                VoiceId::Voice1,
+                Adsr {
+                    attack: 0.01,
+                    decay: 0.01,
+                    sustain: 1.0,
+                    release: 0.1,
+                },
+            );
+            synth.note_on(VoiceId::Voice1, note, 100);
+            let out = render_mono(&mut synth, VoiceId::Voice1, 12_288);
+            let share = harmonic_share(&out[4_096..], SR, timbre::note_frequency(note));
+            assert!(share > bound, "{timbre:?} {note}: harmonic share {share}");
+        }
+    }
+}
+
+#[test]
+fn note_off_ends_in_silence_within_the_release_time() {
+    for timbre in Timbre::ALL {
+        let mut choir = Choir::new(SR, BLOCK);
+        choir.set_reverb_mix(0.0);
+        choir.set_timbre(VoiceId::Voice1, timbre);
+        let release = timbre.default_envelope().release;
+        choir.note_on(VoiceId::Voice1, 60, 100);
+        let (l, _) = render(&mut choir, (2.5 * SR) as usize);
+        assert!(rms(&l[l.len() - 4_800..]) > 0.01, "{timbre:?} not sounding");
+        choir.note_off(VoiceId::Voice1, 60);
+        let margin = 0.01;
+        render(&mut choir, ((release + margin) * SR) as usize);
+        assert_eq!(
+            choir.builtin_sounding_notes(VoiceId::Voice1),
+            0,
+            "{timbre:?}"
+        );
+        let (l, r) = render(&mut choir, SR as usize);
+        assert!(
+            l.iter().chain(&r).all(|&x| x == 0.0),
+            "{timbre:?} not silent"
+        );
+    }
+}
+
+#[test]
+fn all_notes_off_silences_every_voice() {
+    let mut choir = Choir::new(SR, BLOCK);
+    choir.set_reverb_mix(0.0);
+    for voice in VoiceId::ALL {
+        for note in [48, 55, 60, 64] {
+            choir.note_on(voice, note, 90);
+        }
+    }
+    let (l, _) = render(&mut choir, SR as usize);
+    assert!(rms(&l[24_000..]) > 0.01);
+    choir.all_notes_off();
+    let longest = Timbre::ALL
+        .iter()
+        .map(|t| t.default_envelope().release)
+        .fold(0.0, f32::max);
+    render(&mut choir, ((longest + 0.01) * SR) as usize);
+    let (l, r) = render(&mut choir, BLOCK);
+    assert!(l.iter().chain(&r).all(|&x| x == 0.0));
+    for voice in VoiceId::ALL {
+        assert_eq!(choir.builtin_sounding_notes(voice), 0);
+    }
+}
+
+#[test]
+fn all_sound_off_is_quick_and_click_free() {
+    let mut choir = Choir::new(SR, BLOCK);
+    choir.note_on(VoiceId::Voice3, 60, 127);
+    render(&mut choir, SR as usize);
+    choir.all_sound_off();
+    let (l, _) = render(&mut choir, 480);
+    // A 5 ms fade: no sample-to-sample jump bigger than the signal's own slope allows.
+    let max_step = l
+        .windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .fold(0.0, f32::max);
+    assert!(max_step < 0.1, "{max_step}");
+    let (l, r) = render(&mut choir, BLOCK);
+    assert!(l.iter().chain(&r).all(|&x| x == 0.0));
+}
+
+#[test]
+fn stealing_beyond_polyphony_is_bounded_and_smooth() {
+    let mut choir = Choir::new(SR, BLOCK);
+    let mut noise = noise::Noise::new(3);
+    let mut prev = 0.0f32;
+    let mut max_step = 0.0f32;
+    for i in 0..200 {
+        let note = 40 + ((noise.next() * 0.5 + 0.5) * 60.0) as u8;
+        choir.note_on(VoiceId::Voice1, note, 64 + (i % 64) as u8);
+        assert!(choir.builtin_sounding_notes(VoiceId::Voice1) <= POLYPHONY + 4);
+        let (l, r) = render(&mut choir, 1 + (i * 37) % 300);
+        for &x in l.iter().chain(&r) {
+            assert!(x.is_finite() && x.abs() < 2.0);
+        }
+        for &x in &l {
+            max_step = max_step.max((x - prev).abs());
+            prev = x;
+        }
+    }
+    assert!(max_step < 0.5, "click of {max_step}");
+    // The pool really was full: the oldest notes were stolen.
+    assert_eq!(
+        choir.builtin.sounding_notes(VoiceId::Voice1).min(POLYPHONY),
+        POLYPHONY
+    );
+}
+
+#[test]
+fn stealing_takes_the_oldest_releasing_note_first() {
+    let mut synth = PolySynth::new(SR);
+    let v = VoiceId::Voice2;
+    for note in 60..60 + POLYPHONY as u8 {
+        synth.note_on(v, note, 100);
+    }
+    synth.note_off(v, 63); // releasing, younger than 60..62
+    synth.note_on(v, 90, 100);
+    render_mono(&mut synth, v, 16);
+    let held = |synth: &PolySynth, key: u8| {
+        synth.pools[v.index()]
+            .notes
+            .iter()
+            .any(|n| n.is_active() && n.key() == key && !n.is_fading())
+    };
+    assert!(
+        !held(&synth, 63),
+        "the releasing note should have been stolen"
+    );
+    assert!(held(&synth, 60) && held(&synth, 90));
+    synth.note_on(v, 91, 100); // now the oldest held note goes
+    assert!(!held(&synth, 60) && held(&synth, 61));
+}
+
+#[test]
+fn repeated_pitch_rearticulates_instead_of_doubling() {
+    let mut synth = PolySynth::new(SR);
+    synth.note_on(VoiceId::Voice1, 72, 100);
+    render_mono(&mut synth, VoiceId::Voice1, 4_800);
+    synth.note_on(VoiceId::Voice1, 72, 80);
+    assert_eq!(synth.sounding_notes(VoiceId::Voice1), 1);
+    synth.note_off(VoiceId::Voice1, 72);
+    render_mono(&mut synth, VoiceId::Voice1, SR as usize);
+    assert_eq!(synth.sounding_notes(VoiceId::Voice1), 0);
+}
+
+/// A scripted performance: (frame offset, action).
+#[derive(Clone, Copy, Debug)]
+enum Event {
+    On(VoiceId, u8, u8),
+    Off(VoiceId, u8),
+    Pan(VoiceId, f32),
+    Level(VoiceId, f32),
+    Mix(f32),
+    Master(f32),
+    AllOff,
+}
+
+fn script() -> Vec<(usize, Event)> {
+    use Event::*;
+    use VoiceId::*;
+    let mut s = vec![
+        (0, On(Drone, 36, 100)),
+        (0, On(Voice1, 72, 100)),
+        (700, On(Voice2, 64, 90)),
+        (1_234, On(Voice3, 60, 80)),
+        (5_000, Pan(Voice1, -1.0)),
+        (9_001, Off(Voice1, 72)),
+        (9_001, On(Voice1, 74, 110)),
+        (9_400, On(Voice1, 76, 70)), // ornament overlapping
+        (12_000, Level(Voice2, 0.3)),
+        (15_000, Mix(0.0)),
+        (20_000, Off(Voice1, 76)),
+        (26_000, Mix(0.5)),
+        (30_000, Master(0.5)),
+        (40_000, AllOff),
+        (90_000, On(Voice2, 100, 127)),
+        (95_000, Off(Voice2, 100)),
+    ];
+    // Stealing too.
+    for i in 0..12 {
+        s.push((50_000 + i * 101, On(Voice3, 50 + i as u8 * 2, 90)));
+    }
+    s.sort_by_key(|e| e.0);
+    s
+}
+
+fn apply(choir: &mut Choir, e: Event) {
+    match e {
+        Event::On(v, n, vel) => choir.note_on(v, n, vel),
+        Event::Off(v, n) => choir.note_off(v, n),
+        Event::Pan(v, p) => choir.set_pan(v, p),
+        Event::Level(v, g) => choir.set_level(v, g),
+        Event::Mix(m) => choir.set_reverb_mix(m),
+        Event::Master(g) => choir.set_master_gain(g),
+        Event::AllOff => choir.all_notes_off(),
+    }
+}
+
+/// Plays the script, rendering between events in pieces chosen by `split` (max `BLOCK`).
+fn perform(
+    mut choir: Choir,
+    total: usize,
+    mut split: impl FnMut(usize) -> usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let events = script();
+    let mut l = vec![0.0; total];
+    let mut r = vec![0.0; total];
+    let mut pos = 0;
+    let mut next = 0;
+    while pos < total {
+        while next < events.len() && events[next].0 <= pos {
+            apply(&mut choir, events[next].1);
+            next += 1;
+        }
+        let until = events.get(next).map_or(total, |e| e.0.min(total));
+        let n = split(until - pos).clamp(1, (until - pos).min(BLOCK));
+        choir.render(&mut l[pos..pos + n], &mut r[pos..pos + n]);
+        pos += n;
+    }
+    (l, r)
+}
+
+#[test]
+fn identical_calls_give_identical_output() {
+    let a = perform(Choir::new(SR, BLOCK), 120_000, |n| n);
+    let b = perform(Choir::new(SR, BLOCK), 120_000, |n| n);
+    assert!(a.0 == b.0 && a.1 == b.1);
+    assert!(rms(&a.0) > 0.01);
+}
+
+#[test]
+fn block_splitting_does_not_change_a_single_sample() {
+    let whole = perform(Choir::new(SR, BLOCK), 120_000, |n| n);
+    let mut noise = noise::Noise::new(11);
+    let random = perform(Choir::new(SR, BLOCK), 120_000, |n| {
+        1 + ((noise.next() * 0.5 + 0.5) * n as f32) as usize
+    });
+    let ones = perform(Choir::new(SR, BLOCK), 30_000, |_| 1);
+    for i in 0..whole.0.len() {
+        assert_eq!(whole.0[i].to_bits(), random.0[i].to_bits(), "left {i}");
+        assert_eq!(whole.1[i].to_bits(), random.1[i].to_bits(), "right {i}");
+    }
+    assert!(whole.0[..30_000] == ones.0[..] && whole.1[..30_000] == ones.1[..]);
+    // Longer-than-max_block calls are split internally, identically.
+    let mut a = Choir::new(SR, 64);
+    let mut b = Choir::new(SR, BLOCK);
+    for c in [&mut a, &mut b] {
+        c.note_on(VoiceId::Voice3, 60, 100);
+    }
+    assert_eq!(render(&mut a, 5_000), render(&mut b, 5_000));
+}
+
+#[test]
+fn tails_end_in_exact_zeros_without_subnormals() {
+    let mut choir = Choir::new(SR, BLOCK);
+    choir.set_reverb_mix(0.6);
+    choir.set_reverb_size(1.0);
+    for voice in VoiceId::ALL {
+        choir.note_on(voice, 60, 127);
+    }
+    render(&mut choir, SR as usize);
+    choir.all_notes_off();
+    let mut seconds = 0;
+    loop {
+        let (l, r) = render(&mut choir, SR as usize);
+        for &x in l.iter().chain(&r) {
+            assert!(x == 0.0 || x.is_normal(), "subnormal output {x:e}");
+        }
+        seconds += 1;
+        if l.iter().chain(&r).all(|&x| x == 0.0) {
+            break;
+        }
+        assert!(seconds < 60, "the tail never ended");
+    }
+    assert!(choir.reverb.is_idle());
+    for voice in VoiceId::ALL {
+        assert_eq!(choir.builtin_sounding_notes(voice), 0);
+    }
+    assert!(
+        choir
+            .builtin
+            .pools
+            .iter()
+            .flat_map(|p| p.notes.iter())
+            .all(|n| !n.is_active())
+    );
+}
+
+#[test]
+fn pan_and_level_are_equal_power_and_exact() {
+    let mut choir = Choir::new(SR, BLOCK);
+    choir.set_reverb_mix(0.0);
+    choir.set_pan(VoiceId::Voice1, -1.0);
+    render(&mut choir, 9_600); // let the smoothers settle
+    choir.note_on(VoiceId::Voice1, 69, 100);
+    let (l, r) = render(&mut choir, SR as usize);
+    assert!(rms(&l) > 0.01);
+    assert!(r.iter().all(|&x| x == 0.0));
+    // Centre: -3 dB each side relative to hard left.
+    let mut centre = Choir::new(SR, BLOCK);
+    centre.set_reverb_mix(0.0);
+    centre.set_pan(VoiceId::Voice1, 0.0);
+    render(&mut centre, 4_800);
+    centre.note_on(VoiceId::Voice1, 69, 100);
+    let (cl, cr) = render(&mut centre, SR as usize);
+    assert_eq!(cl, cr);
+    let ratio = rms(&cl) / rms(&l);
+    assert!(
+        (ratio - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-3,
+        "{ratio}"
+    );
+    // Level 0 and master 0 silence.
+    centre.set_level(VoiceId::Voice1, 0.0);
+    render(&mut centre, 12_000);
+    let (cl, _) = render(&mut centre, 4_800);
+    assert!(cl.iter().all(|&x| x == 0.0));
+    assert!((db_to_gain(-6.0) - 0.501).abs() < 1e-3);
+    assert_eq!(db_to_gain(f32::NEG_INFINITY), 0.0);
+}
+
+#[test]
+fn reverb_mix_zero_is_dry_and_bypassed() {
+    let mut wet = Choir::new(SR, BLOCK);
+    let mut dry = Choir::new(SR, BLOCK);
+    dry.set_reverb_mix(0.0);
+    wet.set_reverb_mix(0.5);
+    for c in [&mut wet, &mut dry] {
+        render(c, 4_800);
+        c.note_on(VoiceId::Voice2, 60, 100);
+    }
+    let (wl, _) = render(&mut wet, SR as usize);
+    let (dl, _) = render(&mut dry, SR as usize);
+    assert!(dry.reverb.is_idle() && !wet.reverb.is_idle());
+    assert!(wl != dl);
+    // Turning it off clears the tail; turning it on again starts fresh.
+    wet.set_reverb_mix(0.0);
+    render(&mut wet, 12_000);
+    assert!(wet.reverb.is_idle());
+}
+
+#[test]
+fn bad_parameter_values_are_ignored_or_clamped() {
+    let mut choir = Choir::new(SR, BLOCK);
+    choir.set_level(VoiceId::Voice1, f32::NAN);
+    choir.set_pan(VoiceId::Voice1, f32::INFINITY);
+    choir.set_master_gain(1e9);
+    choir.set_reverb_mix(-3.0);
+    choir.set_reverb_size(f32::NAN);
+    choir.set_envelope(
+        VoiceId::Voice1,
+        Adsr {
+            attack: f32::NAN,
+            decay: -1.0,
+            sustain: 7.0,
+            release: 0.0,
+        },
+    );
+    choir.note_on(VoiceId::Voice1, 255, 255);
+    choir.note_on(VoiceId::Voice1, 0, 1);
+    let (l, r) = render(&mut choir, SR as usize);
+    assert!(l.iter().chain(&r).all(|x| x.is_finite()));
+    assert_eq!(choir.master_gain(), 4.0);
+    assert_eq!(choir.reverb_mix(), 0.0);
+    // Tiny and odd sample rates still work.
+    for sr in [1_000.0, 11_025.0, 384_000.0, 0.0, f32::NAN] {
+        let mut c = Choir::new(sr, 100);
+        for v in VoiceId::ALL {
+            c.note_on(v, 100, 100);
+            c.note_on(v, 30, 100);
+        }
+        let (l, r) = render(&mut c, 3_000);
+        assert!(
+            l.iter().chain(&r).all(|x| x.is_finite() && x.abs() < 1.0),
+            "{sr}"
+        );
+    }
+}
+
+#[test]
+fn soundfont_voices_play_through_the_choir() {
+    let Some(font) = timgm6mb() else { return };
+    let player = SoundFontPlayer::from_bytes(&font, SR, BLOCK).unwrap();
+    let mut choir = Choir::new(SR, BLOCK);
+    choir.set_reverb_mix(0.0);
+    assert!(choir.replace_soundfont(Some(player)).unwrap().is_none());
+    choir.set_source(VoiceId::Voice1, Source::SoundFont);
+    choir.set_pan(VoiceId::Voice1, 0.0);
+    render(&mut choir, 4_800);
+    choir.note_on(VoiceId::Voice1, 72, 100);
+    let (l, r) = render(&mut choir, SR as usize);
+    assert!(l.iter().chain(&r).all(|x| x.is_finite()));
+    let level = rms(&l[4_800..]);
+    assert!(
+        level > 0.01 && peak(&l) < 1.0,
+        "rms {level}, peak {}",
+        peak(&l)
+    );
+    assert_eq!(choir.builtin_sounding_notes(VoiceId::Voice1), 0);
+    let f = estimate_frequency(&l[9_600..], SR, timbre::note_frequency(72));
+    assert!(
+        (f / timbre::note_frequency(72) - 1.0).abs() < 0.01,
+        "{f} Hz"
+    );
+    // Compare with the built-in flute's level, for the record.
+    let mut builtin = Choir::new(SR, BLOCK);
+    builtin.set_reverb_mix(0.0);
+    builtin.set_pan(VoiceId::Voice1, 0.0);
+    render(&mut builtin, 4_800);
+    builtin.note_on(VoiceId::Voice1, 72, 100);
+    let (bl, _) = render(&mut builtin, SR as usize);
+    eprintln!(
+        "flute C5 vel 100, rms: SoundFont {level:.3}, built-in {:.3}",
+        rms(&bl[4_800..])
+    );
+    // A note started on the font is released there even after switching back.
+    choir.set_source(VoiceId::Voice1, Source::BuiltIn);
+    choir.note_off(VoiceId::Voice1, 72);
+    render(&mut choir, 2 * SR as usize);
+    let (l, _) = render(&mut choir, 4_800);
+    assert!(peak(&l) < 1e-4, "SoundFont note hangs: {}", peak(&l));
+    // Each voice's default program sounds.
+    for voice in VoiceId::ALL {
+        choir.set_source(voice, Source::SoundFont);
+        choir.note_on(voice, if voice == VoiceId::Drone { 36 } else { 67 }, 100);
+        let (l, r) = render(&mut choir, SR as usize);
+        assert!(rms(&l).max(rms(&r)) > 0.005, "{voice:?} silent");
+        choir.all_sound_off();
+        render(&mut choir, BLOCK);
+    }
+}
+
+#[test]
+fn soundfont_output_is_independent_of_block_splits() {
+    let Some(font) = timgm6mb() else { return };
+    let make = || {
+        let mut c = Choir::new(SR, BLOCK);
+        let p = SoundFontPlayer::from_bytes(&font, SR, BLOCK).unwrap();
+        c.replace_soundfont(Some(p)).unwrap();
+        for v in VoiceId::ALL {
+            c.set_source(v, Source::SoundFont);
+        }
+        c
+    };
+    let whole = perform(make(), 60_000, |n| n);
+    let mut noise = noise::Noise::new(5);
+    let random = perform(make(), 60_000, |n| {
+        1 + ((noise.next() * 0.5 + 0.5) * n as f32) as usize
+    });
+    assert!(whole == random);
+    assert!(rms(&whole.0) > 0.005);
+}
+
+#[test]
+fn soundfont_for_another_rate_is_refused() {
+    let Some(font) = timgm6mb() else { return };
+    let p = SoundFontPlayer::from_bytes(&font, 44_100.0, BLOCK).unwrap();
+    let mut choir = Choir::new(SR, BLOCK);
+    assert!(choir.replace_soundfont(Some(p)).is_err());
+    assert!(choir.soundfont().is_none());
+}
+
+/// `cargo test --release --lib synth::tests::bench -- --ignored --nocapture`
+#[test]
+#[ignore = "benchmark; run in release"]
+fn bench_render_512_frames_all_voices() {
+    let t = std::time::Instant::now();
+    drop(std::hint::black_box(Choir::new(SR, BLOCK)));
+    eprintln!(
+        "Choir::new(48 kHz, 512): {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    for (with_font, mix) in [(false, 0.0), (false, 0.3), (true, 0.3)] {
+        let mut choir = Choir::new(SR, BLOCK);
+        choir.set_reverb_mix(mix);
+        if with_font {
+            let Some(font) = timgm6mb() else { continue };
+            let p = SoundFontPlayer::from_bytes(&font, SR, BLOCK).unwrap();
+            choir.replace_soundfont(Some(p)).unwrap();
+            for v in VoiceId::ALL {
+                choir.set_source(v, Source::SoundFont);
+            }
+        }
+        for (voice, notes) in [
+            (VoiceId::Voice1, [84u8, 88]),
+            (VoiceId::Voice2, [67, 72]),
+            (VoiceId::Voice3, [60, 64]),
+        ] {
+            for n in notes {
+                choir.note_on(voice, n, 100);
+            }
+        }
+        choir.note_on(VoiceId::Drone, 36, 100);
+        let mut l = vec![0.0; BLOCK];
+        let mut r = vec![0.0; BLOCK];
+        for _ in 0..100 {
+            choir.render(&mut l, &mut r);
+        }
+        let mut times: Vec<f64> = (0..1_000)
+            .map(|_| {
+                l.fill(0.0);
+                r.fill(0.0);
+                let t = std::time::Instant::now();
+                choir.render(&mut l, &mut r);
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        assert!(peak(&l) > 0.0);
+        times.sort_by(f64::total_cmp);
+        let budget = BLOCK as f64 / f64::from(SR);
+        let (median, p99) = (times[500], times[990]);
+        eprintln!(
+            "{}, reverb mix {mix}: 512 frames @ 48 kHz, 7 notes: median {:.1} µs \
+             ({:.2} % of {:.2} ms), p99 {:.1} µs ({:.2} %)",
+            if with_font {
+                "SoundFont (TimGM6mb)"
+            } else {
+                "built-in"
+            },
+            median * 1e6,
+            100.0 * median / budget,
+            budget * 1e3,
+            p99 * 1e6,
+            100.0 * p99 / budget
+        );
+    }
+}
+
+#[test]
+#[ignore = "benchmark; run in release"]
+fn bench_timbres() {
+    for timbre in Timbre::ALL {
+        let mut synth = PolySynth::new(SR);
+        synth.set_timbre(VoiceId::Voice1, timbre);
+        synth.note_on(VoiceId::Voice1, 60, 100);
+        let mut out = vec![0.0f32; BLOCK];
+        for _ in 0..100 {
+            synth.render_voice_mono(VoiceId::Voice1, &mut out);
+        }
+        let mut times: Vec<f64> = (0..2_000)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                synth.render_voice_mono(VoiceId::Voice1, &mut out);
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        eprintln!(
+            "{timbre:?}: {:.2} µs per 512, {:.1} ns/sample",
+            times[1000] * 1e6,
+            times[1000] * 1e9 / 512.0
+        );
+    }
+    let mut r = Reverb::new(SR);
+    let mut times: Vec<f64> = (0..2_000)
+        .map(|i| {
+            let t = std::time::Instant::now();
+            let mut acc = 0.0;
+            for n in 0..BLOCK {
+                let (a, b) = r.process(if (n + i) % 100 == 0 { 0.5 } else { 0.01 });
+                acc += a + b;
+            }
+            std::hint::black_box(acc);
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    eprintln!("reverb: {:.2} µs per 512", times[1000] * 1e6);
+}

@@ -1,0 +1,260 @@
+//! The four built-in timbres: what a note sounds like, sample by sample.
+//!
+//! Method: band-limited wavetables (additive spectra, see `wavetable.rs`) feeding short
+//! subtractive chains. Additive gives exact control over the harmonic recipe and is alias-free by
+//! construction at any pitch; the filters and modulation around it make it breathe:
+//!
+//! * flute: sine-ish table (a little 2nd/3rd), band-passed breath noise that is strongest at the
+//!   onset ("chiff") and stays as a soft hiss, vibrato that fades in after the note has settled;
+//! * clarinet: odd-harmonic table through a gentle low-pass that opens with velocity;
+//! * strings: three saws detuned by ±7 cents (phases spread) through a low-pass, slow attack,
+//!   delayed vibrato;
+//! * drone: a sine on the fundamental under a darkly filtered saw whose level breathes with a slow
+//!   LFO, on a very slow swell.
+
+use super::envelope::Adsr;
+use super::filter::{Svf, SvfCoeffs};
+use super::noise::Noise;
+use super::oscillator::{Lfo, TableOsc};
+use super::wavetable::{Spectrum, Wavetable};
+
+/// A built-in sound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Timbre {
+    #[default]
+    Flute,
+    Clarinet,
+    Strings,
+    Drone,
+}
+
+impl Timbre {
+    pub const ALL: [Timbre; 4] = [
+        Timbre::Flute,
+        Timbre::Clarinet,
+        Timbre::Strings,
+        Timbre::Drone,
+    ];
+
+    /// The envelope that suits the timbre; each voice starts with its timbre's.
+    pub const fn default_envelope(self) -> Adsr {
+        match self {
+            Timbre::Flute => Adsr {
+                attack: 0.06,
+                decay: 0.25,
+                sustain: 0.8,
+                release: 0.18,
+            },
+            Timbre::Clarinet => Adsr {
+                attack: 0.04,
+                decay: 0.2,
+                sustain: 0.85,
+                release: 0.12,
+            },
+            Timbre::Strings => Adsr {
+                attack: 0.28,
+                decay: 0.4,
+                sustain: 0.85,
+                release: 0.45,
+            },
+            Timbre::Drone => Adsr {
+                attack: 2.0,
+                decay: 1.0,
+                sustain: 1.0,
+                release: 2.0,
+            },
+        }
+    }
+
+    /// Loudness balance between timbres: a full-velocity note at the centre has an RMS level of
+    /// about -18 dBFS (peaks near -10 dBFS), whatever the timbre, so the whole choir at full
+    /// velocity stays below full scale.
+    const fn gain(self) -> f32 {
+        match self {
+            Timbre::Flute => 0.32,
+            Timbre::Clarinet => 0.27,
+            Timbre::Strings => 0.74,
+            Timbre::Drone => 0.26,
+        }
+    }
+}
+
+/// The wavetables every note reads, built once per sample rate.
+#[derive(Debug)]
+pub(crate) struct Tables {
+    sine: Wavetable,
+    flute: Wavetable,
+    clarinet: Wavetable,
+    saw: Wavetable,
+}
+
+impl Tables {
+    pub(crate) fn new(sample_rate: f32) -> Self {
+        Self {
+            sine: Wavetable::new(Spectrum::Sine, sample_rate),
+            flute: Wavetable::new(Spectrum::Flute, sample_rate),
+            clarinet: Wavetable::new(Spectrum::Clarinet, sample_rate),
+            saw: Wavetable::new(Spectrum::Saw, sample_rate),
+        }
+    }
+}
+
+/// Frequency of a MIDI note in equal temperament, A4 = 440 Hz.
+pub(crate) fn note_frequency(note: u8) -> f32 {
+    440.0 * 2f32.powf((f32::from(note) - 69.0) / 12.0)
+}
+
+/// Velocity to amplitude: about 20 dB of range, so soft notes stay audible.
+pub(crate) fn velocity_gain(velocity: u8) -> f32 {
+    let v = f32::from(velocity.min(127)) / 127.0;
+    0.1 + 0.9 * v * v
+}
+
+fn cents(c: f32) -> f32 {
+    2f32.powf(c / 1200.0)
+}
+
+/// Delayed vibrato: nothing for `delay` samples, then the depth fades in.
+#[derive(Debug, Clone, Copy, Default)]
+struct Vibrato {
+    lfo: Lfo,
+    /// Peak frequency deviation as a ratio (e.g. 0.006 ≈ 10 cents).
+    depth: f32,
+    delay: u32,
+    fade_in: f32,
+    age: u32,
+}
+
+impl Vibrato {
+    fn new(rate: f32, depth_cents: f32, delay_s: f32, fade_s: f32, sample_rate: f32) -> Self {
+        Self {
+            lfo: Lfo::new(rate, sample_rate, 0.0),
+            depth: cents(depth_cents) - 1.0,
+            delay: (delay_s * sample_rate) as u32,
+            fade_in: 1.0 / (fade_s * sample_rate).max(1.0),
+            age: 0,
+        }
+    }
+
+    /// Frequency ratio for this sample.
+    #[inline]
+    fn next(&mut self) -> f32 {
+        self.age = self.age.saturating_add(1);
+        if self.age <= self.delay || self.depth == 0.0 {
+            return 1.0;
+        }
+        let amount = ((self.age - self.delay) as f32 * self.fade_in).min(1.0);
+        1.0 + self.depth * amount * self.lfo.next()
+    }
+}
+
+/// The generator state of one note, for whichever timbre it plays.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tone {
+    osc: [TableOsc; 3],
+    vibrato: Vibrato,
+    filter: Svf,
+    filter_c: SvfCoeffs,
+    noise: Noise,
+    breath: Svf,
+    breath_c: SvfCoeffs,
+    /// Steady breath level and the decaying onset burst on top of it.
+    hiss: f32,
+    chiff: f32,
+    chiff_decay: f32,
+    chiff_start: f32,
+    sub: TableOsc,
+    swell: Lfo,
+    gain: f32,
+}
+
+impl Tone {
+    /// A new note. `seed` makes the breath noise differ between notes yet repeat between runs.
+    pub(crate) fn new(
+        timbre: Timbre,
+        tables: &Tables,
+        note: u8,
+        velocity: u8,
+        sample_rate: f32,
+        seed: u64,
+    ) -> Self {
+        let f = note_frequency(note);
+        let v = f32::from(velocity.min(127)) / 127.0;
+        let mut t = Tone {
+            gain: timbre.gain(),
+            ..Tone::default()
+        };
+        match timbre {
+            Timbre::Flute => {
+                t.osc[0] = TableOsc::new(&tables.flute, f, sample_rate, 0.0);
+                t.vibrato = Vibrato::new(5.0, 10.0, 0.35, 0.5, sample_rate);
+                t.noise = Noise::new(seed);
+                t.breath_c = SvfCoeffs::new(sample_rate, (2.0 * f).clamp(1_200.0, 6_000.0), 0.8);
+                t.hiss = 0.05 + 0.04 * v;
+                t.chiff_start = 0.25 + 0.2 * v;
+                t.chiff = t.chiff_start;
+                t.chiff_decay = (-1.0 / (0.03 * sample_rate)).exp();
+            }
+            Timbre::Clarinet => {
+                t.osc[0] = TableOsc::new(&tables.clarinet, f, sample_rate, 0.0);
+                let cutoff = (4.0 * f).max(1_200.0) * (0.6 + 0.8 * v);
+                t.filter_c = SvfCoeffs::new(sample_rate, cutoff, 0.6);
+            }
+            Timbre::Strings => {
+                let detune = [cents(-7.0), 1.0, cents(7.0)];
+                for (i, (osc, d)) in t.osc.iter_mut().zip(detune).enumerate() {
+                    *osc = TableOsc::new(&tables.saw, f * d, sample_rate, i as f32 / 3.0);
+                }
+                t.vibrato = Vibrato::new(5.5, 8.0, 0.25, 0.6, sample_rate);
+                let cutoff = (3.0 * f + 1_500.0) * (0.7 + 0.6 * v);
+                t.filter_c = SvfCoeffs::new(sample_rate, cutoff, 0.7);
+            }
+            Timbre::Drone => {
+                t.sub = TableOsc::new(&tables.sine, f, sample_rate, 0.0);
+                t.osc[0] = TableOsc::new(&tables.saw, f, sample_rate, 0.0);
+                t.filter_c = SvfCoeffs::new(sample_rate, (4.0 * f).max(150.0), 0.9);
+                t.swell = Lfo::new(0.15, sample_rate, 0.0);
+            }
+        }
+        t
+    }
+
+    /// A re-articulation of the same pitch: the flute gets its onset breath again.
+    pub(crate) fn rearticulate(&mut self) {
+        self.chiff = self.chiff.max(self.chiff_start);
+    }
+
+    #[inline]
+    pub(crate) fn flute(&mut self, t: &Tables) -> f32 {
+        let ratio = self.vibrato.next();
+        let tone = self.osc[0].next(&t.flute, ratio);
+        let breath = self.breath.bandpass(&self.breath_c, self.noise.next());
+        self.chiff = super::filter::flush(self.chiff * self.chiff_decay);
+        (tone + breath * (self.hiss + self.chiff)) * self.gain
+    }
+
+    #[inline]
+    pub(crate) fn clarinet(&mut self, t: &Tables) -> f32 {
+        let x = self.osc[0].next(&t.clarinet, 1.0);
+        self.filter.lowpass(&self.filter_c, x) * self.gain
+    }
+
+    #[inline]
+    pub(crate) fn strings(&mut self, t: &Tables) -> f32 {
+        let ratio = self.vibrato.next();
+        let x = self.osc[0].next(&t.saw, ratio)
+            + self.osc[1].next(&t.saw, ratio)
+            + self.osc[2].next(&t.saw, ratio);
+        self.filter.lowpass(&self.filter_c, x * (1.0 / 3.0)) * self.gain
+    }
+
+    #[inline]
+    pub(crate) fn drone(&mut self, t: &Tables) -> f32 {
+        let sub = self.sub.next(&t.sine, 1.0);
+        let saw = self
+            .filter
+            .lowpass(&self.filter_c, self.osc[0].next(&t.saw, 1.0));
+        let movement = 0.5 + 0.2 * self.swell.next();
+        (0.6 * sub + movement * saw) * self.gain
+    }
+}

@@ -1,0 +1,156 @@
+//! The synth's audio-thread methods never allocate: a counting global allocator watches this
+//! thread while the choir plays (built-in and, when Debian's `timgm6mb-soundfont` is installed,
+//! SoundFont voices).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use latent_choir::synth::{Adsr, Choir, SoundFontPlayer, Source, Timbre, VoiceEngine, VoiceId};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Only this test thread's allocations while armed count; the harness may allocate elsewhere.
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count() {
+    if ARMED.try_with(Cell::get).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        count();
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f` and returns how many allocations (and frees) it made on this thread.
+fn allocations_in(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    ARMED.with(|a| a.set(true));
+    f();
+    ARMED.with(|a| a.set(false));
+    ALLOCATIONS.load(Ordering::Relaxed) - before
+}
+
+const FONT: &str = "/usr/share/sounds/sf2/TimGM6mb.sf2";
+
+fn play(choir: &mut Choir, left: &mut [f32], right: &mut [f32]) {
+    let sizes = [512usize, 1, 17, 333, 64, 500, 2];
+    let mut s = 0;
+    let mut block = |choir: &mut Choir, left: &mut [f32], right: &mut [f32]| {
+        let n = sizes[s % sizes.len()];
+        s += 1;
+        choir.render(&mut left[..n], &mut right[..n]);
+    };
+    for voice in VoiceId::ALL {
+        choir.note_on(voice, 60, 100);
+        choir.note_on(voice, 67, 90);
+    }
+    for _ in 0..20 {
+        block(choir, left, right);
+    }
+    // Parameters, ornaments, stealing, re-articulation.
+    choir.set_level(VoiceId::Voice1, 0.5);
+    choir.set_pan(VoiceId::Voice2, -0.7);
+    choir.set_master_gain(0.9);
+    choir.set_reverb_mix(0.4);
+    choir.set_reverb_size(0.9);
+    choir.set_reverb_damping(0.2);
+    choir.set_timbre(VoiceId::Voice1, Timbre::Strings);
+    choir.set_envelope(
+        VoiceId::Voice2,
+        Adsr {
+            attack: 0.01,
+            decay: 0.1,
+            sustain: 0.5,
+            release: 0.3,
+        },
+    );
+    choir.set_program(VoiceId::Voice3, 40);
+    for note in 40..80 {
+        choir.note_on(VoiceId::Voice1, note, 80);
+        choir.note_on(VoiceId::Voice3, note, 80);
+        block(choir, left, right);
+    }
+    choir.note_on(VoiceId::Voice2, 60, 127);
+    choir.note_off(VoiceId::Voice2, 60);
+    choir.set_source(VoiceId::Voice2, Source::BuiltIn);
+    choir.note_on(VoiceId::Voice2, 62, 0);
+    choir.all_notes_off();
+    for _ in 0..50 {
+        block(choir, left, right);
+    }
+    choir.set_reverb_mix(0.0);
+    choir.all_sound_off();
+    for _ in 0..50 {
+        block(choir, left, right);
+    }
+}
+
+#[test]
+fn playing_the_choir_does_not_allocate() {
+    // The counter sees allocations (so a zero below means something).
+    assert!(allocations_in(|| drop(std::hint::black_box(vec![0u8; 16]))) >= 1);
+
+    let mut left = vec![0.0f32; 512];
+    let mut right = vec![0.0f32; 512];
+
+    let mut choir = Choir::new(48_000.0, 512);
+    let n = allocations_in(|| play(&mut choir, &mut left, &mut right));
+    assert_eq!(n, 0, "built-in synth allocated {n} times");
+    assert!(left.iter().chain(&right).all(|x| x.is_finite()));
+
+    // The engines on their own, through the shared trait.
+    let mut builtin = latent_choir::synth::PolySynth::new(48_000.0);
+    let n = allocations_in(|| {
+        for voice in VoiceId::ALL {
+            builtin.note_on(voice, 72, 100);
+        }
+        builtin.render(&mut left, &mut right);
+        builtin.all_notes_off();
+        builtin.render(&mut left, &mut right);
+    });
+    assert_eq!(n, 0, "PolySynth allocated {n} times");
+
+    match SoundFontPlayer::load(FONT, 48_000.0, 512) {
+        Ok(player) => {
+            let mut choir = Choir::new(48_000.0, 512);
+            for voice in VoiceId::ALL {
+                choir.set_source(voice, Source::SoundFont);
+            }
+            let mut old = None;
+            let n = allocations_in(|| {
+                // Installing a loaded player is a move, not an allocation.
+                old = Some(choir.replace_soundfont(Some(player)));
+                play(&mut choir, &mut left, &mut right);
+            });
+            assert_eq!(n, 0, "SoundFont voices allocated {n} times");
+            assert!(left.iter().chain(&right).all(|x| x.is_finite()));
+        }
+        Err(e) => {
+            eprintln!("SKIPPED SoundFont part: {e} (install the Debian package timgm6mb-soundfont)")
+        }
+    }
+}
