@@ -133,7 +133,10 @@ pub fn frame_of(token: &TokenResult, run: u32, index: u32, keys: usize) -> Token
     // ln(keys) is the entropy of uniform attention: the most diffuse it can be.
     let max_entropy = (keys.max(2) as f32).ln();
     for state in 0..states {
-        let hidden = token.hidden.get(state * width..(state + 1) * width).unwrap_or(&[]);
+        let hidden = token
+            .hidden
+            .get(state * width..(state + 1) * width)
+            .unwrap_or(&[]);
         let norm = hidden.iter().map(|v| v * v).sum::<f32>().sqrt();
         let mut coords = [0.0; FRAME_COMPONENTS];
         for (c, value) in coords.iter_mut().enumerate().take(components) {

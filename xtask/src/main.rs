@@ -104,6 +104,7 @@ fn demo() -> Result<(), String> {
 fn test(extra: Vec<String>) -> Result<(), String> {
     let mut needed = system::STANDALONE_BUILD.to_vec();
     needed.extend_from_slice(system::HEADLESS_GUI);
+    needed.extend_from_slice(system::TEST_SOUNDFONT);
     system::ensure_packages(&needed)?;
     fetch_model()?;
     // The VST3 test loads the bundle exactly as a host would, so build it with the same

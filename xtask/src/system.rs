@@ -16,6 +16,9 @@ pub const HEADLESS_GUI: &[&str] = &[
     "libxcursor1",
 ];
 
+/// A small General MIDI SoundFont (6 MB) for the SoundFont voice tests.
+pub const TEST_SOUNDFONT: &[&str] = &["timgm6mb-soundfont"];
+
 pub fn ensure_packages(packages: &[&str]) -> Result<(), String> {
     if !Path::new("/usr/bin/dpkg-query").exists() {
         println!(
