@@ -650,7 +650,7 @@ fn a_closed_gate_holds_generation_and_commands_still_get_through() {
     let produced = Arc::new(AtomicUsize::new(0));
     let (gate_allowed, gate_produced) = (Arc::clone(&allowed), Arc::clone(&produced));
     let pacing = Pacing::Gated {
-        may_produce: Box::new(move || {
+        may_produce: Box::new(move |_| {
             gate_produced.load(Ordering::SeqCst) < gate_allowed.load(Ordering::SeqCst)
         }),
         poll: Duration::from_millis(1),
@@ -685,6 +685,33 @@ fn a_closed_gate_holds_generation_and_commands_still_get_through() {
     let (rest, reason) = harness.tokens_until_finished();
     assert_eq!(reason, FinishReason::MaxTokens);
     assert_eq!(rest.len(), 4);
+}
+
+#[test]
+fn the_gate_is_told_which_step_comes_next() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let gate_seen = Arc::clone(&seen);
+    let pacing = Pacing::gated_steps(move |next| {
+        gate_seen.lock().expect("seen").push(next);
+        true
+    });
+    let harness = Harness::with(pacing, |_, _| {});
+    harness.ready(8, AtEnd::Continue, Some(3));
+    harness.send(Command::Start);
+    harness.expect_prompt();
+    let (tokens, _) = harness.tokens_until_finished();
+    assert_eq!(tokens.len(), 3);
+    harness.send(Command::Reset);
+    harness.send(Command::SetMaxTokens(Some(1)));
+    harness.send(Command::Start);
+    harness.expect_prompt();
+    let _ = harness.tokens_until_finished();
+    let seen = seen.lock().expect("seen").clone();
+    use latent_choir::llm::worker::NextStep::{Prompt, Token};
+    assert_eq!(
+        seen,
+        [Prompt, Token(0), Token(1), Token(2), Prompt, Token(0)]
+    );
 }
 
 #[test]

@@ -247,8 +247,18 @@ pub enum WorkerEvent {
     },
 }
 
-/// Says whether the worker may produce its next step; see [`Pacing`].
-pub type Gate = Box<dyn Fn() -> bool + Send>;
+/// The step the worker is about to take, as the gate sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Running the prompt (a new run begins).
+    Prompt,
+    /// Generating token `index` of the run (0-based).
+    Token(usize),
+}
+
+/// Says whether the worker may take its next step; see [`Pacing`]. It runs on the worker
+/// thread right before the step, so it may also set the temperature the token will use.
+pub type Gate = Box<dyn Fn(NextStep) -> bool + Send>;
 
 /// How fast the worker generates.
 #[derive(Default)]
@@ -265,8 +275,14 @@ impl Pacing {
     /// How often a closed gate is asked again, for [`Pacing::gated`].
     pub const DEFAULT_POLL: Duration = Duration::from_millis(5);
 
-    /// [`Pacing::Gated`] with [`Pacing::DEFAULT_POLL`].
+    /// [`Pacing::Gated`] with [`Pacing::DEFAULT_POLL`], for a gate that does not care which
+    /// step comes next.
     pub fn gated(may_produce: impl Fn() -> bool + Send + 'static) -> Self {
+        Self::gated_steps(move |_| may_produce())
+    }
+
+    /// [`Pacing::Gated`] with [`Pacing::DEFAULT_POLL`], for a gate told which step is next.
+    pub fn gated_steps(may_produce: impl Fn(NextStep) -> bool + Send + 'static) -> Self {
         Pacing::Gated {
             may_produce: Box::new(may_produce),
             poll: Self::DEFAULT_POLL,
@@ -545,7 +561,11 @@ impl Worker {
             return GateAnswer::Open;
         };
         let poll = *poll;
-        match panic::catch_unwind(AssertUnwindSafe(may_produce)) {
+        let next = match self.progress {
+            Progress::Generating { generated } => NextStep::Token(generated),
+            _ => NextStep::Prompt,
+        };
+        match panic::catch_unwind(AssertUnwindSafe(|| may_produce(next))) {
             Ok(true) => GateAnswer::Open,
             Ok(false) => GateAnswer::Closed(poll),
             Err(payload) => {
