@@ -17,8 +17,14 @@ pub mod params;
 pub mod status;
 pub mod synth;
 
-use params::LatentChoirParams;
+use engine::feed::{OFFLINE_WAIT, QueueSource};
+use engine::link::{GateSettings, Link};
+use engine::player::{Clock, Player, PlayerSettings};
+use llm::tokenizer::PromptMode;
+use llm::worker::Command;
+use params::{LatentChoirParams, MeterSource};
 use status::{AudioStatus, BlockReport};
+use synth::{Choir, VoiceId};
 
 pub struct LatentChoir {
     params: Arc<LatentChoirParams>,
@@ -27,6 +33,53 @@ pub struct LatentChoir {
     /// Whether the active layout has a main input; without one the host's buffer is not ours
     /// to pass through.
     has_main_input: bool,
+    /// The model's worker thread, started on the first `initialize` and kept for the life of
+    /// the instance (a reload is a command, not a new thread).
+    link: Option<Link>,
+    gate: Arc<GateSettings>,
+    /// Everything below is built in `initialize` for its sample rate and block size.
+    source: Option<QueueSource>,
+    player: Option<Player>,
+    choir: Option<Choir>,
+    /// The plugin's own output before mixing, `[left, right]`, one block long.
+    played: [Vec<f32>; 2],
+    /// Silence for the meter when the metered input is absent.
+    silence: Vec<f32>,
+    offline: bool,
+    /// The worker's command sender, for the background task that starts the model when
+    /// Generate is first turned on (the audio thread cannot send commands itself).
+    commands: Arc<std::sync::Mutex<Option<std::sync::mpsc::Sender<Command>>>>,
+    /// The model has been asked to load and start.
+    model_requested: bool,
+    /// Prepared in `initialize`: the commands that start the model.
+    start: Option<Box<StartModel>>,
+}
+
+/// Work the audio thread hands to nice-plug's background thread (through a preallocated queue).
+pub enum Task {
+    StartModel(Box<StartModel>),
+}
+
+/// The commands that load the saved model and start generating its saved prompt.
+pub struct StartModel {
+    model: std::path::PathBuf,
+    prompt: String,
+    seed: u64,
+}
+
+impl StartModel {
+    fn commands(&self) -> Vec<Command> {
+        vec![
+            Command::Load(self.model.clone()),
+            Command::SetAtEnd(llm::session::AtEnd::Continue),
+            Command::SetPrompt {
+                text: self.prompt.clone(),
+                mode: PromptMode::Chat,
+            },
+            Command::SetSeed(self.seed),
+            Command::Start,
+        ]
+    }
 }
 
 impl Default for LatentChoir {
@@ -36,6 +89,17 @@ impl Default for LatentChoir {
             status: Arc::new(AudioStatus::default()),
             editor_state: editor::default_state(),
             has_main_input: true,
+            link: None,
+            gate: Arc::new(GateSettings::new(4, 0.8)),
+            source: None,
+            player: None,
+            choir: None,
+            played: [Vec::new(), Vec::new()],
+            silence: Vec::new(),
+            offline: false,
+            commands: Arc::new(std::sync::Mutex::new(None)),
+            model_requested: false,
+            start: None,
         }
     }
 }
@@ -80,7 +144,20 @@ impl Plugin for LatentChoir {
     const SAMPLE_ACCURATE_AUTOMATION: bool = false;
 
     type SysExMessage = ();
-    type BackgroundTask = ();
+    type BackgroundTask = Task;
+
+    fn task_executor(&mut self) -> TaskExecutor<Self> {
+        let commands = Arc::clone(&self.commands);
+        Box::new(move |task| match task {
+            Task::StartModel(start) => {
+                if let Ok(Some(sender)) = commands.lock().as_deref() {
+                    for command in start.commands() {
+                        let _ = sender.send(command);
+                    }
+                }
+            }
+        })
+    }
 
     fn params(&self) -> Arc<dyn Params> {
         self.params.clone()
@@ -109,15 +186,45 @@ impl Plugin for LatentChoir {
         self.has_main_input = audio_io_layout.main_input_channels.is_some();
         self.status
             .activated(buffer_config.sample_rate, buffer_config.max_buffer_size);
+        let sample_rate = buffer_config.sample_rate;
+        let max_block = buffer_config.max_buffer_size as usize;
+        self.offline = buffer_config.process_mode == ProcessMode::Offline;
+        self.player = Some(Player::new(f64::from(sample_rate)));
+        self.choir = Some(Choir::new(sample_rate, max_block));
+        self.played = [vec![0.0; max_block], vec![0.0; max_block]];
+        self.silence = vec![0.0; max_block];
+        self.gate.set(
+            self.params.lookahead.value().max(1) as u32,
+            self.params.temp_fixed.value(),
+        );
+        if self.link.is_none() {
+            self.start_worker();
+        }
+        if !self.model_requested {
+            self.start = self.prepare_start();
+        }
+        if let Some(source) = &mut self.source {
+            source.set_offline(self.offline.then_some(OFFLINE_WAIT));
+        }
         true
     }
 
     fn reset(&mut self) {
         self.params.gain.smoothed.reset(self.params.gain.value());
         self.params.thru.smoothed.reset(self.params.thru.value());
+        if let Some(choir) = &mut self.choir {
+            choir.all_sound_off();
+        }
+        if let Some(player) = &mut self.player {
+            player.all_notes_off(0);
+            player.reset();
+        }
     }
 
     fn deactivate(&mut self) {
+        if let Some(choir) = &mut self.choir {
+            choir.all_sound_off();
+        }
         self.status.deactivated();
     }
 
@@ -137,10 +244,29 @@ impl Plugin for LatentChoir {
             }
         }
 
+        let frames = buffer.samples();
+        if self.params.generate.value() && !self.model_requested {
+            if let Some(start) = self.start.take() {
+                context.execute_background(Task::StartModel(start));
+                self.model_requested = true;
+            }
+        }
+        midi_out_dropped += u64::from(self.play(buffer, aux, context, frames));
+
         let thru = &self.params.thru.smoothed;
         let gain = &self.params.gain.smoothed;
+        let [left, right] = &self.played;
+        let played: [&[f32]; 2] = if self.params.synth_mute.value() {
+            [&[], &[]]
+        } else {
+            [
+                &left[..frames.min(left.len())],
+                &right[..frames.min(right.len())],
+            ]
+        };
         let mix = synth::mixer::mix_block(
             buffer.as_slice(),
+            &played,
             self.has_main_input,
             || thru.next(),
             || gain.next(),
@@ -161,6 +287,164 @@ impl Plugin for LatentChoir {
             midi_out_dropped,
         });
         ProcessStatus::Normal
+    }
+}
+
+impl LatentChoir {
+    /// Starts the model's worker thread, idle: the model loads when Generate is first on.
+    fn start_worker(&mut self) {
+        let Ok((link, source)) = Link::spawn(Arc::clone(&self.gate)) else {
+            nice_log!("Latent Choir: could not start the model thread");
+            return;
+        };
+        if let Ok(mut commands) = self.commands.lock() {
+            *commands = Some(link.worker.sender());
+        }
+        self.link = Some(link);
+        self.source = Some(source);
+    }
+
+    /// The commands that start the saved model on the saved prompt, prepared off the audio
+    /// thread; `None` without a model to load.
+    fn prepare_start(&self) -> Option<Box<StartModel>> {
+        let model = self
+            .params
+            .model
+            .read()
+            .map(|m| m.clone())
+            .unwrap_or_default();
+        let model = if model.is_empty() {
+            llm::discovery::default_model_path()?
+        } else {
+            std::path::PathBuf::from(model)
+        };
+        let prompt = self
+            .params
+            .prompt
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|_| params::DEFAULT_PROMPT.to_owned());
+        let seed = self.params.seed.read().map(|s| *s).unwrap_or(1);
+        Some(Box::new(StartModel {
+            model,
+            prompt,
+            seed,
+        }))
+    }
+
+    /// The sonification for one block: the player turns due frames into notes, the choir
+    /// plays them into `self.played`, and the same notes go out as MIDI.
+    fn play(
+        &mut self,
+        buffer: &mut Buffer,
+        aux: &mut AuxiliaryBuffers,
+        context: &mut impl ProcessContext<Self>,
+        frames: usize,
+    ) -> u32 {
+        let (Some(player), Some(choir), Some(source)) =
+            (&mut self.player, &mut self.choir, &mut self.source)
+        else {
+            return 0;
+        };
+        let [left, right] = &mut self.played;
+        let frames = frames.min(left.len()).min(right.len());
+        left[..frames].fill(0.0);
+        right[..frames].fill(0.0);
+
+        let params = &self.params;
+        self.gate.set(
+            params.lookahead.value().max(1) as u32,
+            params.temp_fixed.value(),
+        );
+        let settings = PlayerSettings {
+            playing: params.generate.value(),
+            mapping: params.mapping(),
+            channels: params.channels(),
+            curve: params.curve(),
+        };
+        let transport = context.transport();
+        let clock = match (transport.playing, transport.pos_beats(), transport.tempo) {
+            (true, Some(beat), Some(tempo)) => Clock::Transport {
+                beat,
+                tempo,
+                tokens_per_beat: f64::from(params.tokens_per_beat.value()),
+            },
+            _ => Clock::Free {
+                tokens_per_second: f64::from(params.tokens_per_second.value()),
+            },
+        };
+        let silence = &self.silence[..frames.min(self.silence.len())];
+        let metered: [&[f32]; 2] = match params.meter_source.value() {
+            MeterSource::Main if self.has_main_input => {
+                let channels = buffer.as_slice_immutable();
+                match channels {
+                    [l, r, ..] => [&l[..], &r[..]],
+                    [mono] => [&mono[..], &mono[..]],
+                    [] => [silence, silence],
+                }
+            }
+            MeterSource::Sidechain => match aux.inputs.first().map(|s| s.as_slice_immutable()) {
+                Some([l, r, ..]) => [&l[..], &r[..]],
+                Some([mono]) => [&mono[..], &mono[..]],
+                _ => [silence, silence],
+            },
+            MeterSource::Main => [silence, silence],
+        };
+        player.process(metered[0], metered[1], clock, &settings, source);
+
+        // Voice levels and pans follow their parameters every block.
+        for (i, voice) in params.voices.iter().enumerate() {
+            if let Some(id) = VoiceId::from_index(i) {
+                choir.set_level(id, voice.level.value());
+                choir.set_pan(id, voice.pan.value());
+            }
+        }
+        choir.set_level(VoiceId::Drone, params.drone_level.value());
+        choir.set_reverb_mix(params.reverb.value());
+
+        let mut cursor = 0usize;
+        let mut dropped_midi = 0;
+        for message in player.events() {
+            let at = (message.offset as usize).min(frames);
+            if at > cursor {
+                choir.render(&mut left[cursor..at], &mut right[cursor..at]);
+                cursor = at;
+            }
+            let Some(voice) = VoiceId::from_index(usize::from(message.slot)) else {
+                continue;
+            };
+            let timing = message.offset.min(frames.saturating_sub(1) as u32);
+            let (channel, key) = (
+                nice_plug::midi::Channel::Number(message.channel),
+                nice_plug::midi::Key::Number(message.note),
+            );
+            let event = if message.is_on() {
+                choir.note_on(voice, message.note, message.velocity);
+                NoteEvent::NoteOn {
+                    timing,
+                    voice_id: nice_plug::midi::VoiceID::Wildcard,
+                    channel,
+                    key,
+                    velocity: f32::from(message.velocity) / 127.0,
+                }
+            } else {
+                choir.note_off(voice, message.note);
+                NoteEvent::NoteOff {
+                    timing,
+                    voice_id: nice_plug::midi::VoiceID::Wildcard,
+                    channel,
+                    key,
+                    velocity: 0.0,
+                }
+            };
+            if context.try_send_event(event).is_err() {
+                dropped_midi += 1;
+            }
+        }
+        if cursor < frames {
+            choir.render(&mut left[cursor..frames], &mut right[cursor..frames]);
+        }
+        dropped_midi
     }
 }
 

@@ -1,8 +1,14 @@
 //! Every host-visible parameter. The `#[id]` strings are stable: hosts store automation and
 //! project state under them, so they must never change once released.
 
+use std::sync::RwLock;
+
 use nice_plug::plugin::ParamValue;
 use nice_plug::prelude::*;
+
+use crate::loudness::{CurveMode, CurveSettings};
+use crate::music::scale::{Root, Scale};
+use crate::music::voices::MappingParams;
 
 /// Loudest output gain the user can dial in, in dB.
 const MAX_OUTPUT_DB: f32 = 12.0;
@@ -11,6 +17,16 @@ const MIN_THRU_DB: f32 = -60.0;
 
 #[derive(Params)]
 pub struct LatentChoirParams {
+    /// The prompt the model answers (or continues), kept with the project.
+    #[persist = "prompt"]
+    pub prompt: RwLock<String>,
+    /// Model file or folder; empty means the embedded default model.
+    #[persist = "model"]
+    pub model: RwLock<String>,
+    /// Seed of every random choice the model makes: same seed, same audio, same tokens.
+    #[persist = "seed"]
+    pub seed: RwLock<u64>,
+
     /// Level of everything the plugin outputs, applied last. Smoothed so automation never clicks.
     #[id = "gain"]
     pub gain: FloatParam,
@@ -25,7 +41,221 @@ pub struct LatentChoirParams {
     /// without swallowing what comes before it.
     #[id = "midi_thru"]
     pub midi_thru: BoolParam,
+
+    /// Play: tokens advance on the grid while on; off releases every note and the model waits.
+    #[id = "generate"]
+    pub generate: BoolParam,
+    /// Tokens per beat while the host transport plays.
+    #[id = "tokens_per_beat"]
+    pub tokens_per_beat: FloatParam,
+    /// Tokens per second when the transport is stopped (and in the standalone app).
+    #[id = "tokens_per_second"]
+    pub tokens_per_second: FloatParam,
+    /// How many tokens the model may run ahead of what is heard. More hides slow steps; fewer
+    /// lets the loudness steer sooner.
+    #[id = "lookahead"]
+    pub lookahead: IntParam,
+
+    #[id = "scale"]
+    pub scale: EnumParam<ScaleChoice>,
+    #[id = "root"]
+    pub root: EnumParam<RootChoice>,
+    /// How often MLP sparsity turns into a grace or passing note.
+    #[id = "ornaments"]
+    pub ornaments: FloatParam,
+    /// Note length at focused attention (1 = tied into the next token).
+    #[id = "legato"]
+    pub legato: FloatParam,
+    /// Note length at diffuse attention.
+    #[id = "staccato"]
+    pub staccato: FloatParam,
+
+    #[nested(array, group = "Voice")]
+    pub voices: [VoiceParams; 3],
+
+    /// A bass drone on the key's root.
+    #[id = "drone"]
+    pub drone: BoolParam,
+    #[id = "drone_octave"]
+    pub drone_octave: IntParam,
+    #[id = "drone_level"]
+    pub drone_level: FloatParam,
+    #[id = "drone_channel"]
+    pub drone_channel: IntParam,
+
+    /// Silence the built-in synth (MIDI out keeps playing): for use as a MIDI generator.
+    #[id = "synth_mute"]
+    pub synth_mute: BoolParam,
+    #[id = "reverb"]
+    pub reverb: FloatParam,
+
+    /// What sets the temperature: loudness velocity, loudness level, or nothing (fixed).
+    #[id = "temp_mode"]
+    pub temp_mode: EnumParam<TemperatureMode>,
+    /// Which input is metered.
+    #[id = "meter_source"]
+    pub meter_source: EnumParam<MeterSource>,
+    #[id = "temp_min"]
+    pub temp_min: FloatParam,
+    #[id = "temp_max"]
+    pub temp_max: FloatParam,
+    #[id = "sensitivity"]
+    pub sensitivity: FloatParam,
+    /// Loudness smoothing time constant.
+    #[id = "smoothing"]
+    pub smoothing: FloatParam,
+    /// Temperature when the mode is Off, and of the first tokens before anything was heard.
+    #[id = "temp_fixed"]
+    pub temp_fixed: FloatParam,
 }
+
+/// One melodic voice: which layer it follows, where it sings, how loud, on which channel.
+#[derive(Params)]
+pub struct VoiceParams {
+    #[id = "voice"]
+    pub enabled: BoolParam,
+    /// Hidden state followed: 0 = embeddings, n = output of block n (clamped to the model).
+    #[id = "layer"]
+    pub layer: IntParam,
+    #[id = "low"]
+    pub low: IntParam,
+    #[id = "high"]
+    pub high: IntParam,
+    #[id = "level"]
+    pub level: FloatParam,
+    #[id = "pan"]
+    pub pan: FloatParam,
+    /// MIDI channel, 1–16.
+    #[id = "channel"]
+    pub channel: IntParam,
+}
+
+impl VoiceParams {
+    fn new(index: usize, layer: i32, low: i32, high: i32, pan: f32) -> Self {
+        let n = index + 1;
+        Self {
+            enabled: BoolParam::new(format!("Voice {n}"), true),
+            layer: IntParam::new(
+                format!("Voice {n} Layer"),
+                layer,
+                IntRange::Linear { min: 0, max: 64 },
+            ),
+            low: IntParam::new(
+                format!("Voice {n} Lowest Note"),
+                low,
+                IntRange::Linear { min: 0, max: 127 },
+            ),
+            high: IntParam::new(
+                format!("Voice {n} Highest Note"),
+                high,
+                IntRange::Linear { min: 0, max: 127 },
+            ),
+            level: gain_param(&format!("Voice {n} Level"), 6.0),
+            pan: FloatParam::new(
+                format!("Voice {n} Pan"),
+                pan,
+                FloatRange::Linear {
+                    min: -1.0,
+                    max: 1.0,
+                },
+            ),
+            channel: IntParam::new(
+                format!("Voice {n} MIDI Channel"),
+                n as i32,
+                IntRange::Linear { min: 1, max: 16 },
+            ),
+        }
+    }
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScaleChoice {
+    Major,
+    #[name = "Natural Minor"]
+    NaturalMinor,
+    #[name = "Harmonic Minor"]
+    HarmonicMinor,
+    Dorian,
+    Phrygian,
+    Lydian,
+    Mixolydian,
+    #[name = "Pentatonic Major"]
+    PentatonicMajor,
+    #[name = "Pentatonic Minor"]
+    PentatonicMinor,
+    Chromatic,
+}
+
+impl ScaleChoice {
+    pub fn scale(self) -> Scale {
+        match self {
+            Self::Major => Scale::Major,
+            Self::NaturalMinor => Scale::NaturalMinor,
+            Self::HarmonicMinor => Scale::HarmonicMinor,
+            Self::Dorian => Scale::Dorian,
+            Self::Phrygian => Scale::Phrygian,
+            Self::Lydian => Scale::Lydian,
+            Self::Mixolydian => Scale::Mixolydian,
+            Self::PentatonicMajor => Scale::PentatonicMajor,
+            Self::PentatonicMinor => Scale::PentatonicMinor,
+            Self::Chromatic => Scale::Chromatic,
+        }
+    }
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootChoice {
+    C,
+    #[name = "C#"]
+    CSharp,
+    D,
+    #[name = "D#"]
+    DSharp,
+    E,
+    F,
+    #[name = "F#"]
+    FSharp,
+    G,
+    #[name = "G#"]
+    GSharp,
+    A,
+    #[name = "A#"]
+    ASharp,
+    B,
+}
+
+impl RootChoice {
+    pub fn root(self) -> Root {
+        Root::from_pitch_class(self as u8)
+    }
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemperatureMode {
+    Velocity,
+    Level,
+    Off,
+}
+
+impl TemperatureMode {
+    pub fn curve_mode(self) -> CurveMode {
+        match self {
+            Self::Velocity => CurveMode::Velocity,
+            Self::Level => CurveMode::Level,
+            Self::Off => CurveMode::Off,
+        }
+    }
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeterSource {
+    #[name = "Track"]
+    Main,
+    Sidechain,
+}
+
+/// The prompt a fresh instance starts with.
+pub const DEFAULT_PROMPT: &str = "The forest was silent.";
 
 impl Default for LatentChoirParams {
     fn default() -> Self {
@@ -33,6 +263,127 @@ impl Default for LatentChoirParams {
             gain: gain_param("Output Gain", MAX_OUTPUT_DB),
             thru: gain_param("Input Thru", 0.0),
             midi_thru: BoolParam::new("MIDI Thru", true),
+            prompt: RwLock::new(DEFAULT_PROMPT.to_owned()),
+            model: RwLock::new(String::new()),
+            seed: RwLock::new(1),
+            generate: BoolParam::new("Generate", false),
+            tokens_per_beat: FloatParam::new(
+                "Tokens per Beat",
+                2.0,
+                FloatRange::Linear {
+                    min: 0.25,
+                    max: 4.0,
+                },
+            )
+            .with_step_size(0.25),
+            tokens_per_second: FloatParam::new(
+                "Tokens per Second",
+                4.0,
+                FloatRange::Skewed {
+                    min: 0.5,
+                    max: 16.0,
+                    factor: FloatRange::skew_factor(-1.0),
+                },
+            )
+            .with_unit(" tok/s")
+            .with_step_size(0.1),
+            lookahead: IntParam::new("Lookahead", 4, IntRange::Linear { min: 1, max: 16 })
+                .with_unit(" tokens"),
+            scale: EnumParam::new("Scale", ScaleChoice::Major),
+            root: EnumParam::new("Root", RootChoice::C),
+            ornaments: FloatParam::new("Ornaments", 0.5, FloatRange::Linear { min: 0.0, max: 1.0 }),
+            legato: FloatParam::new(
+                "Legato Length",
+                1.0,
+                FloatRange::Linear { min: 0.1, max: 1.0 },
+            ),
+            staccato: FloatParam::new(
+                "Staccato Length",
+                0.3,
+                FloatRange::Linear { min: 0.1, max: 1.0 },
+            ),
+            voices: [
+                VoiceParams::new(0, 0, 72, 96, -0.4),
+                VoiceParams::new(1, 15, 55, 79, 0.4),
+                VoiceParams::new(2, 30, 48, 72, 0.0),
+            ],
+            drone: BoolParam::new("Drone", true),
+            drone_octave: IntParam::new("Drone Octave", 2, IntRange::Linear { min: 0, max: 5 }),
+            drone_level: gain_param("Drone Level", 6.0),
+            drone_channel: IntParam::new(
+                "Drone MIDI Channel",
+                4,
+                IntRange::Linear { min: 1, max: 16 },
+            ),
+            synth_mute: BoolParam::new("Mute Synth", false),
+            reverb: FloatParam::new("Reverb", 0.2, FloatRange::Linear { min: 0.0, max: 1.0 }),
+            temp_mode: EnumParam::new("Temperature Mode", TemperatureMode::Velocity),
+            meter_source: EnumParam::new("Metered Input", MeterSource::Main),
+            temp_min: FloatParam::new("T Min", 0.4, FloatRange::Linear { min: 0.0, max: 2.0 }),
+            temp_max: FloatParam::new("T Max", 1.3, FloatRange::Linear { min: 0.0, max: 2.5 }),
+            sensitivity: FloatParam::new(
+                "Sensitivity",
+                1.0,
+                FloatRange::Linear { min: 0.0, max: 4.0 },
+            ),
+            smoothing: FloatParam::new(
+                "Smoothing",
+                0.4,
+                FloatRange::Skewed {
+                    min: 0.05,
+                    max: 5.0,
+                    factor: FloatRange::skew_factor(-1.0),
+                },
+            )
+            .with_unit(" s"),
+            temp_fixed: FloatParam::new(
+                "Fixed Temperature",
+                0.8,
+                FloatRange::Linear { min: 0.0, max: 2.0 },
+            ),
+        }
+    }
+}
+
+impl LatentChoirParams {
+    /// The mapping parameters as they are now (read on the audio thread every block).
+    pub fn mapping(&self) -> MappingParams {
+        let mut mapping = MappingParams::default();
+        for (voice, params) in mapping.voices.iter_mut().zip(&self.voices) {
+            voice.enabled = params.enabled.value();
+            voice.layer = params.layer.value().max(0) as usize;
+            voice.low = params.low.value().clamp(0, 127) as u8;
+            voice.high = params.high.value().clamp(0, 127) as u8;
+        }
+        mapping.scale = self.scale.value().scale();
+        mapping.root = self.root.value().root();
+        mapping.drone_enabled = self.drone.value();
+        mapping.drone_octave = self.drone_octave.value();
+        mapping.ornament_amount = self.ornaments.value();
+        mapping.legato_length = self.legato.value();
+        mapping.staccato_length = self.staccato.value();
+        mapping
+    }
+
+    /// MIDI channels (0-based) of voices 1–3 and the drone.
+    pub fn channels(&self) -> [u8; 4] {
+        let channel = |p: &IntParam| (p.value().clamp(1, 16) - 1) as u8;
+        [
+            channel(&self.voices[0].channel),
+            channel(&self.voices[1].channel),
+            channel(&self.voices[2].channel),
+            channel(&self.drone_channel),
+        ]
+    }
+
+    pub fn curve(&self) -> CurveSettings {
+        CurveSettings {
+            mode: self.temp_mode.value().curve_mode(),
+            t_min: self.temp_min.value(),
+            t_max: self.temp_max.value(),
+            sensitivity: self.sensitivity.value(),
+            smoothing: self.smoothing.value(),
+            fixed: self.temp_fixed.value(),
         }
     }
 }

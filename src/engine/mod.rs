@@ -2,4 +2,5 @@
 //! turns the worker's tokens into notes whether a host or a simulated transport drives it.
 
 pub mod feed;
+pub mod link;
 pub mod player;

@@ -265,9 +265,11 @@ impl Player {
             self.release_all(0);
             self.last_step = None;
         }
-        // A Root or drone change applies at once, token or not.
-        let drone = self.mapping.update_drone(&settings.mapping);
-        self.apply_drone(drone, 0, settings.channels[usize::from(DRONE_SLOT)]);
+        // Once the music has begun, a Root or drone change applies at once, token or not.
+        if self.run.is_some() {
+            let drone = self.mapping.update_drone(&settings.mapping);
+            self.apply_drone(drone, 0, settings.channels[usize::from(DRONE_SLOT)]);
+        }
 
         let step_samples = clock.step_samples(self.sample_rate);
         let mut fed = 0;

@@ -32,10 +32,12 @@ pub fn peak(channels: &[&mut [f32]]) -> f32 {
 }
 
 /// Mix one block in place. `channels` holds the host's input on entry (or garbage when the plugin
-/// has no main input, see `has_input`) and the output on return. `thru` and `gain` yield one
-/// smoothed value per sample.
+/// has no main input, see `has_input`) and the output on return; `played` is what the plugin
+/// itself plays, per channel (missing channels are silent). `thru` and `gain` yield one smoothed
+/// value per sample.
 pub fn mix_block(
     channels: &mut [&mut [f32]],
+    played: &[&[f32]],
     has_input: bool,
     mut thru: impl FnMut() -> f32,
     mut gain: impl FnMut() -> f32,
@@ -45,7 +47,11 @@ pub fn mix_block(
     for frame in 0..frames {
         let thru = thru();
         let gain = gain();
-        for channel in channels.iter_mut() {
+        for (index, channel) in channels.iter_mut().enumerate() {
+            let own = played
+                .get(index)
+                .and_then(|p| p.get(frame))
+                .map_or(0.0, |&x| clean_sample(x).0);
             let input = if has_input {
                 let (x, bad) = clean_sample(channel[frame]);
                 report.non_finite += u64::from(bad);
@@ -54,7 +60,7 @@ pub fn mix_block(
             } else {
                 0.0
             };
-            channel[frame] = clean_sample(input * thru * gain).0;
+            channel[frame] = clean_sample((input * thru + own) * gain).0;
         }
     }
     report
@@ -68,7 +74,7 @@ mod tests {
     fn invalid_input_becomes_silence_and_is_counted() {
         let mut left = [1.0, f32::NAN, f32::INFINITY, 1e-40, -0.5];
         let mut right = [f32::NEG_INFINITY, 0.25, 0.0, 0.0, 0.0];
-        let report = mix_block(&mut [&mut left, &mut right], true, || 0.5, || 2.0);
+        let report = mix_block(&mut [&mut left, &mut right], &[], true, || 0.5, || 2.0);
         assert_eq!(report.non_finite, 3);
         assert_eq!(report.input_peak, 1.0);
         assert_eq!(left, [1.0, 0.0, 0.0, 0.0, -0.5]);
@@ -78,7 +84,7 @@ mod tests {
     #[test]
     fn without_main_input_the_host_buffer_is_ignored() {
         let mut left = [0.7; 4];
-        let report = mix_block(&mut [&mut left], false, || 1.0, || 1.0);
+        let report = mix_block(&mut [&mut left], &[], false, || 1.0, || 1.0);
         assert_eq!(left, [0.0; 4]);
         assert_eq!(report, MixReport::default());
     }
@@ -86,7 +92,7 @@ mod tests {
     #[test]
     fn output_underflow_is_flushed() {
         let mut left = [1e-20_f32; 3];
-        mix_block(&mut [&mut left], true, || 1e-20, || 1.0);
+        mix_block(&mut [&mut left], &[], true, || 1e-20, || 1.0);
         assert_eq!(left, [0.0; 3]);
     }
 }
