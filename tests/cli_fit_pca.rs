@@ -90,6 +90,7 @@ fn fit_pca_writes_a_complete_map_and_generate_projects_through_it() {
     );
     for line in [
         "tokens",
+        "positions    skip-first",
         "explained-variance ratio",
         "state   0",
         "state   2",
@@ -134,11 +135,15 @@ fn fit_pca_writes_a_complete_map_and_generate_projects_through_it() {
         ),
         ("tool_version", env!("CARGO_PKG_VERSION")),
         ("format_version", "1"),
+        ("positions", "skip-first"),
+        // 1,399 tokens (after truncation) on 40 lines, first positions left out.
+        ("tokens", "1359"),
     ] {
         assert_eq!(meta.get(key).map(String::as_str), Some(value), "{key}");
     }
     let map = file::load(&out).expect("our loader accepts it");
-    assert_eq!(map.metadata().tokens, 1398);
+    assert_eq!(map.metadata().tokens, 1359);
+    assert!(map.metadata().skip_first);
 
     // generate --projections with that map: coords [3, n, 4] in [-1, 1].
     let npz = tmp.0.join("run.npz");
@@ -324,4 +329,54 @@ fn the_default_output_is_the_cache_that_generate_fits_and_reuses() {
     assert!(stderr.contains("map stored at"), "{stderr}");
     let map = file::load(&cached).expect("a valid map again");
     assert_eq!(map.metadata().corpus_source, "embedded");
+    assert!(map.metadata().skip_first);
+
+    // A map fitted on every position (--keep-first, or any map from before first positions
+    // were left out) is refused and refitted the default way.
+    succeed(&cache, &[&fit[..], &["--keep-first"]].concat());
+    assert!(!file::load(&cached).unwrap().metadata().skip_first);
+    let (_, stderr) = succeed(&cache, &run);
+    assert!(stderr.contains("not using the cached map"), "{stderr}");
+    assert!(stderr.contains("every position"), "{stderr}");
+    assert!(stderr.contains("map stored at"), "{stderr}");
+    assert!(file::load(&cached).unwrap().metadata().skip_first);
+}
+
+#[test]
+fn keep_first_fits_every_position_and_the_default_procedure_refits_such_a_map() {
+    let tmp = TempDir::new("keep-first");
+    let cache = tmp.0.join("cache");
+    let gpt2 = fixture("tiny-gpt2");
+    let sha = identify(&gpt2).unwrap().sha256;
+    let cached = cache.join(format!("latent-choir/maps/{sha}-k4.safetensors"));
+    let corpus = fixture("pca/corpus.txt");
+    let fit = [
+        "fit-pca",
+        "--model",
+        path(&gpt2),
+        "--corpus",
+        path(&corpus),
+        "--components",
+        "4",
+    ];
+    let keep_first = [&fit[..], &["--keep-first"]].concat();
+    let (stdout, stderr) = succeed(&cache, &keep_first);
+    assert!(
+        stdout.contains("positions    every (--keep-first)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("tokens       1399 fitted"), "{stdout}");
+    assert!(stderr.contains("refit a cached map"), "{stderr}");
+    let map = file::load(&cached).unwrap();
+    assert!(!map.metadata().skip_first);
+    assert_eq!(map.metadata().tokens, 1399);
+    // --reuse keeps it for --keep-first, and refits it for the default procedure.
+    let (stdout, _) = succeed(&cache, &[&keep_first[..], &["--reuse"]].concat());
+    assert!(stdout.contains("kept"), "{stdout}");
+    let (stdout, stderr) = succeed(&cache, &[&fit[..], &["--reuse"]].concat());
+    assert!(!stdout.contains("kept"), "{stdout}");
+    assert!(stderr.contains("every position"), "{stderr}");
+    assert!(stdout.contains("positions    skip-first"), "{stdout}");
+    assert!(stdout.contains("tokens       1359 fitted"), "{stdout}");
+    assert!(file::load(&cached).unwrap().metadata().skip_first);
 }

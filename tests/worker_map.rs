@@ -1,8 +1,9 @@
 //! The worker's projection maps, through its public API: fitting on first load with progress
-//! events, reusing the cache, refusing another model's map (and refitting), a map file given
-//! explicitly, cancelling a fit, and the coordinates every token then carries.
+//! events, reusing the cache, refusing another model's map or one fitted on other positions
+//! (and refitting), a map file given explicitly, cancelling a fit, and the coordinates every
+//! token then carries.
 //!
-//! Fits use the tiny fixture models and the 39-line `tests/fixtures/pca/corpus.txt` in a
+//! Fits use the tiny fixture models and the 40-line `tests/fixtures/pca/corpus.txt` in a
 //! temporary cache folder (a fraction of a second each); nothing touches the user's cache.
 
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ use latent_choir::llm::worker::{
 const TIMEOUT: Duration = Duration::from_secs(60);
 const K: usize = 4;
 /// Non-empty lines of the corpus.
-const LINES: usize = 39;
+const LINES: usize = 40;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -55,6 +56,7 @@ fn cache(dir: &Path) -> MapCache {
         dir: dir.to_path_buf(),
         corpus: Corpus::from_file(&fixture("pca/corpus.txt")).expect("corpus"),
         components: K,
+        skip_first: true,
     }
 }
 
@@ -252,6 +254,43 @@ fn another_models_map_in_the_cache_is_refused_and_refitted() {
         other => panic!("expected MapRefused, got {}", describe(&other)),
     }
     expect_ready(harness.fitting(), true);
+}
+
+#[test]
+fn a_cached_map_fitted_on_every_position_is_refused_and_refitted() {
+    let dir = TempDir::new("positions");
+    let llama = fixture("tiny-llama");
+    // A map fitted the literal way (`fit-pca --keep-first`, or any map from before first
+    // positions were left out) in the cache.
+    let every = Harness::new(MapSource::Cache(MapCache {
+        skip_first: false,
+        ..cache(&dir.0)
+    }));
+    every.load(&llama);
+    let path = expect_ready(every.fitting(), true);
+    assert!(!file::load(&path).unwrap().metadata().skip_first);
+    drop(every);
+
+    let harness = Harness::new(MapSource::Cache(cache(&dir.0)));
+    harness.load(&llama);
+    match harness.next() {
+        WorkerEvent::MapRefused {
+            path: refused,
+            message,
+        } => {
+            assert_eq!(refused, path);
+            assert!(message.contains("every position"), "{message}");
+            assert!(message.contains("attention sink"), "{message}");
+        }
+        other => panic!("expected MapRefused, got {}", describe(&other)),
+    }
+    assert_eq!(expect_ready(harness.fitting(), true), path);
+    let map = file::load(&path).unwrap();
+    assert!(map.metadata().skip_first);
+    check_coords(&harness.generate(), &path);
+    // Now valid: reused.
+    harness.load(&llama);
+    assert_eq!(expect_ready(harness.next(), false), path);
 }
 
 #[test]

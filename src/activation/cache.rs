@@ -4,18 +4,19 @@
 //! belongs to the model, and otherwise fits one and stores it.
 //!
 //! A cached map is *stale*, and refitted, when it was fitted on a different text under the
-//! same corpus name — typically the embedded corpus of an older build. A map fitted on a
+//! same corpus name — typically the embedded corpus of an older build — or on other positions
+//! than the cache's [`MapCache::skip_first`] (a map from before the attention sink was left out
+//! of fits, or one fitted with `fit-pca --keep-first`; see [`super::fit`]). A map fitted on a
 //! corpus of another name (`latent-choir fit-pca --corpus mine.txt` writes into the cache by
 //! default) is a deliberate choice and is kept.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use super::DEFAULT_COMPONENTS;
 use super::corpus::Corpus;
 use super::error::{MapError, Result};
 use super::file;
-use super::fit::{self, FitProgress, FitStats};
+use super::fit::{self, FitOptions, FitProgress, FitStats};
 use super::identity::{self, ModelIdentity};
 use super::map::ProjectionMap;
 use crate::llm::ModelInfo;
@@ -37,22 +38,39 @@ pub fn map_file_name(model_sha256: &str, components: usize) -> String {
     format!("{model_sha256}-k{components}.safetensors")
 }
 
-/// A cache folder, the corpus to fit on when a map is missing, and K.
+/// A cache folder, the corpus to fit on when a map is missing, K, and which positions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapCache {
     pub dir: PathBuf,
     pub corpus: Corpus,
     pub components: usize,
+    /// Fit without each line's first position ([`FitOptions::skip_first`]); a cached map
+    /// fitted otherwise is refitted.
+    pub skip_first: bool,
 }
 
 impl MapCache {
-    /// The user's cache dir, the embedded corpus, K = 16: what the plugin and the CLI use.
+    /// The user's cache dir, the embedded corpus, K = 16, first positions skipped: what the
+    /// plugin and the CLI use.
     pub fn user() -> Result<Self> {
+        let FitOptions {
+            components,
+            skip_first,
+        } = FitOptions::default();
         Ok(Self {
             dir: maps_dir().ok_or(MapError::NoCacheDir)?,
             corpus: Corpus::embedded(),
-            components: DEFAULT_COMPONENTS,
+            components,
+            skip_first,
         })
+    }
+
+    /// How this cache fits a missing map.
+    pub fn fit_options(&self) -> FitOptions {
+        FitOptions {
+            components: self.components,
+            skip_first: self.skip_first,
+        }
     }
 
     /// Where this cache keeps the map of the model with weights hash `model_sha256`.
@@ -161,13 +179,19 @@ pub fn fit_and_store(
     path: &Path,
     progress: &mut dyn FnMut(FitProgress) -> ControlFlow<()>,
 ) -> Result<(ProjectionMap, FitStats, Option<MapError>)> {
-    let (map, stats) = fit::fit(loaded, identity, &cache.corpus, cache.components, progress)?;
+    let (map, stats) = fit::fit(
+        loaded,
+        identity,
+        &cache.corpus,
+        cache.fit_options(),
+        progress,
+    )?;
     let save_error = file::save(&map, path).err();
     Ok((map, stats, save_error))
 }
 
 /// A map file checked against the model: valid, the model's, and (see the
-/// [module docs](self)) not stale for `cache`'s corpus and K.
+/// [module docs](self)) not stale for `cache`'s corpus, K and positions.
 pub fn open_cached(
     path: &Path,
     identity: &ModelIdentity,
@@ -191,6 +215,13 @@ pub fn open_cached(
             corpus: meta.corpus_source.clone(),
         });
     }
+    if meta.skip_first != cache.skip_first {
+        return Err(MapError::OtherPositions {
+            path: path.to_path_buf(),
+            map_skip_first: meta.skip_first,
+            wanted_skip_first: cache.skip_first,
+        });
+    }
     Ok(map)
 }
 
@@ -203,4 +234,93 @@ pub fn open_for_model(
     let map = file::load(path)?;
     map.check_model(path, identity, info)?;
     Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activation::map::{LayerMap, MapMetadata};
+
+    fn map(skip_first: bool, corpus: &Corpus) -> ProjectionMap {
+        let metadata = MapMetadata {
+            model_identity: "ab".repeat(32),
+            model_name: "tiny".to_owned(),
+            n_layers: 0,
+            width: 2,
+            components: 1,
+            corpus_source: corpus.source().to_owned(),
+            corpus_sha256: corpus.sha256(),
+            corpus_lines: 1,
+            tokens: 3,
+            skip_first,
+            tool_version: "0".to_owned(),
+        };
+        let layer = LayerMap {
+            mean: vec![0.0, 0.0],
+            components: vec![1.0, 0.0],
+            explained_variance: vec![1.0],
+            total_variance: 1.0,
+            lo: vec![-1.0],
+            hi: vec![1.0],
+        };
+        ProjectionMap::new(metadata, vec![layer]).unwrap()
+    }
+
+    #[test]
+    fn a_map_fitted_on_other_positions_is_refused() {
+        let dir = std::env::temp_dir().join(format!("lc-cache-{}", std::process::id()));
+        let corpus = Corpus::from_text("One two three.\n", "test");
+        let identity = ModelIdentity {
+            sha256: "ab".repeat(32),
+            name: "tiny".to_owned(),
+        };
+        let info = ModelInfo {
+            architecture: "x".to_owned(),
+            n_layers: 0,
+            width: 2,
+            vocab_size: 1,
+            context_length: 1,
+            dtype: "f32".to_owned(),
+        };
+        let mut cache = MapCache {
+            dir: dir.clone(),
+            corpus: corpus.clone(),
+            components: 1,
+            skip_first: true,
+        };
+        let path = cache.path_for(&identity.sha256);
+        file::save(&map(false, &corpus), &path).unwrap();
+        let err = open_cached(&path, &identity, &info, &cache).unwrap_err();
+        assert!(matches!(err, MapError::OtherPositions { .. }), "{err}");
+        assert!(err.to_string().contains("every position"), "{err}");
+        assert!(err.to_string().contains("attention sink"), "{err}");
+        cache.skip_first = false;
+        assert!(open_cached(&path, &identity, &info, &cache).is_ok());
+
+        file::save(&map(true, &corpus), &path).unwrap();
+        assert!(matches!(
+            open_cached(&path, &identity, &info, &cache),
+            Err(MapError::OtherPositions { .. })
+        ));
+        cache.skip_first = true;
+        assert!(open_cached(&path, &identity, &info, &cache).is_ok());
+        assert_eq!(
+            cache.fit_options(),
+            FitOptions {
+                components: 1,
+                skip_first: true
+            }
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_user_cache_skips_first_positions() {
+        // HOME is set in any test environment; the cache dir is not touched.
+        if let Ok(cache) = MapCache::user() {
+            assert!(cache.skip_first);
+            assert_eq!(cache.fit_options(), FitOptions::default());
+            assert!(FitOptions::default().skip_first);
+        }
+    }
 }

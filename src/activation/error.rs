@@ -46,6 +46,19 @@ pub enum MapError {
     /// A cached map fitted on an earlier text of the same corpus; refitted automatically.
     #[error("{path} was fitted on another version of the {corpus} corpus")]
     StaleCorpus { path: PathBuf, corpus: String },
+    /// A cached map fitted on other positions than the cache wants (typically one fitted on
+    /// every position, before the attention sink was left out by default); refitted
+    /// automatically.
+    #[error(
+        "{path} was fitted {}; this fit wants {}",
+        positions_phrase(*map_skip_first),
+        positions_phrase(*wanted_skip_first)
+    )]
+    OtherPositions {
+        path: PathBuf,
+        map_skip_first: bool,
+        wanted_skip_first: bool,
+    },
     #[error("cannot fit {components} components to hidden states of width {width} (1..={width})")]
     BadComponentCount { components: usize, width: usize },
     #[error("the corpus has no usable text (every line empty)")]
@@ -60,6 +73,15 @@ pub enum MapError {
     NoCacheDir,
     #[error(transparent)]
     Model(#[from] LlmError),
+}
+
+/// How a message says which positions a fit used.
+fn positions_phrase(skip_first: bool) -> &'static str {
+    if skip_first {
+        "without each line's first position (the attention sink)"
+    } else {
+        "on every position, each line's first (the attention sink) included"
+    }
 }
 
 pub type Result<T> = std::result::Result<T, MapError>;

@@ -6,6 +6,10 @@
 //! ratios).
 //! The header's metadata (strings) says what the map is; see [`MapMetadata`] and the keys
 //! below. Loading checks everything and returns [`MapError`], never panics, whatever the bytes.
+//!
+//! `positions` (`skip-first` or `every`, see [`super::fit`]) was added without a new format
+//! version: the tensors did not change, and a map without the key was fitted on every position
+//! — it still loads (as `every`), and the cache refits it ([`super::cache`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,6 +18,7 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
 use super::error::{MapError, Result};
+use super::fit::positions_name;
 use super::map::{LayerMap, MapMetadata, ProjectionMap};
 
 /// `format` in the metadata: what kind of file this is.
@@ -125,6 +130,7 @@ fn metadata_strings(meta: &MapMetadata) -> HashMap<String, String> {
         ("corpus_sha256", meta.corpus_sha256.clone()),
         ("corpus_lines", meta.corpus_lines.to_string()),
         ("tokens", meta.tokens.to_string()),
+        ("positions", positions_name(meta.skip_first).to_owned()),
         ("tool_version", meta.tool_version.clone()),
         ("percentiles", "2,98".to_owned()),
     ]
@@ -181,6 +187,19 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<ProjectionMap> {
             supported: FORMAT_VERSION,
         });
     }
+    // Absent in maps fitted before the choice existed: those kept every position.
+    let skip_first = match strings.get("positions").map(String::as_str) {
+        None => false,
+        Some(name) if name == positions_name(true) => true,
+        Some(name) if name == positions_name(false) => false,
+        Some(other) => {
+            return Err(corrupt(format!(
+                "metadata \"positions\" is {other:?}, not {:?} or {:?}",
+                positions_name(true),
+                positions_name(false)
+            )));
+        }
+    };
     let metadata = MapMetadata {
         model_identity: text("model_identity")?,
         model_name: text("model_name")?,
@@ -191,6 +210,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<ProjectionMap> {
         corpus_sha256: text("corpus_sha256")?,
         corpus_lines: number("corpus_lines")?,
         tokens: number("tokens")? as u64,
+        skip_first,
         tool_version: text("tool_version")?,
     };
     let (k, width) = (metadata.components, metadata.width);
@@ -248,6 +268,7 @@ mod tests {
             corpus_sha256: "cd".repeat(32),
             corpus_lines: 3,
             tokens: 17,
+            skip_first: true,
             tool_version: "9.9.9".to_owned(),
         };
         let s = std::f32::consts::FRAC_1_SQRT_2;
@@ -364,6 +385,57 @@ mod tests {
         future.extend_from_slice(&bytes[8 + header_len..]);
         let err = parse(&future, &path).unwrap_err();
         assert!(matches!(err, MapError::UnsupportedVersion { .. }), "{err}");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// `bytes` with its JSON header rewritten by `change` (the length prefix follows).
+    fn with_header(bytes: &[u8], change: impl Fn(&str) -> String) -> Vec<u8> {
+        let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let mut header = change(std::str::from_utf8(&bytes[8..8 + header_len]).unwrap());
+        while !header.len().is_multiple_of(8) {
+            header.push(' ');
+        }
+        let mut out = (header.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(&bytes[8 + header_len..]);
+        out
+    }
+
+    #[test]
+    fn positions_round_trip_and_a_map_without_them_kept_every_position() {
+        let path = temp("positions.safetensors");
+        let skip = sample_map();
+        let every = ProjectionMap::new(
+            MapMetadata {
+                skip_first: false,
+                ..skip.metadata().clone()
+            },
+            skip.layers().to_vec(),
+        )
+        .unwrap();
+        for (map, name) in [(&skip, "\"skip-first\""), (&every, "\"every\"")] {
+            save(map, &path).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+            let header = std::str::from_utf8(&bytes[8..8 + header_len]).unwrap();
+            assert!(
+                header.contains(&format!("\"positions\":{name}")),
+                "{header}"
+            );
+            assert_eq!(load(&path).unwrap().metadata(), map.metadata());
+        }
+        // A map written before the key existed: every position.
+        save(&skip, &path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let old = with_header(&bytes, |h| h.replace("\"positions\":\"skip-first\",", ""));
+        assert_ne!(old, bytes);
+        let map = parse(&old, &path).expect("an old map still loads");
+        assert!(!map.metadata().skip_first);
+        // Anything else is refused.
+        let odd = with_header(&bytes, |h| h.replace("\"skip-first\"", "\"skip-last\""));
+        let err = parse(&odd, &path).unwrap_err();
+        assert!(matches!(err, MapError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("skip-last"), "{err}");
         let _ = std::fs::remove_file(&path);
     }
 }

@@ -55,7 +55,12 @@ pub struct MapMetadata {
     pub corpus_source: String,
     pub corpus_sha256: String,
     pub corpus_lines: usize,
+    /// Positions fitted.
     pub tokens: u64,
+    /// Whether position 0 of each corpus line (the attention sink) was left out of the fit
+    /// (see [`super::fit`]); stored as `positions` = `skip-first` or `every`. Maps written
+    /// before the key existed kept every position and read as `false`.
+    pub skip_first: bool,
     /// The `latent_choir` version that fitted it.
     pub tool_version: String,
 }
@@ -336,6 +341,7 @@ mod tests {
             corpus_sha256: "0".repeat(64),
             corpus_lines: 1,
             tokens: 2,
+            skip_first: true,
             tool_version: "0".to_owned(),
         };
         let layer = LayerMap {

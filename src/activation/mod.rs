@@ -5,12 +5,16 @@
 //! ```text
 //!  corpus ──lines──▶ model (reset per line) ──hidden states──▶ Covariance (f64, per layer)
 //!                                                          └─▶ Reservoir (sample, f16)
+//!                    (both without each line's position 0 unless --keep-first)
 //!  Covariance ──eigen──▶ Pca ──+ percentile ranges of the sample──▶ ProjectionMap ──▶ file
 //!  new token's hidden states ──ProjectionMap::project_into──▶ [n_layers + 1][K] coordinates
 //! ```
 //!
 //! * [`corpus`]: the embedded reference corpus and how lines become sequences.
 //! * [`covariance`], [`pca`], [`reservoir`], [`ranges`]: the fit's pieces; [`fit`] drives them.
+//!   By default the fit leaves position 0 of every corpus line out: the first token is an
+//!   attention sink whose huge hidden states would otherwise make PC1 of most layers a
+//!   first-token detector (see [`fit`]'s docs for the numbers); `fit-pca --keep-first` keeps it.
 //! * [`map`]: the map and the projection; [`file`](mod@file): the map on disk (safetensors).
 //! * [`identity`]: which model a map belongs to (weights hash).
 //! * [`cache`]: the per-user map cache and [`ensure_map`], reuse-or-fit.
@@ -30,7 +34,7 @@ pub mod reservoir;
 pub use cache::{EnsuredMap, MapCache, MapOrigin, ensure_map};
 pub use corpus::Corpus;
 pub use error::MapError;
-pub use fit::{FitProgress, FitStats};
+pub use fit::{FitOptions, FitProgress, FitStats};
 pub use identity::{ModelIdentity, identify};
 pub use map::{LayerMap, MapMetadata, ProjectionMap};
 

@@ -1,4 +1,5 @@
-//! A bounded, uniform, reproducible sample of the token positions a fit sees, with every
+//! A bounded, uniform, reproducible sample of the token positions a fit uses (position 0 of
+//! each line is not offered unless the fit keeps it; see [`super::fit`]), with every
 //! layer's hidden state of each: after the components are fitted, the sample is projected to
 //! find each component's percentile range. Reservoir sampling (Vitter's algorithm R) keeps
 //! memory fixed whatever the corpus size; a fixed seed makes the same corpus give the same
@@ -48,13 +49,14 @@ impl Reservoir {
         }
     }
 
-    /// Offer every position of a forward step: `hidden` is layer-major
-    /// `[n_states][n_new][width]`, as [`crate::llm::Step::hidden`].
-    pub fn offer_step(&mut self, hidden: &[f32], n_new: usize) {
+    /// Offer the positions `first..n_new` of a forward step (`first = 1` leaves the line's
+    /// first token out): `hidden` is layer-major `[n_states][n_new][width]`, as
+    /// [`crate::llm::Step::hidden`].
+    pub fn offer_step(&mut self, hidden: &[f32], n_new: usize, first: usize) {
         let (states, width) = (self.n_states, self.width);
         debug_assert_eq!(hidden.len(), states * n_new * width);
         let row_len = states * width;
-        for pos in 0..n_new {
+        for pos in first..n_new {
             let slot = if self.seen < self.capacity as u64 {
                 self.rows.resize(self.rows.len() + row_len, f16::ZERO);
                 Some(self.seen as usize)
@@ -118,7 +120,7 @@ mod tests {
     /// One state of width 1 whose value is the position's index.
     fn offer(reservoir: &mut Reservoir, from: usize, n: usize) {
         let hidden: Vec<f32> = (from..from + n).map(|i| i as f32).collect();
-        reservoir.offer_step(&hidden, n);
+        reservoir.offer_step(&hidden, n, 0);
     }
 
     fn held(reservoir: &Reservoir) -> Vec<f32> {
@@ -170,10 +172,24 @@ mod tests {
             })
             .collect();
         let mut reservoir = Reservoir::with_capacity(8, 2, 2, 0);
-        reservoir.offer_step(&hidden, 3);
+        reservoir.offer_step(&hidden, 3, 0);
         let mut out = [0.0; 2];
         reservoir.state_into(2, 1, &mut out);
         assert_eq!(out, [120.0, 121.0]);
+        // From position 1 on: positions 1 and 2 only.
+        let mut skipping = Reservoir::with_capacity(8, 2, 2, 0);
+        skipping.offer_step(&hidden, 3, 1);
+        assert_eq!(skipping.len(), 2);
+        skipping.state_into(0, 0, &mut out);
+        assert_eq!(out, [10.0, 11.0]);
+        skipping.state_into(1, 1, &mut out);
+        assert_eq!(out, [120.0, 121.0]);
+        skipping.offer_step(&hidden[..4], 1, 1);
+        assert_eq!(
+            skipping.len(),
+            2,
+            "a one-token step with its first skipped adds nothing"
+        );
         assert_eq!(Reservoir::for_model(31, 576).capacity(), 1879);
         assert_eq!(Reservoir::for_model(3, 64).capacity(), MAX_TOKENS);
     }

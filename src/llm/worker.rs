@@ -49,8 +49,10 @@
 //! carries its normalised coordinates in [`TokenResult::coords`]:
 //!
 //! * a valid cached map: `MapReady` at once;
-//! * none, or one that does not belong to the model (`MapRefused` says why): the map is fitted,
-//!   with a `Fitting { done, total }` event after each corpus line, then `MapReady`;
+//! * none, or one that does not belong to the model or is stale — fitted on an older text of
+//!   the corpus, or on other positions than the cache's (a map from before the attention sink
+//!   was left out of fits; [`crate::activation::fit`]) — (`MapRefused` says why): the map is
+//!   fitted, with a `Fitting { done, total }` event after each corpus line, then `MapReady`;
 //! * failure (no cache dir, a refused `MapSource::File`, a model error mid-fit): `MapFailed`.
 //!   **Generation works without a map**; tokens then carry empty `coords`. A missing map must
 //!   not silence the model: the music side can fall back to other features, and the message
@@ -146,7 +148,7 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum MapSource {
     /// The user's map cache ([`MapCache::user`]): reuse the model's map, or fit one on the
-    /// embedded corpus with K = 16 and store it.
+    /// embedded corpus with K = 16, each line's first position left out, and store it.
     #[default]
     Auto,
     /// Another cache folder, corpus or K (tests fit a small corpus into a temp dir).

@@ -1,5 +1,7 @@
 //! `latent-choir fit-pca`: fit a model's per-layer PCA map on a corpus and store it where the
-//! plugin and `generate` find it (or anywhere, with `--out`).
+//! plugin and `generate` find it (or anywhere, with `--out`). Each line's first position (the
+//! attention sink) is left out of the fit unless `--keep-first`; see
+//! [`latent_choir::activation::fit`].
 
 use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
@@ -7,7 +9,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use latent_choir::activation::cache::{self, MapCache};
-use latent_choir::activation::{Corpus, DEFAULT_COMPONENTS, FitProgress, ProjectionMap, file, fit};
+use latent_choir::activation::{
+    Corpus, DEFAULT_COMPONENTS, FitOptions, FitProgress, ProjectionMap, file, fit,
+};
 use latent_choir::llm::{discovery, loader};
 
 #[derive(clap::Args)]
@@ -28,9 +32,19 @@ pub struct Args {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Keep the map already at the output if it is valid, belongs to this model and was fitted
-    /// with this K on the current text of this corpus (`cargo xtask fetch-model` uses this).
+    /// with this K and these positions on the current text of this corpus (`cargo xtask
+    /// fetch-model` uses this).
     #[arg(long)]
     reuse: bool,
+    /// Fit on every position, each line's first included: the literal procedure, for
+    /// comparison with other tools. By default the first position is left out: it is an
+    /// attention sink whose hidden states are orders of magnitude larger than the others in
+    /// the middle layers (SmolLM2-135M, block 12: norm ~22,700 against ~150), so PC1 of most
+    /// layers would only tell first tokens from the rest, and generated tokens (never first)
+    /// would all sit at one end of it. The plugin and `generate` refit a cached map fitted
+    /// with this option.
+    #[arg(long)]
+    keep_first: bool,
     /// Print the explained-variance ratios of every layer, not only the first, middle and last.
     #[arg(long)]
     all_layers: bool,
@@ -48,11 +62,17 @@ pub fn run(args: Args) -> Result<(), String> {
     let mut loaded = loader::load(&path).map_err(|e| e.to_string())?;
     let info = loaded.model.info().clone();
     let identity = latent_choir::activation::identify(&path).map_err(|e| e.to_string())?;
+    let options = FitOptions {
+        components: args.components,
+        skip_first: !args.keep_first,
+    };
     let cache = MapCache {
         dir: cache::maps_dir().unwrap_or_default(),
         corpus: corpus.clone(),
-        components: args.components,
+        components: options.components,
+        skip_first: options.skip_first,
     };
+    let into_cache = args.out.is_none();
     let out = match args.out {
         Some(out) => out,
         None => {
@@ -69,7 +89,7 @@ pub fn run(args: Args) -> Result<(), String> {
         match cache::open_cached(&out, &identity, &info, &cache) {
             Ok(map) if map.metadata().corpus_sha256 == corpus.sha256() => {
                 println!(
-                    "map          {} (kept: valid for this model, K and corpus)",
+                    "map          {} (kept: valid for this model, K, positions and corpus)",
                     out.display()
                 );
                 return Ok(());
@@ -82,14 +102,19 @@ pub fn run(args: Args) -> Result<(), String> {
         }
     }
     eprintln!(
-        "fitting {} components per layer of {} on {} ({} lines)",
+        "fitting {} components per layer of {} on {} ({} lines, {})",
         args.components,
         identity.name,
         corpus.source(),
-        corpus.line_count()
+        corpus.line_count(),
+        if options.skip_first {
+            "each line's first position left out"
+        } else {
+            "every position"
+        }
     );
     let mut progress = ProgressLine::new("fitting the PCA map");
-    let (map, stats) = fit::fit(&mut loaded, &identity, &corpus, args.components, &mut |p| {
+    let (map, stats) = fit::fit(&mut loaded, &identity, &corpus, options, &mut |p| {
         progress.show(p)
     })
     .map_err(|e| e.to_string())?;
@@ -111,8 +136,19 @@ pub fn run(args: Args) -> Result<(), String> {
         stats.lines,
         map.metadata().corpus_sha256
     );
+    if options.skip_first {
+        println!(
+            "positions    skip-first: each line's first token (the attention sink, {} positions) \
+             left out; --keep-first keeps it",
+            stats.skipped_first
+        );
+    } else {
+        println!(
+            "positions    every (--keep-first): each line's first token (the attention sink) included"
+        );
+    }
     println!(
-        "tokens       {} ({} line(s) cut to the {}-token context; {} sampled for the ranges)",
+        "tokens       {} fitted ({} line(s) cut to the {}-token context; {} sampled for the ranges)",
         stats.tokens, stats.truncated_lines, info.context_length, stats.sampled_tokens
     );
     println!(
@@ -134,6 +170,12 @@ pub fn run(args: Args) -> Result<(), String> {
     );
     print_ratios(&map, args.all_layers);
     println!("map          {}", out.display());
+    if into_cache && !options.skip_first {
+        eprintln!(
+            "note: the plugin and `generate` refit a cached map that keeps first positions; \
+             pass this one with --map, or write it elsewhere with --out"
+        );
+    }
     Ok(())
 }
 

@@ -4,7 +4,8 @@
 //! * `latent-choir generate --prompt TEXT` — generate text, optionally saving hidden states.
 //! * `latent-choir analyze AUDIO` — the loudness → temperature curve a song gives.
 //! * `latent-choir bench-model` — load time, prefill time, decode speed with full capture.
-//! * `latent-choir fit-pca` — fit a model's per-layer PCA map on the reference corpus.
+//! * `latent-choir fit-pca` — fit a model's per-layer PCA map on the reference corpus (each
+//!   line's first position, an attention sink, left out unless `--keep-first`).
 //! * `latent-choir bench-projection` — time one token's projection through a map.
 
 mod analyze;
@@ -36,7 +37,8 @@ enum Command {
     /// Measure load time, prefill time, decode tokens/s with full capture, and memory.
     BenchModel(bench::Args),
     /// Fit a model's per-layer PCA map (the plugin and `generate --projections` use it) on the
-    /// built-in reference corpus or your own.
+    /// built-in reference corpus or your own, leaving each line's first position (an attention
+    /// sink) out unless --keep-first.
     FitPca(fit_pca::Args),
     /// Time projecting one token's hidden states through every layer's PCA map.
     BenchProjection(bench_projection::Args),
