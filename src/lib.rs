@@ -245,11 +245,12 @@ impl Plugin for LatentChoir {
         }
 
         let frames = buffer.samples();
-        if self.params.generate.value() && !self.model_requested {
-            if let Some(start) = self.start.take() {
-                context.execute_background(Task::StartModel(start));
-                self.model_requested = true;
-            }
+        if self.params.generate.value()
+            && !self.model_requested
+            && let Some(start) = self.start.take()
+        {
+            context.execute_background(Task::StartModel(start));
+            self.model_requested = true;
         }
         midi_out_dropped += u64::from(self.play(buffer, aux, context, frames));
 

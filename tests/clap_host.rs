@@ -84,7 +84,32 @@ fn descriptor_ports_and_params_are_sane() {
 
         let params = plugin.params();
         let names: Vec<&str> = params.iter().map(|p| p.1.as_str()).collect();
-        assert_eq!(names, ["Output Gain", "Input Thru", "MIDI Thru"]);
+        for required in [
+            "Output Gain",
+            "Input Thru",
+            "MIDI Thru",
+            "Generate",
+            "Tokens per Beat",
+            "Tokens per Second",
+            "Scale",
+            "Root",
+            "Voice 1 Layer",
+            "Voice 3 MIDI Channel",
+            "Drone",
+            "Mute Synth",
+            "Temperature Mode",
+            "T Min",
+            "T Max",
+        ] {
+            assert!(
+                names.contains(&required),
+                "{required} is missing: {names:?}"
+            );
+        }
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "parameter names are unique");
         for (id, name, min, max, default) in &params {
             assert!(
                 min < max && (*min..=*max).contains(default),

@@ -162,11 +162,8 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
         WorkerEvent::Fitting { done, total } => {
             status.fit_done.store(done as u64, Ordering::Relaxed);
             status.fit_total.store(total as u64, Ordering::Relaxed);
-            if total > 0 {
-                status.say(format!(
-                    "Fitting the activation map: {}%",
-                    done * 100 / total
-                ));
+            if let Some(percent) = (done * 100).checked_div(total) {
+                status.say(format!("Fitting the activation map: {percent}%"));
             }
         }
         WorkerEvent::MapReady { save_error, .. } => match save_error {
