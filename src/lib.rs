@@ -14,6 +14,7 @@ pub mod llm;
 pub mod loudness;
 pub mod music;
 pub mod params;
+pub mod rng;
 pub mod status;
 pub mod synth;
 

@@ -103,16 +103,12 @@ mod tests {
     use super::*;
     use nalgebra::DMatrix;
 
-    /// SplitMix64 (the test's own, so the data never changes with another module).
-    struct Rng(u64);
+    /// Test data from the project's generator.
+    struct Rng(crate::rng::SplitMix64);
 
     impl Rng {
         fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
+            self.0.next_u64()
         }
 
         fn uniform(&mut self) -> f64 {
@@ -137,7 +133,7 @@ mod tests {
         const WIDTH: usize = 32;
         const SAMPLES: usize = 4000;
         const K: usize = 6;
-        let mut rng = Rng(7);
+        let mut rng = Rng(crate::rng::SplitMix64(7));
         let basis = random_basis(WIDTH, &mut rng);
         // Standard deviations halving along the first K axes (16 … 0.5), a floor of 0.1 below.
         // The sampling error of an eigenvector's angle is about sqrt(Σ λᵢλⱼ / (n (λᵢ - λⱼ)²)):

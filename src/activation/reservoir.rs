@@ -8,6 +8,8 @@
 
 use half::f16;
 
+use crate::rng::SplitMix64;
+
 /// Sample size cap, in tokens.
 pub const MAX_TOKENS: usize = 2048;
 /// Fewer tokens than this make percentile estimates too coarse; the budget never goes below.
@@ -97,19 +99,6 @@ impl Reservoir {
         for (o, x) in out.iter_mut().zip(&self.rows[start..start + self.width]) {
             *o = x.to_f32();
         }
-    }
-}
-
-/// Vigna's SplitMix64: tiny, fast and good enough to pick sample slots.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
     }
 }
 

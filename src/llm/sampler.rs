@@ -2,6 +2,8 @@
 //! it); everything else is fixed per run. A seeded generator makes the same seed and the same
 //! temperature sequence give the same tokens on every machine.
 
+use crate::rng::SplitMix64;
+
 /// Sampling settings that stay fixed during a run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SamplerConfig {
@@ -136,24 +138,6 @@ fn argmax(candidates: &[(f32, u32)]) -> u32 {
             |best, &c| if c.0 > best.0 { c } else { best },
         )
         .1
-}
-
-/// SplitMix64: tiny, fast, and defined bit for bit, so seeds mean the same everywhere.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1) with 53 bits.
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 #[cfg(test)]
