@@ -21,6 +21,7 @@ pub mod synth;
 use engine::feed::{OFFLINE_WAIT, QueueSource};
 use engine::link::{GateSettings, Link};
 use engine::player::{Clock, Player, PlayerSettings};
+use engine::soundfont_loader::{FontInbox, FontLoader};
 use llm::tokenizer::PromptMode;
 use llm::worker::Command;
 use params::{LatentChoirParams, MeterSource};
@@ -54,6 +55,9 @@ pub struct LatentChoir {
     model_requested: bool,
     /// Prepared in `initialize`: the commands that start the model.
     start: Option<Box<StartModel>>,
+    /// SoundFonts load on their own thread and arrive in the inbox.
+    fonts: Option<FontLoader>,
+    font_inbox: Option<FontInbox>,
 }
 
 /// Work the audio thread hands to nice-plug's background thread (through a preallocated queue).
@@ -101,6 +105,8 @@ impl Default for LatentChoir {
             commands: Arc::new(std::sync::Mutex::new(None)),
             model_requested: false,
             start: None,
+            fonts: None,
+            font_inbox: None,
         }
     }
 }
@@ -201,6 +207,7 @@ impl Plugin for LatentChoir {
         if self.link.is_none() {
             self.start_worker();
         }
+        self.request_soundfont(sample_rate, max_block);
         if !self.model_requested {
             self.start = self.prepare_start();
         }
@@ -250,6 +257,9 @@ impl Plugin for LatentChoir {
             && !self.model_requested
             && let Some(start) = self.start.take()
         {
+            if let Some(source) = &self.source {
+                source.expect_start();
+            }
             context.execute_background(Task::StartModel(start));
             self.model_requested = true;
         }
@@ -306,6 +316,31 @@ impl LatentChoir {
         self.source = Some(source);
     }
 
+    /// Asks the loader for the saved SoundFont, prepared for this activation (the choir is new,
+    /// so even an unchanged font is loaded again for its sample rate).
+    fn request_soundfont(&mut self, sample_rate: f32, max_block: usize) {
+        if self.fonts.is_none() {
+            match FontLoader::spawn() {
+                Ok((loader, inbox)) => {
+                    self.fonts = Some(loader);
+                    self.font_inbox = Some(inbox);
+                }
+                Err(error) => nice_log!("Latent Choir: no SoundFont loader thread: {error}"),
+            }
+        }
+        let Some(fonts) = &self.fonts else { return };
+        fonts.set_format(sample_rate, max_block);
+        let path = self
+            .params
+            .soundfont
+            .read()
+            .map(|p| p.trim().to_owned())
+            .unwrap_or_default();
+        if !path.is_empty() {
+            fonts.request(Some(std::path::PathBuf::from(path)));
+        }
+    }
+
     /// The commands that start the saved model on the saved prompt, prepared off the audio
     /// thread; `None` without a model to load.
     fn prepare_start(&self) -> Option<Box<StartModel>> {
@@ -352,6 +387,9 @@ impl LatentChoir {
         let frames = frames.min(left.len()).min(right.len());
         left[..frames].fill(0.0);
         right[..frames].fill(0.0);
+        if let Some(inbox) = &mut self.font_inbox {
+            inbox.install(choir, self.offline);
+        }
 
         let params = &self.params;
         self.gate.set(
@@ -394,13 +432,16 @@ impl LatentChoir {
         };
         player.process(metered[0], metered[1], clock, &settings, source);
 
-        // Voice levels and pans follow their parameters every block.
+        // Voice levels, pans, instruments and programs follow their parameters every block.
+        let source = params.instruments.value().source();
         for (i, voice) in params.voices.iter().enumerate() {
             if let Some(id) = VoiceId::from_index(i) {
                 choir.set_level(id, voice.level.value());
                 choir.set_pan(id, voice.pan.value());
+                set_instrument(choir, id, source, voice.program.value());
             }
         }
+        set_instrument(choir, VoiceId::Drone, source, params.drone_program.value());
         choir.set_level(VoiceId::Drone, params.drone_level.value());
         choir.set_reverb_mix(params.reverb.value());
 
@@ -447,6 +488,16 @@ impl LatentChoir {
             choir.render(&mut left[cursor..frames], &mut right[cursor..frames]);
         }
         dropped_midi
+    }
+}
+
+/// Points `voice` at its engine and GM program; a program change goes to the font only when
+/// the parameter moved.
+fn set_instrument(choir: &mut Choir, voice: VoiceId, source: synth::Source, program: i32) {
+    choir.set_source(voice, source);
+    let program = program.clamp(0, 127) as u8;
+    if choir.program(voice) != program {
+        choir.set_program(voice, program);
     }
 }
 

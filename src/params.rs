@@ -1,7 +1,7 @@
 //! Every host-visible parameter. The `#[id]` strings are stable: hosts store automation and
 //! project state under them, so they must never change once released.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use nice_plug::plugin::ParamValue;
 use nice_plug::prelude::*;
@@ -9,6 +9,7 @@ use nice_plug::prelude::*;
 use crate::loudness::{CurveMode, CurveSettings};
 use crate::music::scale::{Root, Scale};
 use crate::music::voices::MappingParams;
+use crate::synth::{DEFAULT_PROGRAMS, Source};
 
 /// Loudest output gain the user can dial in, in dB.
 const MAX_OUTPUT_DB: f32 = 12.0;
@@ -26,6 +27,9 @@ pub struct LatentChoirParams {
     /// Seed of every random choice the model makes: same seed, same audio, same tokens.
     #[persist = "seed"]
     pub seed: RwLock<u64>,
+    /// SoundFont (`.sf2`) the voices can play instead of the built-in synth; empty means none.
+    #[persist = "soundfont"]
+    pub soundfont: RwLock<String>,
 
     /// Level of everything the plugin outputs, applied last. Smoothed so automation never clicks.
     #[id = "gain"]
@@ -86,6 +90,12 @@ pub struct LatentChoirParams {
     /// Silence the built-in synth (MIDI out keeps playing): for use as a MIDI generator.
     #[id = "synth_mute"]
     pub synth_mute: BoolParam,
+    /// Which engine plays the voices: the built-in synth or the loaded SoundFont (the built-in
+    /// synth stands in while no font is loaded).
+    #[id = "instruments"]
+    pub instruments: EnumParam<Instruments>,
+    #[id = "drone_program"]
+    pub drone_program: IntParam,
     #[id = "reverb"]
     pub reverb: FloatParam,
 
@@ -128,6 +138,9 @@ pub struct VoiceParams {
     /// MIDI channel, 1–16.
     #[id = "channel"]
     pub channel: IntParam,
+    /// General MIDI program (0-based) the voice plays on the SoundFont.
+    #[id = "program"]
+    pub program: IntParam,
 }
 
 impl VoiceParams {
@@ -164,6 +177,7 @@ impl VoiceParams {
                 n as i32,
                 IntRange::Linear { min: 1, max: 16 },
             ),
+            program: program_param(&format!("Voice {n} Program"), DEFAULT_PROGRAMS[index]),
         }
     }
 }
@@ -248,6 +262,35 @@ impl TemperatureMode {
 }
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instruments {
+    #[name = "Built-in Synth"]
+    BuiltIn,
+    SoundFont,
+}
+
+impl Instruments {
+    pub fn source(self) -> Source {
+        match self {
+            Self::BuiltIn => Source::BuiltIn,
+            Self::SoundFont => Source::SoundFont,
+        }
+    }
+}
+
+/// A General MIDI program number, shown 1-based as GM lists print them.
+fn program_param(name: &str, default: u8) -> IntParam {
+    IntParam::new(
+        name,
+        i32::from(default),
+        IntRange::Linear { min: 0, max: 127 },
+    )
+    .with_value_to_string(Arc::new(|v| format!("{}", v + 1)))
+    .with_string_to_value(Arc::new(|s| {
+        s.trim().parse::<i32>().ok().map(|v| (v - 1).clamp(0, 127))
+    }))
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MeterSource {
     #[name = "Track"]
     Main,
@@ -266,6 +309,7 @@ impl Default for LatentChoirParams {
             prompt: RwLock::new(DEFAULT_PROMPT.to_owned()),
             model: RwLock::new(String::new()),
             seed: RwLock::new(1),
+            soundfont: RwLock::new(String::new()),
             generate: BoolParam::new("Generate", false),
             tokens_per_beat: FloatParam::new(
                 "Tokens per Beat",
@@ -316,6 +360,8 @@ impl Default for LatentChoirParams {
                 IntRange::Linear { min: 1, max: 16 },
             ),
             synth_mute: BoolParam::new("Mute Synth", false),
+            instruments: EnumParam::new("Instruments", Instruments::BuiltIn),
+            drone_program: program_param("Drone Program", DEFAULT_PROGRAMS[3]),
             reverb: FloatParam::new("Reverb", 0.2, FloatRange::Linear { min: 0.0, max: 1.0 }),
             temp_mode: EnumParam::new("Temperature Mode", TemperatureMode::Velocity),
             meter_source: EnumParam::new("Metered Input", MeterSource::Main),

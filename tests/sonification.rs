@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::clap_host::{Block, HostedPlugin, InEvent, OutNote};
 use common::isolate::isolated;
 use common::signal::assert_clean;
+use common::state::with_field;
 use latent_choir::music::scale::{Root, Scale};
 
 const RATE: f64 = 48_000.0;
@@ -20,17 +21,6 @@ fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
-}
-
-/// Sets a persisted field (stored as JSON text inside the state's JSON).
-fn with_field(state: &[u8], key: &str, value: &serde_json::Value) -> Vec<u8> {
-    let json: &[u8] = &state[8..];
-    let mut document: serde_json::Value = serde_json::from_slice(json).expect("state JSON");
-    document["fields"][key] = serde_json::Value::String(value.to_string());
-    let json = serde_json::to_vec(&document).expect("encode");
-    let mut out = (json.len() as u64).to_le_bytes().to_vec();
-    out.extend(json);
-    out
 }
 
 #[test]

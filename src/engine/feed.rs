@@ -29,6 +29,10 @@ use super::player::FrameSource;
 pub const QUEUE_CAPACITY: usize = 64;
 /// Longest the offline bounce waits for the worker at one step before counting an underrun.
 pub const OFFLINE_WAIT: Duration = Duration::from_secs(10);
+/// Longest the offline bounce waits for a model to load (and its map to be fitted, minutes on
+/// a first run) before its first token, so a bounce starts on the same step as real time would
+/// have if the model had been ready.
+pub const OFFLINE_START_WAIT: Duration = Duration::from_secs(600);
 
 /// A played frame, reported back to the worker.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -50,6 +54,9 @@ pub struct FeedShared {
     /// A run is under way (set when its prompt has run, cleared when it finishes): only then
     /// is there a frame worth waiting for in the offline bounce.
     pub generating: AtomicBool,
+    /// The model has been asked to start and its first prompt has not run yet (nor failed):
+    /// the offline bounce waits for it.
+    pub starting: AtomicBool,
 }
 
 /// The two ends of the queues, created together in `initialize`.
@@ -94,13 +101,16 @@ impl FrameBuilder {
         self.run = self.run.wrapping_add(1);
         self.shared.run.store(self.run, Ordering::Release);
         self.shared.generating.store(true, Ordering::Release);
+        self.shared.starting.store(false, Ordering::Release);
         self.next_index = 0;
         self.position = prompt_tokens;
     }
 
-    /// The run has finished (end of text, stop, error): the audio thread stops waiting.
+    /// The run has finished (end of text, stop, error), or the model could not start: the
+    /// audio thread stops waiting.
     pub fn finish_run(&mut self) {
         self.shared.generating.store(false, Ordering::Release);
+        self.shared.starting.store(false, Ordering::Release);
     }
 
     /// Queues the frame of one generated token.
@@ -232,6 +242,13 @@ impl QueueSource {
         self.wait = limit;
     }
 
+    /// The model has just been asked to start: an offline bounce waits for its first frame
+    /// (up to [`OFFLINE_START_WAIT`]) instead of underrunning while it loads. The worker
+    /// clears this when the prompt has run or the start failed.
+    pub fn expect_start(&self) {
+        self.shared.starting.store(true, Ordering::Release);
+    }
+
     /// Frames waiting to be played (the lookahead actually kept).
     pub fn queued(&self) -> usize {
         self.frames.slots()
@@ -254,14 +271,18 @@ impl FrameSource for QueueSource {
         if let Some(frame) = self.pop_current() {
             return Some(frame);
         }
-        let limit = self.wait?;
+        let step_limit = self.wait?;
+        // Offline only: the host waits for the bounce, so waiting here is allowed (bounded).
+        let start = Instant::now();
+        while self.shared.starting.load(Ordering::Acquire) && start.elapsed() < OFFLINE_START_WAIT {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         if !self.shared.generating.load(Ordering::Acquire) {
             // The last frame may have landed just before the run ended.
             return self.pop_current();
         }
-        // Offline only: the host waits for the bounce, so waiting here is allowed (bounded).
         let start = Instant::now();
-        while start.elapsed() < limit && self.shared.generating.load(Ordering::Acquire) {
+        while start.elapsed() < step_limit && self.shared.generating.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_micros(200));
             if let Some(frame) = self.pop_current() {
                 return Some(frame);

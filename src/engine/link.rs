@@ -155,6 +155,7 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
             ));
         }
         WorkerEvent::LoadFailed { path, message } => {
+            builder.finish_run();
             status.loaded.store(false, Ordering::Relaxed);
             status.say(format!("Could not load {}: {message}", path.display()));
         }

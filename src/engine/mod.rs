@@ -4,3 +4,4 @@
 pub mod feed;
 pub mod link;
 pub mod player;
+pub mod soundfont_loader;

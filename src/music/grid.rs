@@ -61,6 +61,10 @@ pub struct GridStep {
     pub step: i64,
 }
 
+/// Finest beat position hosts send, with a factor of two to spare (CLAP's `clap_beattime` counts
+/// 2^31 per beat).
+const HOST_BEAT_RESOLUTION: f64 = 1.0 / (1u64 << 30) as f64;
+
 /// Where step `k` lies, in fractional samples from the block's first sample.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Placement {
@@ -96,22 +100,30 @@ impl Placement {
         }
     }
 
-    /// Floating-point noise allowance for positions near step `k`, in samples: a few ulps of the
-    /// largest quantity that went into the position.
+    /// Noise allowance for positions near step `k`, in samples: a few ulps of the largest
+    /// quantity that went into the position, and for host positions the resolution of CLAP's
+    /// fixed-point beat time (2^-31 beat, ~1e-5 samples at 120 BPM), which truncates a block
+    /// start that should sit exactly on a step to just before it.
     fn tolerance(&self, k: i64) -> f64 {
-        let noise = match *self {
+        let (noise, resolution) = match *self {
             Placement::Beats {
                 beat,
                 per_beat,
                 samples_per_beat,
-            } => (beat.abs() + (k as f64 / per_beat).abs() + 1.0) * samples_per_beat,
+            } => (
+                (beat.abs() + (k as f64 / per_beat).abs() + 1.0) * samples_per_beat,
+                samples_per_beat * HOST_BEAT_RESOLUTION,
+            ),
             Placement::Free {
                 phase,
                 samples_per_step,
                 shift,
-            } => (phase.abs() + (k as f64).abs() + 1.0) * samples_per_step + shift.abs(),
+            } => (
+                (phase.abs() + (k as f64).abs() + 1.0) * samples_per_step + shift.abs(),
+                0.0,
+            ),
         };
-        (1e-6 + 64.0 * f64::EPSILON * noise).min(MAX_TOLERANCE)
+        (1e-6 + 64.0 * f64::EPSILON * noise + resolution).min(MAX_TOLERANCE)
     }
 
     /// The sample step `k` fires on, relative to the block start (may be negative or past the
@@ -440,6 +452,16 @@ mod tests {
     /// Run the clock over exact blocks, giving it the beat position as a host would: an f64
     /// counter advanced block by block (or set on a jump).
     fn run_clock(blocks: &[ExactBlock], sr: i128, per_beat: f64) -> (Vec<(i64, i64)>, Vec<usize>) {
+        run_clock_with(blocks, sr, per_beat, |beat| beat)
+    }
+
+    /// As [`run_clock`], with the block positions passed through `host` (how a host rounds).
+    fn run_clock_with(
+        blocks: &[ExactBlock],
+        sr: i128,
+        per_beat: f64,
+        host: impl Fn(f64) -> f64,
+    ) -> (Vec<(i64, i64)>, Vec<usize>) {
         let mut clock = TokenClock::new();
         let mut out = Vec::new();
         let mut jumps = Vec::new();
@@ -451,7 +473,7 @@ mod tests {
                 beat = b.beat_num as f64 / d;
             }
             let steps = clock.host_block(&HostBlock {
-                beat,
+                beat: host(beat),
                 tempo: b.tempo as f64,
                 sample_rate: sr as f64,
                 len: b.len as u32,
@@ -520,6 +542,19 @@ mod tests {
         assert!(ideal.len() > 400);
         assert_eq!(got, ideal);
         assert_eq!(got, ideal_steps(&blocks, sr, 2, 1));
+    }
+
+    #[test]
+    fn clap_fixed_point_beat_positions_stay_exact() {
+        // CLAP sends positions as integer 2^-31 beats, truncated: a block starting exactly on
+        // a step may arrive a hair early and must not push the step a sample late.
+        let clap = |beat: f64| (beat * 2_147_483_648.0).floor() / 2_147_483_648.0;
+        for (seed, sr) in [(5u64, 48_000i128), (6, 44_100)] {
+            let mut rng = XorShift(seed);
+            let blocks = make_blocks(&mut rng, 1500, &[120, 90], &[]);
+            let (got, _) = run_clock_with(&blocks, sr, 2.0, clap);
+            assert_eq!(got, ideal_steps(&blocks, sr, 2, 1), "sr {sr}");
+        }
     }
 
     #[test]

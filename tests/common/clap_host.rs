@@ -7,6 +7,7 @@ use std::path::Path;
 use clack_extensions::audio_ports::{AudioPortInfoBuffer, PluginAudioPorts};
 use clack_extensions::note_ports::{NotePortInfoBuffer, PluginNotePorts};
 use clack_extensions::params::{ParamInfoBuffer, PluginParams};
+use clack_extensions::render::{PluginRender, RenderMode};
 use clack_extensions::state::PluginState;
 use clack_host::events::event_types::{
     MidiEvent, NoteOffEvent, NoteOnEvent, ParamValueEvent, TransportEvent, TransportFlags,
@@ -176,6 +177,20 @@ impl HostedPlugin {
             .activate(|_, _| (), config)
             .expect("activate the plugin");
         self.processor = Some(stopped.start_processing().expect("start processing"));
+    }
+
+    /// Offline bounce or real time, for the next activation (CLAP's render extension).
+    pub fn set_offline(&mut self, offline: bool) {
+        let handle = self.instance.plugin_handle();
+        let render: PluginRender = handle.get_extension().expect("the render extension");
+        let mode = if offline {
+            RenderMode::Offline
+        } else {
+            RenderMode::Realtime
+        };
+        render
+            .set(&handle, mode)
+            .expect("the plugin takes the render mode");
     }
 
     pub fn deactivate(&mut self) {

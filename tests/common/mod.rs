@@ -5,3 +5,4 @@ pub mod clap_host;
 pub mod isolate;
 pub mod paths;
 pub mod signal;
+pub mod state;

@@ -40,3 +40,28 @@ impl Rng {
         (self.next_u64() % n as u64) as usize
     }
 }
+
+/// Writes interleaved-from-planar stereo as a 32-bit float WAV, the simplest file every
+/// decoder reads, so tests can hand audio to the CLI.
+pub fn write_wav(path: &std::path::Path, rate: u32, left: &[f32], right: &[f32]) {
+    let frames = left.len().min(right.len());
+    let data_bytes = (frames * 8) as u32;
+    let mut out = Vec::with_capacity(44 + data_bytes as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_bytes).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&3u16.to_le_bytes()); // IEEE float
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 8).to_le_bytes());
+    out.extend_from_slice(&8u16.to_le_bytes());
+    out.extend_from_slice(&32u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_bytes.to_le_bytes());
+    for i in 0..frames {
+        out.extend_from_slice(&left[i].to_le_bytes());
+        out.extend_from_slice(&right[i].to_le_bytes());
+    }
+    std::fs::write(path, out).expect("write the test WAV");
+}

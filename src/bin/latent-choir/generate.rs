@@ -14,6 +14,8 @@ use latent_choir::llm::session::{AtEnd, Session, TokenResult};
 use latent_choir::llm::tokenizer::PromptMode;
 use latent_choir::llm::{LanguageModel, discovery};
 
+use crate::analyze::{CurveArgs, song_curve};
+
 #[derive(clap::Args)]
 pub struct Args {
     /// A GGUF file or a Hugging Face folder; the default model if omitted.
@@ -21,12 +23,23 @@ pub struct Args {
     model: Option<PathBuf>,
     #[arg(long)]
     prompt: String,
-    /// Tokens to generate; 0 runs the prompt only.
-    #[arg(long, default_value_t = 64)]
-    max_tokens: usize,
-    /// 0 is greedy.
+    /// Tokens to generate; 0 runs the prompt only. Default: 64, or one per curve point of
+    /// --song.
+    #[arg(long)]
+    max_tokens: Option<usize>,
+    /// 0 is greedy. Ignored with --song, whose loudness sets each token's temperature.
     #[arg(long, default_value_t = 0.8)]
     temperature: f32,
+    /// Let this song's loudness set each token's temperature, as the plugin does with the
+    /// track it sits on: token k takes the curve at k / tokens-per-second seconds (see
+    /// `analyze`). Generation ends with the song.
+    #[arg(long)]
+    song: Option<PathBuf>,
+    /// Token rate against the song's time line.
+    #[arg(long, default_value_t = 4.0, requires = "song")]
+    tokens_per_second: f32,
+    #[command(flatten)]
+    curve: CurveArgs,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Keep only the K most likely tokens (0 keeps all).
@@ -58,6 +71,19 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), String> {
+    // Read the song first: a bad file should not cost a model load.
+    let temperatures: Option<Vec<f32>> = match &args.song {
+        Some(song) => {
+            let (_, points) = song_curve(song, args.tokens_per_second, &args.curve.settings())?;
+            Some(points.iter().map(|(_, p)| p.temperature).collect())
+        }
+        None => None,
+    };
+    let max_tokens = match (args.max_tokens, &temperatures) {
+        (Some(n), _) => n,
+        (None, Some(curve)) => curve.len(),
+        (None, None) => 64,
+    };
     let path = discovery::resolve(args.model.as_deref()).map_err(|e| {
         format!("{e}. Run `cargo xtask fetch-model` for the default model, or pass --model PATH")
     })?;
@@ -90,8 +116,18 @@ pub fn run(args: Args) -> Result<(), String> {
         .start(&args.prompt, mode, args.seed)
         .map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
-    for _ in 0..args.max_tokens {
-        match session.next(args.temperature).map_err(|e| e.to_string())? {
+    for k in 0..max_tokens {
+        let temperature = match &temperatures {
+            Some(curve) => match curve.get(k) {
+                Some(&t) => t,
+                None => {
+                    eprintln!("\nthe song ended after {k} tokens");
+                    break;
+                }
+            },
+            None => args.temperature,
+        };
+        match session.next(temperature).map_err(|e| e.to_string())? {
             Some(token) => {
                 let _ = write!(out, "{}", token.text);
                 let _ = out.flush();
