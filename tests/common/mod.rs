@@ -1,6 +1,7 @@
 //! Shared pieces of the host-level test harness.
 #![allow(dead_code)]
 
+pub mod bounce;
 pub mod clap_host;
 pub mod isolate;
 pub mod paths;
