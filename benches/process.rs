@@ -1,0 +1,166 @@
+//! What the audio thread costs and how far ahead the model stays, on the default model.
+//!
+//! * `process()` of the built plugin, loaded through CLAP (`clack-host`), for 512-frame blocks
+//!   at 48 kHz, 120 BPM, 4 tokens per beat, all voices and the drone sounding, reverb on, the
+//!   loudness meter reading a −20 dBFS sine on the track: median and 99th percentile, as a share
+//!   of the block's real-time budget (10.7 ms). Blocks are paced in real time so the worker
+//!   runs as it would in a host. The time includes the test host's own buffer copies, so it is
+//!   an upper bound.
+//! * The lookahead: the same worker and queue driven at 8 tokens/s, reading how many frames
+//!   wait in the queue at every step.
+//!
+//! Run with `cargo bench --bench process` (after `cargo xtask fetch-model`).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::clap_host::{Block, HostedPlugin, InEvent, Transport};
+use common::signal::sine;
+use latent_choir::engine::link::{GateSettings, Link};
+use latent_choir::engine::player::FrameSource;
+use latent_choir::llm::discovery;
+use latent_choir::llm::session::AtEnd;
+use latent_choir::llm::tokenizer::PromptMode;
+use latent_choir::llm::worker::Command;
+use latent_choir::loudness::CurvePoint;
+
+const RATE: f64 = 48_000.0;
+const BLOCK: usize = 512;
+const SECONDS: f64 = 30.0;
+
+fn main() {
+    if discovery::default_model_path().is_none() {
+        eprintln!("the default model is missing: run `cargo xtask fetch-model` first");
+        std::process::exit(1);
+    }
+    process_time();
+    lookahead();
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn process_time() {
+    let mut plugin = HostedPlugin::new();
+    let start = [
+        InEvent::Param {
+            time: 0,
+            id: plugin.param_id("Generate"),
+            value: 1.0,
+        },
+        InEvent::Param {
+            time: 0,
+            id: plugin.param_id("Tokens per Beat"),
+            // Normalised: 0.25..4 in steps of 0.25, so 4 is the top.
+            value: 1.0,
+        },
+    ];
+    plugin.activate(RATE, BLOCK as u32);
+    let budget = BLOCK as f64 / RATE;
+    let blocks = (SECONDS / budget) as usize;
+    let track = sine(440.0, RATE, BLOCK * blocks, 0.1);
+    let silence = vec![0.0_f32; BLOCK];
+    let mut times = Vec::with_capacity(blocks);
+    let mut notes = 0usize;
+    let began = Instant::now();
+    for i in 0..blocks {
+        let input = &track[i * BLOCK..(i + 1) * BLOCK];
+        let events: &[InEvent] = if i == 0 { &start } else { &[] };
+        let block = Block {
+            main: [input, input],
+            sidechain: [&silence, &silence],
+            events,
+            transport: Some(Transport {
+                playing: true,
+                tempo: 120.0,
+                beats: (i * BLOCK) as f64 / RATE * 2.0,
+                seconds: (i * BLOCK) as f64 / RATE,
+            }),
+        };
+        let t = Instant::now();
+        let out = plugin.process(&block);
+        times.push(t.elapsed().as_secs_f64());
+        notes += out.notes.len();
+        let due = began + Duration::from_secs_f64((i + 1) as f64 * budget);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    plugin.deactivate();
+    // The first seconds load the model; measure the blocks where music plays.
+    let playing = &mut times[blocks / 3..];
+    playing.sort_by(f64::total_cmp);
+    let (median, p99) = (percentile(playing, 0.5), percentile(playing, 0.99));
+    println!(
+        "process(): {} blocks of {BLOCK} at {RATE} Hz, {notes} note events: median {:.1} µs ({:.2}% of the block), p99 {:.1} µs ({:.2}%), max {:.1} µs",
+        playing.len(),
+        median * 1e6,
+        100.0 * median / budget,
+        p99 * 1e6,
+        100.0 * p99 / budget,
+        playing.last().copied().unwrap_or(0.0) * 1e6,
+    );
+}
+
+fn lookahead() {
+    let gate = Arc::new(GateSettings::new(4, 0.8));
+    let (link, mut source) = Link::spawn(Arc::clone(&gate)).expect("worker thread");
+    let model = discovery::default_model_path().expect("checked in main");
+    for command in [
+        Command::Load(model),
+        Command::SetAtEnd(AtEnd::Continue),
+        Command::SetPrompt {
+            text: "The forest was silent.".into(),
+            mode: PromptMode::Chat,
+        },
+        Command::SetSeed(1),
+        Command::Start,
+    ] {
+        link.send(command);
+    }
+    let step = Duration::from_secs_f64(1.0 / 8.0);
+    let point = CurvePoint {
+        lufs: -20.0,
+        smoothed: -20.0,
+        velocity: 0.0,
+        temperature: 0.8,
+    };
+    let (mut queued, mut underruns, mut played) = (Vec::new(), 0, 0);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Wait for the first frame, then play 160 steps (20 s) in real time.
+    while played == 0 && Instant::now() < deadline {
+        if let Some(frame) = source.next_frame() {
+            source.played(&frame, &point);
+            played += 1;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let began = Instant::now();
+    for k in 1..=160u32 {
+        let due = began + step * k;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        queued.push(source.queued());
+        match source.next_frame() {
+            Some(frame) => {
+                source.played(&frame, &point);
+                played += 1;
+            }
+            None => underruns += 1,
+        }
+    }
+    let mean = queued.iter().sum::<usize>() as f64 / queued.len().max(1) as f64;
+    println!(
+        "lookahead at 8 tokens/s (120 BPM, 4 per beat), setting {}: frames waiting at each step: mean {:.2}, min {}, max {}; {underruns} underruns in {} steps ({played} frames played)",
+        gate.lookahead.load(std::sync::atomic::Ordering::Relaxed),
+        mean,
+        queued.iter().min().unwrap_or(&0),
+        queued.iter().max().unwrap_or(&0),
+        queued.len(),
+    );
+}
