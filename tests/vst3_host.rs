@@ -427,3 +427,91 @@ fn state_round_trips_and_garbage_state_is_refused() {
         }
     });
 }
+
+/// The whole path as a VST3 host sees it: with Generate on, the model's tokens come out as
+/// note events on the voices' channels, in the scale, and Generate off releases every note.
+#[test]
+fn generated_notes_go_out_as_vst3_note_events() {
+    isolated("generated_notes_go_out_as_vst3_note_events", || {
+        use latent_choir::music::scale::{Root, Scale};
+        use vst3_host::PluginEventData;
+
+        let cache = std::env::temp_dir().join(format!("latent-choir-vst3-{}", std::process::id()));
+        // SAFETY: set before the plugin (and any thread reading the environment) starts.
+        unsafe { std::env::set_var("XDG_CACHE_HOME", &cache) };
+        let bundle = Bundle::fresh("notes");
+        let mut session = Session::start(&bundle);
+        let state = component_state(&session.plugin, &bundle);
+        let mut document: serde_json::Value =
+            serde_json::from_slice(&state).expect("the component state is JSON");
+        let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-llama");
+        document["fields"]["model"] =
+            serde_json::Value::String(serde_json::json!(model.to_string_lossy()).to_string());
+        let state = serde_json::to_vec(&document).expect("encode");
+        set_component_state(&mut session.plugin, &state).expect("setState with a model");
+        session
+            .plugin
+            .set_parameter(vst3_param_id("generate"), 1.0)
+            .expect("Generate on");
+        session
+            .plugin
+            .set_parameter(vst3_param_id("tokens_per_second"), 1.0)
+            .expect("the fastest free-running rate");
+
+        let mut sounding: Vec<(i16, i16)> = Vec::new();
+        let mut ons = 0;
+        let collect = |plugin: &Plugin, sounding: &mut Vec<(i16, i16)>, ons: &mut usize| {
+            for event in plugin.take_output_events() {
+                match event.data {
+                    PluginEventData::NoteOn {
+                        channel,
+                        pitch,
+                        velocity,
+                        ..
+                    } => {
+                        assert!((0..4).contains(&channel), "channel {channel}");
+                        assert!(velocity > 0.0 && velocity <= 1.0, "velocity {velocity}");
+                        assert!(
+                            Scale::Major.contains(pitch as u8, Root::C),
+                            "{pitch} is not in C major"
+                        );
+                        assert!((0..BLOCK_SIZE as i32).contains(&event.sample_offset));
+                        sounding.push((channel, pitch));
+                        *ons += 1;
+                    }
+                    PluginEventData::NoteOff { channel, pitch, .. } => {
+                        let i = sounding.iter().position(|s| *s == (channel, pitch));
+                        assert!(i.is_some(), "note-off without note-on: {channel} {pitch}");
+                        sounding.remove(i.unwrap_or(0));
+                    }
+                    _ => {}
+                }
+            }
+        };
+        let silence = vec![vec![0.0_f32; BLOCK_SIZE]; 2];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let mut peak = 0.0_f32;
+        while ons < 16 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{ons} notes after 120 s"
+            );
+            let out = session.process(&silence, &silence).to_vec();
+            assert_clean(&out);
+            peak = out.iter().flatten().fold(peak, |p, x| p.max(x.abs()));
+            collect(&session.plugin, &mut sounding, &mut ons);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        session
+            .plugin
+            .set_parameter(vst3_param_id("generate"), 0.0)
+            .expect("Generate off");
+        for _ in 0..4 {
+            session.process(&silence, &silence);
+            collect(&session.plugin, &mut sounding, &mut ons);
+        }
+        assert!(peak > 1e-3, "the synth is heard (peak {peak})");
+        assert!(sounding.is_empty(), "stuck notes: {sounding:?}");
+        let _ = fs::remove_dir_all(&cache);
+    });
+}
