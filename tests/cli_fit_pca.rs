@@ -1,41 +1,17 @@
 //! `latent-choir fit-pca` and `generate --projections` as a user runs them: a subprocess with
 //! its own `XDG_CACHE_HOME`, so nothing touches the real map cache.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::paths::fixture;
+use common::temp::TempDir;
+use std::path::Path;
 use std::process::{Command, Output};
 
 use latent_choir::activation::{Corpus, file, identify};
 use ndarray::{Array1, Array3};
 use ndarray_npy::NpzReader;
 use safetensors::SafeTensors;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "latent-choir-cli-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).expect("create a temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Run the CLI with `cache` as XDG_CACHE_HOME.
 fn cli(cache: &Path, args: &[&str]) -> Output {
@@ -69,7 +45,7 @@ fn path(p: &Path) -> &str {
 
 #[test]
 fn fit_pca_writes_a_complete_map_and_generate_projects_through_it() {
-    let tmp = TempDir::new("fit");
+    let tmp = TempDir::new("cli-fit");
     let cache = tmp.0.join("cache");
     let llama = fixture("tiny-llama");
     let corpus = fixture("pca/corpus.txt");
@@ -178,7 +154,7 @@ fn fit_pca_writes_a_complete_map_and_generate_projects_through_it() {
 
 #[test]
 fn a_map_of_another_model_is_refused_with_a_clear_message() {
-    let tmp = TempDir::new("refuse");
+    let tmp = TempDir::new("cli-refuse");
     let cache = tmp.0.join("cache");
     let out = tmp.0.join("llama.safetensors");
     succeed(
@@ -273,7 +249,7 @@ fn a_map_of_another_model_is_refused_with_a_clear_message() {
 
 #[test]
 fn the_default_output_is_the_cache_that_generate_fits_and_reuses() {
-    let tmp = TempDir::new("cache");
+    let tmp = TempDir::new("cli-cache");
     let cache = tmp.0.join("cache");
     let gpt2 = fixture("tiny-gpt2");
     let sha = identify(&gpt2).unwrap().sha256;
@@ -344,7 +320,7 @@ fn the_default_output_is_the_cache_that_generate_fits_and_reuses() {
 
 #[test]
 fn keep_first_fits_every_position_and_the_default_procedure_refits_such_a_map() {
-    let tmp = TempDir::new("keep-first");
+    let tmp = TempDir::new("cli-keep-first");
     let cache = tmp.0.join("cache");
     let gpt2 = fixture("tiny-gpt2");
     let sha = identify(&gpt2).unwrap().sha256;

@@ -5,23 +5,17 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::clap_host::{Block, HostedPlugin, InEvent, OutNote};
 use common::isolate::isolated;
+use common::paths::fixture;
 use common::signal::assert_clean;
 use common::state::with_field;
 use latent_choir::music::scale::{Root, Scale};
 
 const RATE: f64 = 48_000.0;
 const BLOCK: usize = 512;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 #[test]
 fn tokens_become_notes_on_midi_out_and_sound() {

@@ -6,8 +6,9 @@ mod common;
 
 use std::path::Path;
 
-use common::bounce::{Blocks, Bounce, Segment, bounce_with, fixture};
+use common::bounce::{Blocks, Bounce, Segment, bounce_with};
 use common::isolate::isolated;
+use common::paths::fixture;
 use common::signal::assert_clean;
 use serde_json::json;
 

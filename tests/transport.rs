@@ -6,9 +6,10 @@
 
 mod common;
 
-use common::bounce::{Blocks, Bounce, Segment, assert_paired, bounce, fixture};
+use common::bounce::{Blocks, Bounce, Segment, assert_paired, bounce};
 use common::clap_host::OutNote;
 use common::isolate::isolated;
+use common::paths::fixture;
 use common::signal::assert_clean;
 use latent_choir::music::scale::{Root, Scale};
 

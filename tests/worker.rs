@@ -4,6 +4,9 @@
 //!
 //! Every wait has a timeout, so a worker that hangs fails the test instead of blocking it.
 
+mod common;
+
+use common::temp::TempDir;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -180,29 +183,6 @@ fn reference_ids(seed: u64, at_end: AtEnd, max_tokens: Option<usize>) -> Vec<u32
     harness.run(reason)
 }
 
-/// A folder under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "latent-choir-worker-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).expect("create a temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn load_start_generates_tokens_then_finishes() {
     let harness = Harness::new();
@@ -310,7 +290,7 @@ fn failed_loads_are_reported_and_a_good_load_follows() {
     ));
 
     // A folder with a good config and tokenizer but garbage weights.
-    let corrupt = TempDir::new("corrupt");
+    let corrupt = TempDir::new("worker-corrupt");
     for file in ["config.json", "tokenizer.json"] {
         std::fs::copy(fixture().join(file), corrupt.0.join(file)).unwrap();
     }
@@ -320,7 +300,7 @@ fn failed_loads_are_reported_and_a_good_load_follows() {
     )
     .unwrap();
     // And one whose config is not JSON.
-    let garbled = TempDir::new("garbled");
+    let garbled = TempDir::new("worker-garbled");
     std::fs::write(garbled.0.join("config.json"), b"{ model_type: ").unwrap();
 
     for folder in [&corrupt.0, &garbled.0] {

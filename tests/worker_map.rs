@@ -6,6 +6,10 @@
 //! Fits use the tiny fixture models and the 40-line `tests/fixtures/pca/corpus.txt` in a
 //! temporary cache folder (a fraction of a second each); nothing touches the user's cache.
 
+mod common;
+
+use common::paths::fixture;
+use common::temp::TempDir;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
@@ -22,34 +26,6 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 const K: usize = 4;
 /// Non-empty lines of the corpus.
 const LINES: usize = 40;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "latent-choir-worker-map-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).expect("create a temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn cache(dir: &Path) -> MapCache {
     MapCache {
@@ -180,7 +156,7 @@ fn check_coords(results: &[TokenResult], map_path: &Path) {
 
 #[test]
 fn the_first_load_fits_and_stores_the_map_and_the_next_reuses_it() {
-    let dir = TempDir::new("fit");
+    let dir = TempDir::new("worker-map-fit");
     let harness = Harness::new(MapSource::Cache(cache(&dir.0)));
     let model = fixture("tiny-llama");
     harness.load(&model);
@@ -218,7 +194,7 @@ fn the_first_load_fits_and_stores_the_map_and_the_next_reuses_it() {
 
 #[test]
 fn another_models_map_in_the_cache_is_refused_and_refitted() {
-    let dir = TempDir::new("refit");
+    let dir = TempDir::new("worker-map-refit");
     let harness = Harness::new(MapSource::Cache(cache(&dir.0)));
     // Fit tiny-gpt2, then put its map where tiny-llama's belongs.
     harness.load(&fixture("tiny-gpt2"));
@@ -258,7 +234,7 @@ fn another_models_map_in_the_cache_is_refused_and_refitted() {
 
 #[test]
 fn a_cached_map_fitted_on_every_position_is_refused_and_refitted() {
-    let dir = TempDir::new("positions");
+    let dir = TempDir::new("worker-map-positions");
     let llama = fixture("tiny-llama");
     // A map fitted the literal way (`fit-pca --keep-first`, or any map from before first
     // positions were left out) in the cache.
@@ -295,7 +271,7 @@ fn a_cached_map_fitted_on_every_position_is_refused_and_refitted() {
 
 #[test]
 fn an_explicit_map_file_is_used_or_refused_and_generation_goes_on_without() {
-    let dir = TempDir::new("file");
+    let dir = TempDir::new("worker-map-file");
     // Fit a map for tiny-llama through the worker.
     let fit = Harness::new(MapSource::Cache(cache(&dir.0)));
     fit.load(&fixture("tiny-llama"));
@@ -329,7 +305,7 @@ fn an_explicit_map_file_is_used_or_refused_and_generation_goes_on_without() {
 
 #[test]
 fn load_cancels_a_fit_and_other_commands_wait_for_it() {
-    let dir = TempDir::new("cancel");
+    let dir = TempDir::new("worker-map-cancel");
     let harness = Harness::new(MapSource::Cache(cache(&dir.0)));
     // Both loads are queued before the first fit starts: the second cancels it at once.
     harness.send(Command::Load(fixture("tiny-gpt2")));

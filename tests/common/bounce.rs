@@ -1,7 +1,7 @@
 //! Offline bounces through the CLAP harness: a timeline of tempo segments cut into blocks the
 //! way a host would, Generate on, parameters set, and everything the plugin sent collected.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::clap_host::{Block, HostedPlugin, InEvent, OutNote, Transport};
 use super::signal::Rng;
@@ -9,12 +9,6 @@ use super::state::with_field;
 
 pub const RATE: f64 = 48_000.0;
 pub const MAX_BLOCK: usize = 1024;
-
-pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
 
 /// A stretch of the host's timeline: the transport plays from `beat` at `tempo` for `samples`.
 #[derive(Clone, Copy)]

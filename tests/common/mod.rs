@@ -7,3 +7,4 @@ pub mod isolate;
 pub mod paths;
 pub mod signal;
 pub mod state;
+pub mod temp;

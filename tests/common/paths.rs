@@ -39,3 +39,10 @@ pub fn artifacts_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).expect("create target/test-artifacts");
     dir
 }
+
+/// A file or folder in `tests/fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
