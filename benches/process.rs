@@ -25,7 +25,7 @@ use latent_choir::llm::discovery;
 use latent_choir::llm::session::AtEnd;
 use latent_choir::llm::tokenizer::PromptMode;
 use latent_choir::llm::worker::Command;
-use latent_choir::loudness::CurvePoint;
+use latent_choir::loudness::{CurvePoint, LoudnessMeter};
 
 const RATE: f64 = 48_000.0;
 const BLOCK: usize = 512;
@@ -36,8 +36,33 @@ fn main() {
         eprintln!("the default model is missing: run `cargo xtask fetch-model` first");
         std::process::exit(1);
     }
+    metering();
     process_time();
     lookahead();
+}
+
+/// The loudness meter alone: one 512-frame stereo block added, and the momentary loudness read
+/// once (the player reads it once per token, so this is an upper bound per block).
+fn metering() {
+    let mut meter = LoudnessMeter::new(RATE as f32);
+    let signal = sine(997.0, RATE, BLOCK * 4000, 0.1);
+    let mut times = Vec::with_capacity(4000);
+    let mut sink = 0.0f32;
+    for block in signal.chunks_exact(BLOCK) {
+        let t = Instant::now();
+        meter.add(block, block);
+        sink += meter.momentary().unwrap_or(0.0);
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let budget = BLOCK as f64 / RATE;
+    let median = percentile(&times, 0.5);
+    println!(
+        "metering: {BLOCK} stereo frames at {RATE} Hz: median {:.1} µs ({:.2}% of the block), p99 {:.1} µs (reading {sink:.0})",
+        median * 1e6,
+        100.0 * median / budget,
+        percentile(&times, 0.99) * 1e6,
+    );
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
