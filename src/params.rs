@@ -26,6 +26,13 @@ pub struct LatentChoirParams {
     /// Seed of every random choice the model makes: same seed, same audio, same tokens.
     #[persist = "seed"]
     pub seed: RwLock<u64>,
+    /// Continue the prompt as raw text instead of answering it through the chat template.
+    #[persist = "raw_prompt"]
+    pub raw_prompt: RwLock<bool>,
+    /// The editor window's logical size, `[width, height]`: nice-plug-egui cannot persist its
+    /// own editor state, so the editor reads this when it opens and writes it when resized.
+    #[persist = "editor_size"]
+    pub editor_size: RwLock<[f32; 2]>,
 
     /// Level of everything the plugin outputs, applied last. Smoothed so automation never clicks.
     #[id = "gain"]
@@ -254,6 +261,9 @@ pub enum MeterSource {
     Sidechain,
 }
 
+/// Logical size of a fresh instance's editor window.
+pub const DEFAULT_EDITOR_SIZE: [f32; 2] = [1000.0, 720.0];
+
 /// The prompt a fresh instance starts with.
 pub const DEFAULT_PROMPT: &str = "The forest was silent.";
 
@@ -266,6 +276,8 @@ impl Default for LatentChoirParams {
             prompt: RwLock::new(DEFAULT_PROMPT.to_owned()),
             model: RwLock::new(String::new()),
             seed: RwLock::new(1),
+            raw_prompt: RwLock::new(false),
+            editor_size: RwLock::new(DEFAULT_EDITOR_SIZE),
             generate: BoolParam::new("Generate", false),
             tokens_per_beat: FloatParam::new(
                 "Tokens per Beat",
