@@ -359,7 +359,11 @@ impl LatentChoir {
         Some(Box::new(StartModel {
             model,
             prompt,
-            mode: if raw { PromptMode::Raw } else { PromptMode::Chat },
+            mode: if raw {
+                PromptMode::Raw
+            } else {
+                PromptMode::Chat
+            },
             seed,
         }))
     }

@@ -479,6 +479,19 @@ mod tests {
     }
 
     #[test]
+    fn editor_size_and_prompt_mode_are_saved_with_the_project() {
+        let params = LatentChoirParams::default();
+        *params.editor_size.write().unwrap() = [1234.0, 567.0];
+        *params.raw_prompt.write().unwrap() = true;
+        let saved = params.serialize_fields();
+        let restored = LatentChoirParams::default();
+        assert_eq!(*restored.editor_size.read().unwrap(), DEFAULT_EDITOR_SIZE);
+        restored.deserialize_fields(&saved);
+        assert_eq!(*restored.editor_size.read().unwrap(), [1234.0, 567.0]);
+        assert!(*restored.raw_prompt.read().unwrap());
+    }
+
+    #[test]
     fn in_range_values_are_untouched() {
         for stored in [0.0, 0.123_456_79, 1.0, 3.9] {
             let mut state = state_with("gain", ParamValue::F32(stored));

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
-    ConnectionExt, ImageFormat, InputFocus, KEY_PRESS_EVENT, KEY_RELEASE_EVENT, MOTION_NOTIFY_EVENT,
-    MapState, Window,
+    ConnectionExt, ImageFormat, InputFocus, KEY_PRESS_EVENT, KEY_RELEASE_EVENT,
+    MOTION_NOTIFY_EVENT, MapState, Window,
 };
 use x11rb::protocol::xtest::ConnectionExt as _;
 use x11rb::rust_connection::RustConnection;
@@ -275,7 +275,11 @@ fn editor_window_renders_its_content() {
     let path = image.save("editor.png");
 
     let pixels = image.width * image.height;
-    let mut lumas: Vec<u32> = image.rgb.chunks_exact(3).map(|p| luma([p[0], p[1], p[2]])).collect();
+    let mut lumas: Vec<u32> = image
+        .rgb
+        .chunks_exact(3)
+        .map(|p| luma([p[0], p[1], p[2]]))
+        .collect();
     lumas.sort_unstable();
     let background = lumas[lumas.len() / 2];
     let bright = image.count((0.0, 1.0), (0.0, 1.0), |p| luma(p) > background + 60);

@@ -36,11 +36,7 @@ impl Request {
     /// The fields as the project saved them.
     pub fn saved(params: &LatentChoirParams) -> Self {
         Self {
-            prompt: params
-                .prompt
-                .read()
-                .map(|p| p.clone())
-                .unwrap_or_default(),
+            prompt: params.prompt.read().map(|p| p.clone()).unwrap_or_default(),
             raw: params.raw_prompt.read().map(|r| *r).unwrap_or(false),
             seed: params.seed.read().map(|s| *s).unwrap_or(1),
             model: params.model.read().map(|m| m.clone()).unwrap_or_default(),
@@ -144,9 +140,9 @@ impl Control {
             .commands
             .lock()
             .map_err(|_| "The model thread's channel is broken; reload the plugin".to_owned())?;
-        let sender = guard
-            .as_ref()
-            .ok_or("The model thread has not started yet (the host has not activated the plugin)")?;
+        let sender = guard.as_ref().ok_or(
+            "The model thread has not started yet (the host has not activated the plugin)",
+        )?;
         for command in commands {
             sender
                 .send(command)

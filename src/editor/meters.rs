@@ -25,8 +25,7 @@ impl Rate {
             Some((then, before)) => {
                 let elapsed = now.saturating_duration_since(then);
                 if elapsed >= RATE_WINDOW {
-                    self.per_second =
-                        count.saturating_sub(before) as f64 / elapsed.as_secs_f64();
+                    self.per_second = count.saturating_sub(before) as f64 / elapsed.as_secs_f64();
                     self.last = Some((now, count));
                 }
             }

@@ -42,14 +42,14 @@ pub fn prompt_bar(ui: &mut egui::Ui, request: &mut Request, focus: bool) -> Opti
             action = Some(Action::Generate);
         }
         if ui
-            .button(RichText::new("▶ Generate").strong())
+            .button(RichText::new("Generate").strong())
             .on_hover_text("Run the prompt from the start (Enter in the prompt box)")
             .clicked()
         {
             action = Some(Action::Generate);
         }
         if ui
-            .button("■ Stop")
+            .button("Stop")
             .on_hover_text("Stop the model and release the notes")
             .clicked()
         {
@@ -93,8 +93,10 @@ pub fn model_picker(
         ui.label("Model");
         let selected = request.model_path();
         let name = |path: &std::path::Path| {
-            path.file_name()
-                .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into())
+            path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into(),
+            )
         };
         let shown = selected
             .as_deref()
@@ -170,7 +172,10 @@ pub fn model_status(ui: &mut egui::Ui, link: &LinkStatus, problem: Option<&str>)
         }
     }
     let error = link.error();
-    for problem in problem.into_iter().chain((!error.is_empty()).then_some(error.as_str())) {
+    for problem in problem
+        .into_iter()
+        .chain((!error.is_empty()).then_some(error.as_str()))
+    {
         ui.colored_label(ERROR_COLOR, problem);
     }
 }

@@ -166,7 +166,10 @@ pub fn heat_map(ui: &mut egui::Ui, current: Option<&PlayedRecord>, layers: &Voic
     let step = (states / 6).max(1);
     for layer in (0..states).step_by(step) {
         painter.text(
-            Pos2::new(grid.left() + (layer as f32 + 0.5) * cell.x, grid.bottom() + 2.0),
+            Pos2::new(
+                grid.left() + (layer as f32 + 0.5) * cell.x,
+                grid.bottom() + 2.0,
+            ),
             egui::Align2::CENTER_TOP,
             layer.to_string(),
             font.clone(),
@@ -179,6 +182,9 @@ pub fn heat_map(ui: &mut egui::Ui, current: Option<&PlayedRecord>, layers: &Voic
 pub struct Series {
     pub name: &'static str,
     pub unit: &'static str,
+    /// Always shown, so a steady value reads as a line at its level rather than filling
+    /// the plot.
+    pub range: (f64, f64),
     pub color: Color32,
     pub value: fn(&PlayedRecord) -> f32,
 }
@@ -187,18 +193,21 @@ pub const HISTORY: [Series; 3] = [
     Series {
         name: "Loudness",
         unit: "LUFS",
+        range: (-70.0, -10.0),
         color: Color32::from_rgb(120, 200, 255),
         value: |r| r.point.smoothed,
     },
     Series {
         name: "Loudness velocity",
         unit: "LU/s",
+        range: (-5.0, 5.0),
         color: Color32::from_rgb(200, 160, 255),
         value: |r| r.point.velocity,
     },
     Series {
         name: "Temperature",
         unit: "",
+        range: (0.0, 2.0),
         color: Color32::from_rgb(255, 170, 80),
         value: |r| r.point.temperature,
     },
@@ -230,6 +239,8 @@ pub fn history_plots(ui: &mut egui::Ui, recent: &VecDeque<PlayedRecord>) {
             .allow_scroll(false)
             .show_crosshair(false)
             .y_axis_min_width(36.0)
+            .include_y(series.range.0)
+            .include_y(series.range.1)
             .legend(Legend::default())
             .show(ui, |plot| {
                 plot.line(
@@ -267,7 +278,11 @@ mod tests {
         let paths = trajectories(&recent, &[Some(0), None, Some(30)]);
         assert_eq!(paths[0].len(), TRAIL);
         assert!(paths[1].is_empty());
-        assert!(paths[0].iter().all(|p| p == &[0.1f32 as f64, 0.2f32 as f64]));
+        assert!(
+            paths[0]
+                .iter()
+                .all(|p| p == &[0.1f32 as f64, 0.2f32 as f64])
+        );
         assert_eq!(paths[2].len(), TRAIL);
         assert_eq!(paths[2].last(), Some(&[f64::from(0.99f32), -0.5]));
         assert_eq!(paths[2][0], [f64::from(0.52f32), -0.5]);

@@ -308,3 +308,49 @@ impl QueueSource {
         self.pop_current()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::history::history;
+
+    const POINT: CurvePoint = CurvePoint {
+        lufs: -30.0,
+        smoothed: -30.0,
+        velocity: 0.0,
+        temperature: 0.7,
+    };
+
+    #[test]
+    fn counters_and_history_follow_what_the_audio_side_took() {
+        let shared = Arc::new(FeedShared::default());
+        let Channels {
+            builder_side: (mut frames, mut tickets),
+            audio_side: (frames_out, tickets_in),
+        } = channels();
+        let mut source = QueueSource::new(Arc::clone(&shared), frames_out, tickets_in);
+        let (writer, mut reader) = history(8);
+        reader.shared().set_open(true);
+        source.set_history(writer);
+
+        // Nothing generating: an empty queue is no underrun (the model is still loading).
+        assert!(source.next_frame().is_none());
+        assert_eq!(shared.underruns.load(Ordering::Relaxed), 0);
+
+        shared.generating.store(true, Ordering::Relaxed);
+        assert!(source.next_frame().is_none());
+        assert_eq!(shared.underruns.load(Ordering::Relaxed), 1);
+
+        let mut stale = TokenFrame::new(0, 1, "old", 2, 0.8);
+        stale.run = 7;
+        frames.push(stale).unwrap();
+        frames.push(TokenFrame::new(0, 1, " hi", 2, 0.8)).unwrap();
+        let frame = source.next_frame().expect("the current run's frame");
+        assert_eq!(shared.consumed.load(Ordering::Relaxed), 2);
+        source.played(&frame, &POINT);
+        assert_eq!(tickets.pop().map(|t| t.temperature), Ok(0.7));
+        let mut texts = Vec::new();
+        reader.drain(|r| texts.push(r.text().to_owned()));
+        assert_eq!(texts, [" hi"]);
+    }
+}

@@ -283,3 +283,68 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> FrameBuilder {
+        let (frames, _) = feed::channels().builder_side;
+        FrameBuilder::new(Arc::new(FeedShared::default()), frames)
+    }
+
+    #[test]
+    fn load_failures_and_progress_reach_the_status_in_words() {
+        let (mut builder, status) = (builder(), LinkStatus::default());
+        assert_eq!(status.phase(), LinkPhase::Idle);
+        let path = PathBuf::from("/models/missing.gguf");
+        on_event(
+            &mut builder,
+            &status,
+            WorkerEvent::Loading { path: path.clone() },
+        );
+        assert_eq!(status.phase(), LinkPhase::Loading);
+        assert_eq!(status.model(), Some(path.clone()));
+        on_event(
+            &mut builder,
+            &status,
+            WorkerEvent::LoadFailed {
+                path: path.clone(),
+                message: "no such file".to_owned(),
+            },
+        );
+        assert_eq!(status.phase(), LinkPhase::Failed);
+        assert_eq!(
+            status.error(),
+            "Could not load /models/missing.gguf: no such file"
+        );
+
+        // A new load clears the old error; fitting reports its progress, then the map is ready.
+        on_event(
+            &mut builder,
+            &status,
+            WorkerEvent::Loading { path: path.clone() },
+        );
+        assert_eq!(status.error(), "");
+        on_event(
+            &mut builder,
+            &status,
+            WorkerEvent::Fitting { done: 3, total: 12 },
+        );
+        assert_eq!(status.phase(), LinkPhase::Fitting);
+        assert_eq!(status.fit_done.load(Ordering::Relaxed), 3);
+        assert_eq!(status.fit_total.load(Ordering::Relaxed), 12);
+        assert_eq!(status.message(), "Fitting the activation map: 25%");
+        on_event(
+            &mut builder,
+            &status,
+            WorkerEvent::MapReady {
+                path,
+                components: 16,
+                fitted: true,
+                save_error: None,
+            },
+        );
+        assert_eq!(status.phase(), LinkPhase::Ready);
+    }
+}
