@@ -14,7 +14,6 @@ use nice_plug_egui::NiceEguiApp;
 
 use crate::engine::history::HistoryShared;
 use crate::llm::discovery::{self, FoundModel};
-use crate::music::voices::VOICES;
 
 use super::Shared;
 use super::control::{Control, Request};
@@ -153,7 +152,6 @@ impl EditorApp {
             });
             ui.columns(2, |columns| {
                 let paths = plots::trajectories(self.playback.recent(), &layers);
-                debug_assert_eq!(paths.len(), VOICES);
                 plots::trajectory_plot(&mut columns[0], &paths);
                 plots::history_plots(&mut columns[1], self.playback.recent());
             });
