@@ -3,6 +3,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nice_plug::prelude::*;
 
@@ -18,8 +19,9 @@ pub mod rng;
 pub mod status;
 pub mod synth;
 
-use engine::feed::{OFFLINE_WAIT, QueueSource};
-use engine::link::{GateSettings, Link};
+use engine::feed::{FeedShared, OFFLINE_WAIT, QueueSource};
+use engine::history::{HISTORY_CAPACITY, HistoryReader, HistoryWriter};
+use engine::link::{GateSettings, Link, LinkStatus};
 use engine::player::{Clock, Player, PlayerSettings};
 use engine::soundfont_loader::{FontInbox, FontLoader};
 use llm::tokenizer::PromptMode;
@@ -31,7 +33,14 @@ use synth::{Choir, VoiceId};
 pub struct LatentChoir {
     params: Arc<LatentChoirParams>,
     status: Arc<AudioStatus>,
-    editor_state: Arc<nice_plug_egui::EguiEditorState>,
+    /// What the worker and the audio thread report, made before the worker exists so the
+    /// editor (created first) can read them.
+    feed: Arc<FeedShared>,
+    link_status: Arc<LinkStatus>,
+    /// Played frames for the editor: the writer goes to the audio side's source when the
+    /// worker starts; the reader is shared by every editor instance.
+    history: Option<HistoryWriter>,
+    history_reader: Arc<std::sync::Mutex<HistoryReader>>,
     /// Whether the active layout has a main input; without one the host's buffer is not ours
     /// to pass through.
     has_main_input: bool,
@@ -51,8 +60,9 @@ pub struct LatentChoir {
     /// The worker's command sender, for the background task that starts the model when
     /// Generate is first turned on (the audio thread cannot send commands itself).
     commands: Arc<std::sync::Mutex<Option<std::sync::mpsc::Sender<Command>>>>,
-    /// The model has been asked to load and start.
-    model_requested: bool,
+    /// The model has been asked to load and start, by the Generate parameter or the editor
+    /// (whichever comes first; the other leaves it alone).
+    model_requested: Arc<AtomicBool>,
     /// Prepared in `initialize`: the commands that start the model.
     start: Option<Box<StartModel>>,
     /// SoundFonts load on their own thread and arrive in the inbox.
@@ -69,6 +79,7 @@ pub enum Task {
 pub struct StartModel {
     model: std::path::PathBuf,
     prompt: String,
+    mode: PromptMode,
     seed: u64,
 }
 
@@ -79,7 +90,7 @@ impl StartModel {
             Command::SetAtEnd(llm::session::AtEnd::Continue),
             Command::SetPrompt {
                 text: self.prompt.clone(),
-                mode: PromptMode::Chat,
+                mode: self.mode,
             },
             Command::SetSeed(self.seed),
             Command::Start,
@@ -89,10 +100,14 @@ impl StartModel {
 
 impl Default for LatentChoir {
     fn default() -> Self {
+        let (history, history_reader) = engine::history::history(HISTORY_CAPACITY);
         Self {
             params: Arc::new(LatentChoirParams::default()),
             status: Arc::new(AudioStatus::default()),
-            editor_state: editor::default_state(),
+            feed: Arc::new(FeedShared::default()),
+            link_status: Arc::new(LinkStatus::default()),
+            history: Some(history),
+            history_reader: Arc::new(std::sync::Mutex::new(history_reader)),
             has_main_input: true,
             link: None,
             gate: Arc::new(GateSettings::new(4, 0.8)),
@@ -103,7 +118,7 @@ impl Default for LatentChoir {
             silence: Vec::new(),
             offline: false,
             commands: Arc::new(std::sync::Mutex::new(None)),
-            model_requested: false,
+            model_requested: Arc::new(AtomicBool::new(false)),
             start: None,
             fonts: None,
             font_inbox: None,
@@ -173,11 +188,15 @@ impl Plugin for LatentChoir {
     type Editor = editor::Editor;
 
     fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
-        editor::create(
-            self.params.clone(),
-            self.status.clone(),
-            self.editor_state.clone(),
-        )
+        Some(editor::create(editor::Shared {
+            params: Arc::clone(&self.params),
+            status: Arc::clone(&self.status),
+            link: Arc::clone(&self.link_status),
+            feed: Arc::clone(&self.feed),
+            history: Arc::clone(&self.history_reader),
+            commands: Arc::clone(&self.commands),
+            model_requested: Arc::clone(&self.model_requested),
+        }))
     }
 
     fn filter_state(state: &mut PluginState) {
@@ -208,7 +227,7 @@ impl Plugin for LatentChoir {
             self.start_worker();
         }
         self.request_soundfont(sample_rate, max_block);
-        if !self.model_requested {
+        if !self.model_requested.load(Ordering::Acquire) {
             self.start = self.prepare_start();
         }
         if let Some(source) = &mut self.source {
@@ -254,14 +273,16 @@ impl Plugin for LatentChoir {
 
         let frames = buffer.samples();
         if self.params.generate.value()
-            && !self.model_requested
+            && self
+                .model_requested
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
             && let Some(start) = self.start.take()
         {
             if let Some(source) = &self.source {
                 source.expect_start();
             }
             context.execute_background(Task::StartModel(start));
-            self.model_requested = true;
         }
         midi_out_dropped += u64::from(self.play(buffer, aux, context, frames));
 
@@ -305,10 +326,17 @@ impl Plugin for LatentChoir {
 impl LatentChoir {
     /// Starts the model's worker thread, idle: the model loads when Generate is first on.
     fn start_worker(&mut self) {
-        let Ok((link, source)) = Link::spawn(Arc::clone(&self.gate)) else {
+        let Ok((link, mut source)) = Link::spawn_with(
+            Arc::clone(&self.gate),
+            Arc::clone(&self.feed),
+            Arc::clone(&self.link_status),
+        ) else {
             nice_log!("Latent Choir: could not start the model thread");
             return;
         };
+        if let Some(history) = self.history.take() {
+            source.set_history(history);
+        }
         if let Ok(mut commands) = self.commands.lock() {
             *commands = Some(link.worker.sender());
         }
@@ -362,9 +390,15 @@ impl LatentChoir {
             .map(|p| p.clone())
             .unwrap_or_else(|_| params::DEFAULT_PROMPT.to_owned());
         let seed = self.params.seed.read().map(|s| *s).unwrap_or(1);
+        let raw = self.params.raw_prompt.read().map(|r| *r).unwrap_or(false);
         Some(Box::new(StartModel {
             model,
             prompt,
+            mode: if raw {
+                PromptMode::Raw
+            } else {
+                PromptMode::Chat
+            },
             seed,
         }))
     }

@@ -30,6 +30,13 @@ pub struct LatentChoirParams {
     /// SoundFont (`.sf2`) the voices can play instead of the built-in synth; empty means none.
     #[persist = "soundfont"]
     pub soundfont: RwLock<String>,
+    /// Continue the prompt as raw text instead of answering it through the chat template.
+    #[persist = "raw_prompt"]
+    pub raw_prompt: RwLock<bool>,
+    /// The editor window's logical size, `[width, height]`: nice-plug-egui cannot persist its
+    /// own editor state, so the editor reads this when it opens and writes it when resized.
+    #[persist = "editor_size"]
+    pub editor_size: RwLock<[f32; 2]>,
 
     /// Level of everything the plugin outputs, applied last. Smoothed so automation never clicks.
     #[id = "gain"]
@@ -297,6 +304,9 @@ pub enum MeterSource {
     Sidechain,
 }
 
+/// Logical size of a fresh instance's editor window.
+pub const DEFAULT_EDITOR_SIZE: [f32; 2] = [1000.0, 720.0];
+
 /// The prompt a fresh instance starts with.
 pub const DEFAULT_PROMPT: &str = "The forest was silent.";
 
@@ -310,6 +320,8 @@ impl Default for LatentChoirParams {
             model: RwLock::new(String::new()),
             seed: RwLock::new(1),
             soundfont: RwLock::new(String::new()),
+            raw_prompt: RwLock::new(false),
+            editor_size: RwLock::new(DEFAULT_EDITOR_SIZE),
             generate: BoolParam::new("Generate", false),
             tokens_per_beat: FloatParam::new(
                 "Tokens per Beat",
@@ -510,6 +522,19 @@ mod tests {
             clamp_state(&mut state);
             assert_eq!(f32_of(&state, "gain"), expected, "stored {stored}");
         }
+    }
+
+    #[test]
+    fn editor_size_and_prompt_mode_are_saved_with_the_project() {
+        let params = LatentChoirParams::default();
+        *params.editor_size.write().unwrap() = [1234.0, 567.0];
+        *params.raw_prompt.write().unwrap() = true;
+        let saved = params.serialize_fields();
+        let restored = LatentChoirParams::default();
+        assert_eq!(*restored.editor_size.read().unwrap(), DEFAULT_EDITOR_SIZE);
+        restored.deserialize_fields(&saved);
+        assert_eq!(*restored.editor_size.read().unwrap(), [1234.0, 567.0]);
+        assert!(*restored.raw_prompt.read().unwrap());
     }
 
     #[test]

@@ -1,101 +1,57 @@
-//! The egui editor: the plugin's name, its parameters and a status line. It reads the audio
-//! thread's state through atomics only and never blocks it.
+//! The egui editor: prompt and model, the live text in step with the music, the activation
+//! plots, the meters and every parameter.
+//!
+//! * `app`: the editor's state and layout; `panels`: prompt bar, model picker, meters and the
+//!   parameter groups; `text_view` and `plots`: what was played.
+//! * `playback`: reads the audio thread's history ring ([`crate::engine::history`]) into the
+//!   transcript and the records the plots show.
+//! * `control`: what the buttons send to the worker; `meters`: rates and counters.
+//! * `window`: opens the window at the size saved with the project.
+//!
+//! The editor reads the audio and worker threads through atomics and a lock-free ring only, and
+//! nothing is recorded for it while its window is closed.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 
-use nice_plug::context::gui::GuiContext;
-use nice_plug::editor::dpi::LogicalSize;
-use nice_plug::prelude::{Param, ParamSetter};
-use nice_plug_egui::widgets::ParamSlider;
-use nice_plug_egui::{EguiEditor, EguiEditorState, EguiNiceSettings, NiceEguiApp, RepaintNotifier};
-
+use crate::engine::feed::FeedShared;
+use crate::engine::history::HistoryReader;
+use crate::engine::link::LinkStatus;
+use crate::llm::worker::Command;
 use crate::params::LatentChoirParams;
 use crate::status::AudioStatus;
 
-pub type Editor = EguiEditor<EditorApp>;
+mod app;
+mod control;
+mod meters;
+mod panels;
+mod playback;
+mod plots;
+mod text_view;
+mod window;
 
-const WIDTH: f32 = 720.0;
-const HEIGHT: f32 = 420.0;
-/// The status line shows live levels; this is how often it is redrawn while open.
-const REFRESH: Duration = Duration::from_millis(100);
+pub use playback::Playback;
+pub use window::SizedEditor;
 
-pub fn default_state() -> Arc<EguiEditorState> {
-    EguiEditorState::from_size(LogicalSize::new(WIDTH, HEIGHT), 1.0)
+pub type Editor = SizedEditor;
+
+/// What the plugin shares with its editor.
+pub struct Shared {
+    pub params: Arc<LatentChoirParams>,
+    pub status: Arc<AudioStatus>,
+    pub link: Arc<LinkStatus>,
+    pub feed: Arc<FeedShared>,
+    /// The history ring's reading end; only the GUI thread locks it.
+    pub history: Arc<Mutex<HistoryReader>>,
+    pub commands: Arc<Mutex<Option<Sender<Command>>>>,
+    /// Set by whichever starts the model first: the Generate parameter or the editor.
+    pub model_requested: Arc<AtomicBool>,
 }
 
-pub fn create(
-    params: Arc<LatentChoirParams>,
-    status: Arc<AudioStatus>,
-    state: Arc<EguiEditorState>,
-) -> Option<Editor> {
-    nice_plug_egui::create_egui_editor(
-        state,
-        RepaintNotifier::new(),
-        EguiNiceSettings::new().with_tile("Latent Choir"),
-        EditorApp {
-            params,
-            status,
-            gui_context: None,
-        },
-    )
-}
-
-pub struct EditorApp {
-    params: Arc<LatentChoirParams>,
-    status: Arc<AudioStatus>,
-    /// Set while the window is open; nice-plug hands it over in `build`.
-    gui_context: Option<GuiContext>,
-}
-
-impl NiceEguiApp for EditorApp {
-    fn build(
-        &mut self,
-        _egui_ctx: egui::Context,
-        gui_context: GuiContext,
-        _frame: &mut nice_plug_egui::Frame,
-    ) -> Result<(), nice_plug_egui::baseview::HandlerError> {
-        self.gui_context = Some(gui_context);
-        Ok(())
-    }
-
-    fn editor_closed(&mut self) {
-        self.gui_context = None;
-    }
-
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut nice_plug_egui::Frame) {
-        let Some(gui_context) = self.gui_context.clone() else {
-            return;
-        };
-        let setter = gui_context.param_setter();
-        ui.ctx().request_repaint_after(REFRESH);
-
-        let panel = egui::Frame::central_panel(ui.style()).inner_margin(16.0);
-        panel.show(ui, |ui| {
-            ui.set_min_size(ui.available_size());
-            ui.heading("Latent Choir");
-            ui.label("Hear a language model think.");
-            ui.separator();
-
-            egui::Grid::new("params")
-                .num_columns(2)
-                .spacing([16.0, 8.0])
-                .show(ui, |ui| {
-                    param_row(ui, &self.params.gain, &setter);
-                    param_row(ui, &self.params.thru, &setter);
-                    param_row(ui, &self.params.midi_thru, &setter);
-                });
-
-            ui.with_layout(egui::Layout::bottom_up(egui::Align::LEFT), |ui| {
-                ui.label(self.status.snapshot().line());
-                ui.separator();
-            });
-        });
-    }
-}
-
-fn param_row(ui: &mut egui::Ui, param: &impl Param, setter: &ParamSetter) {
-    ui.label(param.name());
-    ui.add(ParamSlider::for_param(param, setter).with_width(220.0));
-    ui.end_row();
+pub fn create(shared: Shared) -> Editor {
+    let params = Arc::clone(&shared.params);
+    let app = app::EditorApp::new(shared);
+    let history = app.history_shared();
+    SizedEditor::new(params, app::AppHandle::new(app), history)
 }

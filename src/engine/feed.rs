@@ -23,6 +23,7 @@ use crate::llm::session::TokenResult;
 use crate::loudness::CurvePoint;
 use crate::music::frame::{FRAME_COMPONENTS, TokenFrame};
 
+use super::history::HistoryWriter;
 use super::player::FrameSource;
 
 /// Frames the queue holds: more than any lookahead the parameters allow.
@@ -51,6 +52,11 @@ pub struct FeedShared {
     pub dropped: AtomicU64,
     /// Frames pushed since the start, for tokens/s and lookahead readings.
     pub produced: AtomicU64,
+    /// Frames the audio thread took off the queue (stale ones included): `produced − consumed`
+    /// is the lookahead waiting in the queue.
+    pub consumed: AtomicU64,
+    /// Steps of a run under way at which no frame was ready (the notes held instead).
+    pub underruns: AtomicU64,
     /// A run is under way (set when its prompt has run, cleared when it finishes): only then
     /// is there a frame worth waiting for in the offline bounce.
     pub generating: AtomicBool,
@@ -221,6 +227,8 @@ pub struct QueueSource {
     tickets: rtrb::Producer<Ticket>,
     /// Set for the offline bounce: wait (bounded) for a frame rather than underrun.
     wait: Option<Duration>,
+    /// Where played frames go for the editor, when there is one.
+    history: Option<HistoryWriter>,
 }
 
 impl QueueSource {
@@ -234,7 +242,13 @@ impl QueueSource {
             frames,
             tickets,
             wait: None,
+            history: None,
         }
+    }
+
+    /// Report every played frame to the editor through `writer` (fed only while it is open).
+    pub fn set_history(&mut self, writer: HistoryWriter) {
+        self.history = Some(writer);
     }
 
     /// Offline (bounce, render): wait up to `limit` for the worker at each step.
@@ -257,6 +271,7 @@ impl QueueSource {
     fn pop_current(&mut self) -> Option<TokenFrame> {
         let run = self.shared.run.load(Ordering::Acquire);
         while let Ok(frame) = self.frames.pop() {
+            self.shared.consumed.fetch_add(1, Ordering::Relaxed);
             // Older runs are left behind by a new prompt or a reset.
             if frame.run == run {
                 return Some(frame);
@@ -268,6 +283,29 @@ impl QueueSource {
 
 impl FrameSource for QueueSource {
     fn next_frame(&mut self) -> Option<TokenFrame> {
+        let frame = self.wait_for_frame();
+        if frame.is_none() && self.shared.generating.load(Ordering::Acquire) {
+            self.shared.underruns.fetch_add(1, Ordering::Relaxed);
+        }
+        frame
+    }
+
+    fn played(&mut self, frame: &TokenFrame, point: &CurvePoint) {
+        // Full only if the worker stopped reading; then nothing waits for the ticket either.
+        let _ = self.tickets.push(Ticket {
+            run: frame.run,
+            index: frame.index,
+            temperature: point.temperature,
+        });
+        if let Some(history) = &mut self.history {
+            history.record(frame, point);
+        }
+    }
+}
+
+impl QueueSource {
+    /// The next frame of the current run; offline, waits (bounded) while one is being made.
+    fn wait_for_frame(&mut self) -> Option<TokenFrame> {
         if let Some(frame) = self.pop_current() {
             return Some(frame);
         }
@@ -290,13 +328,50 @@ impl FrameSource for QueueSource {
         }
         self.pop_current()
     }
+}
 
-    fn played(&mut self, frame: &TokenFrame, point: &CurvePoint) {
-        // Full only if the worker stopped reading; then nothing waits for the ticket either.
-        let _ = self.tickets.push(Ticket {
-            run: frame.run,
-            index: frame.index,
-            temperature: point.temperature,
-        });
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::history::history;
+
+    const POINT: CurvePoint = CurvePoint {
+        lufs: -30.0,
+        smoothed: -30.0,
+        velocity: 0.0,
+        temperature: 0.7,
+    };
+
+    #[test]
+    fn counters_and_history_follow_what_the_audio_side_took() {
+        let shared = Arc::new(FeedShared::default());
+        let Channels {
+            builder_side: (mut frames, mut tickets),
+            audio_side: (frames_out, tickets_in),
+        } = channels();
+        let mut source = QueueSource::new(Arc::clone(&shared), frames_out, tickets_in);
+        let (writer, mut reader) = history(8);
+        reader.shared().set_open(true);
+        source.set_history(writer);
+
+        // Nothing generating: an empty queue is no underrun (the model is still loading).
+        assert!(source.next_frame().is_none());
+        assert_eq!(shared.underruns.load(Ordering::Relaxed), 0);
+
+        shared.generating.store(true, Ordering::Relaxed);
+        assert!(source.next_frame().is_none());
+        assert_eq!(shared.underruns.load(Ordering::Relaxed), 1);
+
+        let mut stale = TokenFrame::new(0, 1, "old", 2, 0.8);
+        stale.run = 7;
+        frames.push(stale).unwrap();
+        frames.push(TokenFrame::new(0, 1, " hi", 2, 0.8)).unwrap();
+        let frame = source.next_frame().expect("the current run's frame");
+        assert_eq!(shared.consumed.load(Ordering::Relaxed), 2);
+        source.played(&frame, &POINT);
+        assert_eq!(tickets.pop().map(|t| t.temperature), Ok(0.7));
+        let mut texts = Vec::new();
+        reader.drain(|r| texts.push(r.text().to_owned()));
+        assert_eq!(texts, [" hi"]);
     }
 }

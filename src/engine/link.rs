@@ -2,7 +2,8 @@
 //! worker's events feed a [`FrameBuilder`] and a status the editor reads; its pacing is the
 //! [`TicketGate`]; the audio side gets the [`QueueSource`].
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::llm::worker::{
@@ -49,6 +50,28 @@ pub struct LinkStatus {
     pub text: Mutex<String>,
     /// A model is loaded.
     pub loaded: std::sync::atomic::AtomicBool,
+    /// [`LinkPhase`] as a number: what the worker is busy with, for the editor's progress bars.
+    phase: AtomicU8,
+    /// The model last asked to load (set when loading begins, kept when it failed).
+    pub model: Mutex<Option<PathBuf>>,
+    /// The latest failure in words, cleared when a new model starts loading: a load error,
+    /// a missing map, a model error. The editor keeps it on screen while `message` moves on.
+    pub error: Mutex<String>,
+}
+
+/// What the worker is busy with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LinkPhase {
+    /// No model asked for yet.
+    Idle = 0,
+    Loading = 1,
+    /// Loaded; fitting its activation map (`fit_done` of `fit_total`).
+    Fitting = 2,
+    /// Loaded, map ready or given up on: ready to generate.
+    Ready = 3,
+    /// The last load failed: nothing is loaded.
+    Failed = 4,
 }
 
 impl LinkStatus {
@@ -65,6 +88,35 @@ impl LinkStatus {
     pub fn text(&self) -> String {
         self.text.lock().map(|t| t.clone()).unwrap_or_default()
     }
+
+    pub fn phase(&self) -> LinkPhase {
+        match self.phase.load(Ordering::Relaxed) {
+            1 => LinkPhase::Loading,
+            2 => LinkPhase::Fitting,
+            3 => LinkPhase::Ready,
+            4 => LinkPhase::Failed,
+            _ => LinkPhase::Idle,
+        }
+    }
+
+    fn set_phase(&self, phase: LinkPhase) {
+        self.phase.store(phase as u8, Ordering::Relaxed);
+    }
+
+    pub fn error(&self) -> String {
+        self.error.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    fn fail(&self, message: String) {
+        if let Ok(mut error) = self.error.lock() {
+            error.clone_from(&message);
+        }
+        self.say(message);
+    }
+
+    pub fn model(&self) -> Option<PathBuf> {
+        self.model.lock().ok().and_then(|m| m.clone())
+    }
 }
 
 /// The worker and both ends of its connection to the audio side.
@@ -78,8 +130,20 @@ pub struct Link {
 impl Link {
     /// Starts the worker thread (nothing is loaded yet) and returns the audio side's source.
     pub fn spawn(gate_settings: Arc<GateSettings>) -> std::io::Result<(Self, QueueSource)> {
-        let shared = Arc::new(FeedShared::default());
-        let status = Arc::new(LinkStatus::default());
+        Self::spawn_with(
+            gate_settings,
+            Arc::new(FeedShared::default()),
+            Arc::new(LinkStatus::default()),
+        )
+    }
+
+    /// As [`Link::spawn`], reporting into counters and a status made beforehand (the plugin
+    /// hands them to its editor before the worker exists).
+    pub fn spawn_with(
+        gate_settings: Arc<GateSettings>,
+        shared: Arc<FeedShared>,
+        status: Arc<LinkStatus>,
+    ) -> std::io::Result<(Self, QueueSource)> {
         let channels = feed::channels();
         let (frames, tickets_in) = channels.builder_side;
         let (frames_out, tickets_out) = channels.audio_side;
@@ -139,10 +203,20 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
     match event {
         WorkerEvent::Loading { path } => {
             status.loaded.store(false, Ordering::Relaxed);
+            status.set_phase(LinkPhase::Loading);
+            status.fit_done.store(0, Ordering::Relaxed);
+            status.fit_total.store(0, Ordering::Relaxed);
+            if let Ok(mut error) = status.error.lock() {
+                error.clear();
+            }
             status.say(format!("Loading {}…", path.display()));
+            if let Ok(mut model) = status.model.lock() {
+                *model = Some(path);
+            }
         }
         WorkerEvent::Loaded { info, path } => {
             status.loaded.store(true, Ordering::Relaxed);
+            status.set_phase(LinkPhase::Ready);
             status.say(format!(
                 "Loaded {} ({}, {} layers, {})",
                 path.file_name().map_or_else(
@@ -157,22 +231,30 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
         WorkerEvent::LoadFailed { path, message } => {
             builder.finish_run();
             status.loaded.store(false, Ordering::Relaxed);
-            status.say(format!("Could not load {}: {message}", path.display()));
+            status.set_phase(LinkPhase::Failed);
+            status.fail(format!("Could not load {}: {message}", path.display()));
         }
         WorkerEvent::MapRefused { message, .. } => status.say(format!("Map refused: {message}")),
         WorkerEvent::Fitting { done, total } => {
+            status.set_phase(LinkPhase::Fitting);
             status.fit_done.store(done as u64, Ordering::Relaxed);
             status.fit_total.store(total as u64, Ordering::Relaxed);
             if let Some(percent) = (done * 100).checked_div(total) {
                 status.say(format!("Fitting the activation map: {percent}%"));
             }
         }
-        WorkerEvent::MapReady { save_error, .. } => match save_error {
-            Some(e) => status.say(format!("Map ready (not saved: {e})")),
-            None => status.say("Map ready"),
-        },
+        WorkerEvent::MapReady { save_error, .. } => {
+            status.set_phase(LinkPhase::Ready);
+            match save_error {
+                Some(e) => status.say(format!("Map ready (not saved: {e})")),
+                None => status.say("Map ready"),
+            }
+        }
         WorkerEvent::MapFailed { message } => {
-            status.say(format!("No activation map ({message}); playing without"))
+            if status.phase() == LinkPhase::Fitting {
+                status.set_phase(LinkPhase::Ready);
+            }
+            status.fail(format!("No activation map ({message}); playing without"))
         }
         WorkerEvent::PromptProcessed(prompt) => {
             builder.start_run(prompt.len());
@@ -193,12 +275,77 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
                 status.say(format!("Generation ended: {reason:?}"));
             }
         }
-        WorkerEvent::Error(error) => status.say(format!("Error: {error}")),
+        WorkerEvent::Error(error) => status.fail(format!("Error: {error}")),
         WorkerEvent::Panicked { source, message } => {
             builder.finish_run();
-            status.say(format!(
+            status.fail(format!(
                 "The model thread recovered from a crash in {source:?}: {message}"
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> FrameBuilder {
+        let (frames, _) = feed::channels().builder_side;
+        FrameBuilder::new(Arc::new(FeedShared::default()), frames)
+    }
+
+    #[test]
+    fn load_failures_and_progress_reach_the_status_in_words() {
+        let (mut builder, status) = (builder(), LinkStatus::default());
+        assert_eq!(status.phase(), LinkPhase::Idle);
+        let path = PathBuf::from("/models/missing.gguf");
+        on_event(
+            &mut builder,
+            &status,
+            WorkerEvent::Loading { path: path.clone() },
+        );
+        assert_eq!(status.phase(), LinkPhase::Loading);
+        assert_eq!(status.model(), Some(path.clone()));
+        on_event(
+            &mut builder,
+            &status,
+            WorkerEvent::LoadFailed {
+                path: path.clone(),
+                message: "no such file".to_owned(),
+            },
+        );
+        assert_eq!(status.phase(), LinkPhase::Failed);
+        assert_eq!(
+            status.error(),
+            "Could not load /models/missing.gguf: no such file"
+        );
+
+        // A new load clears the old error; fitting reports its progress, then the map is ready.
+        on_event(
+            &mut builder,
+            &status,
+            WorkerEvent::Loading { path: path.clone() },
+        );
+        assert_eq!(status.error(), "");
+        on_event(
+            &mut builder,
+            &status,
+            WorkerEvent::Fitting { done: 3, total: 12 },
+        );
+        assert_eq!(status.phase(), LinkPhase::Fitting);
+        assert_eq!(status.fit_done.load(Ordering::Relaxed), 3);
+        assert_eq!(status.fit_total.load(Ordering::Relaxed), 12);
+        assert_eq!(status.message(), "Fitting the activation map: 25%");
+        on_event(
+            &mut builder,
+            &status,
+            WorkerEvent::MapReady {
+                path,
+                components: 16,
+                fitted: true,
+                save_error: None,
+            },
+        );
+        assert_eq!(status.phase(), LinkPhase::Ready);
     }
 }

@@ -2,6 +2,7 @@
 //! turns the worker's tokens into notes whether a host or a simulated transport drives it.
 
 pub mod feed;
+pub mod history;
 pub mod link;
 pub mod player;
 pub mod soundfont_loader;

@@ -1,0 +1,294 @@
+//! The editor's panels: the prompt bar, the model picker with its progress, the meters, and the
+//! parameters in their groups.
+
+use std::sync::atomic::Ordering;
+
+use egui::{Color32, ProgressBar, RichText};
+use nice_plug::prelude::{Param, ParamSetter};
+use nice_plug_egui::widgets::ParamSlider;
+
+use crate::engine::link::{LinkPhase, LinkStatus};
+use crate::llm::discovery::FoundModel;
+use crate::params::LatentChoirParams;
+
+use super::control::Request;
+use super::meters::Reading;
+
+pub const ERROR_COLOR: Color32 = Color32::from_rgb(255, 110, 100);
+
+/// What the user asked for in the prompt bar this frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Generate,
+    Stop,
+    Reset,
+    Replay,
+}
+
+/// Prompt, seed, chat/raw and the transport buttons.
+pub fn prompt_bar(ui: &mut egui::Ui, request: &mut Request, focus: bool) -> Option<Action> {
+    let mut action = None;
+    ui.horizontal(|ui| {
+        ui.label("Prompt");
+        let buttons_width = 330.0;
+        let edit = egui::TextEdit::singleline(&mut request.prompt)
+            .hint_text("What should the model write about?")
+            .desired_width((ui.available_width() - buttons_width).max(120.0));
+        let response = ui.add(edit);
+        if focus {
+            response.request_focus();
+        }
+        if response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+            action = Some(Action::Generate);
+        }
+        if ui
+            .button(RichText::new("Generate").strong())
+            .on_hover_text("Run the prompt from the start (Enter in the prompt box)")
+            .clicked()
+        {
+            action = Some(Action::Generate);
+        }
+        if ui
+            .button("Stop")
+            .on_hover_text("Stop the model and release the notes")
+            .clicked()
+        {
+            action = Some(Action::Stop);
+        }
+        if ui
+            .button("Reset")
+            .on_hover_text("Stop; the next start runs the prompt from the beginning")
+            .clicked()
+        {
+            action = Some(Action::Reset);
+        }
+        if ui
+            .button("Replay")
+            .on_hover_text("The last run again, same prompt and seed")
+            .clicked()
+        {
+            action = Some(Action::Replay);
+        }
+    });
+    ui.horizontal(|ui| {
+        ui.label("Seed");
+        ui.add(egui::DragValue::new(&mut request.seed).speed(1.0));
+        ui.separator();
+        ui.radio_value(&mut request.raw, false, "Chat")
+            .on_hover_text("The model answers the prompt through its chat template");
+        ui.radio_value(&mut request.raw, true, "Continue text")
+            .on_hover_text("The model continues the prompt as raw text");
+    });
+    action
+}
+
+/// The model picker: what discovery found (default first) and a path field.
+pub fn model_picker(
+    ui: &mut egui::Ui,
+    request: &mut Request,
+    found: &[FoundModel],
+    rescan: &mut bool,
+) {
+    ui.horizontal(|ui| {
+        ui.label("Model");
+        let selected = request.model_path();
+        let name = |path: &std::path::Path| {
+            path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into(),
+            )
+        };
+        let shown = selected
+            .as_deref()
+            .map_or_else(|| "(none found)".to_owned(), name);
+        egui::ComboBox::from_id_salt("model")
+            .selected_text(shown)
+            .width(260.0)
+            .show_ui(ui, |ui| {
+                for (i, model) in found.iter().enumerate() {
+                    let label = format!(
+                        "{}{} · {} · {} layers · {} · {:.0} MB",
+                        if i == 0 { "★ " } else { "" },
+                        name(&model.path),
+                        model.architecture,
+                        model.n_layers,
+                        model.dtype,
+                        model.size as f64 / 1e6
+                    );
+                    let is_selected = selected.as_deref() == Some(model.path.as_path());
+                    if ui.selectable_label(is_selected, label).clicked() {
+                        request.model = model.path.display().to_string();
+                    }
+                }
+                if found.is_empty() {
+                    ui.label("No models found; type a path");
+                }
+            });
+        ui.label("Path");
+        ui.add(
+            egui::TextEdit::singleline(&mut request.model)
+                .hint_text("default model")
+                .desired_width((ui.available_width() - 70.0).max(80.0)),
+        );
+        if ui
+            .button("Rescan")
+            .on_hover_text("Look for models again")
+            .clicked()
+        {
+            *rescan = true;
+        }
+    });
+}
+
+/// Load and map-fitting progress, the worker's latest word, and any error in plain words.
+pub fn model_status(ui: &mut egui::Ui, link: &LinkStatus, problem: Option<&str>) {
+    let message = link.message();
+    match link.phase() {
+        LinkPhase::Loading => {
+            ui.add(
+                ProgressBar::new(0.0)
+                    .animate(true)
+                    .text(message)
+                    .desired_height(16.0),
+            );
+        }
+        LinkPhase::Fitting => {
+            let done = link.fit_done.load(Ordering::Relaxed);
+            let total = link.fit_total.load(Ordering::Relaxed).max(1);
+            let fraction = done as f32 / total as f32;
+            ui.add(
+                ProgressBar::new(fraction)
+                    .text(format!(
+                        "Fitting the activation map (first time for this model): {done} of {total} lines"
+                    ))
+                    .desired_height(16.0),
+            );
+        }
+        LinkPhase::Idle => {
+            ui.weak("No model loaded yet: press Generate to load it and start.");
+        }
+        LinkPhase::Ready | LinkPhase::Failed => {
+            ui.label(message);
+        }
+    }
+    let error = link.error();
+    for problem in problem
+        .into_iter()
+        .chain((!error.is_empty()).then_some(error.as_str()))
+    {
+        ui.colored_label(ERROR_COLOR, problem);
+    }
+}
+
+pub fn meters(ui: &mut egui::Ui, reading: &Reading, frame_ms: (f64, f64), status_line: &str) {
+    ui.horizontal_wrapped(|ui| {
+        ui.label(format!("{:.1} tokens/s", reading.tokens_per_second));
+        ui.separator();
+        ui.label(format!("lookahead {}", reading.lookahead));
+        ui.separator();
+        let warn = |ui: &mut egui::Ui, text: String, bad: bool| {
+            if bad {
+                ui.colored_label(ERROR_COLOR, text);
+            } else {
+                ui.label(text);
+            }
+        };
+        warn(
+            ui,
+            format!("underruns {}", reading.underruns),
+            reading.underruns > 0,
+        );
+        ui.separator();
+        warn(
+            ui,
+            format!(
+                "dropped frames {} (queue) · {} (display)",
+                reading.dropped_frames, reading.dropped_records
+            ),
+            reading.dropped_frames + reading.dropped_records > 0,
+        );
+        ui.separator();
+        ui.label(format!(
+            "editor frame {:.2} ms (worst {:.2})",
+            frame_ms.0, frame_ms.1
+        ));
+    });
+    ui.weak(status_line);
+}
+
+fn param_row(ui: &mut egui::Ui, param: &impl Param, setter: &ParamSetter) {
+    ui.label(param.name());
+    ui.add(ParamSlider::for_param(param, setter).with_width(130.0));
+    // The range, in the parameter's own units.
+    let low = param.normalized_value_to_string(0.0, true);
+    let high = param.normalized_value_to_string(1.0, true);
+    ui.weak(format!("{low} … {high}"));
+    ui.end_row();
+}
+
+fn group(ui: &mut egui::Ui, title: &str, open: bool, body: impl FnOnce(&mut egui::Ui)) {
+    egui::CollapsingHeader::new(RichText::new(title).strong())
+        .default_open(open)
+        .show(ui, |ui| {
+            egui::Grid::new(title)
+                .num_columns(3)
+                .spacing([8.0, 4.0])
+                .striped(true)
+                .show(ui, body);
+        });
+}
+
+/// Every parameter, grouped, with its range.
+pub fn parameters(ui: &mut egui::Ui, params: &LatentChoirParams, setter: &ParamSetter) {
+    egui::ScrollArea::vertical()
+        .id_salt("parameters")
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            group(ui, "Model & sampling", true, |ui| {
+                param_row(ui, &params.generate, setter);
+                param_row(ui, &params.tokens_per_beat, setter);
+                param_row(ui, &params.tokens_per_second, setter);
+                param_row(ui, &params.lookahead, setter);
+            });
+            group(ui, "Temperature from loudness", true, |ui| {
+                param_row(ui, &params.temp_mode, setter);
+                param_row(ui, &params.meter_source, setter);
+                param_row(ui, &params.temp_min, setter);
+                param_row(ui, &params.temp_max, setter);
+                param_row(ui, &params.sensitivity, setter);
+                param_row(ui, &params.smoothing, setter);
+                param_row(ui, &params.temp_fixed, setter);
+            });
+            group(ui, "Voices", false, |ui| {
+                param_row(ui, &params.scale, setter);
+                param_row(ui, &params.root, setter);
+                param_row(ui, &params.ornaments, setter);
+                param_row(ui, &params.legato, setter);
+                param_row(ui, &params.staccato, setter);
+                for voice in &params.voices {
+                    param_row(ui, &voice.enabled, setter);
+                    param_row(ui, &voice.layer, setter);
+                    param_row(ui, &voice.low, setter);
+                    param_row(ui, &voice.high, setter);
+                    param_row(ui, &voice.level, setter);
+                    param_row(ui, &voice.pan, setter);
+                }
+                param_row(ui, &params.drone, setter);
+                param_row(ui, &params.drone_octave, setter);
+                param_row(ui, &params.drone_level, setter);
+            });
+            group(ui, "Synth", false, |ui| {
+                param_row(ui, &params.synth_mute, setter);
+                param_row(ui, &params.reverb, setter);
+                param_row(ui, &params.gain, setter);
+                param_row(ui, &params.thru, setter);
+            });
+            group(ui, "MIDI", false, |ui| {
+                param_row(ui, &params.midi_thru, setter);
+                for voice in &params.voices {
+                    param_row(ui, &voice.channel, setter);
+                }
+                param_row(ui, &params.drone_channel, setter);
+            });
+        });
+}

@@ -1,0 +1,287 @@
+//! What the audio thread played, for the editor: one fixed-size [`PlayedRecord`] per token, in a
+//! lock-free ring (rtrb) the editor drains while it draws.
+//!
+//! ```text
+//!  audio thread: QueueSource::played ──HistoryWriter::record──▶ [ring] ──HistoryReader::drain──▶ editor
+//! ```
+//!
+//! The writer copies a record into preallocated slots: no allocation, no lock, no wait. It only
+//! writes while the editor is open ([`HistoryShared::set_open`]), so a closed editor costs the
+//! audio thread one relaxed load per token. When the editor falls behind and the ring is full,
+//! the record is dropped and counted, never waited for.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::loudness::CurvePoint;
+use crate::music::frame::{FRAME_COMPONENTS, MAX_HIDDEN_STATES, TEXT_BYTES, TokenFrame};
+
+/// Records the ring holds: about a minute of tokens at 4 per second, far more than the editor
+/// lets pile up between two frames.
+pub const HISTORY_CAPACITY: usize = 256;
+
+/// One token as it was played, with the loudness curve at its step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlayedRecord {
+    pub run: u32,
+    pub index: u32,
+    pub text: [u8; TEXT_BYTES],
+    pub text_len: u8,
+    /// Valid entries of `coords` (`n_layers + 1`).
+    pub hidden_states: u8,
+    /// Normalised PCA coordinates of every hidden state: the voices' trajectories and the
+    /// layer × component heat map.
+    pub coords: [[f32; FRAME_COMPONENTS]; MAX_HIDDEN_STATES],
+    /// Temperature the token was sampled at.
+    pub token_temperature: f32,
+    /// The loudness curve at the step that played the token.
+    pub point: CurvePoint,
+}
+
+impl PlayedRecord {
+    pub fn new(frame: &TokenFrame, point: &CurvePoint) -> Self {
+        Self {
+            run: frame.run,
+            index: frame.index,
+            text: frame.text,
+            text_len: frame.text_len,
+            hidden_states: frame.hidden_states,
+            coords: frame.coords,
+            token_temperature: frame.temperature,
+            point: *point,
+        }
+    }
+
+    /// The token's text (the longest valid UTF-8 prefix of the stored bytes).
+    pub fn text(&self) -> &str {
+        let bytes = &self.text[..usize::from(self.text_len).min(TEXT_BYTES)];
+        match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(error) => std::str::from_utf8(&bytes[..error.valid_up_to()]).unwrap_or_default(),
+        }
+    }
+
+    pub fn hidden_states(&self) -> usize {
+        usize::from(self.hidden_states).min(MAX_HIDDEN_STATES)
+    }
+}
+
+/// Counters and the open flag both ends read.
+#[derive(Debug, Default)]
+pub struct HistoryShared {
+    open: AtomicBool,
+    /// Records written since the start.
+    written: AtomicU64,
+    /// Records dropped because the ring was full.
+    dropped: AtomicU64,
+}
+
+impl HistoryShared {
+    /// The editor opened or closed: only an open editor is fed.
+    pub fn set_open(&self, open: bool) {
+        self.open.store(open, Ordering::Release);
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
+    }
+
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// The audio thread's end.
+pub struct HistoryWriter {
+    ring: rtrb::Producer<PlayedRecord>,
+    shared: Arc<HistoryShared>,
+}
+
+/// The editor's end.
+pub struct HistoryReader {
+    ring: rtrb::Consumer<PlayedRecord>,
+    shared: Arc<HistoryShared>,
+}
+
+/// A ring of `capacity` records and its two ends (allocates: call off the audio thread).
+pub fn history(capacity: usize) -> (HistoryWriter, HistoryReader) {
+    let shared = Arc::new(HistoryShared::default());
+    let (producer, consumer) = rtrb::RingBuffer::new(capacity.max(1));
+    (
+        HistoryWriter {
+            ring: producer,
+            shared: Arc::clone(&shared),
+        },
+        HistoryReader {
+            ring: consumer,
+            shared,
+        },
+    )
+}
+
+impl HistoryWriter {
+    /// Audio thread: `frame` was played at a step where the curve read `point`. Does nothing
+    /// while the editor is closed; drops and counts when the ring is full.
+    pub fn record(&mut self, frame: &TokenFrame, point: &CurvePoint) {
+        if !self.shared.is_open() {
+            return;
+        }
+        if self.ring.is_full() {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        } else if self.ring.push(PlayedRecord::new(frame, point)).is_ok() {
+            self.shared.written.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl HistoryReader {
+    pub fn shared(&self) -> &Arc<HistoryShared> {
+        &self.shared
+    }
+
+    /// Editor: hands every waiting record to `each`, oldest first.
+    pub fn drain(&mut self, mut each: impl FnMut(&PlayedRecord)) -> usize {
+        let mut n = 0;
+        while let Ok(record) = self.ring.pop() {
+            each(&record);
+            n += 1;
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(run: u32, index: u32, text: &str) -> TokenFrame {
+        let mut frame = TokenFrame::new(index, 7, text, 3, 0.9);
+        frame.run = run;
+        frame.set_state(2, [0.5, -0.25, 0.0, 1.0], 1.0, 0.0, 0.0);
+        frame
+    }
+
+    fn point(temperature: f32) -> CurvePoint {
+        CurvePoint {
+            lufs: -20.0,
+            smoothed: -21.0,
+            velocity: 1.5,
+            temperature,
+        }
+    }
+
+    #[test]
+    fn records_carry_what_was_played_in_order() {
+        let (mut writer, mut reader) = history(8);
+        writer.shared.set_open(true);
+        writer.record(&frame(1, 0, " the"), &point(0.5));
+        writer.record(&frame(1, 1, " forest"), &point(0.7));
+        let mut seen = Vec::new();
+        assert_eq!(reader.drain(|r| seen.push(*r)), 2);
+        assert_eq!(seen[0].text(), " the");
+        assert_eq!(seen[1].text(), " forest");
+        assert_eq!((seen[1].run, seen[1].index), (1, 1));
+        assert_eq!(seen[1].coords[2], [0.5, -0.25, 0.0, 1.0]);
+        assert_eq!(seen[1].hidden_states(), 3);
+        assert_eq!(seen[1].point.temperature, 0.7);
+        assert_eq!(seen[1].token_temperature, 0.9);
+        assert_eq!(reader.drain(|_| {}), 0);
+        assert_eq!(reader.shared().written(), 2);
+    }
+
+    #[test]
+    fn a_closed_editor_is_not_fed() {
+        let (mut writer, mut reader) = history(8);
+        writer.record(&frame(1, 0, "a"), &point(0.5));
+        assert_eq!(reader.drain(|_| {}), 0);
+        assert_eq!(reader.shared().written(), 0);
+        assert_eq!(reader.shared().dropped(), 0);
+    }
+
+    #[test]
+    fn a_full_ring_drops_and_counts_keeping_the_oldest() {
+        let (mut writer, mut reader) = history(4);
+        reader.shared().set_open(true);
+        for i in 0..10 {
+            writer.record(&frame(1, i, "x"), &point(0.5));
+        }
+        assert_eq!(reader.shared().written(), 4);
+        assert_eq!(reader.shared().dropped(), 6);
+        let mut indices = Vec::new();
+        reader.drain(|r| indices.push(r.index));
+        assert_eq!(indices, [0, 1, 2, 3]);
+        // Room again after draining.
+        writer.record(&frame(1, 10, "x"), &point(0.5));
+        reader.drain(|r| indices.push(r.index));
+        assert_eq!(indices, [0, 1, 2, 3, 10]);
+    }
+
+    /// What an open editor costs the audio thread: `Player::process` with the worker's queue
+    /// kept full, history off (editor closed) and on (open), 16 tokens/s, 512-sample blocks.
+    /// `cargo test --release --lib engine::history::tests::bench -- --ignored --nocapture`
+    #[test]
+    #[ignore = "benchmark; run in release"]
+    fn bench_process_with_editor_open_and_closed() {
+        use crate::engine::feed::{FeedShared, QueueSource, channels};
+        use crate::engine::player::{Clock, Player, PlayerSettings};
+        use crate::loudness::CurveSettings;
+        use crate::music::voices::MappingParams;
+        use std::time::Instant;
+
+        let sample_rate = 48_000.0;
+        let block = 512;
+        let input: Vec<f32> = (0..block).map(|i| (i as f32 * 0.05).sin() * 0.3).collect();
+        for open in [false, true, false, true] {
+            let shared = Arc::new(FeedShared::default());
+            let feed = channels();
+            let (mut frames_in, _tickets_out) = feed.builder_side;
+            let (frames_out, tickets_in) = feed.audio_side;
+            let mut source = QueueSource::new(Arc::clone(&shared), frames_out, tickets_in);
+            let (writer, mut reader) = history(HISTORY_CAPACITY);
+            reader.shared().set_open(open);
+            source.set_history(writer);
+            let mut player = Player::new(sample_rate);
+            let settings = PlayerSettings {
+                playing: true,
+                mapping: MappingParams::default(),
+                channels: [0, 1, 2, 3],
+                curve: CurveSettings::default(),
+            };
+            let clock = Clock::Free {
+                tokens_per_second: 16.0,
+            };
+            let mut next = 0u32;
+            let blocks = 20_000;
+            let mut total = std::time::Duration::ZERO;
+            let mut worst = std::time::Duration::ZERO;
+            for _ in 0..blocks {
+                while frames_in.slots() > 0 {
+                    let mut frame = TokenFrame::new(next, 1, " word", 31, 0.8);
+                    for state in 0..31 {
+                        let v = ((next as f32 + state as f32) * 0.37).sin();
+                        frame.set_state(state, [v, -v, v * 0.5, 0.1], 50.0, 0.5, 0.2);
+                    }
+                    let _ = frames_in.push(frame);
+                    next += 1;
+                }
+                let start = Instant::now();
+                player.process(&input, &input, clock, &settings, &mut source);
+                let took = start.elapsed();
+                total += took;
+                worst = worst.max(took);
+                reader.drain(|_| {});
+            }
+            println!(
+                "editor {}: Player::process mean {:.2} us, worst {:.1} us per {block}-sample block ({} records)",
+                if open { "open  " } else { "closed" },
+                total.as_secs_f64() * 1e6 / blocks as f64,
+                worst.as_secs_f64() * 1e6,
+                reader.shared().written(),
+            );
+        }
+    }
+}
