@@ -2,8 +2,8 @@
 //! parts live in their own modules (see DESIGN.md's layout).
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use nice_plug::prelude::*;
 
@@ -40,7 +40,7 @@ pub struct LatentChoir {
     /// Played frames for the editor: the writer goes to the audio side's source when the
     /// worker starts; the reader is shared by every editor instance.
     history: Option<HistoryWriter>,
-    history_reader: Arc<std::sync::Mutex<HistoryReader>>,
+    history_reader: Arc<Mutex<HistoryReader>>,
     /// Whether the active layout has a main input; without one the host's buffer is not ours
     /// to pass through.
     has_main_input: bool,
@@ -59,14 +59,15 @@ pub struct LatentChoir {
     offline: bool,
     /// The worker's command sender, for the background task that starts the model when
     /// Generate is first turned on (the audio thread cannot send commands itself).
-    commands: Arc<std::sync::Mutex<Option<std::sync::mpsc::Sender<Command>>>>,
+    commands: Arc<Mutex<Option<std::sync::mpsc::Sender<Command>>>>,
     /// The model has been asked to load and start, by the Generate parameter or the editor
     /// (whichever comes first; the other leaves it alone).
     model_requested: Arc<AtomicBool>,
     /// Prepared in `initialize`: the commands that start the model.
     start: Option<Box<StartModel>>,
-    /// SoundFonts load on their own thread and arrive in the inbox.
-    fonts: Option<FontLoader>,
+    /// SoundFonts load on their own thread and arrive in the inbox; the editor asks for them
+    /// through the same loader.
+    fonts: Arc<Mutex<Option<FontLoader>>>,
     font_inbox: Option<FontInbox>,
 }
 
@@ -107,7 +108,7 @@ impl Default for LatentChoir {
             feed: Arc::new(FeedShared::default()),
             link_status: Arc::new(LinkStatus::default()),
             history: Some(history),
-            history_reader: Arc::new(std::sync::Mutex::new(history_reader)),
+            history_reader: Arc::new(Mutex::new(history_reader)),
             has_main_input: true,
             link: None,
             gate: Arc::new(GateSettings::new(4, 0.8)),
@@ -117,10 +118,10 @@ impl Default for LatentChoir {
             played: [Vec::new(), Vec::new()],
             silence: Vec::new(),
             offline: false,
-            commands: Arc::new(std::sync::Mutex::new(None)),
+            commands: Arc::new(Mutex::new(None)),
             model_requested: Arc::new(AtomicBool::new(false)),
             start: None,
-            fonts: None,
+            fonts: Arc::new(Mutex::new(None)),
             font_inbox: None,
         }
     }
@@ -196,6 +197,7 @@ impl Plugin for LatentChoir {
             history: Arc::clone(&self.history_reader),
             commands: Arc::clone(&self.commands),
             model_requested: Arc::clone(&self.model_requested),
+            fonts: Arc::clone(&self.fonts),
         }))
     }
 
@@ -347,16 +349,19 @@ impl LatentChoir {
     /// Asks the loader for the saved SoundFont, prepared for this activation (the choir is new,
     /// so even an unchanged font is loaded again for its sample rate).
     fn request_soundfont(&mut self, sample_rate: f32, max_block: usize) {
-        if self.fonts.is_none() {
+        let Ok(mut fonts) = self.fonts.lock() else {
+            return;
+        };
+        if fonts.is_none() {
             match FontLoader::spawn() {
                 Ok((loader, inbox)) => {
-                    self.fonts = Some(loader);
+                    *fonts = Some(loader);
                     self.font_inbox = Some(inbox);
                 }
                 Err(error) => nice_log!("Latent Choir: no SoundFont loader thread: {error}"),
             }
         }
-        let Some(fonts) = &self.fonts else { return };
+        let Some(fonts) = fonts.as_ref() else { return };
         fonts.set_format(sample_rate, max_block);
         let path = self
             .params

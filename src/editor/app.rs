@@ -42,6 +42,8 @@ pub struct EditorApp {
     problem: Option<String>,
     /// Give the prompt box the keyboard on the first frame after opening.
     focus_prompt: bool,
+    /// The SoundFont path being typed.
+    font_path: String,
 }
 
 impl EditorApp {
@@ -57,6 +59,12 @@ impl EditorApp {
             .lock()
             .map(|reader| Arc::clone(reader.shared()))
             .unwrap_or_default();
+        let font_path = shared
+            .params
+            .soundfont
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_default();
         Self {
             request: Request::saved(&shared.params),
             history_shared,
@@ -68,6 +76,7 @@ impl EditorApp {
             meters: Meters::default(),
             problem: None,
             focus_prompt: true,
+            font_path,
         }
     }
 
@@ -134,7 +143,11 @@ impl EditorApp {
             .resizable(true)
             .default_size(400.0)
             .show(ui, |ui| {
-                panels::parameters(ui, &self.shared.params, &setter);
+                let fonts = panels::Fonts {
+                    path: &mut self.font_path,
+                    loader: &self.shared.fonts,
+                };
+                panels::parameters(ui, &self.shared.params, &setter, fonts);
             });
         let layers = self.voice_layers();
         egui::CentralPanel::default().show(ui, |ui| {

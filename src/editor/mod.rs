@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use crate::engine::feed::FeedShared;
 use crate::engine::history::HistoryReader;
 use crate::engine::link::LinkStatus;
+use crate::engine::soundfont_loader::FontLoader;
 use crate::llm::worker::Command;
 use crate::params::LatentChoirParams;
 use crate::status::AudioStatus;
@@ -47,6 +48,8 @@ pub struct Shared {
     pub commands: Arc<Mutex<Option<Sender<Command>>>>,
     /// Set by whichever starts the model first: the Generate parameter or the editor.
     pub model_requested: Arc<AtomicBool>,
+    /// The SoundFont loader, once the plugin has been activated.
+    pub fonts: Arc<Mutex<Option<FontLoader>>>,
 }
 
 pub fn create(shared: Shared) -> Editor {

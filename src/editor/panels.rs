@@ -1,6 +1,8 @@
 //! The editor's panels: the prompt bar, the model picker with its progress, the meters, and the
 //! parameters in their groups.
 
+use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use egui::{Color32, ProgressBar, RichText};
@@ -8,6 +10,7 @@ use nice_plug::prelude::{Param, ParamSetter};
 use nice_plug_egui::widgets::ParamSlider;
 
 use crate::engine::link::{LinkPhase, LinkStatus};
+use crate::engine::soundfont_loader::FontLoader;
 use crate::llm::discovery::FoundModel;
 use crate::params::LatentChoirParams;
 
@@ -238,8 +241,55 @@ fn group(ui: &mut egui::Ui, title: &str, open: bool, body: impl FnOnce(&mut egui
         });
 }
 
+/// The SoundFont row's state: the path being typed and the loader that takes it.
+pub struct Fonts<'a> {
+    pub path: &'a mut String,
+    pub loader: &'a Mutex<Option<FontLoader>>,
+}
+
+/// A path field with Load and Clear; the loader's last word (loaded, or why not) beside it.
+fn soundfont_row(ui: &mut egui::Ui, params: &LatentChoirParams, fonts: Fonts) {
+    ui.label("SoundFont");
+    let mut chosen = None;
+    ui.horizontal(|ui| {
+        ui.add(
+            egui::TextEdit::singleline(fonts.path)
+                .hint_text("path to a .sf2")
+                .desired_width(130.0),
+        );
+        if ui.button("Load").clicked() {
+            chosen = Some(fonts.path.trim().to_owned());
+        }
+        if ui.button("Clear").clicked() {
+            fonts.path.clear();
+            chosen = Some(String::new());
+        }
+    });
+    let loader = fonts.loader.lock().ok();
+    let message = loader
+        .as_deref()
+        .and_then(Option::as_ref)
+        .map(|l| l.status.message())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "none loaded".to_owned());
+    ui.weak(message);
+    ui.end_row();
+    let Some(path) = chosen else { return };
+    if let Ok(mut saved) = params.soundfont.write() {
+        saved.clone_from(&path);
+    }
+    if let Some(loader) = loader.as_deref().and_then(Option::as_ref) {
+        loader.request((!path.is_empty()).then(|| PathBuf::from(path)));
+    }
+}
+
 /// Every parameter, grouped, with its range.
-pub fn parameters(ui: &mut egui::Ui, params: &LatentChoirParams, setter: &ParamSetter) {
+pub fn parameters(
+    ui: &mut egui::Ui,
+    params: &LatentChoirParams,
+    setter: &ParamSetter,
+    fonts: Fonts,
+) {
     egui::ScrollArea::vertical()
         .id_salt("parameters")
         .auto_shrink([false, false])
@@ -278,6 +328,12 @@ pub fn parameters(ui: &mut egui::Ui, params: &LatentChoirParams, setter: &ParamS
                 param_row(ui, &params.drone_level, setter);
             });
             group(ui, "Synth", false, |ui| {
+                param_row(ui, &params.instruments, setter);
+                soundfont_row(ui, params, fonts);
+                for voice in &params.voices {
+                    param_row(ui, &voice.program, setter);
+                }
+                param_row(ui, &params.drone_program, setter);
                 param_row(ui, &params.synth_mute, setter);
                 param_row(ui, &params.reverb, setter);
                 param_row(ui, &params.gain, setter);
