@@ -49,6 +49,9 @@ pub struct LinkStatus {
     pub text: Mutex<String>,
     /// A model is loaded.
     pub loaded: std::sync::atomic::AtomicBool,
+    /// Why the model cannot generate (a failed load, an error, a crash); cleared by the next
+    /// load. The command-line renderer stops on it instead of waiting.
+    pub failure: Mutex<Option<String>>,
 }
 
 impl LinkStatus {
@@ -64,6 +67,17 @@ impl LinkStatus {
 
     pub fn text(&self) -> String {
         self.text.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    fn fail(&self, message: String) {
+        if let Ok(mut failure) = self.failure.lock() {
+            *failure = Some(message.clone());
+        }
+        self.say(message);
     }
 }
 
@@ -139,6 +153,9 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
     match event {
         WorkerEvent::Loading { path } => {
             status.loaded.store(false, Ordering::Relaxed);
+            if let Ok(mut failure) = status.failure.lock() {
+                *failure = None;
+            }
             status.say(format!("Loading {}…", path.display()));
         }
         WorkerEvent::Loaded { info, path } => {
@@ -156,7 +173,7 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
         }
         WorkerEvent::LoadFailed { path, message } => {
             status.loaded.store(false, Ordering::Relaxed);
-            status.say(format!("Could not load {}: {message}", path.display()));
+            status.fail(format!("Could not load {}: {message}", path.display()));
         }
         WorkerEvent::MapRefused { message, .. } => status.say(format!("Map refused: {message}")),
         WorkerEvent::Fitting { done, total } => {
@@ -192,10 +209,10 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
                 status.say(format!("Generation ended: {reason:?}"));
             }
         }
-        WorkerEvent::Error(error) => status.say(format!("Error: {error}")),
+        WorkerEvent::Error(error) => status.fail(format!("Error: {error}")),
         WorkerEvent::Panicked { source, message } => {
             builder.finish_run();
-            status.say(format!(
+            status.fail(format!(
                 "The model thread recovered from a crash in {source:?}: {message}"
             ));
         }

@@ -3,4 +3,7 @@
 
 pub mod feed;
 pub mod link;
+pub mod offline;
 pub mod player;
+pub mod recording;
+pub mod sonifier;
