@@ -22,7 +22,7 @@ pub mod synth;
 use engine::feed::{OFFLINE_WAIT, QueueSource};
 use engine::link::{GateSettings, Link};
 use engine::player::Clock;
-use engine::sonifier::{Sonifier, metered_input};
+use engine::sonifier::{BlockInput, Sonifier, metered_input};
 use llm::tokenizer::PromptMode;
 use llm::worker::Command;
 use params::LatentChoirParams;
@@ -348,42 +348,40 @@ impl LatentChoir {
         let metered = metered_input(params.meter_source.value(), main, sidechain);
         let mut dropped_midi = 0;
         let last = frames.saturating_sub(1) as u32;
-        sonifier.process_block(
+        let block = BlockInput {
             frames,
             clock,
             metered,
-            params,
-            params.generate.value(),
-            source,
-            |message| {
-                let (timing, channel, key) = (
-                    message.offset.min(last),
-                    nice_plug::midi::Channel::Number(message.channel),
-                    nice_plug::midi::Key::Number(message.note),
-                );
-                let voice_id = nice_plug::midi::VoiceID::Wildcard;
-                let event = if message.is_on() {
-                    NoteEvent::NoteOn {
-                        timing,
-                        voice_id,
-                        channel,
-                        key,
-                        velocity: f32::from(message.velocity) / 127.0,
-                    }
-                } else {
-                    NoteEvent::NoteOff {
-                        timing,
-                        voice_id,
-                        channel,
-                        key,
-                        velocity: 0.0,
-                    }
-                };
-                if context.try_send_event(event).is_err() {
-                    dropped_midi += 1;
+            playing: params.generate.value(),
+        };
+        sonifier.process_block(block, params, source, |message| {
+            let (timing, channel, key) = (
+                message.offset.min(last),
+                nice_plug::midi::Channel::Number(message.channel),
+                nice_plug::midi::Key::Number(message.note),
+            );
+            let voice_id = nice_plug::midi::VoiceID::Wildcard;
+            let event = if message.is_on() {
+                NoteEvent::NoteOn {
+                    timing,
+                    voice_id,
+                    channel,
+                    key,
+                    velocity: f32::from(message.velocity) / 127.0,
                 }
-            },
-        );
+            } else {
+                NoteEvent::NoteOff {
+                    timing,
+                    voice_id,
+                    channel,
+                    key,
+                    velocity: 0.0,
+                }
+            };
+            if context.try_send_event(event).is_err() {
+                dropped_midi += 1;
+            }
+        });
         dropped_midi
     }
 }

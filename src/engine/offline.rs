@@ -9,7 +9,7 @@ use crate::io::midi_file::MidiRecorder;
 use crate::params::LatentChoirParams;
 
 use super::player::{Clock, FrameSource};
-use super::sonifier::{Sonifier, metered_input};
+use super::sonifier::{BlockInput, Sonifier, metered_input};
 
 /// Samples per processing block: what a DAW typically uses.
 pub const BLOCK: usize = 512;
@@ -62,18 +62,30 @@ pub struct OfflineReport {
     pub peak: f32,
 }
 
-/// Runs the whole timeline. `audio` receives every output block (`[left, right]`), `midi`
-/// every note message at its absolute sample position, `progress` the samples done so far.
+/// Where an offline run's results go.
+pub struct Sinks<'a> {
+    /// Every note message, at its absolute sample position.
+    pub midi: &'a mut MidiRecorder,
+    /// Every output block, `[left, right]`.
+    pub audio: &'a mut dyn FnMut(&[f32], &[f32]) -> Result<(), String>,
+    /// The samples done so far.
+    pub progress: &'a mut dyn FnMut(u64),
+}
+
+/// Runs the whole timeline.
 pub fn run(
     timeline: &Timeline,
     params: &LatentChoirParams,
     sonifier: &mut Sonifier,
     song: Option<&StereoAudio>,
     source: &mut impl FrameSource,
-    midi: &mut MidiRecorder,
-    audio: &mut dyn FnMut(&[f32], &[f32]) -> Result<(), String>,
-    progress: &mut dyn FnMut(u64),
+    sinks: Sinks<'_>,
 ) -> Result<OfflineReport, String> {
+    let Sinks {
+        midi,
+        audio,
+        progress,
+    } = sinks;
     let block = timeline.block.min(sonifier.max_block()).max(1);
     let rate = f64::from(timeline.sample_rate);
     let tokens_per_beat = f64::from(params.tokens_per_beat.value());
@@ -100,7 +112,13 @@ pub fn run(
         let channels: [&mut [f32]; 2] = [l, r];
         let main = song.map(|_| &channels[..]);
         let metered = metered_input(params.meter_source.value(), main, None);
-        let step = sonifier.process_block(len, clock, metered, params, playing, source, |m| {
+        let input = BlockInput {
+            frames: len,
+            clock,
+            metered,
+            playing,
+        };
+        let step = sonifier.process_block(input, params, source, |m| {
             midi.record(at + u64::from(m.offset), m)
         });
         if playing {

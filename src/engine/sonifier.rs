@@ -11,6 +11,18 @@ use crate::synth::{Choir, VoiceId};
 
 use super::player::{BlockReport, Clock, FrameSource, NoteMessage, Player, PlayerSettings};
 
+/// How one block runs.
+#[derive(Clone, Copy)]
+pub struct BlockInput<'a> {
+    /// Samples in the block.
+    pub frames: usize,
+    pub clock: Clock,
+    /// The audio the loudness is measured on; `None`: silence.
+    pub metered: Option<[&'a [f32]; 2]>,
+    /// Tokens advance (Generate is on); off releases every note.
+    pub playing: bool,
+}
+
 /// The player, the choir and the buffers they play into, built for one sample rate and a
 /// largest block.
 pub struct Sonifier {
@@ -57,20 +69,21 @@ impl Sonifier {
         self.choir.all_sound_off();
     }
 
-    /// Plays one block of `frames` samples (at most [`Sonifier::max_block`]): `metered` is the
-    /// audio the loudness is measured on (`None`: silence), `playing` whether tokens advance.
-    /// Every note message goes to `midi` in time order; the sound is left in
-    /// [`Sonifier::played`].
+    /// Plays one block (at most [`Sonifier::max_block`] frames). Every note message goes to
+    /// `midi` in time order; the sound is left in [`Sonifier::played`].
     pub fn process_block(
         &mut self,
-        frames: usize,
-        clock: Clock,
-        metered: Option<[&[f32]; 2]>,
+        block: BlockInput<'_>,
         params: &LatentChoirParams,
-        playing: bool,
         source: &mut impl FrameSource,
         mut midi: impl FnMut(&NoteMessage),
     ) -> BlockReport {
+        let BlockInput {
+            frames,
+            clock,
+            metered,
+            playing,
+        } = block;
         let [left, right] = &mut self.played;
         let frames = frames.min(left.len()).min(right.len());
         self.frames = frames;

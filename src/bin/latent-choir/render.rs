@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use latent_choir::activation::identify;
 use latent_choir::engine::feed::OFFLINE_WAIT;
 use latent_choir::engine::link::{GateSettings, Link};
-use latent_choir::engine::offline::{self, OfflineReport, Timeline};
+use latent_choir::engine::offline::{self, OfflineReport, Sinks, Timeline};
 use latent_choir::engine::player::{FrameSource, SLOTS};
 use latent_choir::engine::recording::Recorder;
 use latent_choir::engine::sonifier::Sonifier;
@@ -264,12 +264,14 @@ pub fn play(
         &mut sonifier,
         song,
         source,
-        &mut midi,
-        &mut |l, r| wav.write(l, r),
-        &mut |done| {
-            if let Some(bar) = &bar {
-                bar.set_position(done);
-            }
+        Sinks {
+            midi: &mut midi,
+            audio: &mut |l, r| wav.write(l, r),
+            progress: &mut |done| {
+                if let Some(bar) = &bar {
+                    bar.set_position(done);
+                }
+            },
         },
     )
     .map_err(|e| format!("cannot write {}: {e}", outputs.wav.target().display()))?;
@@ -343,7 +345,8 @@ fn wait_for_first_run(link: &Link) -> Result<(), String> {
         if let Some(failure) = link.status.failure() {
             return Err(failure);
         }
-        if link.shared.generating.load(Ordering::Acquire) {
+        // The prompt has run (a short run on a fast model may already have ended).
+        if link.shared.run.load(Ordering::Acquire) != 0 {
             return Ok(());
         }
         let (done, total) = (
