@@ -62,12 +62,15 @@ pub struct OfflineReport {
     pub peak: f32,
 }
 
+/// Takes each output block, `[left, right]`; an error ends the run.
+pub type AudioSink<'a> = dyn FnMut(&[f32], &[f32]) -> Result<(), String> + 'a;
+
 /// Where an offline run's results go.
 pub struct Sinks<'a> {
     /// Every note message, at its absolute sample position.
     pub midi: &'a mut MidiRecorder,
     /// Every output block, `[left, right]`.
-    pub audio: &'a mut dyn FnMut(&[f32], &[f32]) -> Result<(), String>,
+    pub audio: &'a mut AudioSink<'a>,
     /// The samples done so far.
     pub progress: &'a mut dyn FnMut(u64),
 }

@@ -34,6 +34,11 @@ impl MidiRecorder {
         }
     }
 
+    /// Renames the slots' tracks (once it is known which layers the voices followed).
+    pub fn set_names(&mut self, names: [String; SLOTS]) {
+        self.names = names;
+    }
+
     /// The tick of absolute sample position `sample`.
     pub fn tick(&self, sample: u64) -> u64 {
         let beats = sample as f64 / self.sample_rate * self.bpm / 60.0;

@@ -67,7 +67,7 @@ pub struct Args {
     #[arg(long)]
     soundfont: Option<PathBuf>,
     /// Set a plugin parameter by its id, e.g. `--param scale=Dorian --param root=D`
-    /// (repeatable; `--param list` shows the ids).
+    /// (repeatable; `--param list` lists the ids and values).
     #[arg(long = "param", value_name = "ID=VALUE")]
     params: Vec<String>,
     /// The WAV (stereo, 32-bit float).
@@ -83,6 +83,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<(), String> {
     let params = LatentChoirParams::default();
+    if list_params(&params, &args.params) {
+        return Ok(());
+    }
     apply_params(&params, &args.params)?;
     if let Some(per_beat) = args.tokens_per_beat {
         param_text::set(&params, "tokens_per_beat", &per_beat.to_string())
@@ -137,7 +140,7 @@ pub fn run(args: Args) -> Result<(), String> {
 
     let started = Instant::now();
     let mut recorder = Recorder::new(source);
-    let (report, midi) = play(
+    let (report, mut midi) = play(
         &timeline,
         &params,
         soundfont,
@@ -153,6 +156,9 @@ pub fn run(args: Args) -> Result<(), String> {
         .played
         .first()
         .map_or(0, |t| t.frame.hidden_states());
+    if hidden_states > 0 {
+        midi.set_names(track_names(&params, Some(hidden_states)));
+    }
     let run = Run {
         manifest: Manifest {
             format: run_file::FORMAT.to_owned(),
@@ -253,7 +259,7 @@ pub fn play(
     let mut midi = MidiRecorder::new(
         f64::from(timeline.sample_rate),
         timeline.bpm,
-        track_names(params),
+        track_names(params, None),
     );
     let mut wav = WavSink::create(outputs.wav.temp(), timeline.sample_rate)
         .map_err(|e| format!("{e} (writing {})", outputs.wav.target().display()))?;
@@ -283,14 +289,20 @@ pub fn play(
     Ok((report, midi))
 }
 
-/// `--param` assignments, with `--param list` printing every id and its current value.
-pub fn apply_params(params: &LatentChoirParams, assignments: &[String]) -> Result<(), String> {
-    if assignments.iter().any(|a| a == "list") {
-        for (id, value) in param_text::values(params) {
-            eprintln!("  {id} = {}", value.text);
-        }
-        return Err("--param list: these are the parameter ids and their defaults".to_owned());
+/// `--param list`: prints every parameter id with its value (after `params`' own settings)
+/// instead of rendering.
+pub fn list_params(params: &LatentChoirParams, assignments: &[String]) -> bool {
+    if !assignments.iter().any(|a| a == "list") {
+        return false;
     }
+    for (id, value) in param_text::values(params) {
+        println!("{id} = {}", value.text);
+    }
+    true
+}
+
+/// `--param ID=VALUE` assignments, in order.
+pub fn apply_params(params: &LatentChoirParams, assignments: &[String]) -> Result<(), String> {
     param_text::set_all(params, assignments).map_err(|e| format!("--param {e}"))
 }
 
@@ -369,8 +381,14 @@ fn wait_for_first_run(link: &Link) -> Result<(), String> {
     }
 }
 
-fn track_names(params: &LatentChoirParams) -> [String; SLOTS] {
-    let voice = |i: usize| format!("Voice {} (layer {})", i + 1, params.voices[i].layer.value());
+/// The MIDI tracks' names: each voice with the hidden state it followed (its Layer parameter,
+/// clamped to the model's `hidden_states` when known).
+pub fn track_names(params: &LatentChoirParams, hidden_states: Option<usize>) -> [String; SLOTS] {
+    let voice = |i: usize| {
+        let layer = params.voices[i].layer.value().max(0) as usize;
+        let layer = hidden_states.map_or(layer, |n| layer.min(n.saturating_sub(1)));
+        format!("Voice {} (layer {layer})", i + 1)
+    };
     [voice(0), voice(1), voice(2), "Drone".to_owned()]
 }
 

@@ -49,6 +49,9 @@ pub fn run(args: Args) -> Result<(), String> {
     let params = LatentChoirParams::default();
     param_text::restore(&params, &manifest.params)
         .map_err(|e| format!("{}: {e}", args.run.display()))?;
+    if render::list_params(&params, &args.params) {
+        return Ok(());
+    }
     render::apply_params(&params, &args.params)?;
     if let Some(per_beat) = args.tokens_per_beat {
         param_text::set(&params, "tokens_per_beat", &per_beat.to_string())
@@ -97,7 +100,7 @@ pub fn run(args: Args) -> Result<(), String> {
     let started = Instant::now();
     let text: String = run.tokens.iter().map(|t| t.frame.text()).collect();
     let mut source = Playback::new(run.frames().collect());
-    let (report, midi) = render::play(
+    let (report, mut midi) = render::play(
         &timeline,
         &params,
         soundfont,
@@ -105,6 +108,9 @@ pub fn run(args: Args) -> Result<(), String> {
         &mut source,
         &outputs,
     )?;
+    if manifest.hidden_states > 0 {
+        midi.set_names(render::track_names(&params, Some(manifest.hidden_states)));
+    }
     let written = outputs.commit(midi, None)?;
     println!("{}", text.trim());
     render::summarize(&report, &timeline, started.elapsed(), &written);
