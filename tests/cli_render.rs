@@ -426,3 +426,67 @@ fn bad_input_gives_a_clear_message_and_leaves_no_files() {
     assert!(missing.contains("nope.lcrun"), "{missing}");
     assert_eq!(dir.files(), before, "no partial outputs");
 }
+
+#[test]
+fn a_song_steers_the_temperature_and_is_heard_in_the_mix() {
+    let dir = TempDir::new("song");
+    // Swells of a 220 Hz tone, 1.5 s up and down: the loudness keeps changing.
+    let song = dir.join("song.wav");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 48_000,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut writer = hound::WavWriter::create(&song, spec).expect("write the song");
+    for i in 0..48_000 * 6 {
+        let t = f64::from(i) / 48_000.0;
+        let swell = 0.5 - 0.5 * (std::f64::consts::TAU * t / 3.0).cos();
+        let x = (0.4 * swell * (std::f64::consts::TAU * 220.0 * t).sin()) as f32;
+        writer.write_sample(x).expect("sample");
+        writer.write_sample(x).expect("sample");
+    }
+    writer.finalize().expect("finish the song");
+
+    render(&dir, "s", &["--song", s(&song)]);
+    let mut npz =
+        NpzReader::new(std::fs::File::open(dir.join("s.lcrun")).expect("open")).expect("npz");
+    let lufs: Array1<f32> = npz.by_name("loudness_lufs").expect("lufs");
+    let curve: Array1<f32> = npz.by_name("curve_temperature").expect("curve");
+    let sampled: Array1<f32> = npz.by_name("temperature").expect("temperature");
+    assert!(
+        lufs.iter().any(|l| *l > -30.0),
+        "the song is metered: {lufs}"
+    );
+    let (lo, hi) = curve
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), t| (a.min(*t), b.max(*t)));
+    assert!(hi - lo > 0.3, "the swells move the temperature: {curve}");
+    // Token i + lookahead (4) was sampled at the temperature the curve read when i was played.
+    for i in 0..TOKENS - 4 {
+        assert_eq!(sampled[i + 4], curve[i], "token {}", i + 4);
+    }
+
+    // The song is in the output: with the synth muted, the WAV is the song.
+    render(&dir, "m", &["--song", s(&song), "--param", "synth_mute=on"]);
+    let mut wav = hound::WavReader::open(dir.join("m.wav")).expect("read");
+    let out: Vec<f32> = wav.samples::<f32>().map(|x| x.expect("sample")).collect();
+    let mut reader = hound::WavReader::open(&song).expect("read the song");
+    let input: Vec<f32> = reader
+        .samples::<f32>()
+        .map(|x| x.expect("sample"))
+        .collect();
+    let n = input.len().min(out.len());
+    assert!(n > 48_000);
+    assert_eq!(&out[..n], &input[..n]);
+
+    let replayed = dir.join("replay.wav");
+    succeed(
+        &dir,
+        &["replay", s(&dir.join("s.lcrun")), "--out", s(&replayed)],
+    );
+    assert!(
+        read(&dir.join("s.wav")) == read(&replayed),
+        "replay with the song"
+    );
+}
