@@ -14,6 +14,7 @@ pub mod io;
 pub mod llm;
 pub mod loudness;
 pub mod music;
+pub mod param_text;
 pub mod params;
 pub mod rng;
 pub mod status;
@@ -22,13 +23,13 @@ pub mod synth;
 use engine::feed::{FeedShared, OFFLINE_WAIT, QueueSource};
 use engine::history::{HISTORY_CAPACITY, HistoryReader, HistoryWriter};
 use engine::link::{GateSettings, Link, LinkStatus};
-use engine::player::{Clock, Player, PlayerSettings};
+use engine::player::Clock;
+use engine::sonifier::{BlockInput, Sonifier, metered_input};
 use engine::soundfont_loader::{FontInbox, FontLoader};
 use llm::tokenizer::PromptMode;
 use llm::worker::Command;
-use params::{LatentChoirParams, MeterSource};
+use params::LatentChoirParams;
 use status::{AudioStatus, BlockReport};
-use synth::{Choir, VoiceId};
 
 pub struct LatentChoir {
     params: Arc<LatentChoirParams>,
@@ -50,12 +51,8 @@ pub struct LatentChoir {
     gate: Arc<GateSettings>,
     /// Everything below is built in `initialize` for its sample rate and block size.
     source: Option<QueueSource>,
-    player: Option<Player>,
-    choir: Option<Choir>,
-    /// The plugin's own output before mixing, `[left, right]`, one block long.
-    played: [Vec<f32>; 2],
-    /// Silence for the meter when the metered input is absent.
-    silence: Vec<f32>,
+    /// Player, choir and their buffers: the sonification shared with `latent-choir render`.
+    sonifier: Option<Sonifier>,
     offline: bool,
     /// The worker's command sender, for the background task that starts the model when
     /// Generate is first turned on (the audio thread cannot send commands itself).
@@ -113,10 +110,7 @@ impl Default for LatentChoir {
             link: None,
             gate: Arc::new(GateSettings::new(4, 0.8)),
             source: None,
-            player: None,
-            choir: None,
-            played: [Vec::new(), Vec::new()],
-            silence: Vec::new(),
+            sonifier: None,
             offline: false,
             commands: Arc::new(Mutex::new(None)),
             model_requested: Arc::new(AtomicBool::new(false)),
@@ -217,10 +211,7 @@ impl Plugin for LatentChoir {
         let sample_rate = buffer_config.sample_rate;
         let max_block = buffer_config.max_buffer_size as usize;
         self.offline = buffer_config.process_mode == ProcessMode::Offline;
-        self.player = Some(Player::new(f64::from(sample_rate)));
-        self.choir = Some(Choir::new(sample_rate, max_block));
-        self.played = [vec![0.0; max_block], vec![0.0; max_block]];
-        self.silence = vec![0.0; max_block];
+        self.sonifier = Some(Sonifier::new(sample_rate, max_block));
         self.gate.set(
             self.params.lookahead.value().max(1) as u32,
             self.params.temp_fixed.value(),
@@ -241,18 +232,14 @@ impl Plugin for LatentChoir {
     fn reset(&mut self) {
         self.params.gain.smoothed.reset(self.params.gain.value());
         self.params.thru.smoothed.reset(self.params.thru.value());
-        if let Some(choir) = &mut self.choir {
-            choir.all_sound_off();
-        }
-        if let Some(player) = &mut self.player {
-            player.all_notes_off(0);
-            player.reset();
+        if let Some(sonifier) = &mut self.sonifier {
+            sonifier.reset();
         }
     }
 
     fn deactivate(&mut self) {
-        if let Some(choir) = &mut self.choir {
-            choir.all_sound_off();
+        if let Some(sonifier) = &mut self.sonifier {
+            sonifier.all_sound_off();
         }
         self.status.deactivated();
     }
@@ -288,24 +275,18 @@ impl Plugin for LatentChoir {
         }
         midi_out_dropped += u64::from(self.play(buffer, aux, context, frames));
 
-        let thru = &self.params.thru.smoothed;
-        let gain = &self.params.gain.smoothed;
-        let [left, right] = &self.played;
-        let played: [&[f32]; 2] = if self.params.synth_mute.value() {
-            [&[], &[]]
-        } else {
-            [
-                &left[..frames.min(left.len())],
-                &right[..frames.min(right.len())],
-            ]
+        let mix = match &self.sonifier {
+            Some(sonifier) => {
+                sonifier.mix_into(buffer.as_slice(), self.has_main_input, &self.params)
+            }
+            None => synth::mixer::mix_block(
+                buffer.as_slice(),
+                &[],
+                self.has_main_input,
+                || self.params.thru.smoothed.next(),
+                || self.params.gain.smoothed.next(),
+            ),
         };
-        let mix = synth::mixer::mix_block(
-            buffer.as_slice(),
-            &played,
-            self.has_main_input,
-            || thru.next(),
-            || gain.next(),
-        );
         let sidechain_peak = aux
             .inputs
             .first()
@@ -408,8 +389,8 @@ impl LatentChoir {
         }))
     }
 
-    /// The sonification for one block: the player turns due frames into notes, the choir
-    /// plays them into `self.played`, and the same notes go out as MIDI.
+    /// The sonification for one block (see [`Sonifier`]), its notes sent out as MIDI; returns
+    /// the MIDI events the host had no room for.
     fn play(
         &mut self,
         buffer: &mut Buffer,
@@ -417,30 +398,17 @@ impl LatentChoir {
         context: &mut impl ProcessContext<Self>,
         frames: usize,
     ) -> u32 {
-        let (Some(player), Some(choir), Some(source)) =
-            (&mut self.player, &mut self.choir, &mut self.source)
-        else {
+        let (Some(sonifier), Some(source)) = (&mut self.sonifier, &mut self.source) else {
             return 0;
         };
-        let [left, right] = &mut self.played;
-        let frames = frames.min(left.len()).min(right.len());
-        left[..frames].fill(0.0);
-        right[..frames].fill(0.0);
         if let Some(inbox) = &mut self.font_inbox {
-            inbox.install(choir, self.offline);
+            inbox.install(sonifier.choir_mut(), self.offline);
         }
-
         let params = &self.params;
         self.gate.set(
             params.lookahead.value().max(1) as u32,
             params.temp_fixed.value(),
         );
-        let settings = PlayerSettings {
-            playing: params.generate.value(),
-            mapping: params.mapping(),
-            channels: params.channels(),
-            curve: params.curve(),
-        };
         let transport = context.transport();
         let clock = match (transport.playing, transport.pos_beats(), transport.tempo) {
             (true, Some(beat), Some(tempo)) => Clock::Transport {
@@ -452,68 +420,36 @@ impl LatentChoir {
                 tokens_per_second: f64::from(params.tokens_per_second.value()),
             },
         };
-        let silence = &self.silence[..frames.min(self.silence.len())];
-        let metered: [&[f32]; 2] = match params.meter_source.value() {
-            MeterSource::Main if self.has_main_input => {
-                let channels = buffer.as_slice_immutable();
-                match channels {
-                    [l, r, ..] => [&l[..], &r[..]],
-                    [mono] => [&mono[..], &mono[..]],
-                    [] => [silence, silence],
-                }
-            }
-            MeterSource::Sidechain => match aux.inputs.first().map(|s| s.as_slice_immutable()) {
-                Some([l, r, ..]) => [&l[..], &r[..]],
-                Some([mono]) => [&mono[..], &mono[..]],
-                _ => [silence, silence],
-            },
-            MeterSource::Main => [silence, silence],
-        };
-        player.process(metered[0], metered[1], clock, &settings, source);
-
-        // Voice levels, pans, instruments and programs follow their parameters every block.
-        let source = params.instruments.value().source();
-        for (i, voice) in params.voices.iter().enumerate() {
-            if let Some(id) = VoiceId::from_index(i) {
-                choir.set_level(id, voice.level.value());
-                choir.set_pan(id, voice.pan.value());
-                set_instrument(choir, id, source, voice.program.value());
-            }
-        }
-        set_instrument(choir, VoiceId::Drone, source, params.drone_program.value());
-        choir.set_level(VoiceId::Drone, params.drone_level.value());
-        choir.set_reverb_mix(params.reverb.value());
-
-        let mut cursor = 0usize;
+        let main = self.has_main_input.then_some(buffer.as_slice_immutable());
+        let sidechain = aux.inputs.first().map(|s| s.as_slice_immutable());
+        let metered = metered_input(params.meter_source.value(), main, sidechain);
         let mut dropped_midi = 0;
-        for message in player.events() {
-            let at = (message.offset as usize).min(frames);
-            if at > cursor {
-                choir.render(&mut left[cursor..at], &mut right[cursor..at]);
-                cursor = at;
-            }
-            let Some(voice) = VoiceId::from_index(usize::from(message.slot)) else {
-                continue;
-            };
-            let timing = message.offset.min(frames.saturating_sub(1) as u32);
-            let (channel, key) = (
+        let last = frames.saturating_sub(1) as u32;
+        let block = BlockInput {
+            frames,
+            clock,
+            metered,
+            playing: params.generate.value(),
+        };
+        sonifier.process_block(block, params, source, |message| {
+            let (timing, channel, key) = (
+                message.offset.min(last),
                 nice_plug::midi::Channel::Number(message.channel),
                 nice_plug::midi::Key::Number(message.note),
             );
+            let voice_id = nice_plug::midi::VoiceID::Wildcard;
             let event = if message.is_on() {
-                choir.note_on(voice, message.note, message.velocity);
                 NoteEvent::NoteOn {
                     timing,
-                    voice_id: nice_plug::midi::VoiceID::Wildcard,
+                    voice_id,
                     channel,
                     key,
                     velocity: f32::from(message.velocity) / 127.0,
                 }
             } else {
-                choir.note_off(voice, message.note);
                 NoteEvent::NoteOff {
                     timing,
-                    voice_id: nice_plug::midi::VoiceID::Wildcard,
+                    voice_id,
                     channel,
                     key,
                     velocity: 0.0,
@@ -522,21 +458,8 @@ impl LatentChoir {
             if context.try_send_event(event).is_err() {
                 dropped_midi += 1;
             }
-        }
-        if cursor < frames {
-            choir.render(&mut left[cursor..frames], &mut right[cursor..frames]);
-        }
+        });
         dropped_midi
-    }
-}
-
-/// Points `voice` at its engine and GM program; a program change goes to the font only when
-/// the parameter moved.
-fn set_instrument(choir: &mut Choir, voice: VoiceId, source: synth::Source, program: i32) {
-    choir.set_source(voice, source);
-    let program = program.clamp(0, 127) as u8;
-    if choir.program(voice) != program {
-        choir.set_program(voice, program);
     }
 }
 

@@ -57,6 +57,9 @@ pub struct LinkStatus {
     /// The latest failure in words, cleared when a new model starts loading: a load error,
     /// a missing map, a model error. The editor keeps it on screen while `message` moves on.
     pub error: Mutex<String>,
+    /// Why the model cannot generate (a failed load, an error, a crash), unlike `error` never
+    /// a mere warning; cleared by the next load. The command-line renderer stops on it.
+    pub failure: Mutex<Option<String>>,
 }
 
 /// What the worker is busy with.
@@ -107,11 +110,23 @@ impl LinkStatus {
         self.error.lock().map(|e| e.clone()).unwrap_or_default()
     }
 
-    fn fail(&self, message: String) {
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Something the user should see until the next load, which does not stop generation.
+    fn warn(&self, message: String) {
         if let Ok(mut error) = self.error.lock() {
             error.clone_from(&message);
         }
         self.say(message);
+    }
+
+    fn fail(&self, message: String) {
+        if let Ok(mut failure) = self.failure.lock() {
+            *failure = Some(message.clone());
+        }
+        self.warn(message);
     }
 
     pub fn model(&self) -> Option<PathBuf> {
@@ -209,6 +224,9 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
             if let Ok(mut error) = status.error.lock() {
                 error.clear();
             }
+            if let Ok(mut failure) = status.failure.lock() {
+                *failure = None;
+            }
             status.say(format!("Loading {}…", path.display()));
             if let Ok(mut model) = status.model.lock() {
                 *model = Some(path);
@@ -254,7 +272,7 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
             if status.phase() == LinkPhase::Fitting {
                 status.set_phase(LinkPhase::Ready);
             }
-            status.fail(format!("No activation map ({message}); playing without"))
+            status.warn(format!("No activation map ({message}); playing without"))
         }
         WorkerEvent::PromptProcessed(prompt) => {
             builder.start_run(prompt.len());

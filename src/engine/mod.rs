@@ -4,5 +4,8 @@
 pub mod feed;
 pub mod history;
 pub mod link;
+pub mod offline;
 pub mod player;
+pub mod recording;
+pub mod sonifier;
 pub mod soundfont_loader;

@@ -1,3 +1,7 @@
-//! Files in and out: audio to analyse, and (with the render issue) WAV, MIDI and run files.
+//! Files in and out: audio to analyse, and the render's WAV, MIDI and run files.
 
 pub mod audio_file;
+pub mod midi_file;
+pub mod output_file;
+pub mod run_file;
+pub mod wav_file;

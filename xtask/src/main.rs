@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's set-up and build commands.
 //!
-//! * `cargo xtask demo`  — the main job: set up, build the plugin bundles, say where they are.
+//! * `cargo xtask demo`  — the main job: set up, build the plugin bundles, say where they are,
+//!   and render a demo piece (WAV, MIDI, run file) into `target/demo/`.
 //! * `cargo xtask test`  — set up everything the tests need, then run them all.
 //! * `cargo xtask fetch-model` — put the default model in the user data dir (both of the above
 //!   call it) and fit its PCA map into the user cache dir (`demo` does too, after building).
@@ -13,10 +14,10 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 
 const PACKAGE: &str = "latent_choir";
-/// Features every test build uses: the standalone app for the GUI test, and the allocation
-/// checker that aborts on any allocation inside `process()` in debug builds.
 /// The demo's prompt (the design's example piece).
 const DEMO_PROMPT: &str = "The forest was silent.";
+/// Features every test build uses: the standalone app for the GUI test, and the allocation
+/// checker that aborts on any allocation inside `process()` in debug builds.
 const TEST_FEATURES: &str = "standalone,assert_process_allocs";
 
 fn main() -> ExitCode {
@@ -78,26 +79,55 @@ fn demo() -> Result<(), String> {
     println!("Run the standalone app without a sound card:");
     println!("  \"{}/Latent Choir\" --backend dummy", bundled.display());
     println!();
-    // The bundle build also built the command-line engine; let the default model speak.
+    // The bundle build also built the command-line engine: render the demo piece with it.
     let cli = workspace_root().join("target/release/latent-choir");
+    let demo = workspace_root().join("target/demo");
+    std::fs::create_dir_all(&demo)
+        .map_err(|err| format!("cannot create {}: {err}", demo.display()))?;
+    let (wav, midi, run) = (
+        demo.join("forest.wav"),
+        demo.join("forest.mid"),
+        demo.join("forest.lcrun"),
+    );
+    let path = |p: &Path| p.display().to_string();
     let args = [
-        "generate",
-        "--raw",
-        "--prompt",
-        DEMO_PROMPT,
-        "--max-tokens",
-        "48",
-        "--seed",
-        "1",
+        "render".to_owned(),
+        "--prompt".to_owned(),
+        DEMO_PROMPT.to_owned(),
+        "--bpm".to_owned(),
+        "100".to_owned(),
+        "--bars".to_owned(),
+        "16".to_owned(),
+        "--seed".to_owned(),
+        "1".to_owned(),
+        "--out".to_owned(),
+        path(&wav),
+        "--midi".to_owned(),
+        path(&midi),
+        "--run".to_owned(),
+        path(&run),
     ];
     println!("$ {} {}", cli.display(), args.join(" "));
+    println!("The model says:");
     let status = Command::new(&cli)
-        .args(args)
+        .args(&args)
         .status()
         .map_err(|err| format!("could not run {}: {err}", cli.display()))?;
     if !status.success() {
-        return Err(format!("the demo generation failed ({status})"));
+        return Err(format!("the demo render failed ({status})"));
     }
+    println!();
+    println!("The demo piece (\"{DEMO_PROMPT}\", 100 BPM, 16 bars):");
+    println!("  audio:    {}", wav.display());
+    println!("  MIDI:     {}", midi.display());
+    println!("  run file: {}", run.display());
+    println!("Hear it again, in D Dorian, without the model:");
+    println!(
+        "  {} replay {} --param scale=Dorian --param root=D --out {}",
+        cli.display(),
+        run.display(),
+        demo.join("forest-dorian.wav").display()
+    );
     Ok(())
 }
 

@@ -7,6 +7,8 @@
 //! * `latent-choir fit-pca` — fit a model's per-layer PCA map on the reference corpus (each
 //!   line's first position, an attention sink, left out unless `--keep-first`).
 //! * `latent-choir bench-projection` — time one token's projection through a map.
+//! * `latent-choir render --prompt TEXT` — the plugin run offline: WAV, MIDI and run file.
+//! * `latent-choir replay RUN` — a render heard again from its run file, without the model.
 
 mod analyze;
 mod bench;
@@ -14,6 +16,8 @@ mod bench_projection;
 mod fit_pca;
 mod generate;
 mod models;
+mod render;
+mod replay;
 
 use std::process::ExitCode;
 
@@ -42,6 +46,12 @@ enum Command {
     FitPca(fit_pca::Args),
     /// Time projecting one token's hidden states through every layer's PCA map.
     BenchProjection(bench_projection::Args),
+    /// Render a piece offline with the plugin's engine: the model generates, a simulated
+    /// transport plays the grid, and out come a WAV, a MIDI file and a run file.
+    Render(render::Args),
+    /// Re-render a run file without the model (same parameters: the same WAV and MIDI;
+    /// changed mapping parameters re-map the recorded coordinates).
+    Replay(replay::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +70,8 @@ fn main() -> ExitCode {
         Command::FitPca(args) => fit_pca::run(args),
         Command::BenchProjection(args) => bench_projection::run(args),
         Command::Analyze(args) => analyze::run(args),
+        Command::Render(args) => render::run(args),
+        Command::Replay(args) => replay::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

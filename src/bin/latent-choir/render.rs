@@ -1,0 +1,447 @@
+//! `latent-choir render`: the plugin run offline. The real worker generates on its thread and
+//! feeds the real queue, a simulated transport plays the grid, and the same mapping and synth
+//! make the notes and the sound; out come a WAV, a MIDI file and a run file.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use latent_choir::activation::identify;
+use latent_choir::engine::feed::OFFLINE_WAIT;
+use latent_choir::engine::link::{GateSettings, Link};
+use latent_choir::engine::offline::{self, OfflineReport, Sinks, Timeline};
+use latent_choir::engine::player::{FrameSource, SLOTS};
+use latent_choir::engine::recording::Recorder;
+use latent_choir::engine::sonifier::Sonifier;
+use latent_choir::io::audio_file::{self, StereoAudio};
+use latent_choir::io::midi_file::MidiRecorder;
+use latent_choir::io::output_file::PendingFile;
+use latent_choir::io::run_file::{self, Manifest, ModelRecord, PlayedToken, Run};
+use latent_choir::io::wav_file::WavSink;
+use latent_choir::llm::discovery;
+use latent_choir::llm::session::AtEnd;
+use latent_choir::llm::tokenizer::PromptMode;
+use latent_choir::llm::worker::Command;
+use latent_choir::param_text;
+use latent_choir::params::LatentChoirParams;
+use latent_choir::synth::SoundFontPlayer;
+
+/// Beats per bar (the render's time signature is 4/4).
+const BEATS_PER_BAR: f64 = 4.0;
+/// The longest piece a render makes, in tokens.
+const MAX_TOKENS: u64 = 100_000;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// What the model answers (as a chat message, as in the plugin).
+    #[arg(long)]
+    prompt: String,
+    /// A GGUF file or a Hugging Face folder; the default model if omitted.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Audio the piece is played against: metered for the temperature (as the plugin meters
+    /// its track) and mixed into the output at the Input Thru level.
+    #[arg(long)]
+    song: Option<PathBuf>,
+    /// Tempo of the simulated transport.
+    #[arg(long, default_value_t = 100.0)]
+    bpm: f64,
+    /// Tokens per beat (the plugin's Tokens per Beat parameter).
+    #[arg(long)]
+    tokens_per_beat: Option<f32>,
+    /// Length in 4/4 bars (default 8).
+    #[arg(long, conflicts_with = "tokens")]
+    bars: Option<u32>,
+    /// Length in tokens (grid steps).
+    #[arg(long)]
+    tokens: Option<u64>,
+    /// Seed of every random choice the model makes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output sample rate (default: the song's, else 48000).
+    #[arg(long)]
+    sample_rate: Option<u32>,
+    /// Play the voices on this SoundFont (GM programs) instead of the built-in synth.
+    #[arg(long)]
+    soundfont: Option<PathBuf>,
+    /// Set a plugin parameter by its id, e.g. `--param scale=Dorian --param root=D`
+    /// (repeatable; `--param list` lists the ids and values).
+    #[arg(long = "param", value_name = "ID=VALUE")]
+    params: Vec<String>,
+    /// The WAV (stereo, 32-bit float).
+    #[arg(long, default_value = "render.wav")]
+    out: PathBuf,
+    /// The Standard MIDI File (default: next to --out, `.mid`).
+    #[arg(long)]
+    midi: Option<PathBuf>,
+    /// The run file, for `replay` and NumPy (default: next to --out, `.lcrun`).
+    #[arg(long)]
+    run: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<(), String> {
+    let params = LatentChoirParams::default();
+    if list_params(&params, &args.params) {
+        return Ok(());
+    }
+    // A font given is a font played, unless the parameters say otherwise.
+    if args.soundfont.is_some() {
+        param_text::set(&params, "instruments", "SoundFont").map_err(|e| e.to_string())?;
+    }
+    apply_params(&params, &args.params)?;
+    if let Some(per_beat) = args.tokens_per_beat {
+        param_text::set(&params, "tokens_per_beat", &per_beat.to_string())
+            .map_err(|e| format!("--tokens-per-beat: {e}"))?;
+    }
+    check_bpm(args.bpm)?;
+    let tokens_per_beat = f64::from(params.tokens_per_beat.value());
+    let tokens = match (args.tokens, args.bars) {
+        (Some(tokens), _) => tokens,
+        (None, bars) => {
+            let bars = f64::from(bars.unwrap_or(8));
+            (bars * BEATS_PER_BAR * tokens_per_beat).ceil() as u64
+        }
+    };
+    if !(1..=MAX_TOKENS).contains(&tokens) {
+        return Err(format!(
+            "the piece must be 1 to {MAX_TOKENS} tokens long, not {tokens}"
+        ));
+    }
+
+    let model = discovery::resolve(args.model.as_deref()).map_err(|e| {
+        format!("{e}. Run `cargo xtask fetch-model` for the default model, or pass --model PATH")
+    })?;
+    let identity = identify(&model).map_err(|e| format!("{}: {e}", model.display()))?;
+    let song = read_song(args.song.as_deref())?;
+    let sample_rate = sample_rate(args.sample_rate, song.as_ref())?;
+    let soundfont = load_soundfont(args.soundfont.as_deref(), sample_rate)?;
+    let outputs = Outputs::reserve(&args.out, args.midi.as_deref(), args.run.as_deref())?;
+
+    let timeline = Timeline::for_tokens(sample_rate, args.bpm, tokens_per_beat, tokens);
+    let gate = Arc::new(GateSettings::new(
+        params.lookahead.value().max(1) as u32,
+        params.temp_fixed.value(),
+    ));
+    let (link, mut source) =
+        Link::spawn(gate).map_err(|e| format!("cannot start the model thread: {e}"))?;
+    source.set_offline(Some(OFFLINE_WAIT));
+    for command in [
+        Command::Load(model.clone()),
+        Command::SetAtEnd(AtEnd::Continue),
+        Command::SetPrompt {
+            text: args.prompt.clone(),
+            mode: PromptMode::Chat,
+        },
+        Command::SetSeed(args.seed),
+        Command::SetMaxTokens(Some(tokens as usize)),
+        Command::Start,
+    ] {
+        link.send(command);
+    }
+    wait_for_first_run(&link)?;
+
+    let started = Instant::now();
+    let mut recorder = Recorder::new(source);
+    let (report, mut midi) = play(
+        &timeline,
+        &params,
+        soundfont,
+        song.as_ref(),
+        &mut recorder,
+        &outputs,
+    )?;
+    link.send(Command::Stop);
+    let text = link.status.text();
+    drop(link);
+
+    let hidden_states = recorder
+        .played
+        .first()
+        .map_or(0, |t| t.frame.hidden_states());
+    if hidden_states > 0 {
+        midi.set_names(track_names(&params, Some(hidden_states)));
+    }
+    let run = Run {
+        manifest: Manifest {
+            format: run_file::FORMAT.to_owned(),
+            version: run_file::VERSION,
+            prompt: args.prompt.clone(),
+            model: ModelRecord {
+                name: identity.name,
+                sha256: identity.sha256,
+                path: model.display().to_string(),
+            },
+            seed: args.seed,
+            bpm: args.bpm,
+            tokens_per_beat,
+            sample_rate,
+            block_size: timeline.block,
+            steps: tokens,
+            piece_samples: timeline.piece_samples,
+            tail_samples: timeline.tail_samples,
+            song: args.song.as_ref().map(|p| absolute(p)),
+            soundfont: args.soundfont.as_ref().map(|p| absolute(p)),
+            params: param_text::values(&params),
+            hidden_states,
+            tokens: token_texts(&recorder.played),
+        },
+        tokens: recorder.played,
+    };
+    let written = outputs.commit(midi, Some(&run))?;
+    println!("{}", text.trim());
+    summarize(&report, &timeline, started.elapsed(), &written);
+    Ok(())
+}
+
+/// Where the three files go, reserved up front so an unwritable path fails before the model
+/// runs, and written under temporary names until everything is done.
+pub struct Outputs {
+    wav: PendingFile,
+    midi: PendingFile,
+    run: Option<PendingFile>,
+}
+
+impl Outputs {
+    pub fn reserve(wav: &Path, midi: Option<&Path>, run: Option<&Path>) -> Result<Self, String> {
+        let midi = midi.map_or_else(|| wav.with_extension("mid"), Path::to_owned);
+        let run = run.map_or_else(|| wav.with_extension("lcrun"), Path::to_owned);
+        Self::reserve_some(wav, &midi, Some(&run))
+    }
+
+    /// As [`Outputs::reserve`], with no run file when `run` is `None`.
+    pub fn reserve_some(wav: &Path, midi: &Path, run: Option<&Path>) -> Result<Self, String> {
+        let paths: Vec<&Path> = [Some(wav), Some(midi), run].into_iter().flatten().collect();
+        for (i, a) in paths.iter().enumerate() {
+            if paths[..i].contains(a) {
+                return Err(format!("{} is given for two outputs", a.display()));
+            }
+        }
+        Ok(Self {
+            wav: PendingFile::new(wav)?,
+            midi: PendingFile::new(midi)?,
+            run: run.map(PendingFile::new).transpose()?,
+        })
+    }
+
+    /// Writes MIDI and run and moves all files into place; returns their paths.
+    pub fn commit(self, midi: MidiRecorder, run: Option<&Run>) -> Result<Vec<PathBuf>, String> {
+        std::fs::write(self.midi.temp(), midi.to_bytes("Latent Choir"))
+            .map_err(|e| format!("cannot write {}: {e}", self.midi.target().display()))?;
+        if let (Some(file), Some(run)) = (&self.run, run) {
+            run.write(file.temp()).map_err(|e| e.to_string())?;
+        }
+        let mut written = vec![self.wav.commit()?, self.midi.commit()?];
+        if let Some(file) = self.run {
+            written.push(file.commit()?);
+        }
+        Ok(written)
+    }
+}
+
+/// Plays the timeline into the WAV (under its temporary name) and a MIDI recording.
+pub fn play(
+    timeline: &Timeline,
+    params: &LatentChoirParams,
+    soundfont: Option<SoundFontPlayer>,
+    song: Option<&StereoAudio>,
+    source: &mut impl FrameSource,
+    outputs: &Outputs,
+) -> Result<(OfflineReport, MidiRecorder), String> {
+    param_text::settle_smoothers(params, timeline.sample_rate as f32);
+    let mut sonifier = Sonifier::new(timeline.sample_rate as f32, timeline.block);
+    if let Some(font) = soundfont {
+        let choir = sonifier.choir_mut();
+        choir
+            .replace_soundfont(Some(font))
+            .map_err(|_| "the SoundFont was loaded for another sample rate".to_owned())?;
+    }
+    let mut midi = MidiRecorder::new(
+        f64::from(timeline.sample_rate),
+        timeline.bpm,
+        track_names(params, None),
+    );
+    let mut wav = WavSink::create(outputs.wav.temp(), timeline.sample_rate)
+        .map_err(|e| format!("{e} (writing {})", outputs.wav.target().display()))?;
+    let bar = progress_bar(timeline.total_samples());
+    let report = offline::run(
+        timeline,
+        params,
+        &mut sonifier,
+        song,
+        source,
+        Sinks {
+            midi: &mut midi,
+            audio: &mut |l, r| wav.write(l, r),
+            progress: &mut |done| {
+                if let Some(bar) = &bar {
+                    bar.set_position(done);
+                }
+            },
+        },
+    )
+    .map_err(|e| format!("cannot write {}: {e}", outputs.wav.target().display()))?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    wav.finish()
+        .map_err(|e| format!("cannot write {}: {e}", outputs.wav.target().display()))?;
+    Ok((report, midi))
+}
+
+/// `--param list`: prints every parameter id with its value (after `params`' own settings)
+/// instead of rendering.
+pub fn list_params(params: &LatentChoirParams, assignments: &[String]) -> bool {
+    if !assignments.iter().any(|a| a == "list") {
+        return false;
+    }
+    for (id, value) in param_text::values(params) {
+        println!("{id} = {}", value.text);
+    }
+    true
+}
+
+/// `--param ID=VALUE` assignments, in order.
+pub fn apply_params(params: &LatentChoirParams, assignments: &[String]) -> Result<(), String> {
+    param_text::set_all(params, assignments).map_err(|e| format!("--param {e}"))
+}
+
+pub fn check_bpm(bpm: f64) -> Result<(), String> {
+    if bpm.is_finite() && (20.0..=400.0).contains(&bpm) {
+        Ok(())
+    } else {
+        Err(format!("--bpm must be 20 to 400, not {bpm}"))
+    }
+}
+
+pub fn read_song(path: Option<&Path>) -> Result<Option<StereoAudio>, String> {
+    path.map(|p| audio_file::read(p).map_err(|e| e.to_string()))
+        .transpose()
+}
+
+/// The render's rate: as asked, else the song's, else 48 kHz; a song at another rate is refused
+/// (this build does not resample).
+pub fn sample_rate(asked: Option<u32>, song: Option<&StereoAudio>) -> Result<u32, String> {
+    let rate = asked.or(song.map(|s| s.sample_rate)).unwrap_or(48_000);
+    if !(8_000..=192_000).contains(&rate) {
+        return Err(format!("--sample-rate must be 8000 to 192000, not {rate}"));
+    }
+    if let Some(song) = song
+        && song.sample_rate != rate
+    {
+        return Err(format!(
+            "the song is at {} Hz, the render at {rate} Hz; resample the song or leave out --sample-rate",
+            song.sample_rate
+        ));
+    }
+    Ok(rate)
+}
+
+pub fn load_soundfont(
+    path: Option<&Path>,
+    sample_rate: u32,
+) -> Result<Option<SoundFontPlayer>, String> {
+    path.map(|p| {
+        SoundFontPlayer::load(p, sample_rate as f32, offline::BLOCK)
+            .map_err(|e| format!("--soundfont {}: {e}", p.display()))
+    })
+    .transpose()
+}
+
+/// Waits until the model has loaded, has its map and has run the prompt, saying what it does
+/// (a map fit in steps of 10%).
+fn wait_for_first_run(link: &Link) -> Result<(), String> {
+    let mut said = String::new();
+    let mut fit_tenths = None;
+    loop {
+        if let Some(failure) = link.status.failure() {
+            return Err(failure);
+        }
+        // The prompt has run (a short run on a fast model may already have ended).
+        if link.shared.run.load(Ordering::Acquire) != 0 {
+            return Ok(());
+        }
+        let (done, total) = (
+            link.status.fit_done.load(Ordering::Relaxed),
+            link.status.fit_total.load(Ordering::Relaxed),
+        );
+        let message = link.status.message();
+        if let Some(tenths) = (done * 10).checked_div(total)
+            && done < total
+        {
+            if fit_tenths != Some(tenths) {
+                eprintln!("fitting the activation map: {}%", tenths * 10);
+                fit_tenths = Some(tenths);
+            }
+        } else if message != said && !message.is_empty() && !message.starts_with("Fitting") {
+            eprintln!("{message}");
+        }
+        said = message;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The MIDI tracks' names: each voice with the hidden state it followed (its Layer parameter,
+/// clamped to the model's `hidden_states` when known).
+pub fn track_names(params: &LatentChoirParams, hidden_states: Option<usize>) -> [String; SLOTS] {
+    let voice = |i: usize| {
+        let layer = params.voices[i].layer.value().max(0) as usize;
+        let layer = hidden_states.map_or(layer, |n| layer.min(n.saturating_sub(1)));
+        format!("Voice {} (layer {layer})", i + 1)
+    };
+    [voice(0), voice(1), voice(2), "Drone".to_owned()]
+}
+
+pub fn token_texts(played: &[PlayedToken]) -> Vec<String> {
+    played.iter().map(|t| t.frame.text().to_owned()).collect()
+}
+
+fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} rendering [{bar:40}] {percent}% ({elapsed} / {eta} left)",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    Some(bar)
+}
+
+fn absolute(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_owned())
+        .display()
+        .to_string()
+}
+
+pub fn summarize(
+    report: &OfflineReport,
+    timeline: &Timeline,
+    elapsed: Duration,
+    written: &[PathBuf],
+) {
+    let seconds = timeline.total_samples() as f64 / f64::from(timeline.sample_rate);
+    eprintln!(
+        "{} steps, {:.1} s of audio in {:.1} s ({:.1}× real time), peak {:.2}",
+        report.steps,
+        seconds,
+        elapsed.as_secs_f64(),
+        seconds / elapsed.as_secs_f64().max(1e-9),
+        report.peak
+    );
+    if report.underruns > 0 {
+        eprintln!(
+            "warning: {} steps had no token ready (the model ended or was too slow)",
+            report.underruns
+        );
+    }
+    if report.dropped > 0 {
+        eprintln!("warning: {} notes did not fit a block", report.dropped);
+    }
+    for path in written {
+        eprintln!("wrote {}", path.display());
+    }
+}

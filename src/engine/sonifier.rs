@@ -1,0 +1,205 @@
+//! One block of sonification, the same for the plugin and the command-line renderer: the player
+//! turns due frames into notes, the choir plays them (split at each note's sample offset) and
+//! every note goes to the caller's MIDI sink; then what was played is mixed with the input.
+//!
+//! The plugin calls it from `process()`; `latent-choir render` and `replay` call it with a
+//! simulated transport. Nothing here allocates after [`Sonifier::new`].
+
+use crate::params::{LatentChoirParams, MeterSource};
+use crate::synth::mixer::{self, MixReport};
+use crate::synth::{Choir, Source, VoiceId};
+
+use super::player::{BlockReport, Clock, FrameSource, NoteMessage, Player, PlayerSettings};
+
+/// How one block runs.
+#[derive(Clone, Copy)]
+pub struct BlockInput<'a> {
+    /// Samples in the block.
+    pub frames: usize,
+    pub clock: Clock,
+    /// The audio the loudness is measured on; `None`: silence.
+    pub metered: Option<[&'a [f32]; 2]>,
+    /// Tokens advance (Generate is on); off releases every note.
+    pub playing: bool,
+}
+
+/// The player, the choir and the buffers they play into, built for one sample rate and a
+/// largest block.
+pub struct Sonifier {
+    player: Player,
+    choir: Choir,
+    /// The choir's output before mixing, `[left, right]`, one block long.
+    played: [Vec<f32>; 2],
+    /// Silence for the meter when the metered input is absent.
+    silence: Vec<f32>,
+    /// Frames of the last block.
+    frames: usize,
+}
+
+impl Sonifier {
+    /// Allocates everything: call off the audio thread (`activate`).
+    pub fn new(sample_rate: f32, max_block: usize) -> Self {
+        let max_block = max_block.max(1);
+        Self {
+            player: Player::new(f64::from(sample_rate)),
+            choir: Choir::new(sample_rate, max_block),
+            played: [vec![0.0; max_block], vec![0.0; max_block]],
+            silence: vec![0.0; max_block],
+            frames: 0,
+        }
+    }
+
+    /// The largest block [`Sonifier::process_block`] plays in one call.
+    pub fn max_block(&self) -> usize {
+        self.silence.len()
+    }
+
+    pub fn choir_mut(&mut self) -> &mut Choir {
+        &mut self.choir
+    }
+
+    /// Silences the synth and forgets the player's state (the host's `reset`).
+    pub fn reset(&mut self) {
+        self.choir.all_sound_off();
+        self.player.all_notes_off(0);
+        self.player.reset();
+    }
+
+    pub fn all_sound_off(&mut self) {
+        self.choir.all_sound_off();
+    }
+
+    /// Plays one block (at most [`Sonifier::max_block`] frames). Every note message goes to
+    /// `midi` in time order; the sound is left in [`Sonifier::played`].
+    pub fn process_block(
+        &mut self,
+        block: BlockInput<'_>,
+        params: &LatentChoirParams,
+        source: &mut impl FrameSource,
+        mut midi: impl FnMut(&NoteMessage),
+    ) -> BlockReport {
+        let BlockInput {
+            frames,
+            clock,
+            metered,
+            playing,
+        } = block;
+        let [left, right] = &mut self.played;
+        let frames = frames.min(left.len()).min(right.len());
+        self.frames = frames;
+        left[..frames].fill(0.0);
+        right[..frames].fill(0.0);
+
+        let settings = PlayerSettings {
+            playing,
+            mapping: params.mapping(),
+            channels: params.channels(),
+            curve: params.curve(),
+        };
+        let silence = &self.silence[..frames];
+        let [meter_l, meter_r] = metered.unwrap_or([silence, silence]);
+        let (meter_l, meter_r) = (
+            meter_l.get(..frames).unwrap_or(silence),
+            meter_r.get(..frames).unwrap_or(silence),
+        );
+        let report = self
+            .player
+            .process(meter_l, meter_r, clock, &settings, source);
+
+        let choir = &mut self.choir;
+        // Voice levels, pans, instruments and programs follow their parameters every block.
+        let instruments = params.instruments.value().source();
+        for (i, voice) in params.voices.iter().enumerate() {
+            if let Some(id) = VoiceId::from_index(i) {
+                choir.set_level(id, voice.level.value());
+                choir.set_pan(id, voice.pan.value());
+                set_instrument(choir, id, instruments, voice.program.value());
+            }
+        }
+        set_instrument(
+            choir,
+            VoiceId::Drone,
+            instruments,
+            params.drone_program.value(),
+        );
+        choir.set_level(VoiceId::Drone, params.drone_level.value());
+        choir.set_reverb_mix(params.reverb.value());
+
+        let mut cursor = 0usize;
+        for message in self.player.events() {
+            let at = (message.offset as usize).min(frames);
+            if at > cursor {
+                choir.render(&mut left[cursor..at], &mut right[cursor..at]);
+                cursor = at;
+            }
+            let Some(voice) = VoiceId::from_index(usize::from(message.slot)) else {
+                continue;
+            };
+            if message.is_on() {
+                choir.note_on(voice, message.note, message.velocity);
+            } else {
+                choir.note_off(voice, message.note);
+            }
+            midi(message);
+        }
+        if cursor < frames {
+            choir.render(&mut left[cursor..frames], &mut right[cursor..frames]);
+        }
+        report
+    }
+
+    /// What the last block played, `[left, right]` (empty when the synth is muted).
+    pub fn played(&self, params: &LatentChoirParams) -> [&[f32]; 2] {
+        if params.synth_mute.value() {
+            return [&[], &[]];
+        }
+        let [left, right] = &self.played;
+        [&left[..self.frames], &right[..self.frames]]
+    }
+
+    /// Mixes the last block into `channels` (the input on entry, when `has_input`; the output
+    /// on return) at the Input Thru and Output Gain parameters.
+    pub fn mix_into(
+        &self,
+        channels: &mut [&mut [f32]],
+        has_input: bool,
+        params: &LatentChoirParams,
+    ) -> MixReport {
+        let (thru, gain) = (&params.thru.smoothed, &params.gain.smoothed);
+        mixer::mix_block(
+            channels,
+            &self.played(params),
+            has_input,
+            || thru.next(),
+            || gain.next(),
+        )
+    }
+}
+
+/// Points `voice` at its engine and GM program; a program change goes to the font only when
+/// the parameter moved.
+fn set_instrument(choir: &mut Choir, voice: VoiceId, source: Source, program: i32) {
+    choir.set_source(voice, source);
+    let program = program.clamp(0, 127) as u8;
+    if choir.program(voice) != program {
+        choir.set_program(voice, program);
+    }
+}
+
+/// The stereo pair the loudness is measured on, as the Metered Input parameter chooses: the
+/// main input (when the layout has one) or the sidechain; `None` when that input is absent.
+pub fn metered_input<'a>(
+    source: MeterSource,
+    main: Option<&'a [&'a mut [f32]]>,
+    sidechain: Option<&'a [&'a mut [f32]]>,
+) -> Option<[&'a [f32]; 2]> {
+    let channels = match source {
+        MeterSource::Main => main?,
+        MeterSource::Sidechain => sidechain?,
+    };
+    match channels {
+        [l, r, ..] => Some([&l[..], &r[..]]),
+        [mono] => Some([&mono[..], &mono[..]]),
+        [] => None,
+    }
+}
