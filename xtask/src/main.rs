@@ -39,17 +39,14 @@ fn main() -> ExitCode {
 }
 
 fn fetch_model() -> Result<std::path::PathBuf, String> {
-    model::fetch_default(&workspace_root().join("target"))
+    model::fetch_default(&target_dir())
 }
 
 /// The model, then its map, fitted by the release CLI (built here if needed).
 fn fetch_model_and_map() -> Result<(), String> {
     let model = fetch_model()?;
     cargo(&["build", "--release", "--bin", "latent-choir"])?;
-    model::fit_default_map(
-        &workspace_root().join("target/release/latent-choir"),
-        &model,
-    )
+    model::fit_default_map(&target_dir().join("release/latent-choir"), &model)
 }
 
 fn demo() -> Result<(), String> {
@@ -58,11 +55,8 @@ fn demo() -> Result<(), String> {
     bundle(&["--release", "--features", "standalone"])?;
     // The bundle build also built the release CLI: fit the default model's map with it, so
     // the plugin does not have to on first use.
-    model::fit_default_map(
-        &workspace_root().join("target/release/latent-choir"),
-        &model,
-    )?;
-    let bundled = workspace_root().join("target/bundled");
+    model::fit_default_map(&target_dir().join("release/latent-choir"), &model)?;
+    let bundled = target_dir().join("bundled");
     println!();
     println!("Built the Latent Choir bundles in {}:", bundled.display());
     for name in ["Latent Choir.clap", "Latent Choir.vst3", "Latent Choir"] {
@@ -80,8 +74,8 @@ fn demo() -> Result<(), String> {
     println!("  \"{}/Latent Choir\" --backend dummy", bundled.display());
     println!();
     // The bundle build also built the command-line engine: render the demo piece with it.
-    let cli = workspace_root().join("target/release/latent-choir");
-    let demo = workspace_root().join("target/demo");
+    let cli = target_dir().join("release/latent-choir");
+    let demo = target_dir().join("demo");
     std::fs::create_dir_all(&demo)
         .map_err(|err| format!("cannot create {}: {err}", demo.display()))?;
     let (wav, midi, run) = (
@@ -164,6 +158,14 @@ fn cargo(args: &[&str]) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("`cargo {}` failed ({status})", args.join(" ")))
+    }
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR` (relative to the workspace) or `target/`.
+fn target_dir() -> std::path::PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => workspace_root().join(dir),
+        _ => workspace_root().join("target"),
     }
 }
 
