@@ -3,59 +3,19 @@
 //! MIDI is read back with `midly`, an implementation independent of the writer, and the run
 //! file with `ndarray-npy`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
+use common::paths::fixture;
+use common::temp::TempDir;
 use latent_choir::music::scale::{Root, Scale};
 use midly::{MetaMessage, MidiMessage, Smf, TrackEventKind};
 use ndarray::{Array1, Array2, Array3};
 use ndarray_npy::NpzReader;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "latent-choir-render-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).expect("create a temp dir");
-        Self(path)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    /// Files in the folder, other than the map cache.
-    fn files(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.0)
-            .expect("list the temp dir")
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n != "cache")
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn cli(dir: &TempDir, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_latent-choir"))
@@ -183,7 +143,7 @@ fn assert_paired(notes: &[(u64, u8, u8, bool)]) {
 
 #[test]
 fn render_is_deterministic_replays_exactly_and_remaps_on_new_parameters() {
-    let dir = TempDir::new("det");
+    let dir = TempDir::new("render-det");
     let first = render(&dir, "a", &[]);
     assert!(!first.trim().is_empty(), "the generated text is printed");
     render(&dir, "b", &[]);
@@ -359,7 +319,7 @@ fn edited_run(run: &Path, to: &Path, edit: impl FnOnce(&mut serde_json::Value)) 
 
 #[test]
 fn bad_input_gives_a_clear_message_and_leaves_no_files() {
-    let dir = TempDir::new("bad");
+    let dir = TempDir::new("render-bad");
     let model = fixture("tiny-llama");
     let out = dir.join("x.wav");
     let base = [
@@ -429,7 +389,7 @@ fn bad_input_gives_a_clear_message_and_leaves_no_files() {
 
 #[test]
 fn a_song_steers_the_temperature_and_is_heard_in_the_mix() {
-    let dir = TempDir::new("song");
+    let dir = TempDir::new("render-song");
     // Swells of a 220 Hz tone, 1.5 s up and down: the loudness keeps changing.
     let song = dir.join("song.wav");
     let spec = hound::WavSpec {

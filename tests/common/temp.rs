@@ -16,6 +16,23 @@ impl TempDir {
         std::fs::create_dir_all(&path).expect("create a temp dir");
         Self(path)
     }
+
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+
+    /// Names in the folder, sorted, other than a `cache` folder (where tests point
+    /// `XDG_CACHE_HOME`).
+    pub fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .expect("list the temp dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "cache")
+            .collect();
+        names.sort();
+        names
+    }
 }
 
 impl Drop for TempDir {
