@@ -127,8 +127,8 @@ pub fn run(args: Args) -> Result<(), String> {
     let (link, mut source) =
         Link::spawn(gate).map_err(|e| format!("cannot start the model thread: {e}"))?;
     source.set_offline(Some(OFFLINE_WAIT));
+    // Settings before the load: a changed end-of-text setting after it would load again.
     for command in [
-        Command::Load(model.clone()),
         Command::SetAtEnd(AtEnd::Continue),
         Command::SetPrompt {
             text: args.prompt.clone(),
@@ -136,6 +136,7 @@ pub fn run(args: Args) -> Result<(), String> {
         },
         Command::SetSeed(args.seed),
         Command::SetMaxTokens(Some(tokens as usize)),
+        Command::Load(model.clone()),
         Command::Start,
     ] {
         link.send(command);
