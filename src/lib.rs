@@ -84,8 +84,9 @@ pub struct StartModel {
 impl StartModel {
     fn commands(&self) -> Vec<Command> {
         vec![
-            Command::Load(self.model.clone()),
+            // Settings before the load: changing one after it makes the worker load again.
             Command::SetAtEnd(llm::session::AtEnd::Continue),
+            Command::Load(self.model.clone()),
             Command::SetPrompt {
                 text: self.prompt.clone(),
                 mode: self.mode,

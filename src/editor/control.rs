@@ -83,12 +83,12 @@ impl Control {
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         let loaded_elsewhere = self.link.model().as_deref() != Some(model.as_path());
-        let mut commands = Vec::with_capacity(7);
+        // Settings before the load: changing one after it makes the worker load again.
+        let mut commands = vec![Command::SetAtEnd(AtEnd::Continue)];
         if first || loaded_elsewhere || self.link.phase() == LinkPhase::Failed {
             commands.push(Command::Load(model));
         }
         commands.extend([
-            Command::SetAtEnd(AtEnd::Continue),
             Command::SetPrompt {
                 text: request.prompt.clone(),
                 mode: if request.raw {
