@@ -7,10 +7,11 @@ mod common;
 
 use std::process::Command;
 
-use common::bounce::{Blocks, Segment, bounce_with};
+use common::bounce::{Blocks, Segment, bounce_song, bounce_with};
 use common::clap_host::OutNote;
 use common::isolate::isolated;
 use common::paths::fixture;
+use common::signal::{sine, write_wav};
 use common::temp::TempDir;
 use serde_json::json;
 
@@ -130,4 +131,118 @@ fn offline_bounce_equals_the_command_line_render() {
             }
         }
     });
+}
+
+/// The temperature curve the plugin follows: a song on the track, fed to the plugin in blocks
+/// of random sizes, gives the same music as `render --song` (so the same temperatures drew the
+/// same tokens), and the curve that render recorded token by token is `analyze`'s curve for the
+/// same audio at the same token rate (120 BPM × 2 per beat = 4 tokens/s).
+#[test]
+fn a_song_on_the_track_steers_the_plugin_along_the_analyze_curve() {
+    isolated(
+        "a_song_on_the_track_steers_the_plugin_along_the_analyze_curve",
+        || {
+            let dir = TempDir::new("bounce-song");
+            // SAFETY: as above.
+            unsafe { std::env::set_var("XDG_CACHE_HOME", dir.0.join("cache")) };
+            let model = fixture("tiny-llama");
+            let prompt = "Once upon a time";
+            // 8 s of 440 Hz jumping between −40 and −6 dBFS every half second.
+            let frames = (TOKENS * STEP) as usize;
+            let mut left = sine(440.0, 48_000.0, frames, 1.0);
+            for (i, x) in left.iter_mut().enumerate() {
+                *x *= if (i / 24_000) % 2 == 1 { 0.5 } else { 0.01 };
+            }
+            let song = [left.clone(), left];
+            let song_file = dir.join("song.wav");
+            write_wav(&song_file, 48_000, &song[0], &song[1]);
+
+            let (wav, run) = (dir.join("piece.wav"), dir.join("piece.lcrun"));
+            let out = Command::new(env!("CARGO_BIN_EXE_latent-choir"))
+                .args(["render", "--prompt", prompt, "--bpm", "120", "--seed", "5"])
+                .arg("--model")
+                .arg(&model)
+                .arg("--song")
+                .arg(&song_file)
+                .args(["--tokens", &TOKENS.to_string(), "--tokens-per-beat", "2"])
+                .args(["--param", "ornaments=0"])
+                .arg("--out")
+                .arg(&wav)
+                .arg("--midi")
+                .arg(dir.join("piece.mid"))
+                .arg("--run")
+                .arg(&run)
+                .output()
+                .expect("run latent-choir render");
+            assert!(
+                out.status.success(),
+                "render failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+
+            let fields = [
+                ("model", json!(model.to_string_lossy())),
+                ("prompt", json!(prompt)),
+                ("seed", json!(5)),
+            ];
+            let piece = [Segment {
+                beat: 0.0,
+                tempo: 120.0,
+                samples: TOKENS * STEP,
+            }];
+            let bounce = bounce_song(
+                &fields,
+                &[("Ornaments", 0.0)],
+                &piece,
+                &[],
+                Blocks::Random(17),
+                Some(&song),
+            );
+            let mut reader = hound::WavReader::open(&wav).expect("the render wrote a WAV");
+            let samples: Vec<f32> = reader
+                .samples::<f32>()
+                .map(|s| s.expect("a float sample"))
+                .collect();
+            for i in 0..bounce.audio[0].len() {
+                for (c, channel) in bounce.audio.iter().enumerate() {
+                    assert!(
+                        samples[2 * i + c].to_bits() == channel[i].to_bits(),
+                        "sample {i} channel {c}: the plugin and render diverge"
+                    );
+                }
+            }
+
+            let recorded = latent_choir::io::run_file::Run::read(&run).expect("the run file");
+            let analyzed = Command::new(env!("CARGO_BIN_EXE_latent-choir"))
+                .arg("analyze")
+                .arg(&song_file)
+                .args(["--tokens-per-second", "4"])
+                .output()
+                .expect("run latent-choir analyze");
+            assert!(analyzed.status.success());
+            let doc: serde_json::Value =
+                serde_json::from_slice(&analyzed.stdout).expect("analyze prints JSON");
+            let curve = doc["frames"].as_array().expect("frames");
+            assert_eq!(recorded.tokens.len(), TOKENS as usize);
+            let mut moved = 0.0f32;
+            for (k, token) in recorded.tokens.iter().enumerate() {
+                let frame = &curve[k];
+                let close = |a: f32, key: &str| {
+                    let b = frame[key].as_f64().expect("a number") as f32;
+                    assert!(
+                        (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                        "token {k} {key}: {a} vs {b}"
+                    );
+                };
+                close(token.point.lufs, "lufs");
+                close(token.point.velocity, "velocity");
+                close(token.point.temperature, "temperature");
+                moved = moved.max(token.point.temperature);
+            }
+            assert!(
+                moved > 0.8,
+                "the song heats the model (max temperature {moved})"
+            );
+        },
+    );
 }

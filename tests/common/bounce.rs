@@ -60,6 +60,19 @@ pub fn bounce_with(
     changes: &[(u64, &str, f64)],
     blocks: Blocks,
 ) -> Bounce {
+    bounce_song(fields, setup, timeline, changes, blocks, None)
+}
+
+/// As [`bounce_with`], with `song` (`[left, right]`, at least as long as the timeline) on the
+/// main input: the track the plugin sits on.
+pub fn bounce_song(
+    fields: &[(&str, serde_json::Value)],
+    setup: &[(&str, f64)],
+    timeline: &[Segment],
+    changes: &[(u64, &str, f64)],
+    blocks: Blocks,
+    song: Option<&[Vec<f32>; 2]>,
+) -> Bounce {
     let mut plugin = HostedPlugin::new();
     if !fields.is_empty() {
         let mut state = plugin.save_state();
@@ -141,6 +154,10 @@ pub fn bounce_with(
             }
             let elapsed = done as f64 / RATE;
             let mut block = Block::silent(&silence[..size], &events);
+            if let Some([left, right]) = song {
+                let span = at as usize..at as usize + size;
+                block.main = [&left[span.clone()], &right[span]];
+            }
             block.transport = Some(Transport {
                 playing: true,
                 tempo: segment.tempo,
