@@ -383,9 +383,7 @@ impl Mlp {
             .zip(buf.gated.chunks_exact_mut(i))
         {
             let (gate, up) = gate_up.split_at(i);
-            for ((g, u), out) in gate.iter().zip(up).zip(gated.iter_mut()) {
-                *out = self.act.apply(*g) * u;
-            }
+            self.act.gate(gate, up, gated);
         }
         if let Some(sparsity) = sparsity {
             for (row, out) in buf.gated.chunks_exact(i).zip(sparsity) {

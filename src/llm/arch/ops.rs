@@ -8,6 +8,8 @@
 
 use candle_core::cpu::erf::erf_f32;
 
+use super::qlinear::{dot_f32, has_avx2};
+
 /// LayerNorm of each `weight.len()`-wide row of `x` into `out`, with the biased variance as
 /// `torch.nn.LayerNorm` takes it.
 pub fn layer_norm(x: &[f32], weight: &[f32], bias: &[f32], eps: f32, out: &mut [f32]) {
@@ -196,7 +198,7 @@ pub fn attend(
             let probs = &mut probs[..n_keys];
             for (t, p) in probs.iter_mut().enumerate() {
                 let k = &cache.keys[t * kv_width + kv_offset..][..head_dim];
-                *p = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * shape.scale;
+                *p = dot_f32(q, k) * shape.scale;
             }
             total_entropy += softmax_entropy(probs);
             let out = &mut out[h * head_dim..][..head_dim];
@@ -221,14 +223,15 @@ pub fn softmax_entropy(values: &mut [f32]) -> f32 {
     let (mut sum, mut weighted) = (0.0_f32, 0.0_f32);
     for v in values.iter_mut() {
         let shifted = *v - max;
-        *v = shifted.exp();
+        *v = exp(shifted);
         sum += *v;
         weighted += *v * shifted;
     }
+    let inverse = 1.0 / sum;
     for v in values.iter_mut() {
-        *v /= sum;
+        *v *= inverse;
     }
-    (sum.ln() - weighted / sum).max(0.0)
+    (sum.ln() - weighted * inverse).max(0.0)
 }
 
 /// The MLP nonlinearities of the supported checkpoints.
@@ -266,23 +269,94 @@ impl Activation {
 
     /// Applies the activation to every value of `x`.
     pub fn apply_all(self, x: &mut [f32]) {
+        // One branch per slice, not per value, so each loop is a plain (vectorised) map.
         match self {
-            // One branch per slice, not per value, so each loop is a plain map.
-            Self::GeluTanh => x.iter_mut().for_each(|v| *v = gelu_tanh(*v)),
-            Self::Silu => x.iter_mut().for_each(|v| *v = silu(*v)),
-            other => x.iter_mut().for_each(|v| *v = other.apply(*v)),
+            Self::GeluTanh => map(x, gelu_tanh),
+            Self::Silu => map(x, silu),
+            Self::Relu => map(x, |v| v.max(0.0)),
+            Self::GeluErf => x.iter_mut().for_each(|v| *v = self.apply(*v)),
+        }
+    }
+
+    /// `out = act(gate) * up`, elementwise: a gated MLP (SwiGLU and its kin).
+    pub fn gate(self, gate: &[f32], up: &[f32], out: &mut [f32]) {
+        match self {
+            Self::Silu => zip_map(gate, up, out, |g, u| silu(g) * u),
+            Self::GeluTanh => zip_map(gate, up, out, |g, u| gelu_tanh(g) * u),
+            _ => zip_map(gate, up, out, |g, u| self.apply(g) * u),
         }
     }
 }
 
-/// GELU's tanh approximation, GPT-2's `gelu_new`.
+/// GELU's tanh approximation, GPT-2's `gelu_new`, through `(1 + tanh y) / 2 = sigmoid(2y)`.
+#[inline(always)]
 pub fn gelu_tanh(x: f32) -> f32 {
-    const SQRT_TWO_OVER_PI: f32 = 0.797_884_6;
-    0.5 * x * (1.0 + (SQRT_TWO_OVER_PI * x * (1.0 + 0.044_715 * x * x)).tanh())
+    const TWO_SQRT_TWO_OVER_PI: f32 = 2.0 * 0.797_884_6;
+    x / (1.0 + exp(-TWO_SQRT_TWO_OVER_PI * x * (1.0 + 0.044_715 * x * x)))
 }
 
+#[inline(always)]
 pub fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
+    x / (1.0 + exp(-x))
+}
+
+/// `e^x` within 2 ulp (Cephes' `expf` polynomial), made of plain arithmetic so that loops over
+/// slices vectorise, unlike calls into libm. Saturates to `e^88.3` above and to 0 below
+/// `-87.3`, where f32 runs out of normal numbers.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const HIGH: f32 = 88.3;
+    const LOW: f32 = -87.3;
+    /// Adding 1.5 * 2^23 rounds to an integer, which then sits in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    let clamped = x.clamp(LOW, HIGH);
+    let shifted = clamped * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    let n_int = shifted.to_bits() as i32 - ROUND.to_bits() as i32;
+    // r = x - n ln 2, with ln 2 split so the product is exact.
+    let r = clamped - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5.000_000_1e-1;
+    let y = p * r * r + r + 1.0;
+    let scale = f32::from_bits(((n_int + 127) as u32) << 23);
+    if x < LOW { 0.0 } else { y * scale }
+}
+
+/// `x[i] = f(x[i])`, compiled for AVX2 where the CPU has it.
+fn map(x: &mut [f32], f: impl Fn(f32) -> f32) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        #[target_feature(enable = "avx2,fma")]
+        fn map_avx2(x: &mut [f32], f: impl Fn(f32) -> f32) {
+            x.iter_mut().for_each(|v| *v = f(*v));
+        }
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { map_avx2(x, f) };
+    }
+    x.iter_mut().for_each(|v| *v = f(*v));
+}
+
+/// `out[i] = f(a[i], b[i])`, compiled for AVX2 where the CPU has it.
+fn zip_map(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32) {
+    let body = |out: &mut [f32]| {
+        for ((o, a), b) in out.iter_mut().zip(a).zip(b) {
+            *o = f(*a, *b);
+        }
+    };
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        #[target_feature(enable = "avx2,fma")]
+        fn run_avx2(out: &mut [f32], body: impl Fn(&mut [f32])) {
+            body(out);
+        }
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { run_avx2(out, body) };
+    }
+    body(out);
 }
 
 #[cfg(test)]
@@ -366,6 +440,25 @@ mod tests {
     }
 
     #[test]
+    fn polynomial_exp_matches_libm() {
+        // Every normal result, from e^-87 to e^88.
+        for i in -985..=1000 {
+            let x = i as f32 * 0.0883;
+            let (got, want) = (exp(x), x.exp());
+            assert!(
+                ((got - want) / want).abs() < 3e-7,
+                "exp({x}) = {got}, libm says {want}"
+            );
+        }
+        assert_eq!(exp(-100.0), 0.0);
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+        assert!(exp(100.0).is_finite());
+        let mut probs = [0.0_f32, -200.0];
+        softmax_entropy(&mut probs);
+        assert_eq!(probs, [1.0, 0.0]);
+    }
+
+    #[test]
     fn activations_match_their_definitions() {
         assert_eq!(
             Activation::from_name("gelu_new"),
@@ -374,6 +467,7 @@ mod tests {
         assert_eq!(Activation::from_name("tanh"), None);
         assert!((Activation::GeluErf.apply(1.0) - 0.841_344_7).abs() < 1e-6);
         assert!((gelu_tanh(1.0) - 0.841_192).abs() < 1e-5);
+        assert!((gelu_tanh(-3.0) + 0.003_637_4).abs() < 1e-6);
         assert!((silu(1.0) - 0.731_058_6).abs() < 1e-6);
         let mut x = [-1.0_f32, 2.0];
         Activation::Relu.apply_all(&mut x);

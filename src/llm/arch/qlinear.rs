@@ -385,7 +385,8 @@ fn f16_at(block: &[u8], at: usize) -> f32 {
     half::f16::from_le_bytes([block[at], block[at + 1]]).to_f32()
 }
 
-fn has_avx2() -> bool {
+/// Whether the AVX2 kernels (with FMA and F16C) can run here; checked once.
+pub(crate) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static HAS: OnceLock<bool> = OnceLock::new();
@@ -445,7 +446,8 @@ fn dot_q8_0(data: &[u8], x: &[f32]) -> f32 {
         .sum()
 }
 
-fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+/// Dot product of two equally long slices.
+pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {

@@ -16,7 +16,7 @@ use std::io::{Read, Seek};
 use candle_core::quantized::{QTensor, gguf_file};
 use candle_core::{Device, Tensor};
 
-use super::ops::{self, Heads, KvCache, Rope, RopeLayout};
+use super::ops::{self, Activation, Heads, KvCache, Rope, RopeLayout};
 use super::qlinear::{QLinear, in_pool};
 use crate::llm::capture;
 use crate::llm::error::{LlmError, Result};
@@ -384,9 +384,7 @@ impl Block {
             .zip(buf.gated.chunks_exact_mut(hidden))
         {
             let (gate, up) = gate_up.split_at(hidden);
-            for ((g, u), out) in gate.iter().zip(up).zip(gated.iter_mut()) {
-                *out = ops::silu(*g) * u;
-            }
+            Activation::Silu.gate(gate, up, gated);
             // SwiGLU's sparsity is measured on the gated activations that enter `ffn_down`.
             if let Some(step) = capture.as_deref_mut() {
                 step.mlp_sparsity.push(capture::mlp_sparsity(gated));
