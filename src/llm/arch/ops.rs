@@ -8,6 +8,8 @@
 
 use candle_core::cpu::erf::erf_f32;
 
+use rayon::prelude::*;
+
 use super::qlinear::{dot_f32, has_avx2};
 
 /// LayerNorm of each `weight.len()`-wide row of `x` into `out`, with the biased variance as
@@ -166,6 +168,11 @@ impl Heads {
     }
 }
 
+/// Below this many query-key products (heads × keys × head_dim) a position's heads run one
+/// after the other; above it they are split over the pool, worth its fork from a few hundred
+/// keys on.
+const PARALLEL_ATTENTION: usize = 1 << 17;
+
 /// Causal softmax attention of the `n_new` newest positions, whose keys and values are already
 /// the last `n_new` in `cache`. Query `i` is the first `heads * head_dim` values of
 /// `queries[i * stride..]` (a fused QKV row); its output goes to `out[i * heads * head_dim..]`.
@@ -182,38 +189,65 @@ pub fn attend(
     mut entropy: Option<&mut [f32]>,
 ) {
     let (width, kv_width, head_dim) = (shape.width(), shape.kv_width(), shape.head_dim);
-    let group = shape.heads / shape.kv_heads;
     let positions = cache.keys.len() / kv_width;
     let n_new = out.len() / width;
     let first = positions - n_new;
-    probs.resize(positions, 0.0);
+    probs.resize(shape.heads * positions, 0.0);
+    let mut head_entropy = vec![0.0_f32; shape.heads];
     for i in 0..n_new {
         let n_keys = first + i + 1;
         let q = &queries[i * stride..][..width];
         let out = &mut out[i * width..][..width];
-        let mut total_entropy = 0.0_f32;
-        for h in 0..shape.heads {
-            let kv_offset = (h / group) * head_dim;
-            let q = &q[h * head_dim..][..head_dim];
-            let probs = &mut probs[..n_keys];
-            for (t, p) in probs.iter_mut().enumerate() {
-                let k = &cache.keys[t * kv_width + kv_offset..][..head_dim];
-                *p = dot_f32(q, k) * shape.scale;
-            }
-            total_entropy += softmax_entropy(probs);
-            let out = &mut out[h * head_dim..][..head_dim];
-            out.fill(0.0);
-            for (t, &p) in probs.iter().enumerate() {
-                let v = &cache.values[t * kv_width + kv_offset..][..head_dim];
-                for (o, v) in out.iter_mut().zip(v) {
-                    *o += p * v;
-                }
-            }
+        let one_head =
+            |(h, ((out, probs), entropy)): (usize, ((&mut [f32], &mut [f32]), &mut f32))| {
+                let q = &q[h * head_dim..][..head_dim];
+                *entropy = attend_head(shape, cache, h, q, &mut probs[..n_keys], out);
+            };
+        if shape.heads * n_keys * head_dim >= PARALLEL_ATTENTION {
+            out.par_chunks_exact_mut(head_dim)
+                .zip(probs.par_chunks_exact_mut(positions))
+                .zip(head_entropy.par_iter_mut())
+                .enumerate()
+                .for_each(one_head);
+        } else {
+            out.chunks_exact_mut(head_dim)
+                .zip(probs.chunks_exact_mut(positions))
+                .zip(head_entropy.iter_mut())
+                .enumerate()
+                .for_each(one_head);
         }
         if let Some(entropy) = entropy.as_deref_mut() {
-            entropy[i] = total_entropy / shape.heads as f32;
+            // Summed in head order, so the result does not hang on how the pool split the work.
+            entropy[i] = head_entropy.iter().sum::<f32>() / shape.heads as f32;
         }
     }
+}
+
+/// One query head over the first `probs.len()` cached positions: writes its output to `out`
+/// and returns the entropy of its attention distribution.
+fn attend_head(
+    shape: &Heads,
+    cache: &KvCache,
+    head: usize,
+    q: &[f32],
+    probs: &mut [f32],
+    out: &mut [f32],
+) -> f32 {
+    let (kv_width, head_dim) = (shape.kv_width(), shape.head_dim);
+    let kv_offset = (head / (shape.heads / shape.kv_heads)) * head_dim;
+    for (t, p) in probs.iter_mut().enumerate() {
+        let k = &cache.keys[t * kv_width + kv_offset..][..head_dim];
+        *p = dot_f32(q, k) * shape.scale;
+    }
+    let entropy = softmax_entropy(probs);
+    out.fill(0.0);
+    for (t, &p) in probs.iter().enumerate() {
+        let v = &cache.values[t * kv_width + kv_offset..][..head_dim];
+        for (o, v) in out.iter_mut().zip(v) {
+            *o += p * v;
+        }
+    }
+    entropy
 }
 
 /// Softmax in place; returns the distribution's entropy in nats. With `p = e^(s - max) / Z`,
@@ -456,6 +490,50 @@ mod tests {
         let mut probs = [0.0_f32, -200.0];
         softmax_entropy(&mut probs);
         assert_eq!(probs, [1.0, 0.0]);
+    }
+
+    #[test]
+    fn heads_split_over_the_pool_give_what_they_give_one_by_one() {
+        let shape = Heads {
+            heads: 4,
+            kv_heads: 2,
+            head_dim: 64,
+            scale: 0.125,
+        };
+        let keys = PARALLEL_ATTENTION / (shape.heads * shape.head_dim) + 10;
+        let kv_width = shape.kv_width();
+        let value = |i: usize| ((i * 7919 % 1013) as f32 / 1013.0 - 0.5) * 2.0;
+        let mut cache = KvCache::default();
+        for t in 0..keys {
+            let row: Vec<f32> = (0..kv_width).map(|j| value(t * kv_width + j)).collect();
+            let other: Vec<f32> = (0..kv_width).map(|j| value(t * kv_width + j + 5)).collect();
+            cache.push(&row, &other);
+        }
+        let query: Vec<f32> = (0..shape.width()).map(|j| value(j + 11)).collect();
+        let (mut probs, mut out, mut entropy) = (Vec::new(), vec![0.0; shape.width()], [0.0]);
+        attend(
+            &shape,
+            &cache,
+            &query,
+            shape.width(),
+            &mut probs,
+            &mut out,
+            Some(&mut entropy),
+        );
+        let mut total = 0.0_f32;
+        for h in 0..shape.heads {
+            let mut probs = vec![0.0; keys];
+            let mut want = vec![0.0; shape.head_dim];
+            let q = &query[h * shape.head_dim..][..shape.head_dim];
+            total += attend_head(&shape, &cache, h, q, &mut probs, &mut want);
+            assert_eq!(
+                &out[h * shape.head_dim..][..shape.head_dim],
+                &want[..],
+                "head {h}"
+            );
+        }
+        assert_eq!(entropy[0], total / shape.heads as f32);
+        assert!(entropy[0] > 0.0);
     }
 
     #[test]
