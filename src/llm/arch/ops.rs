@@ -173,6 +173,9 @@ impl Heads {
 /// keys on.
 const PARALLEL_ATTENTION: usize = 1 << 17;
 
+/// One head's index, output, scratch and entropy, as the head iterators of [`attend`] zip them.
+type HeadSlots<'a> = (usize, ((&'a mut [f32], &'a mut [f32]), &'a mut f32));
+
 /// Causal softmax attention of the `n_new` newest positions, whose keys and values are already
 /// the last `n_new` in `cache`. Query `i` is the first `heads * head_dim` values of
 /// `queries[i * stride..]` (a fused QKV row); its output goes to `out[i * heads * head_dim..]`.
@@ -198,11 +201,10 @@ pub fn attend(
         let n_keys = first + i + 1;
         let q = &queries[i * stride..][..width];
         let out = &mut out[i * width..][..width];
-        let one_head =
-            |(h, ((out, probs), entropy)): (usize, ((&mut [f32], &mut [f32]), &mut f32))| {
-                let q = &q[h * head_dim..][..head_dim];
-                *entropy = attend_head(shape, cache, h, q, &mut probs[..n_keys], out);
-            };
+        let one_head = |(h, ((out, probs), entropy)): HeadSlots<'_>| {
+            let q = &q[h * head_dim..][..head_dim];
+            *entropy = attend_head(shape, cache, h, q, &mut probs[..n_keys], out);
+        };
         if shape.heads * n_keys * head_dim >= PARALLEL_ATTENTION {
             out.par_chunks_exact_mut(head_dim)
                 .zip(probs.par_chunks_exact_mut(positions))
@@ -354,7 +356,7 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    let p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     let scale = f32::from_bits(((n_int + 127) as u32) << 23);
     if x < LOW { 0.0 } else { y * scale }
