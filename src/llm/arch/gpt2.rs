@@ -4,20 +4,19 @@
 //! `lm_head.weight` (tied to `wte`); older ones (openai-community/gpt2) use bare keys, and some
 //! store the head explicitly. All are accepted. GPT-2's `Conv1D` weights are stored `[in, out]`.
 //!
-//! Hidden states, attention entropy and MLP sparsity (of the GELU output, the input of
-//! `mlp.c_proj`) are captured as in `llama.rs`, whose shared half this file uses.
+//! The step runs on `f32` slices with the kernels of `ops.rs` (see there why): fused QKV (`c_attn`
+//! already is one matrix), learned position embeddings, pre-LN blocks, and the LM head tied to
+//! `wte`, whose 50257 rows go through the parallel f32 kernel. Hidden states, attention entropy
+//! and MLP sparsity (of the GELU output, the input of `mlp.c_proj`) are read out on the way.
 
 use std::path::Path;
 
-use candle_core::Tensor;
-use candle_nn::{Embedding, LayerNorm, Module};
 use serde::Deserialize;
 
-use super::llama::{
-    Activation, Checkpoint, KvCache, LayerCapture, StepCapture, causal_attention, check_tokens,
-    corrupt, read_config, record_sparsity,
-};
+use super::llama::{Checkpoint, check_tokens, corrupt, read_config};
+use super::ops::{self, Activation, Heads, KvCache};
 use super::qlinear::{Dense, in_pool};
+use crate::llm::capture;
 use crate::llm::error::Result;
 use crate::llm::model::{LanguageModel, ModelInfo, Step};
 
@@ -112,25 +111,36 @@ impl Conv1D {
         Ok(Self(Dense::new(&weight.t()?.contiguous()?, Some(&bias))?))
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.0.forward(x)?)
+    fn forward(&self, x: &[f32], out: &mut [f32]) -> Result<()> {
+        Ok(self.0.forward_into(x, out)?)
     }
 }
 
-fn layer_norm(ckpt: &Checkpoint, prefix: &str, size: usize, eps: f64) -> Result<LayerNorm> {
-    Ok(LayerNorm::new(
-        ckpt.tensor(&format!("{prefix}.weight"), &[size])?,
-        ckpt.tensor(&format!("{prefix}.bias"), &[size])?,
-        eps,
-    ))
+struct LayerNorm {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    eps: f32,
+}
+
+impl LayerNorm {
+    fn load(ckpt: &Checkpoint, prefix: &str, size: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: ckpt.vector(&format!("{prefix}.weight"), &[size])?,
+            bias: ckpt.vector(&format!("{prefix}.bias"), &[size])?,
+            eps: eps as f32,
+        })
+    }
+
+    fn forward(&self, x: &[f32], out: &mut [f32]) {
+        ops::layer_norm(x, &self.weight, &self.bias, self.eps, out);
+    }
 }
 
 struct Attention {
+    /// Query, key and value in one `[3 * n_embd, n_embd]` product.
     c_attn: Conv1D,
     c_proj: Conv1D,
-    n_head: usize,
-    head_dim: usize,
-    scale: f64,
+    heads: Heads,
 }
 
 impl Attention {
@@ -147,26 +157,38 @@ impl Attention {
         Ok(Self {
             c_attn: Conv1D::load(ckpt, &format!("{prefix}.c_attn"), e, 3 * e)?,
             c_proj: Conv1D::load(ckpt, &format!("{prefix}.c_proj"), e, e)?,
-            n_head: cfg.n_head,
-            head_dim,
-            scale,
+            heads: Heads {
+                heads: cfg.n_head,
+                kv_heads: cfg.n_head,
+                head_dim,
+                scale: scale as f32,
+            },
         })
     }
 
-    fn forward(&self, x: &Tensor, cache: &mut KvCache, entropy: &mut [f32]) -> Result<Tensor> {
-        let (n, e) = x.dims2()?;
-        let qkv = self.c_attn.forward(x)?;
-        let heads = |i: usize| -> Result<Tensor> {
-            Ok(qkv
-                .narrow(1, i * e, e)?
-                .reshape((n, self.n_head, self.head_dim))?
-                .transpose(0, 1)?
-                .contiguous()?)
-        };
-        let (q, k, v) = (heads(0)?, heads(1)?, heads(2)?);
-        let (k, v) = cache.append(&k, &v)?;
-        let y = causal_attention(&q, &k, &v, self.scale, entropy)?;
-        self.c_proj.forward(&y)
+    /// `buf.normed` `[n, n_embd]` → `buf.projected`; appends the new keys and values to
+    /// `cache` and writes each new position's entropy when asked.
+    fn forward(
+        &self,
+        cache: &mut KvCache,
+        buf: &mut Buffers,
+        entropy: Option<&mut [f32]>,
+    ) -> Result<()> {
+        let e = self.heads.width();
+        self.c_attn.forward(&buf.normed, &mut buf.qkv)?;
+        for qkv in buf.qkv.chunks_exact(3 * e) {
+            cache.push(&qkv[e..2 * e], &qkv[2 * e..]);
+        }
+        ops::attend(
+            &self.heads,
+            cache,
+            &buf.qkv,
+            3 * e,
+            &mut buf.probs,
+            &mut buf.attended,
+            entropy,
+        );
+        self.c_proj.forward(&buf.attended, &mut buf.projected)
     }
 }
 
@@ -185,11 +207,18 @@ impl Mlp {
         })
     }
 
-    /// Writes the sparsity of the activation (the input of `c_proj`) per new position.
-    fn forward(&self, x: &Tensor, sparsity: &mut [f32]) -> Result<Tensor> {
-        let hidden = self.act.apply(&self.c_fc.forward(x)?)?;
-        record_sparsity(&hidden, sparsity)?;
-        self.c_proj.forward(&hidden)
+    /// `buf.normed` `[n, n_embd]` → `buf.projected`; writes the sparsity of the activation (the
+    /// input of `c_proj`) per new position when asked.
+    fn forward(&self, buf: &mut Buffers, sparsity: Option<&mut [f32]>) -> Result<()> {
+        self.c_fc.forward(&buf.normed, &mut buf.hidden)?;
+        self.act.apply_all(&mut buf.hidden);
+        if let Some(sparsity) = sparsity {
+            let rows = buf.hidden.chunks_exact(self.c_fc.0.rows());
+            for (row, out) in rows.zip(sparsity) {
+                *out = capture::mlp_sparsity(row);
+            }
+        }
+        self.c_proj.forward(&buf.hidden, &mut buf.projected)
     }
 }
 
@@ -204,23 +233,55 @@ impl Block {
     fn load(ckpt: &Checkpoint, prefix: &str, cfg: &Config, layer: usize) -> Result<Self> {
         let (e, eps) = (cfg.n_embd, cfg.layer_norm_epsilon);
         Ok(Self {
-            ln_1: layer_norm(ckpt, &format!("{prefix}.ln_1"), e, eps)?,
+            ln_1: LayerNorm::load(ckpt, &format!("{prefix}.ln_1"), e, eps)?,
             attn: Attention::load(ckpt, &format!("{prefix}.attn"), cfg, layer)?,
-            ln_2: layer_norm(ckpt, &format!("{prefix}.ln_2"), e, eps)?,
+            ln_2: LayerNorm::load(ckpt, &format!("{prefix}.ln_2"), e, eps)?,
             mlp: Mlp::load(ckpt, &format!("{prefix}.mlp"), cfg)?,
         })
     }
 
+    /// Advances `x` `[n, n_embd]` through the block (pre-LN, two residual branches).
     fn forward(
         &self,
-        x: &Tensor,
+        x: &mut [f32],
         cache: &mut KvCache,
-        capture: LayerCapture<'_>,
-    ) -> Result<Tensor> {
-        let h = self.ln_1.forward(x)?;
-        let x = (x + self.attn.forward(&h, cache, capture.entropy)?)?;
-        let h = self.ln_2.forward(&x)?;
-        Ok((&x + self.mlp.forward(&h, capture.sparsity)?)?)
+        buf: &mut Buffers,
+        capture: Option<(&mut [f32], &mut [f32])>,
+    ) -> Result<()> {
+        let (entropy, sparsity) = capture.unzip();
+        self.ln_1.forward(x, &mut buf.normed);
+        self.attn.forward(cache, buf, entropy)?;
+        ops::add_into(x, &buf.projected);
+        self.ln_2.forward(x, &mut buf.normed);
+        self.mlp.forward(buf, sparsity)?;
+        ops::add_into(x, &buf.projected);
+        Ok(())
+    }
+}
+
+/// Scratch space for one step, sized for its new positions.
+struct Buffers {
+    normed: Vec<f32>,
+    qkv: Vec<f32>,
+    attended: Vec<f32>,
+    projected: Vec<f32>,
+    /// The MLP's activations, `[n, n_inner]`.
+    hidden: Vec<f32>,
+    /// One head's attention weights over every key.
+    probs: Vec<f32>,
+}
+
+impl Buffers {
+    fn new(cfg: &Config, n: usize) -> Self {
+        let e = cfg.n_embd;
+        Self {
+            normed: vec![0.0; n * e],
+            qkv: vec![0.0; n * 3 * e],
+            attended: vec![0.0; n * e],
+            projected: vec![0.0; n * e],
+            hidden: vec![0.0; n * cfg.n_inner],
+            probs: Vec::new(),
+        }
     }
 }
 
@@ -228,13 +289,17 @@ impl Block {
 pub struct Gpt2 {
     config: Config,
     info: ModelInfo,
-    wte: Embedding,
-    wpe: Tensor,
+    /// Token embeddings `[vocab, n_embd]`, also the LM head when the checkpoint ties them.
+    wte: Dense,
+    /// Position embeddings `[n_positions, n_embd]`.
+    wpe: Vec<f32>,
     h: Vec<Block>,
     ln_f: LayerNorm,
-    lm_head: Dense,
+    /// An untied LM head, when the checkpoint stores one.
+    lm_head: Option<Dense>,
     cache: Vec<KvCache>,
     position: usize,
+    capture: bool,
 }
 
 impl Gpt2 {
@@ -250,17 +315,20 @@ impl Gpt2 {
         };
         let (vocab, e) = (config.vocab_size, config.n_embd);
         let wte_name = format!("{prefix}wte.weight");
-        let wte = ckpt.tensor(&wte_name, &[vocab, e])?;
-        let wpe = ckpt.tensor(&format!("{prefix}wpe.weight"), &[config.n_positions, e])?;
+        let wte = Dense::new(&ckpt.tensor(&wte_name, &[vocab, e])?, None)?;
+        let wpe = ckpt.vector(&format!("{prefix}wpe.weight"), &[config.n_positions, e])?;
         let lm_head = if ckpt.contains("lm_head.weight") {
-            ckpt.tensor("lm_head.weight", &[vocab, e])?
+            Some(Dense::new(
+                &ckpt.tensor("lm_head.weight", &[vocab, e])?,
+                None,
+            )?)
         } else {
-            wte.clone()
+            None
         };
         let h = (0..config.n_layer)
             .map(|i| Block::load(&ckpt, &format!("{prefix}h.{i}"), &config, i))
             .collect::<Result<Vec<_>>>()?;
-        let ln_f = layer_norm(
+        let ln_f = LayerNorm::load(
             &ckpt,
             &format!("{prefix}ln_f"),
             e,
@@ -275,18 +343,17 @@ impl Gpt2 {
             context_length: config.n_positions,
             dtype: ckpt.stored_dtype(&wte_name),
         };
-        let cache = (0..config.n_layer)
-            .map(|_| KvCache::new(config.n_positions))
-            .collect();
+        let cache = (0..config.n_layer).map(|_| KvCache::default()).collect();
         Ok(Self {
-            wte: Embedding::new(wte, e),
+            wte,
             wpe,
             h,
             ln_f,
-            lm_head: Dense::new(&lm_head, None)?,
+            lm_head,
             info,
             cache,
             position: 0,
+            capture: true,
             config,
         })
     }
@@ -296,23 +363,44 @@ impl Gpt2 {
     }
 
     fn run(&mut self, tokens: &[u32]) -> Result<Step> {
-        let n = tokens.len();
-        let mut capture = StepCapture::new(self.h.len(), n, self.info.width);
-        let ids = Tensor::new(tokens, self.wpe.device())?;
-        let positions = self.wpe.narrow(0, self.position, n)?;
-        let mut x = (self.wte.forward(&ids)? + positions)?;
-        capture.push_hidden(&x)?;
-        let last = self.h.len() - 1;
+        let (n, e, n_layers) = (tokens.len(), self.config.n_embd, self.h.len());
+        let mut x = vec![0.0_f32; n * e];
+        for (i, (&token, x)) in tokens.iter().zip(x.chunks_exact_mut(e)).enumerate() {
+            self.wte.weight_row(token as usize, x);
+            ops::add_into(x, &self.wpe[(self.position + i) * e..][..e]);
+        }
+        let mut step = Step {
+            n_new: n,
+            ..Step::default()
+        };
+        if self.capture {
+            step.hidden.reserve_exact((n_layers + 1) * n * e);
+            step.hidden.extend_from_slice(&x);
+            step.attention_entropy = vec![0.0; n_layers * n];
+            step.mlp_sparsity = vec![0.0; n_layers * n];
+        }
+        let mut buf = Buffers::new(&self.config, n);
+        let stats = step
+            .attention_entropy
+            .chunks_exact_mut(n)
+            .zip(step.mlp_sparsity.chunks_exact_mut(n));
+        let mut stats = stats.map(Some).chain(std::iter::repeat_with(|| None));
         for (i, (block, cache)) in self.h.iter().zip(&mut self.cache).enumerate() {
-            x = block.forward(&x, cache, capture.layer(i))?;
-            if i != last {
-                capture.push_hidden(&x)?;
+            block.forward(&mut x, cache, &mut buf, stats.next().flatten())?;
+            // The last block's output is replaced by the final-norm output below, the
+            // convention of `transformers`' hidden states.
+            if self.capture && i + 1 < n_layers {
+                step.hidden.extend_from_slice(&x);
             }
         }
-        let x = self.ln_f.forward(&x)?;
-        capture.push_hidden(&x)?;
-        let logits = self.lm_head.forward(&x.narrow(0, n - 1, 1)?)?;
-        capture.finish(&logits)
+        self.ln_f.forward(&x, &mut buf.normed);
+        if self.capture {
+            step.hidden.extend_from_slice(&buf.normed);
+        }
+        let head = self.lm_head.as_ref().unwrap_or(&self.wte);
+        step.logits = vec![0.0; self.info.vocab_size];
+        head.forward_into(&buf.normed[(n - 1) * e..], &mut step.logits)?;
+        Ok(step)
     }
 }
 
@@ -329,9 +417,10 @@ impl LanguageModel for Gpt2 {
                 Ok(step)
             }
             Err(err) => {
-                self.cache
-                    .iter_mut()
-                    .for_each(|c| c.truncate(self.position));
+                let e = self.config.n_embd;
+                for cache in &mut self.cache {
+                    cache.truncate(self.position, e);
+                }
                 Err(err)
             }
         }
@@ -343,6 +432,10 @@ impl LanguageModel for Gpt2 {
 
     fn reset(&mut self) {
         self.position = 0;
-        self.cache.iter_mut().for_each(KvCache::reset);
+        self.cache.iter_mut().for_each(KvCache::clear);
+    }
+
+    fn set_capture(&mut self, on: bool) {
+        self.capture = on;
     }
 }

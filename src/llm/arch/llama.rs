@@ -3,23 +3,23 @@
 //! upcast when loaded.
 //!
 //! Every forward step reports what the sonification reads: each layer's hidden state, the
-//! attention entropy and the MLP sparsity per layer and position. They are taken from tensors
-//! the step computes anyway (the attention probabilities, the input of `down_proj`), read in
-//! place, so capturing costs no extra pass.
+//! attention entropy and the MLP sparsity per layer and position. They are taken from values
+//! the step computes anyway (the softmax's own sums, the input of `down_proj`), so capturing
+//! costs no extra pass. The step runs on `f32` slices with the kernels of `ops.rs`; Q, K, V and
+//! gate, up are stacked into one product each.
 //!
 //! The second half of this file ("Shared with gpt2.rs") holds what the safetensors architectures
-//! have in common: reading `config.json` and the checkpoint, the KV cache, causal attention with
-//! entropy capture, and collecting a [`Step`].
+//! have in common: reading `config.json` and the checkpoint, and the checks on a step.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use candle_core::safetensors::{Load, MmapedSafetensors};
-use candle_core::{DType, Device, Storage, Tensor};
-use candle_nn::{Embedding, Module, RmsNorm};
-
-use super::qlinear::{Dense, in_pool};
+use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
+
+use super::ops::{self, Activation, Heads, KvCache, Rope, RopeLayout};
+use super::qlinear::{Dense, in_pool};
 
 use crate::llm::capture;
 use crate::llm::error::{LlmError, Result};
@@ -265,91 +265,95 @@ impl RawRope {
     }
 }
 
-/// Rotary position embedding, cos/sin made per step for just the positions it needs.
-struct Rope {
-    inv_freq: Vec<f32>,
+/// RMSNorm with its learned scale.
+struct RmsNorm {
+    weight: Vec<f32>,
+    eps: f32,
 }
 
-impl Rope {
-    /// `cos` and `sin`, each `[n, head_dim / 2]`, for positions `offset..offset + n`.
-    fn cos_sin(&self, offset: usize, n: usize) -> Result<(Tensor, Tensor)> {
-        let half = self.inv_freq.len();
-        let mut cos = Vec::with_capacity(n * half);
-        let mut sin = Vec::with_capacity(n * half);
-        for pos in offset..offset + n {
-            for &f in &self.inv_freq {
-                let angle = pos as f32 * f;
-                cos.push(angle.cos());
-                sin.push(angle.sin());
-            }
-        }
-        Ok((
-            Tensor::from_vec(cos, (n, half), &Device::Cpu)?,
-            Tensor::from_vec(sin, (n, half), &Device::Cpu)?,
-        ))
+impl RmsNorm {
+    fn load(ckpt: &Checkpoint, name: &str, cfg: &Config) -> Result<Self> {
+        Ok(Self {
+            weight: ckpt.vector(name, &[cfg.hidden_size])?,
+            eps: cfg.rms_norm_eps as f32,
+        })
     }
 
-    /// Rotates `x` `[heads, n, head_dim]` (contiguous) with the "rotate_half" layout.
-    fn apply(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-        Ok(candle_nn::rotary_emb::rope(&x.unsqueeze(0)?, cos, sin)?.squeeze(0)?)
+    fn forward(&self, x: &[f32], out: &mut [f32]) {
+        ops::rms_norm(x, &self.weight, self.eps, out);
     }
 }
 
 struct SelfAttention {
-    q_proj: Dense,
-    k_proj: Dense,
-    v_proj: Dense,
+    /// `q_proj`, `k_proj` and `v_proj` stacked (with their biases, Qwen2's), one product.
+    qkv_proj: Dense,
     o_proj: Dense,
-    num_heads: usize,
-    num_kv_heads: usize,
-    head_dim: usize,
+    heads: Heads,
 }
 
 impl SelfAttention {
     fn load(ckpt: &Checkpoint, prefix: &str, cfg: &Config) -> Result<Self> {
-        let q_size = cfg.num_attention_heads * cfg.head_dim;
-        let kv_size = cfg.num_key_value_heads * cfg.head_dim;
-        let h = cfg.hidden_size;
-        Ok(Self {
-            q_proj: ckpt.linear(&format!("{prefix}.q_proj"), h, q_size)?,
-            k_proj: ckpt.linear(&format!("{prefix}.k_proj"), h, kv_size)?,
-            v_proj: ckpt.linear(&format!("{prefix}.v_proj"), h, kv_size)?,
-            o_proj: ckpt.linear(&format!("{prefix}.o_proj"), q_size, h)?,
-            num_heads: cfg.num_attention_heads,
-            num_kv_heads: cfg.num_key_value_heads,
+        let heads = Heads {
+            heads: cfg.num_attention_heads,
+            kv_heads: cfg.num_key_value_heads,
             head_dim: cfg.head_dim,
+            scale: (cfg.head_dim as f32).powf(-0.5),
+        };
+        let (h, q_size, kv_size) = (cfg.hidden_size, heads.width(), heads.kv_width());
+        Ok(Self {
+            qkv_proj: Dense::stack(vec![
+                ckpt.linear(&format!("{prefix}.q_proj"), h, q_size)?,
+                ckpt.linear(&format!("{prefix}.k_proj"), h, kv_size)?,
+                ckpt.linear(&format!("{prefix}.v_proj"), h, kv_size)?,
+            ])?,
+            o_proj: ckpt.linear(&format!("{prefix}.o_proj"), q_size, h)?,
+            heads,
         })
     }
 
-    /// `x` `[n, hidden]` → `[n, hidden]`; writes the entropy of each new position.
+    /// `buf.normed` `[n, hidden]` → `buf.projected`; rotates and caches the new keys, writes
+    /// each new position's entropy when asked.
     fn forward(
         &self,
-        x: &Tensor,
-        (cos, sin): (&Tensor, &Tensor),
+        rope: &Rope,
         cache: &mut KvCache,
-        entropy: &mut [f32],
-    ) -> Result<Tensor> {
-        let n = x.dim(0)?;
-        let heads = |t: Tensor, count: usize| -> Result<Tensor> {
-            Ok(t.reshape((n, count, self.head_dim))?
-                .transpose(0, 1)?
-                .contiguous()?)
-        };
-        let q = heads(self.q_proj.forward(x)?, self.num_heads)?;
-        let k = heads(self.k_proj.forward(x)?, self.num_kv_heads)?;
-        let v = heads(self.v_proj.forward(x)?, self.num_kv_heads)?;
-        let q = Rope::apply(&q, cos, sin)?;
-        let k = Rope::apply(&k, cos, sin)?;
-        let (k, v) = cache.append(&k, &v)?;
-        let scale = (self.head_dim as f64).powf(-0.5);
-        let y = causal_attention(&q, &k, &v, scale, entropy)?;
-        Ok(self.o_proj.forward(&y)?)
+        buf: &mut Buffers,
+        entropy: Option<&mut [f32]>,
+    ) -> Result<()> {
+        let (q_size, kv_size) = (self.heads.width(), self.heads.kv_width());
+        let head_dim = self.heads.head_dim;
+        self.qkv_proj.forward_into(&buf.normed, &mut buf.qkv)?;
+        let stride = q_size + 2 * kv_size;
+        let pairs = rope.pairs();
+        for (i, qkv) in buf.qkv.chunks_exact_mut(stride).enumerate() {
+            let (cos, sin) = (
+                &buf.cos[i * pairs..][..pairs],
+                &buf.sin[i * pairs..][..pairs],
+            );
+            let (q, kv) = qkv.split_at_mut(q_size);
+            let (k, v) = kv.split_at_mut(kv_size);
+            rope.rotate(q, head_dim, cos, sin);
+            rope.rotate(k, head_dim, cos, sin);
+            cache.push(k, v);
+        }
+        ops::attend(
+            &self.heads,
+            cache,
+            &buf.qkv,
+            stride,
+            &mut buf.probs,
+            &mut buf.attended,
+            entropy,
+        );
+        Ok(self
+            .o_proj
+            .forward_into(&buf.attended, &mut buf.projected)?)
     }
 }
 
 struct Mlp {
-    gate_proj: Dense,
-    up_proj: Dense,
+    /// `gate_proj` and `up_proj` stacked.
+    gate_up_proj: Dense,
     down_proj: Dense,
     act: Activation,
 }
@@ -358,19 +362,37 @@ impl Mlp {
     fn load(ckpt: &Checkpoint, prefix: &str, cfg: &Config) -> Result<Self> {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
-            gate_proj: ckpt.linear(&format!("{prefix}.gate_proj"), h, i)?,
-            up_proj: ckpt.linear(&format!("{prefix}.up_proj"), h, i)?,
+            gate_up_proj: Dense::stack(vec![
+                ckpt.linear(&format!("{prefix}.gate_proj"), h, i)?,
+                ckpt.linear(&format!("{prefix}.up_proj"), h, i)?,
+            ])?,
             down_proj: ckpt.linear(&format!("{prefix}.down_proj"), i, h)?,
             act: cfg.hidden_act,
         })
     }
 
-    /// Writes the sparsity of `act(gate) * up`, the input of `down_proj`, per new position.
-    fn forward(&self, x: &Tensor, sparsity: &mut [f32]) -> Result<Tensor> {
-        let gate = self.act.apply(&self.gate_proj.forward(x)?)?;
-        let hidden = (gate * self.up_proj.forward(x)?)?;
-        record_sparsity(&hidden, sparsity)?;
-        Ok(self.down_proj.forward(&hidden)?)
+    /// `buf.normed` → `buf.projected`; writes the sparsity of `act(gate) * up`, the input of
+    /// `down_proj`, per new position when asked.
+    fn forward(&self, buf: &mut Buffers, sparsity: Option<&mut [f32]>) -> Result<()> {
+        self.gate_up_proj
+            .forward_into(&buf.normed, &mut buf.gate_up)?;
+        let i = self.down_proj.cols();
+        for (gate_up, gated) in buf
+            .gate_up
+            .chunks_exact(2 * i)
+            .zip(buf.gated.chunks_exact_mut(i))
+        {
+            let (gate, up) = gate_up.split_at(i);
+            self.act.gate(gate, up, gated);
+        }
+        if let Some(sparsity) = sparsity {
+            for (row, out) in buf.gated.chunks_exact(i).zip(sparsity) {
+                *out = capture::mlp_sparsity(row);
+            }
+        }
+        Ok(self
+            .down_proj
+            .forward_into(&buf.gated, &mut buf.projected)?)
     }
 }
 
@@ -383,10 +405,7 @@ struct DecoderLayer {
 
 impl DecoderLayer {
     fn load(ckpt: &Checkpoint, prefix: &str, cfg: &Config) -> Result<Self> {
-        let norm = |name: &str| -> Result<RmsNorm> {
-            let weight = ckpt.tensor(&format!("{prefix}.{name}.weight"), &[cfg.hidden_size])?;
-            Ok(RmsNorm::new(weight, cfg.rms_norm_eps))
-        };
+        let norm = |name: &str| RmsNorm::load(ckpt, &format!("{prefix}.{name}.weight"), cfg);
         Ok(Self {
             input_layernorm: norm("input_layernorm")?,
             self_attn: SelfAttention::load(ckpt, &format!("{prefix}.self_attn"), cfg)?,
@@ -395,17 +414,66 @@ impl DecoderLayer {
         })
     }
 
+    /// Advances `x` `[n, hidden]` through the layer.
     fn forward(
         &self,
-        x: &Tensor,
-        rope: (&Tensor, &Tensor),
+        x: &mut [f32],
+        rope: &Rope,
         cache: &mut KvCache,
-        capture: LayerCapture<'_>,
-    ) -> Result<Tensor> {
-        let h = self.input_layernorm.forward(x)?;
-        let x = (x + self.self_attn.forward(&h, rope, cache, capture.entropy)?)?;
-        let h = self.post_attention_layernorm.forward(&x)?;
-        Ok((&x + self.mlp.forward(&h, capture.sparsity)?)?)
+        buf: &mut Buffers,
+        capture: Option<(&mut [f32], &mut [f32])>,
+    ) -> Result<()> {
+        let (entropy, sparsity) = capture.unzip();
+        self.input_layernorm.forward(x, &mut buf.normed);
+        self.self_attn.forward(rope, cache, buf, entropy)?;
+        ops::add_into(x, &buf.projected);
+        self.post_attention_layernorm.forward(x, &mut buf.normed);
+        self.mlp.forward(buf, sparsity)?;
+        ops::add_into(x, &buf.projected);
+        Ok(())
+    }
+}
+
+/// Scratch space for one step, sized for its new positions.
+struct Buffers {
+    normed: Vec<f32>,
+    qkv: Vec<f32>,
+    attended: Vec<f32>,
+    projected: Vec<f32>,
+    gate_up: Vec<f32>,
+    gated: Vec<f32>,
+    /// One head's attention weights over every key.
+    probs: Vec<f32>,
+    /// RoPE angles of the new positions, `[n, head_dim / 2]`.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl Buffers {
+    fn new(cfg: &Config, rope: &Rope, first_position: usize, n: usize) -> Self {
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        let q_size = cfg.num_attention_heads * cfg.head_dim;
+        let kv_size = cfg.num_key_value_heads * cfg.head_dim;
+        let pairs = rope.pairs();
+        let (mut cos, mut sin) = (vec![0.0; n * pairs], vec![0.0; n * pairs]);
+        for (p, (cos, sin)) in cos
+            .chunks_exact_mut(pairs)
+            .zip(sin.chunks_exact_mut(pairs))
+            .enumerate()
+        {
+            rope.angles(first_position + p, cos, sin);
+        }
+        Self {
+            normed: vec![0.0; n * h],
+            qkv: vec![0.0; n * (q_size + 2 * kv_size)],
+            attended: vec![0.0; n * q_size],
+            projected: vec![0.0; n * h],
+            gate_up: vec![0.0; n * 2 * i],
+            gated: vec![0.0; n * i],
+            probs: Vec::new(),
+            cos,
+            sin,
+        }
     }
 }
 
@@ -413,13 +481,16 @@ impl DecoderLayer {
 pub struct Llama {
     config: Config,
     info: ModelInfo,
-    embed_tokens: Embedding,
+    /// `[vocab, hidden]`; also the LM head when `tie_word_embeddings`.
+    embed_tokens: Dense,
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
-    lm_head: Dense,
+    /// The untied LM head.
+    lm_head: Option<Dense>,
     rope: Rope,
     cache: Vec<KvCache>,
     position: usize,
+    capture: bool,
 }
 
 impl Llama {
@@ -431,16 +502,19 @@ impl Llama {
         let (vocab, h) = (config.vocab_size, config.hidden_size);
 
         let embed_name = "model.embed_tokens.weight";
-        let embeddings = ckpt.tensor(embed_name, &[vocab, h])?;
+        let embed_tokens = Dense::new(&ckpt.tensor(embed_name, &[vocab, h])?, None)?;
         let lm_head = if config.tie_word_embeddings {
-            Dense::new(&embeddings, None)?
+            None
         } else {
-            Dense::new(&ckpt.tensor("lm_head.weight", &[vocab, h])?, None)?
+            Some(Dense::new(
+                &ckpt.tensor("lm_head.weight", &[vocab, h])?,
+                None,
+            )?)
         };
         let layers = (0..config.num_hidden_layers)
             .map(|i| DecoderLayer::load(&ckpt, &format!("model.layers.{i}"), &config))
             .collect::<Result<Vec<_>>>()?;
-        let norm = RmsNorm::new(ckpt.tensor("model.norm.weight", &[h])?, config.rms_norm_eps);
+        let norm = RmsNorm::load(&ckpt, "model.norm.weight", &config)?;
 
         let info = ModelInfo {
             architecture: config.model_type.clone(),
@@ -451,19 +525,18 @@ impl Llama {
             dtype: ckpt.stored_dtype(embed_name),
         };
         let cache = (0..config.num_hidden_layers)
-            .map(|_| KvCache::new(config.max_position_embeddings))
+            .map(|_| KvCache::default())
             .collect();
         Ok(Self {
-            rope: Rope {
-                inv_freq: config.inverse_frequencies(),
-            },
-            embed_tokens: Embedding::new(embeddings, h),
+            rope: Rope::new(config.inverse_frequencies(), RopeLayout::Halves),
+            embed_tokens,
             layers,
             norm,
             lm_head,
             info,
             cache,
             position: 0,
+            capture: true,
             config,
         })
     }
@@ -473,23 +546,43 @@ impl Llama {
     }
 
     fn run(&mut self, tokens: &[u32]) -> Result<Step> {
-        let n = tokens.len();
-        let mut capture = StepCapture::new(self.layers.len(), n, self.info.width);
-        let ids = Tensor::new(tokens, &Device::Cpu)?;
-        let mut x = self.embed_tokens.forward(&ids)?;
-        capture.push_hidden(&x)?;
-        let (cos, sin) = self.rope.cos_sin(self.position, n)?;
-        let last = self.layers.len() - 1;
+        let (n, h, n_layers) = (tokens.len(), self.info.width, self.layers.len());
+        let mut x = vec![0.0_f32; n * h];
+        for (&token, x) in tokens.iter().zip(x.chunks_exact_mut(h)) {
+            self.embed_tokens.weight_row(token as usize, x);
+        }
+        let mut step = Step {
+            n_new: n,
+            ..Step::default()
+        };
+        if self.capture {
+            step.hidden.reserve_exact((n_layers + 1) * n * h);
+            step.hidden.extend_from_slice(&x);
+            step.attention_entropy = vec![0.0; n_layers * n];
+            step.mlp_sparsity = vec![0.0; n_layers * n];
+        }
+        let mut buf = Buffers::new(&self.config, &self.rope, self.position, n);
+        let stats = step
+            .attention_entropy
+            .chunks_exact_mut(n)
+            .zip(step.mlp_sparsity.chunks_exact_mut(n));
+        let mut stats = stats.map(Some).chain(std::iter::repeat_with(|| None));
         for (i, (layer, cache)) in self.layers.iter().zip(&mut self.cache).enumerate() {
-            x = layer.forward(&x, (&cos, &sin), cache, capture.layer(i))?;
-            if i != last {
-                capture.push_hidden(&x)?;
+            layer.forward(&mut x, &self.rope, cache, &mut buf, stats.next().flatten())?;
+            // The last layer's output is replaced by the final-norm output below, the
+            // convention of `transformers`' hidden states.
+            if self.capture && i + 1 < n_layers {
+                step.hidden.extend_from_slice(&x);
             }
         }
-        let x = self.norm.forward(&x)?;
-        capture.push_hidden(&x)?;
-        let logits = self.lm_head.forward(&x.narrow(0, n - 1, 1)?)?;
-        capture.finish(&logits)
+        self.norm.forward(&x, &mut buf.normed);
+        if self.capture {
+            step.hidden.extend_from_slice(&buf.normed);
+        }
+        let head = self.lm_head.as_ref().unwrap_or(&self.embed_tokens);
+        step.logits = vec![0.0; self.info.vocab_size];
+        head.forward_into(&buf.normed[(n - 1) * h..], &mut step.logits)?;
+        Ok(step)
     }
 }
 
@@ -506,9 +599,10 @@ impl LanguageModel for Llama {
                 Ok(step)
             }
             Err(err) => {
-                self.cache
-                    .iter_mut()
-                    .for_each(|c| c.truncate(self.position));
+                let kv_size = self.config.num_key_value_heads * self.config.head_dim;
+                for cache in &mut self.cache {
+                    cache.truncate(self.position, kv_size);
+                }
                 Err(err)
             }
         }
@@ -520,12 +614,16 @@ impl LanguageModel for Llama {
 
     fn reset(&mut self) {
         self.position = 0;
-        self.cache.iter_mut().for_each(KvCache::reset);
+        self.cache.iter_mut().for_each(KvCache::clear);
+    }
+
+    fn set_capture(&mut self, on: bool) {
+        self.capture = on;
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Shared with gpt2.rs: Hugging Face folders, the KV cache, attention and capture.
+// Shared with gpt2.rs: Hugging Face folders and the checks on a step.
 // ---------------------------------------------------------------------------------------------
 
 pub(crate) fn corrupt(path: &Path, message: impl ToString) -> LlmError {
@@ -653,6 +751,11 @@ impl Checkpoint {
         }
     }
 
+    /// Tensor `name` as flat f32 values, checked to have `shape`: norms, biases, embeddings.
+    pub(crate) fn vector(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        Ok(self.tensor(name, shape)?.flatten_all()?.to_vec1::<f32>()?)
+    }
+
     /// `[out, inp]` weight plus the `.bias` if the checkpoint has one.
     pub(crate) fn linear(&self, prefix: &str, inp: usize, out: usize) -> Result<Dense> {
         let weight = self.tensor(&format!("{prefix}.weight"), &[out, inp])?;
@@ -672,39 +775,6 @@ impl Checkpoint {
             .and_then(|&i| self.files[i].1.get(name).ok())
             .and_then(|view| DType::try_from(view.dtype()).ok())
             .map_or_else(|| "unknown".into(), |d| d.as_str().into())
-    }
-}
-
-/// The MLP nonlinearities of the supported configs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    /// GELU, tanh approximation (`gelu_new`, `gelu_pytorch_tanh`, `gelu_fast`).
-    GeluTanh,
-    /// GELU with erf (`gelu`).
-    GeluErf,
-    Relu,
-    /// `silu` / `swish`.
-    Silu,
-}
-
-impl Activation {
-    pub(crate) fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Self::GeluTanh,
-            "gelu" => Self::GeluErf,
-            "relu" => Self::Relu,
-            "silu" | "swish" => Self::Silu,
-            _ => return None,
-        })
-    }
-
-    pub(crate) fn apply(self, x: &Tensor) -> Result<Tensor> {
-        Ok(match self {
-            Self::GeluTanh => x.gelu()?,
-            Self::GeluErf => x.gelu_erf()?,
-            Self::Relu => x.relu()?,
-            Self::Silu => x.silu()?,
-        })
     }
 }
 
@@ -731,191 +801,4 @@ pub(crate) fn check_tokens(tokens: &[u32], position: usize, info: &ModelInfo) ->
         )));
     }
     Ok(())
-}
-
-/// One layer's keys and values, `[kv_heads, positions, head_dim]`, in a buffer that grows by
-/// doubling, so a step copies only its own new positions.
-pub(crate) struct KvCache {
-    k: Option<Tensor>,
-    v: Option<Tensor>,
-    len: usize,
-    max_len: usize,
-}
-
-impl KvCache {
-    pub(crate) fn new(max_len: usize) -> Self {
-        Self {
-            k: None,
-            v: None,
-            len: 0,
-            max_len,
-        }
-    }
-
-    /// Appends `k`, `v` `[kv_heads, n, head_dim]` and returns views of everything cached.
-    pub(crate) fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (heads, n, dim) = k.dims3()?;
-        let needed = self.len + n;
-        let (k_buf, v_buf) = match (&self.k, &self.v) {
-            (Some(k_buf), Some(v_buf)) if k_buf.dim(1)? >= needed => (k_buf.clone(), v_buf.clone()),
-            _ => {
-                let capacity = match &self.k {
-                    Some(buffer) => buffer.dim(1)?,
-                    None => 0,
-                };
-                let new_capacity = needed
-                    .max(2 * capacity)
-                    .max(64)
-                    .min(self.max_len.max(needed));
-                let grow = |old: Option<&Tensor>| -> Result<Tensor> {
-                    let buffer =
-                        Tensor::zeros((heads, new_capacity, dim), DType::F32, &Device::Cpu)?;
-                    if let Some(old) = old.filter(|_| self.len > 0) {
-                        buffer.slice_set(&old.narrow(1, 0, self.len)?.contiguous()?, 1, 0)?;
-                    }
-                    Ok(buffer)
-                };
-                let (k_buf, v_buf) = (grow(self.k.as_ref())?, grow(self.v.as_ref())?);
-                self.k = Some(k_buf.clone());
-                self.v = Some(v_buf.clone());
-                (k_buf, v_buf)
-            }
-        };
-        k_buf.slice_set(&k.contiguous()?, 1, self.len)?;
-        v_buf.slice_set(&v.contiguous()?, 1, self.len)?;
-        self.len = needed;
-        Ok((k_buf.narrow(1, 0, needed)?, v_buf.narrow(1, 0, needed)?))
-    }
-
-    /// Forgets positions from `len` on (after a failed step).
-    pub(crate) fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
-    }
-
-    /// Forgets everything; the buffers are kept for the next sequence.
-    pub(crate) fn reset(&mut self) {
-        self.len = 0;
-    }
-}
-
-/// Causal softmax attention of `q` `[heads, n, head_dim]` over `k`, `v`
-/// `[kv_heads, offset + n, head_dim]`, the last `n` keys being the queries' own positions. Query
-/// head `h` reads key/value head `h / (heads / kv_heads)`, as transformers' `repeat_kv`, done by
-/// grouping queries instead of copying keys. Writes each new position's attention entropy (nats,
-/// mean over heads) into `entropy` and returns `[n, heads * head_dim]`.
-pub(crate) fn causal_attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    scale: f64,
-    entropy: &mut [f32],
-) -> Result<Tensor> {
-    let (heads, n, head_dim) = q.dims3()?;
-    let (kv_heads, total, _) = k.dims3()?;
-    let group = heads / kv_heads;
-    let offset = total - n;
-    let q = q.reshape((kv_heads, group * n, head_dim))?;
-    let scores = (q.matmul(&k.t()?)? * scale)?.reshape((heads, n, total))?;
-    let scores = if n > 1 {
-        let mask: Vec<f32> = (0..n)
-            .flat_map(|i| {
-                (0..total).map(move |j| {
-                    if j > offset + i {
-                        f32::NEG_INFINITY
-                    } else {
-                        0.0
-                    }
-                })
-            })
-            .collect();
-        scores.broadcast_add(&Tensor::from_vec(mask, (n, total), &Device::Cpu)?)?
-    } else {
-        scores
-    };
-    let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-    with_f32_slice(&probs, |p| {
-        for (pos, out) in entropy.iter_mut().enumerate() {
-            let sum: f32 = (0..heads)
-                .map(|h| capture::entropy(&p[(h * n + pos) * total..][..total]))
-                .sum();
-            *out = sum / heads as f32;
-        }
-    })?;
-    let y = probs
-        .reshape((kv_heads, group * n, total))?
-        .matmul(v)?
-        .reshape((heads, n, head_dim))?;
-    Ok(y.transpose(0, 1)?.reshape((n, heads * head_dim))?)
-}
-
-/// Writes [`capture::mlp_sparsity`] of each row of `activations` `[n, intermediate]`.
-pub(crate) fn record_sparsity(activations: &Tensor, out: &mut [f32]) -> Result<()> {
-    let width = activations.dim(1)?;
-    with_f32_slice(activations, |a| {
-        for (row, out) in a.chunks_exact(width).zip(out.iter_mut()) {
-            *out = capture::mlp_sparsity(row);
-        }
-    })
-}
-
-/// Runs `f` on the f32 data of `t` in place (copying only if `t` is not contiguous).
-pub(crate) fn with_f32_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    let t = t.contiguous()?;
-    let (storage, layout) = t.storage_and_layout();
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| LlmError::Compute("tensor is not contiguous".into()))?;
-    match &*storage {
-        Storage::Cpu(cpu) => Ok(f(&cpu.as_slice::<f32>()?[start..end])),
-        _ => Err(LlmError::Compute("expected a CPU tensor".into())),
-    }
-}
-
-/// What one step collects on its way through the layers, laid out as [`Step`] wants it.
-pub(crate) struct StepCapture {
-    hidden: Vec<f32>,
-    entropy: Vec<f32>,
-    sparsity: Vec<f32>,
-    n_new: usize,
-}
-
-/// One layer's slots in a [`StepCapture`], `n_new` each.
-pub(crate) struct LayerCapture<'a> {
-    pub(crate) entropy: &'a mut [f32],
-    pub(crate) sparsity: &'a mut [f32],
-}
-
-impl StepCapture {
-    pub(crate) fn new(n_layers: usize, n_new: usize, width: usize) -> Self {
-        Self {
-            hidden: Vec::with_capacity((n_layers + 1) * n_new * width),
-            entropy: vec![0.0; n_layers * n_new],
-            sparsity: vec![0.0; n_layers * n_new],
-            n_new,
-        }
-    }
-
-    /// Appends the next hidden-state entry, `[n_new, width]`.
-    pub(crate) fn push_hidden(&mut self, x: &Tensor) -> Result<()> {
-        with_f32_slice(x, |s| self.hidden.extend_from_slice(s))
-    }
-
-    pub(crate) fn layer(&mut self, layer: usize) -> LayerCapture<'_> {
-        let range = layer * self.n_new..(layer + 1) * self.n_new;
-        LayerCapture {
-            entropy: &mut self.entropy[range.clone()],
-            sparsity: &mut self.sparsity[range],
-        }
-    }
-
-    /// The finished step, with the newest position's `logits` `[1, vocab]`.
-    pub(crate) fn finish(self, logits: &Tensor) -> Result<Step> {
-        Ok(Step {
-            logits: logits.flatten_all()?.to_vec1::<f32>()?,
-            hidden: self.hidden,
-            attention_entropy: self.entropy,
-            mlp_sparsity: self.sparsity,
-            n_new: self.n_new,
-        })
-    }
 }

@@ -2,5 +2,6 @@
 
 pub mod gpt2;
 pub mod llama;
+pub mod ops;
 pub mod qlinear;
 pub mod quantized_llama;

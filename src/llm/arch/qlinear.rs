@@ -270,7 +270,7 @@ impl QLinear {
         }
     }
 
-    /// The dequantized values of one row.
+    /// The dequantized values of one row, `out` being `cols` long.
     fn unpack_row(&self, row: usize, out: &mut [f32]) {
         let blocks = self.cols / BLOCK;
         match &self.kernel {
@@ -328,24 +328,45 @@ impl Dense {
         }
         Ok(Self { linear, bias })
     }
-}
 
-impl Module for Dense {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (rows, cols) = (self.linear.rows, self.linear.cols);
-        let mut shape = x.dims().to_vec();
-        let input = x.flatten_all()?.to_vec1::<f32>()?;
-        let mut out = vec![0.0_f32; input.len() / cols * rows];
-        self.linear.forward_into(&input, &mut out)?;
+    /// Stacks layers that read the same input (see [`QLinear::stack`]); a part without a bias
+    /// contributes zeros when another has one.
+    pub fn stack(parts: Vec<Dense>) -> Result<Self> {
+        let bias = parts.iter().any(|p| p.bias.is_some()).then(|| {
+            parts
+                .iter()
+                .flat_map(|p| match &p.bias {
+                    Some(b) => b.clone(),
+                    None => vec![0.0; p.linear.rows],
+                })
+                .collect()
+        });
+        let linear = QLinear::stack(parts.into_iter().map(|p| p.linear).collect())?;
+        Ok(Self { linear, bias })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.linear.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.linear.cols
+    }
+
+    /// `input` holds `n` vectors of `cols`; `out` receives `n` vectors of `rows`.
+    pub fn forward_into(&self, input: &[f32], out: &mut [f32]) -> Result<()> {
+        self.linear.forward_into(input, out)?;
         if let Some(bias) = &self.bias {
-            for row in out.chunks_exact_mut(rows) {
+            for row in out.chunks_exact_mut(self.linear.rows) {
                 row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
             }
         }
-        if let Some(last) = shape.last_mut() {
-            *last = rows;
-        }
-        Tensor::from_vec(out, shape, x.device())
+        Ok(())
+    }
+
+    /// Row `row` of the weight: an embedding lookup when the layer is a tied LM head.
+    pub fn weight_row(&self, row: usize, out: &mut [f32]) {
+        self.linear.unpack_row(row, out);
     }
 }
 
@@ -364,7 +385,8 @@ fn f16_at(block: &[u8], at: usize) -> f32 {
     half::f16::from_le_bytes([block[at], block[at + 1]]).to_f32()
 }
 
-fn has_avx2() -> bool {
+/// Whether the AVX2 kernels (with FMA and F16C) can run here; checked once.
+pub(crate) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static HAS: OnceLock<bool> = OnceLock::new();
@@ -424,7 +446,8 @@ fn dot_q8_0(data: &[u8], x: &[f32]) -> f32 {
         .sum()
 }
 
-fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+/// Dot product of two equally long slices.
+pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {

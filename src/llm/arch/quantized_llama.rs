@@ -16,6 +16,7 @@ use std::io::{Read, Seek};
 use candle_core::quantized::{QTensor, gguf_file};
 use candle_core::{Device, Tensor};
 
+use super::ops::{self, Activation, Heads, KvCache, Rope, RopeLayout};
 use super::qlinear::{QLinear, in_pool};
 use crate::llm::capture;
 use crate::llm::error::{LlmError, Result};
@@ -101,9 +102,8 @@ struct Block {
     /// `ffn_gate` and `ffn_up` stacked.
     ffn_gate_up: QLinear,
     ffn_down: QLinear,
-    /// `[positions, n_kv_heads * head_dim]`, RoPE applied.
-    keys: Vec<f32>,
-    values: Vec<f32>,
+    /// Keys with RoPE applied, and values.
+    cache: KvCache,
 }
 
 pub struct QuantizedLlama {
@@ -113,9 +113,7 @@ pub struct QuantizedLlama {
     blocks: Vec<Block>,
     output_norm: Vec<f32>,
     output: QLinear,
-    /// `[context, rope_dim / 2]` rotation of each position and pair.
-    cos: Vec<f32>,
-    sin: Vec<f32>,
+    rope: Rope,
     position: usize,
     capture: bool,
 }
@@ -194,11 +192,9 @@ impl QuantizedLlama {
                 ffn_norm: vector(tensor(&ffn_norm)?, width, &ffn_norm)?,
                 ffn_gate_up: QLinear::stack(vec![ffn_gate, ffn_up])?,
                 ffn_down,
-                keys: Vec::new(),
-                values: Vec::new(),
+                cache: KvCache::default(),
             });
         }
-        let (cos, sin) = rope_tables(&config);
         let dtype = content
             .tensor_infos
             .get("blk.0.attn_q.weight")
@@ -221,14 +217,13 @@ impl QuantizedLlama {
             )));
         }
         Ok(Self {
+            rope: rope(&config),
             config,
             info,
             token_embd,
             blocks,
             output_norm,
             output,
-            cos,
-            sin,
             position: 0,
             capture: true,
         })
@@ -258,15 +253,11 @@ impl QuantizedLlama {
         if self.capture {
             step.hidden.extend_from_slice(&x);
         }
-        let mut buffers = Buffers::new(&self.config, &self.blocks, n_new, self.position);
+        let mut buffers =
+            Buffers::new(&self.config, &self.blocks, &self.rope, self.position, n_new);
         for (i, block) in self.blocks.iter_mut().enumerate() {
-            let rope = Rope {
-                cos: &self.cos,
-                sin: &self.sin,
-                first_position: self.position,
-            };
             let capture = self.capture.then_some(&mut step);
-            block.forward(&mut x, &self.config, &rope, &mut buffers, capture)?;
+            block.forward(&mut x, &self.config, &self.rope, &mut buffers, capture)?;
             // The last block's output is replaced by the final-norm output below, the
             // convention of `transformers`' hidden states.
             if self.capture && i + 1 < n_layers {
@@ -274,7 +265,7 @@ impl QuantizedLlama {
             }
         }
         let mut normed = vec![0.0_f32; n_new * width];
-        rms_norm(&x, &self.output_norm, self.config.rms_eps, &mut normed);
+        ops::rms_norm(&x, &self.output_norm, self.config.rms_eps, &mut normed);
         if self.capture {
             step.hidden.extend_from_slice(&normed);
         }
@@ -296,14 +287,26 @@ struct Buffers {
     gated: Vec<f32>,
     /// One head's attention weights over every key.
     probs: Vec<f32>,
+    /// RoPE angles of the new positions, `[n_new, rope_dim / 2]`.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
 }
 
 impl Buffers {
-    fn new(config: &Config, blocks: &[Block], n_new: usize, position: usize) -> Self {
+    fn new(config: &Config, blocks: &[Block], rope: &Rope, position: usize, n_new: usize) -> Self {
         let width = config.width;
         let (qkv, gate_up) = blocks
             .first()
             .map_or((0, 0), |b| (b.attn_qkv.rows(), b.ffn_gate_up.rows()));
+        let pairs = rope.pairs();
+        let (mut cos, mut sin) = (vec![0.0; n_new * pairs], vec![0.0; n_new * pairs]);
+        for (i, (cos, sin)) in cos
+            .chunks_exact_mut(pairs)
+            .zip(sin.chunks_exact_mut(pairs))
+            .enumerate()
+        {
+            rope.angles(position + i, cos, sin);
+        }
         Self {
             normed: vec![0.0; n_new * width],
             qkv: vec![0.0; n_new * qkv],
@@ -311,32 +314,9 @@ impl Buffers {
             projected: vec![0.0; n_new * width],
             gate_up: vec![0.0; n_new * gate_up],
             gated: vec![0.0; n_new * gate_up / 2],
-            probs: vec![0.0; position + n_new],
-        }
-    }
-}
-
-struct Rope<'a> {
-    cos: &'a [f32],
-    sin: &'a [f32],
-    first_position: usize,
-}
-
-impl Rope<'_> {
-    /// Rotates the adjacent pairs of the first `rope_dim` values of every head in `heads`.
-    fn apply(&self, heads: &mut [f32], head_dim: usize, rope_dim: usize, position: usize) {
-        let half = rope_dim / 2;
-        let cos = &self.cos[position * half..][..half];
-        let sin = &self.sin[position * half..][..half];
-        for head in heads.chunks_exact_mut(head_dim) {
-            for (pair, (c, s)) in head[..rope_dim]
-                .chunks_exact_mut(2)
-                .zip(cos.iter().zip(sin))
-            {
-                let (a, b) = (pair[0], pair[1]);
-                pair[0] = a * c - b * s;
-                pair[1] = a * s + b * c;
-            }
+            probs: Vec::new(),
+            cos,
+            sin,
         }
     }
 }
@@ -352,60 +332,49 @@ impl Block {
         buf: &mut Buffers,
         mut capture: Option<&mut Step>,
     ) -> candle_core::Result<()> {
-        let width = config.width;
-        let (heads, kv_heads, head_dim) = (config.n_heads, config.n_kv_heads, config.head_dim);
-        let kv_width = kv_heads * head_dim;
+        let heads = Heads {
+            heads: config.n_heads,
+            kv_heads: config.n_kv_heads,
+            head_dim: config.head_dim,
+            scale: 1.0 / (config.head_dim as f32).sqrt(),
+        };
+        let (width, kv_width) = (heads.width(), heads.kv_width());
         let qkv_width = width + 2 * kv_width;
         let n_new = x.len() / width;
 
-        rms_norm(x, &self.attn_norm, config.rms_eps, &mut buf.normed);
+        ops::rms_norm(x, &self.attn_norm, config.rms_eps, &mut buf.normed);
         self.attn_qkv.forward_into(&buf.normed, &mut buf.qkv)?;
+        let pairs = rope.pairs();
         for (i, qkv) in buf.qkv.chunks_exact_mut(qkv_width).enumerate() {
-            let position = rope.first_position + i;
+            let (cos, sin) = (
+                &buf.cos[i * pairs..][..pairs],
+                &buf.sin[i * pairs..][..pairs],
+            );
             let (q, kv) = qkv.split_at_mut(width);
             let (k, v) = kv.split_at_mut(kv_width);
-            rope.apply(q, head_dim, config.rope_dim, position);
-            rope.apply(k, head_dim, config.rope_dim, position);
-            self.keys.extend_from_slice(k);
-            self.values.extend_from_slice(v);
+            rope.rotate(q, config.head_dim, cos, sin);
+            rope.rotate(k, config.head_dim, cos, sin);
+            self.cache.push(k, v);
         }
-
-        // Each new position attends to every key up to its own; the heads sharing a KV head
-        // (grouped-query attention) read the same cache rows.
-        let group = heads / kv_heads;
-        let scale = 1.0 / (head_dim as f32).sqrt();
-        for i in 0..n_new {
-            let n_keys = rope.first_position + i + 1;
-            let q = &buf.qkv[i * qkv_width..][..width];
-            let out = &mut buf.attended[i * width..][..width];
-            let mut entropy = 0.0_f32;
-            for h in 0..heads {
-                let kv_offset = (h / group) * head_dim;
-                let q = &q[h * head_dim..][..head_dim];
-                let probs = &mut buf.probs[..n_keys];
-                for (t, p) in probs.iter_mut().enumerate() {
-                    let k = &self.keys[t * kv_width + kv_offset..][..head_dim];
-                    *p = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
-                }
-                entropy += softmax_entropy(probs);
-                let out = &mut out[h * head_dim..][..head_dim];
-                out.fill(0.0);
-                for (t, &p) in probs.iter().enumerate() {
-                    let v = &self.values[t * kv_width + kv_offset..][..head_dim];
-                    for (o, v) in out.iter_mut().zip(v) {
-                        *o += p * v;
-                    }
-                }
-            }
-            if let Some(step) = capture.as_deref_mut() {
-                step.attention_entropy.push(entropy / heads as f32);
-            }
-        }
+        let entropy = capture.as_deref_mut().map(|step| {
+            let first = step.attention_entropy.len();
+            step.attention_entropy.resize(first + n_new, 0.0);
+            &mut step.attention_entropy[first..]
+        });
+        ops::attend(
+            &heads,
+            &self.cache,
+            &buf.qkv,
+            qkv_width,
+            &mut buf.probs,
+            &mut buf.attended,
+            entropy,
+        );
         self.attn_output
             .forward_into(&buf.attended, &mut buf.projected)?;
-        add_into(x, &buf.projected);
+        ops::add_into(x, &buf.projected);
 
-        rms_norm(x, &self.ffn_norm, config.rms_eps, &mut buf.normed);
+        ops::rms_norm(x, &self.ffn_norm, config.rms_eps, &mut buf.normed);
         self.ffn_gate_up
             .forward_into(&buf.normed, &mut buf.gate_up)?;
         let hidden = self.ffn_gate_up.rows() / 2;
@@ -415,71 +384,28 @@ impl Block {
             .zip(buf.gated.chunks_exact_mut(hidden))
         {
             let (gate, up) = gate_up.split_at(hidden);
-            for ((g, u), out) in gate.iter().zip(up).zip(gated.iter_mut()) {
-                *out = g / (1.0 + (-g).exp()) * u;
-            }
+            Activation::Silu.gate(gate, up, gated);
             // SwiGLU's sparsity is measured on the gated activations that enter `ffn_down`.
             if let Some(step) = capture.as_deref_mut() {
                 step.mlp_sparsity.push(capture::mlp_sparsity(gated));
             }
         }
         self.ffn_down.forward_into(&buf.gated, &mut buf.projected)?;
-        add_into(x, &buf.projected);
+        ops::add_into(x, &buf.projected);
         Ok(())
     }
-
-    fn truncate_cache(&mut self, positions: usize, kv_width: usize) {
-        self.keys.truncate(positions * kv_width);
-        self.values.truncate(positions * kv_width);
-    }
 }
 
-fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
-    let width = weight.len();
-    for (x, out) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
-        let mean_square = x.iter().map(|v| v * v).sum::<f32>() / width as f32;
-        let scale = 1.0 / (mean_square + eps).sqrt();
-        for ((o, v), w) in out.iter_mut().zip(x).zip(weight) {
-            *o = v * scale * w;
-        }
-    }
-}
-
-/// Softmax in place; returns the distribution's entropy in nats. With `p = e^(s - max) / Z`,
-/// `-sum(p ln p) = ln Z - sum(p (s - max))`: one logarithm per head instead of one per key.
-fn softmax_entropy(values: &mut [f32]) -> f32 {
-    let max = values.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let (mut sum, mut weighted) = (0.0_f32, 0.0_f32);
-    for v in values.iter_mut() {
-        let shifted = *v - max;
-        *v = shifted.exp();
-        sum += *v;
-        weighted += *v * shifted;
-    }
-    for v in values.iter_mut() {
-        *v /= sum;
-    }
-    (sum.ln() - weighted / sum).max(0.0)
-}
-
-fn add_into(x: &mut [f32], delta: &[f32]) {
-    for (x, d) in x.iter_mut().zip(delta) {
-        *x += d;
-    }
-}
-
-/// `cos` and `sin` of every position's angle for every rotated pair, `[context, rope_dim / 2]`.
-fn rope_tables(config: &Config) -> (Vec<f32>, Vec<f32>) {
-    let half = config.rope_dim / 2;
-    let inverse: Vec<f32> = (0..half)
+/// GGUF's RoPE: rotates adjacent pairs of the first `rope_dim` values of each head.
+fn rope(config: &Config) -> Rope {
+    let inverse = (0..config.rope_dim / 2)
         .map(|i| {
             1.0 / config
                 .rope_theta
                 .powf(2.0 * i as f32 / config.rope_dim as f32)
         })
         .collect();
-    let angles = (0..config.context_length).flat_map(|p| inverse.iter().map(move |f| p as f32 * f));
-    angles.map(|a| (a.cos(), a.sin())).unzip()
+    Rope::new(inverse, RopeLayout::Interleaved)
 }
 
 impl LanguageModel for QuantizedLlama {
@@ -512,7 +438,7 @@ impl LanguageModel for QuantizedLlama {
             // A step that failed half way leaves some caches a position ahead: roll back.
             let kv_width = self.config.n_kv_heads * self.config.head_dim;
             for block in &mut self.blocks {
-                block.truncate_cache(self.position, kv_width);
+                block.cache.truncate(self.position, kv_width);
             }
         }
         Ok(result?)
@@ -525,28 +451,11 @@ impl LanguageModel for QuantizedLlama {
     fn reset(&mut self) {
         self.position = 0;
         for block in &mut self.blocks {
-            block.keys.clear();
-            block.values.clear();
+            block.cache.clear();
         }
     }
 
     fn set_capture(&mut self, on: bool) {
         self.capture = on;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entropy_from_the_softmax_equals_the_direct_sum() {
-        let scores = [0.3_f32, -1.2, 2.5, 0.0, 2.4, -30.0];
-        let mut probs = scores;
-        let entropy = softmax_entropy(&mut probs);
-        assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-6);
-        assert!((entropy - capture::entropy(&probs)).abs() < 1e-5);
-        let mut single = [4.0_f32];
-        assert_eq!(softmax_entropy(&mut single), 0.0);
     }
 }
