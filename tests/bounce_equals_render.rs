@@ -19,6 +19,43 @@ use serde_json::json;
 const TOKENS: u64 = 32;
 const STEP: u64 = 12_000;
 
+/// The tiny llama's piece of [`TOKENS`] steps at 120 BPM, 2 per beat, no ornaments (every note
+/// on the grid, where MIDI ticks and samples agree exactly), written to `piece.wav`, `.mid` and
+/// `.lcrun` in `dir`, with `extra` arguments.
+fn render(dir: &TempDir, prompt: &str, seed: u64, extra: &[&std::ffi::OsStr]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_latent-choir"))
+        .args(["render", "--prompt", prompt, "--bpm", "120"])
+        .args(["--seed", &seed.to_string()])
+        .arg("--model")
+        .arg(fixture("tiny-llama"))
+        .args(["--tokens", &TOKENS.to_string(), "--tokens-per-beat", "2"])
+        .args(["--param", "ornaments=0"])
+        .args(extra)
+        .arg("--out")
+        .arg(dir.join("piece.wav"))
+        .arg("--midi")
+        .arg(dir.join("piece.mid"))
+        .arg("--run")
+        .arg(dir.join("piece.lcrun"))
+        .output()
+        .expect("run latent-choir render");
+    assert!(
+        out.status.success(),
+        "render failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The render's WAV, interleaved.
+fn wav_samples(dir: &TempDir) -> Vec<f32> {
+    let mut reader = hound::WavReader::open(dir.join("piece.wav")).expect("the render wrote a WAV");
+    assert_eq!(reader.spec().channels, 2);
+    reader
+        .samples::<f32>()
+        .map(|s| s.expect("a float sample"))
+        .collect()
+}
+
 #[test]
 fn offline_bounce_equals_the_command_line_render() {
     isolated("offline_bounce_equals_the_command_line_render", || {
@@ -29,27 +66,11 @@ fn offline_bounce_equals_the_command_line_render() {
         let model = fixture("tiny-llama");
         let prompt = "The forest was silent.";
 
-        let wav = dir.0.join("piece.wav");
-        let midi = dir.0.join("piece.mid");
-        let out = Command::new(env!("CARGO_BIN_EXE_latent-choir"))
-            .args(["render", "--prompt", prompt, "--bpm", "120", "--seed", "9"])
-            .arg("--model")
-            .arg(&model)
-            .args(["--tokens", &TOKENS.to_string(), "--sample-rate", "48000"])
-            .args(["--tokens-per-beat", "2", "--param", "scale=Dorian"])
-            .args(["--param", "ornaments=0"])
-            .arg("--out")
-            .arg(&wav)
-            .arg("--midi")
-            .arg(&midi)
-            .arg("--run")
-            .arg(dir.0.join("piece.lcrun"))
-            .output()
-            .expect("run latent-choir render");
-        assert!(
-            out.status.success(),
-            "render failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        render(
+            &dir,
+            prompt,
+            9,
+            &["--param".as_ref(), "scale=Dorian".as_ref()],
         );
 
         let fields = [
@@ -79,7 +100,7 @@ fn offline_bounce_equals_the_command_line_render() {
                 OutNote::Off { .. } => None,
             })
             .collect();
-        let bytes = std::fs::read(&midi).expect("the render wrote MIDI");
+        let bytes = std::fs::read(dir.join("piece.mid")).expect("the render wrote MIDI");
         let smf = midly::Smf::parse(&bytes).expect("the MIDI parses");
         let ppq = match smf.header.timing {
             midly::Timing::Metrical(ppq) => u64::from(ppq.as_int()),
@@ -113,12 +134,7 @@ fn offline_bounce_equals_the_command_line_render() {
         assert_eq!(sorted_bounce, rendered, "the same notes on the same steps");
 
         // Audio: the render's WAV over the piece equals the bounce, sample for sample.
-        let mut reader = hound::WavReader::open(&wav).expect("the render wrote a WAV");
-        assert_eq!(reader.spec().channels, 2);
-        let samples: Vec<f32> = reader
-            .samples::<f32>()
-            .map(|s| s.expect("a float sample"))
-            .collect();
+        let samples = wav_samples(&dir);
         let frames = bounce.audio[0].len();
         assert!(samples.len() / 2 >= frames, "the render covers the piece");
         for i in 0..frames {
@@ -157,28 +173,7 @@ fn a_song_on_the_track_steers_the_plugin_along_the_analyze_curve() {
             let song_file = dir.join("song.wav");
             write_wav(&song_file, 48_000, &song[0], &song[1]);
 
-            let (wav, run) = (dir.join("piece.wav"), dir.join("piece.lcrun"));
-            let out = Command::new(env!("CARGO_BIN_EXE_latent-choir"))
-                .args(["render", "--prompt", prompt, "--bpm", "120", "--seed", "5"])
-                .arg("--model")
-                .arg(&model)
-                .arg("--song")
-                .arg(&song_file)
-                .args(["--tokens", &TOKENS.to_string(), "--tokens-per-beat", "2"])
-                .args(["--param", "ornaments=0"])
-                .arg("--out")
-                .arg(&wav)
-                .arg("--midi")
-                .arg(dir.join("piece.mid"))
-                .arg("--run")
-                .arg(&run)
-                .output()
-                .expect("run latent-choir render");
-            assert!(
-                out.status.success(),
-                "render failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            render(&dir, prompt, 5, &["--song".as_ref(), song_file.as_os_str()]);
 
             let fields = [
                 ("model", json!(model.to_string_lossy())),
@@ -198,11 +193,7 @@ fn a_song_on_the_track_steers_the_plugin_along_the_analyze_curve() {
                 Blocks::Random(17),
                 Some(&song),
             );
-            let mut reader = hound::WavReader::open(&wav).expect("the render wrote a WAV");
-            let samples: Vec<f32> = reader
-                .samples::<f32>()
-                .map(|s| s.expect("a float sample"))
-                .collect();
+            let samples = wav_samples(&dir);
             for i in 0..bounce.audio[0].len() {
                 for (c, channel) in bounce.audio.iter().enumerate() {
                     assert!(
@@ -212,7 +203,8 @@ fn a_song_on_the_track_steers_the_plugin_along_the_analyze_curve() {
                 }
             }
 
-            let recorded = latent_choir::io::run_file::Run::read(&run).expect("the run file");
+            let recorded = latent_choir::io::run_file::Run::read(&dir.join("piece.lcrun"))
+                .expect("the run file");
             let analyzed = Command::new(env!("CARGO_BIN_EXE_latent-choir"))
                 .arg("analyze")
                 .arg(&song_file)
