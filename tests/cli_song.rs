@@ -16,6 +16,26 @@ fn cli() -> Command {
     Command::new(env!("CARGO_BIN_EXE_latent-choir"))
 }
 
+/// The token rate and temperature range both commands read the song with.
+const CURVE: [&str; 6] = [
+    "--tokens-per-second",
+    "4",
+    "--t-min",
+    "0.2",
+    "--t-max",
+    "2.0",
+];
+
+fn succeed(mut command: Command) -> std::process::Output {
+    let out = command.output().expect("run latent-choir");
+    assert!(
+        out.status.success(),
+        "latent-choir failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn tiny_llama() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-llama")
 }
@@ -40,7 +60,8 @@ fn song(path: &Path, steady: bool) {
 }
 
 fn generate(song: &Path) -> String {
-    let out = cli()
+    let mut command = cli();
+    command
         .args([
             "generate",
             "--raw",
@@ -53,43 +74,14 @@ fn generate(song: &Path) -> String {
         .arg(tiny_llama())
         .arg("--song")
         .arg(song)
-        .args([
-            "--tokens-per-second",
-            "4",
-            "--t-min",
-            "0.2",
-            "--t-max",
-            "2.0",
-        ])
-        .output()
-        .expect("run latent-choir");
-    assert!(
-        out.status.success(),
-        "generate --song failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 text")
+        .args(CURVE);
+    String::from_utf8(succeed(command).stdout).expect("UTF-8 text")
 }
 
 fn temperatures(song: &Path) -> Vec<f64> {
-    let out = cli()
-        .arg("analyze")
-        .arg(song)
-        .args([
-            "--tokens-per-second",
-            "4",
-            "--t-min",
-            "0.2",
-            "--t-max",
-            "2.0",
-        ])
-        .output()
-        .expect("run latent-choir");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut command = cli();
+    command.arg("analyze").arg(song).args(CURVE);
+    let out = succeed(command);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("analyze prints JSON");
     assert_eq!(doc["sample_rate"], RATE);
     doc["frames"]
