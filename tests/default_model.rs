@@ -107,3 +107,35 @@ fn hidden_states_match_the_transformers_reference() {
     }
     let _ = std::fs::remove_file(out);
 }
+
+#[test]
+fn a_fresh_chat_turn_shows_no_markup() {
+    let model = default_model();
+    let model = model.to_str().expect("utf-8 path");
+    let text = cli(&[
+        "generate",
+        "--model",
+        model,
+        "--prompt",
+        PROMPT,
+        "--temperature",
+        "0",
+        "--repetition-penalty",
+        "1",
+        "--max-tokens",
+        "24",
+        "--continue-at-end",
+    ]);
+    let (answer, next_turn) = text
+        .split_once('\n')
+        .expect("the answer ends with its turn, read as a line break");
+    assert_eq!(answer, "The capital of France is Paris.");
+    assert!(
+        next_turn.trim().len() > 10,
+        "the model went on talking in a new turn: {next_turn:?}"
+    );
+    assert!(
+        !next_turn.contains("<|") && !next_turn.contains("assistant\n"),
+        "the new turn shows markup: {next_turn:?}"
+    );
+}

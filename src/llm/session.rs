@@ -17,6 +17,8 @@ pub enum AtEnd {
     #[default]
     Stop,
     /// Open a fresh turn: the model keeps talking (chat models) or keeps continuing (raw).
+    /// The end token reads as a line break, and a chat model's next turn opens behind the
+    /// scenes, so no markup such as `<|im_start|>assistant` shows in the text.
     Continue,
 }
 
@@ -47,6 +49,8 @@ pub struct Session {
     /// Logits for the next token, from the last forward step.
     next_logits: Vec<f32>,
     at_end: AtEnd,
+    /// How the current prompt was given: a chat run opens a new assistant turn at its end.
+    mode: PromptMode,
     finished: bool,
     projection: Option<Arc<ProjectionMap>>,
 }
@@ -61,6 +65,7 @@ impl Session {
             tokens: Vec::new(),
             next_logits: Vec::new(),
             at_end,
+            mode: PromptMode::Chat,
             finished: false,
             projection: None,
         }
@@ -125,6 +130,7 @@ impl Session {
         self.sampler.reseed(seed);
         self.stream = self.loaded.tokenizer.stream();
         self.tokens.clear();
+        self.mode = mode;
         self.finished = false;
         let step = self.loaded.model.forward(&ids)?;
         let results = self.split_step(&ids, &step, None)?;
@@ -159,11 +165,36 @@ impl Session {
             self.finished = true;
             return Ok(None);
         }
-        let step = self.loaded.model.forward(&[id])?;
-        let mut results = self.split_step(&[id], &step, Some(temperature))?;
-        self.tokens.push(id);
+        let ended = self.loaded.tokenizer.is_eos(id);
+        let mut ids = vec![id];
+        if ended {
+            ids.extend(self.fresh_turn()?);
+        }
+        if self.loaded.model.position() + ids.len() > context {
+            self.finished = true;
+            return Ok(None);
+        }
+        let step = self.loaded.model.forward(&ids)?;
+        let mut results = self.split_step(&ids, &step, Some(temperature))?;
+        self.tokens.extend_from_slice(&ids);
         self.next_logits = step.logits;
-        Ok(results.pop())
+        // The sampled token's own result; the turn's opening is context, not played.
+        results.truncate(1);
+        let mut token = results.pop();
+        if let Some(token) = token.as_mut().filter(|_| ended) {
+            token.text = "\n".to_owned();
+        }
+        Ok(token)
+    }
+
+    /// The ids that open the model's next turn after it ended one: the assistant's turn again
+    /// for a chat run, nothing for raw text (the model goes on after its end token).
+    fn fresh_turn(&self) -> Result<Vec<u32>> {
+        let tokenizer = &self.loaded.tokenizer;
+        match (self.mode, tokenizer.chat_format()) {
+            (PromptMode::Chat, Some(format)) => tokenizer.encode(format.next_turn(), false),
+            _ => Ok(Vec::new()),
+        }
     }
 
     fn split_step(

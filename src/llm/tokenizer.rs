@@ -55,6 +55,15 @@ pub enum ChatFormat {
     ChatMl,
 }
 
+impl ChatFormat {
+    /// What follows a turn's end token to open another assistant turn.
+    pub fn next_turn(self) -> &'static str {
+        match self {
+            Self::ChatMl => "\n<|im_start|>assistant\n",
+        }
+    }
+}
+
 /// The split applied before byte-level BPE in a GGUF tokenizer, chosen by `tokenizer.ggml.pre`
 /// (llama.cpp's names, and llama.cpp's split for each). Only `smollm` is checked against a
 /// reference (`tests/tokenizer_reference.rs`); the others follow llama.cpp's table.
