@@ -171,7 +171,7 @@ impl VoiceParams {
                 IntRange::Linear { min: 0, max: 127 },
             ),
             level: gain_param(&format!("Voice {n} Level"), 6.0),
-            pan: FloatParam::new(
+            pan: number_param(
                 format!("Voice {n} Pan"),
                 pan,
                 FloatRange::Linear {
@@ -347,13 +347,13 @@ impl Default for LatentChoirParams {
                 .with_unit(" tokens"),
             scale: EnumParam::new("Scale", ScaleChoice::Major),
             root: EnumParam::new("Root", RootChoice::C),
-            ornaments: FloatParam::new("Ornaments", 0.5, FloatRange::Linear { min: 0.0, max: 1.0 }),
-            legato: FloatParam::new(
+            ornaments: number_param("Ornaments", 0.5, FloatRange::Linear { min: 0.0, max: 1.0 }),
+            legato: number_param(
                 "Legato Length",
                 1.0,
                 FloatRange::Linear { min: 0.1, max: 1.0 },
             ),
-            staccato: FloatParam::new(
+            staccato: number_param(
                 "Staccato Length",
                 0.3,
                 FloatRange::Linear { min: 0.1, max: 1.0 },
@@ -374,17 +374,17 @@ impl Default for LatentChoirParams {
             synth_mute: BoolParam::new("Mute Synth", false),
             instruments: EnumParam::new("Instruments", Instruments::BuiltIn),
             drone_program: program_param("Drone Program", DEFAULT_PROGRAMS[3]),
-            reverb: FloatParam::new("Reverb", 0.2, FloatRange::Linear { min: 0.0, max: 1.0 }),
+            reverb: number_param("Reverb", 0.2, FloatRange::Linear { min: 0.0, max: 1.0 }),
             temp_mode: EnumParam::new("Temperature Mode", TemperatureMode::Velocity),
             meter_source: EnumParam::new("Metered Input", MeterSource::Main),
-            temp_min: FloatParam::new("T Min", 0.4, FloatRange::Linear { min: 0.0, max: 2.0 }),
-            temp_max: FloatParam::new("T Max", 1.3, FloatRange::Linear { min: 0.0, max: 2.5 }),
-            sensitivity: FloatParam::new(
+            temp_min: number_param("T Min", 0.4, FloatRange::Linear { min: 0.0, max: 2.0 }),
+            temp_max: number_param("T Max", 1.3, FloatRange::Linear { min: 0.0, max: 2.5 }),
+            sensitivity: number_param(
                 "Sensitivity",
                 1.0,
                 FloatRange::Linear { min: 0.0, max: 4.0 },
             ),
-            smoothing: FloatParam::new(
+            smoothing: number_param(
                 "Smoothing",
                 0.4,
                 FloatRange::Skewed {
@@ -394,7 +394,7 @@ impl Default for LatentChoirParams {
                 },
             )
             .with_unit(" s"),
-            temp_fixed: FloatParam::new(
+            temp_fixed: number_param(
                 "Fixed Temperature",
                 0.8,
                 FloatRange::Linear { min: 0.0, max: 2.0 },
@@ -545,4 +545,10 @@ mod tests {
             assert_eq!(f32_of(&state, "gain").to_bits(), stored.to_bits());
         }
     }
+}
+
+/// A plain number shown with two decimals: hosts and run files read `-0.4`, not the
+/// `-0.39999998` its normalised value converts back to.
+fn number_param(name: impl Into<String>, default: f32, range: FloatRange) -> FloatParam {
+    FloatParam::new(name, default, range).with_value_to_string(formatters::v2s_f32_rounded(2))
 }
