@@ -48,6 +48,11 @@ impl Playback {
         Self { frames, next: 0 }
     }
 
+    /// From the first frame again.
+    pub fn rewind(&mut self) {
+        self.next = 0;
+    }
+
     /// Frames not yet played.
     pub fn remaining(&self) -> usize {
         self.frames.len().saturating_sub(self.next)
