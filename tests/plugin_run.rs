@@ -92,150 +92,172 @@ fn set_cache(dir: &TempDir) {
 
 #[test]
 fn a_reopened_project_replays_its_run_without_the_model() {
-    isolated("a_reopened_project_replays_its_run_without_the_model", || {
-        let dir = TempDir::new("plugin-run-replay");
-        set_cache(&dir);
-        let model = model_copy(&dir);
-        let (recorded, state) = record(&model);
-        let saved = field(&state, "run").expect("the state keeps the run");
-        assert!(saved.as_str().is_some_and(|s| !s.is_empty()));
+    isolated(
+        "a_reopened_project_replays_its_run_without_the_model",
+        || {
+            let dir = TempDir::new("plugin-run-replay");
+            set_cache(&dir);
+            let model = model_copy(&dir);
+            let (recorded, state) = record(&model);
+            let saved = field(&state, "run").expect("the state keeps the run");
+            assert!(saved.as_str().is_some_and(|s| !s.is_empty()));
 
-        // Reopen with the model gone: only the saved tokens can make these notes.
-        std::fs::remove_dir_all(&model).expect("remove the model");
-        let mut reopened = plugin_with(Some(&state), &[]);
-        let replayed = bounce(&mut reopened);
-        assert_eq!(note_ons(&replayed), note_ons(&recorded));
-        assert_eq!(replayed.notes, recorded.notes, "every note event, in order");
-        for (a, b) in replayed.audio.iter().zip(&recorded.audio) {
-            assert_eq!(a.len(), b.len());
-            assert!(
-                a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
-                "the audio is bit for bit the recording's"
+            // Reopen with the model gone: only the saved tokens can make these notes.
+            std::fs::remove_dir_all(&model).expect("remove the model");
+            let mut reopened = plugin_with(Some(&state), &[]);
+            let replayed = bounce(&mut reopened);
+            assert_eq!(note_ons(&replayed), note_ons(&recorded));
+            assert_eq!(replayed.notes, recorded.notes, "every note event, in order");
+            for (a, b) in replayed.audio.iter().zip(&recorded.audio) {
+                assert_eq!(a.len(), b.len());
+                assert!(
+                    a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "the audio is bit for bit the recording's"
+                );
+            }
+            // Saved again while replaying, the project keeps the same run.
+            assert_eq!(field(&reopened.save_state(), "run"), Some(saved.clone()));
+
+            // New text (the saved run cleared, as the editor's Generate does), with a model: the
+            // model plays again, and the same prompt and seed give the same music.
+            let mut fresh = plugin_with(
+                Some(&state),
+                &[
+                    ("run", json!("")),
+                    ("model", json!(fixture("tiny-llama").to_string_lossy())),
+                ],
             );
-        }
-        // Saved again while replaying, the project keeps the same run.
-        assert_eq!(field(&reopened.save_state(), "run"), Some(saved.clone()));
-
-        // New text (the saved run cleared, as the editor's Generate does), with a model: the
-        // model plays again, and the same prompt and seed give the same music.
-        let mut fresh = plugin_with(
-            Some(&state),
-            &[("run", json!("")), ("model", json!(fixture("tiny-llama").to_string_lossy()))],
-        );
-        let generated = bounce(&mut fresh);
-        assert_eq!(note_ons(&generated), note_ons(&recorded));
-        let again = field(&fresh.save_state(), "run").expect("a new run is kept");
-        assert!(again.as_str().is_some_and(|s| !s.is_empty()));
-    });
+            let generated = bounce(&mut fresh);
+            assert_eq!(note_ons(&generated), note_ons(&recorded));
+            let again = field(&fresh.save_state(), "run").expect("a new run is kept");
+            assert!(again.as_str().is_some_and(|s| !s.is_empty()));
+        },
+    );
 }
 
 #[test]
 fn exports_are_what_the_command_line_replay_makes_of_the_run() {
-    isolated("exports_are_what_the_command_line_replay_makes_of_the_run", || {
-        let dir = TempDir::new("plugin-run-export");
-        set_cache(&dir);
-        let (recorded, state) = record(&fixture("tiny-llama"));
-        let text = field(&state, "run").expect("the state keeps the run");
-        let saved = SavedRun::default();
-        saved.restore(text.as_str().expect("base64 text"));
+    isolated(
+        "exports_are_what_the_command_line_replay_makes_of_the_run",
+        || {
+            let dir = TempDir::new("plugin-run-export");
+            set_cache(&dir);
+            let (recorded, state) = record(&fixture("tiny-llama"));
+            let text = field(&state, "run").expect("the state keeps the run");
+            let saved = SavedRun::default();
+            saved.restore(text.as_str().expect("base64 text"));
 
-        // The editor's export task on the run the plugin saved.
-        let base = dir.join("piece");
-        let written = |kind| {
-            export(&saved, &ExportRequest { kind, path: base.clone() }).expect("export")
-        };
-        let run_file = written(ExportKind::Run);
-        let midi_file = written(ExportKind::Midi);
-        assert_eq!(run_file, dir.join("piece.lcrun"));
-        assert_eq!(midi_file, dir.join("piece.mid"));
+            // The editor's export task on the run the plugin saved.
+            let base = dir.join("piece");
+            let written = |kind| {
+                export(
+                    &saved,
+                    &ExportRequest {
+                        kind,
+                        path: base.clone(),
+                    },
+                )
+                .expect("export")
+            };
+            let run_file = written(ExportKind::Run);
+            let midi_file = written(ExportKind::Midi);
+            assert_eq!(run_file, dir.join("piece.lcrun"));
+            assert_eq!(midi_file, dir.join("piece.mid"));
 
-        let out = Command::new(env!("CARGO_BIN_EXE_latent-choir"))
-            .arg("replay")
-            .arg(&run_file)
-            .arg("--out")
-            .arg(dir.join("replayed.wav"))
-            .arg("--midi")
-            .arg(dir.join("replayed.mid"))
-            .output()
-            .expect("run latent-choir replay");
-        assert!(
-            out.status.success(),
-            "replay failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let exported = std::fs::read(&midi_file).expect("the exported MIDI");
-        let replayed = std::fs::read(dir.join("replayed.mid")).expect("the replay's MIDI");
-        assert_eq!(exported, replayed, "byte for byte");
+            let out = Command::new(env!("CARGO_BIN_EXE_latent-choir"))
+                .arg("replay")
+                .arg(&run_file)
+                .arg("--out")
+                .arg(dir.join("replayed.wav"))
+                .arg("--midi")
+                .arg(dir.join("replayed.mid"))
+                .output()
+                .expect("run latent-choir replay");
+            assert!(
+                out.status.success(),
+                "replay failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let exported = std::fs::read(&midi_file).expect("the exported MIDI");
+            let replayed = std::fs::read(dir.join("replayed.mid")).expect("the replay's MIDI");
+            assert_eq!(exported, replayed, "byte for byte");
 
-        // The MIDI's note-ons are the bounce's: (grid step, channel, key).
-        let smf = midly::Smf::parse(&exported).expect("the MIDI parses");
-        let ppq = match smf.header.timing {
-            midly::Timing::Metrical(ppq) => u64::from(ppq.as_int()),
-            other => panic!("timing {other:?}"),
-        };
-        let mut in_file = Vec::new();
-        for track in &smf.tracks {
-            let mut ticks = 0u64;
-            for event in track {
-                ticks += u64::from(event.delta.as_int());
-                if let midly::TrackEventKind::Midi {
-                    channel,
-                    message: midly::MidiMessage::NoteOn { key, vel },
-                } = event.kind
-                    && vel.as_int() > 0
-                {
-                    in_file.push((ticks * 2 / ppq, channel.as_int(), key.as_int()));
+            // The MIDI's note-ons are the bounce's: (grid step, channel, key).
+            let smf = midly::Smf::parse(&exported).expect("the MIDI parses");
+            let ppq = match smf.header.timing {
+                midly::Timing::Metrical(ppq) => u64::from(ppq.as_int()),
+                other => panic!("timing {other:?}"),
+            };
+            let mut in_file = Vec::new();
+            for track in &smf.tracks {
+                let mut ticks = 0u64;
+                for event in track {
+                    ticks += u64::from(event.delta.as_int());
+                    if let midly::TrackEventKind::Midi {
+                        channel,
+                        message: midly::MidiMessage::NoteOn { key, vel },
+                    } = event.kind
+                        && vel.as_int() > 0
+                    {
+                        in_file.push((ticks * 2 / ppq, channel.as_int(), key.as_int()));
+                    }
                 }
             }
-        }
-        in_file.sort();
-        let mut bounced: Vec<(u64, u8, u8)> = note_ons(&recorded)
-            .into_iter()
-            .map(|(at, channel, key)| {
-                assert_eq!(at % STEP, 0, "note-on off the grid at {at}");
-                (at / STEP, channel, key)
-            })
-            .collect();
-        bounced.sort();
-        assert_eq!(in_file, bounced);
+            in_file.sort();
+            let mut bounced: Vec<(u64, u8, u8)> = note_ons(&recorded)
+                .into_iter()
+                .map(|(at, channel, key)| {
+                    assert_eq!(at % STEP, 0, "note-on off the grid at {at}");
+                    (at / STEP, channel, key)
+                })
+                .collect();
+            bounced.sort();
+            assert_eq!(in_file, bounced);
 
-        // An unwritable place: a clear message and nothing left behind.
-        let blocked = ExportRequest {
-            kind: ExportKind::Midi,
-            path: dir.join("replayed.wav").join("piece"),
-        };
-        let error = export(&saved, &blocked).expect_err("a file is no folder");
-        assert!(error.contains("cannot write"), "{error}");
-        let mut files = dir.files();
-        files.sort();
-        assert_eq!(
-            files,
-            ["piece.lcrun", "piece.mid", "replayed.mid", "replayed.wav"]
-        );
-    });
+            // An unwritable place: a clear message and nothing left behind.
+            let blocked = ExportRequest {
+                kind: ExportKind::Midi,
+                path: dir.join("replayed.wav").join("piece"),
+            };
+            let error = export(&saved, &blocked).expect_err("a file is no folder");
+            assert!(error.contains("cannot write"), "{error}");
+            let mut files = dir.files();
+            files.sort();
+            assert_eq!(
+                files,
+                ["piece.lcrun", "piece.mid", "replayed.mid", "replayed.wav"]
+            );
+        },
+    );
 }
 
 #[test]
 fn a_corrupt_saved_run_is_left_out_and_the_model_plays() {
-    isolated("a_corrupt_saved_run_is_left_out_and_the_model_plays", || {
-        let dir = TempDir::new("plugin-run-corrupt");
-        set_cache(&dir);
-        for corrupt in [json!("not a run at all"), json!(base64::encode(b"PK\x03\x04 cut"))] {
-            let mut plugin = plugin_with(
-                None,
-                &[
-                    ("model", json!(fixture("tiny-llama").to_string_lossy())),
-                    ("prompt", json!(PROMPT)),
-                    ("run", corrupt),
-                ],
-            );
-            let played = bounce(&mut plugin);
-            assert!(!note_ons(&played).is_empty(), "the model plays");
-            let kept = field(&plugin.save_state(), "run").expect("the run field");
-            let saved = SavedRun::default();
-            saved.restore(kept.as_str().expect("text"));
-            assert!(saved.message().is_empty(), "{}", saved.message());
-            assert!(saved.take_pending().is_some_and(|f| !f.is_empty()));
-        }
-    });
+    isolated(
+        "a_corrupt_saved_run_is_left_out_and_the_model_plays",
+        || {
+            let dir = TempDir::new("plugin-run-corrupt");
+            set_cache(&dir);
+            for corrupt in [
+                json!("not a run at all"),
+                json!(base64::encode(b"PK\x03\x04 cut")),
+            ] {
+                let mut plugin = plugin_with(
+                    None,
+                    &[
+                        ("model", json!(fixture("tiny-llama").to_string_lossy())),
+                        ("prompt", json!(PROMPT)),
+                        ("run", corrupt),
+                    ],
+                );
+                let played = bounce(&mut plugin);
+                assert!(!note_ons(&played).is_empty(), "the model plays");
+                let kept = field(&plugin.save_state(), "run").expect("the run field");
+                let saved = SavedRun::default();
+                saved.restore(kept.as_str().expect("text"));
+                assert!(saved.message().is_empty(), "{}", saved.message());
+                assert!(saved.take_pending().is_some_and(|f| !f.is_empty()));
+            }
+        },
+    );
 }

@@ -144,9 +144,7 @@ impl SavedRun {
         let inner = self.0.inner.lock().ok()?;
         match (&inner.pending, &inner.collection) {
             (Some(run), _) => Some(run.clone()),
-            (None, Some(collection)) if !collection.tokens.is_empty() => {
-                Some(collection.to_run())
-            }
+            (None, Some(collection)) if !collection.tokens.is_empty() => Some(collection.to_run()),
             _ => None,
         }
     }
@@ -241,7 +239,8 @@ fn decode(text: &str) -> Result<Option<Run>, String> {
         return Ok(None);
     }
     let bytes = base64::decode(text).map_err(|e| format!("not base64: {e}"))?;
-    let run = Run::read_from(Cursor::new(bytes), Path::new("saved run")).map_err(|e| e.to_string())?;
+    let run =
+        Run::read_from(Cursor::new(bytes), Path::new("saved run")).map_err(|e| e.to_string())?;
     Ok((!run.tokens.is_empty()).then_some(run))
 }
 
@@ -318,7 +317,11 @@ mod tests {
 
     #[test]
     fn a_corrupt_run_is_reported_and_left_out() {
-        for text in ["%%% not base64", "AAAA", &base64::encode(b"PK\x03\x04 truncated")] {
+        for text in [
+            "%%% not base64",
+            "AAAA",
+            &base64::encode(b"PK\x03\x04 truncated"),
+        ] {
             let saved = SavedRun::default();
             saved.restore(text);
             assert!(saved.take_pending().is_none(), "{text}");
