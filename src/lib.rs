@@ -350,7 +350,7 @@ impl LatentChoir {
             source.set_history(history);
         }
         let describer = Describer::new(&self.params, Arc::clone(&self.link_status));
-        source.set_collector(self.params.run.connect(describer));
+        source.connect(self.params.run.connect(describer));
         let saved = self.params.run.clone();
         match CollectorThread::spawn(move || saved.drain()) {
             Ok(thread) => self.collector = Some(thread),

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::bounce::{Blocks, Bounce, Segment, bounce_on};
+use common::bounce::{Blocks, Bounce, MAX_BLOCK, RATE, Segment, bounce_on};
 use common::clap_host::{HostedPlugin, OutNote};
 use common::isolate::isolated;
 use common::paths::fixture;
@@ -117,6 +117,14 @@ fn a_reopened_project_replays_its_run_without_the_model() {
             }
             // Saved again while replaying, the project keeps the same run.
             assert_eq!(field(&reopened.save_state(), "run"), Some(saved.clone()));
+
+            // A state loaded into a plugin that has been running (a preset, a host's undo)
+            // reaches the audio thread through its handoff ring and replays the same way.
+            let mut running = HostedPlugin::new();
+            running.activate(RATE, MAX_BLOCK as u32);
+            assert!(running.load_state(&state), "the state loads while active");
+            running.deactivate();
+            assert_eq!(bounce(&mut running).notes, recorded.notes);
 
             // New text (the saved run cleared, as the editor's Generate does), with a model: the
             // model plays again, and the same prompt and seed give the same music.

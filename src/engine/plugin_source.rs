@@ -8,7 +8,7 @@ use crate::engine::history::HistoryWriter;
 use crate::engine::player::FrameSource;
 use crate::engine::recording::Playback;
 use crate::engine::run_collector::CollectorWriter;
-use crate::engine::saved_run::SavedRun;
+use crate::engine::saved_run::{ReplayInbox, SavedRun};
 use crate::loudness::CurvePoint;
 use crate::music::frame::TokenFrame;
 
@@ -17,6 +17,7 @@ pub struct PluginSource {
     replay: Playback,
     saved: SavedRun,
     collector: Option<CollectorWriter>,
+    inbox: Option<ReplayInbox>,
     history: Option<HistoryWriter>,
     /// This block's grid tempo, for the collector.
     bpm: f64,
@@ -32,6 +33,7 @@ impl PluginSource {
             replay: Playback::new(Vec::new()),
             saved,
             collector: None,
+            inbox: None,
             history: None,
             bpm: 0.0,
             replaying: false,
@@ -44,9 +46,11 @@ impl PluginSource {
         self.history = Some(writer);
     }
 
-    /// Report live frames to the run collector through `writer`.
-    pub fn set_collector(&mut self, writer: CollectorWriter) {
+    /// Report live frames to the run collector through `writer`; take runs restored while
+    /// running from `inbox`.
+    pub fn connect(&mut self, (writer, inbox): (CollectorWriter, ReplayInbox)) {
         self.collector = Some(writer);
+        self.inbox = Some(inbox);
     }
 
     /// Offline bounce: the queue waits for the worker, the collector for room.
@@ -69,10 +73,21 @@ impl PluginSource {
         self.ran_out = false;
     }
 
-    /// Audio thread, before each block: the mode (an atomic) and the grid's tempo.
+    /// Audio thread, before each block: the mode (an atomic), a run restored meanwhile, and
+    /// the grid's tempo.
     pub fn begin_block(&mut self, bpm: f64) {
         self.bpm = bpm;
+        // The flag first: a restore pushes its frames before setting it.
         self.replaying = self.saved.is_replaying();
+        if let Some(inbox) = &mut self.inbox {
+            let replay = &mut self.replay;
+            let arrived =
+                inbox.take(|| std::mem::replace(replay, Playback::new(Vec::new())).into_frames());
+            if let Some(frames) = arrived {
+                self.replay = Playback::new(frames);
+                self.ran_out = false;
+            }
+        }
     }
 
     /// Whether saved frames are playing instead of the model's.

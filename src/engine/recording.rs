@@ -48,6 +48,11 @@ impl Playback {
         Self { frames, next: 0 }
     }
 
+    /// The frames, to be dropped elsewhere (the audio thread must not free them).
+    pub fn into_frames(self) -> Vec<TokenFrame> {
+        self.frames
+    }
+
     /// From the first frame again.
     pub fn rewind(&mut self) {
         self.next = 0;

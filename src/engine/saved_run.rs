@@ -4,7 +4,9 @@
 //! into the state as a run file (`.lcrun`, the same bytes `latent-choir render --run` writes)
 //! in base64. Loading a state with a run puts the plugin in replay mode: at its next
 //! activation the saved frames play instead of the model's, until the user asks for new text
-//! ([`SavedRun::leave_replay`]). A state whose run cannot be read is reported, never fatal: the
+//! ([`SavedRun::leave_replay`]). A state loaded while the plugin is running (a preset, a host's
+//! undo) hands its frames to the audio thread through a small ring instead, and they play from
+//! the next block; the frames they replace come back the same way to be freed here. A state whose run cannot be read is reported, never fatal: the
 //! plugin generates with the model as if there were no saved run.
 
 use std::io::Cursor;
@@ -40,6 +42,12 @@ struct Shared {
 #[derive(Default)]
 struct Inner {
     reader: Option<CollectorReader>,
+    /// To the audio thread: frames of a run restored while it runs; back: the ones they
+    /// replaced, freed by the next drain.
+    handoff: Option<(
+        rtrb::Producer<Vec<TokenFrame>>,
+        rtrb::Consumer<Vec<TokenFrame>>,
+    )>,
     describer: Option<Describer>,
     /// The run being played (collected live, or restored and being replayed).
     collection: Option<Collection>,
@@ -56,15 +64,22 @@ struct Inner {
 type Shape = Option<(u32, usize)>;
 
 impl SavedRun {
-    /// Makes the ring the audio thread reports played frames into; `describer` identifies
-    /// each new run. Call once, off the audio thread.
-    pub fn connect(&self, describer: Describer) -> CollectorWriter {
+    /// Makes the rings to and from the audio thread: played frames to collect (`describer`
+    /// identifies each new run), and restored runs to replay. Call once, off the audio thread.
+    pub fn connect(&self, describer: Describer) -> (CollectorWriter, ReplayInbox) {
         let (writer, reader) = collector();
+        let (to_audio, from_here) = rtrb::RingBuffer::new(HANDOFF_SLOTS);
+        let (to_here, from_audio) = rtrb::RingBuffer::new(HANDOFF_SLOTS * 2);
         if let Ok(mut inner) = self.0.inner.lock() {
             inner.reader = Some(reader);
             inner.describer = Some(describer);
+            inner.handoff = Some((to_audio, from_audio));
         }
-        writer
+        let inbox = ReplayInbox {
+            frames: from_here,
+            spent: to_here,
+        };
+        (writer, inbox)
     }
 
     pub fn set_sample_rate(&self, sample_rate: f32) {
@@ -82,13 +97,7 @@ impl SavedRun {
     pub fn take_pending(&self) -> Option<Vec<TokenFrame>> {
         let mut inner = self.0.inner.lock().ok()?;
         let run = inner.pending.take()?;
-        let frames = run
-            .frames()
-            .map(|mut frame| {
-                frame.run = REPLAY_RUN;
-                frame
-            })
-            .collect();
+        let frames = replay_frames(&run);
         inner.collection = Some(Collection::restored(run));
         self.0.replaying.store(true, Ordering::Release);
         Some(frames)
@@ -110,6 +119,9 @@ impl SavedRun {
         let Ok(mut inner) = self.0.inner.lock() else {
             return;
         };
+        if let Some((_, spent)) = inner.handoff.as_mut() {
+            while spent.pop().is_ok() {}
+        }
         let Inner {
             reader,
             describer,
@@ -217,6 +229,21 @@ impl SavedRun {
         inner.encoded = None;
         self.0.replaying.store(false, Ordering::Release);
         match decoded {
+            Ok(Some(run)) if inner.handoff.is_some() => {
+                // Running (or activated before): the audio thread takes the frames at its next
+                // block. Pushed before the flag is set, so a block that sees the flag finds them.
+                let frames = replay_frames(&run);
+                inner.message.clear();
+                inner.pending = None;
+                if let Some((to_audio, _)) = inner.handoff.as_mut()
+                    && to_audio.push(frames).is_ok()
+                {
+                    inner.collection = Some(Collection::restored(run));
+                    self.0.replaying.store(true, Ordering::Release);
+                } else {
+                    inner.pending = Some(run);
+                }
+            }
             Ok(run) => {
                 inner.pending = run;
                 inner.message.clear();
@@ -230,6 +257,52 @@ impl SavedRun {
             }
         }
     }
+}
+
+/// Restored runs on their way to the audio thread: enough for a few state loads between two
+/// blocks.
+const HANDOFF_SLOTS: usize = 4;
+
+/// The audio thread's end of the restored-run handoff.
+pub struct ReplayInbox {
+    frames: rtrb::Consumer<Vec<TokenFrame>>,
+    spent: rtrb::Producer<Vec<TokenFrame>>,
+}
+
+impl ReplayInbox {
+    /// Audio thread: the newest restored run's frames, if one arrived; `spent` (the frames they
+    /// replace) goes back to be freed off the audio thread.
+    pub fn take(&mut self, mut spent: impl FnMut() -> Vec<TokenFrame>) -> Option<Vec<TokenFrame>> {
+        let mut newest = None;
+        while let Ok(frames) = self.frames.pop() {
+            if let Some(older) = newest.replace(frames) {
+                self.give_back(older);
+            }
+        }
+        if newest.is_some() {
+            let old = spent();
+            self.give_back(old);
+        }
+        newest
+    }
+
+    fn give_back(&mut self, frames: Vec<TokenFrame>) {
+        if let Err(rtrb::PushError::Full(frames)) = self.spent.push(frames) {
+            // Freeing here would break the audio thread's rule; the ring holds twice what can
+            // arrive between two drains, so this cannot happen, and leaking beats a glitch.
+            std::mem::forget(frames);
+        }
+    }
+}
+
+/// A run's frames as replay plays them.
+fn replay_frames(run: &Run) -> Vec<TokenFrame> {
+    run.frames()
+        .map(|mut frame| {
+            frame.run = REPLAY_RUN;
+            frame
+        })
+        .collect()
 }
 
 /// A run from the state's text; `None` for an empty field or a run without tokens.
@@ -285,7 +358,8 @@ mod tests {
         let params = Arc::new(LatentChoirParams::default());
         let saved = SavedRun::default();
         saved.set_sample_rate(48_000.0);
-        let mut writer = saved.connect(Describer::new(&params, Arc::new(LinkStatus::default())));
+        let (mut writer, _) =
+            saved.connect(Describer::new(&params, Arc::new(LinkStatus::default())));
         for i in 0..3 {
             writer.record(&frame(1, i), &POINT, 120.0);
         }
