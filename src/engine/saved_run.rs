@@ -44,10 +44,7 @@ struct Inner {
     reader: Option<CollectorReader>,
     /// To the audio thread: frames of a run restored while it runs; back: the ones they
     /// replaced, freed by the next drain.
-    handoff: Option<(
-        rtrb::Producer<Vec<TokenFrame>>,
-        rtrb::Consumer<Vec<TokenFrame>>,
-    )>,
+    handoff: Option<Handoff>,
     describer: Option<Describer>,
     /// The run being played (collected live, or restored and being replayed).
     collection: Option<Collection>,
@@ -59,6 +56,12 @@ struct Inner {
     /// snapshots), and an unchanged run is not encoded again.
     encoded: Option<(Shape, Arc<String>)>,
 }
+
+/// This side of the restored-run handoff: runs out, replaced frames back.
+type Handoff = (
+    rtrb::Producer<Vec<TokenFrame>>,
+    rtrb::Consumer<Vec<TokenFrame>>,
+);
 
 /// What a state text was made of: a restored run (`None`) or a collection's run and length.
 type Shape = Option<(u32, usize)>;
