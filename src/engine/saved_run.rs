@@ -6,8 +6,9 @@
 //! activation the saved frames play instead of the model's, until the user asks for new text
 //! ([`SavedRun::leave_replay`]). A state loaded while the plugin is running (a preset, a host's
 //! undo) hands its frames to the audio thread through a small ring instead, and they play from
-//! the next block; the frames they replace come back the same way to be freed here. A state whose run cannot be read is reported, never fatal: the
-//! plugin generates with the model as if there were no saved run.
+//! the next block; the frames they replace come back the same way to be freed here. A state
+//! whose run cannot be read is reported, never fatal: the plugin generates with the model as if
+//! there were no saved run.
 
 use std::io::Cursor;
 use std::path::Path;
