@@ -20,10 +20,13 @@ pub mod rng;
 pub mod status;
 pub mod synth;
 
-use engine::feed::{FeedShared, OFFLINE_WAIT, QueueSource};
+use engine::export::{ExportRequest, ExportStatus};
+use engine::feed::{FeedShared, OFFLINE_WAIT};
 use engine::history::{HISTORY_CAPACITY, HistoryReader, HistoryWriter};
 use engine::link::{GateSettings, Link, LinkStatus};
 use engine::player::Clock;
+use engine::plugin_source::PluginSource;
+use engine::run_collector::{CollectorThread, Describer};
 use engine::sonifier::{BlockInput, Sonifier, metered_input};
 use engine::soundfont_loader::{FontInbox, FontLoader};
 use llm::tokenizer::PromptMode;
@@ -50,7 +53,12 @@ pub struct LatentChoir {
     link: Option<Link>,
     gate: Arc<GateSettings>,
     /// Everything below is built in `initialize` for its sample rate and block size.
-    source: Option<QueueSource>,
+    /// The model's queue, or the project's saved run in replay mode.
+    source: Option<PluginSource>,
+    /// Drains what the audio thread played into the saved run.
+    collector: Option<CollectorThread>,
+    /// What the last export from the editor did.
+    exports: Arc<ExportStatus>,
     /// Player, choir and their buffers: the sonification shared with `latent-choir render`.
     sonifier: Option<Sonifier>,
     offline: bool,
@@ -71,6 +79,8 @@ pub struct LatentChoir {
 /// Work the audio thread hands to nice-plug's background thread (through a preallocated queue).
 pub enum Task {
     StartModel(Box<StartModel>),
+    /// The editor's "Export MIDI" / "Export run".
+    Export(ExportRequest),
 }
 
 /// The commands that load the saved model and start generating its saved prompt.
@@ -111,6 +121,8 @@ impl Default for LatentChoir {
             link: None,
             gate: Arc::new(GateSettings::new(4, 0.8)),
             source: None,
+            collector: None,
+            exports: Arc::new(ExportStatus::default()),
             sonifier: None,
             offline: false,
             commands: Arc::new(Mutex::new(None)),
@@ -166,7 +178,9 @@ impl Plugin for LatentChoir {
 
     fn task_executor(&mut self) -> TaskExecutor<Self> {
         let commands = Arc::clone(&self.commands);
+        let (saved, exports) = (self.params.run.clone(), Arc::clone(&self.exports));
         Box::new(move |task| match task {
+            Task::Export(request) => engine::export::run_export(&saved, &request, &exports),
             Task::StartModel(start) => {
                 if let Ok(Some(sender)) = commands.lock().as_deref() {
                     for command in start.commands() {
@@ -183,7 +197,7 @@ impl Plugin for LatentChoir {
 
     type Editor = editor::Editor;
 
-    fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
+    fn editor(&mut self, async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
         Some(editor::create(editor::Shared {
             params: Arc::clone(&self.params),
             status: Arc::clone(&self.status),
@@ -193,6 +207,10 @@ impl Plugin for LatentChoir {
             commands: Arc::clone(&self.commands),
             model_requested: Arc::clone(&self.model_requested),
             fonts: Arc::clone(&self.fonts),
+            exports: Arc::clone(&self.exports),
+            export: Arc::new(move |request| {
+                async_executor.execute_background(Task::Export(request));
+            }),
         }))
     }
 
@@ -224,8 +242,12 @@ impl Plugin for LatentChoir {
         if !self.model_requested.load(Ordering::Acquire) {
             self.start = self.prepare_start();
         }
+        self.params.run.set_sample_rate(sample_rate);
         if let Some(source) = &mut self.source {
             source.set_offline(self.offline.then_some(OFFLINE_WAIT));
+            if let Some(frames) = self.params.run.take_pending() {
+                source.install_replay(frames);
+            }
         }
         true
     }
@@ -235,6 +257,9 @@ impl Plugin for LatentChoir {
         self.params.thru.smoothed.reset(self.params.thru.value());
         if let Some(sonifier) = &mut self.sonifier {
             sonifier.reset();
+        }
+        if let Some(source) = &mut self.source {
+            source.rewind();
         }
     }
 
@@ -262,7 +287,9 @@ impl Plugin for LatentChoir {
         }
 
         let frames = buffer.samples();
+        // In replay mode the saved run plays; the model waits until new text is asked for.
         if self.params.generate.value()
+            && !self.params.run.is_replaying()
             && self
                 .model_requested
                 .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
@@ -270,7 +297,7 @@ impl Plugin for LatentChoir {
             && let Some(start) = self.start.take()
         {
             if let Some(source) = &self.source {
-                source.expect_start();
+                source.live.expect_start();
             }
             context.execute_background(Task::StartModel(start));
         }
@@ -310,7 +337,7 @@ impl Plugin for LatentChoir {
 impl LatentChoir {
     /// Starts the model's worker thread, idle: the model loads when Generate is first on.
     fn start_worker(&mut self) {
-        let Ok((link, mut source)) = Link::spawn_with(
+        let Ok((link, queue)) = Link::spawn_with(
             Arc::clone(&self.gate),
             Arc::clone(&self.feed),
             Arc::clone(&self.link_status),
@@ -318,8 +345,16 @@ impl LatentChoir {
             nice_log!("Latent Choir: could not start the model thread");
             return;
         };
+        let mut source = PluginSource::new(queue, self.params.run.clone());
         if let Some(history) = self.history.take() {
             source.set_history(history);
+        }
+        let describer = Describer::new(&self.params, Arc::clone(&self.link_status));
+        source.connect(self.params.run.connect(describer));
+        let saved = self.params.run.clone();
+        match CollectorThread::spawn(move || saved.drain()) {
+            Ok(thread) => self.collector = Some(thread),
+            Err(error) => nice_log!("Latent Choir: no run collector thread: {error}"),
         }
         if let Ok(mut commands) = self.commands.lock() {
             *commands = Some(link.worker.sender());
@@ -411,16 +446,25 @@ impl LatentChoir {
             params.temp_fixed.value(),
         );
         let transport = context.transport();
-        let clock = match (transport.playing, transport.pos_beats(), transport.tempo) {
-            (true, Some(beat), Some(tempo)) => Clock::Transport {
-                beat,
+        let tokens_per_beat = f64::from(params.tokens_per_beat.value());
+        let (clock, bpm) = match (transport.playing, transport.pos_beats(), transport.tempo) {
+            (true, Some(beat), Some(tempo)) => (
+                Clock::Transport {
+                    beat,
+                    tempo,
+                    tokens_per_beat,
+                },
                 tempo,
-                tokens_per_beat: f64::from(params.tokens_per_beat.value()),
-            },
-            _ => Clock::Free {
-                tokens_per_second: f64::from(params.tokens_per_second.value()),
-            },
+            ),
+            _ => {
+                let tokens_per_second = f64::from(params.tokens_per_second.value());
+                (
+                    Clock::Free { tokens_per_second },
+                    60.0 * tokens_per_second / tokens_per_beat.max(1e-6),
+                )
+            }
         };
+        source.begin_block(bpm);
         let main = self.has_main_input.then_some(buffer.as_slice_immutable());
         let sidechain = aux.inputs.first().map(|s| s.as_slice_immutable());
         let metered = metered_input(params.meter_source.value(), main, sidechain);
@@ -430,7 +474,8 @@ impl LatentChoir {
             frames,
             clock,
             metered,
-            playing: params.generate.value(),
+            // A replay that has played to its end stops its notes.
+            playing: params.generate.value() && !source.replay_finished(),
         };
         sonifier.process_block(block, params, source, |message| {
             let (timing, channel, key) = (

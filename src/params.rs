@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use nice_plug::plugin::ParamValue;
 use nice_plug::prelude::*;
 
+use crate::engine::saved_run::SavedRun;
 use crate::loudness::{CurveMode, CurveSettings};
 use crate::music::scale::{Root, Scale};
 use crate::music::voices::MappingParams;
@@ -37,6 +38,10 @@ pub struct LatentChoirParams {
     /// own editor state, so the editor reads this when it opens and writes it when resized.
     #[persist = "editor_size"]
     pub editor_size: RwLock<[f32; 2]>,
+    /// The tokens played, so a reopened project plays the same music without the model (see
+    /// [`SavedRun`]).
+    #[persist = "run"]
+    pub run: SavedRun,
 
     /// Level of everything the plugin outputs, applied last. Smoothed so automation never clicks.
     #[id = "gain"]
@@ -322,6 +327,7 @@ impl Default for LatentChoirParams {
             soundfont: RwLock::new(String::new()),
             raw_prompt: RwLock::new(false),
             editor_size: RwLock::new(DEFAULT_EDITOR_SIZE),
+            run: SavedRun::default(),
             generate: BoolParam::new("Generate", false),
             tokens_per_beat: FloatParam::new(
                 "Tokens per Beat",

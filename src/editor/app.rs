@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use nice_plug::context::gui::GuiContext;
 use nice_plug_egui::NiceEguiApp;
 
+use crate::engine::export::ExportRequest;
 use crate::engine::history::HistoryShared;
 use crate::llm::discovery::{self, FoundModel};
 
@@ -44,6 +45,8 @@ pub struct EditorApp {
     focus_prompt: bool,
     /// The SoundFont path being typed.
     font_path: String,
+    /// The export path being typed.
+    export_path: String,
 }
 
 impl EditorApp {
@@ -77,6 +80,7 @@ impl EditorApp {
             problem: None,
             focus_prompt: true,
             font_path,
+            export_path: String::new(),
         }
     }
 
@@ -96,12 +100,21 @@ impl EditorApp {
 
     fn act(&mut self, action: Action, gui_context: &GuiContext) {
         let setter = gui_context.param_setter();
+        let saved = &self.shared.params.run;
         let result = match action {
-            Action::Generate => self.control.generate(&self.request, &setter),
+            // New text: a saved run being replayed gives way to the model.
+            Action::Generate => {
+                saved.leave_replay();
+                self.control.generate(&self.request, &setter)
+            }
             Action::Stop => self.control.stop(&setter),
             Action::Reset => {
+                saved.leave_replay();
                 self.playback.clear();
                 self.control.reset(&setter)
+            }
+            Action::Replay if saved.is_replaying() => {
+                Err("The project's saved run is playing; Generate writes new text".to_owned())
             }
             Action::Replay => self.control.replay(&setter),
         };
@@ -127,6 +140,19 @@ impl EditorApp {
             action = panels::prompt_bar(ui, &mut self.request, self.focus_prompt);
             panels::model_picker(ui, &mut self.request, &self.models, &mut rescan);
             panels::model_status(ui, &self.shared.link, self.problem.as_deref());
+            let export = panels::export_row(
+                ui,
+                &mut self.export_path,
+                &self.shared.exports.line(),
+                &self.shared.params.run.message(),
+            );
+            if let Some(kind) = export {
+                self.shared.exports.set("Exporting…".to_owned());
+                (self.shared.export)(ExportRequest {
+                    kind,
+                    path: self.export_path.trim().into(),
+                });
+            }
             ui.add_space(2.0);
         });
         self.focus_prompt = false;

@@ -15,6 +15,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
+use crate::engine::export::{ExportRequest, ExportStatus};
 use crate::engine::feed::FeedShared;
 use crate::engine::history::HistoryReader;
 use crate::engine::link::LinkStatus;
@@ -50,6 +51,10 @@ pub struct Shared {
     pub model_requested: Arc<AtomicBool>,
     /// The SoundFont loader, once the plugin has been activated.
     pub fonts: Arc<Mutex<Option<FontLoader>>>,
+    /// The last export's outcome.
+    pub exports: Arc<ExportStatus>,
+    /// Runs an export on the plugin's background thread.
+    pub export: Arc<dyn Fn(ExportRequest) + Send + Sync>,
 }
 
 pub fn create(shared: Shared) -> Editor {

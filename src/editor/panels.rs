@@ -9,6 +9,7 @@ use egui::{Color32, ProgressBar, RichText};
 use nice_plug::prelude::{Param, ParamSetter};
 use nice_plug_egui::widgets::ParamSlider;
 
+use crate::engine::export::ExportKind;
 use crate::engine::link::{LinkPhase, LinkStatus};
 use crate::engine::soundfont_loader::FontLoader;
 use crate::llm::discovery::FoundModel;
@@ -181,6 +182,50 @@ pub fn model_status(ui: &mut egui::Ui, link: &LinkStatus, problem: Option<&str>)
     {
         ui.colored_label(ERROR_COLOR, problem);
     }
+}
+
+/// The run's files: a path field, "Export MIDI" and "Export run", and the last export's
+/// outcome; the saved run's state (replaying, or why a saved run could not be read) below.
+pub fn export_row(
+    ui: &mut egui::Ui,
+    path: &mut String,
+    status: &str,
+    saved: &str,
+) -> Option<ExportKind> {
+    let mut kind = None;
+    ui.horizontal(|ui| {
+        ui.label("Export to");
+        ui.add(
+            egui::TextEdit::singleline(path)
+                .hint_text("/path/to/piece (gets .mid or .lcrun)")
+                .desired_width((ui.available_width() - 400.0).max(120.0)),
+        );
+        if ui
+            .button("Export MIDI")
+            .on_hover_text("The run as a MIDI file, as `latent-choir replay` writes it")
+            .clicked()
+        {
+            kind = Some(ExportKind::Midi);
+        }
+        if ui
+            .button("Export run")
+            .on_hover_text("The run file: tokens, coordinates and settings, for `latent-choir replay` and NumPy")
+            .clicked()
+        {
+            kind = Some(ExportKind::Run);
+        }
+        if status.starts_with("Export failed") {
+            ui.colored_label(ERROR_COLOR, status);
+        } else {
+            ui.label(status);
+        }
+    });
+    if saved.contains("could not be read") {
+        ui.colored_label(ERROR_COLOR, saved);
+    } else if !saved.is_empty() {
+        ui.label(saved);
+    }
+    kind
 }
 
 pub fn meters(ui: &mut egui::Ui, reading: &Reading, frame_ms: (f64, f64), status_line: &str) {

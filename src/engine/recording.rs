@@ -48,6 +48,16 @@ impl Playback {
         Self { frames, next: 0 }
     }
 
+    /// The frames, to be dropped elsewhere (the audio thread must not free them).
+    pub fn into_frames(self) -> Vec<TokenFrame> {
+        self.frames
+    }
+
+    /// From the first frame again.
+    pub fn rewind(&mut self) {
+        self.next = 0;
+    }
+
     /// Frames not yet played.
     pub fn remaining(&self) -> usize {
         self.frames.len().saturating_sub(self.next)

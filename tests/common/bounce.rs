@@ -81,6 +81,18 @@ pub fn bounce_song(
         }
         assert!(plugin.load_state(&state), "the state with {fields:?} loads");
     }
+    bounce_on(&mut plugin, setup, timeline, changes, blocks, song)
+}
+
+/// As [`bounce_song`], on a plugin the caller made (and may save the state of afterwards).
+pub fn bounce_on(
+    plugin: &mut HostedPlugin,
+    setup: &[(&str, f64)],
+    timeline: &[Segment],
+    changes: &[(u64, &str, f64)],
+    blocks: Blocks,
+    song: Option<&[Vec<f32>; 2]>,
+) -> Bounce {
     let mut start = vec![InEvent::Param {
         time: 0,
         id: plugin.param_id("Generate"),

@@ -10,3 +10,10 @@ pub fn with_field(state: &[u8], key: &str, value: &serde_json::Value) -> Vec<u8>
     out.extend(json);
     out
 }
+
+/// A persisted field's value (the JSON inside the state's JSON), if the state has it.
+pub fn field(state: &[u8], key: &str) -> Option<serde_json::Value> {
+    let document: serde_json::Value = serde_json::from_slice(&state[8..]).expect("state JSON");
+    let text = document["fields"][key].as_str()?;
+    serde_json::from_str(text).ok()
+}

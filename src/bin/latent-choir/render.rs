@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use latent_choir::activation::identify;
 use latent_choir::engine::feed::OFFLINE_WAIT;
 use latent_choir::engine::link::{GateSettings, Link};
-use latent_choir::engine::offline::{self, OfflineReport, Sinks, Timeline};
-use latent_choir::engine::player::{FrameSource, SLOTS};
+use latent_choir::engine::offline::{self, OfflineReport, Timeline};
+use latent_choir::engine::player::FrameSource;
 use latent_choir::engine::recording::Recorder;
-use latent_choir::engine::sonifier::Sonifier;
+pub use latent_choir::engine::replay::track_names;
+use latent_choir::engine::replay::{self, MIDI_TEMPO_TRACK, Surroundings};
 use latent_choir::io::audio_file::{self, StereoAudio};
 use latent_choir::io::midi_file::MidiRecorder;
 use latent_choir::io::output_file::PendingFile;
@@ -228,7 +229,7 @@ impl Outputs {
 
     /// Writes MIDI and run and moves all files into place; returns their paths.
     pub fn commit(self, midi: MidiRecorder, run: Option<&Run>) -> Result<Vec<PathBuf>, String> {
-        std::fs::write(self.midi.temp(), midi.to_bytes("Latent Choir"))
+        std::fs::write(self.midi.temp(), midi.to_bytes(MIDI_TEMPO_TRACK))
             .map_err(|e| format!("cannot write {}: {e}", self.midi.target().display()))?;
         if let (Some(file), Some(run)) = (&self.run, run) {
             run.write(file.temp()).map_err(|e| e.to_string())?;
@@ -241,7 +242,8 @@ impl Outputs {
     }
 }
 
-/// Plays the timeline into the WAV (under its temporary name) and a MIDI recording.
+/// Plays the timeline from `source` into the WAV (under its temporary name) and a MIDI
+/// recording.
 pub fn play(
     timeline: &Timeline,
     params: &LatentChoirParams,
@@ -250,45 +252,40 @@ pub fn play(
     source: &mut impl FrameSource,
     outputs: &Outputs,
 ) -> Result<(OfflineReport, MidiRecorder), String> {
-    param_text::settle_smoothers(params, timeline.sample_rate as f32);
-    let mut sonifier = Sonifier::new(timeline.sample_rate as f32, timeline.block);
-    if let Some(font) = soundfont {
-        let choir = sonifier.choir_mut();
-        choir
-            .replace_soundfont(Some(font))
-            .map_err(|_| "the SoundFont was loaded for another sample rate".to_owned())?;
-    }
-    let mut midi = MidiRecorder::new(
-        f64::from(timeline.sample_rate),
-        timeline.bpm,
-        track_names(params, None),
-    );
+    into_wav(timeline, soundfont, song, outputs, |surroundings| {
+        replay::play(timeline, params, surroundings, source)
+    })
+}
+
+/// Runs `play` with the WAV (under its temporary name) as its audio sink and a progress bar
+/// on the terminal.
+pub fn into_wav<T>(
+    timeline: &Timeline,
+    soundfont: Option<SoundFontPlayer>,
+    song: Option<&StereoAudio>,
+    outputs: &Outputs,
+    play: impl FnOnce(Surroundings<'_>) -> Result<T, String>,
+) -> Result<T, String> {
     let mut wav = WavSink::create(outputs.wav.temp(), timeline.sample_rate)
         .map_err(|e| format!("{e} (writing {})", outputs.wav.target().display()))?;
     let bar = progress_bar(timeline.total_samples());
-    let report = offline::run(
-        timeline,
-        params,
-        &mut sonifier,
+    let played = play(Surroundings {
+        soundfont,
         song,
-        source,
-        Sinks {
-            midi: &mut midi,
-            audio: &mut |l, r| wav.write(l, r),
-            progress: &mut |done| {
-                if let Some(bar) = &bar {
-                    bar.set_position(done);
-                }
-            },
+        audio: &mut |l, r| wav.write(l, r),
+        progress: &mut |done| {
+            if let Some(bar) = &bar {
+                bar.set_position(done);
+            }
         },
-    )
+    })
     .map_err(|e| format!("cannot write {}: {e}", outputs.wav.target().display()))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
     wav.finish()
         .map_err(|e| format!("cannot write {}: {e}", outputs.wav.target().display()))?;
-    Ok((report, midi))
+    Ok(played)
 }
 
 /// `--param list`: prints every parameter id with its value (after `params`' own settings)
@@ -381,17 +378,6 @@ fn wait_for_first_run(link: &Link) -> Result<(), String> {
         said = message;
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// The MIDI tracks' names: each voice with the hidden state it followed (its Layer parameter,
-/// clamped to the model's `hidden_states` when known).
-pub fn track_names(params: &LatentChoirParams, hidden_states: Option<usize>) -> [String; SLOTS] {
-    let voice = |i: usize| {
-        let layer = params.voices[i].layer.value().max(0) as usize;
-        let layer = hidden_states.map_or(layer, |n| layer.min(n.saturating_sub(1)));
-        format!("Voice {} (layer {layer})", i + 1)
-    };
-    [voice(0), voice(1), voice(2), "Drone".to_owned()]
 }
 
 pub fn token_texts(played: &[PlayedToken]) -> Vec<String> {

@@ -5,11 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use latent_choir::engine::offline::Timeline;
-use latent_choir::engine::recording::Playback;
+use latent_choir::engine::replay;
 use latent_choir::io::run_file::Run;
 use latent_choir::param_text;
-use latent_choir::params::LatentChoirParams;
 
 use crate::render::{self, Outputs};
 
@@ -46,9 +44,8 @@ pub struct Args {
 pub fn run(args: Args) -> Result<(), String> {
     let run = Run::read(&args.run).map_err(|e| e.to_string())?;
     let manifest = &run.manifest;
-    let params = LatentChoirParams::default();
-    param_text::restore(&params, &manifest.params)
-        .map_err(|e| format!("{}: {e}", args.run.display()))?;
+    let params =
+        replay::recorded_params(&run).map_err(|e| format!("{}: {e}", args.run.display()))?;
     if render::list_params(&params, &args.params) {
         return Ok(());
     }
@@ -95,22 +92,16 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     let outputs = Outputs::reserve_some(&out, &midi, None)?;
 
-    let tokens_per_beat = f64::from(params.tokens_per_beat.value());
-    let timeline = Timeline::for_tokens(sample_rate, bpm, tokens_per_beat, manifest.steps);
+    let timeline = replay::timeline(&run, &params, bpm, sample_rate);
     let started = Instant::now();
     let text: String = run.tokens.iter().map(|t| t.frame.text()).collect();
-    let mut source = Playback::new(run.frames().collect());
-    let (report, mut midi) = render::play(
+    let (report, midi) = render::into_wav(
         &timeline,
-        &params,
         soundfont,
         song.as_ref(),
-        &mut source,
         &outputs,
+        |surroundings| replay::replay(&run, &params, &timeline, surroundings),
     )?;
-    if manifest.hidden_states > 0 {
-        midi.set_names(render::track_names(&params, Some(manifest.hidden_states)));
-    }
     let written = outputs.commit(midi, None)?;
     println!("{}", text.trim());
     render::summarize(&report, &timeline, started.elapsed(), &written);
