@@ -501,6 +501,12 @@ pub fn clamp_state(state: &mut PluginState) {
     }
 }
 
+/// A plain number shown with two decimals: hosts and run files read `-0.4`, not the
+/// `-0.39999998` its normalised value converts back to.
+fn number_param(name: impl Into<String>, default: f32, range: FloatRange) -> FloatParam {
+    FloatParam::new(name, default, range).with_value_to_string(formatters::v2s_f32_rounded(2))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -551,10 +557,4 @@ mod tests {
             assert_eq!(f32_of(&state, "gain").to_bits(), stored.to_bits());
         }
     }
-}
-
-/// A plain number shown with two decimals: hosts and run files read `-0.4`, not the
-/// `-0.39999998` its normalised value converts back to.
-fn number_param(name: impl Into<String>, default: f32, range: FloatRange) -> FloatParam {
-    FloatParam::new(name, default, range).with_value_to_string(formatters::v2s_f32_rounded(2))
 }
