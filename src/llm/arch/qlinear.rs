@@ -20,6 +20,8 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Result, Tensor};
 use rayon::prelude::*;
 
+use super::weight_buffer::WeightBuffer;
+
 const BLOCK: usize = 32;
 /// Bytes per block: Q4_1 is two f16 (scale, minimum) and 16 bytes of nibbles; Q8_0 one f16
 /// scale and 32 signed bytes.
@@ -27,10 +29,10 @@ const Q4_1_BYTES: usize = 20;
 const Q8_0_BYTES: usize = 34;
 
 enum Kernel {
-    Q4_1(Vec<u8>),
-    Q8_0(Vec<u8>),
+    Q4_1(WeightBuffer<u8>),
+    Q8_0(WeightBuffer<u8>),
     /// Row-major `[rows, cols]`.
-    F32(Vec<f32>),
+    F32(WeightBuffer<f32>),
     /// Formats without a native kernel.
     Candle(QMatMul),
     /// Stacked layers whose formats differ, computed one after the other.
@@ -71,17 +73,20 @@ impl QLinear {
     /// `weight` is `[rows (out), cols (in)]` as GGUF stores it.
     pub fn new(weight: QTensor) -> Result<Self> {
         let (rows, cols) = weight.shape().dims2()?;
-        let native = |bytes_per_block: usize| -> Result<Option<Vec<u8>>> {
+        let native = |bytes_per_block: usize| -> Result<Option<WeightBuffer<u8>>> {
             let data = weight.data()?;
             let expected = rows * cols / BLOCK * bytes_per_block;
-            Ok((cols % BLOCK == 0 && data.len() == expected).then(|| data.into_owned()))
+            Ok((cols % BLOCK == 0 && data.len() == expected).then(|| WeightBuffer::from(&*data)))
         };
         let kernel = match weight.dtype() {
             GgmlDType::Q4_1 => native(Q4_1_BYTES)?.map(Kernel::Q4_1),
             GgmlDType::Q8_0 => native(Q8_0_BYTES)?.map(Kernel::Q8_0),
-            GgmlDType::F32 => Some(Kernel::F32(
-                weight.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?,
-            )),
+            GgmlDType::F32 => Some(Kernel::F32(WeightBuffer::from(
+                &weight
+                    .dequantize(&Device::Cpu)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?[..],
+            ))),
             _ => None,
         };
         let kernel = match kernel {
@@ -98,7 +103,7 @@ impl QLinear {
         Ok(Self {
             rows,
             cols,
-            kernel: Kernel::F32(data),
+            kernel: Kernel::F32(WeightBuffer::from(&data[..])),
         })
     }
 
@@ -127,17 +132,35 @@ impl QLinear {
                 kernel: Kernel::Parts(parts),
             });
         }
-        let mut kernels = parts.into_iter().map(|p| p.kernel);
-        let mut kernel = kernels.next().expect("at least one part");
-        for next in kernels {
-            match (&mut kernel, next) {
-                (Kernel::Q4_1(a), Kernel::Q4_1(b)) | (Kernel::Q8_0(a), Kernel::Q8_0(b)) => {
-                    a.extend(b)
-                }
-                (Kernel::F32(a), Kernel::F32(b)) => a.extend(b),
-                _ => unreachable!("checked above that all parts share a native kernel"),
+        fn bytes(k: &Kernel) -> Option<&[u8]> {
+            match k {
+                Kernel::Q4_1(data) | Kernel::Q8_0(data) => Some(data),
+                _ => None,
             }
         }
+        fn floats(k: &Kernel) -> Option<&[f32]> {
+            match k {
+                Kernel::F32(data) => Some(data),
+                _ => None,
+            }
+        }
+        let kernel = match &parts[0].kernel {
+            Kernel::Q4_1(_) | Kernel::Q8_0(_) => {
+                let data = parts.iter().filter_map(|p| bytes(&p.kernel)).collect::<Vec<_>>();
+                let data = WeightBuffer::concat(&data);
+                match parts[0].kernel {
+                    Kernel::Q4_1(_) => Kernel::Q4_1(data),
+                    _ => Kernel::Q8_0(data),
+                }
+            }
+            Kernel::F32(_) => {
+                let data = parts.iter().filter_map(|p| floats(&p.kernel)).collect::<Vec<_>>();
+                Kernel::F32(WeightBuffer::concat(&data))
+            }
+            Kernel::Candle(_) | Kernel::Parts(_) => {
+                unreachable!("checked above that all parts share a native kernel")
+            }
+        };
         Ok(Self { rows, cols, kernel })
     }
 
