@@ -146,7 +146,10 @@ impl QLinear {
         }
         let kernel = match &parts[0].kernel {
             Kernel::Q4_1(_) | Kernel::Q8_0(_) => {
-                let data = parts.iter().filter_map(|p| bytes(&p.kernel)).collect::<Vec<_>>();
+                let data = parts
+                    .iter()
+                    .filter_map(|p| bytes(&p.kernel))
+                    .collect::<Vec<_>>();
                 let data = WeightBuffer::concat(&data);
                 match parts[0].kernel {
                     Kernel::Q4_1(_) => Kernel::Q4_1(data),
@@ -154,7 +157,10 @@ impl QLinear {
                 }
             }
             Kernel::F32(_) => {
-                let data = parts.iter().filter_map(|p| floats(&p.kernel)).collect::<Vec<_>>();
+                let data = parts
+                    .iter()
+                    .filter_map(|p| floats(&p.kernel))
+                    .collect::<Vec<_>>();
                 Kernel::F32(WeightBuffer::concat(&data))
             }
             Kernel::Candle(_) | Kernel::Parts(_) => {
@@ -696,5 +702,83 @@ mod tests {
             let diff = max_difference(&stacked.forward(&x).expect("forward"), &want);
             assert!(diff < 1e-4, "{dtypes:?}: stacked differs by {diff}");
         }
+    }
+
+    /// Decode's memory traffic at GPT-2 124M's shapes: GB/s of the f32 mat-vecs per shape, in
+    /// step order, against plain reads of the same buffers and of the same bytes on ordinary
+    /// pages. A measurement, not a check: run by hand with
+    /// `cargo test --release --lib bandwidth -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a benchmark: prints GB/s, takes ~half a GB"]
+    fn bandwidth_at_gpt2_shapes() {
+        use std::time::Instant;
+        const SHAPES: [(&str, usize, usize); 4] = [
+            ("attn.c_attn", 2304, 768),
+            ("attn.c_proj", 768, 768),
+            ("mlp.c_fc", 3072, 768),
+            ("mlp.c_proj", 768, 3072),
+        ];
+        const PASSES: usize = 10;
+        let filled = |len: usize| -> Vec<f32> {
+            (0..len)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 2500.0)
+                .collect()
+        };
+        let dense = |rows: usize, cols: usize| QLinear {
+            rows,
+            cols,
+            kernel: Kernel::F32(WeightBuffer::from(&filled(rows * cols)[..])),
+        };
+        let mut layers: Vec<(&str, QLinear)> = Vec::new();
+        for _ in 0..12 {
+            layers.extend(SHAPES.iter().map(|&(name, r, c)| (name, dense(r, c))));
+        }
+        layers.push(("lm_head", dense(50257, 768)));
+        let x = filled(3072);
+        let mut outs: Vec<Vec<f32>> = layers.iter().map(|(_, l)| vec![0.0; l.rows]).collect();
+        let mut seconds = std::collections::BTreeMap::<&str, (f64, usize)>::new();
+        let start = Instant::now();
+        for _ in 0..PASSES {
+            in_pool(|| {
+                for ((name, layer), out) in layers.iter().zip(&mut outs) {
+                    let t = Instant::now();
+                    layer.matvec(&x[..layer.cols], out);
+                    let entry = seconds.entry(name).or_default();
+                    entry.0 += t.elapsed().as_secs_f64();
+                    entry.1 += layer.rows * layer.cols * 4;
+                }
+            });
+        }
+        let total = start.elapsed().as_secs_f64();
+        let bytes: usize = layers.iter().map(|(_, l)| l.rows * l.cols * 4).sum();
+        for (name, (secs, moved)) in &seconds {
+            println!("matvec {name:12} {:5.1} GB/s", *moved as f64 / secs / 1e9);
+        }
+        println!(
+            "matvec all    {:5.1} GB/s, {:.1} passes/s over {:.0} MB",
+            (bytes * PASSES) as f64 / total / 1e9,
+            PASSES as f64 / total,
+            bytes as f64 / 1e6
+        );
+        let read = |data: &[f32]| -> f32 {
+            in_pool(|| data.par_chunks(1 << 16).map(|c| dot_f32(c, c)).sum())
+        };
+        let start = Instant::now();
+        for _ in 0..PASSES {
+            for (_, layer) in &layers {
+                if let Kernel::F32(data) = &layer.kernel {
+                    std::hint::black_box(read(data));
+                }
+            }
+        }
+        let huge = (bytes * PASSES) as f64 / start.elapsed().as_secs_f64() / 1e9;
+        println!("plain read of the same buffers {huge:5.1} GB/s");
+        let ordinary = filled(bytes / 4);
+        let start = Instant::now();
+        for _ in 0..PASSES {
+            std::hint::black_box(read(&ordinary));
+        }
+        let small_pages = (bytes * PASSES) as f64 / start.elapsed().as_secs_f64() / 1e9;
+        println!("plain read of one Vec (4 KB pages) {small_pages:5.1} GB/s");
     }
 }
