@@ -5,3 +5,4 @@ pub mod llama;
 pub mod ops;
 pub mod qlinear;
 pub mod quantized_llama;
+pub mod weight_buffer;

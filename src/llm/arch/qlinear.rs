@@ -20,6 +20,8 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Result, Tensor};
 use rayon::prelude::*;
 
+use super::weight_buffer::WeightBuffer;
+
 const BLOCK: usize = 32;
 /// Bytes per block: Q4_1 is two f16 (scale, minimum) and 16 bytes of nibbles; Q8_0 one f16
 /// scale and 32 signed bytes.
@@ -27,10 +29,10 @@ const Q4_1_BYTES: usize = 20;
 const Q8_0_BYTES: usize = 34;
 
 enum Kernel {
-    Q4_1(Vec<u8>),
-    Q8_0(Vec<u8>),
+    Q4_1(WeightBuffer<u8>),
+    Q8_0(WeightBuffer<u8>),
     /// Row-major `[rows, cols]`.
-    F32(Vec<f32>),
+    F32(WeightBuffer<f32>),
     /// Formats without a native kernel.
     Candle(QMatMul),
     /// Stacked layers whose formats differ, computed one after the other.
@@ -71,17 +73,20 @@ impl QLinear {
     /// `weight` is `[rows (out), cols (in)]` as GGUF stores it.
     pub fn new(weight: QTensor) -> Result<Self> {
         let (rows, cols) = weight.shape().dims2()?;
-        let native = |bytes_per_block: usize| -> Result<Option<Vec<u8>>> {
+        let native = |bytes_per_block: usize| -> Result<Option<WeightBuffer<u8>>> {
             let data = weight.data()?;
             let expected = rows * cols / BLOCK * bytes_per_block;
-            Ok((cols % BLOCK == 0 && data.len() == expected).then(|| data.into_owned()))
+            Ok((cols % BLOCK == 0 && data.len() == expected).then(|| WeightBuffer::from(&*data)))
         };
         let kernel = match weight.dtype() {
             GgmlDType::Q4_1 => native(Q4_1_BYTES)?.map(Kernel::Q4_1),
             GgmlDType::Q8_0 => native(Q8_0_BYTES)?.map(Kernel::Q8_0),
-            GgmlDType::F32 => Some(Kernel::F32(
-                weight.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?,
-            )),
+            GgmlDType::F32 => Some(Kernel::F32(WeightBuffer::from(
+                &weight
+                    .dequantize(&Device::Cpu)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?[..],
+            ))),
             _ => None,
         };
         let kernel = match kernel {
@@ -98,7 +103,7 @@ impl QLinear {
         Ok(Self {
             rows,
             cols,
-            kernel: Kernel::F32(data),
+            kernel: Kernel::F32(WeightBuffer::from(&data[..])),
         })
     }
 
@@ -127,17 +132,41 @@ impl QLinear {
                 kernel: Kernel::Parts(parts),
             });
         }
-        let mut kernels = parts.into_iter().map(|p| p.kernel);
-        let mut kernel = kernels.next().expect("at least one part");
-        for next in kernels {
-            match (&mut kernel, next) {
-                (Kernel::Q4_1(a), Kernel::Q4_1(b)) | (Kernel::Q8_0(a), Kernel::Q8_0(b)) => {
-                    a.extend(b)
-                }
-                (Kernel::F32(a), Kernel::F32(b)) => a.extend(b),
-                _ => unreachable!("checked above that all parts share a native kernel"),
+        fn bytes(k: &Kernel) -> Option<&[u8]> {
+            match k {
+                Kernel::Q4_1(data) | Kernel::Q8_0(data) => Some(data),
+                _ => None,
             }
         }
+        fn floats(k: &Kernel) -> Option<&[f32]> {
+            match k {
+                Kernel::F32(data) => Some(data),
+                _ => None,
+            }
+        }
+        let kernel = match &parts[0].kernel {
+            Kernel::Q4_1(_) | Kernel::Q8_0(_) => {
+                let data = parts
+                    .iter()
+                    .filter_map(|p| bytes(&p.kernel))
+                    .collect::<Vec<_>>();
+                let data = WeightBuffer::concat(&data);
+                match parts[0].kernel {
+                    Kernel::Q4_1(_) => Kernel::Q4_1(data),
+                    _ => Kernel::Q8_0(data),
+                }
+            }
+            Kernel::F32(_) => {
+                let data = parts
+                    .iter()
+                    .filter_map(|p| floats(&p.kernel))
+                    .collect::<Vec<_>>();
+                Kernel::F32(WeightBuffer::concat(&data))
+            }
+            Kernel::Candle(_) | Kernel::Parts(_) => {
+                unreachable!("checked above that all parts share a native kernel")
+            }
+        };
         Ok(Self { rows, cols, kernel })
     }
 
@@ -673,5 +702,83 @@ mod tests {
             let diff = max_difference(&stacked.forward(&x).expect("forward"), &want);
             assert!(diff < 1e-4, "{dtypes:?}: stacked differs by {diff}");
         }
+    }
+
+    /// Decode's memory traffic at GPT-2 124M's shapes: GB/s of the f32 mat-vecs per shape, in
+    /// step order, against plain reads of the same buffers and of the same bytes on ordinary
+    /// pages. A measurement, not a check: run by hand with
+    /// `cargo test --release --lib bandwidth -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a benchmark: prints GB/s, takes ~half a GB"]
+    fn bandwidth_at_gpt2_shapes() {
+        use std::time::Instant;
+        const SHAPES: [(&str, usize, usize); 4] = [
+            ("attn.c_attn", 2304, 768),
+            ("attn.c_proj", 768, 768),
+            ("mlp.c_fc", 3072, 768),
+            ("mlp.c_proj", 768, 3072),
+        ];
+        const PASSES: usize = 10;
+        let filled = |len: usize| -> Vec<f32> {
+            (0..len)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 2500.0)
+                .collect()
+        };
+        let dense = |rows: usize, cols: usize| QLinear {
+            rows,
+            cols,
+            kernel: Kernel::F32(WeightBuffer::from(&filled(rows * cols)[..])),
+        };
+        let mut layers: Vec<(&str, QLinear)> = Vec::new();
+        for _ in 0..12 {
+            layers.extend(SHAPES.iter().map(|&(name, r, c)| (name, dense(r, c))));
+        }
+        layers.push(("lm_head", dense(50257, 768)));
+        let x = filled(3072);
+        let mut outs: Vec<Vec<f32>> = layers.iter().map(|(_, l)| vec![0.0; l.rows]).collect();
+        let mut seconds = std::collections::BTreeMap::<&str, (f64, usize)>::new();
+        let start = Instant::now();
+        for _ in 0..PASSES {
+            in_pool(|| {
+                for ((name, layer), out) in layers.iter().zip(&mut outs) {
+                    let t = Instant::now();
+                    layer.matvec(&x[..layer.cols], out);
+                    let entry = seconds.entry(name).or_default();
+                    entry.0 += t.elapsed().as_secs_f64();
+                    entry.1 += layer.rows * layer.cols * 4;
+                }
+            });
+        }
+        let total = start.elapsed().as_secs_f64();
+        let bytes: usize = layers.iter().map(|(_, l)| l.rows * l.cols * 4).sum();
+        for (name, (secs, moved)) in &seconds {
+            println!("matvec {name:12} {:5.1} GB/s", *moved as f64 / secs / 1e9);
+        }
+        println!(
+            "matvec all    {:5.1} GB/s, {:.1} passes/s over {:.0} MB",
+            (bytes * PASSES) as f64 / total / 1e9,
+            PASSES as f64 / total,
+            bytes as f64 / 1e6
+        );
+        let read = |data: &[f32]| -> f32 {
+            in_pool(|| data.par_chunks(1 << 16).map(|c| dot_f32(c, c)).sum())
+        };
+        let start = Instant::now();
+        for _ in 0..PASSES {
+            for (_, layer) in &layers {
+                if let Kernel::F32(data) = &layer.kernel {
+                    std::hint::black_box(read(data));
+                }
+            }
+        }
+        let huge = (bytes * PASSES) as f64 / start.elapsed().as_secs_f64() / 1e9;
+        println!("plain read of the same buffers {huge:5.1} GB/s");
+        let ordinary = filled(bytes / 4);
+        let start = Instant::now();
+        for _ in 0..PASSES {
+            std::hint::black_box(read(&ordinary));
+        }
+        let small_pages = (bytes * PASSES) as f64 / start.elapsed().as_secs_f64() / 1e9;
+        println!("plain read of one Vec (4 KB pages) {small_pages:5.1} GB/s");
     }
 }
