@@ -28,6 +28,8 @@ struct Timing {
     prefill: Duration,
     decoded: usize,
     decode: Duration,
+    /// Read while the model is still loaded: afterwards it is freed.
+    resident: Option<String>,
 }
 
 fn time_run(path: &Path, args: &Args) -> Result<(Timing, ModelInfo), String> {
@@ -56,6 +58,7 @@ fn time_run(path: &Path, args: &Args) -> Result<(Timing, ModelInfo), String> {
         prefill,
         decoded,
         decode: start.elapsed(),
+        resident: super::memory::resident(),
     };
     Ok((timing, info))
 }
@@ -87,6 +90,7 @@ pub fn run(args: Args) -> Result<(), String> {
         prefill,
         decoded,
         decode,
+        resident,
     } = timing;
     println!(
         "model          {} ({}, {} layers, width {}, {})",
@@ -114,15 +118,9 @@ pub fn run(args: Args) -> Result<(), String> {
         (1.0 - with / without) * 100.0
     );
     println!(
-        "resident       {}",
-        resident_memory().unwrap_or_else(|| "unknown".into())
+        "resident       {} with the model loaded (peak {})",
+        resident.unwrap_or_else(|| "unknown".into()),
+        super::memory::peak().unwrap_or_else(|| "unknown".into())
     );
     Ok(())
-}
-
-/// VmRSS from /proc (Linux); what the process holds in memory now.
-fn resident_memory() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    Some(line.trim_start_matches("VmRSS:").trim().to_owned())
 }

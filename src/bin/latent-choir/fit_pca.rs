@@ -161,7 +161,7 @@ pub fn run(args: Args) -> Result<(), String> {
         stats.accumulate_time.as_secs_f64(),
         stats.solve_time.as_secs_f64()
     );
-    if let Some(peak) = peak_memory() {
+    if let Some(peak) = super::memory::peak() {
         println!("peak memory  {peak}");
     }
     println!(
@@ -202,13 +202,6 @@ fn print_ratios(map: &ProjectionMap, all: bool) {
             first.join(" ")
         );
     }
-}
-
-/// VmHWM from /proc (Linux): the most memory the process has held.
-fn peak_memory() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    Some(line.trim_start_matches("VmHWM:").trim().to_owned())
 }
 
 /// Fit progress on stderr: one line redrawn in place on a terminal; otherwise a line at

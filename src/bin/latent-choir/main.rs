@@ -15,6 +15,7 @@ mod bench;
 mod bench_projection;
 mod fit_pca;
 mod generate;
+mod memory;
 mod models;
 mod render;
 mod replay;
