@@ -344,6 +344,17 @@ impl Choir {
                     bus_l[i] += (mono[i] + sl[i]) * gl;
                     bus_r[i] += (mono[i] + sr[i]) * gr;
                 }
+            } else if strip.level.is_settled()
+                && strip.left.is_settled()
+                && strip.right.is_settled()
+            {
+                // Settled gains stay put: the same products every sample, as a plain loop.
+                let level = strip.level.next();
+                let (gl, gr) = (strip.left.next() * level, strip.right.next() * level);
+                for ((l, r), &m) in bus_l.iter_mut().zip(bus_r.iter_mut()).zip(mono.iter()) {
+                    *l += m * gl;
+                    *r += m * gr;
+                }
             } else {
                 for i in 0..n {
                     let level = strip.level.next();
@@ -365,6 +376,22 @@ impl Choir {
                 let g = self.dry.next() * self.master.next();
                 left[i] += clean_sample(bus_l[i] * g).0;
                 right[i] += clean_sample(bus_r[i] * g).0;
+            }
+        } else if self.wet.target() != 0.0 {
+            // The wet gain never reaches 0 in this chunk, so the reverb hears every sample and
+            // can run over the chunk at once.
+            let input = &mut self.mono[..n];
+            for ((x, &l), &r) in input.iter_mut().zip(bus_l.iter()).zip(bus_r.iter()) {
+                *x = 0.5 * (l + r);
+            }
+            let (rev_l, rev_r) = (&mut self.stem_l[..n], &mut self.stem_r[..n]);
+            self.reverb.process_block(input, rev_l, rev_r);
+            for i in 0..n {
+                let dry = self.dry.next();
+                let wet = self.wet.next();
+                let master = self.master.next();
+                left[i] += clean_sample((bus_l[i] * dry + rev_l[i] * wet) * master).0;
+                right[i] += clean_sample((bus_r[i] * dry + rev_r[i] * wet) * master).0;
             }
         } else {
             for i in 0..n {

@@ -105,6 +105,7 @@ impl Envelope {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn is_idle(&self) -> bool {
         self.stage == Stage::Idle
     }
@@ -148,6 +149,28 @@ impl Envelope {
             Stage::Idle => self.level = 0.0,
         }
         self.level
+    }
+}
+
+impl Envelope {
+    /// Fills `out` with the next levels, exactly as repeated [`Envelope::next`] calls would,
+    /// and returns how many samples come before the envelope goes idle (`out.len()` while it
+    /// still sounds). A settled sustain is a constant fill instead of a per-sample glide.
+    pub(crate) fn fill(&mut self, c: &AdsrCoeffs, out: &mut [f32]) -> usize {
+        let mut i = 0;
+        while i < out.len() {
+            if self.stage == Stage::Decay && self.level == c.sustain && c.sustain != 0.0 {
+                out[i..].fill(self.level);
+                return out.len();
+            }
+            let level = self.next(c);
+            if self.stage == Stage::Idle {
+                return i;
+            }
+            out[i] = level;
+            i += 1;
+        }
+        out.len()
     }
 }
 

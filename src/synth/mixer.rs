@@ -31,10 +31,13 @@ pub fn peak(channels: &[&mut [f32]]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// Frames [`mix_block`] handles at a time (stack buffers for the per-frame gains).
+const MIX_CHUNK: usize = 64;
+
 /// Mix one block in place. `channels` holds the host's input on entry (or garbage when the plugin
 /// has no main input, see `has_input`) and the output on return; `played` is what the plugin
 /// itself plays, per channel (missing channels are silent). `thru` and `gain` yield one smoothed
-/// value per sample.
+/// value per sample (called once per frame, in frame order).
 pub fn mix_block(
     channels: &mut [&mut [f32]],
     played: &[&[f32]],
@@ -44,24 +47,35 @@ pub fn mix_block(
 ) -> MixReport {
     let mut report = MixReport::default();
     let frames = channels.first().map_or(0, |c| c.len());
-    for frame in 0..frames {
-        let thru = thru();
-        let gain = gain();
+    let mut start = 0;
+    while start < frames {
+        let n = (frames - start).min(MIX_CHUNK);
+        let (mut thrus, mut gains) = ([0.0f32; MIX_CHUNK], [0.0f32; MIX_CHUNK]);
+        for (t, g) in thrus[..n].iter_mut().zip(&mut gains[..n]) {
+            *t = thru();
+            *g = gain();
+        }
         for (index, channel) in channels.iter_mut().enumerate() {
+            let Some(channel) = channel.get_mut(start..start + n) else {
+                continue;
+            };
             let own = played
                 .get(index)
-                .and_then(|p| p.get(frame))
-                .map_or(0.0, |&x| clean_sample(x).0);
-            let input = if has_input {
-                let (x, bad) = clean_sample(channel[frame]);
-                report.non_finite += u64::from(bad);
-                report.input_peak = report.input_peak.max(x.abs());
-                x
-            } else {
-                0.0
-            };
-            channel[frame] = clean_sample((input * thru + own) * gain).0;
+                .map_or(&[][..], |p| p.get(start..).unwrap_or(&[]));
+            for (frame, x) in channel.iter_mut().enumerate() {
+                let own = own.get(frame).map_or(0.0, |&x| clean_sample(x).0);
+                let input = if has_input {
+                    let (x, bad) = clean_sample(*x);
+                    report.non_finite += u64::from(bad);
+                    report.input_peak = report.input_peak.max(x.abs());
+                    x
+                } else {
+                    0.0
+                };
+                *x = clean_sample((input * thrus[frame] + own) * gains[frame]).0;
+            }
         }
+        start += n;
     }
     report
 }

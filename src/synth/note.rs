@@ -2,7 +2,7 @@
 //! short fade used when the note is stolen or silenced.
 
 use super::envelope::{AdsrCoeffs, Envelope};
-use super::timbre::{Tables, Timbre, Tone, velocity_gain};
+use super::timbre::{TONE_CHUNK, Tables, Timbre, Tone, velocity_gain};
 
 /// Length of the fade-out of a stolen (or `all_sound_off`) note: short enough to be inaudible as
 /// a fade, long enough not to click.
@@ -101,45 +101,71 @@ impl Note {
         self.serial
     }
 
-    /// Adds the note to `out`; becomes inactive when its envelope or fade ends.
+    /// Adds the note to `out`; becomes inactive when its envelope or fade ends. Works in chunks:
+    /// the envelope, velocity glide and fade of a chunk first, then its tone, then one
+    /// multiply-add loop, each sample computed exactly as one sample at a time would be.
     pub(crate) fn render(&mut self, tables: &Tables, coeffs: &AdsrCoeffs, out: &mut [f32]) {
         if !self.active {
             return;
         }
-        match self.timbre {
-            Timbre::Flute => self.run(tables, coeffs, out, Tone::flute),
-            Timbre::Clarinet => self.run(tables, coeffs, out, Tone::clarinet),
-            Timbre::Strings => self.run(tables, coeffs, out, Tone::strings),
-            Timbre::Drone => self.run(tables, coeffs, out, Tone::drone),
-        }
-    }
-
-    /// The per-sample loop, monomorphised per timbre so the tone function inlines.
-    #[inline(always)]
-    fn run<F: Fn(&mut Tone, &Tables) -> f32>(
-        &mut self,
-        tables: &Tables,
-        coeffs: &AdsrCoeffs,
-        out: &mut [f32],
-        tone: F,
-    ) {
-        for o in out.iter_mut() {
-            let env = self.env.next(coeffs);
-            if self.env.is_idle() {
+        for chunk in out.chunks_mut(TONE_CHUNK) {
+            let len = chunk.len();
+            let mut env = [0.0f32; TONE_CHUNK];
+            let mut gain = [0.0f32; TONE_CHUNK];
+            let mut fade = [0.0f32; TONE_CHUNK];
+            let mut n = self.env.fill(coeffs, &mut env[..len]);
+            self.glide(&mut gain[..n]);
+            let fading = self.fade_step > 0.0;
+            if fading {
+                n = self.fade(&mut fade[..n]);
+            }
+            let mut tone = [0.0f32; TONE_CHUNK];
+            let tone = &mut tone[..n];
+            self.tone.fill(self.timbre, tables, tone);
+            let (out, env, gain) = (&mut chunk[..n], &env[..n], &gain[..n]);
+            if fading {
+                for ((((o, &t), &e), &g), &f) in out
+                    .iter_mut()
+                    .zip(&*tone)
+                    .zip(env)
+                    .zip(gain)
+                    .zip(&fade[..n])
+                {
+                    *o += t * e * g * f;
+                }
+            } else {
+                for (((o, &t), &e), &g) in out.iter_mut().zip(&*tone).zip(env).zip(gain) {
+                    *o += t * e * g;
+                }
+            }
+            if n < len {
                 self.active = false;
                 return;
             }
-            self.gain += (self.gain_target - self.gain) * self.gain_coeff;
-            let mut x = tone(&mut self.tone, tables) * env * self.gain;
-            if self.fade_step > 0.0 {
-                self.fade -= self.fade_step;
-                if self.fade <= 0.0 {
-                    self.active = false;
-                    return;
-                }
-                x *= self.fade;
-            }
-            *o += x;
         }
+    }
+
+    /// The velocity gain of each sample, gliding toward its target (a constant once there).
+    fn glide(&mut self, out: &mut [f32]) {
+        if self.gain == self.gain_target {
+            out.fill(self.gain);
+            return;
+        }
+        for g in out.iter_mut() {
+            self.gain += (self.gain_target - self.gain) * self.gain_coeff;
+            *g = self.gain;
+        }
+    }
+
+    /// The fade of each sample; returns how many samples come before it reaches silence.
+    fn fade(&mut self, out: &mut [f32]) -> usize {
+        for (i, f) in out.iter_mut().enumerate() {
+            self.fade -= self.fade_step;
+            if self.fade <= 0.0 {
+                return i;
+            }
+            *f = self.fade;
+        }
+        out.len()
     }
 }

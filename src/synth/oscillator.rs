@@ -1,6 +1,6 @@
 //! Oscillators: a phase accumulator, a wavetable oscillator on top of it, and a cheap sine LFO.
 
-use super::wavetable::Wavetable;
+use super::wavetable::{Wavetable, read};
 
 /// Phase in cycles, [0, 1).
 #[derive(Debug, Clone, Copy, Default)]
@@ -53,12 +53,26 @@ impl TableOsc {
         }
     }
 
+    /// Writes the next `out.len()` samples, each advanced by the increment times `ratio[i]`
+    /// (`None`: the plain increment). The band's table is looked up once per call.
     #[inline]
-    pub(crate) fn next(&mut self, table: &Wavetable, ratio: f32) -> f32 {
-        let p = self.phasor.advance(ratio);
-        match self.band {
-            Some(b) => table.lookup(b, p),
-            None => 0.0,
+    pub(crate) fn fill(&mut self, table: &Wavetable, ratio: Option<&[f32]>, out: &mut [f32]) {
+        let Some(b) = self.band else {
+            out.fill(0.0);
+            return;
+        };
+        let band = table.band(b);
+        match ratio {
+            Some(ratio) => {
+                for (o, &r) in out.iter_mut().zip(ratio) {
+                    *o = read(band, self.phasor.advance(r));
+                }
+            }
+            None => {
+                for o in out.iter_mut() {
+                    *o = read(band, self.phasor.advance(1.0));
+                }
+            }
         }
     }
 }

@@ -18,6 +18,8 @@ const WET_SCALE: f32 = 3.0;
 const ALLPASS_FEEDBACK: f32 = 0.5;
 const QUIET_INPUT: f32 = 1e-9;
 const QUIET_OUTPUT: f32 = 1e-7;
+/// Samples [`Reverb::process_block`] runs through the network at a time (a stack buffer).
+const STRETCH: usize = 128;
 
 #[derive(Debug)]
 struct Comb {
@@ -57,6 +59,60 @@ impl Comb {
     }
 }
 
+/// [`Comb::process`] of four combs for every sample of `x`, their outputs added to `acc` in
+/// comb order, bit for bit the same as one sample at a time. The four damping recursions run
+/// side by side (each alone is a chain of dependent operations, several at once keep the
+/// processor busy), over stretches where no delay line wraps.
+fn combs_block(
+    combs: &mut [Comb],
+    x: &[f32],
+    acc: &mut [f32],
+    feedback: f32,
+    damp1: f32,
+    damp2: f32,
+) {
+    let [c0, c1, c2, c3] = combs else {
+        for c in combs.iter_mut() {
+            for (&x, acc) in x.iter().zip(acc.iter_mut()) {
+                *acc += c.process(x, feedback, damp1, damp2);
+            }
+        }
+        return;
+    };
+    let mut done = 0;
+    while done < x.len() {
+        let n = [&*c0, &*c1, &*c2, &*c3]
+            .iter()
+            .fold(x.len() - done, |n, c| n.min(c.buf.len() - c.idx));
+        let (i0, i1, i2, i3) = (c0.idx, c1.idx, c2.idx, c3.idx);
+        let l0 = &mut c0.buf[i0..i0 + n];
+        let l1 = &mut c1.buf[i1..i1 + n];
+        let l2 = &mut c2.buf[i2..i2 + n];
+        let l3 = &mut c3.buf[i3..i3 + n];
+        let (x, acc) = (&x[done..done + n], &mut acc[done..done + n]);
+        let mut s = [c0.store, c1.store, c2.store, c3.store];
+        for i in 0..n {
+            let out = [l0[i], l1[i], l2[i], l3[i]];
+            for k in 0..4 {
+                s[k] = flush(out[k] * damp2 + s[k] * damp1);
+            }
+            l0[i] = x[i] + s[0] * feedback;
+            l1[i] = x[i] + s[1] * feedback;
+            l2[i] = x[i] + s[2] * feedback;
+            l3[i] = x[i] + s[3] * feedback;
+            acc[i] = acc[i] + out[0] + out[1] + out[2] + out[3];
+        }
+        (c0.store, c1.store, c2.store, c3.store) = (s[0], s[1], s[2], s[3]);
+        for c in [&mut *c0, &mut *c1, &mut *c2, &mut *c3] {
+            c.idx += n;
+            if c.idx == c.buf.len() {
+                c.idx = 0;
+            }
+        }
+        done += n;
+    }
+}
+
 #[derive(Debug)]
 struct Allpass {
     buf: Box<[f32]>,
@@ -83,6 +139,25 @@ impl Allpass {
             self.idx = 0;
         }
         b - x
+    }
+
+    /// [`Allpass::process`] for every sample of `io`, in place, bit for bit the same.
+    fn process_block(&mut self, io: &mut [f32]) {
+        let mut done = 0;
+        while done < io.len() {
+            let n = (io.len() - done).min(self.buf.len() - self.idx);
+            let line = &mut self.buf[self.idx..self.idx + n];
+            for (slot, x) in line.iter_mut().zip(&mut io[done..done + n]) {
+                let b = *slot;
+                *slot = *x + b * ALLPASS_FEEDBACK;
+                *x = b - *x;
+            }
+            self.idx += n;
+            if self.idx == self.buf.len() {
+                self.idx = 0;
+            }
+            done += n;
+        }
     }
 
     fn clear(&mut self) {
@@ -221,6 +296,66 @@ impl Reverb {
         (l, r)
     }
 
+    /// [`Reverb::process`] for every sample of `input`, the wet output written to `left` and
+    /// `right` (equally long as `input`), bit for bit the same. Each delay line runs over the
+    /// whole stretch at once, which is what makes it cheaper.
+    pub fn process_block(&mut self, input: &[f32], left: &mut [f32], right: &mut [f32]) {
+        let n = input.len().min(left.len()).min(right.len());
+        let mut done = 0;
+        while done < n {
+            if self.idle {
+                let zeros = input[done..n].iter().take_while(|&&x| x == 0.0).count();
+                left[done..done + zeros].fill(0.0);
+                right[done..done + zeros].fill(0.0);
+                done += zeros;
+                if done == n {
+                    return;
+                }
+                self.idle = false;
+            }
+            // The tail can end (and the state be cleared) at the earliest on the last sample
+            // of this stretch, so the stretch needs no per-sample idle test.
+            let m = (n - done).min(STRETCH).min(self.idle_after - self.quiet);
+            self.run_stretch(
+                &input[done..done + m],
+                &mut left[done..done + m],
+                &mut right[done..done + m],
+            );
+            done += m;
+        }
+    }
+
+    fn run_stretch(&mut self, input: &[f32], left: &mut [f32], right: &mut [f32]) {
+        let m = input.len();
+        let mut x = [0.0f32; STRETCH];
+        let x = &mut x[..m];
+        for (x, &i) in x.iter_mut().zip(input) {
+            *x = i * INPUT_GAIN;
+        }
+        for (side, out) in [&mut *left, &mut *right].into_iter().enumerate() {
+            out.fill(0.0);
+            for group in self.combs[side].chunks_mut(4) {
+                combs_block(group, x, out, self.feedback, self.damp1, self.damp2);
+            }
+            for a in self.allpasses[side].iter_mut() {
+                a.process_block(out);
+            }
+            for o in out.iter_mut() {
+                *o *= WET_SCALE;
+            }
+        }
+        for ((&i, &l), &r) in input.iter().zip(&*left).zip(&*right) {
+            if i.abs() < QUIET_INPUT && l.abs() < QUIET_OUTPUT && r.abs() < QUIET_OUTPUT {
+                self.quiet += 1;
+            } else {
+                self.quiet = 0;
+            }
+        }
+        if self.quiet >= self.idle_after {
+            self.clear();
+        }
+    }
+
     #[cfg(test)]
     fn holds_only_zeros(&self) -> bool {
         self.combs
@@ -290,6 +425,44 @@ mod tests {
             n
         };
         assert!(ring(0.9) > 2 * ring(0.1));
+    }
+
+    #[test]
+    fn block_processing_is_sample_processing_bit_for_bit() {
+        // Bursts with silences long enough for the tail to end and the reverb to go idle, and
+        // blocks of every size, so stretches cross idle transitions and delay wraps.
+        let sr = 22_050.0;
+        let mut one = Reverb::new(sr);
+        let mut block = Reverb::new(sr);
+        one.set_size(0.1);
+        block.set_size(0.1);
+        let mut noise = super::super::noise::Noise::new(3);
+        let len = 400_000;
+        let input: Vec<f32> = (0..len)
+            .map(|n| {
+                if n % 150_000 < 3_000 {
+                    noise.next()
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let (mut went_idle, mut at, mut size) = (0, 0, 1);
+        let (mut l, mut r) = (vec![0.0; 700], vec![0.0; 700]);
+        while at < len {
+            let n = size.min(len - at);
+            let was_idle = block.is_idle();
+            block.process_block(&input[at..at + n], &mut l[..n], &mut r[..n]);
+            for i in 0..n {
+                let (a, b) = one.process(input[at + i]);
+                assert_eq!((a.to_bits(), b.to_bits()), (l[i].to_bits(), r[i].to_bits()));
+            }
+            went_idle += usize::from(!was_idle && block.is_idle());
+            assert_eq!(one.is_idle(), block.is_idle());
+            at += n;
+            size = (size + 37) % 700 + 1;
+        }
+        assert!(went_idle >= 2, "{went_idle}");
     }
 
     #[test]

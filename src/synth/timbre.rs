@@ -18,6 +18,9 @@ use super::noise::Noise;
 use super::oscillator::{Lfo, TableOsc};
 use super::wavetable::{Spectrum, Wavetable};
 
+/// Samples [`Tone::fill`] writes at a time (its stack buffers).
+pub(crate) const TONE_CHUNK: usize = 64;
+
 /// A built-in sound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Timbre {
@@ -224,37 +227,71 @@ impl Tone {
         self.chiff = self.chiff.max(self.chiff_start);
     }
 
-    #[inline]
-    pub(crate) fn flute(&mut self, t: &Tables) -> f32 {
-        let ratio = self.vibrato.next();
-        let tone = self.osc[0].next(&t.flute, ratio);
-        let breath = self.breath.bandpass(&self.breath_c, self.noise.next());
-        self.chiff = super::filter::flush(self.chiff * self.chiff_decay);
-        (tone + breath * (self.hiss + self.chiff)) * self.gain
+    /// Writes the note's next `out.len()` samples (at most [`TONE_CHUNK`]) for `timbre`, before
+    /// envelope and velocity. Each stage runs over the whole chunk before the next, so every
+    /// loop is short and free of per-sample decisions.
+    pub(crate) fn fill(&mut self, timbre: Timbre, t: &Tables, out: &mut [f32]) {
+        let n = out.len().min(TONE_CHUNK);
+        let out = &mut out[..n];
+        match timbre {
+            Timbre::Flute => self.flute(t, out),
+            Timbre::Clarinet => self.clarinet(t, out),
+            Timbre::Strings => self.strings(t, out),
+            Timbre::Drone => self.drone(t, out),
+        }
     }
 
-    #[inline]
-    pub(crate) fn clarinet(&mut self, t: &Tables) -> f32 {
-        let x = self.osc[0].next(&t.clarinet, 1.0);
-        self.filter.lowpass(&self.filter_c, x) * self.gain
+    fn vibrato(&mut self, ratio: &mut [f32]) {
+        for r in ratio.iter_mut() {
+            *r = self.vibrato.next();
+        }
     }
 
-    #[inline]
-    pub(crate) fn strings(&mut self, t: &Tables) -> f32 {
-        let ratio = self.vibrato.next();
-        let x = self.osc[0].next(&t.saw, ratio)
-            + self.osc[1].next(&t.saw, ratio)
-            + self.osc[2].next(&t.saw, ratio);
-        self.filter.lowpass(&self.filter_c, x * (1.0 / 3.0)) * self.gain
+    fn flute(&mut self, t: &Tables, out: &mut [f32]) {
+        let mut ratio = [0.0f32; TONE_CHUNK];
+        let ratio = &mut ratio[..out.len()];
+        self.vibrato(ratio);
+        self.osc[0].fill(&t.flute, Some(ratio), out);
+        for o in out.iter_mut() {
+            let breath = self.breath.bandpass(&self.breath_c, self.noise.next());
+            self.chiff = super::filter::flush(self.chiff * self.chiff_decay);
+            *o = (*o + breath * (self.hiss + self.chiff)) * self.gain;
+        }
     }
 
-    #[inline]
-    pub(crate) fn drone(&mut self, t: &Tables) -> f32 {
-        let sub = self.sub.next(&t.sine, 1.0);
-        let saw = self
-            .filter
-            .lowpass(&self.filter_c, self.osc[0].next(&t.saw, 1.0));
-        let movement = 0.5 + 0.2 * self.swell.next();
-        (0.6 * sub + movement * saw) * self.gain
+    fn clarinet(&mut self, t: &Tables, out: &mut [f32]) {
+        self.osc[0].fill(&t.clarinet, None, out);
+        for o in out.iter_mut() {
+            *o = self.filter.lowpass(&self.filter_c, *o) * self.gain;
+        }
+    }
+
+    fn strings(&mut self, t: &Tables, out: &mut [f32]) {
+        let n = out.len();
+        let mut ratio = [0.0f32; TONE_CHUNK];
+        let ratio = &mut ratio[..n];
+        self.vibrato(ratio);
+        let mut b = [0.0f32; TONE_CHUNK];
+        let mut c = [0.0f32; TONE_CHUNK];
+        let (b, c) = (&mut b[..n], &mut c[..n]);
+        self.osc[0].fill(&t.saw, Some(ratio), out);
+        self.osc[1].fill(&t.saw, Some(ratio), b);
+        self.osc[2].fill(&t.saw, Some(ratio), c);
+        for ((o, &b), &c) in out.iter_mut().zip(&*b).zip(&*c) {
+            let x = *o + b + c;
+            *o = self.filter.lowpass(&self.filter_c, x * (1.0 / 3.0)) * self.gain;
+        }
+    }
+
+    fn drone(&mut self, t: &Tables, out: &mut [f32]) {
+        let mut saw = [0.0f32; TONE_CHUNK];
+        let saw = &mut saw[..out.len()];
+        self.sub.fill(&t.sine, None, out);
+        self.osc[0].fill(&t.saw, None, saw);
+        for (o, &s) in out.iter_mut().zip(&*saw) {
+            let saw = self.filter.lowpass(&self.filter_c, s);
+            let movement = 0.5 + 0.2 * self.swell.next();
+            *o = (0.6 * *o + movement * saw) * self.gain;
+        }
     }
 }

@@ -12,7 +12,7 @@ use std::f64::consts::TAU;
 /// below -70 dB.
 pub(crate) const TABLE_LEN: usize = 2048;
 /// One guard sample repeats the first so interpolation never wraps.
-const STRIDE: usize = TABLE_LEN + 1;
+pub(crate) const STRIDE: usize = TABLE_LEN + 1;
 const MAX_HARMONICS: usize = TABLE_LEN / 4;
 /// Lower edge of band 0; lower notes use band 0.
 const BASE_FREQ: f32 = 8.0;
@@ -132,16 +132,32 @@ impl Wavetable {
     }
 
     /// Linearly interpolated read; `phase` in cycles, [0, 1).
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn lookup(&self, band: u32, phase: f32) -> f32 {
-        let pos = phase * TABLE_LEN as f32;
-        let i = (pos as usize).min(TABLE_LEN - 1);
-        let frac = pos - i as f32;
-        let base = band as usize * STRIDE + i;
-        let a = self.samples[base];
-        let b = self.samples[base + 1];
-        a + (b - a) * frac
+        read(self.band(band), phase)
     }
+
+    /// One band's table (with its guard sample), for reading many samples of one note.
+    /// `band` must come from [`Wavetable::band_for`].
+    #[inline]
+    pub(crate) fn band(&self, band: u32) -> &[f32; STRIDE] {
+        let start = band as usize * STRIDE;
+        self.samples[start..start + STRIDE]
+            .try_into()
+            .expect("a band from band_for is inside the table")
+    }
+}
+
+/// Linearly interpolated read of one band; `phase` in cycles, [0, 1).
+#[inline]
+pub(crate) fn read(band: &[f32; STRIDE], phase: f32) -> f32 {
+    let pos = phase * TABLE_LEN as f32;
+    // Clamped in float first, so the conversion needs no saturation checks (NaN reads 0).
+    let i = pos.max(0.0).min((TABLE_LEN - 1) as f32) as u32 as usize;
+    let frac = pos - i as f32;
+    let a = band[i];
+    let b = band[i + 1];
+    a + (b - a) * frac
 }
 
 #[cfg(test)]

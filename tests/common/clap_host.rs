@@ -114,8 +114,30 @@ pub struct HostedPlugin {
     processor: Option<StartedPluginAudioProcessor<TestHost>>,
     input_ports: AudioPorts,
     output_ports: AudioPorts,
+    scratch: Scratch,
     // Keeps the library loaded for as long as the instance lives; dropped last.
     _entry: PluginEntry,
+}
+
+/// The host's buffers, kept across blocks like a DAW's.
+struct Scratch {
+    main: [Vec<f32>; CHANNELS],
+    side: [Vec<f32>; CHANNELS],
+    out: [Vec<f32>; CHANNELS],
+    in_events: EventBuffer,
+    out_events: EventBuffer,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self {
+            main: Default::default(),
+            side: Default::default(),
+            out: Default::default(),
+            in_events: EventBuffer::with_capacity(64),
+            out_events: EventBuffer::with_capacity(256),
+        }
+    }
 }
 
 pub fn load_entry(library: &Path) -> PluginEntry {
@@ -162,6 +184,7 @@ impl HostedPlugin {
             processor: None,
             input_ports: AudioPorts::with_capacity(2 * CHANNELS, 2),
             output_ports: AudioPorts::with_capacity(CHANNELS, 1),
+            scratch: Scratch::default(),
             _entry: entry,
         }
     }
@@ -201,49 +224,84 @@ impl HostedPlugin {
 
     /// Run one block; all slices in `block` must have the same length.
     pub fn process(&mut self, block: &Block) -> BlockOutput {
-        let frames = block.main[0].len();
-        let mut main: [Vec<f32>; CHANNELS] = block.main.map(<[f32]>::to_vec);
-        let mut side: [Vec<f32>; CHANNELS] = block.sidechain.map(<[f32]>::to_vec);
-        let mut out: [Vec<f32>; CHANNELS] = std::array::from_fn(|_| vec![0.0; frames]);
-
-        let mut in_events = EventBuffer::with_capacity(block.events.len());
-        for event in block.events {
-            push_event(&mut in_events, event);
+        self.run(block);
+        let scratch = &self.scratch;
+        BlockOutput {
+            audio: scratch.out.clone(),
+            notes: scratch.out_events.iter().filter_map(out_note).collect(),
         }
-        let mut out_events = EventBuffer::with_capacity(256);
+    }
+
+    /// Run one block like [`HostedPlugin::process`] and return how long the plugin's
+    /// `process()` call alone took (the host's copies and event building are outside the
+    /// timing, and reuse buffers, so nothing allocates per block) and how many notes it sent.
+    pub fn process_timed(&mut self, block: &Block) -> (std::time::Duration, usize) {
+        let elapsed = self.run(block);
+        let notes = self.scratch.out_events.iter().filter_map(out_note).count();
+        (elapsed, notes)
+    }
+
+    /// Copies `block` into the reused buffers, runs the plugin and times its call.
+    fn run(&mut self, block: &Block) -> std::time::Duration {
+        let frames = block.main[0].len();
+        let scratch = &mut self.scratch;
+        for (dst, src) in scratch.main.iter_mut().zip(block.main) {
+            dst.clear();
+            dst.extend_from_slice(src);
+        }
+        for (dst, src) in scratch.side.iter_mut().zip(block.sidechain) {
+            dst.clear();
+            dst.extend_from_slice(src);
+        }
+        for out in &mut scratch.out {
+            out.clear();
+            out.resize(frames, 0.0);
+        }
+        scratch.in_events.clear();
+        for event in block.events {
+            push_event(&mut scratch.in_events, event);
+        }
+        scratch.out_events.clear();
 
         let inputs = self.input_ports.with_input_buffers([
             AudioPortBuffer {
                 latency: 0,
-                channels: AudioPortBufferType::f32_input_only(main.iter_mut().map(input_channel)),
+                channels: AudioPortBufferType::f32_input_only(
+                    scratch.main.iter_mut().map(input_channel),
+                ),
             },
             AudioPortBuffer {
                 latency: 0,
-                channels: AudioPortBufferType::f32_input_only(side.iter_mut().map(input_channel)),
+                channels: AudioPortBufferType::f32_input_only(
+                    scratch.side.iter_mut().map(input_channel),
+                ),
             },
         ]);
         let mut outputs = self.output_ports.with_output_buffers([AudioPortBuffer {
             latency: 0,
             channels: AudioPortBufferType::f32_output_only(
-                out.iter_mut().map(|c| c.as_mut_slice()),
+                scratch.out.iter_mut().map(|c| c.as_mut_slice()),
             ),
         }]);
         let transport = block.transport.map(transport_event);
-        self.processor
+        let in_events = InputEvents::from_buffer(&scratch.in_events);
+        let mut out_events = OutputEvents::from_buffer(&mut scratch.out_events);
+        let processor = self
+            .processor
             .as_mut()
-            .expect("process() needs an active plugin")
-            .process(
-                &inputs,
-                &mut outputs,
-                &InputEvents::from_buffer(&in_events),
-                &mut OutputEvents::from_buffer(&mut out_events),
-                None,
-                transport.as_ref(),
-            )
-            .expect("the plugin processes the block");
-
-        let notes = out_events.iter().filter_map(out_note).collect();
-        BlockOutput { audio: out, notes }
+            .expect("process() needs an active plugin");
+        let began = std::time::Instant::now();
+        let result = processor.process(
+            &inputs,
+            &mut outputs,
+            &in_events,
+            &mut out_events,
+            None,
+            transport.as_ref(),
+        );
+        let elapsed = began.elapsed();
+        result.expect("the plugin processes the block");
+        elapsed
     }
 
     pub fn save_state(&mut self) -> Vec<u8> {
