@@ -38,11 +38,11 @@ fn cli(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-#[test]
-fn greedy_answer_to_the_capital_question() {
+/// The greedy answer to [`PROMPT`], 24 tokens at most, as `generate` prints it.
+fn greedy_answer(extra: &[&str]) -> String {
     let model = default_model();
     let model = model.to_str().expect("utf-8 path");
-    let answer = cli(&[
+    let mut args = vec![
         "generate",
         "--model",
         model,
@@ -54,7 +54,14 @@ fn greedy_answer_to_the_capital_question() {
         "1",
         "--max-tokens",
         "24",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    cli(&args)
+}
+
+#[test]
+fn greedy_answer_to_the_capital_question() {
+    let answer = greedy_answer(&[]);
     assert_eq!(answer.trim(), "The capital of France is Paris.");
 }
 
@@ -110,22 +117,7 @@ fn hidden_states_match_the_transformers_reference() {
 
 #[test]
 fn a_fresh_chat_turn_shows_no_markup() {
-    let model = default_model();
-    let model = model.to_str().expect("utf-8 path");
-    let text = cli(&[
-        "generate",
-        "--model",
-        model,
-        "--prompt",
-        PROMPT,
-        "--temperature",
-        "0",
-        "--repetition-penalty",
-        "1",
-        "--max-tokens",
-        "24",
-        "--continue-at-end",
-    ]);
+    let text = greedy_answer(&["--continue-at-end"]);
     let (answer, next_turn) = text
         .split_once('\n')
         .expect("the answer ends with its turn, read as a line break");
