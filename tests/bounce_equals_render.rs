@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::bounce::{Blocks, Segment, bounce_song, bounce_with};
 use common::clap_host::OutNote;
+use common::cli::{command, succeed};
 use common::isolate::isolated;
 use common::paths::fixture;
 use common::signal::{sine, write_wav};
@@ -23,26 +22,21 @@ const STEP: u64 = 12_000;
 /// on the grid, where MIDI ticks and samples agree exactly), written to `piece.wav`, `.mid` and
 /// `.lcrun` in `dir`, with `extra` arguments.
 fn render(dir: &TempDir, prompt: &str, seed: u64, extra: &[&std::ffi::OsStr]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_latent-choir"))
-        .args(["render", "--prompt", prompt, "--bpm", "120"])
-        .args(["--seed", &seed.to_string()])
-        .arg("--model")
-        .arg(fixture("tiny-llama"))
-        .args(["--tokens", &TOKENS.to_string(), "--tokens-per-beat", "2"])
-        .args(["--param", "ornaments=0"])
-        .args(extra)
-        .arg("--out")
-        .arg(dir.join("piece.wav"))
-        .arg("--midi")
-        .arg(dir.join("piece.mid"))
-        .arg("--run")
-        .arg(dir.join("piece.lcrun"))
-        .output()
-        .expect("run latent-choir render");
-    assert!(
-        out.status.success(),
-        "render failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        command()
+            .args(["render", "--prompt", prompt, "--bpm", "120"])
+            .args(["--seed", &seed.to_string()])
+            .arg("--model")
+            .arg(fixture("tiny-llama"))
+            .args(["--tokens", &TOKENS.to_string(), "--tokens-per-beat", "2"])
+            .args(["--param", "ornaments=0"])
+            .args(extra)
+            .arg("--out")
+            .arg(dir.join("piece.wav"))
+            .arg("--midi")
+            .arg(dir.join("piece.mid"))
+            .arg("--run")
+            .arg(dir.join("piece.lcrun")),
     );
 }
 
@@ -205,13 +199,12 @@ fn a_song_on_the_track_steers_the_plugin_along_the_analyze_curve() {
 
             let recorded = latent_choir::io::run_file::Run::read(&dir.join("piece.lcrun"))
                 .expect("the run file");
-            let analyzed = Command::new(env!("CARGO_BIN_EXE_latent-choir"))
-                .arg("analyze")
-                .arg(&song_file)
-                .args(["--tokens-per-second", "4"])
-                .output()
-                .expect("run latent-choir analyze");
-            assert!(analyzed.status.success());
+            let analyzed = succeed(
+                command()
+                    .arg("analyze")
+                    .arg(&song_file)
+                    .args(["--tokens-per-second", "4"]),
+            );
             let doc: serde_json::Value =
                 serde_json::from_slice(&analyzed.stdout).expect("analyze prints JSON");
             let curve = doc["frames"].as_array().expect("frames");

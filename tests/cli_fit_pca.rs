@@ -3,23 +3,22 @@
 
 mod common;
 
+use common::cli;
 use common::paths::fixture;
 use common::temp::TempDir;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use latent_choir::activation::{Corpus, file, identify};
 use ndarray::{Array1, Array3};
 use ndarray_npy::NpzReader;
 use safetensors::SafeTensors;
 
-/// Run the CLI with `cache` as XDG_CACHE_HOME.
-fn cli(cache: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_latent-choir"))
-        .args(args)
-        .env("XDG_CACHE_HOME", cache)
-        .output()
-        .expect("run latent-choir")
+/// The CLI with `cache` as XDG_CACHE_HOME.
+fn with_cache(cache: &Path, args: &[&str]) -> Command {
+    let mut command = cli::command();
+    command.args(args).env("XDG_CACHE_HOME", cache);
+    command
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -27,16 +26,12 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn succeed(cache: &Path, args: &[&str]) -> (String, String) {
-    let out = cli(cache, args);
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "{args:?} failed:\n{stdout}\n{stderr}");
-    (stdout, stderr)
+    let out = cli::succeed(&mut with_cache(cache, args));
+    (text(&out.stdout), text(&out.stderr))
 }
 
 fn fail(cache: &Path, args: &[&str]) -> String {
-    let out = cli(cache, args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    text(&out.stderr)
+    cli::fail(&mut with_cache(cache, args))
 }
 
 fn path(p: &Path) -> &str {

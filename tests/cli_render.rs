@@ -8,8 +8,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::cli;
 use common::paths::fixture;
 use common::temp::TempDir;
 use latent_choir::music::scale::{Root, Scale};
@@ -17,30 +18,19 @@ use midly::{MetaMessage, MidiMessage, Smf, TrackEventKind};
 use ndarray::{Array1, Array2, Array3};
 use ndarray_npy::NpzReader;
 
-fn cli(dir: &TempDir, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_latent-choir"))
-        .args(args)
-        .env("XDG_CACHE_HOME", dir.join("cache"))
-        .output()
-        .expect("run latent-choir")
+/// The CLI with its map cache inside `dir`.
+fn with_cache(dir: &TempDir, args: &[&str]) -> Command {
+    let mut command = cli::command();
+    command.args(args).env("XDG_CACHE_HOME", dir.join("cache"));
+    command
 }
 
 fn succeed(dir: &TempDir, args: &[&str]) -> String {
-    let out = cli(dir, args);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "{args:?} failed:\n{stdout}\n{stderr}");
-    stdout.into_owned()
+    String::from_utf8_lossy(&cli::succeed(&mut with_cache(dir, args)).stdout).into_owned()
 }
 
 fn fail(dir: &TempDir, args: &[&str]) -> String {
-    let out = cli(dir, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "{args:?} should fail:\n{stderr}");
-    assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
-    stderr
+    cli::fail(&mut with_cache(dir, args))
 }
 
 fn s(path: &Path) -> &str {

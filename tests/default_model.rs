@@ -8,8 +8,10 @@
 //! bound is 1e-4 of it, far below what any real mistake moves (8-bit activations alone: 1e-2).
 
 use std::path::PathBuf;
-use std::process::Command;
 
+mod common;
+
+use common::cli::{command, succeed};
 use ndarray::{Array1, Array3};
 use ndarray_npy::NpzReader;
 
@@ -26,16 +28,7 @@ fn default_model() -> PathBuf {
 }
 
 fn cli(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_latent-choir"))
-        .args(args)
-        .output()
-        .expect("run latent-choir");
-    assert!(
-        output.status.success(),
-        "latent-choir {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    String::from_utf8_lossy(&succeed(command().args(args)).stdout).into_owned()
 }
 
 /// The greedy answer to [`PROMPT`], 24 tokens at most, as `generate` prints it.

@@ -5,10 +5,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::bounce::{Blocks, Bounce, MAX_BLOCK, RATE, Segment, bounce_on};
 use common::clap_host::{HostedPlugin, OutNote};
+use common::cli::{command, succeed};
 use common::isolate::isolated;
 use common::paths::fixture;
 use common::state::{field, with_field};
@@ -172,19 +172,14 @@ fn exports_are_what_the_command_line_replay_makes_of_the_run() {
             assert_eq!(run_file, dir.join("piece.lcrun"));
             assert_eq!(midi_file, dir.join("piece.mid"));
 
-            let out = Command::new(env!("CARGO_BIN_EXE_latent-choir"))
-                .arg("replay")
-                .arg(&run_file)
-                .arg("--out")
-                .arg(dir.join("replayed.wav"))
-                .arg("--midi")
-                .arg(dir.join("replayed.mid"))
-                .output()
-                .expect("run latent-choir replay");
-            assert!(
-                out.status.success(),
-                "replay failed: {}",
-                String::from_utf8_lossy(&out.stderr)
+            succeed(
+                command()
+                    .arg("replay")
+                    .arg(&run_file)
+                    .arg("--out")
+                    .arg(dir.join("replayed.wav"))
+                    .arg("--midi")
+                    .arg(dir.join("replayed.mid")),
             );
             let exported = std::fs::read(&midi_file).expect("the exported MIDI");
             let replayed = std::fs::read(dir.join("replayed.mid")).expect("the replay's MIDI");

@@ -3,6 +3,7 @@
 
 pub mod bounce;
 pub mod clap_host;
+pub mod cli;
 pub mod isolate;
 pub mod paths;
 pub mod signal;
