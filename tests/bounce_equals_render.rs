@@ -9,6 +9,7 @@ use common::bounce::{Blocks, Segment, bounce_song, bounce_with};
 use common::clap_host::OutNote;
 use common::cli::{command, succeed};
 use common::isolate::isolated;
+use common::midi::note_on_steps;
 use common::paths::fixture;
 use common::signal::{sine, write_wav};
 use common::temp::TempDir;
@@ -95,31 +96,10 @@ fn offline_bounce_equals_the_command_line_render() {
             })
             .collect();
         let bytes = std::fs::read(dir.join("piece.mid")).expect("the render wrote MIDI");
-        let smf = midly::Smf::parse(&bytes).expect("the MIDI parses");
-        let ppq = match smf.header.timing {
-            midly::Timing::Metrical(ppq) => u64::from(ppq.as_int()),
-            other => panic!("timing {other:?}"),
-        };
-        let mut rendered: Vec<(u64, u8, u8)> = Vec::new();
-        for track in &smf.tracks {
-            let mut ticks = 0u64;
-            for event in track {
-                ticks += u64::from(event.delta.as_int());
-                if let midly::TrackEventKind::Midi {
-                    channel,
-                    message: midly::MidiMessage::NoteOn { key, vel },
-                } = event.kind
-                    && vel.as_int() > 0
-                {
-                    // Two steps per beat.
-                    assert_eq!(ticks % (ppq / 2), 0, "note-on off the grid at tick {ticks}");
-                    rendered.push((ticks / (ppq / 2), channel.as_int(), key.as_int()));
-                }
-            }
-        }
+        // Two steps per beat.
+        let rendered = note_on_steps(&bytes, 2);
         let mut sorted_bounce = bounced.clone();
         sorted_bounce.sort_unstable();
-        rendered.sort_unstable();
         assert!(
             bounced.len() >= TOKENS as usize,
             "{} note-ons",

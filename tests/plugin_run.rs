@@ -10,6 +10,7 @@ use common::bounce::{Blocks, Bounce, MAX_BLOCK, RATE, Segment, bounce_on};
 use common::clap_host::{HostedPlugin, OutNote};
 use common::cli::{command, succeed};
 use common::isolate::isolated;
+use common::midi::note_on_steps;
 use common::paths::fixture;
 use common::state::{field, with_field};
 use common::temp::TempDir;
@@ -186,27 +187,7 @@ fn exports_are_what_the_command_line_replay_makes_of_the_run() {
             assert_eq!(exported, replayed, "byte for byte");
 
             // The MIDI's note-ons are the bounce's: (grid step, channel, key).
-            let smf = midly::Smf::parse(&exported).expect("the MIDI parses");
-            let ppq = match smf.header.timing {
-                midly::Timing::Metrical(ppq) => u64::from(ppq.as_int()),
-                other => panic!("timing {other:?}"),
-            };
-            let mut in_file = Vec::new();
-            for track in &smf.tracks {
-                let mut ticks = 0u64;
-                for event in track {
-                    ticks += u64::from(event.delta.as_int());
-                    if let midly::TrackEventKind::Midi {
-                        channel,
-                        message: midly::MidiMessage::NoteOn { key, vel },
-                    } = event.kind
-                        && vel.as_int() > 0
-                    {
-                        in_file.push((ticks * 2 / ppq, channel.as_int(), key.as_int()));
-                    }
-                }
-            }
-            in_file.sort();
+            let in_file = note_on_steps(&exported, 2);
             let mut bounced: Vec<(u64, u8, u8)> = note_ons(&recorded)
                 .into_iter()
                 .map(|(at, channel, key)| {

@@ -5,6 +5,7 @@ pub mod bounce;
 pub mod clap_host;
 pub mod cli;
 pub mod isolate;
+pub mod midi;
 pub mod paths;
 pub mod signal;
 pub mod state;
