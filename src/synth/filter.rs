@@ -14,11 +14,19 @@ pub(crate) fn flush(x: f32) -> f32 {
 }
 
 /// Coefficients of a state-variable filter, computed once per note (never per sample: `tan`).
+///
+/// Simper's per-sample equations are rewritten as one linear step of the two integrator states
+/// (`state' = m·state + d·x`) plus the outputs read from the old state. The arithmetic is the
+/// same filter, but each state now waits on two multiply-adds per sample instead of five, and
+/// that chain is what bounds a note's cost.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct SvfCoeffs {
-    a1: f32,
-    a2: f32,
-    a3: f32,
+    /// Rows of the state step, `[ic1, ic2, x]` → new `ic1` and `ic2`.
+    m1: [f32; 3],
+    m2: [f32; 3],
+    /// Band-pass (`v1`) and low-pass (`v2`) outputs from `[ic1, ic2, x]`.
+    band: [f32; 3],
+    low: [f32; 3],
 }
 
 impl SvfCoeffs {
@@ -30,7 +38,15 @@ impl SvfCoeffs {
         let a1 = 1.0 / (1.0 + g * (g + k));
         let a2 = g * a1;
         let a3 = g * a2;
-        Self { a1, a2, a3 }
+        // v1 = a1·ic1 + a2·(x − ic2), v2 = ic2 + a2·ic1 + a3·(x − ic2), ic' = 2v − ic.
+        let band = [a1, -a2, a2];
+        let low = [a2, 1.0 - a3, a3];
+        Self {
+            m1: [2.0 * a1 - 1.0, -2.0 * a2, 2.0 * a2],
+            m2: [2.0 * a2, 1.0 - 2.0 * a3, 2.0 * a3],
+            band,
+            low,
+        }
     }
 }
 
@@ -41,25 +57,26 @@ pub(crate) struct Svf {
 }
 
 impl Svf {
-    /// One sample; returns (low-pass, band-pass).
+    /// One step of the states; returns `[ic1, ic2, x]` before it, for the outputs.
     #[inline]
-    fn tick(&mut self, c: &SvfCoeffs, x: f32) -> (f32, f32) {
-        let v3 = x - self.ic2;
-        let v1 = c.a1 * self.ic1 + c.a2 * v3;
-        let v2 = self.ic2 + c.a2 * self.ic1 + c.a3 * v3;
-        self.ic1 = flush(2.0 * v1 - self.ic1);
-        self.ic2 = flush(2.0 * v2 - self.ic2);
-        (v2, v1)
+    fn step(&mut self, c: &SvfCoeffs, x: f32) -> [f32; 3] {
+        let v = [self.ic1, self.ic2, x];
+        let row = |m: &[f32; 3]| m[0] * v[0] + (m[1] * v[1] + m[2] * v[2]);
+        self.ic1 = flush(row(&c.m1));
+        self.ic2 = flush(row(&c.m2));
+        v
     }
 
     #[inline]
     pub(crate) fn lowpass(&mut self, c: &SvfCoeffs, x: f32) -> f32 {
-        self.tick(c, x).0
+        let v = self.step(c, x);
+        c.low[0] * v[0] + (c.low[1] * v[1] + c.low[2] * v[2])
     }
 
     #[inline]
     pub(crate) fn bandpass(&mut self, c: &SvfCoeffs, x: f32) -> f32 {
-        self.tick(c, x).1
+        let v = self.step(c, x);
+        c.band[0] * v[0] + (c.band[1] * v[1] + c.band[2] * v[2])
     }
 
     #[cfg(test)]

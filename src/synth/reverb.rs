@@ -59,51 +59,38 @@ impl Comb {
     }
 }
 
-/// [`Comb::process`] of four combs for every sample of `x`, their outputs added to `acc` in
-/// comb order, bit for bit the same as one sample at a time. The four damping recursions run
-/// side by side (each alone is a chain of dependent operations, several at once keep the
-/// processor busy), over stretches where no delay line wraps.
+/// [`Comb::process`] of a side's eight combs for every sample of `x`, their outputs added to
+/// `acc` in comb order, bit for bit the same as one sample at a time. The eight damping
+/// recursions run side by side in one vector (each alone is a chain of dependent operations),
+/// over stretches where no delay line wraps.
 fn combs_block(
-    combs: &mut [Comb],
+    combs: &mut [Comb; 8],
     x: &[f32],
     acc: &mut [f32],
     feedback: f32,
     damp1: f32,
     damp2: f32,
 ) {
-    let [c0, c1, c2, c3] = combs else {
-        for c in combs.iter_mut() {
-            for (&x, acc) in x.iter().zip(acc.iter_mut()) {
-                *acc += c.process(x, feedback, damp1, damp2);
-            }
-        }
-        return;
-    };
     let mut done = 0;
     while done < x.len() {
-        let n = [&*c0, &*c1, &*c2, &*c3]
+        let n = combs
             .iter()
             .fold(x.len() - done, |n, c| n.min(c.buf.len() - c.idx));
-        let (i0, i1, i2, i3) = (c0.idx, c1.idx, c2.idx, c3.idx);
-        let l0 = &mut c0.buf[i0..i0 + n];
-        let l1 = &mut c1.buf[i1..i1 + n];
-        let l2 = &mut c2.buf[i2..i2 + n];
-        let l3 = &mut c3.buf[i3..i3 + n];
+        let mut s = combs.each_ref().map(|c| c.store);
+        let mut lines = combs.each_mut().map(|c| &mut c.buf[c.idx..c.idx + n]);
         let (x, acc) = (&x[done..done + n], &mut acc[done..done + n]);
-        let mut s = [c0.store, c1.store, c2.store, c3.store];
         for i in 0..n {
-            let out = [l0[i], l1[i], l2[i], l3[i]];
-            for k in 0..4 {
+            let out: [f32; 8] = std::array::from_fn(|k| lines[k][i]);
+            for k in 0..8 {
                 s[k] = flush(out[k] * damp2 + s[k] * damp1);
             }
-            l0[i] = x[i] + s[0] * feedback;
-            l1[i] = x[i] + s[1] * feedback;
-            l2[i] = x[i] + s[2] * feedback;
-            l3[i] = x[i] + s[3] * feedback;
-            acc[i] = acc[i] + out[0] + out[1] + out[2] + out[3];
+            for (line, s) in lines.iter_mut().zip(s) {
+                line[i] = x[i] + s * feedback;
+            }
+            acc[i] = out.iter().fold(acc[i], |a, &o| a + o);
         }
-        (c0.store, c1.store, c2.store, c3.store) = (s[0], s[1], s[2], s[3]);
-        for c in [&mut *c0, &mut *c1, &mut *c2, &mut *c3] {
+        for (c, s) in combs.iter_mut().zip(s) {
+            c.store = s;
             c.idx += n;
             if c.idx == c.buf.len() {
                 c.idx = 0;
@@ -334,9 +321,14 @@ impl Reverb {
         }
         for (side, out) in [&mut *left, &mut *right].into_iter().enumerate() {
             out.fill(0.0);
-            for group in self.combs[side].chunks_mut(4) {
-                combs_block(group, x, out, self.feedback, self.damp1, self.damp2);
-            }
+            combs_block(
+                &mut self.combs[side],
+                x,
+                out,
+                self.feedback,
+                self.damp1,
+                self.damp2,
+            );
             for a in self.allpasses[side].iter_mut() {
                 a.process_block(out);
             }
