@@ -102,6 +102,9 @@ impl Sonifier {
             meter_l.get(..frames).unwrap_or(silence),
             meter_r.get(..frames).unwrap_or(silence),
         );
+        // The caches are cold after the host's other work: the loads start now and overlap
+        // the player's.
+        self.choir.prefetch(frames);
         let report = self
             .player
             .process(meter_l, meter_r, clock, &settings, source);

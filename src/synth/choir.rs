@@ -311,6 +311,15 @@ impl Choir {
         self.builtin.sounding_notes(voice)
     }
 
+    /// Starts loading what the next `frames` samples will read: every sounding note's
+    /// wavetables and the reverb's delay lines. Call once at the start of a block.
+    pub fn prefetch(&self, frames: usize) {
+        self.builtin.prefetch();
+        if self.wet.target() != 0.0 || !self.wet.is_settled() {
+            self.reverb.prefetch(frames);
+        }
+    }
+
     /// **Adds** the choir's output to `left` and `right` (zero them first for the choir alone).
     /// Any length works; the slices should be equally long (the longer one's extra samples are
     /// left alone). The output is finite and free of subnormals.

@@ -13,6 +13,7 @@
 //! Files: `voice_id` (who is who), `engine` (the shared trait), `choir` (routing and mixing),
 //! `polysynth` (note pools), `note` (one sounding note), `timbre` (the four sounds), `envelope`,
 //! `wavetable` (band-limited tables), `oscillator`, `filter`, `noise`, `smoother`, `reverb`,
+//! `prefetch` (warming the caches a block will read),
 //! `soundfont` (player), `sf2_check` (checks SF2 bytes before parsing) and `tests` (behaviour of
 //! the whole: pitch, spectrum, lifetimes, determinism, block splits; the benchmark).
 
@@ -25,6 +26,7 @@ mod noise;
 mod note;
 mod oscillator;
 mod polysynth;
+mod prefetch;
 mod reverb;
 mod sf2_check;
 mod smoother;

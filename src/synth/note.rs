@@ -101,6 +101,13 @@ impl Note {
         self.serial
     }
 
+    /// Starts loading what the note reads when it renders.
+    pub(crate) fn prefetch(&self, tables: &Tables) {
+        if self.active {
+            self.tone.prefetch(self.timbre, tables);
+        }
+    }
+
     /// Adds the note to `out`; becomes inactive when its envelope or fade ends. Works in chunks:
     /// the envelope, velocity glide and fade of a chunk first, then its tone, then one
     /// multiply-add loop, each sample computed exactly as one sample at a time would be.

@@ -145,6 +145,15 @@ impl PolySynth {
         }
     }
 
+    /// Starts loading the wavetables of every sounding note (see `prefetch.rs`).
+    pub fn prefetch(&self) {
+        for pool in self.pools.iter() {
+            for note in pool.notes.iter().chain(pool.fading.iter()) {
+                note.prefetch(&self.tables);
+            }
+        }
+    }
+
     /// **Adds** `voice`'s dry mono signal to `out` (any length).
     pub fn render_voice_mono(&mut self, voice: VoiceId, out: &mut [f32]) {
         let pool = &mut self.pools[voice.index()];

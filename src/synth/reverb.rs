@@ -7,6 +7,7 @@
 //! and the reverb goes idle, costing nothing until input arrives again.
 
 use super::filter::flush;
+use super::prefetch::prefetch_ring;
 
 const COMB_TUNING: [usize; 8] = [1116, 1188, 1277, 1356, 1422, 1491, 1557, 1617];
 const ALLPASS_TUNING: [usize; 4] = [556, 441, 341, 225];
@@ -248,6 +249,19 @@ impl Reverb {
     /// Whether the tail has ended (the reverb holds only zeros and skips work).
     pub fn is_idle(&self) -> bool {
         self.idle
+    }
+
+    /// Starts loading the stretch of every delay line the next `frames` samples go through.
+    pub fn prefetch(&self, frames: usize) {
+        if self.idle {
+            return;
+        }
+        for c in self.combs.iter().flatten() {
+            prefetch_ring(&c.buf, c.idx, frames);
+        }
+        for a in self.allpasses.iter().flatten() {
+            prefetch_ring(&a.buf, a.idx, frames);
+        }
     }
 
     /// One sample: mono in, wet stereo out.

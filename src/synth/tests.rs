@@ -723,6 +723,7 @@ fn bench_render_512_frames_all_voices() {
                 l.fill(0.0);
                 r.fill(0.0);
                 let t = std::time::Instant::now();
+                choir.prefetch(BLOCK);
                 choir.render(&mut l, &mut r);
                 t.elapsed().as_secs_f64()
             })

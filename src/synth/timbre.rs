@@ -15,11 +15,11 @@
 use super::envelope::Adsr;
 use super::filter::{Svf, SvfCoeffs};
 use super::noise::Noise;
-use super::oscillator::{Lfo, TableOsc};
+use super::oscillator::{Lfo, MAX_FILL, TableOsc};
 use super::wavetable::{Spectrum, Wavetable};
 
-/// Samples [`Tone::fill`] writes at a time (its stack buffers).
-pub(crate) const TONE_CHUNK: usize = 64;
+/// Samples [`Tone::fill`] writes at a time (its stack buffers): what an oscillator fills at once.
+pub(crate) const TONE_CHUNK: usize = MAX_FILL;
 
 /// A built-in sound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -139,6 +139,20 @@ impl Vibrato {
         }
     }
 
+    /// Frequency ratios for the next `ratio.len()` samples; `false` when every one is 1 (the
+    /// vibrato has not begun), and `ratio` is left as it was.
+    fn fill(&mut self, ratio: &mut [f32]) -> bool {
+        let n = ratio.len() as u32;
+        if self.depth == 0.0 || self.age.saturating_add(n) <= self.delay {
+            self.age = self.age.saturating_add(n);
+            return false;
+        }
+        for r in ratio.iter_mut() {
+            *r = self.next();
+        }
+        true
+    }
+
     /// Frequency ratio for this sample.
     #[inline]
     fn next(&mut self) -> f32 {
@@ -222,6 +236,19 @@ impl Tone {
         t
     }
 
+    /// Starts loading the wavetables [`Tone::fill`] reads for `timbre`.
+    pub(crate) fn prefetch(&self, timbre: Timbre, t: &Tables) {
+        match timbre {
+            Timbre::Flute => self.osc[0].prefetch(&t.flute),
+            Timbre::Clarinet => self.osc[0].prefetch(&t.clarinet),
+            Timbre::Strings => self.osc.iter().for_each(|o| o.prefetch(&t.saw)),
+            Timbre::Drone => {
+                self.sub.prefetch(&t.sine);
+                self.osc[0].prefetch(&t.saw);
+            }
+        }
+    }
+
     /// A re-articulation of the same pitch: the flute gets its onset breath again.
     pub(crate) fn rearticulate(&mut self) {
         self.chiff = self.chiff.max(self.chiff_start);
@@ -239,19 +266,15 @@ impl Tone {
             Timbre::Strings => self.strings(t, out),
             Timbre::Drone => self.drone(t, out),
         }
-    }
-
-    fn vibrato(&mut self, ratio: &mut [f32]) {
-        for r in ratio.iter_mut() {
-            *r = self.vibrato.next();
-        }
+        self.filter.end_chunk();
+        self.breath.end_chunk();
     }
 
     fn flute(&mut self, t: &Tables, out: &mut [f32]) {
         let mut ratio = [0.0f32; TONE_CHUNK];
         let ratio = &mut ratio[..out.len()];
-        self.vibrato(ratio);
-        self.osc[0].fill(&t.flute, Some(ratio), out);
+        let ratio = self.vibrato.fill(ratio).then_some(&*ratio);
+        self.osc[0].fill(&t.flute, ratio, out);
         for o in out.iter_mut() {
             let breath = self.breath.bandpass(&self.breath_c, self.noise.next());
             self.chiff = super::filter::flush(self.chiff * self.chiff_decay);
@@ -270,13 +293,13 @@ impl Tone {
         let n = out.len();
         let mut ratio = [0.0f32; TONE_CHUNK];
         let ratio = &mut ratio[..n];
-        self.vibrato(ratio);
+        let ratio = self.vibrato.fill(ratio).then_some(&*ratio);
         let mut b = [0.0f32; TONE_CHUNK];
         let mut c = [0.0f32; TONE_CHUNK];
         let (b, c) = (&mut b[..n], &mut c[..n]);
-        self.osc[0].fill(&t.saw, Some(ratio), out);
-        self.osc[1].fill(&t.saw, Some(ratio), b);
-        self.osc[2].fill(&t.saw, Some(ratio), c);
+        self.osc[0].fill(&t.saw, ratio, out);
+        self.osc[1].fill(&t.saw, ratio, b);
+        self.osc[2].fill(&t.saw, ratio, c);
         for ((o, &b), &c) in out.iter_mut().zip(&*b).zip(&*c) {
             let x = *o + b + c;
             *o = self.filter.lowpass(&self.filter_c, x * (1.0 / 3.0)) * self.gain;

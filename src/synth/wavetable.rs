@@ -134,7 +134,7 @@ impl Wavetable {
     /// Linearly interpolated read; `phase` in cycles, [0, 1).
     #[cfg(test)]
     pub(crate) fn lookup(&self, band: u32, phase: f32) -> f32 {
-        read(self.band(band), phase)
+        read(self.band(band), (f64::from(phase) * 4_294_967_296.0) as u32)
     }
 
     /// One band's table (with its guard sample), for reading many samples of one note.
@@ -148,13 +148,19 @@ impl Wavetable {
     }
 }
 
-/// Linearly interpolated read of one band; `phase` in cycles, [0, 1).
+/// Bits of a fixed-point phase below the table index.
+const FRACTION_BITS: u32 = 32 - TABLE_LEN.trailing_zeros();
+const _: () = assert!(
+    TABLE_LEN.is_power_of_two(),
+    "the index is the phase's top bits"
+);
+
+/// Linearly interpolated read of one band at a fixed-point phase (2^32 is one cycle): the top
+/// bits index the table, the rest interpolate.
 #[inline]
-pub(crate) fn read(band: &[f32; STRIDE], phase: f32) -> f32 {
-    let pos = phase * TABLE_LEN as f32;
-    // Clamped in float first, so the conversion needs no saturation checks (NaN reads 0).
-    let i = pos.max(0.0).min((TABLE_LEN - 1) as f32) as u32 as usize;
-    let frac = pos - i as f32;
+pub(crate) fn read(band: &[f32; STRIDE], phase: u32) -> f32 {
+    let i = (phase >> FRACTION_BITS) as usize;
+    let frac = (phase & ((1 << FRACTION_BITS) - 1)) as f32 * (1.0 / (1u32 << FRACTION_BITS) as f32);
     let a = band[i];
     let b = band[i + 1];
     a + (b - a) * frac
