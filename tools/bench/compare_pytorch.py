@@ -8,7 +8,9 @@ run, 2 threads. Run by hand, never in CI:
 
 It builds a GPT-2 124M (random weights: speed does not depend on them) as a Hugging Face folder
 under target/bench/gpt2-124m, times greedy decoding with full hidden-state capture in both, and
-prints the ratio. With `--gguf` it also times the default model in our engine alone.
+prints the ratio. Our side (`latent-choir bench-model`) also measures how fast its threads read
+memory and prints what share of that ceiling decode reached. With `--gguf` it also times the
+default model in our engine alone.
 """
 
 import argparse

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use latent_choir::llm::arch::qlinear;
 use latent_choir::llm::model::ModelInfo;
 use latent_choir::llm::sampler::SamplerConfig;
 use latent_choir::llm::session::{AtEnd, Session};
@@ -81,6 +82,26 @@ fn model_only(path: &Path, tokens: usize, capture: bool) -> Result<f64, String> 
     Ok(tokens as f64 / start.elapsed().as_secs_f64())
 }
 
+/// Larger than any cache, so the read comes from memory.
+const BANDWIDTH_BUFFER: usize = 512 << 20;
+
+/// Bytes of weights a decode step reads, taken as the size of the weight files: every matrix
+/// is read once per token, a tied embedding too (as the LM head); the one-row lookups and
+/// norms this overcounts are well under 1% of the total.
+fn weight_bytes(path: &Path) -> Option<u64> {
+    if path.is_file() {
+        return Some(std::fs::metadata(path).ok()?.len());
+    }
+    let total = std::fs::read_dir(path)
+        .ok()?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().extension().is_some_and(|e| e == "safetensors"))
+        .filter_map(|entry| entry.metadata().ok())
+        .map(|meta| meta.len())
+        .sum();
+    (total > 0).then_some(total)
+}
+
 pub fn run(args: Args) -> Result<(), String> {
     let path = discovery::resolve(args.model.as_deref()).map_err(|e| e.to_string())?;
     let (timing, info) = time_run(&path, &args)?;
@@ -117,6 +138,15 @@ pub fn run(args: Args) -> Result<(), String> {
         "model alone    {with:.1} tokens/s with capture, {without:.1} without: capture costs {:.1}% (models that cannot skip it show ~0)",
         (1.0 - with / without) * 100.0
     );
+    if let Some(bytes) = weight_bytes(&path) {
+        let bandwidth = qlinear::read_bandwidth(BANDWIDTH_BUFFER, 5);
+        let limit = bandwidth * 1e9 / bytes as f64;
+        println!(
+            "bandwidth      {bandwidth:.1} GB/s read by the decode threads; {:.0} MB of weights per token caps decode at {limit:.1} tokens/s: decode ran at {:.0}% of it",
+            bytes as f64 / 1e6,
+            100.0 * decoded as f64 / decode.as_secs_f64() / limit
+        );
+    }
     println!(
         "resident       {} with the model loaded (peak {})",
         resident.unwrap_or_else(|| "unknown".into()),

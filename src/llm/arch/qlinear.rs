@@ -399,6 +399,23 @@ impl Dense {
     }
 }
 
+/// GB/s the product pool's threads read from memory: a buffer of `bytes` like the weights
+/// (see [`WeightBuffer`]), one contiguous share per thread, summed with the f32 kernel; the
+/// best of `passes`. A decode that reads every weight once per token cannot beat this
+/// bandwidth divided by the weights' size.
+pub fn read_bandwidth(bytes: usize, passes: usize) -> f64 {
+    let data = WeightBuffer::from(&vec![1.0_f32; bytes / 4][..]);
+    let share = data.len().div_ceil(pool().current_num_threads()).max(1);
+    let mut best = f64::INFINITY;
+    for _ in 0..passes {
+        let start = std::time::Instant::now();
+        let sum: f32 = in_pool(|| data.par_chunks(share).map(|c| dot_f32(c, c)).sum());
+        std::hint::black_box(sum);
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    bytes as f64 / best / 1e9
+}
+
 /// Enough tasks for work stealing to even out two to four cores, each a multiple of 8 rows.
 fn rows_per_task(rows: usize) -> usize {
     let tasks = pool().current_num_threads() * 4;
