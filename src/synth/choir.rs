@@ -315,9 +315,14 @@ impl Choir {
     /// wavetables and the reverb's delay lines. Call once at the start of a block.
     pub fn prefetch(&self, frames: usize) {
         self.builtin.prefetch();
-        if self.wet.target() != 0.0 || !self.wet.is_settled() {
+        if !self.reverb_bypassed() {
             self.reverb.prefetch(frames);
         }
+    }
+
+    /// Once the wet gain has settled at 0 the reverb is cleared and skipped.
+    fn reverb_bypassed(&self) -> bool {
+        self.wet.is_settled() && self.wet.target() == 0.0
     }
 
     /// **Adds** the choir's output to `left` and `right` (zero them first for the choir alone).
@@ -333,6 +338,7 @@ impl Choir {
 
     fn render_chunk(&mut self, left: &mut [f32], right: &mut [f32]) {
         let n = left.len();
+        let bypass = self.reverb_bypassed();
         let bus_l = &mut self.bus_l[..n];
         let bus_r = &mut self.bus_r[..n];
         bus_l.fill(0.0);
@@ -376,7 +382,6 @@ impl Choir {
         // Reverb bypass follows the same per-sample rule whether decided for the whole chunk
         // or sample by sample: once the wet gain has settled at 0, the reverb is cleared and
         // skipped.
-        let bypass = self.wet.is_settled() && self.wet.target() == 0.0;
         if bypass {
             if !self.reverb.is_idle() {
                 self.reverb.clear();

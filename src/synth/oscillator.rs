@@ -12,8 +12,6 @@ const CYCLE: f64 = 4_294_967_296.0;
 pub(crate) struct Phasor {
     phase: u32,
     inc: u32,
-    /// The increment in cycles, for frequency-modulated steps.
-    inc_cycles: f32,
 }
 
 impl Phasor {
@@ -23,7 +21,6 @@ impl Phasor {
         Self {
             phase: to_fixed(f64::from(phase)),
             inc: to_fixed(f64::from(inc)),
-            inc_cycles: inc,
         }
     }
 
@@ -32,13 +29,14 @@ impl Phasor {
     fn advance(&mut self, ratio: f32) -> u32 {
         let p = self.phase;
         // A step stays well inside ±2^31 (half a cycle is Nyquist), so it converts as i32.
-        let step = (self.inc_cycles * CYCLE as f32 * ratio) as i32;
+        let step = (self.inc as f32 * ratio) as i32;
         self.phase = p.wrapping_add_signed(step);
         p
     }
 
-    #[cfg(test)]
-    fn advance_plain(&mut self) -> u32 {
+    /// Returns the current phase and advances by the plain increment.
+    #[inline]
+    fn step(&mut self) -> u32 {
         let p = self.phase;
         self.phase = p.wrapping_add(self.inc);
         p
@@ -64,7 +62,7 @@ impl Phasor {
 }
 
 /// Cycles (any real number; NaN is 0) to a fixed-point phase.
-fn to_fixed(cycles: f64) -> u32 {
+pub(crate) fn to_fixed(cycles: f64) -> u32 {
     let fraction = cycles - cycles.floor();
     if fraction.is_finite() {
         (fraction * CYCLE) as u64 as u32
@@ -137,9 +135,7 @@ impl Lfo {
 
     #[inline]
     pub(crate) fn next(&mut self) -> f32 {
-        let p = self.phasor.phase;
-        self.phasor.phase = p.wrapping_add(self.phasor.inc);
-        sine(p as f32 * (1.0 / CYCLE as f32))
+        sine(self.phasor.step() as f32 * (1.0 / CYCLE as f32))
     }
 }
 
@@ -195,7 +191,7 @@ mod tests {
         let mut run = [0u32; 37];
         a.run(&mut run);
         for &p in &run {
-            assert_eq!(p, b.advance_plain());
+            assert_eq!(p, b.step());
         }
         assert_eq!(a.phase, b.phase);
         let ratio: Vec<f32> = (0..37)

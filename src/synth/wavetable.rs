@@ -134,7 +134,10 @@ impl Wavetable {
     /// Linearly interpolated read; `phase` in cycles, [0, 1).
     #[cfg(test)]
     pub(crate) fn lookup(&self, band: u32, phase: f32) -> f32 {
-        read(self.band(band), (f64::from(phase) * 4_294_967_296.0) as u32)
+        read(
+            self.band(band),
+            super::oscillator::to_fixed(f64::from(phase)),
+        )
     }
 
     /// One band's table (with its guard sample), for reading many samples of one note.
