@@ -127,10 +127,10 @@ pub fn run(args: Args) -> Result<(), String> {
         prompt_tokens,
         prefill.as_secs_f64() * 1e3
     );
+    let rate = decoded as f64 / decode.as_secs_f64();
     println!(
-        "decode         {decoded} tokens in {:.2} s = {:.1} tokens/s (every layer's hidden state, entropy and sparsity captured)",
+        "decode         {decoded} tokens in {:.2} s = {rate:.1} tokens/s (every layer's hidden state, entropy and sparsity captured)",
         decode.as_secs_f64(),
-        decoded as f64 / decode.as_secs_f64()
     );
     let with = model_only(&path, args.tokens, true)?;
     let without = model_only(&path, args.tokens, false)?;
@@ -144,7 +144,7 @@ pub fn run(args: Args) -> Result<(), String> {
         println!(
             "bandwidth      {bandwidth:.1} GB/s read by the decode threads; {:.0} MB of weights per token caps decode at {limit:.1} tokens/s: decode ran at {:.0}% of it",
             bytes as f64 / 1e6,
-            100.0 * decoded as f64 / decode.as_secs_f64() / limit
+            100.0 * rate / limit
         );
     }
     println!(
