@@ -74,11 +74,22 @@ pub struct LatentChoir {
     /// through the same loader.
     fonts: Arc<Mutex<Option<FontLoader>>>,
     font_inbox: Option<FontInbox>,
+    /// Incoming MIDI held for one block, to go out with MIDI Thru merged in time order with
+    /// the notes the plugin makes (hosts require output events sorted by time).
+    thru: Vec<PluginNoteEvent<Self>>,
+    /// Generate's value in the last block: turning it on after a saved run has ended asks the
+    /// model for new text.
+    generate_was_on: bool,
 }
+
+/// MIDI events one block passes through; more are dropped (and counted).
+const THRU_CAPACITY: usize = 1024;
 
 /// Work the audio thread hands to nice-plug's background thread (through a preallocated queue).
 pub enum Task {
     StartModel(Box<StartModel>),
+    /// Generate turned on after the saved run ended: leave replay mode, the model writes anew.
+    NewText,
     /// The editor's "Export MIDI" / "Export run".
     Export(ExportRequest),
 }
@@ -130,6 +141,8 @@ impl Default for LatentChoir {
             start: None,
             fonts: Arc::new(Mutex::new(None)),
             font_inbox: None,
+            thru: Vec::with_capacity(THRU_CAPACITY),
+            generate_was_on: false,
         }
     }
 }
@@ -182,8 +195,19 @@ impl Plugin for LatentChoir {
         Box::new(move |task| match task {
             Task::Export(request) => engine::export::run_export(&saved, &request, &exports),
             Task::StartModel(start) => {
+                if saved.is_replaying() {
+                    saved.leave_replay();
+                }
                 if let Ok(Some(sender)) = commands.lock().as_deref() {
                     for command in start.commands() {
+                        let _ = sender.send(command);
+                    }
+                }
+            }
+            Task::NewText => {
+                saved.leave_replay();
+                if let Ok(Some(sender)) = commands.lock().as_deref() {
+                    for command in [Command::Reset, Command::Start] {
                         let _ = sender.send(command);
                     }
                 }
@@ -230,7 +254,11 @@ impl Plugin for LatentChoir {
         let sample_rate = buffer_config.sample_rate;
         let max_block = buffer_config.max_buffer_size as usize;
         self.offline = buffer_config.process_mode == ProcessMode::Offline;
-        self.sonifier = Some(Sonifier::new(sample_rate, max_block));
+        let mut sonifier = Sonifier::new(sample_rate, max_block);
+        if let Some(previous) = &mut self.sonifier {
+            sonifier.inherit_offs(previous);
+        }
+        self.sonifier = Some(sonifier);
         self.gate.set(
             self.params.lookahead.value().max(1) as u32,
             self.params.temp_fixed.value(),
@@ -245,8 +273,8 @@ impl Plugin for LatentChoir {
         self.params.run.set_sample_rate(sample_rate);
         if let Some(source) = &mut self.source {
             source.set_offline(self.offline.then_some(OFFLINE_WAIT));
-            if let Some(frames) = self.params.run.take_pending() {
-                source.install_replay(frames);
+            if let Some(run) = self.params.run.take_pending() {
+                source.install_replay(*run);
             }
         }
         true
@@ -257,9 +285,6 @@ impl Plugin for LatentChoir {
         self.params.thru.smoothed.reset(self.params.thru.value());
         if let Some(sonifier) = &mut self.sonifier {
             sonifier.reset();
-        }
-        if let Some(source) = &mut self.source {
-            source.rewind();
         }
     }
 
@@ -279,28 +304,22 @@ impl Plugin for LatentChoir {
         let midi_thru = self.params.midi_thru.value();
         let mut midi_events_in = 0;
         let mut midi_out_dropped = 0;
+        self.thru.clear();
         while let Some(event) = context.next_event() {
             midi_events_in += 1;
-            if midi_thru && context.try_send_event(event).is_err() {
+            if !midi_thru {
+                continue;
+            }
+            if self.thru.len() < self.thru.capacity() {
+                self.thru.push(event);
+            } else {
                 midi_out_dropped += 1;
             }
         }
+        sort_events(&mut self.thru);
 
         let frames = buffer.samples();
-        // In replay mode the saved run plays; the model waits until new text is asked for.
-        if self.params.generate.value()
-            && !self.params.run.is_replaying()
-            && self
-                .model_requested
-                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            && let Some(start) = self.start.take()
-        {
-            if let Some(source) = &self.source {
-                source.live.expect_start();
-            }
-            context.execute_background(Task::StartModel(start));
-        }
+        self.start_model_if_asked(context);
         midi_out_dropped += u64::from(self.play(buffer, aux, context, frames));
 
         let mix = match &self.sonifier {
@@ -334,7 +353,46 @@ impl Plugin for LatentChoir {
     }
 }
 
+/// Stable insertion sort by time, note-offs before note-ons at the same sample (the host's
+/// events are almost always in order already). No allocation.
+fn sort_events<S>(events: &mut [NoteEvent<S>]) {
+    let key = |event: &NoteEvent<S>| (event.timing(), matches!(event, NoteEvent::NoteOn { .. }));
+    for i in 1..events.len() {
+        let mut j = i;
+        while j > 0 && key(&events[j - 1]) > key(&events[j]) {
+            events.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+}
+
 impl LatentChoir {
+    /// The model starts the first time Generate is on (not while a saved run replays), and
+    /// writes new text when Generate is turned on again after the saved run has ended.
+    fn start_model_if_asked(&mut self, context: &mut impl ProcessContext<Self>) {
+        let generate = self.params.generate.value();
+        let turned_on = generate && !self.generate_was_on;
+        self.generate_was_on = generate;
+        let replay_ended = self.source.as_ref().is_some_and(|s| s.replay_finished());
+        if !generate || (self.params.run.is_replaying() && !(turned_on && replay_ended)) {
+            return;
+        }
+        if self
+            .model_requested
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            if let Some(start) = self.start.take() {
+                if let Some(source) = &self.source {
+                    source.live.expect_start();
+                }
+                context.execute_background(Task::StartModel(start));
+            }
+        } else if turned_on && replay_ended {
+            context.execute_background(Task::NewText);
+        }
+    }
+
     /// Starts the model's worker thread, idle: the model loads when Generate is first on.
     fn start_worker(&mut self) {
         let Ok((link, queue)) = Link::spawn_with(
@@ -447,8 +505,11 @@ impl LatentChoir {
         );
         let transport = context.transport();
         let tokens_per_beat = f64::from(params.tokens_per_beat.value());
+        let follow = params.timing.value() == params::Timing::FollowTransport;
+        // The standalone app's transport (JACK's) may never roll: it runs free while stopped.
+        let standalone = context.plugin_api() == PluginApi::Standalone;
         let (clock, bpm) = match (transport.playing, transport.pos_beats(), transport.tempo) {
-            (true, Some(beat), Some(tempo)) => (
+            (true, Some(beat), Some(tempo)) if follow => (
                 Clock::Transport {
                     beat,
                     tempo,
@@ -456,6 +517,7 @@ impl LatentChoir {
                 },
                 tempo,
             ),
+            (false, Some(_), Some(tempo)) if follow && !standalone => (Clock::Stopped, tempo),
             _ => {
                 let tokens_per_second = f64::from(params.tokens_per_second.value());
                 (
@@ -474,15 +536,26 @@ impl LatentChoir {
             frames,
             clock,
             metered,
-            // A replay that has played to its end stops its notes.
-            playing: params.generate.value() && !source.replay_finished(),
+            playing: params.generate.value(),
         };
+        let thru = &self.thru;
+        let mut next_thru = 0;
         sonifier.process_block(block, params, source, |message| {
             let (timing, channel, key) = (
                 message.offset.min(last),
                 nice_plug::midi::Channel::Number(message.channel),
                 nice_plug::midi::Key::Number(message.note),
             );
+            // Incoming events due before this one go out first.
+            while let Some(event) = thru.get(next_thru).filter(|event| {
+                (event.timing(), matches!(event, NoteEvent::NoteOn { .. }))
+                    < (timing, message.is_on())
+            }) {
+                if context.try_send_event(*event).is_err() {
+                    dropped_midi += 1;
+                }
+                next_thru += 1;
+            }
             let voice_id = nice_plug::midi::VoiceID::Wildcard;
             let event = if message.is_on() {
                 NoteEvent::NoteOn {
@@ -505,6 +578,11 @@ impl LatentChoir {
                 dropped_midi += 1;
             }
         });
+        for event in &thru[next_thru..] {
+            if context.try_send_event(*event).is_err() {
+                dropped_midi += 1;
+            }
+        }
         dropped_midi
     }
 }
@@ -535,4 +613,4 @@ impl Vst3Plugin for LatentChoir {
 }
 
 nice_export_clap!(LatentChoir);
-nice_export_vst3!(LatentChoir);
+mod vst3_export;

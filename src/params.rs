@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use nice_plug::plugin::ParamValue;
 use nice_plug::prelude::*;
 
+use crate::engine::clip::LoopPasses;
 use crate::engine::saved_run::SavedRun;
 use crate::loudness::{CurveMode, CurveSettings};
 use crate::music::scale::{Root, Scale};
@@ -64,9 +65,16 @@ pub struct LatentChoirParams {
     /// Tokens per beat while the host transport plays.
     #[id = "tokens_per_beat"]
     pub tokens_per_beat: FloatParam,
-    /// Tokens per second when the transport is stopped (and in the standalone app).
+    /// Tokens per second in Free Run (and in hosts without a transport).
     #[id = "tokens_per_second"]
     pub tokens_per_second: FloatParam,
+    /// Follow the host's transport (stop is silence, seek and loop play the run's tokens where
+    /// they belong) or run free at Tokens per Second whatever the host does.
+    #[id = "timing"]
+    pub timing: EnumParam<Timing>,
+    /// What the later passes of a loop play: the same tokens again, or new text.
+    #[id = "loop_passes"]
+    pub loop_passes: EnumParam<LoopChoice>,
     /// How many tokens the model may run ahead of what is heard. More hides slow steps; fewer
     /// lets the loudness steer sooner.
     #[id = "lookahead"]
@@ -257,6 +265,31 @@ impl RootChoice {
 }
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    #[name = "Follow Transport"]
+    FollowTransport,
+    #[name = "Free Run"]
+    FreeRun,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoopChoice {
+    #[name = "Replay"]
+    Replay,
+    #[name = "Generate Anew"]
+    Anew,
+}
+
+impl LoopChoice {
+    pub fn passes(self) -> LoopPasses {
+        match self {
+            Self::Replay => LoopPasses::Replay,
+            Self::Anew => LoopPasses::Anew,
+        }
+    }
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TemperatureMode {
     Velocity,
     Level,
@@ -349,6 +382,8 @@ impl Default for LatentChoirParams {
             )
             .with_unit(" tok/s")
             .with_step_size(0.1),
+            timing: EnumParam::new("Timing", Timing::FollowTransport),
+            loop_passes: EnumParam::new("Loop Passes", LoopChoice::Replay),
             lookahead: IntParam::new("Lookahead", 4, IntRange::Linear { min: 1, max: 16 })
                 .with_unit(" tokens"),
             scale: EnumParam::new("Scale", ScaleChoice::Major),

@@ -515,3 +515,94 @@ fn generated_notes_go_out_as_vst3_note_events() {
         let _ = fs::remove_dir_all(&cache);
     });
 }
+
+/// VST3's `ParameterInfo::kIsList` flag. Hosts (Ardour among them) offer a parameter as a menu
+/// of named options only with it; without it a choice is a bare number or an on/off switch.
+const K_IS_LIST: u32 = 1 << 3;
+
+/// Every choice parameter reaches the host as a list of its options' names with the right step
+/// count, and nothing else is declared a list.
+#[test]
+fn choice_parameters_are_lists_of_named_options() {
+    isolated("choice_parameters_are_lists_of_named_options", || {
+        use latent_choir::params::{
+            Instruments, LatentChoirParams, LoopChoice, MeterSource, RootChoice, ScaleChoice,
+            TemperatureMode, Timing,
+        };
+        use nice_plug::params::internals::ParamPtr;
+        use nice_plug::prelude::{Enum, Params};
+
+        let bundle = Bundle::fresh("lists");
+        let plugin = load(&bundle);
+        let parameters = plugin.get_parameters().expect("list parameters");
+        let parameter = |string_id: &str| {
+            let id = vst3_param_id(string_id);
+            parameters
+                .iter()
+                .find(|parameter| parameter.id == id)
+                .unwrap_or_else(|| panic!("no parameter with id {id} ({string_id:?})"))
+        };
+        let normalized = |step: usize, steps: i32| step as f64 / f64::from(steps);
+
+        let choices: [(&str, &str, &[&str]); 7] = [
+            ("scale", "Scale", ScaleChoice::variants()),
+            ("root", "Root", RootChoice::variants()),
+            ("instruments", "Instruments", Instruments::variants()),
+            ("meter_source", "Metered Input", MeterSource::variants()),
+            ("temp_mode", "Temperature Mode", TemperatureMode::variants()),
+            ("timing", "Timing", Timing::variants()),
+            ("loop_passes", "Loop Passes", LoopChoice::variants()),
+        ];
+        for (string_id, title, options) in choices {
+            let choice = parameter(string_id);
+            assert_eq!(choice.name, title, "parameter {string_id:?}");
+            assert_ne!(choice.flags & K_IS_LIST, 0, "{title} is not a list");
+            assert_eq!(
+                choice.step_count as usize + 1,
+                options.len(),
+                "{title}: a list of n options has n - 1 steps"
+            );
+            for (step, option) in options.iter().enumerate() {
+                let text = plugin
+                    .format_parameter(choice.id, normalized(step, choice.step_count))
+                    .unwrap_or_else(|e| panic!("{title} step {step} as text: {e}"));
+                assert_eq!(text, *option, "{title} step {step}");
+            }
+        }
+
+        // Spelled out, in case the enums themselves were renamed by mistake.
+        for (string_id, step, expected) in [("scale", 3, "Dorian"), ("root", 6, "F#")] {
+            let choice = parameter(string_id);
+            let text = plugin
+                .format_parameter(choice.id, normalized(step, choice.step_count))
+                .expect("value as text");
+            assert_eq!(text, expected, "{string_id} step {step}");
+        }
+
+        // A continuous parameter and a switch are not lists.
+        let gain = parameter("gain");
+        assert_eq!(gain.step_count, 0, "Output Gain is continuous");
+        assert_eq!(gain.flags & K_IS_LIST, 0, "Output Gain is declared a list");
+        let midi_thru = parameter("midi_thru");
+        assert_eq!(midi_thru.step_count, 1, "MIDI Thru is a switch");
+        assert_eq!(
+            midi_thru.flags & K_IS_LIST,
+            0,
+            "MIDI Thru is declared a list"
+        );
+
+        // And across the whole set: exactly the enum parameters are lists, including any added
+        // after this test was written.
+        let params = LatentChoirParams::default();
+        for (string_id, ptr, _) in params.param_map() {
+            let is_enum = matches!(ptr, ParamPtr::EnumParam(_));
+            let reported = parameter(&string_id);
+            assert_eq!(
+                reported.flags & K_IS_LIST != 0,
+                is_enum,
+                "{string_id:?} ({}): kIsList must be set exactly on choice parameters",
+                reported.name
+            );
+        }
+    });
+}

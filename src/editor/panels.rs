@@ -343,6 +343,8 @@ pub fn parameters(
                 param_row(ui, &params.generate, setter);
                 param_row(ui, &params.tokens_per_beat, setter);
                 param_row(ui, &params.tokens_per_second, setter);
+                param_row(ui, &params.timing, setter);
+                param_row(ui, &params.loop_passes, setter);
                 param_row(ui, &params.lookahead, setter);
             });
             group(ui, "Temperature from loudness", true, |ui| {

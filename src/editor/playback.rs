@@ -25,6 +25,9 @@ pub struct Playback {
     transcript: String,
     spans: VecDeque<Span>,
     recent: VecDeque<PlayedRecord>,
+    /// The token sounding now: the last one played, which after a seek or loop is one already
+    /// in the transcript.
+    current: Option<Span>,
 }
 
 impl Playback {
@@ -33,11 +36,29 @@ impl Playback {
         reader.drain(|record| self.take(record))
     }
 
-    /// One record, in play order. A record of another run starts the view over.
+    /// One record, in play order. A record of another run starts the view over; a token
+    /// played again (the playhead went back) moves the highlight instead of adding text.
     pub fn take(&mut self, record: &PlayedRecord) {
         if self.run != Some(record.run) {
             self.clear();
             self.run = Some(record.run);
+        }
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(*record);
+        if self
+            .spans
+            .back()
+            .is_some_and(|last| record.index <= last.index)
+        {
+            let at = self.spans.partition_point(|span| span.index < record.index);
+            self.current = self
+                .spans
+                .get(at)
+                .filter(|span| span.index == record.index)
+                .copied();
+            return;
         }
         let start = self.transcript.len();
         self.transcript.push_str(record.text());
@@ -45,13 +66,10 @@ impl Playback {
             index: record.index,
             bytes: (start, self.transcript.len()),
         });
+        self.current = self.spans.back().copied();
         if self.transcript.len() > MAX_TEXT {
             self.forget_oldest_half();
         }
-        if self.recent.len() == RECENT {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(*record);
     }
 
     pub fn clear(&mut self) {
@@ -59,6 +77,7 @@ impl Playback {
         self.transcript.clear();
         self.spans.clear();
         self.recent.clear();
+        self.current = None;
     }
 
     /// Everything played in this run (its oldest part let go after a long run).
@@ -68,7 +87,7 @@ impl Playback {
 
     /// The token sounding now: the last one the audio thread played.
     pub fn current(&self) -> Option<Span> {
-        self.spans.back().copied()
+        self.current
     }
 
     /// Byte range of the token sounding now in [`Playback::transcript`].
@@ -96,6 +115,10 @@ impl Playback {
         for span in &mut self.spans {
             span.bytes = (span.bytes.0 - cut, span.bytes.1 - cut);
         }
+        self.current = self.current.and_then(|current| {
+            let span = self.spans.iter().find(|s| s.index == current.index)?;
+            Some(*span)
+        });
     }
 }
 
@@ -150,6 +173,29 @@ mod tests {
         assert_eq!(playback.transcript(), " The forest was dark.");
         let pc1: Vec<f32> = playback.recent().iter().map(|r| r.coords[1][0]).collect();
         assert_eq!(pc1, [0.0, 0.1, 0.2, 0.3, 0.4]);
+    }
+
+    #[test]
+    fn after_a_jump_back_the_highlight_moves_to_the_token_played_again() {
+        let (mut writer, mut reader) = history(16);
+        reader.shared().set_open(true);
+        let mut playback = Playback::default();
+        for (i, text) in [" The", " forest", " was", " dark"].iter().enumerate() {
+            writer.record(&frame(1, i as u32, text), &POINT);
+        }
+        // The playhead jumps back to the second token.
+        writer.record(&frame(1, 1, " forest"), &POINT);
+        playback.drain(&mut reader);
+        assert_eq!(playback.transcript(), " The forest was dark");
+        let range = playback.highlight().expect("a token is sounding");
+        assert_eq!(&playback.transcript()[range], " forest");
+        // And plays on past the old end: new text is added again.
+        for (i, text) in [(2, " was"), (3, " dark"), (4, ".")] {
+            writer.record(&frame(1, i, text), &POINT);
+        }
+        playback.drain(&mut reader);
+        assert_eq!(playback.transcript(), " The forest was dark.");
+        assert_eq!(playback.current().map(|s| s.index), Some(4));
     }
 
     #[test]

@@ -290,6 +290,10 @@ impl FrameSource for QueueSource {
         frame
     }
 
+    fn live_run(&self) -> Option<u32> {
+        Some(self.shared.run.load(Ordering::Acquire))
+    }
+
     fn played(&mut self, frame: &TokenFrame, point: &CurvePoint) {
         // Full only if the worker stopped reading; then nothing waits for the ticket either.
         let _ = self.tickets.push(Ticket {

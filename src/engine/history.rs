@@ -250,6 +250,7 @@ mod tests {
                 mapping: MappingParams::default(),
                 channels: [0, 1, 2, 3],
                 curve: CurveSettings::default(),
+                loop_passes: crate::engine::clip::LoopPasses::Replay,
             };
             let clock = Clock::Free {
                 tokens_per_second: 16.0,

@@ -1,6 +1,7 @@
 //! The sonification engine shared by the plugin and the command-line renderer: the same code
 //! turns the worker's tokens into notes whether a host or a simulated transport drives it.
 
+pub mod clip;
 pub mod export;
 pub mod feed;
 pub mod history;

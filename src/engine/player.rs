@@ -9,6 +9,11 @@
 //! is a sorted list of [`NoteMessage`]s for the block, which the caller plays on the synth and
 //! sends out as MIDI at the same offsets.
 //!
+//! On the host's transport the steps go through the source's [`Clip`]: a step played before
+//! (after a seek or a loop jump) plays its remembered token again, with the mapping state the
+//! first pass had there; a new step takes the source's next frame. When the transport stops,
+//! every note is released and no step passes until it plays again.
+//!
 //! Every note-on gets its note-off: on schedule, on a transport jump, when playing stops, when
 //! a new run starts, and through [`Player::all_notes_off`]. Offs go out on the channel their
 //! note-on used, whatever the channel parameters say by then.
@@ -19,6 +24,8 @@ use crate::loudness::{CurvePoint, CurveSettings, LoudnessMeter, TemperatureCurve
 use crate::music::drone::DroneAction;
 use crate::music::frame::TokenFrame;
 use crate::music::grid::{FreeBlock, HostBlock, TokenClock};
+
+use super::clip::{Clip, Cue, LoopPasses};
 use crate::music::voices::{MappingParams, MappingState, StepPlan, TIE_LENGTH, VOICES, map_frame};
 
 /// Three melodic voices and the drone.
@@ -59,8 +66,10 @@ pub enum Clock {
         tempo: f64,
         tokens_per_beat: f64,
     },
-    /// Transport stopped, standalone, CLI: a steady rate.
+    /// Free run (chosen, standalone, hosts without a transport): a steady rate.
     Free { tokens_per_second: f64 },
+    /// The host's transport is stopped: the notes are released and no step passes.
+    Stopped,
 }
 
 impl Clock {
@@ -73,6 +82,7 @@ impl Clock {
                 ..
             } => sample_rate * 60.0 / (tempo * tokens_per_beat),
             Clock::Free { tokens_per_second } => sample_rate / tokens_per_second,
+            Clock::Stopped => 1.0,
         };
         if samples.is_finite() && samples >= 1.0 {
             samples
@@ -91,6 +101,8 @@ pub struct PlayerSettings {
     /// MIDI channel (0-based) of each slot: voices 1–3, then the drone.
     pub channels: [u8; SLOTS],
     pub curve: CurveSettings,
+    /// What a loop jump plays on its second and later passes.
+    pub loop_passes: LoopPasses,
 }
 
 /// Where frames come from (the queue from the worker, or a recorded run).
@@ -100,6 +112,36 @@ pub trait FrameSource {
     fn next_frame(&mut self) -> Option<TokenFrame>;
     /// `frame` was played at a step where the loudness curve read `point`.
     fn played(&mut self, frame: &TokenFrame, point: &CurvePoint);
+    /// `frame`, remembered on the clip, was played again (seek, loop).
+    fn replayed(&mut self, _frame: &TokenFrame, _point: &CurvePoint) {}
+    /// Where the steps of the host's transport are remembered; `None`: every step takes the
+    /// next frame, wherever the playhead is.
+    fn clip(&mut self) -> Option<&mut Clip> {
+        None
+    }
+    /// The run the source's next frame belongs to, when it knows: a run other than the
+    /// clip's is new text, played from the playhead on.
+    fn live_run(&self) -> Option<u32> {
+        None
+    }
+    /// No frame will ever come (a saved run played to its end): the frontier rests instead of
+    /// holding the notes.
+    fn exhausted(&self) -> bool {
+        false
+    }
+}
+
+/// What one step plays, taken out of the clip.
+enum StepPlay {
+    /// A frame from the source.
+    New(TokenFrame),
+    /// A frame remembered on the clip.
+    Again(TokenFrame),
+    /// No frame was ready: hold; `counted` for an underrun now, not a remembered one.
+    Hold {
+        counted: bool,
+    },
+    Rest,
 }
 
 /// What happened in one block, for the status display and the tests.
@@ -144,6 +186,13 @@ pub struct Player {
     last_step: Option<u64>,
     run: Option<u32>,
     was_playing: bool,
+    /// The transport step after the last one played: the mapping state is that of the step
+    /// before it. Any other step is reached by a jump and has its state rebuilt.
+    next_step: Option<i64>,
+    /// Note-offs owed from before a reset or re-activation, sent at the next block's start
+    /// (the host's MIDI out must not be left with hanging notes).
+    owed: [NoteMessage; MAX_SCHEDULED + 1],
+    n_owed: usize,
 }
 
 const SILENT: NoteMessage = NoteMessage {
@@ -177,6 +226,9 @@ impl Player {
             last_step: None,
             run: None,
             was_playing: false,
+            next_step: None,
+            owed: [SILENT; MAX_SCHEDULED + 1],
+            n_owed: 0,
         }
     }
 
@@ -191,8 +243,9 @@ impl Player {
     }
 
     /// Forget everything: clock, mapping, meter, schedule (the host's `reset`). Notes still
-    /// sounding are the caller's to silence ([`Player::all_notes_off`] first).
+    /// sounding get their note-offs at the start of the next block.
     pub fn reset(&mut self) {
+        self.owe_offs();
         self.clock.reset();
         self.mapping.reset();
         self.meter.reset();
@@ -204,6 +257,54 @@ impl Player {
         self.last_step = None;
         self.run = None;
         self.was_playing = false;
+        self.next_step = None;
+    }
+
+    /// Takes over the note-offs `previous` (the player of an earlier activation) owed or
+    /// would owe: they go out at the start of this player's first block.
+    pub fn inherit_offs(&mut self, previous: &mut Player) {
+        previous.owe_offs();
+        for off in &previous.owed[..previous.n_owed] {
+            self.owe(*off);
+        }
+        previous.n_owed = 0;
+    }
+
+    /// Moves every sounding note into the owed note-offs.
+    fn owe_offs(&mut self) {
+        for i in 0..self.n_scheduled {
+            let Scheduled {
+                message, sounding, ..
+            } = self.scheduled[i];
+            if sounding {
+                self.owe(message);
+            }
+        }
+        self.n_scheduled = 0;
+        if let Some((channel, note)) = self.drone.take() {
+            self.owe(NoteMessage {
+                offset: 0,
+                slot: DRONE_SLOT,
+                channel,
+                note,
+                velocity: 0,
+            });
+        }
+    }
+
+    fn owe(&mut self, off: NoteMessage) {
+        let off = NoteMessage {
+            offset: 0,
+            velocity: 0,
+            ..off
+        };
+        let known = self.owed[..self.n_owed]
+            .iter()
+            .any(|o| (o.slot, o.channel, o.note) == (off.slot, off.channel, off.note));
+        if !known && self.n_owed < self.owed.len() {
+            self.owed[self.n_owed] = off;
+            self.n_owed += 1;
+        }
     }
 
     /// Replaces this block's events with note-offs for everything sounding, at `offset`.
@@ -228,12 +329,17 @@ impl Player {
         self.n_events = 0;
         self.dropped = 0;
         let mut report = BlockReport::default();
+        for i in 0..self.n_owed {
+            self.push_event(self.owed[i]);
+        }
+        self.n_owed = 0;
 
-        if !settings.playing {
+        if !settings.playing || clock == Clock::Stopped {
             if self.was_playing {
                 self.release_all(0);
                 self.clock.reset();
                 self.last_step = None;
+                self.next_step = None;
             }
             self.was_playing = false;
             self.meter.add(&left[..len], &right[..len]);
@@ -260,10 +366,13 @@ impl Player {
                 len: len as u32,
                 tokens_per_second,
             }),
+            Clock::Stopped => return report,
         };
+        let on_transport = matches!(clock, Clock::Transport { .. });
         if steps.jumped {
             self.release_all(0);
             self.last_step = None;
+            self.next_step = None;
         }
         // Once the music has begun, a Root or drone change applies at once, token or not.
         if self.run.is_some() {
@@ -290,10 +399,25 @@ impl Player {
             report.steps += 1;
             report.point = Some(point);
 
-            let Some(frame) = source.next_frame() else {
-                report.underruns += 1;
-                self.hold(now, step_samples);
-                continue;
+            let play = if on_transport {
+                self.cue(step.step, offset, settings, source)
+            } else if source.exhausted() {
+                self.release_all(offset);
+                StepPlay::Rest
+            } else {
+                match source.next_frame() {
+                    Some(frame) => StepPlay::New(frame),
+                    None => StepPlay::Hold { counted: true },
+                }
+            };
+            let frame = match play {
+                StepPlay::New(frame) | StepPlay::Again(frame) => frame,
+                StepPlay::Hold { counted } => {
+                    report.underruns += u32::from(counted);
+                    self.hold(now, step_samples);
+                    continue;
+                }
+                StepPlay::Rest => continue,
             };
             if self.run != Some(frame.run) {
                 if self.run.is_some() {
@@ -304,7 +428,10 @@ impl Player {
             }
             let plan = map_frame(&frame, &settings.mapping, &mut self.mapping);
             self.apply(&plan, offset, now, step_samples, &settings.channels);
-            source.played(&frame, &point);
+            match play {
+                StepPlay::Again(_) => source.replayed(&frame, &point),
+                _ => source.played(&frame, &point),
+            }
             report.played = Some((frame.run, frame.index));
         }
         self.meter.add(&left[fed..len], &right[fed..len]);
@@ -313,6 +440,56 @@ impl Player {
         self.time = block_end;
         report.dropped = self.dropped;
         report
+    }
+
+    /// What transport step `step` plays: from the clip when it was played before (the
+    /// mapping state rebuilt after a jump), else the source's next frame, remembered.
+    fn cue(
+        &mut self,
+        step: i64,
+        offset: u32,
+        settings: &PlayerSettings,
+        source: &mut impl FrameSource,
+    ) -> StepPlay {
+        let continuous = self.next_step == Some(step);
+        self.next_step = Some(step + 1);
+        let live_run = source.live_run();
+        let exhausted = source.exhausted();
+        let cue = match source.clip() {
+            Some(clip) => match clip.cue(step, live_run, settings.loop_passes) {
+                Cue::Again(frame) => {
+                    let frame = *frame;
+                    if !continuous && let Some(state) = clip.state_before(step, &settings.mapping) {
+                        // Everything was released at the jump: nothing ties over.
+                        self.mapping = state;
+                        self.mapping.release_all();
+                        self.run = Some(frame.run);
+                    }
+                    return StepPlay::Again(frame);
+                }
+                Cue::Hold => return StepPlay::Hold { counted: false },
+                Cue::Rest => return StepPlay::Rest,
+                Cue::End => {
+                    self.release_all(offset);
+                    return StepPlay::Rest;
+                }
+                Cue::Live => true,
+            },
+            None => false,
+        };
+        if exhausted {
+            // Nothing more will come: the notes end rather than hang.
+            self.release_all(offset);
+            return StepPlay::Rest;
+        }
+        let frame = source.next_frame();
+        if cue && let Some(clip) = source.clip() {
+            clip.record(step, frame.as_ref(), &self.mapping);
+        }
+        match frame {
+            Some(frame) => StepPlay::New(frame),
+            None => StepPlay::Hold { counted: true },
+        }
     }
 
     /// Starts this step's notes and schedules their ends.
@@ -596,6 +773,7 @@ mod tests {
             mapping: MappingParams::default(),
             channels: [0, 1, 2, 3],
             curve: CurveSettings::default(),
+            loop_passes: LoopPasses::Replay,
         }
     }
 
@@ -799,6 +977,55 @@ mod tests {
                 .map(|m| (60_000 + u64::from(m.offset), *m)),
         );
         events.extend(player.all_notes_off(0).iter().map(|m| (66_000, *m)));
+        assert_paired(&events);
+    }
+
+    #[test]
+    fn a_reset_or_a_new_activation_sends_the_owed_note_offs() {
+        let mut player = Player::new(48_000.0);
+        let mut frames = Frames::new(1000, 1);
+        let settings = settings();
+        let mut events = play(&mut player, &mut frames, &settings, 120.0, 30_000);
+        assert!(events.iter().any(|(_, m)| m.is_on()));
+        player.reset();
+        let silence = [0.0_f32; 64];
+        let stop = PlayerSettings {
+            playing: false,
+            ..settings
+        };
+        player.process(&silence, &silence, Clock::Stopped, &stop, &mut frames);
+        assert!(player.events().iter().all(|m| !m.is_on() && m.offset == 0));
+        events.extend(player.events().iter().map(|m| (30_000, *m)));
+        assert_paired(&events);
+
+        // Re-activation: the new player sends what the old one left sounding.
+        let mut events = play(&mut player, &mut frames, &settings, 120.0, 30_000);
+        let mut next = Player::new(48_000.0);
+        next.inherit_offs(&mut player);
+        next.process(&silence, &silence, Clock::Stopped, &stop, &mut frames);
+        events.extend(next.events().iter().map(|m| (30_000, *m)));
+        assert_paired(&events);
+    }
+
+    #[test]
+    fn stop_releases_every_note_and_no_step_passes() {
+        let mut player = Player::new(48_000.0);
+        let mut frames = Frames::new(1000, 1);
+        let settings = settings();
+        let mut events = play(&mut player, &mut frames, &settings, 120.0, 30_000);
+        let played = frames.played.len();
+        let silence = [0.0_f32; 512];
+        for block in 0..100u64 {
+            player.process(&silence, &silence, Clock::Stopped, &settings, &mut frames);
+            assert!(player.events().iter().all(|m| !m.is_on()));
+            assert!(block == 0 || player.events().is_empty());
+            events.extend(player.events().iter().map(|m| (30_000 + block * 512, *m)));
+        }
+        assert_eq!(
+            frames.played.len(),
+            played,
+            "no token is used up while stopped"
+        );
         assert_paired(&events);
     }
 

@@ -1,20 +1,24 @@
 //! Where the plugin's audio thread takes its frames from: the model's queue, or the saved run
 //! of a reopened project (replay mode, no model). Both are built off the audio thread; the
 //! switch is an atomic read once per block. Every played frame goes to the editor's history,
-//! and live ones to the run collector (which the project saves).
+//! and live ones to the run collector (which the project saves). The source keeps the run's
+//! [`Clip`], so what was played survives re-activation and the host can seek over it.
 
+use crate::engine::clip::Clip;
 use crate::engine::feed::QueueSource;
 use crate::engine::history::HistoryWriter;
 use crate::engine::player::FrameSource;
-use crate::engine::recording::Playback;
 use crate::engine::run_collector::CollectorWriter;
-use crate::engine::saved_run::{ReplayInbox, SavedRun};
+use crate::engine::saved_run::{REPLAY_RUN, ReplayInbox, Restored, SavedRun};
 use crate::loudness::CurvePoint;
 use crate::music::frame::TokenFrame;
 
 pub struct PluginSource {
     pub live: QueueSource,
-    replay: Playback,
+    /// The saved run's frames (free-running replay plays them in order, from `replay_next`)
+    /// and the clip, which holds the live run, or the saved run laid on the grid.
+    run: Restored,
+    replay_next: usize,
     saved: SavedRun,
     collector: Option<CollectorWriter>,
     inbox: Option<ReplayInbox>,
@@ -22,22 +26,23 @@ pub struct PluginSource {
     /// This block's grid tempo, for the collector.
     bpm: f64,
     replaying: bool,
-    /// Replaying, a step found no saved frame left.
-    ran_out: bool,
 }
 
 impl PluginSource {
     pub fn new(live: QueueSource, saved: SavedRun) -> Self {
         Self {
             live,
-            replay: Playback::new(Vec::new()),
+            run: Restored {
+                frames: Vec::new(),
+                clip: Clip::new(),
+            },
+            replay_next: 0,
             saved,
             collector: None,
             inbox: None,
             history: None,
             bpm: 0.0,
             replaying: false,
-            ran_out: false,
         }
     }
 
@@ -61,16 +66,10 @@ impl PluginSource {
         }
     }
 
-    /// Activation: replay these saved frames from the start (allocated by the caller).
-    pub fn install_replay(&mut self, frames: Vec<TokenFrame>) {
-        self.replay = Playback::new(frames);
-        self.ran_out = false;
-    }
-
-    /// The host's reset: a replay starts again from its first frame.
-    pub fn rewind(&mut self) {
-        self.replay.rewind();
-        self.ran_out = false;
+    /// Activation: replay this saved run (built by the caller, off the audio thread).
+    pub fn install_replay(&mut self, run: Restored) {
+        self.run = run;
+        self.replay_next = 0;
     }
 
     /// Audio thread, before each block: the mode (an atomic), a run restored meanwhile, and
@@ -79,14 +78,10 @@ impl PluginSource {
         self.bpm = bpm;
         // The flag first: a restore pushes its frames before setting it.
         self.replaying = self.saved.is_replaying();
-        if let Some(inbox) = &mut self.inbox {
-            let replay = &mut self.replay;
-            let arrived =
-                inbox.take(|| std::mem::replace(replay, Playback::new(Vec::new())).into_frames());
-            if let Some(frames) = arrived {
-                self.replay = Playback::new(frames);
-                self.ran_out = false;
-            }
+        if let Some(inbox) = &mut self.inbox
+            && inbox.take(&mut self.run)
+        {
+            self.replay_next = 0;
         }
     }
 
@@ -95,9 +90,9 @@ impl PluginSource {
         self.replaying
     }
 
-    /// The saved run has played to its end: the notes should stop.
+    /// The saved run has played to its end (on the grid, or free-running).
     pub fn replay_finished(&self) -> bool {
-        self.replaying && self.ran_out
+        self.replaying && (self.run.clip.ended() || self.replay_next >= self.run.frames.len())
     }
 }
 
@@ -106,16 +101,39 @@ impl FrameSource for PluginSource {
         if !self.replaying {
             return self.live.next_frame();
         }
-        let frame = self.replay.next_frame();
-        self.ran_out |= frame.is_none();
+        let frame = self.run.frames.get(self.replay_next).copied();
+        self.replay_next += usize::from(frame.is_some());
         frame
+    }
+
+    fn replayed(&mut self, frame: &TokenFrame, point: &CurvePoint) {
+        if let Some(history) = &mut self.history {
+            history.record(frame, point);
+        }
+    }
+
+    fn clip(&mut self) -> Option<&mut Clip> {
+        Some(&mut self.run.clip)
+    }
+
+    fn live_run(&self) -> Option<u32> {
+        if self.replaying {
+            Some(REPLAY_RUN)
+        } else {
+            self.live.live_run()
+        }
+    }
+
+    fn exhausted(&self) -> bool {
+        self.replaying && self.replay_next >= self.run.frames.len()
     }
 
     fn played(&mut self, frame: &TokenFrame, point: &CurvePoint) {
         if !self.replaying {
             self.live.played(frame, point);
             if let Some(collector) = &mut self.collector {
-                collector.record(frame, point, self.bpm);
+                let step = self.run.clip.take_recorded_step();
+                collector.record(frame, point, self.bpm, step);
             }
         }
         if let Some(history) = &mut self.history {

@@ -43,6 +43,8 @@ pub struct CollectedToken {
     /// The grid's tempo when it played, in beats per minute (free-running: the tempo at which
     /// the grid would step as fast).
     pub bpm: f64,
+    /// The host grid step it was first played on (`None` free-running).
+    pub step: Option<i64>,
 }
 
 /// The audio thread's end of the ring.
@@ -82,14 +84,15 @@ impl CollectorWriter {
         self.wait = offline.then_some(OFFLINE_FULL_WAIT);
     }
 
-    /// Audio thread: `frame` played where the curve read `point`, at `bpm`.
-    pub fn record(&mut self, frame: &TokenFrame, point: &CurvePoint, bpm: f64) {
+    /// Audio thread: `frame` played where the curve read `point`, at `bpm`, on grid `step`.
+    pub fn record(&mut self, frame: &TokenFrame, point: &CurvePoint, bpm: f64, step: Option<i64>) {
         let mut record = CollectedToken {
             token: PlayedToken {
                 frame: *frame,
                 point: *point,
             },
             bpm,
+            step,
         };
         let start = Instant::now();
         loop {
@@ -134,6 +137,8 @@ pub struct Collection {
     /// lists and lengths are filled in by [`Collection::to_run`].
     pub manifest: Manifest,
     pub tokens: Vec<PlayedToken>,
+    /// The host grid step of each token, while every token had one.
+    pub grid_steps: Option<Vec<i64>>,
     /// Tokens played after the collection was full.
     pub left_out: u64,
 }
@@ -145,6 +150,7 @@ impl Collection {
             run_id,
             manifest,
             tokens: Vec::new(),
+            grid_steps: Some(Vec::new()),
             left_out: 0,
         }
     }
@@ -153,15 +159,22 @@ impl Collection {
     pub fn restored(run: Run) -> Self {
         Self {
             run_id: run.tokens.first().map_or(0, |t| t.frame.run),
+            grid_steps: run.manifest.grid_steps.clone(),
             manifest: run.manifest,
             tokens: run.tokens,
             left_out: 0,
         }
     }
 
-    pub fn push(&mut self, token: PlayedToken) {
+    /// Adds a played token; `step` is its host grid step (a run with a token without one keeps
+    /// no steps).
+    pub fn push(&mut self, token: PlayedToken, step: Option<i64>) {
         if self.tokens.len() < MAX_RUN_TOKENS {
             self.tokens.push(token);
+            match (self.grid_steps.as_mut(), step) {
+                (Some(steps), Some(step)) => steps.push(step),
+                _ => self.grid_steps = None,
+            }
         } else {
             self.left_out += 1;
         }
@@ -190,6 +203,10 @@ impl Collection {
             .iter()
             .map(|t| t.frame.text().to_owned())
             .collect();
+        manifest.grid_steps = self
+            .grid_steps
+            .clone()
+            .filter(|steps| !steps.is_empty() && steps.len() == self.tokens.len());
         Run {
             manifest,
             tokens: self.tokens.clone(),
@@ -255,6 +272,7 @@ impl Describer {
                 .unwrap_or_default(),
             hidden_states: 0,
             tokens: Vec::new(),
+            grid_steps: None,
         }
     }
 
@@ -344,7 +362,7 @@ mod tests {
         let (mut writer, mut reader) = collector();
         let frame = TokenFrame::new(0, 5, " a", 3, 0.8);
         for _ in 0..COLLECT_RING + 3 {
-            writer.record(&frame, &POINT, 120.0);
+            writer.record(&frame, &POINT, 120.0, None);
         }
         assert_eq!(reader.dropped(), 3);
         let mut n = 0;
@@ -358,10 +376,13 @@ mod tests {
         let describer = Describer::new(&params, Arc::new(LinkStatus::default()));
         let mut collection = Collection::new(1, describer.describe(100.0, 48_000));
         for _ in 0..MAX_RUN_TOKENS + 2 {
-            collection.push(PlayedToken {
-                frame,
-                point: POINT,
-            });
+            collection.push(
+                PlayedToken {
+                    frame,
+                    point: POINT,
+                },
+                None,
+            );
         }
         assert_eq!(collection.left_out, 2);
         let run = collection.to_run();

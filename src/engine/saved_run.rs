@@ -21,6 +21,8 @@ use nice_plug::prelude::nice_log;
 use crate::io::run_file::Run;
 use crate::music::frame::TokenFrame;
 
+use super::clip::Clip;
+
 use super::run_collector::{Collection, CollectorReader, CollectorWriter, Describer, collector};
 
 /// The run id replayed frames carry: never one the worker gives, so the player starts the
@@ -58,11 +60,24 @@ struct Inner {
     encoded: Option<(Shape, Arc<String>)>,
 }
 
-/// This side of the restored-run handoff: runs out, replaced frames back.
-type Handoff = (
-    rtrb::Producer<Vec<TokenFrame>>,
-    rtrb::Consumer<Vec<TokenFrame>>,
-);
+/// This side of the restored-run handoff: runs out, replaced ones back.
+type Handoff = (rtrb::Producer<Box<Restored>>, rtrb::Consumer<Box<Restored>>);
+
+/// A saved run made ready for the audio thread (off it: building it allocates).
+pub struct Restored {
+    /// The frames in play order, for free-running replay.
+    pub frames: Vec<TokenFrame>,
+    /// The same frames on the grid steps they were played on, for the host's transport.
+    pub clip: Clip,
+}
+
+impl Restored {
+    fn new(run: &Run) -> Box<Self> {
+        let frames = replay_frames(run);
+        let clip = Clip::saved(REPLAY_RUN, &frames, run.manifest.grid_steps.as_deref());
+        Box::new(Self { frames, clip })
+    }
+}
 
 /// What a state text was made of: a restored run (`None`) or a collection's run and length.
 type Shape = Option<(u32, usize)>;
@@ -97,11 +112,11 @@ impl SavedRun {
         self.0.replaying.load(Ordering::Acquire)
     }
 
-    /// Activation: the frames of a restored run, if one is waiting; from now on they replay.
-    pub fn take_pending(&self) -> Option<Vec<TokenFrame>> {
+    /// Activation: a restored run, if one is waiting; from now on it replays.
+    pub fn take_pending(&self) -> Option<Box<Restored>> {
         let mut inner = self.0.inner.lock().ok()?;
         let run = inner.pending.take()?;
-        let frames = replay_frames(&run);
+        let frames = Restored::new(&run);
         inner.collection = Some(Collection::restored(run));
         self.0.replaying.store(true, Ordering::Release);
         Some(frames)
@@ -149,7 +164,7 @@ impl SavedRun {
                 ));
             }
             if let Some(collection) = collection.as_mut() {
-                collection.push(record.token);
+                collection.push(record.token, record.step);
             }
         });
     }
@@ -176,7 +191,7 @@ impl SavedRun {
         }
         match (&inner.collection, replaying) {
             (Some(collection), true) => format!(
-                "Replaying the project's saved run: {} tokens of \u{201c}{}\u{201d} (press Generate or New text for new text)",
+                "Replaying the project's saved run on the timeline: {} tokens of \u{201c}{}\u{201d}. After its end it rests; seek or loop to hear it again, or press Generate (or turn the Generate switch off and on) for new text",
                 collection.tokens.len(),
                 collection.manifest.prompt
             ),
@@ -236,7 +251,7 @@ impl SavedRun {
             Ok(Some(run)) if inner.handoff.is_some() => {
                 // Running (or activated before): the audio thread takes the frames at its next
                 // block. Pushed before the flag is set, so a block that sees the flag finds them.
-                let frames = replay_frames(&run);
+                let frames = Restored::new(&run);
                 inner.message.clear();
                 inner.pending = None;
                 if let Some((to_audio, _)) = inner.handoff.as_mut()
@@ -269,28 +284,29 @@ const HANDOFF_SLOTS: usize = 4;
 
 /// The audio thread's end of the restored-run handoff.
 pub struct ReplayInbox {
-    frames: rtrb::Consumer<Vec<TokenFrame>>,
-    spent: rtrb::Producer<Vec<TokenFrame>>,
+    frames: rtrb::Consumer<Box<Restored>>,
+    spent: rtrb::Producer<Box<Restored>>,
 }
 
 impl ReplayInbox {
-    /// Audio thread: the newest restored run's frames, if one arrived; `spent` (the frames they
-    /// replace) goes back to be freed off the audio thread.
-    pub fn take(&mut self, mut spent: impl FnMut() -> Vec<TokenFrame>) -> Option<Vec<TokenFrame>> {
+    /// Audio thread: the newest restored run, if one arrived, swapped with what `current`
+    /// holds; the run it replaces goes back to be freed off the audio thread.
+    pub fn take(&mut self, current: &mut Restored) -> bool {
         let mut newest = None;
         while let Ok(frames) = self.frames.pop() {
             if let Some(older) = newest.replace(frames) {
                 self.give_back(older);
             }
         }
-        if newest.is_some() {
-            let old = spent();
-            self.give_back(old);
-        }
-        newest
+        let Some(mut newest) = newest else {
+            return false;
+        };
+        std::mem::swap(current, &mut *newest);
+        self.give_back(newest);
+        true
     }
 
-    fn give_back(&mut self, frames: Vec<TokenFrame>) {
+    fn give_back(&mut self, frames: Box<Restored>) {
         if let Err(rtrb::PushError::Full(frames)) = self.spent.push(frames) {
             // Freeing here would break the audio thread's rule; the ring holds twice what can
             // arrive between two drains, so this cannot happen, and leaking beats a glitch.
@@ -365,11 +381,11 @@ mod tests {
         let (mut writer, _) =
             saved.connect(Describer::new(&params, Arc::new(LinkStatus::default())));
         for i in 0..3 {
-            writer.record(&frame(1, i), &POINT, 120.0);
+            writer.record(&frame(1, i), &POINT, 120.0, None);
         }
-        // A new run starts a new collection.
-        for i in 0..5 {
-            writer.record(&frame(2, i), &POINT, 90.0);
+        // A new run starts a new collection; its tokens keep their grid steps (a gap at 12).
+        for (i, step) in [10, 11, 13, 14, 15].into_iter().enumerate() {
+            writer.record(&frame(2, i as u32), &POINT, 90.0, Some(step));
         }
         let text = saved.encode();
         let run = saved.run().expect("a run");
@@ -381,11 +397,16 @@ mod tests {
         reopened.restore(&text);
         assert!(!reopened.is_replaying(), "replay begins at activation");
         assert_eq!(reopened.encode(), text, "saved again before activation");
-        let frames = reopened.take_pending().expect("frames to replay");
+        let restored = reopened.take_pending().expect("frames to replay");
         assert!(reopened.is_replaying());
+        let frames = &restored.frames;
         assert_eq!(frames.len(), 5);
         assert!(frames.iter().all(|f| f.run == REPLAY_RUN));
         assert_eq!(frames[4].coords[0], frame(2, 4).coords[0]);
+        assert_eq!(run.manifest.grid_steps, Some(vec![10, 11, 13, 14, 15]));
+        assert_eq!(restored.clip.anchor(), Some(10));
+        assert_eq!(restored.clip.len(), 6, "five tokens and the rest between");
+        assert_eq!(restored.clip.token_at(13).map(|f| f.index), Some(2));
         assert_eq!(reopened.encode(), text, "saved again while replaying");
 
         reopened.leave_replay();

@@ -58,11 +58,16 @@ impl Sonifier {
         &mut self.choir
     }
 
-    /// Silences the synth and forgets the player's state (the host's `reset`).
+    /// Silences the synth and forgets the player's state (the host's `reset`); the MIDI
+    /// note-offs of what was sounding go out with the next block.
     pub fn reset(&mut self) {
         self.choir.all_sound_off();
-        self.player.all_notes_off(0);
         self.player.reset();
+    }
+
+    /// A new activation's sonifier takes over the MIDI note-offs the last one owed.
+    pub fn inherit_offs(&mut self, previous: &mut Sonifier) {
+        self.player.inherit_offs(&mut previous.player);
     }
 
     pub fn all_sound_off(&mut self) {
@@ -95,6 +100,7 @@ impl Sonifier {
             mapping: params.mapping(),
             channels: params.channels(),
             curve: params.curve(),
+            loop_passes: params.loop_passes.value().passes(),
         };
         let silence = &self.silence[..frames];
         let [meter_l, meter_r] = metered.unwrap_or([silence, silence]);

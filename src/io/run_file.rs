@@ -2,8 +2,9 @@
 //! person can open. A run file is a zip archive that `numpy.load` reads as an `.npz`:
 //!
 //! * `manifest.json` — [`Manifest`]: format and version, prompt, model identity, seed, tempo,
-//!   sample rate, every parameter by id, and each token's text. `numpy.load(f)["manifest.json"]`
-//!   gives its bytes.
+//!   sample rate, every parameter by id, and each token's text (and, for a run the plugin played
+//!   on a host's transport, each token's grid step). `numpy.load(f)["manifest.json"]` gives its
+//!   bytes.
 //! * NumPy arrays, one per name below, `n` tokens in the order they were played and `S` hidden
 //!   states (layers + 1):
 //!
@@ -82,6 +83,11 @@ pub struct Manifest {
     pub hidden_states: usize,
     /// Each token's text, in play order.
     pub tokens: Vec<String>,
+    /// The grid step (at `tokens_per_beat` steps per beat, from the host's beat 0) each token
+    /// was first played on: a plugin run on the host's transport, so a reopened project plays
+    /// every token where it was. Absent for renders and free-running runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid_steps: Option<Vec<i64>>,
 }
 
 /// One played token: its frame and the loudness curve when it was played.
@@ -384,6 +390,7 @@ mod tests {
                 params: BTreeMap::new(),
                 hidden_states: 3,
                 tokens: tokens.iter().map(|t| t.frame.text().to_owned()).collect(),
+                grid_steps: None,
             },
             tokens,
         }

@@ -8,7 +8,14 @@
 //!
 //! Rounding: a step fires on the first sample whose position is at or after the step's ideal
 //! position, i.e. at `ceil(x)` where `x` is the step's ideal offset in (fractional) samples from
-//! the block's first sample. An `x` that is within floating-point noise above an integer (at most
+//! the block's first sample.
+//!
+//! Hosts round the positions they report: Ardour to its 1/1920-beat tick, others to whole
+//! samples, and some jitter by a few samples from block to block. A block that starts within
+//! [`relocation_threshold`] of where the previous one predicted is the transport playing on: the
+//! clock continues from its own exact prediction (so rounding never moves a step), and only
+//! re-syncs to the host's figure when the two drift apart by more than half that allowance
+//! (tempo ramps inside a block). Anything further is a relocation (seek, loop jump). An `x` that is within floating-point noise above an integer (at most
 //! a thousandth of a sample, usually far less) counts as that integer, so a step that falls exactly
 //! on a sample fires on it rather than one sample late because the host's beat position was a
 //! few ulps off. A step between the previous sample and the block start (`-1 < x < 0`) fires on
@@ -203,6 +210,19 @@ impl Iterator for GridSteps {
 
 impl ExactSizeIterator for GridSteps {}
 
+/// Host rounding allowance in beats: four of Ardour's 1/1920-beat ticks.
+const ROUNDING_BEATS: f64 = 4.0 / 1920.0;
+/// Host rounding allowance in samples (hosts that round to samples, or jitter).
+const ROUNDING_SAMPLES: f64 = 8.0;
+
+/// The largest difference between a block's reported position and the previous block's
+/// prediction that still counts as the transport playing on, in beats: whichever of
+/// [`ROUNDING_BEATS`] and [`ROUNDING_SAMPLES`] is longer (about a millisecond at 120 BPM). A real
+/// seek or loop is longer than that; one shorter would not be heard as one.
+pub fn relocation_threshold(samples_per_beat: f64) -> f64 {
+    ROUNDING_BEATS.max(ROUNDING_SAMPLES / samples_per_beat)
+}
+
 /// What the clock remembers between blocks.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Mode {
@@ -211,8 +231,9 @@ enum Mode {
     Transport {
         /// Beat position the next block should start at if the host plays on.
         expected_beat: f64,
-        /// Half a sample, in beats, at the last block's tempo.
-        half_sample: f64,
+        /// The largest deviation from `expected_beat` that is still rounding, in beats at the
+        /// last block's tempo.
+        threshold: f64,
         per_beat: f64,
         /// First step not yet fired.
         next: i64,
@@ -272,25 +293,39 @@ impl TokenClock {
         let (min_r, max_r) = TOKENS_PER_BEAT_RANGE;
         let per_beat = block.tokens_per_beat.clamp(min_r, max_r);
         let samples_per_beat = block.sample_rate * 60.0 / block.tempo;
+        // Where this block starts: the host's figure, or the clock's own prediction when the
+        // difference is only the host's rounding.
+        let (beat, continuing) = match self.mode {
+            Mode::Transport {
+                expected_beat,
+                threshold,
+                ..
+            } => {
+                let deviation = (block.beat - expected_beat).abs();
+                if deviation <= threshold * 0.5 {
+                    (expected_beat, true)
+                } else {
+                    (block.beat, deviation <= threshold)
+                }
+            }
+            _ => (block.beat, false),
+        };
         let placement = Placement::Beats {
-            beat: block.beat,
+            beat,
             per_beat,
             samples_per_beat,
         };
         // Where the grid would be if nothing had changed: a step at or after the block start.
-        let from_position =
-            || placement.first_at_or_after(0, (block.beat * per_beat).ceil() as i64);
+        let from_position = || placement.first_at_or_after(0, (beat * per_beat).ceil() as i64);
 
         let (jumped, next) = match self.mode {
             Mode::Transport {
-                expected_beat,
-                half_sample,
                 per_beat: previous_per_beat,
                 next,
-            } => {
-                let jumped = (block.beat - expected_beat).abs() > half_sample;
-                if jumped || previous_per_beat != per_beat {
-                    (jumped, from_position())
+                ..
+            } if continuing => {
+                if previous_per_beat != per_beat {
+                    (false, from_position())
                 } else {
                     // Continuing: carry the step count so noise can neither skip nor repeat one.
                     (false, next)
@@ -300,11 +335,11 @@ impl TokenClock {
         };
 
         let len = i64::from(block.len);
-        let end_estimate = ((block.beat + len as f64 / samples_per_beat) * per_beat).ceil() as i64;
+        let end_estimate = ((beat + len as f64 / samples_per_beat) * per_beat).ceil() as i64;
         let end = placement.first_at_or_after(len, end_estimate).max(next);
         self.mode = Mode::Transport {
-            expected_beat: block.beat + len as f64 / samples_per_beat,
-            half_sample: 0.5 / samples_per_beat,
+            expected_beat: beat + len as f64 / samples_per_beat,
+            threshold: relocation_threshold(samples_per_beat),
             per_beat,
             next: end,
         };
@@ -452,7 +487,7 @@ mod tests {
     /// Run the clock over exact blocks, giving it the beat position as a host would: an f64
     /// counter advanced block by block (or set on a jump).
     fn run_clock(blocks: &[ExactBlock], sr: i128, per_beat: f64) -> (Vec<(i64, i64)>, Vec<usize>) {
-        run_clock_with(blocks, sr, per_beat, |beat| beat)
+        run_clock_with(blocks, sr, per_beat, &|beat| beat)
     }
 
     /// As [`run_clock`], with the block positions passed through `host` (how a host rounds).
@@ -460,7 +495,7 @@ mod tests {
         blocks: &[ExactBlock],
         sr: i128,
         per_beat: f64,
-        host: impl Fn(f64) -> f64,
+        host: &impl Fn(f64) -> f64,
     ) -> (Vec<(i64, i64)>, Vec<usize>) {
         let mut clock = TokenClock::new();
         let mut out = Vec::new();
@@ -552,7 +587,7 @@ mod tests {
         for (seed, sr) in [(5u64, 48_000i128), (6, 44_100)] {
             let mut rng = XorShift(seed);
             let blocks = make_blocks(&mut rng, 1500, &[120, 90], &[]);
-            let (got, _) = run_clock_with(&blocks, sr, 2.0, clap);
+            let (got, _) = run_clock_with(&blocks, sr, 2.0, &clap);
             assert_eq!(got, ideal_steps(&blocks, sr, 2, 1), "sr {sr}");
         }
     }
@@ -601,7 +636,7 @@ mod tests {
     }
 
     #[test]
-    fn jump_threshold_is_half_a_sample() {
+    fn only_a_move_beyond_host_rounding_is_a_jump() {
         let block = |beat: f64| HostBlock {
             beat,
             tempo: 120.0,
@@ -610,13 +645,29 @@ mod tests {
             tokens_per_beat: 1.0,
         };
         let sample = 1.0 / 24_000.0; // beats per sample at 120 BPM, 48 kHz
+        // 4 ticks of 1/1920 beat = 50 samples here, more than the 8-sample allowance.
+        assert_eq!(relocation_threshold(24_000.0), 4.0 / 1920.0);
         let mut clock = TokenClock::new();
         assert!(clock.host_block(&block(0.0)).jumped);
-        // Each block is compared with where the previous one predicted it.
-        let mut beat = 0.0;
-        for (deviation, jump) in [(0.4, false), (-0.4, false), (0.6, true), (-0.6, true)] {
-            beat += 480.0 * sample + deviation * sample;
+        // Positions off the exact timeline by the host's rounding; after a jump the timeline
+        // continues from where the host jumped to.
+        let mut exact = 0.0;
+        for (deviation, jump) in [
+            (0.4, false),
+            (-12.0, false),
+            (30.0, false),
+            (49.0, false),
+            (-10.0, false),
+            (51.0, true),
+            (-51.0, true),
+            (-2_400.0, true),
+        ] {
+            exact += 480.0 * sample;
+            let beat = exact + deviation * sample;
             assert_eq!(clock.host_block(&block(beat)).jumped, jump, "{deviation}");
+            if jump {
+                exact = beat;
+            }
         }
         // Going backwards a whole block is a jump, and the step at its start fires again.
         let mut clock = TokenClock::new();
@@ -625,6 +676,50 @@ mod tests {
         let again = clock.host_block(&block(1.0));
         assert!(again.jumped);
         assert_eq!(again.collect::<Vec<_>>(), first);
+    }
+
+    /// How hosts round the positions they report: Ardour to 1/1920 beat, Reaper-like hosts to
+    /// whole samples, Bitwig-like hosts with a few samples of jitter.
+    fn host_rounding(kind: usize, sr: f64, tempo: f64) -> impl Fn(f64) -> f64 {
+        let samples_per_beat = sr * 60.0 / tempo;
+        move |beat: f64| match kind {
+            0 => (beat * 1920.0).round() / 1920.0,
+            1 => (beat * samples_per_beat).round() / samples_per_beat,
+            _ => {
+                // Deterministic jitter of up to ±3 samples, none on the first block.
+                let hash = (beat * 1e6) as u64 % 7;
+                beat + (hash as f64 - 3.0) * f64::from(u8::from(beat != 0.0)) / samples_per_beat
+            }
+        }
+    }
+
+    #[test]
+    fn rounded_host_positions_play_the_exact_grid_without_jumps() {
+        for tempo in [90i128, 120, 128, 150] {
+            for (sizes, seed) in [(64i128, 0u64), (256, 0), (1024, 0), (2048, 0), (0, 77)] {
+                for kind in 0..3 {
+                    let sr = 48_000i128;
+                    let mut rng = XorShift(seed.max(1));
+                    let mut blocks = make_blocks(&mut rng, 600, &[tempo], &[]);
+                    if sizes > 0 {
+                        // Fixed sizes: rebuild the positions block by block.
+                        let mut at = 0;
+                        for b in &mut blocks {
+                            b.len = sizes;
+                            b.beat_num = at;
+                            at += sizes * tempo;
+                        }
+                    }
+                    let host = host_rounding(kind, sr as f64, tempo as f64);
+                    for per_beat in [1.0, 2.0, 4.0] {
+                        let (got, jumps) = run_clock_with(&blocks, sr, per_beat, &host);
+                        assert_eq!(jumps, vec![0], "{tempo} BPM, blocks {sizes}, host {kind}");
+                        let ideal = ideal_steps(&blocks, sr, per_beat as i128, 1);
+                        assert_eq!(got, ideal, "{tempo} BPM, blocks {sizes}, host {kind}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -18,6 +18,35 @@ pub struct Segment {
     pub samples: u64,
 }
 
+/// A stretch of a session as a host plays it: the transport at `beat` (advancing while
+/// `playing`, standing still while stopped) at `tempo` for `samples`.
+#[derive(Clone, Copy, Debug)]
+pub struct Stretch {
+    pub beat: f64,
+    pub tempo: f64,
+    pub samples: u64,
+    pub playing: bool,
+}
+
+impl From<Segment> for Stretch {
+    fn from(segment: Segment) -> Self {
+        Self {
+            beat: segment.beat,
+            tempo: segment.tempo,
+            samples: segment.samples,
+            playing: true,
+        }
+    }
+}
+
+/// How a host reports its beat position: exactly, or rounded to its own grid.
+pub type Rounding = fn(f64) -> f64;
+
+/// Exact positions (the default of every bounce).
+pub fn exact(beat: f64) -> f64 {
+    beat
+}
+
 /// How the host cuts the timeline into blocks.
 #[derive(Clone, Copy)]
 pub enum Blocks {
@@ -33,6 +62,8 @@ pub struct Bounce {
     pub grid: Vec<u64>,
     /// Absolute sample positions where the `changes` took effect (block starts).
     pub change_at: Vec<u64>,
+    /// Each block's start and the notes it sent, in the order sent.
+    pub blocks: Vec<(u64, Vec<OutNote>)>,
 }
 
 /// Bounces `timeline` offline with Generate on and `setup` (parameter name, CLAP value) set
@@ -93,6 +124,21 @@ pub fn bounce_on(
     blocks: Blocks,
     song: Option<&[Vec<f32>; 2]>,
 ) -> Bounce {
+    let session: Vec<Stretch> = timeline.iter().map(|s| Stretch::from(*s)).collect();
+    play_session(plugin, setup, &session, changes, blocks, song, exact)
+}
+
+/// Plays a session of stretches (stopped ones too) offline, the positions passed through
+/// `rounding` as the host would report them.
+pub fn play_session(
+    plugin: &mut HostedPlugin,
+    setup: &[(&str, f64)],
+    timeline: &[Stretch],
+    changes: &[(u64, &str, f64)],
+    blocks: Blocks,
+    song: Option<&[Vec<f32>; 2]>,
+    rounding: Rounding,
+) -> Bounce {
     let mut start = vec![InEvent::Param {
         time: 0,
         id: plugin.param_id("Generate"),
@@ -132,6 +178,7 @@ pub fn bounce_on(
         audio: [Vec::new(), Vec::new()],
         grid: Vec::new(),
         change_at: Vec::new(),
+        blocks: Vec::new(),
     };
     let mut at = 0u64;
     let mut pending = changes.iter().peekable();
@@ -145,8 +192,10 @@ pub fn bounce_on(
             "segments start on the grid"
         );
         let step = step as u64;
-        out.grid
-            .extend((0..segment.samples.div_ceil(step)).map(|j| at + j * step));
+        if segment.playing {
+            out.grid
+                .extend((0..segment.samples.div_ceil(step)).map(|j| at + j * step));
+        }
         let mut done = 0u64;
         while done < segment.samples {
             let size = match (blocks, rng.as_mut()) {
@@ -170,13 +219,19 @@ pub fn bounce_on(
                 let span = at as usize..at as usize + size;
                 block.main = [&left[span.clone()], &right[span]];
             }
+            let beats = if segment.playing {
+                segment.beat + elapsed * segment.tempo / 60.0
+            } else {
+                segment.beat
+            };
             block.transport = Some(Transport {
-                playing: true,
+                playing: segment.playing,
                 tempo: segment.tempo,
-                beats: segment.beat + elapsed * segment.tempo / 60.0,
+                beats: rounding(beats),
                 seconds: at as f64 / RATE,
             });
             let result = plugin.process(&block);
+            out.blocks.push((at, result.notes.clone()));
             out.notes
                 .extend(result.notes.into_iter().map(|n| (at + note_time(&n), n)));
             for (all, part) in out.audio.iter_mut().zip(result.audio) {

@@ -5,10 +5,13 @@
 //! * `cargo xtask test`  — set up everything the tests need, then run them all.
 //! * `cargo xtask fetch-model` — put the default model in the user data dir (both of the above
 //!   call it) and fit its PCA map into the user cache dir (`demo` does too, after building).
+//! * `cargo xtask validate [--fuzz-seconds N] [--no-build]` — rebuild the release bundles and run
+//!   clap-validator (validate, fuzz) and Steinberg's VST3 validator on them.
 //! * `cargo xtask bundle latent_choir [--release] [--features standalone]` — nice-plug's bundler.
 
 mod model;
 mod system;
+mod validate;
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("test") => test(args.collect()),
         Some("fetch-model") => fetch_model_and_map(),
+        Some("validate") => validate(args.collect()),
         Some(_) | None => nice_plug_xtask::main_with_args("cargo xtask", std::env::args().skip(1))
             .map_err(|err| format!("{err:#}")),
     };
@@ -137,6 +141,19 @@ fn test(extra: Vec<String>) -> Result<(), String> {
     let mut args = vec!["test", "--workspace", "--features", TEST_FEATURES];
     args.extend(extra.iter().map(String::as_str));
     cargo(&args)
+}
+
+/// Rebuilds the CLAP and VST3 bundles in `target/bundled/` as a plain release build (no
+/// standalone, no allocation checker: the fuzzer gets through more cases), replacing the debug
+/// test bundles `cargo xtask test` leaves there, and runs the validators on them. The validators
+/// are looked up first, so a user without them is told where to put them before any build.
+fn validate(args: Vec<String>) -> Result<(), String> {
+    let options = validate::parse_args(&args)?;
+    let validators = validate::Validators::find(workspace_root())?;
+    if !options.no_build {
+        bundle(&["--release"])?;
+    }
+    validate::run(&validators, &target_dir().join("bundled"), &options)
 }
 
 fn bundle(args: &[&str]) -> Result<(), String> {

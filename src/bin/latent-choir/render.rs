@@ -188,6 +188,7 @@ pub fn run(args: Args) -> Result<(), String> {
             params: param_text::values(&params),
             hidden_states,
             tokens: token_texts(&recorder.played),
+            grid_steps: None,
         },
         tokens: recorder.played,
     };
