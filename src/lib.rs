@@ -20,7 +20,7 @@ pub mod rng;
 pub mod status;
 pub mod synth;
 
-use engine::export::{ExportRequest, ExportStatus};
+use engine::export::ExportStatus;
 use engine::feed::{FeedShared, OFFLINE_WAIT};
 use engine::history::{HISTORY_CAPACITY, HistoryReader, HistoryWriter};
 use engine::link::{GateSettings, Link, LinkStatus};
@@ -29,6 +29,7 @@ use engine::plugin_source::PluginSource;
 use engine::run_collector::{CollectorThread, Describer};
 use engine::sonifier::{BlockInput, Sonifier, metered_input};
 use engine::soundfont_loader::{FontInbox, FontLoader};
+use engine::start::{StartModel, StartRequests};
 use llm::tokenizer::PromptMode;
 use llm::worker::Command;
 use params::LatentChoirParams;
@@ -68,8 +69,8 @@ pub struct LatentChoir {
     /// The model has been asked to load and start, by the Generate parameter or the editor
     /// (whichever comes first; the other leaves it alone).
     model_requested: Arc<AtomicBool>,
-    /// Prepared in `initialize`: the commands that start the model.
-    start: Option<Box<StartModel>>,
+    /// The audio thread's requests to start the model, served by the collector thread.
+    requests: Arc<StartRequests>,
     /// SoundFonts load on their own thread and arrive in the inbox; the editor asks for them
     /// through the same loader.
     fonts: Arc<Mutex<Option<FontLoader>>>,
@@ -85,44 +86,17 @@ pub struct LatentChoir {
 /// MIDI events one block passes through; more are dropped (and counted).
 const THRU_CAPACITY: usize = 1024;
 
-/// Work the audio thread hands to nice-plug's background thread (through a preallocated queue).
-pub enum Task {
-    StartModel(Box<StartModel>),
-    /// Generate turned on after the saved run ended: leave replay mode, the model writes anew.
-    NewText,
-    /// The editor's "Export MIDI" / "Export run".
-    Export(ExportRequest),
-}
-
-/// The commands that load the saved model and start generating its saved prompt.
-pub struct StartModel {
-    model: std::path::PathBuf,
-    prompt: String,
-    mode: PromptMode,
-    seed: u64,
-}
-
-impl StartModel {
-    fn commands(&self) -> Vec<Command> {
-        vec![
-            // Settings before the load: changing one after it makes the worker load again.
-            Command::SetAtEnd(llm::session::AtEnd::Continue),
-            Command::Load(self.model.clone()),
-            Command::SetPrompt {
-                text: self.prompt.clone(),
-                mode: self.mode,
-            },
-            Command::SetSeed(self.seed),
-            Command::Start,
-        ]
-    }
-}
-
 impl Default for LatentChoir {
     fn default() -> Self {
         let (history, history_reader) = engine::history::history(HISTORY_CAPACITY);
+        let params = Arc::new(LatentChoirParams::default());
+        let commands = Arc::new(Mutex::new(None));
+        let requests = Arc::new(StartRequests::new(
+            Arc::clone(&commands),
+            params.run.clone(),
+        ));
         Self {
-            params: Arc::new(LatentChoirParams::default()),
+            params,
             status: Arc::new(AudioStatus::default()),
             feed: Arc::new(FeedShared::default()),
             link_status: Arc::new(LinkStatus::default()),
@@ -136,9 +110,9 @@ impl Default for LatentChoir {
             exports: Arc::new(ExportStatus::default()),
             sonifier: None,
             offline: false,
-            commands: Arc::new(Mutex::new(None)),
+            commands,
             model_requested: Arc::new(AtomicBool::new(false)),
-            start: None,
+            requests,
             fonts: Arc::new(Mutex::new(None)),
             font_inbox: None,
             thru: Vec::with_capacity(THRU_CAPACITY),
@@ -187,33 +161,9 @@ impl Plugin for LatentChoir {
     const SAMPLE_ACCURATE_AUTOMATION: bool = false;
 
     type SysExMessage = ();
-    type BackgroundTask = Task;
-
-    fn task_executor(&mut self) -> TaskExecutor<Self> {
-        let commands = Arc::clone(&self.commands);
-        let (saved, exports) = (self.params.run.clone(), Arc::clone(&self.exports));
-        Box::new(move |task| match task {
-            Task::Export(request) => engine::export::run_export(&saved, &request, &exports),
-            Task::StartModel(start) => {
-                if saved.is_replaying() {
-                    saved.leave_replay();
-                }
-                if let Ok(Some(sender)) = commands.lock().as_deref() {
-                    for command in start.commands() {
-                        let _ = sender.send(command);
-                    }
-                }
-            }
-            Task::NewText => {
-                saved.leave_replay();
-                if let Ok(Some(sender)) = commands.lock().as_deref() {
-                    for command in [Command::Reset, Command::Start] {
-                        let _ = sender.send(command);
-                    }
-                }
-            }
-        })
-    }
+    /// No tasks go through nice-plug's shared background thread: it quits when a task outlives
+    /// its instance and then aborts the host at teardown (see [`engine::start`]).
+    type BackgroundTask = ();
 
     fn params(&self) -> Arc<dyn Params> {
         self.params.clone()
@@ -221,7 +171,8 @@ impl Plugin for LatentChoir {
 
     type Editor = editor::Editor;
 
-    fn editor(&mut self, async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
+    fn editor(&mut self, _async_executor: AsyncExecutor<Self>) -> Option<Self::Editor> {
+        let (saved, exports) = (self.params.run.clone(), Arc::clone(&self.exports));
         Some(editor::create(editor::Shared {
             params: Arc::clone(&self.params),
             status: Arc::clone(&self.status),
@@ -233,7 +184,13 @@ impl Plugin for LatentChoir {
             fonts: Arc::clone(&self.fonts),
             exports: Arc::clone(&self.exports),
             export: Arc::new(move |request| {
-                async_executor.execute_background(Task::Export(request));
+                let (saved, exports) = (saved.clone(), Arc::clone(&exports));
+                let spawned = std::thread::Builder::new()
+                    .name("latent-choir-export".to_owned())
+                    .spawn(move || engine::export::run_export(&saved, &request, &exports));
+                if let Err(error) = spawned {
+                    nice_log!("Latent Choir: could not start the export: {error}");
+                }
             }),
         }))
     }
@@ -268,7 +225,7 @@ impl Plugin for LatentChoir {
         }
         self.request_soundfont(sample_rate, max_block);
         if !self.model_requested.load(Ordering::Acquire) {
-            self.start = self.prepare_start();
+            self.requests.prepare(self.prepare_start());
         }
         self.params.run.set_sample_rate(sample_rate);
         if let Some(source) = &mut self.source {
@@ -319,7 +276,7 @@ impl Plugin for LatentChoir {
         sort_events(&mut self.thru);
 
         let frames = buffer.samples();
-        self.start_model_if_asked(context);
+        self.start_model_if_asked();
         midi_out_dropped += u64::from(self.play(buffer, aux, context, frames));
 
         let mix = match &self.sonifier {
@@ -369,7 +326,7 @@ fn sort_events<S>(events: &mut [NoteEvent<S>]) {
 impl LatentChoir {
     /// The model starts the first time Generate is on (not while a saved run replays), and
     /// writes new text when Generate is turned on again after the saved run has ended.
-    fn start_model_if_asked(&mut self, context: &mut impl ProcessContext<Self>) {
+    fn start_model_if_asked(&mut self) {
         let generate = self.params.generate.value();
         let turned_on = generate && !self.generate_was_on;
         self.generate_was_on = generate;
@@ -382,14 +339,13 @@ impl LatentChoir {
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            if let Some(start) = self.start.take() {
-                if let Some(source) = &self.source {
-                    source.live.expect_start();
-                }
-                context.execute_background(Task::StartModel(start));
+            if self.requests.start()
+                && let Some(source) = &self.source
+            {
+                source.live.expect_start();
             }
         } else if turned_on && replay_ended {
-            context.execute_background(Task::NewText);
+            self.requests.new_text();
         }
     }
 
@@ -410,7 +366,11 @@ impl LatentChoir {
         let describer = Describer::new(&self.params, Arc::clone(&self.link_status));
         source.connect(self.params.run.connect(describer));
         let saved = self.params.run.clone();
-        match CollectorThread::spawn(move || saved.drain()) {
+        let requests = Arc::clone(&self.requests);
+        match CollectorThread::spawn(move || {
+            saved.drain();
+            requests.serve();
+        }) {
             Ok(thread) => self.collector = Some(thread),
             Err(error) => nice_log!("Latent Choir: no run collector thread: {error}"),
         }
@@ -451,7 +411,7 @@ impl LatentChoir {
 
     /// The commands that start the saved model on the saved prompt, prepared off the audio
     /// thread; `None` without a model to load.
-    fn prepare_start(&self) -> Option<Box<StartModel>> {
+    fn prepare_start(&self) -> Option<StartModel> {
         let model = self
             .params
             .model
@@ -471,7 +431,7 @@ impl LatentChoir {
             .unwrap_or_else(|_| params::DEFAULT_PROMPT.to_owned());
         let seed = self.params.seed.read().map(|s| *s).unwrap_or(1);
         let raw = self.params.raw_prompt.read().map(|r| *r).unwrap_or(false);
-        Some(Box::new(StartModel {
+        Some(StartModel {
             model,
             prompt,
             mode: if raw {
@@ -480,7 +440,7 @@ impl LatentChoir {
                 PromptMode::Chat
             },
             seed,
-        }))
+        })
     }
 
     /// The sonification for one block (see [`Sonifier`]), its notes sent out as MIDI; returns

@@ -15,3 +15,4 @@ pub mod run_collector;
 pub mod saved_run;
 pub mod sonifier;
 pub mod soundfont_loader;
+pub mod start;

@@ -193,6 +193,8 @@ pub struct Player {
     /// (the host's MIDI out must not be left with hanging notes).
     owed: [NoteMessage; MAX_SCHEDULED + 1],
     n_owed: usize,
+    /// A token has played since the last release: the drone follows the parameters.
+    drone_follows: bool,
 }
 
 const SILENT: NoteMessage = NoteMessage {
@@ -229,6 +231,7 @@ impl Player {
             next_step: None,
             owed: [SILENT; MAX_SCHEDULED + 1],
             n_owed: 0,
+            drone_follows: false,
         }
     }
 
@@ -258,6 +261,7 @@ impl Player {
         self.run = None;
         self.was_playing = false;
         self.next_step = None;
+        self.drone_follows = false;
     }
 
     /// Takes over the note-offs `previous` (the player of an earlier activation) owed or
@@ -374,8 +378,9 @@ impl Player {
             self.last_step = None;
             self.next_step = None;
         }
-        // Once the music has begun, a Root or drone change applies at once, token or not.
-        if self.run.is_some() {
+        // While the music plays, a Root or drone change applies at once, token or not (after a
+        // release, the drone waits for the next token, as it did the first time).
+        if self.drone_follows {
             let drone = self.mapping.update_drone(&settings.mapping);
             self.apply_drone(drone, 0, settings.channels[usize::from(DRONE_SLOT)]);
         }
@@ -428,6 +433,7 @@ impl Player {
             }
             let plan = map_frame(&frame, &settings.mapping, &mut self.mapping);
             self.apply(&plan, offset, now, step_samples, &settings.channels);
+            self.drone_follows = true;
             match play {
                 StepPlay::Again(_) => source.replayed(&frame, &point),
                 _ => source.played(&frame, &point),
@@ -451,8 +457,9 @@ impl Player {
         settings: &PlayerSettings,
         source: &mut impl FrameSource,
     ) -> StepPlay {
+        // The mapping state stays the clip's through rests and holds only if it already was.
         let continuous = self.next_step == Some(step);
-        self.next_step = Some(step + 1);
+        self.next_step = continuous.then_some(step + 1);
         let live_run = source.live_run();
         let exhausted = source.exhausted();
         let cue = match source.clip() {
@@ -465,6 +472,7 @@ impl Player {
                         self.mapping.release_all();
                         self.run = Some(frame.run);
                     }
+                    self.next_step = Some(step + 1);
                     return StepPlay::Again(frame);
                 }
                 Cue::Hold => return StepPlay::Hold { counted: false },
@@ -484,7 +492,9 @@ impl Player {
         }
         let frame = source.next_frame();
         if cue && let Some(clip) = source.clip() {
+            // Recorded with the state it is played with: from here the two agree.
             clip.record(step, frame.as_ref(), &self.mapping);
+            self.next_step = Some(step + 1);
         }
         match frame {
             Some(frame) => StepPlay::New(frame),
@@ -606,6 +616,7 @@ impl Player {
     /// Note-offs at `offset` for every sounding note, pending ornaments dropped, the drone
     /// released.
     fn release_all(&mut self, offset: u32) {
+        self.drone_follows = false;
         for i in 0..self.n_scheduled {
             let Scheduled {
                 message, sounding, ..
