@@ -301,8 +301,19 @@ def main():
                   f"loop round {i + 1} plays round 1's notes")
         first_pass = [e for e in ons if start <= e["pos"] < end]
         if span[1] >= end and notes:
-            check(compare(first_pass, notes[0], rate, "main pass", "round 1"),
-                  "loop round 1 plays the main pass's notes in that range")
+            compare(first_pass, notes[0], rate, "main pass", "round 1")
+            # A jump releases everything, so the loop start strikes again what the main pass
+            # held over it (the drone, a tied voice): extras are allowed there and only there.
+            key = lambda n: (n["pos"], n["channel"], n["note"], n["velocity"])
+            missing = Counter(map(key, first_pass)) - Counter(map(key, notes[0]))
+            extra = Counter(map(key, notes[0])) - Counter(map(key, first_pass))
+            late = [k for k in extra if k[0] >= start + step]
+            print(f"    main pass notes missing from round 1: {sum(missing.values())}; "
+                  f"round 1's extra notes: {sum(extra.values())} ({len(late)} after the loop's "
+                  f"first step)")
+            check(not missing and not late,
+                  "loop round 1 plays the main pass's notes in that range (plus what the loop "
+                  "start strikes again)")
 
     print("-- checks:")
     for ok, text in checks:
