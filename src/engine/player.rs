@@ -467,6 +467,10 @@ impl Player {
                 Cue::Again(frame) => {
                     let frame = *frame;
                     if !continuous && let Some(state) = clip.state_before(step, &settings.mapping) {
+                        if self.run.is_some_and(|run| run != frame.run) {
+                            // Another run's notes (a project state loaded while playing).
+                            self.release_all(offset);
+                        }
                         // Everything was released at the jump: nothing ties over.
                         self.mapping = state;
                         self.mapping.release_all();
