@@ -334,18 +334,25 @@ impl LatentChoir {
         if !generate || (self.params.run.is_replaying() && !(turned_on && replay_ended)) {
             return;
         }
-        if self
+        let started = if self
             .model_requested
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            if self.requests.start()
-                && let Some(source) = &self.source
-            {
-                source.live.expect_start();
-            }
+            self.requests.start()
         } else if turned_on && replay_ended {
             self.requests.new_text();
+            true
+        } else {
+            false
+        };
+        if started && let Some(source) = &mut self.source {
+            // From the next step on the model's frames play (an offline bounce waits for them,
+            // so it comes out the same every time).
+            source.live.expect_start();
+            if replay_ended {
+                source.go_live();
+            }
         }
     }
 

@@ -6,7 +6,10 @@ mod common;
 
 use std::path::Path;
 
-use common::bounce::{Blocks, Bounce, MAX_BLOCK, RATE, Segment, bounce_on};
+use common::bounce::{
+    Blocks, Bounce, MAX_BLOCK, RATE, Segment, Stretch, assert_paired, bounce_on, exact,
+    play_session,
+};
 use common::clap_host::{HostedPlugin, OutNote};
 use common::cli::{command, succeed};
 use common::isolate::isolated;
@@ -140,6 +143,98 @@ fn a_reopened_project_replays_its_run_without_the_model() {
             assert_eq!(note_ons(&generated), note_ons(&recorded));
             let again = field(&fresh.save_state(), "run").expect("a new run is kept");
             assert!(again.as_str().is_some_and(|s| !s.is_empty()));
+        },
+    );
+}
+
+#[test]
+fn a_reopened_run_plays_where_it_was_played_rests_after_its_end_and_generate_writes_on() {
+    isolated(
+        "a_reopened_run_plays_where_it_was_played_rests_after_its_end_and_generate_writes_on",
+        || {
+            let dir = TempDir::new("plugin-run-timeline");
+            set_cache(&dir);
+            let model = fixture("tiny-llama");
+            let mut plugin = plugin_with(
+                None,
+                &[
+                    ("model", json!(model.to_string_lossy())),
+                    ("prompt", json!(PROMPT)),
+                    ("seed", json!(5)),
+                ],
+            );
+            // Recorded from beat 8: 16 steps at 2 per beat.
+            let from_beat_8 = [Segment {
+                beat: 8.0,
+                ..piece()[0]
+            }];
+            let recorded = bounce_on(
+                &mut plugin,
+                &SETUP,
+                &from_beat_8,
+                &[],
+                Blocks::Fixed(512),
+                None,
+            );
+            let state = plugin.save_state();
+
+            // Reopened, played from beat 0: silence until beat 8, the run where it was, silence
+            // after its end; then Generate off and on at beat 20 asks the model for new text.
+            let beat = 24_000u64;
+            let mut reopened = plugin_with(Some(&state), &[]);
+            let session = [Stretch {
+                beat: 0.0,
+                tempo: 120.0,
+                samples: 28 * beat,
+                playing: true,
+            }];
+            let toggles = [
+                (20 * beat, "Generate", 0.0),
+                (20 * beat + 512, "Generate", 1.0),
+            ];
+            let reopened = play_session(
+                &mut reopened,
+                &SETUP,
+                &session,
+                &toggles,
+                Blocks::Fixed(512),
+                None,
+                exact,
+            );
+            assert_paired(&reopened.notes);
+            let shifted: Vec<_> = note_ons(&recorded)
+                .into_iter()
+                .map(|(at, channel, key)| (at + 8 * beat, channel, key))
+                .collect();
+            let in_range = |from: u64, to: u64| -> Vec<(u64, u8, u8)> {
+                note_ons(&reopened)
+                    .into_iter()
+                    .filter(|(at, _, _)| (from..to).contains(at))
+                    .collect()
+            };
+            assert!(in_range(0, 8 * beat).is_empty(), "nothing before the run");
+            assert_eq!(
+                in_range(8 * beat, 16 * beat),
+                shifted,
+                "the run where it was played"
+            );
+            assert!(
+                in_range(16 * beat, 20 * beat).is_empty(),
+                "a rest after its end"
+            );
+            let sounding_at_end = reopened
+                .notes
+                .iter()
+                .filter(|(at, _)| *at < 17 * beat)
+                .fold(0i32, |n, (_, note)| match note {
+                    OutNote::On { .. } => n + 1,
+                    OutNote::Off { .. } => n - 1,
+                });
+            assert_eq!(sounding_at_end, 0, "every note released at the run's end");
+            assert!(
+                in_range(20 * beat, 28 * beat).len() > 10,
+                "Generate off and on: the model writes on"
+            );
         },
     );
 }

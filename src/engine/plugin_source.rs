@@ -26,6 +26,9 @@ pub struct PluginSource {
     /// This block's grid tempo, for the collector.
     bpm: f64,
     replaying: bool,
+    /// The audio thread has asked for new text after the saved run: play live now, before the
+    /// housekeeping thread has left replay mode.
+    going_live: bool,
 }
 
 impl PluginSource {
@@ -43,6 +46,7 @@ impl PluginSource {
             history: None,
             bpm: 0.0,
             replaying: false,
+            going_live: false,
         }
     }
 
@@ -77,12 +81,21 @@ impl PluginSource {
     pub fn begin_block(&mut self, bpm: f64) {
         self.bpm = bpm;
         // The flag first: a restore pushes its frames before setting it.
-        self.replaying = self.saved.is_replaying();
+        let saved = self.saved.is_replaying();
+        self.going_live &= saved;
+        self.replaying = saved && !self.going_live;
         if let Some(inbox) = &mut self.inbox
             && inbox.take(&mut self.run)
         {
             self.replay_next = 0;
         }
+    }
+
+    /// The saved run has ended and the model was asked for new text: its frames play from the
+    /// next step.
+    pub fn go_live(&mut self) {
+        self.going_live = true;
+        self.replaying = false;
     }
 
     /// Whether saved frames are playing instead of the model's.
