@@ -150,12 +150,13 @@ fn test(extra: Vec<String>) -> Result<(), String> {
 fn validate(args: Vec<String>) -> Result<(), String> {
     let options = validate::parse_args(&args)?;
     let validators = validate::Validators::find(workspace_root())?;
-    // The fuzzer turns Generate on, sometimes in offline mode, where the plugin waits for the
-    // model and its PCA map: fitted here first, no fuzz case waits minutes for the fit.
-    fetch_model_and_map()?;
     if !options.no_build {
         bundle(&["--release"])?;
     }
+    // The fuzzer turns Generate on, sometimes in offline mode, where the plugin waits for the
+    // model and its PCA map: fitted here first (by the release CLI, which the bundle build has
+    // all but built), no fuzz case waits minutes for the fit.
+    fetch_model_and_map()?;
     validate::run(&validators, &target_dir().join("bundled"), &options)
 }
 
