@@ -24,9 +24,9 @@ use crate::loudness::{CurvePoint, CurveSettings, LoudnessMeter, TemperatureCurve
 use crate::music::drone::DroneAction;
 use crate::music::frame::TokenFrame;
 use crate::music::grid::{FreeBlock, HostBlock, TokenClock};
+use crate::music::voices::{MappingParams, MappingState, StepPlan, TIE_LENGTH, VOICES, map_frame};
 
 use super::clip::{Clip, Cue, LoopPasses};
-use crate::music::voices::{MappingParams, MappingState, StepPlan, TIE_LENGTH, VOICES, map_frame};
 
 /// Three melodic voices and the drone.
 pub const SLOTS: usize = VOICES + 1;
@@ -370,6 +370,7 @@ impl Player {
                 len: len as u32,
                 tokens_per_second,
             }),
+            // Released and returned above.
             Clock::Stopped => return report,
         };
         let on_transport = matches!(clock, Clock::Transport { .. });
