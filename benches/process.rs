@@ -152,7 +152,7 @@ fn lookahead() {
     // Wait for the first frame, then play 160 steps (20 s) in real time.
     while played == 0 && Instant::now() < deadline {
         if let Some(frame) = source.next_frame() {
-            source.played(&frame, &point);
+            source.played(&frame, &point, None);
             played += 1;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -166,7 +166,7 @@ fn lookahead() {
         queued.push(source.queued());
         match source.next_frame() {
             Some(frame) => {
-                source.played(&frame, &point);
+                source.played(&frame, &point, None);
                 played += 1;
             }
             None => underruns += 1,

@@ -97,9 +97,10 @@ impl<P: Vst3Plugin> ListParams<P> {
 }
 
 /// Implements an interface trait for [`ListParams`] by calling the inner wrapper's method of the
-/// same name with the same arguments. The compiler checks the method list against the trait.
+/// same name with the same arguments; methods written out after the list are the class's own.
+/// The compiler checks the method list against the trait.
 macro_rules! forward {
-    ($trait:ident { $(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)* }) => {
+    ($trait:ident { $(fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)* } $($own:tt)*) => {
         impl<P: Vst3Plugin> $trait for ListParams<P> {
             $(
                 unsafe fn $name(&self, $($arg: $ty),*) -> $ret {
@@ -107,6 +108,7 @@ macro_rules! forward {
                     unsafe { <Wrapper<P> as $trait>::$name(&self.inner, $($arg),*) }
                 }
             )*
+            $($own)*
         }
     };
 }
@@ -218,7 +220,28 @@ forward!(IInfoListenerTrait {
     fn setChannelContextInfos(list: *mut IAttributeList) -> tresult;
 });
 
-impl<P: Vst3Plugin> IEditControllerTrait for ListParams<P> {
+forward!(IEditControllerTrait {
+    fn setComponentState(state: *mut IBStream) -> tresult;
+    fn setState(state: *mut IBStream) -> tresult;
+    fn getState(state: *mut IBStream) -> tresult;
+    fn getParameterCount() -> int32;
+    fn getParamStringByValue(
+        id: ParamID,
+        value_normalized: ParamValue,
+        string: *mut String128
+    ) -> tresult;
+    fn getParamValueByString(
+        id: ParamID,
+        string: *mut TChar,
+        value_normalized: *mut ParamValue
+    ) -> tresult;
+    fn normalizedParamToPlain(id: ParamID, value_normalized: ParamValue) -> ParamValue;
+    fn plainParamToNormalized(id: ParamID, plain_value: ParamValue) -> ParamValue;
+    fn getParamNormalized(id: ParamID) -> ParamValue;
+    fn setParamNormalized(id: ParamID, value: ParamValue) -> tresult;
+    fn setComponentHandler(handler: *mut IComponentHandler) -> tresult;
+    fn createView(name: FIDString) -> *mut IPlugView;
+}
     /// nice-plug's answer, plus `kIsList` for a choice parameter.
     unsafe fn getParameterInfo(&self, param_index: int32, info: *mut ParameterInfo) -> tresult {
         if info.is_null() {
@@ -242,76 +265,7 @@ impl<P: Vst3Plugin> IEditControllerTrait for ListParams<P> {
         }
         result
     }
-
-    unsafe fn setComponentState(&self, state: *mut IBStream) -> tresult {
-        // SAFETY (here and below): the host's arguments, with its guarantees, go on unchanged.
-        unsafe { self.inner.setComponentState(state) }
-    }
-
-    unsafe fn setState(&self, state: *mut IBStream) -> tresult {
-        unsafe { IEditControllerTrait::setState(&self.inner, state) }
-    }
-
-    unsafe fn getState(&self, state: *mut IBStream) -> tresult {
-        unsafe { IEditControllerTrait::getState(&self.inner, state) }
-    }
-
-    unsafe fn getParameterCount(&self) -> int32 {
-        unsafe { self.inner.getParameterCount() }
-    }
-
-    unsafe fn getParamStringByValue(
-        &self,
-        id: ParamID,
-        value_normalized: ParamValue,
-        string: *mut String128,
-    ) -> tresult {
-        unsafe {
-            self.inner
-                .getParamStringByValue(id, value_normalized, string)
-        }
-    }
-
-    unsafe fn getParamValueByString(
-        &self,
-        id: ParamID,
-        string: *mut TChar,
-        value_normalized: *mut ParamValue,
-    ) -> tresult {
-        unsafe {
-            self.inner
-                .getParamValueByString(id, string, value_normalized)
-        }
-    }
-
-    unsafe fn normalizedParamToPlain(
-        &self,
-        id: ParamID,
-        value_normalized: ParamValue,
-    ) -> ParamValue {
-        unsafe { self.inner.normalizedParamToPlain(id, value_normalized) }
-    }
-
-    unsafe fn plainParamToNormalized(&self, id: ParamID, plain_value: ParamValue) -> ParamValue {
-        unsafe { self.inner.plainParamToNormalized(id, plain_value) }
-    }
-
-    unsafe fn getParamNormalized(&self, id: ParamID) -> ParamValue {
-        unsafe { self.inner.getParamNormalized(id) }
-    }
-
-    unsafe fn setParamNormalized(&self, id: ParamID, value: ParamValue) -> tresult {
-        unsafe { self.inner.setParamNormalized(id, value) }
-    }
-
-    unsafe fn setComponentHandler(&self, handler: *mut IComponentHandler) -> tresult {
-        unsafe { self.inner.setComponentHandler(handler) }
-    }
-
-    unsafe fn createView(&self, name: FIDString) -> *mut IPlugView {
-        unsafe { self.inner.createView(name) }
-    }
-}
+);
 
 /// The plugin factory: `nice_export_vst3!`'s, for the one class, making [`ListParams`] objects.
 struct Factory {

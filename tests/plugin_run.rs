@@ -335,7 +335,11 @@ fn a_corrupt_saved_run_is_left_out_and_the_model_plays() {
                 let saved = SavedRun::default();
                 saved.restore(kept.as_str().expect("text"));
                 assert!(saved.message().is_empty(), "{}", saved.message());
-                assert!(saved.take_pending().is_some_and(|r| !r.frames.is_empty()));
+                assert!(
+                    saved
+                        .take_pending()
+                        .is_some_and(|clip| !clip.frames().is_empty())
+                );
             }
         },
     );

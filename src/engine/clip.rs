@@ -79,8 +79,6 @@ pub struct Clip {
     closed: bool,
     /// A step past a closed clip's end was cued.
     ended: bool,
-    /// Step of the token recorded last, until [`Clip::take_recorded_step`] reads it.
-    recorded_step: Option<i64>,
 }
 
 impl Clip {
@@ -99,7 +97,6 @@ impl Clip {
             last_step: None,
             closed: false,
             ended: false,
-            recorded_step: None,
         }
     }
 
@@ -134,14 +131,14 @@ impl Clip {
         clip
     }
 
+    /// The tokens remembered, in play order.
+    pub fn frames(&self) -> &[TokenFrame] {
+        &self.frames
+    }
+
     /// A step past the end of a saved run has been reached.
     pub fn ended(&self) -> bool {
         self.ended
-    }
-
-    /// The grid step of the token recorded since the last call, if one was.
-    pub fn take_recorded_step(&mut self) -> Option<i64> {
-        self.recorded_step.take()
     }
 
     /// Forget the run: the next token anchors a new one.
@@ -154,7 +151,6 @@ impl Clip {
         self.last_step = None;
         self.closed = false;
         self.ended = false;
-        self.recorded_step = None;
     }
 
     /// The run the clip holds.
@@ -280,9 +276,6 @@ impl Clip {
             self.push_slot(Slot::Rest, before);
         }
         self.push_slot(slot, before);
-        if matches!(slot, Slot::Token(_)) {
-            self.recorded_step = Some(step);
-        }
     }
 
     fn push_slot(&mut self, slot: Slot, before: &MappingState) {

@@ -294,7 +294,7 @@ impl FrameSource for QueueSource {
         Some(self.shared.run.load(Ordering::Acquire))
     }
 
-    fn played(&mut self, frame: &TokenFrame, point: &CurvePoint) {
+    fn played(&mut self, frame: &TokenFrame, point: &CurvePoint, _step: Option<i64>) {
         // Full only if the worker stopped reading; then nothing waits for the ticket either.
         let _ = self.tickets.push(Ticket {
             run: frame.run,
@@ -372,7 +372,7 @@ mod tests {
         frames.push(TokenFrame::new(0, 1, " hi", 2, 0.8)).unwrap();
         let frame = source.next_frame().expect("the current run's frame");
         assert_eq!(shared.consumed.load(Ordering::Relaxed), 2);
-        source.played(&frame, &POINT);
+        source.played(&frame, &POINT, None);
         assert_eq!(tickets.pop().map(|t| t.temperature), Ok(0.7));
         let mut texts = Vec::new();
         reader.drain(|r| texts.push(r.text().to_owned()));

@@ -110,8 +110,9 @@ pub trait FrameSource {
     /// The next frame to play, if one is ready. Must not block (the offline bounce may wait,
     /// bounded).
     fn next_frame(&mut self) -> Option<TokenFrame>;
-    /// `frame` was played at a step where the loudness curve read `point`.
-    fn played(&mut self, frame: &TokenFrame, point: &CurvePoint);
+    /// `frame` was played at a step where the loudness curve read `point`; `step` is that
+    /// step on the host's grid (`None` free-running).
+    fn played(&mut self, frame: &TokenFrame, point: &CurvePoint, step: Option<i64>);
     /// `frame`, remembered on the clip, was played again (seek, loop).
     fn replayed(&mut self, _frame: &TokenFrame, _point: &CurvePoint) {}
     /// Where the steps of the host's transport are remembered; `None`: every step takes the
@@ -276,32 +277,15 @@ impl Player {
 
     /// Moves every sounding note into the owed note-offs.
     fn owe_offs(&mut self) {
-        for i in 0..self.n_scheduled {
-            let Scheduled {
-                message, sounding, ..
-            } = self.scheduled[i];
-            if sounding {
-                self.owe(message);
-            }
+        let from = self.n_events;
+        self.release_all(0);
+        for i in from..self.n_events {
+            self.owe(self.events[i]);
         }
-        self.n_scheduled = 0;
-        if let Some((channel, note)) = self.drone.take() {
-            self.owe(NoteMessage {
-                offset: 0,
-                slot: DRONE_SLOT,
-                channel,
-                note,
-                velocity: 0,
-            });
-        }
+        self.n_events = from;
     }
 
     fn owe(&mut self, off: NoteMessage) {
-        let off = NoteMessage {
-            offset: 0,
-            velocity: 0,
-            ..off
-        };
         let known = self.owed[..self.n_owed]
             .iter()
             .any(|o| (o.slot, o.channel, o.note) == (off.slot, off.channel, off.note));
@@ -407,14 +391,8 @@ impl Player {
 
             let play = if on_transport {
                 self.cue(step.step, offset, settings, source)
-            } else if source.exhausted() {
-                self.release_all(offset);
-                StepPlay::Rest
             } else {
-                match source.next_frame() {
-                    Some(frame) => StepPlay::New(frame),
-                    None => StepPlay::Hold { counted: true },
-                }
+                self.next_live(offset, source)
             };
             let frame = match play {
                 StepPlay::New(frame) | StepPlay::Again(frame) => frame,
@@ -437,7 +415,7 @@ impl Player {
             self.drone_follows = true;
             match play {
                 StepPlay::Again(_) => source.replayed(&frame, &point),
-                _ => source.played(&frame, &point),
+                _ => source.played(&frame, &point, on_transport.then_some(step.step)),
             }
             report.played = Some((frame.run, frame.index));
         }
@@ -462,46 +440,61 @@ impl Player {
         let continuous = self.next_step == Some(step);
         self.next_step = continuous.then_some(step + 1);
         let live_run = source.live_run();
-        let exhausted = source.exhausted();
-        let cue = match source.clip() {
-            Some(clip) => match clip.cue(step, live_run, settings.loop_passes) {
-                Cue::Again(frame) => {
-                    let frame = *frame;
-                    if !continuous && let Some(state) = clip.state_before(step, &settings.mapping) {
-                        if self.run.is_some_and(|run| run != frame.run) {
-                            // Another run's notes (a project state loaded while playing).
-                            self.release_all(offset);
-                        }
-                        // Everything was released at the jump: nothing ties over.
-                        self.mapping = state;
-                        self.mapping.release_all();
-                        self.run = Some(frame.run);
+        match source
+            .clip()
+            .map(|clip| clip.cue(step, live_run, settings.loop_passes))
+        {
+            Some(Cue::Again(frame)) => {
+                let frame = *frame;
+                if !continuous
+                    && let Some(state) = source
+                        .clip()
+                        .and_then(|clip| clip.state_before(step, &settings.mapping))
+                {
+                    if self.run.is_some_and(|run| run != frame.run) {
+                        // Another run's notes (a project state loaded while playing).
+                        self.release_all(offset);
                     }
+                    // Everything was released at the jump: nothing ties over.
+                    self.mapping = state;
+                    self.mapping.release_all();
+                    self.run = Some(frame.run);
+                }
+                self.next_step = Some(step + 1);
+                StepPlay::Again(frame)
+            }
+            Some(Cue::Hold) => StepPlay::Hold { counted: false },
+            Some(Cue::Rest) => StepPlay::Rest,
+            Some(Cue::End) => {
+                self.release_all(offset);
+                StepPlay::Rest
+            }
+            Some(Cue::Live) => {
+                let play = self.next_live(offset, source);
+                let frame = match &play {
+                    StepPlay::New(frame) => Some(frame),
+                    StepPlay::Hold { .. } => None,
+                    _ => return play,
+                };
+                if let Some(clip) = source.clip() {
+                    // Recorded with the state it is played with: from here the two agree.
+                    clip.record(step, frame, &self.mapping);
                     self.next_step = Some(step + 1);
-                    return StepPlay::Again(frame);
                 }
-                Cue::Hold => return StepPlay::Hold { counted: false },
-                Cue::Rest => return StepPlay::Rest,
-                Cue::End => {
-                    self.release_all(offset);
-                    return StepPlay::Rest;
-                }
-                Cue::Live => true,
-            },
-            None => false,
-        };
-        if exhausted {
-            // Nothing more will come: the notes end rather than hang.
+                play
+            }
+            None => self.next_live(offset, source),
+        }
+    }
+
+    /// The source's next frame, a held step when none is ready, or a rest (every note
+    /// released) when none will ever come.
+    fn next_live(&mut self, offset: u32, source: &mut impl FrameSource) -> StepPlay {
+        if source.exhausted() {
             self.release_all(offset);
             return StepPlay::Rest;
         }
-        let frame = source.next_frame();
-        if cue && let Some(clip) = source.clip() {
-            // Recorded with the state it is played with: from here the two agree.
-            clip.record(step, frame.as_ref(), &self.mapping);
-            self.next_step = Some(step + 1);
-        }
-        match frame {
+        match source.next_frame() {
             Some(frame) => StepPlay::New(frame),
             None => StepPlay::Hold { counted: true },
         }
@@ -778,7 +771,7 @@ mod tests {
             frame
         }
 
-        fn played(&mut self, frame: &TokenFrame, point: &CurvePoint) {
+        fn played(&mut self, frame: &TokenFrame, point: &CurvePoint, _step: Option<i64>) {
             self.played.push((frame.index, point.temperature));
         }
     }

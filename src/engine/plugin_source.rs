@@ -9,15 +9,15 @@ use crate::engine::feed::QueueSource;
 use crate::engine::history::HistoryWriter;
 use crate::engine::player::FrameSource;
 use crate::engine::run_collector::CollectorWriter;
-use crate::engine::saved_run::{REPLAY_RUN, ReplayInbox, Restored, SavedRun};
+use crate::engine::saved_run::{REPLAY_RUN, ReplayInbox, SavedRun};
 use crate::loudness::CurvePoint;
 use crate::music::frame::TokenFrame;
 
 pub struct PluginSource {
     pub live: QueueSource,
-    /// The saved run's frames (free-running replay plays them in order, from `replay_next`)
-    /// and the clip, which holds the live run, or the saved run laid on the grid.
-    run: Restored,
+    /// The live run, or the saved run, on the grid; free-running replay plays the saved run's
+    /// frames in order, from `replay_next`.
+    clip: Clip,
     replay_next: usize,
     saved: SavedRun,
     collector: Option<CollectorWriter>,
@@ -35,10 +35,7 @@ impl PluginSource {
     pub fn new(live: QueueSource, saved: SavedRun) -> Self {
         Self {
             live,
-            run: Restored {
-                frames: Vec::new(),
-                clip: Clip::new(),
-            },
+            clip: Clip::new(),
             replay_next: 0,
             saved,
             collector: None,
@@ -71,8 +68,8 @@ impl PluginSource {
     }
 
     /// Activation: replay this saved run (built by the caller, off the audio thread).
-    pub fn install_replay(&mut self, run: Restored) {
-        self.run = run;
+    pub fn install_replay(&mut self, clip: Clip) {
+        self.clip = clip;
         self.replay_next = 0;
     }
 
@@ -85,7 +82,7 @@ impl PluginSource {
         self.going_live &= saved;
         self.replaying = saved && !self.going_live;
         if let Some(inbox) = &mut self.inbox
-            && inbox.take(&mut self.run)
+            && inbox.take(&mut self.clip)
         {
             self.replay_next = 0;
         }
@@ -105,7 +102,7 @@ impl PluginSource {
 
     /// The saved run has played to its end (on the grid, or free-running).
     pub fn replay_finished(&self) -> bool {
-        self.replaying && (self.run.clip.ended() || self.replay_next >= self.run.frames.len())
+        self.replaying && (self.clip.ended() || self.replay_next >= self.clip.frames().len())
     }
 }
 
@@ -114,7 +111,7 @@ impl FrameSource for PluginSource {
         if !self.replaying {
             return self.live.next_frame();
         }
-        let frame = self.run.frames.get(self.replay_next).copied();
+        let frame = self.clip.frames().get(self.replay_next).copied();
         self.replay_next += usize::from(frame.is_some());
         frame
     }
@@ -126,7 +123,7 @@ impl FrameSource for PluginSource {
     }
 
     fn clip(&mut self) -> Option<&mut Clip> {
-        Some(&mut self.run.clip)
+        Some(&mut self.clip)
     }
 
     fn live_run(&self) -> Option<u32> {
@@ -138,14 +135,13 @@ impl FrameSource for PluginSource {
     }
 
     fn exhausted(&self) -> bool {
-        self.replaying && self.replay_next >= self.run.frames.len()
+        self.replaying && self.replay_next >= self.clip.frames().len()
     }
 
-    fn played(&mut self, frame: &TokenFrame, point: &CurvePoint) {
+    fn played(&mut self, frame: &TokenFrame, point: &CurvePoint, step: Option<i64>) {
         if !self.replaying {
-            self.live.played(frame, point);
+            self.live.played(frame, point, step);
             if let Some(collector) = &mut self.collector {
-                let step = self.run.clip.take_recorded_step();
                 collector.record(frame, point, self.bpm, step);
             }
         }

@@ -28,8 +28,8 @@ impl<S: FrameSource> FrameSource for Recorder<S> {
         self.inner.next_frame()
     }
 
-    fn played(&mut self, frame: &TokenFrame, point: &CurvePoint) {
-        self.inner.played(frame, point);
+    fn played(&mut self, frame: &TokenFrame, point: &CurvePoint, step: Option<i64>) {
+        self.inner.played(frame, point, step);
         self.played.push(PlayedToken {
             frame: *frame,
             point: *point,
@@ -71,5 +71,5 @@ impl FrameSource for Playback {
         frame
     }
 
-    fn played(&mut self, _frame: &TokenFrame, _point: &CurvePoint) {}
+    fn played(&mut self, _frame: &TokenFrame, _point: &CurvePoint, _step: Option<i64>) {}
 }

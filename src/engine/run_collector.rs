@@ -203,10 +203,7 @@ impl Collection {
             .iter()
             .map(|t| t.frame.text().to_owned())
             .collect();
-        manifest.grid_steps = self
-            .grid_steps
-            .clone()
-            .filter(|steps| !steps.is_empty() && steps.len() == self.tokens.len());
+        manifest.grid_steps = self.grid_steps.clone().filter(|steps| !steps.is_empty());
         Run {
             manifest,
             tokens: self.tokens.clone(),

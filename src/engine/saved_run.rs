@@ -61,26 +61,21 @@ struct Inner {
 }
 
 /// This side of the restored-run handoff: runs out, replaced ones back.
-type Handoff = (rtrb::Producer<Box<Restored>>, rtrb::Consumer<Box<Restored>>);
-
-/// A saved run made ready for the audio thread (off it: building it allocates).
-pub struct Restored {
-    /// The frames in play order, for free-running replay.
-    pub frames: Vec<TokenFrame>,
-    /// The same frames on the grid steps they were played on, for the host's transport.
-    pub clip: Clip,
-}
-
-impl Restored {
-    fn new(run: &Run) -> Box<Self> {
-        let frames = replay_frames(run);
-        let clip = Clip::saved(REPLAY_RUN, &frames, run.manifest.grid_steps.as_deref());
-        Box::new(Self { frames, clip })
-    }
-}
+type Handoff = (rtrb::Producer<Box<Clip>>, rtrb::Consumer<Box<Clip>>);
 
 /// What a state text was made of: a restored run (`None`) or a collection's run and length.
 type Shape = Option<(u32, usize)>;
+
+/// A saved run made ready for the audio thread (off it: building it allocates): its frames on
+/// the grid steps they were played on, a closed clip.
+fn restored(run: &Run) -> Box<Clip> {
+    let frames = replay_frames(run);
+    Box::new(Clip::saved(
+        REPLAY_RUN,
+        &frames,
+        run.manifest.grid_steps.as_deref(),
+    ))
+}
 
 impl SavedRun {
     /// Makes the rings to and from the audio thread: played frames to collect (`describer`
@@ -113,10 +108,10 @@ impl SavedRun {
     }
 
     /// Activation: a restored run, if one is waiting; from now on it replays.
-    pub fn take_pending(&self) -> Option<Box<Restored>> {
+    pub fn take_pending(&self) -> Option<Box<Clip>> {
         let mut inner = self.0.inner.lock().ok()?;
         let run = inner.pending.take()?;
-        let frames = Restored::new(&run);
+        let frames = restored(&run);
         inner.collection = Some(Collection::restored(run));
         self.0.replaying.store(true, Ordering::Release);
         Some(frames)
@@ -251,7 +246,7 @@ impl SavedRun {
             Ok(Some(run)) if inner.handoff.is_some() => {
                 // Running (or activated before): the audio thread takes the frames at its next
                 // block. Pushed before the flag is set, so a block that sees the flag finds them.
-                let frames = Restored::new(&run);
+                let frames = restored(&run);
                 inner.message.clear();
                 inner.pending = None;
                 if let Some((to_audio, _)) = inner.handoff.as_mut()
@@ -284,14 +279,14 @@ const HANDOFF_SLOTS: usize = 4;
 
 /// The audio thread's end of the restored-run handoff.
 pub struct ReplayInbox {
-    frames: rtrb::Consumer<Box<Restored>>,
-    spent: rtrb::Producer<Box<Restored>>,
+    frames: rtrb::Consumer<Box<Clip>>,
+    spent: rtrb::Producer<Box<Clip>>,
 }
 
 impl ReplayInbox {
     /// Audio thread: the newest restored run, if one arrived, swapped with what `current`
     /// holds; the run it replaces goes back to be freed off the audio thread.
-    pub fn take(&mut self, current: &mut Restored) -> bool {
+    pub fn take(&mut self, current: &mut Clip) -> bool {
         let mut newest = None;
         while let Ok(frames) = self.frames.pop() {
             if let Some(older) = newest.replace(frames) {
@@ -306,7 +301,7 @@ impl ReplayInbox {
         true
     }
 
-    fn give_back(&mut self, frames: Box<Restored>) {
+    fn give_back(&mut self, frames: Box<Clip>) {
         if let Err(rtrb::PushError::Full(frames)) = self.spent.push(frames) {
             // Freeing here would break the audio thread's rule; the ring holds twice what can
             // arrive between two drains, so this cannot happen, and leaking beats a glitch.
@@ -399,14 +394,14 @@ mod tests {
         assert_eq!(reopened.encode(), text, "saved again before activation");
         let restored = reopened.take_pending().expect("frames to replay");
         assert!(reopened.is_replaying());
-        let frames = &restored.frames;
+        let frames = restored.frames();
         assert_eq!(frames.len(), 5);
         assert!(frames.iter().all(|f| f.run == REPLAY_RUN));
         assert_eq!(frames[4].coords[0], frame(2, 4).coords[0]);
         assert_eq!(run.manifest.grid_steps, Some(vec![10, 11, 13, 14, 15]));
-        assert_eq!(restored.clip.anchor(), Some(10));
-        assert_eq!(restored.clip.len(), 6, "five tokens and the rest between");
-        assert_eq!(restored.clip.token_at(13).map(|f| f.index), Some(2));
+        assert_eq!(restored.anchor(), Some(10));
+        assert_eq!(restored.len(), 6, "five tokens and the rest between");
+        assert_eq!(restored.token_at(13).map(|f| f.index), Some(2));
         assert_eq!(reopened.encode(), text, "saved again while replaying");
 
         reopened.leave_replay();
