@@ -100,33 +100,29 @@ impl Clip {
         }
     }
 
-    /// A saved run as a closed clip: `frames` (all of run `run`) on the grid steps they were
-    /// first played on, or, without `steps`, one per step from wherever the transport first
-    /// plays it. Steps out of order or beyond the capacity end the clip there.
-    pub fn saved(run: u32, frames: &[TokenFrame], steps: Option<&[i64]>) -> Self {
+    /// A saved run as a closed clip: `frames` (of one run) on the grid steps they were first
+    /// played on, or, without `steps`, one per step from wherever the transport first plays it.
+    /// The mapping state is rebuilt as the first pass had it; steps out of order or beyond the
+    /// capacity are left out.
+    pub fn saved(frames: &[TokenFrame], steps: Option<&[i64]>) -> Self {
         let mut clip = Self::new();
-        clip.run = Some(run);
-        clip.closed = true;
-        clip.anchor = steps.and_then(|s| s.first().copied());
         let params = MappingParams::default();
         let mut state = MappingState::new();
         for (i, frame) in frames.iter().enumerate() {
-            let at = match (steps, clip.anchor) {
-                (Some(steps), Some(anchor)) => match steps.get(i).map(|s| s - anchor) {
-                    Some(at) if at >= clip.slots.len() as i64 => at as usize,
-                    _ => break,
+            let step = match steps {
+                Some(steps) => match steps.get(i) {
+                    Some(&step) => step,
+                    None => break,
                 },
-                _ => clip.slots.len(),
+                None => i as i64,
             };
-            if at >= clip.slots.capacity() || clip.frames.len() == clip.frames.capacity() {
-                break;
-            }
-            while clip.slots.len() < at {
-                clip.push_slot(Slot::Rest, &state);
-            }
-            clip.frames.push(*frame);
-            clip.push_slot(Slot::Token((clip.frames.len() - 1) as u32), &state);
+            clip.record(step, Some(frame), &state);
             map_frame(frame, &params, &mut state);
+        }
+        clip.closed = true;
+        clip.last_step = None;
+        if steps.is_none() {
+            clip.anchor = None;
         }
         clip
     }
@@ -151,11 +147,6 @@ impl Clip {
         self.last_step = None;
         self.closed = false;
         self.ended = false;
-    }
-
-    /// The run the clip holds.
-    pub fn run(&self) -> Option<u32> {
-        self.run
     }
 
     /// Grid step of the run's first token.
@@ -396,7 +387,7 @@ mod tests {
     #[test]
     fn a_saved_run_sits_where_it_was_played_and_ends() {
         let frames: Vec<_> = (0..4).map(|i| frame(9, i)).collect();
-        let mut clip = Clip::saved(9, &frames, Some(&[20, 21, 24, 25]));
+        let mut clip = Clip::saved(&frames, Some(&[20, 21, 24, 25]));
         let run = Some(9);
         assert_eq!(clip.cue(19, run, LoopPasses::Anew), Cue::Rest);
         assert_eq!(index_of(clip.cue(21, run, LoopPasses::Anew)), Some(1));
@@ -414,7 +405,7 @@ mod tests {
         assert_eq!(clip.cue(22, Some(3), LoopPasses::Replay), Cue::Live);
 
         // Without positions it starts where the transport first plays it.
-        let mut clip = Clip::saved(9, &frames, None);
+        let mut clip = Clip::saved(&frames, None);
         assert_eq!(index_of(clip.cue(100, run, LoopPasses::Replay)), Some(0));
         assert_eq!(index_of(clip.cue(103, run, LoopPasses::Replay)), Some(3));
         assert_eq!(clip.cue(104, run, LoopPasses::Replay), Cue::End);
@@ -424,7 +415,7 @@ mod tests {
     fn a_saved_clip_rebuilds_the_first_passes_norm_statistics() {
         let frames: Vec<_> = (0..40).map(|i| frame(9, i)).collect();
         let steps: Vec<i64> = (0..40).collect();
-        let clip = Clip::saved(9, &frames, Some(&steps));
+        let clip = Clip::saved(&frames, Some(&steps));
         let params = MappingParams::default();
         let mut state = MappingState::new();
         for frame in &frames[..33] {

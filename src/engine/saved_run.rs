@@ -70,11 +70,7 @@ type Shape = Option<(u32, usize)>;
 /// the grid steps they were played on, a closed clip.
 fn restored(run: &Run) -> Box<Clip> {
     let frames = replay_frames(run);
-    Box::new(Clip::saved(
-        REPLAY_RUN,
-        &frames,
-        run.manifest.grid_steps.as_deref(),
-    ))
+    Box::new(Clip::saved(&frames, run.manifest.grid_steps.as_deref()))
 }
 
 impl SavedRun {
