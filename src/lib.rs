@@ -310,13 +310,18 @@ impl Plugin for LatentChoir {
     }
 }
 
+/// Where an output event goes in a block: by time, note-offs (and everything else) before
+/// note-ons at the same sample.
+fn event_order<S>(event: &NoteEvent<S>) -> (u32, bool) {
+    (event.timing(), matches!(event, NoteEvent::NoteOn { .. }))
+}
+
 /// Stable insertion sort by time, note-offs before note-ons at the same sample (the host's
 /// events are almost always in order already). No allocation.
 fn sort_events<S>(events: &mut [NoteEvent<S>]) {
-    let key = |event: &NoteEvent<S>| (event.timing(), matches!(event, NoteEvent::NoteOn { .. }));
     for i in 1..events.len() {
         let mut j = i;
-        while j > 0 && key(&events[j - 1]) > key(&events[j]) {
+        while j > 0 && event_order(&events[j - 1]) > event_order(&events[j]) {
             events.swap(j - 1, j);
             j -= 1;
         }
@@ -507,22 +512,17 @@ impl LatentChoir {
         };
         let thru = &self.thru;
         let mut next_thru = 0;
+        let mut send = |event: PluginNoteEvent<Self>| {
+            if context.try_send_event(event).is_err() {
+                dropped_midi += 1;
+            }
+        };
         sonifier.process_block(block, params, source, |message| {
             let (timing, channel, key) = (
                 message.offset.min(last),
                 nice_plug::midi::Channel::Number(message.channel),
                 nice_plug::midi::Key::Number(message.note),
             );
-            // Incoming events due before this one go out first.
-            while let Some(event) = thru.get(next_thru).filter(|event| {
-                (event.timing(), matches!(event, NoteEvent::NoteOn { .. }))
-                    < (timing, message.is_on())
-            }) {
-                if context.try_send_event(*event).is_err() {
-                    dropped_midi += 1;
-                }
-                next_thru += 1;
-            }
             let voice_id = nice_plug::midi::VoiceID::Wildcard;
             let event = if message.is_on() {
                 NoteEvent::NoteOn {
@@ -541,14 +541,18 @@ impl LatentChoir {
                     velocity: 0.0,
                 }
             };
-            if context.try_send_event(event).is_err() {
-                dropped_midi += 1;
+            // Incoming events due before this one go out first.
+            while let Some(earlier) = thru
+                .get(next_thru)
+                .filter(|e| event_order(e) < event_order(&event))
+            {
+                send(*earlier);
+                next_thru += 1;
             }
+            send(event);
         });
         for event in &thru[next_thru..] {
-            if context.try_send_event(*event).is_err() {
-                dropped_midi += 1;
-            }
+            send(*event);
         }
         dropped_midi
     }

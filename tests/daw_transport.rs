@@ -8,7 +8,7 @@
 mod common;
 
 use common::bounce::{Blocks, Bounce, Rounding, Stretch, assert_paired, exact, play_session};
-use common::clap_host::{HostedPlugin, OutNote};
+use common::clap_host::{Block, HostedPlugin, InEvent, OutNote, Transport};
 use common::isolate::isolated;
 use common::paths::fixture;
 use common::state::with_field;
@@ -291,5 +291,86 @@ fn free_run_ignores_the_stopped_transport() {
             ons_in(&free, 0..u64::MAX, true).len() >= 8,
             "Free Run plays at Tokens per Second"
         );
+    });
+}
+
+#[test]
+fn midi_thru_and_generated_notes_go_out_in_time_order() {
+    isolated("midi_thru_and_generated_notes_go_out_in_time_order", || {
+        let cache = std::env::temp_dir().join(format!("latent-choir-thru-{}", std::process::id()));
+        // SAFETY: set before the plugin (and any thread reading the environment) starts.
+        unsafe { std::env::set_var("XDG_CACHE_HOME", &cache) };
+        let mut plugin = HostedPlugin::new();
+        let model = fixture("tiny-llama");
+        let state = with_field(
+            &plugin.save_state(),
+            "model",
+            &serde_json::json!(model.to_string_lossy()),
+        );
+        assert!(plugin.load_state(&state), "the state with the model loads");
+        let generate = plugin.param_id("Generate");
+        plugin.set_offline(true);
+        plugin.activate(48_000.0, 1024);
+        let silence = vec![0.0_f32; 1000];
+        let (mut generated, mut passed) = (0, 0);
+        for block in 0..200u64 {
+            // Incoming notes late in every block; the grid's notes fall on its first samples.
+            let mut events = vec![
+                InEvent::NoteOn {
+                    time: 700,
+                    channel: 9,
+                    key: 40,
+                    velocity: 0.8,
+                },
+                InEvent::NoteOff {
+                    time: 900,
+                    channel: 9,
+                    key: 40,
+                },
+            ];
+            if block == 0 {
+                events.insert(
+                    0,
+                    InEvent::Param {
+                        time: 0,
+                        id: generate,
+                        value: 1.0,
+                    },
+                );
+            }
+            let mut input = Block::silent(&silence, &events);
+            input.transport = Some(Transport {
+                playing: true,
+                tempo: 120.0,
+                beats: block as f64 * 1000.0 / BEAT as f64,
+                seconds: block as f64 * 1000.0 / 48_000.0,
+            });
+            let out = plugin.process(&input);
+            let times: Vec<u32> = out
+                .notes
+                .iter()
+                .map(|n| match *n {
+                    OutNote::On { time, .. } | OutNote::Off { time, .. } => time,
+                })
+                .collect();
+            assert!(
+                times.is_sorted(),
+                "block {block}: events out of order {:?}",
+                out.notes
+            );
+            for note in &out.notes {
+                match *note {
+                    OutNote::On { channel: 9, .. } | OutNote::Off { channel: 9, .. } => passed += 1,
+                    _ => generated += 1,
+                }
+            }
+        }
+        plugin.deactivate();
+        assert_eq!(passed, 400, "every incoming event passes through");
+        assert!(
+            generated > 40,
+            "the model played meanwhile ({generated} events)"
+        );
+        let _ = std::fs::remove_dir_all(&cache);
     });
 }
