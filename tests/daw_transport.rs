@@ -39,6 +39,17 @@ fn session(
     blocks: Blocks,
     rounding: Rounding,
 ) -> Bounce {
+    let mut plugin = tiny_model_plugin();
+    let mut all = SETUP.to_vec();
+    all.extend_from_slice(setup);
+    let bounce = play_session(&mut plugin, &all, stretches, &[], blocks, None, rounding);
+    assert_sorted(&bounce);
+    assert_paired(&bounce.notes);
+    bounce
+}
+
+/// A plugin set to the tiny fixture model, its map cached in a folder of this process.
+fn tiny_model_plugin() -> HostedPlugin {
     let cache = std::env::temp_dir().join(format!("latent-choir-daw-{}", std::process::id()));
     // SAFETY: set before the plugin (and any thread reading the environment) starts.
     unsafe { std::env::set_var("XDG_CACHE_HOME", &cache) };
@@ -50,12 +61,7 @@ fn session(
         &serde_json::json!(model.to_string_lossy()),
     );
     assert!(plugin.load_state(&state), "the state with the model loads");
-    let mut all = SETUP.to_vec();
-    all.extend_from_slice(setup);
-    let bounce = play_session(&mut plugin, &all, stretches, &[], blocks, None, rounding);
-    assert_sorted(&bounce);
-    assert_paired(&bounce.notes);
-    bounce
+    plugin
 }
 
 /// Within each block, events go out in time order, a note-off before a note-on at one sample.
@@ -297,17 +303,7 @@ fn free_run_ignores_the_stopped_transport() {
 #[test]
 fn midi_thru_and_generated_notes_go_out_in_time_order() {
     isolated("midi_thru_and_generated_notes_go_out_in_time_order", || {
-        let cache = std::env::temp_dir().join(format!("latent-choir-thru-{}", std::process::id()));
-        // SAFETY: set before the plugin (and any thread reading the environment) starts.
-        unsafe { std::env::set_var("XDG_CACHE_HOME", &cache) };
-        let mut plugin = HostedPlugin::new();
-        let model = fixture("tiny-llama");
-        let state = with_field(
-            &plugin.save_state(),
-            "model",
-            &serde_json::json!(model.to_string_lossy()),
-        );
-        assert!(plugin.load_state(&state), "the state with the model loads");
+        let mut plugin = tiny_model_plugin();
         let generate = plugin.param_id("Generate");
         plugin.set_offline(true);
         plugin.activate(48_000.0, 1024);
@@ -371,6 +367,5 @@ fn midi_thru_and_generated_notes_go_out_in_time_order() {
             generated > 40,
             "the model played meanwhile ({generated} events)"
         );
-        let _ = std::fs::remove_dir_all(&cache);
     });
 }
