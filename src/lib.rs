@@ -9,29 +9,32 @@ use nice_plug::prelude::*;
 
 pub mod activation;
 pub mod editor;
-pub mod engine;
 pub mod io;
 pub mod llm;
 pub mod loudness;
 pub mod music;
-pub mod param_text;
+pub mod offline;
 pub mod params;
+pub mod playback;
+pub mod plugin;
+pub mod project;
 pub mod rng;
 pub mod status;
 pub mod synth;
+pub mod worker;
 
-use engine::export::ExportStatus;
-use engine::feed::{FeedShared, OFFLINE_WAIT};
-use engine::history::{HISTORY_CAPACITY, HistoryReader, HistoryWriter};
-use engine::link::{GateSettings, Link, LinkStatus};
-use engine::player::Clock;
-use engine::plugin_source::PluginSource;
-use engine::run_collector::{CollectorThread, Describer};
-use engine::sonifier::{BlockInput, Sonifier, metered_input};
-use engine::soundfont_loader::{FontInbox, FontLoader};
-use engine::start::{StartModel, StartRequests};
+use project::export::ExportStatus;
+use worker::feed::{FeedShared, OFFLINE_WAIT};
+use playback::history::{HISTORY_CAPACITY, HistoryReader, HistoryWriter};
+use worker::link::{GateSettings, Link, LinkStatus};
+use playback::player::Clock;
+use plugin::source::PluginSource;
+use project::collector::{CollectorThread, Describer};
+use playback::sonifier::{BlockInput, Sonifier, metered_input};
+use playback::soundfont_loader::{FontInbox, FontLoader};
+use plugin::model_start::{StartModel, StartRequests};
 use llm::tokenizer::PromptMode;
-use llm::worker::Command;
+use worker::thread::Command;
 use params::LatentChoirParams;
 use status::{AudioStatus, BlockReport};
 
@@ -88,7 +91,7 @@ const THRU_CAPACITY: usize = 1024;
 
 impl Default for LatentChoir {
     fn default() -> Self {
-        let (history, history_reader) = engine::history::history(HISTORY_CAPACITY);
+        let (history, history_reader) = playback::history::history(HISTORY_CAPACITY);
         let params = Arc::new(LatentChoirParams::default());
         let commands = Arc::new(Mutex::new(None));
         let requests = Arc::new(StartRequests::new(
@@ -162,7 +165,7 @@ impl Plugin for LatentChoir {
 
     type SysExMessage = ();
     /// No tasks go through nice-plug's shared background thread: it quits when a task outlives
-    /// its instance and then aborts the host at teardown (see [`engine::start`]).
+    /// its instance and then aborts the host at teardown (see [`plugin::model_start`]).
     type BackgroundTask = ();
 
     fn params(&self) -> Arc<dyn Params> {
@@ -187,7 +190,7 @@ impl Plugin for LatentChoir {
                 let (saved, exports) = (saved.clone(), Arc::clone(&exports));
                 let spawned = std::thread::Builder::new()
                     .name("latent-choir-export".to_owned())
-                    .spawn(move || engine::export::run_export(&saved, &request, &exports));
+                    .spawn(move || project::export::run_export(&saved, &request, &exports));
                 if let Err(error) = spawned {
                     nice_log!("Latent Choir: could not start the export: {error}");
                 }

@@ -17,8 +17,8 @@ use common::midi::note_on_steps;
 use common::paths::fixture;
 use common::state::{field, with_field};
 use common::temp::TempDir;
-use latent_choir::engine::export::{ExportKind, ExportRequest, export};
-use latent_choir::engine::saved_run::SavedRun;
+use latent_choir::project::export::{ExportKind, ExportRequest, export};
+use latent_choir::project::saved_run::SavedRun;
 use serde_json::json;
 
 /// 16 grid steps at 120 BPM, 2 tokens per beat.

@@ -14,9 +14,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use latent_choir::llm::sampler::SamplerConfig;
-use latent_choir::llm::session::{AtEnd, TokenResult};
+use latent_choir::worker::session::{AtEnd, TokenResult};
 use latent_choir::llm::tokenizer::{PromptMode, Tokenizer};
-use latent_choir::llm::worker::{
+use latent_choir::worker::thread::{
     Command, FinishReason, MapSource, Pacing, PanicSource, SharedTemperature, WorkerError,
     WorkerEvent, WorkerHandle,
 };
@@ -687,7 +687,7 @@ fn the_gate_is_told_which_step_comes_next() {
     harness.expect_prompt();
     let _ = harness.tokens_until_finished();
     let seen = seen.lock().expect("seen").clone();
-    use latent_choir::llm::worker::NextStep::{Prompt, Token};
+    use latent_choir::worker::thread::NextStep::{Prompt, Token};
     assert_eq!(
         seen,
         [Prompt, Token(0), Token(1), Token(2), Prompt, Token(0)]

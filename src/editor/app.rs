@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use nice_plug::context::gui::GuiContext;
 use nice_plug_egui::NiceEguiApp;
 
-use crate::engine::export::ExportRequest;
-use crate::engine::history::HistoryShared;
+use crate::project::export::ExportRequest;
+use crate::playback::history::HistoryShared;
 use crate::llm::discovery::{self, FoundModel};
 
 use super::Shared;

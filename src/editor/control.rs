@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use nice_plug::prelude::ParamSetter;
 
-use crate::engine::link::{LinkPhase, LinkStatus};
-use crate::llm::session::AtEnd;
+use crate::worker::link::{LinkPhase, LinkStatus};
+use crate::worker::session::AtEnd;
 use crate::llm::tokenizer::PromptMode;
-use crate::llm::worker::Command;
+use crate::worker::thread::Command;
 use crate::params::LatentChoirParams;
 
 /// What a run starts from, as the editor's fields show it.

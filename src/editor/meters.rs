@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::engine::feed::FeedShared;
-use crate::engine::history::HistoryShared;
-use crate::engine::link::LinkStatus;
+use crate::worker::feed::FeedShared;
+use crate::playback::history::HistoryShared;
+use crate::worker::link::LinkStatus;
 
 /// Tokens/s is measured over windows this long.
 const RATE_WINDOW: Duration = Duration::from_secs(1);

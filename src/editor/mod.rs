@@ -3,7 +3,7 @@
 //!
 //! * `app`: the editor's state and layout; `panels`: prompt bar, model picker, meters and the
 //!   parameter groups; `text_view` and `plots`: what was played.
-//! * `playback`: reads the audio thread's history ring ([`crate::engine::history`]) into the
+//! * `playback`: reads the audio thread's history ring ([`crate::playback::history`]) into the
 //!   transcript and the records the plots show.
 //! * `control`: what the buttons send to the worker; `meters`: rates and counters.
 //! * `window`: opens the window at the size saved with the project.
@@ -15,12 +15,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
-use crate::engine::export::{ExportRequest, ExportStatus};
-use crate::engine::feed::FeedShared;
-use crate::engine::history::HistoryReader;
-use crate::engine::link::LinkStatus;
-use crate::engine::soundfont_loader::FontLoader;
-use crate::llm::worker::Command;
+use crate::project::export::{ExportRequest, ExportStatus};
+use crate::worker::feed::FeedShared;
+use crate::playback::history::HistoryReader;
+use crate::worker::link::LinkStatus;
+use crate::playback::soundfont_loader::FontLoader;
+use crate::worker::thread::Command;
 use crate::params::LatentChoirParams;
 use crate::status::AudioStatus;
 

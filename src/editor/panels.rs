@@ -9,9 +9,9 @@ use egui::{Color32, ProgressBar, RichText};
 use nice_plug::prelude::{Param, ParamSetter};
 use nice_plug_egui::widgets::ParamSlider;
 
-use crate::engine::export::ExportKind;
-use crate::engine::link::{LinkPhase, LinkStatus};
-use crate::engine::soundfont_loader::FontLoader;
+use crate::project::export::ExportKind;
+use crate::worker::link::{LinkPhase, LinkStatus};
+use crate::playback::soundfont_loader::FontLoader;
 use crate::llm::discovery::FoundModel;
 use crate::params::LatentChoirParams;
 

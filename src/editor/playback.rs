@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 
-use crate::engine::history::{HistoryReader, PlayedRecord};
+use crate::playback::history::{HistoryReader, PlayedRecord};
 
 /// Records kept for the plots: the trajectories fade over the last part of this, the history
 /// plots show all of it.
@@ -125,7 +125,7 @@ impl Playback {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::history::history;
+    use crate::playback::history::history;
     use crate::loudness::CurvePoint;
     use crate::music::frame::TokenFrame;
 

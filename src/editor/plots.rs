@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use egui::{Color32, Pos2, Rect, Sense, Stroke, StrokeKind, Vec2};
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
-use crate::engine::history::PlayedRecord;
+use crate::playback::history::PlayedRecord;
 use crate::music::frame::FRAME_COMPONENTS;
 use crate::music::voices::VOICES;
 

@@ -35,7 +35,7 @@ use ndarray_npy::{ReadNpyExt, WriteNpyExt};
 
 use crate::loudness::CurvePoint;
 use crate::music::frame::{FRAME_COMPONENTS, MAX_HIDDEN_STATES, TokenFrame};
-use crate::param_text::ParamValue;
+use crate::params::text::ParamValue;
 
 /// What the manifest's `format` field says.
 pub const FORMAT: &str = "latent-choir-run";

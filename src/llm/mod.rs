@@ -8,9 +8,7 @@ pub mod error;
 pub mod loader;
 pub mod model;
 pub mod sampler;
-pub mod session;
 pub mod tokenizer;
-pub mod worker;
 
 pub use error::LlmError;
 pub use model::{LanguageModel, ModelInfo, Step};

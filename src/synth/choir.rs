@@ -8,7 +8,7 @@
 
 use std::f32::consts::FRAC_PI_4;
 
-use super::engine::VoiceEngine;
+use super::voice_engine::VoiceEngine;
 use super::mixer::clean_sample;
 use super::polysynth::PolySynth;
 use super::reverb::Reverb;

@@ -10,7 +10,7 @@
 //! * [`SoundFontPlayer`], General MIDI SoundFonts through `rustysynth`.
 //! * [`mixer`] is the plugin's output stage (host input plus what the plugin plays).
 //!
-//! Files: `voice_id` (who is who), `engine` (the shared trait), `choir` (routing and mixing),
+//! Files: `voice_id` (who is who), `voice_engine` (the shared trait), `choir` (routing and mixing),
 //! `polysynth` (note pools), `note` (one sounding note), `timbre` (the four sounds), `envelope`,
 //! `wavetable` (band-limited tables), `oscillator`, `filter`, `noise`, `smoother`, `reverb`,
 //! `prefetch` (warming the caches a block will read),
@@ -18,7 +18,7 @@
 //! the whole: pitch, spectrum, lifetimes, determinism, block splits; the benchmark).
 
 mod choir;
-mod engine;
+mod voice_engine;
 mod envelope;
 mod filter;
 pub mod mixer;
@@ -36,7 +36,7 @@ mod voice_id;
 mod wavetable;
 
 pub use choir::{Choir, Source, db_to_gain};
-pub use engine::VoiceEngine;
+pub use voice_engine::VoiceEngine;
 pub use envelope::Adsr;
 pub use polysynth::{POLYPHONY, PolySynth};
 pub use reverb::Reverb;

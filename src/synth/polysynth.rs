@@ -3,7 +3,7 @@
 //! pools.
 
 use super::VoiceId;
-use super::engine::VoiceEngine;
+use super::voice_engine::VoiceEngine;
 use super::envelope::{Adsr, AdsrCoeffs};
 use super::note::Note;
 use super::timbre::{Tables, Timbre};

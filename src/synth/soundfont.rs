@@ -27,7 +27,7 @@ use std::sync::Arc;
 use rustysynth::{LoopMode, Preset, SoundFont, Synthesizer, SynthesizerSettings};
 
 use super::VoiceId;
-use super::engine::VoiceEngine;
+use super::voice_engine::VoiceEngine;
 use super::sf2_check::{self, CheckError};
 
 /// rustysynth's internal block length: the timing granularity of SoundFont notes.

@@ -10,7 +10,7 @@ use latent_choir::llm::loader::LoadedModel;
 
 use latent_choir::llm::loader;
 use latent_choir::llm::sampler::SamplerConfig;
-use latent_choir::llm::session::{AtEnd, Session, TokenResult};
+use latent_choir::worker::session::{AtEnd, Session, TokenResult};
 use latent_choir::llm::tokenizer::PromptMode;
 use latent_choir::llm::{LanguageModel, discovery};
 

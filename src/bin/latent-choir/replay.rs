@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use latent_choir::engine::replay;
+use latent_choir::offline::replay;
 use latent_choir::io::run_file::Run;
-use latent_choir::param_text;
+use latent_choir::params::text as param_text;
 
 use crate::render::{self, Outputs};
 

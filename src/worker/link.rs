@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::llm::worker::{
+use crate::worker::thread::{
     Command, FinishReason, NextStep, Pacing, SharedTemperature, WorkerEvent, WorkerHandle,
 };
 

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use crate::io::output_file::PendingFile;
 
-use super::replay;
+use crate::offline::replay;
 use super::saved_run::SavedRun;
 
 /// Which file to write.

@@ -222,12 +222,12 @@ mod tests {
 
     /// What an open editor costs the audio thread: `Player::process` with the worker's queue
     /// kept full, history off (editor closed) and on (open), 16 tokens/s, 512-sample blocks.
-    /// `cargo test --release --lib engine::history::tests::bench -- --ignored --nocapture`
+    /// `cargo test --release --lib playback::history::tests::bench -- --ignored --nocapture`
     #[test]
     #[ignore = "benchmark; run in release"]
     fn bench_process_with_editor_open_and_closed() {
-        use crate::engine::feed::{FeedShared, QueueSource, channels};
-        use crate::engine::player::{Clock, Player, PlayerSettings};
+        use crate::worker::feed::{FeedShared, QueueSource, channels};
+        use crate::playback::player::{Clock, Player, PlayerSettings};
         use crate::loudness::CurveSettings;
         use crate::music::voices::MappingParams;
         use std::time::Instant;
@@ -250,7 +250,7 @@ mod tests {
                 mapping: MappingParams::default(),
                 channels: [0, 1, 2, 3],
                 curve: CurveSettings::default(),
-                loop_passes: crate::engine::clip::LoopPasses::Replay,
+                loop_passes: crate::playback::clip::LoopPasses::Replay,
             };
             let clock = Clock::Free {
                 tokens_per_second: 16.0,

@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
-use crate::llm::session::AtEnd;
+use crate::worker::session::AtEnd;
 use crate::llm::tokenizer::PromptMode;
-use crate::llm::worker::Command;
+use crate::worker::thread::Command;
 
-use super::saved_run::SavedRun;
+use crate::project::saved_run::SavedRun;
 
 /// The commands that load the saved model and start generating its saved prompt.
 pub struct StartModel {

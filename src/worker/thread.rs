@@ -91,12 +91,12 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SendError, Sender, TryRe
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use super::error::{LlmError, Result};
-use super::loader::{self, LoadedModel};
-use super::model::ModelInfo;
-use super::sampler::SamplerConfig;
+use crate::llm::error::{LlmError, Result};
+use crate::llm::loader::{self, LoadedModel};
+use crate::llm::model::ModelInfo;
+use crate::llm::sampler::SamplerConfig;
 use super::session::{AtEnd, Session, TokenResult};
-use super::tokenizer::PromptMode;
+use crate::llm::tokenizer::PromptMode;
 use crate::activation::cache::{self, Found, MapCache};
 use crate::activation::{FitProgress, ProjectionMap, identify};
 

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use super::error::{LlmError, Result};
-use super::loader::LoadedModel;
-use super::model::Step;
-use super::sampler::{Sampler, SamplerConfig};
-use super::tokenizer::{PromptMode, TokenStream};
+use crate::llm::error::{LlmError, Result};
+use crate::llm::loader::LoadedModel;
+use crate::llm::model::Step;
+use crate::llm::sampler::{Sampler, SamplerConfig};
+use crate::llm::tokenizer::{PromptMode, TokenStream};
 use crate::activation::{MapError, ProjectionMap};
 
 /// What happens when the model ends its answer.

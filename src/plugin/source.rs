@@ -4,12 +4,12 @@
 //! and live ones to the run collector (which the project saves). The source keeps the run's
 //! [`Clip`], so what was played survives re-activation and the host can seek over it.
 
-use crate::engine::clip::Clip;
-use crate::engine::feed::QueueSource;
-use crate::engine::history::HistoryWriter;
-use crate::engine::player::FrameSource;
-use crate::engine::run_collector::CollectorWriter;
-use crate::engine::saved_run::{REPLAY_RUN, ReplayInbox, SavedRun};
+use crate::playback::clip::Clip;
+use crate::worker::feed::QueueSource;
+use crate::playback::history::HistoryWriter;
+use crate::playback::player::FrameSource;
+use crate::project::collector::CollectorWriter;
+use crate::project::saved_run::{REPLAY_RUN, ReplayInbox, SavedRun};
 use crate::loudness::CurvePoint;
 use crate::music::frame::TokenFrame;
 

@@ -6,12 +6,14 @@ use std::sync::{Arc, RwLock};
 use nice_plug::plugin::ParamValue;
 use nice_plug::prelude::*;
 
-use crate::engine::clip::LoopPasses;
-use crate::engine::saved_run::SavedRun;
+use crate::playback::clip::LoopPasses;
+use crate::project::saved_run::SavedRun;
 use crate::loudness::{CurveMode, CurveSettings};
 use crate::music::scale::{Root, Scale};
 use crate::music::voices::MappingParams;
 use crate::synth::{DEFAULT_PROGRAMS, Source};
+
+pub mod text;
 
 /// Loudest output gain the user can dial in, in dB.
 const MAX_OUTPUT_DB: f32 = 12.0;

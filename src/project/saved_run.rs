@@ -1,6 +1,6 @@
 //! The run kept with the project: the persisted `run` field of the plugin state.
 //!
-//! It holds the collection of the run being played ([`super::run_collector`]) and writes it
+//! It holds the collection of the run being played ([`super::collector`]) and writes it
 //! into the state as a run file (`.lcrun`, the same bytes `latent-choir render --run` writes)
 //! in base64. Loading a state with a run puts the plugin in replay mode: at its next
 //! activation the saved frames play instead of the model's, until the user asks for new text
@@ -21,9 +21,9 @@ use nice_plug::prelude::nice_log;
 use crate::io::run_file::Run;
 use crate::music::frame::TokenFrame;
 
-use super::clip::Clip;
+use crate::playback::clip::Clip;
 
-use super::run_collector::{Collection, CollectorReader, CollectorWriter, Describer, collector};
+use super::collector::{Collection, CollectorReader, CollectorWriter, Describer, collector};
 
 /// The run id replayed frames carry: never one the worker gives, so the player starts the
 /// live run afresh when the user asks for new text.
@@ -344,7 +344,7 @@ impl PersistentField<'_, String> for SavedRun {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::link::LinkStatus;
+    use crate::worker::link::LinkStatus;
     use crate::loudness::CurvePoint;
     use crate::params::LatentChoirParams;
 

@@ -8,8 +8,8 @@ use crate::io::audio_file::StereoAudio;
 use crate::io::midi_file::MidiRecorder;
 use crate::params::LatentChoirParams;
 
-use super::player::{Clock, FrameSource};
-use super::sonifier::{BlockInput, Sonifier, metered_input};
+use crate::playback::player::{Clock, FrameSource};
+use crate::playback::sonifier::{BlockInput, Sonifier, metered_input};
 
 /// Samples per processing block: what a DAW typically uses.
 pub const BLOCK: usize = 512;

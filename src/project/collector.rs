@@ -17,12 +17,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::activation::identify;
-use crate::engine::link::LinkStatus;
-use crate::engine::offline::{BLOCK, Timeline};
+use crate::worker::link::LinkStatus;
+use crate::offline::timeline::{BLOCK, Timeline};
 use crate::io::run_file::{self, Manifest, ModelRecord, PlayedToken, Run};
 use crate::loudness::CurvePoint;
 use crate::music::frame::TokenFrame;
-use crate::param_text;
+use crate::params::text as param_text;
 use crate::params::LatentChoirParams;
 
 /// Records the ring holds: seconds of tokens at any real-time rate, and more than an offline

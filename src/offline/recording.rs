@@ -5,7 +5,7 @@ use crate::io::run_file::PlayedToken;
 use crate::loudness::CurvePoint;
 use crate::music::frame::TokenFrame;
 
-use super::player::FrameSource;
+use crate::playback::player::FrameSource;
 
 /// Passes frames through from `inner` and keeps every frame played with its curve point.
 /// Grows a list: for the command line, not the plugin's audio thread.

@@ -3,14 +3,14 @@
 //! through here, so the plugin's export is byte for byte what the command line makes of the
 //! exported run file.
 
-use crate::engine::offline::{self, AudioSink, OfflineReport, Sinks, Timeline};
-use crate::engine::player::{FrameSource, SLOTS};
-use crate::engine::recording::Playback;
-use crate::engine::sonifier::Sonifier;
+use crate::offline::timeline::{self as offline, AudioSink, OfflineReport, Sinks, Timeline};
+use crate::playback::player::{FrameSource, SLOTS};
+use crate::offline::recording::Playback;
+use crate::playback::sonifier::Sonifier;
 use crate::io::audio_file::StereoAudio;
 use crate::io::midi_file::MidiRecorder;
 use crate::io::run_file::Run;
-use crate::param_text;
+use crate::params::text as param_text;
 use crate::params::LatentChoirParams;
 use crate::synth::SoundFontPlayer;
 

@@ -19,12 +19,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::llm::session::TokenResult;
+use crate::worker::session::TokenResult;
 use crate::loudness::CurvePoint;
 use crate::music::frame::{FRAME_COMPONENTS, TokenFrame};
 
-use super::history::HistoryWriter;
-use super::player::FrameSource;
+use crate::playback::history::HistoryWriter;
+use crate::playback::player::FrameSource;
 
 /// Frames the queue holds: more than any lookahead the parameters allow.
 pub const QUEUE_CAPACITY: usize = 64;
@@ -337,7 +337,7 @@ impl QueueSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::history::history;
+    use crate::playback::history::history;
 
     const POINT: CurvePoint = CurvePoint {
         lufs: -30.0,
