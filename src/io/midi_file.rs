@@ -6,7 +6,7 @@
 //! Written by hand (the format is small) so the tests can read it back with an independent
 //! parser.
 
-use crate::playback::player::{NoteMessage, SLOTS};
+use crate::music::{NoteMessage, SLOTS};
 
 /// Ticks per quarter note.
 pub const PPQ: u16 = 960;

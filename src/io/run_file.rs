@@ -35,13 +35,21 @@ use ndarray_npy::{ReadNpyExt, WriteNpyExt};
 
 use crate::loudness::CurvePoint;
 use crate::music::frame::{FRAME_COMPONENTS, MAX_HIDDEN_STATES, TokenFrame};
-use crate::params::text::ParamValue;
 
 /// What the manifest's `format` field says.
 pub const FORMAT: &str = "latent-choir-run";
 /// The version this build writes and reads.
 pub const VERSION: u32 = 1;
 const MANIFEST: &str = "manifest.json";
+
+/// A parameter's value as a run file keeps it: the normalised value sets it back exactly; the
+/// plain value and text are for people.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RecordedParam {
+    pub normalized: f32,
+    pub plain: f32,
+    pub text: String,
+}
 
 /// The model a run was made with.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -78,7 +86,7 @@ pub struct Manifest {
     /// The SoundFont the voices played, if any.
     pub soundfont: Option<String>,
     /// Every plugin parameter by id.
-    pub params: BTreeMap<String, ParamValue>,
+    pub params: BTreeMap<String, RecordedParam>,
     /// Hidden states per token (layers + 1).
     pub hidden_states: usize,
     /// Each token's text, in play order.

@@ -19,6 +19,7 @@ pub mod drone;
 pub mod dynamics;
 pub mod frame;
 pub mod grid;
+pub mod message;
 pub mod ornament;
 pub mod scale;
 pub mod voices;
@@ -28,9 +29,10 @@ mod no_alloc_tests;
 
 pub use drone::DroneAction;
 pub use frame::{FRAME_COMPONENTS, MAX_HIDDEN_STATES, TEXT_BYTES, TokenFrame};
+pub use message::{DRONE_SLOT, NoteMessage, SLOTS};
 pub use grid::{FreeBlock, GridStep, GridSteps, HostBlock, TokenClock};
 pub use scale::{Root, Scale};
 pub use voices::{
-    MappingParams, MappingState, NoteEvent, StepPlan, VOICES, VoiceParams, default_layers,
+    MappingParams, MappingState, VoiceNote, StepPlan, VOICES, VoiceMapping, default_layers,
     map_frame,
 };

@@ -36,7 +36,7 @@ pub const TIE_LENGTH: f32 = 1.0;
 
 /// One melodic voice's settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct VoiceParams {
+pub struct VoiceMapping {
     pub enabled: bool,
     /// Hidden state the voice follows (0 = embeddings); clamped to the frame's last state.
     pub layer: usize,
@@ -49,7 +49,7 @@ pub struct VoiceParams {
 /// The parameter values the mapping reads, copied from the host parameters each step.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MappingParams {
-    pub voices: [VoiceParams; VOICES],
+    pub voices: [VoiceMapping; VOICES],
     pub scale: Scale,
     pub root: Root,
     pub drone_enabled: bool,
@@ -69,7 +69,7 @@ impl MappingParams {
     /// The defaults for a model with `hidden_states` states (voices on the first, middle and last).
     pub fn for_hidden_states(hidden_states: usize) -> Self {
         let [first, middle, last] = default_layers(hidden_states);
-        let voice = |layer, low, high| VoiceParams {
+        let voice = |layer, low, high| VoiceMapping {
             enabled: true,
             layer,
             low,
@@ -110,7 +110,7 @@ pub fn default_layers(hidden_states: usize) -> [usize; VOICES] {
 
 /// What one voice plays at this step.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct NoteEvent {
+pub struct VoiceNote {
     pub note: u8,
     /// 1..=127.
     pub velocity: u8,
@@ -127,7 +127,7 @@ pub struct NoteEvent {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepPlan {
     /// `None` for a disabled voice or a frame without hidden states.
-    pub voices: [Option<NoteEvent>; VOICES],
+    pub voices: [Option<VoiceNote>; VOICES],
     pub drone: DroneAction,
 }
 
@@ -243,7 +243,7 @@ fn map_voice(
     state: &MappingState,
     v: usize,
     layer: usize,
-) -> NoteEvent {
+) -> VoiceNote {
     let voice = &params.voices[v];
     let (low, high) = {
         let (a, b) = (voice.low.min(127), voice.high.min(127));
@@ -290,7 +290,7 @@ fn map_voice(
     }
 
     let memory = state.voices[v];
-    NoteEvent {
+    VoiceNote {
         note,
         velocity,
         length,

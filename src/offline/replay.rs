@@ -4,7 +4,8 @@
 //! exported run file.
 
 use crate::offline::timeline::{self as offline, AudioSink, OfflineReport, Sinks, Timeline};
-use crate::playback::player::{FrameSource, SLOTS};
+use crate::music::SLOTS;
+use crate::playback::player::FrameSource;
 use crate::offline::recording::Playback;
 use crate::playback::sonifier::Sonifier;
 use crate::io::audio_file::StereoAudio;

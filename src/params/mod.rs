@@ -6,7 +6,6 @@ use std::sync::{Arc, RwLock};
 use nice_plug::plugin::ParamValue;
 use nice_plug::prelude::*;
 
-use crate::playback::clip::LoopPasses;
 use crate::project::saved_run::SavedRun;
 use crate::loudness::{CurveMode, CurveSettings};
 use crate::music::scale::{Root, Scale};
@@ -282,14 +281,6 @@ pub enum LoopChoice {
     Anew,
 }
 
-impl LoopChoice {
-    pub fn passes(self) -> LoopPasses {
-        match self {
-            Self::Replay => LoopPasses::Replay,
-            Self::Anew => LoopPasses::Anew,
-        }
-    }
-}
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TemperatureMode {

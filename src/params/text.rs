@@ -10,16 +10,8 @@ use std::collections::BTreeMap;
 
 use nice_plug::prelude::{ParamPtr, Params};
 
+use crate::io::run_file::RecordedParam;
 use crate::params::LatentChoirParams;
-
-/// A parameter's value as a run file keeps it: the normalised value sets it back exactly; the
-/// plain value and text are for people.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ParamValue {
-    pub normalized: f32,
-    pub plain: f32,
-    pub text: String,
-}
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ParamTextError {
@@ -86,14 +78,14 @@ pub fn set_all<S: AsRef<str>>(
 }
 
 /// Every parameter's current value, by id.
-pub fn values(params: &LatentChoirParams) -> BTreeMap<String, ParamValue> {
+pub fn values(params: &LatentChoirParams) -> BTreeMap<String, RecordedParam> {
     by_id(params)
         .into_iter()
         .map(|(id, ptr)| {
             // SAFETY: the pointers point into `params`, borrowed for this whole call.
             let value = unsafe {
                 let normalized = ptr.unmodulated_normalized_value();
-                ParamValue {
+                RecordedParam {
                     normalized,
                     plain: ptr.unmodulated_plain_value(),
                     text: ptr.normalized_value_to_string(normalized, true),
@@ -109,7 +101,7 @@ pub fn values(params: &LatentChoirParams) -> BTreeMap<String, ParamValue> {
 /// refused.
 pub fn restore(
     params: &LatentChoirParams,
-    values: &BTreeMap<String, ParamValue>,
+    values: &BTreeMap<String, RecordedParam>,
 ) -> Result<(), ParamTextError> {
     let map = by_id(params);
     for (id, value) in values {

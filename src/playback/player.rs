@@ -23,39 +23,18 @@
 use crate::loudness::{CurvePoint, CurveSettings, LoudnessMeter, TemperatureCurve};
 use crate::music::drone::DroneAction;
 use crate::music::frame::TokenFrame;
+use crate::music::message::{DRONE_SLOT, NoteMessage, SLOTS};
 use crate::music::grid::{FreeBlock, HostBlock, TokenClock};
-use crate::music::voices::{MappingParams, MappingState, StepPlan, TIE_LENGTH, VOICES, map_frame};
+use crate::music::voices::{MappingParams, MappingState, StepPlan, TIE_LENGTH, map_frame};
 
 use super::clip::{Clip, Cue, LoopPasses};
 
-/// Three melodic voices and the drone.
-pub const SLOTS: usize = VOICES + 1;
-/// The drone's slot index.
-pub const DRONE_SLOT: u8 = VOICES as u8;
 /// Note messages one block can hold: a block with many steps at a fast rate makes at most
 /// (3 voices × 2 notes + drone) × 2 per step.
 const MAX_EVENTS: usize = 1024;
 /// Notes (and ornaments) waiting for a later sample: each voice has at most a main note, an
 /// ornament's on and off, and a held note in flight.
 const MAX_SCHEDULED: usize = 64;
-
-/// A note-on (velocity > 0) or note-off (velocity 0) at a sample offset in the block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NoteMessage {
-    pub offset: u32,
-    /// 0..=2 the melodic voices, [`DRONE_SLOT`] the drone.
-    pub slot: u8,
-    /// MIDI channel, 0-based.
-    pub channel: u8,
-    pub note: u8,
-    pub velocity: u8,
-}
-
-impl NoteMessage {
-    pub fn is_on(&self) -> bool {
-        self.velocity > 0
-    }
-}
 
 /// How time moves in this block.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -147,7 +126,7 @@ enum StepPlay {
 
 /// What happened in one block, for the status display and the tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct BlockReport {
+pub struct PlayerReport {
     /// Grid steps that fell in the block.
     pub steps: u32,
     /// Steps where no frame was ready (the notes held instead).
@@ -310,13 +289,13 @@ impl Player {
         clock: Clock,
         settings: &PlayerSettings,
         source: &mut impl FrameSource,
-    ) -> BlockReport {
+    ) -> PlayerReport {
         let len = left.len().min(right.len());
         let block_start = self.time;
         let block_end = block_start + len as u64;
         self.n_events = 0;
         self.dropped = 0;
-        let mut report = BlockReport::default();
+        let mut report = PlayerReport::default();
         for i in 0..self.n_owed {
             self.push_event(self.owed[i]);
         }

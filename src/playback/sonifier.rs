@@ -5,11 +5,14 @@
 //! The plugin calls it from `process()`; `latent-choir render` and `replay` call it with a
 //! simulated transport. Nothing here allocates after [`Sonifier::new`].
 
-use crate::params::{LatentChoirParams, MeterSource};
+use crate::params::{LatentChoirParams, LoopChoice, MeterSource};
 use crate::synth::mixer::{self, MixReport};
 use crate::synth::{Choir, Source, VoiceId};
 
-use super::player::{BlockReport, Clock, FrameSource, NoteMessage, Player, PlayerSettings};
+use crate::music::NoteMessage;
+
+use super::clip::LoopPasses;
+use super::player::{Clock, FrameSource, Player, PlayerReport, PlayerSettings};
 
 /// How one block runs.
 #[derive(Clone, Copy)]
@@ -82,7 +85,7 @@ impl Sonifier {
         params: &LatentChoirParams,
         source: &mut impl FrameSource,
         mut midi: impl FnMut(&NoteMessage),
-    ) -> BlockReport {
+    ) -> PlayerReport {
         let BlockInput {
             frames,
             clock,
@@ -100,7 +103,10 @@ impl Sonifier {
             mapping: params.mapping(),
             channels: params.channels(),
             curve: params.curve(),
-            loop_passes: params.loop_passes.value().passes(),
+            loop_passes: match params.loop_passes.value() {
+                LoopChoice::Replay => LoopPasses::Replay,
+                LoopChoice::Anew => LoopPasses::Anew,
+            },
         };
         let silence = &self.silence[..frames];
         let [meter_l, meter_r] = metered.unwrap_or([silence, silence]);

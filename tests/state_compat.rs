@@ -1,0 +1,104 @@
+//! Projects saved by earlier versions load as they were saved: the parameter ids and persisted
+//! field keys are the contract with every saved project, whatever shape `params/` takes.
+//!
+//! The fixture is a state saved by the CLAP build of commit 82c39e7 (flat parameters, before
+//! they were grouped), with every parameter but Generate moved away from its default and the
+//! session fields set; beside it, each parameter's value as that build reported it to the host.
+//! `write_fixture` made it (`LATENT_CHOIR_OLD_CLAP=/path/to/old.clap cargo test --test
+//! state_compat -- --ignored write_fixture`).
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::clap_host::{Block, HostedPlugin, InEvent, load_entry};
+use common::paths::fixture;
+use common::state;
+
+const STATE: &str = "state/flat-params-82c39e7.state";
+const VALUES: &str = "state/flat-params-82c39e7.values.json";
+
+/// The state's JSON document (after its 8-byte length prefix).
+fn document(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(&bytes[8..]).expect("state JSON")
+}
+
+#[test]
+#[ignore = "writes the fixture from an older build: set LATENT_CHOIR_OLD_CLAP"]
+fn write_fixture() {
+    let library = std::env::var("LATENT_CHOIR_OLD_CLAP").expect("LATENT_CHOIR_OLD_CLAP");
+    let mut plugin = HostedPlugin::from_entry(load_entry(std::path::Path::new(&library)));
+    plugin.activate(48_000.0, 256);
+    let events: Vec<InEvent> = plugin
+        .params()
+        .into_iter()
+        .filter(|(_, name, ..)| name != "Generate")
+        .map(|(id, _, min, max, default)| {
+            let stepped = [min, max, default].iter().all(|v| v.fract() == 0.0);
+            let mut value = min + 0.37 * (max - min);
+            if stepped {
+                value = value.round();
+                if value == default {
+                    value = if default == max { min } else { max };
+                }
+            }
+            InEvent::Param { time: 0, id, value }
+        })
+        .collect();
+    let silence = vec![0.0; 256];
+    plugin.process(&Block::silent(&silence, &events));
+    plugin.deactivate();
+    let mut saved = plugin.save_state();
+    for (key, value) in [
+        ("prompt", serde_json::json!("A saved prompt, kept with the project")),
+        ("seed", serde_json::json!(424_242)),
+        ("raw_prompt", serde_json::json!(true)),
+        ("soundfont", serde_json::json!("/nowhere/font.sf2")),
+        ("editor_size", serde_json::json!([880.0, 610.0])),
+    ] {
+        saved = state::with_field(&saved, key, &value);
+    }
+    assert!(plugin.load_state(&saved));
+    let saved = plugin.save_state();
+    let values: BTreeMap<String, f64> = plugin
+        .params()
+        .into_iter()
+        .map(|(id, name, ..)| (format!("{id} {name}"), plugin.param_value(id)))
+        .collect();
+    std::fs::create_dir_all(fixture("state")).expect("fixture folder");
+    std::fs::write(fixture(STATE), saved).expect("write the state");
+    let json = serde_json::to_string_pretty(&values).expect("encode");
+    std::fs::write(fixture(VALUES), json).expect("write the values");
+}
+
+#[test]
+fn a_project_saved_before_the_parameter_groups_loads_every_value() {
+    let saved = std::fs::read(fixture(STATE)).expect("the saved state fixture");
+    let before: BTreeMap<String, f64> =
+        serde_json::from_str(&std::fs::read_to_string(fixture(VALUES)).expect("values fixture"))
+            .expect("values JSON");
+    let mut plugin = HostedPlugin::new();
+    assert!(plugin.load_state(&saved), "the old state is accepted");
+    let now: BTreeMap<u32, (String, f64)> = plugin
+        .params()
+        .into_iter()
+        .map(|(id, name, ..)| (id, (name.clone(), plugin.param_value(id))))
+        .collect();
+    assert_eq!(before.len(), now.len(), "the same parameters");
+    for (key, value) in &before {
+        let (id, name) = key.split_once(' ').expect("`id name`");
+        let id: u32 = id.parse().expect("numeric id");
+        let (now_name, now_value) = now
+            .get(&id)
+            .unwrap_or_else(|| panic!("parameter {name} (id {id}) is gone"));
+        assert_eq!(now_name, name, "id {id} keeps its name");
+        assert_eq!(now_value, value, "{name} loads as it was saved");
+    }
+
+    // Saved again, the project carries the same values and fields.
+    let (old, new) = (document(&saved), document(&plugin.save_state()));
+    assert_eq!(old["params"], new["params"], "parameter values by id");
+    for key in ["prompt", "seed", "raw_prompt", "soundfont", "editor_size"] {
+        assert_eq!(old["fields"][key], new["fields"][key], "field {key}");
+    }
+}
