@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 
 use common::clap_host::{Block, HostedPlugin, InEvent, Transport};
 use common::signal::sine;
-use latent_choir::worker::link::{GateSettings, Link};
-use latent_choir::playback::player::FrameSource;
 use latent_choir::llm::discovery;
-use latent_choir::worker::session::AtEnd;
 use latent_choir::llm::tokenizer::PromptMode;
-use latent_choir::worker::thread::Command;
 use latent_choir::loudness::{CurvePoint, LoudnessMeter};
+use latent_choir::playback::player::FrameSource;
+use latent_choir::worker::link::{GateSettings, Link};
+use latent_choir::worker::session::AtEnd;
+use latent_choir::worker::thread::Command;
 
 const RATE: f64 = 48_000.0;
 const BLOCK: usize = 512;

@@ -203,7 +203,9 @@ fn every_arrow_points_down_the_layers() {
             continue;
         }
         let Some(from_layer) = layer_of(top) else {
-            wrong.push(format!("`{top}` is in no layer: add it to LAYERS and ARCHITECTURE.md"));
+            wrong.push(format!(
+                "`{top}` is in no layer: add it to LAYERS and ARCHITECTURE.md"
+            ));
             continue;
         };
         for target in targets {
@@ -217,7 +219,11 @@ fn every_arrow_points_down_the_layers() {
             }
         }
     }
-    assert!(wrong.is_empty(), "arrows against the layering:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "arrows against the layering:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
@@ -238,7 +244,8 @@ fn no_module_depends_on_itself_through_others() {
                 0 => visit(next, edges, state, stack, cycles),
                 1 => {
                     let start = stack.iter().position(|n| n == next).unwrap_or(0);
-                    let mut cycle: Vec<String> = stack[start..].iter().map(|n| n.join("::")).collect();
+                    let mut cycle: Vec<String> =
+                        stack[start..].iter().map(|n| n.join("::")).collect();
                     cycle.push(next.join("::"));
                     cycles.push(cycle.join(" → "));
                 }
@@ -259,8 +266,9 @@ fn no_module_depends_on_itself_through_others() {
 
 #[test]
 fn the_architecture_document_names_every_layer() {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
-        .expect("ARCHITECTURE.md");
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
+            .expect("ARCHITECTURE.md");
     for module in LAYERS.iter().flat_map(|layer| layer.iter()) {
         assert!(
             doc.contains(&format!("`{module}/`")) || doc.contains(&format!("`{module}.rs`")),

@@ -50,7 +50,10 @@ fn write_fixture() {
     plugin.deactivate();
     let mut saved = plugin.save_state();
     for (key, value) in [
-        ("prompt", serde_json::json!("A saved prompt, kept with the project")),
+        (
+            "prompt",
+            serde_json::json!("A saved prompt, kept with the project"),
+        ),
         ("seed", serde_json::json!(424_242)),
         ("raw_prompt", serde_json::json!(true)),
         ("soundfont", serde_json::json!("/nowhere/font.sf2")),

@@ -14,13 +14,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use latent_choir::llm::sampler::SamplerConfig;
-use latent_choir::worker::session::{AtEnd, TokenResult};
 use latent_choir::llm::tokenizer::{PromptMode, Tokenizer};
+use latent_choir::llm::{LlmError, ModelInfo};
+use latent_choir::worker::session::{AtEnd, TokenResult};
 use latent_choir::worker::thread::{
     Command, FinishReason, MapSource, Pacing, PanicSource, SharedTemperature, WorkerError,
     WorkerEvent, WorkerHandle,
 };
-use latent_choir::llm::{LlmError, ModelInfo};
 
 /// Longest wait for one event. Generous: a debug build on a busy 2-core machine.
 const TIMEOUT: Duration = Duration::from_secs(30);

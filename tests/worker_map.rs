@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use latent_choir::activation::{Corpus, MapCache, file, identify};
 use latent_choir::llm::sampler::SamplerConfig;
-use latent_choir::worker::session::{AtEnd, TokenResult};
 use latent_choir::llm::tokenizer::PromptMode;
+use latent_choir::worker::session::{AtEnd, TokenResult};
 use latent_choir::worker::thread::{
     Command, FinishReason, MapSource, Pacing, SharedTemperature, WorkerEvent, WorkerHandle,
 };

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use nice_plug::context::gui::GuiContext;
 use nice_plug_egui::NiceEguiApp;
 
-use crate::project::export::ExportRequest;
-use crate::playback::history::HistoryShared;
 use crate::llm::discovery::{self, FoundModel};
+use crate::params::SessionSettings;
+use crate::playback::history::HistoryShared;
+use crate::project::export::{self, ExportRequest};
 
 use super::Shared;
-use super::control::{Control, Request};
+use super::control::Control;
 use super::meters::Meters;
 use super::panels::{self, Action};
 use super::playback::Playback;
@@ -35,7 +36,7 @@ pub struct EditorApp {
     control: Control,
     /// Set while the window is open; nice-plug hands it over in `build`.
     gui_context: Option<GuiContext>,
-    request: Request,
+    request: SessionSettings,
     models: Vec<FoundModel>,
     playback: Playback,
     meters: Meters,
@@ -53,23 +54,17 @@ impl EditorApp {
     pub fn new(shared: Shared) -> Self {
         let control = Control {
             params: Arc::clone(&shared.params),
-            link: Arc::clone(&shared.link),
-            commands: Arc::clone(&shared.commands),
-            model_requested: Arc::clone(&shared.model_requested),
+            model: Arc::clone(&shared.control),
+            saved: shared.saved.clone(),
         };
         let history_shared = shared
             .history
             .lock()
             .map(|reader| Arc::clone(reader.shared()))
             .unwrap_or_default();
-        let font_path = shared
-            .params
-            .soundfont
-            .read()
-            .map(|p| p.clone())
-            .unwrap_or_default();
+        let font_path = shared.params.soundfont();
         Self {
-            request: Request::saved(&shared.params),
+            request: shared.params.session(),
             history_shared,
             shared,
             control,
@@ -100,21 +95,12 @@ impl EditorApp {
 
     fn act(&mut self, action: Action, gui_context: &GuiContext) {
         let setter = gui_context.param_setter();
-        let saved = &self.shared.params.run;
         let result = match action {
-            // New text: a saved run being replayed gives way to the model.
-            Action::Generate => {
-                saved.leave_replay();
-                self.control.generate(&self.request, &setter)
-            }
+            Action::Generate => self.control.generate(&self.request, &setter),
             Action::Stop => self.control.stop(&setter),
             Action::Reset => {
-                saved.leave_replay();
                 self.playback.clear();
                 self.control.reset(&setter)
-            }
-            Action::Replay if saved.is_replaying() => {
-                Err("The project's saved run is playing; Generate writes new text".to_owned())
             }
             Action::Replay => self.control.replay(&setter),
         };
@@ -128,8 +114,8 @@ impl EditorApp {
         }
         let reading = self.meters.read(
             Instant::now(),
-            &self.shared.link,
-            &self.shared.feed,
+            self.shared.control.status(),
+            self.shared.control.feed(),
             &self.history_shared,
         );
 
@@ -139,19 +125,21 @@ impl EditorApp {
             ui.add_space(4.0);
             action = panels::prompt_bar(ui, &mut self.request, self.focus_prompt);
             panels::model_picker(ui, &mut self.request, &self.models, &mut rescan);
-            panels::model_status(ui, &self.shared.link, self.problem.as_deref());
+            panels::model_status(ui, self.shared.control.status(), self.problem.as_deref());
             let export = panels::export_row(
                 ui,
                 &mut self.export_path,
                 &self.shared.exports.line(),
-                &self.shared.params.run.message(),
+                &self.shared.saved.message(),
             );
             if let Some(kind) = export {
                 self.shared.exports.set("Exporting…".to_owned());
-                (self.shared.export)(ExportRequest {
+                let request = ExportRequest {
                     kind,
                     path: self.export_path.trim().into(),
-                });
+                };
+                let (saved, status) = (self.shared.saved.clone(), &self.shared.exports);
+                export::spawn(saved, request, Arc::clone(status));
             }
             ui.add_space(2.0);
         });
@@ -213,7 +201,7 @@ impl NiceEguiApp for EditorApp {
         _frame: &mut nice_plug_egui::Frame,
     ) -> Result<(), nice_plug_egui::baseview::HandlerError> {
         self.gui_context = Some(gui_context);
-        self.request = Request::saved(&self.shared.params);
+        self.request = self.shared.params.session();
         self.models = discovery::discover();
         self.focus_prompt = true;
         Ok(())

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::worker::feed::FeedShared;
 use crate::playback::history::HistoryShared;
+use crate::worker::feed::FeedShared;
 use crate::worker::link::LinkStatus;
 
 /// Tokens/s is measured over windows this long.

@@ -11,18 +11,15 @@
 //! The editor reads the audio and worker threads through atomics and a lock-free ring only, and
 //! nothing is recorded for it while its window is closed.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
-use crate::project::export::{ExportRequest, ExportStatus};
-use crate::worker::feed::FeedShared;
-use crate::playback::history::HistoryReader;
-use crate::worker::link::LinkStatus;
-use crate::playback::soundfont_loader::FontLoader;
-use crate::worker::thread::Command;
 use crate::params::LatentChoirParams;
+use crate::playback::history::HistoryReader;
+use crate::playback::soundfont_loader::FontLoader;
+use crate::project::export::ExportStatus;
+use crate::project::saved_run::SavedRun;
 use crate::status::AudioStatus;
+use crate::worker::control::ModelControl;
 
 mod app;
 mod control;
@@ -41,20 +38,17 @@ pub type Editor = SizedEditor;
 /// What the plugin shares with its editor.
 pub struct Shared {
     pub params: Arc<LatentChoirParams>,
+    /// The run the project keeps: its state, and what the export buttons write.
+    pub saved: SavedRun,
     pub status: Arc<AudioStatus>,
-    pub link: Arc<LinkStatus>,
-    pub feed: Arc<FeedShared>,
+    /// The model's owner: its status and counters, and the buttons' commands.
+    pub control: Arc<ModelControl>,
     /// The history ring's reading end; only the GUI thread locks it.
     pub history: Arc<Mutex<HistoryReader>>,
-    pub commands: Arc<Mutex<Option<Sender<Command>>>>,
-    /// Set by whichever starts the model first: the Generate parameter or the editor.
-    pub model_requested: Arc<AtomicBool>,
     /// The SoundFont loader, once the plugin has been activated.
     pub fonts: Arc<Mutex<Option<FontLoader>>>,
     /// The last export's outcome.
     pub exports: Arc<ExportStatus>,
-    /// Runs an export on the plugin's background thread.
-    pub export: Arc<dyn Fn(ExportRequest) + Send + Sync>,
 }
 
 pub fn create(shared: Shared) -> Editor {

@@ -6,17 +6,18 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use egui::{Color32, ProgressBar, RichText};
-use nice_plug::prelude::{Param, ParamSetter};
+use nice_plug::prelude::{Param, ParamPtr, ParamSetter, Params};
 use nice_plug_egui::widgets::ParamSlider;
+use nice_plug_egui::widgets::generic_ui::ParamWidget;
 
-use crate::project::export::ExportKind;
-use crate::worker::link::{LinkPhase, LinkStatus};
-use crate::playback::soundfont_loader::FontLoader;
 use crate::llm::discovery::FoundModel;
 use crate::params::LatentChoirParams;
+use crate::playback::soundfont_loader::FontLoader;
+use crate::project::export::ExportKind;
+use crate::worker::link::{LinkPhase, LinkStatus};
 
-use super::control::Request;
 use super::meters::Reading;
+use crate::params::SessionSettings;
 
 pub const ERROR_COLOR: Color32 = Color32::from_rgb(255, 110, 100);
 
@@ -30,7 +31,7 @@ pub enum Action {
 }
 
 /// Prompt, seed, chat/raw and the transport buttons.
-pub fn prompt_bar(ui: &mut egui::Ui, request: &mut Request, focus: bool) -> Option<Action> {
+pub fn prompt_bar(ui: &mut egui::Ui, request: &mut SessionSettings, focus: bool) -> Option<Action> {
     let mut action = None;
     ui.horizontal(|ui| {
         ui.label("Prompt");
@@ -89,7 +90,7 @@ pub fn prompt_bar(ui: &mut egui::Ui, request: &mut Request, focus: bool) -> Opti
 /// The model picker: what discovery found (default first) and a path field.
 pub fn model_picker(
     ui: &mut egui::Ui,
-    request: &mut Request,
+    request: &mut SessionSettings,
     found: &[FoundModel],
     rescan: &mut bool,
 ) {
@@ -264,14 +265,18 @@ pub fn meters(ui: &mut egui::Ui, reading: &Reading, frame_ms: (f64, f64), status
     ui.weak(status_line);
 }
 
-fn param_row(ui: &mut egui::Ui, param: &impl Param, setter: &ParamSetter) {
-    ui.label(param.name());
-    ui.add(ParamSlider::for_param(param, setter).with_width(130.0));
-    // The range, in the parameter's own units.
-    let low = param.normalized_value_to_string(0.0, true);
-    let high = param.normalized_value_to_string(1.0, true);
-    ui.weak(format!("{low} … {high}"));
-    ui.end_row();
+/// One parameter's row: name, slider, range in its own units.
+struct ParamRow;
+
+impl ParamWidget for ParamRow {
+    fn add_widget<P: Param>(&self, ui: &mut egui::Ui, param: &P, setter: &ParamSetter) {
+        ui.label(param.name());
+        ui.add(ParamSlider::for_param(param, setter).with_width(130.0));
+        let low = param.normalized_value_to_string(0.0, true);
+        let high = param.normalized_value_to_string(1.0, true);
+        ui.weak(format!("{low} … {high}"));
+        ui.end_row();
+    }
 }
 
 fn group(ui: &mut egui::Ui, title: &str, open: bool, body: impl FnOnce(&mut egui::Ui)) {
@@ -293,7 +298,7 @@ pub struct Fonts<'a> {
 }
 
 /// A path field with Load and Clear; the loader's last word (loaded, or why not) beside it.
-fn soundfont_row(ui: &mut egui::Ui, params: &LatentChoirParams, fonts: Fonts) {
+fn soundfont_row(ui: &mut egui::Ui, params: &LatentChoirParams, fonts: &mut Fonts) {
     ui.label("SoundFont");
     let mut chosen = None;
     ui.horizontal(|ui| {
@@ -320,78 +325,45 @@ fn soundfont_row(ui: &mut egui::Ui, params: &LatentChoirParams, fonts: Fonts) {
     ui.weak(message);
     ui.end_row();
     let Some(path) = chosen else { return };
-    if let Ok(mut saved) = params.soundfont.write() {
-        saved.clone_from(&path);
-    }
+    params.set_soundfont(&path);
     if let Some(loader) = loader.as_deref().and_then(Option::as_ref) {
         loader.request((!path.is_empty()).then(|| PathBuf::from(path)));
     }
 }
 
-/// Every parameter, grouped, with its range.
+/// The group the SoundFont row joins.
+const SOUND_GROUP: &str = "Sound";
+/// Groups shown open in a fresh editor.
+const OPEN_GROUPS: [&str; 2] = ["Model & Timing", "Temperature from Loudness"];
+
+/// Every parameter in its group (as the host lists them), with its range.
 pub fn parameters(
     ui: &mut egui::Ui,
     params: &LatentChoirParams,
     setter: &ParamSetter,
-    fonts: Fonts,
+    mut fonts: Fonts,
 ) {
+    let mut groups: Vec<(String, Vec<ParamPtr>)> = Vec::new();
+    for (_, ptr, group) in params.param_map() {
+        match groups.iter_mut().find(|(name, _)| *name == group) {
+            Some((_, members)) => members.push(ptr),
+            None => groups.push((group, vec![ptr])),
+        }
+    }
     egui::ScrollArea::vertical()
         .id_salt("parameters")
         .auto_shrink([false, false])
         .show(ui, |ui| {
-            group(ui, "Model & sampling", true, |ui| {
-                param_row(ui, &params.generate, setter);
-                param_row(ui, &params.tokens_per_beat, setter);
-                param_row(ui, &params.tokens_per_second, setter);
-                param_row(ui, &params.timing, setter);
-                param_row(ui, &params.loop_passes, setter);
-                param_row(ui, &params.lookahead, setter);
-            });
-            group(ui, "Temperature from loudness", true, |ui| {
-                param_row(ui, &params.temp_mode, setter);
-                param_row(ui, &params.meter_source, setter);
-                param_row(ui, &params.temp_min, setter);
-                param_row(ui, &params.temp_max, setter);
-                param_row(ui, &params.sensitivity, setter);
-                param_row(ui, &params.smoothing, setter);
-                param_row(ui, &params.temp_fixed, setter);
-            });
-            group(ui, "Voices", false, |ui| {
-                param_row(ui, &params.scale, setter);
-                param_row(ui, &params.root, setter);
-                param_row(ui, &params.ornaments, setter);
-                param_row(ui, &params.legato, setter);
-                param_row(ui, &params.staccato, setter);
-                for voice in &params.voices {
-                    param_row(ui, &voice.enabled, setter);
-                    param_row(ui, &voice.layer, setter);
-                    param_row(ui, &voice.low, setter);
-                    param_row(ui, &voice.high, setter);
-                    param_row(ui, &voice.level, setter);
-                    param_row(ui, &voice.pan, setter);
-                }
-                param_row(ui, &params.drone, setter);
-                param_row(ui, &params.drone_octave, setter);
-                param_row(ui, &params.drone_level, setter);
-            });
-            group(ui, "Synth", false, |ui| {
-                param_row(ui, &params.instruments, setter);
-                soundfont_row(ui, params, fonts);
-                for voice in &params.voices {
-                    param_row(ui, &voice.program, setter);
-                }
-                param_row(ui, &params.drone_program, setter);
-                param_row(ui, &params.synth_mute, setter);
-                param_row(ui, &params.reverb, setter);
-                param_row(ui, &params.gain, setter);
-                param_row(ui, &params.thru, setter);
-            });
-            group(ui, "MIDI", false, |ui| {
-                param_row(ui, &params.midi_thru, setter);
-                for voice in &params.voices {
-                    param_row(ui, &voice.channel, setter);
-                }
-                param_row(ui, &params.drone_channel, setter);
-            });
+            for (name, members) in &groups {
+                group(ui, name, OPEN_GROUPS.contains(&name.as_str()), |ui| {
+                    for ptr in members {
+                        // SAFETY: the pointers point into `params`, borrowed for this call.
+                        unsafe { ParamRow.add_widget_raw(ui, ptr, setter) };
+                    }
+                    if name == SOUND_GROUP {
+                        soundfont_row(ui, params, &mut fonts);
+                    }
+                });
+            }
         });
 }

@@ -125,9 +125,9 @@ impl Playback {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::playback::history::history;
     use crate::loudness::CurvePoint;
     use crate::music::frame::TokenFrame;
+    use crate::playback::history::history;
 
     fn frame(run: u32, index: u32, text: &str) -> TokenFrame {
         let mut frame = TokenFrame::new(index, 1, text, 2, 0.8);

@@ -7,9 +7,9 @@ use std::collections::VecDeque;
 use egui::{Color32, Pos2, Rect, Sense, Stroke, StrokeKind, Vec2};
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
-use crate::playback::history::PlayedRecord;
 use crate::music::frame::FRAME_COMPONENTS;
 use crate::music::voices::VOICES;
+use crate::playback::history::PlayedRecord;
 
 pub const VOICE_COLORS: [Color32; VOICES] = [
     Color32::from_rgb(90, 170, 255),

@@ -18,8 +18,8 @@ use nice_plug::editor::{
 use nice_plug::plugin::TrackInfo;
 use nice_plug_egui::{EguiEditor, EguiEditorHandle, EguiEditorState, EguiNiceSettings};
 
-use crate::playback::history::HistoryShared;
 use crate::params::{DEFAULT_EDITOR_SIZE, LatentChoirParams};
+use crate::playback::history::HistoryShared;
 
 use super::app::{AppHandle, MIN_SIZE};
 

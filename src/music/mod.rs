@@ -29,10 +29,10 @@ mod no_alloc_tests;
 
 pub use drone::DroneAction;
 pub use frame::{FRAME_COMPONENTS, MAX_HIDDEN_STATES, TEXT_BYTES, TokenFrame};
-pub use message::{DRONE_SLOT, NoteMessage, SLOTS};
 pub use grid::{FreeBlock, GridStep, GridSteps, HostBlock, TokenClock};
+pub use message::{DRONE_SLOT, NoteMessage, SLOTS};
 pub use scale::{Root, Scale};
 pub use voices::{
-    MappingParams, MappingState, VoiceNote, StepPlan, VOICES, VoiceMapping, default_layers,
+    MappingParams, MappingState, StepPlan, VOICES, VoiceMapping, VoiceNote, default_layers,
     map_frame,
 };

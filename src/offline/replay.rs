@@ -3,16 +3,16 @@
 //! through here, so the plugin's export is byte for byte what the command line makes of the
 //! exported run file.
 
-use crate::offline::timeline::{self as offline, AudioSink, OfflineReport, Sinks, Timeline};
-use crate::music::SLOTS;
-use crate::playback::player::FrameSource;
-use crate::offline::recording::Playback;
-use crate::playback::sonifier::Sonifier;
 use crate::io::audio_file::StereoAudio;
 use crate::io::midi_file::MidiRecorder;
 use crate::io::run_file::Run;
-use crate::params::text as param_text;
+use crate::music::SLOTS;
+use crate::offline::recording::Playback;
+use crate::offline::timeline::{self as offline, AudioSink, OfflineReport, Sinks, Timeline};
 use crate::params::LatentChoirParams;
+use crate::params::text as param_text;
+use crate::playback::player::FrameSource;
+use crate::playback::sonifier::Sonifier;
 use crate::synth::SoundFontPlayer;
 
 /// The parameters a run was made with (its manifest's values over the defaults).
@@ -25,7 +25,7 @@ pub fn recorded_params(run: &Run) -> Result<LatentChoirParams, String> {
 /// The run's own timeline: its steps at `bpm` and the parameters' tokens per beat, at the
 /// recorded sample rate.
 pub fn timeline(run: &Run, params: &LatentChoirParams, bpm: f64, sample_rate: u32) -> Timeline {
-    let tokens_per_beat = f64::from(params.tokens_per_beat.value());
+    let tokens_per_beat = f64::from(params.generation.tokens_per_beat.value());
     Timeline::for_tokens(sample_rate, bpm, tokens_per_beat, run.manifest.steps)
 }
 

@@ -91,7 +91,7 @@ pub fn run(
     } = sinks;
     let block = timeline.block.min(sonifier.max_block()).max(1);
     let rate = f64::from(timeline.sample_rate);
-    let tokens_per_beat = f64::from(params.tokens_per_beat.value());
+    let tokens_per_beat = f64::from(params.generation.tokens_per_beat.value());
     let mut left = vec![0.0_f32; block];
     let mut right = vec![0.0_f32; block];
     let mut report = OfflineReport::default();
@@ -114,7 +114,7 @@ pub fn run(
         };
         let channels: [&mut [f32]; 2] = [l, r];
         let main = song.map(|_| &channels[..]);
-        let metered = metered_input(params.meter_source.value(), main, None);
+        let metered = metered_input(params.temperature.meter_source.value(), main, None);
         let input = BlockInput {
             frames: len,
             clock,

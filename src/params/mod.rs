@@ -6,19 +6,23 @@ use std::sync::{Arc, RwLock};
 use nice_plug::plugin::ParamValue;
 use nice_plug::prelude::*;
 
-use crate::project::saved_run::SavedRun;
 use crate::loudness::{CurveMode, CurveSettings};
 use crate::music::scale::{Root, Scale};
 use crate::music::voices::MappingParams;
 use crate::synth::{DEFAULT_PROGRAMS, Source};
 
+pub mod session;
 pub mod text;
+
+pub use session::{DEFAULT_PROMPT, DEFAULT_SEED, SessionSettings};
 
 /// Loudest output gain the user can dial in, in dB.
 const MAX_OUTPUT_DB: f32 = 12.0;
 /// Quietest non-silent input-thru level, in dB; below it the slider reads "-inf".
 const MIN_THRU_DB: f32 = -60.0;
 
+/// Every host parameter, in the groups the host and the editor show, and the session settings
+/// the project keeps. The plugin wraps it with the saved run ([`crate::plugin::PluginParams`]).
 #[derive(Params)]
 pub struct LatentChoirParams {
     /// The prompt the model answers (or continues), kept with the project.
@@ -40,26 +44,26 @@ pub struct LatentChoirParams {
     /// own editor state, so the editor reads this when it opens and writes it when resized.
     #[persist = "editor_size"]
     pub editor_size: RwLock<[f32; 2]>,
-    /// The tokens played, so a reopened project plays the same music without the model (see
-    /// [`SavedRun`]).
-    #[persist = "run"]
-    pub run: SavedRun,
 
-    /// Level of everything the plugin outputs, applied last. Smoothed so automation never clicks.
-    #[id = "gain"]
-    pub gain: FloatParam,
+    #[nested(group = "Model & Timing")]
+    pub generation: GenerationParams,
+    #[nested(group = "Temperature from Loudness")]
+    pub temperature: TemperatureParams,
+    #[nested(group = "Melody")]
+    pub melody: MelodyParams,
+    #[nested(array, group = "Voice")]
+    pub voices: [VoiceParams; 3],
+    #[nested(group = "Drone")]
+    pub drone: DroneParams,
+    #[nested(group = "Sound")]
+    pub sound: SoundParams,
+    #[nested(group = "MIDI")]
+    pub midi: MidiParams,
+}
 
-    /// How much of the track's own audio (the main input) passes through to the output. The
-    /// plugin usually sits on the track whose loudness steers the model, so the default keeps
-    /// that track audible.
-    #[id = "thru"]
-    pub thru: FloatParam,
-
-    /// Pass incoming MIDI notes through to MIDI out, so the plugin can sit in a note-effect chain
-    /// without swallowing what comes before it.
-    #[id = "midi_thru"]
-    pub midi_thru: BoolParam,
-
+/// When tokens come and how far the model may run ahead.
+#[derive(Params)]
+pub struct GenerationParams {
     /// Play: tokens advance on the grid while on; off releases every note and the model waits.
     #[id = "generate"]
     pub generate: BoolParam,
@@ -80,7 +84,34 @@ pub struct LatentChoirParams {
     /// lets the loudness steer sooner.
     #[id = "lookahead"]
     pub lookahead: IntParam,
+}
 
+/// How the track's loudness sets the sampling temperature.
+#[derive(Params)]
+pub struct TemperatureParams {
+    /// What sets the temperature: loudness velocity, loudness level, or nothing (fixed).
+    #[id = "temp_mode"]
+    pub mode: EnumParam<TemperatureMode>,
+    /// Which input is metered.
+    #[id = "meter_source"]
+    pub meter_source: EnumParam<MeterSource>,
+    #[id = "temp_min"]
+    pub min: FloatParam,
+    #[id = "temp_max"]
+    pub max: FloatParam,
+    #[id = "sensitivity"]
+    pub sensitivity: FloatParam,
+    /// Loudness smoothing time constant.
+    #[id = "smoothing"]
+    pub smoothing: FloatParam,
+    /// Temperature when the mode is Off, and of the first tokens before anything was heard.
+    #[id = "temp_fixed"]
+    pub fixed: FloatParam,
+}
+
+/// The key and the articulation every voice shares.
+#[derive(Params)]
+pub struct MelodyParams {
     #[id = "scale"]
     pub scale: EnumParam<ScaleChoice>,
     #[id = "root"]
@@ -94,50 +125,52 @@ pub struct LatentChoirParams {
     /// Note length at diffuse attention.
     #[id = "staccato"]
     pub staccato: FloatParam,
+}
 
-    #[nested(array, group = "Voice")]
-    pub voices: [VoiceParams; 3],
-
-    /// A bass drone on the key's root.
+/// A bass drone on the key's root.
+#[derive(Params)]
+pub struct DroneParams {
     #[id = "drone"]
-    pub drone: BoolParam,
+    pub enabled: BoolParam,
     #[id = "drone_octave"]
-    pub drone_octave: IntParam,
+    pub octave: IntParam,
     #[id = "drone_level"]
-    pub drone_level: FloatParam,
+    pub level: FloatParam,
     #[id = "drone_channel"]
-    pub drone_channel: IntParam,
+    pub channel: IntParam,
+    #[id = "drone_program"]
+    pub program: IntParam,
+}
 
-    /// Silence the built-in synth (MIDI out keeps playing): for use as a MIDI generator.
-    #[id = "synth_mute"]
-    pub synth_mute: BoolParam,
+/// What plays the notes and how loud everything comes out.
+#[derive(Params)]
+pub struct SoundParams {
     /// Which engine plays the voices: the built-in synth or the loaded SoundFont (the built-in
     /// synth stands in while no font is loaded).
     #[id = "instruments"]
     pub instruments: EnumParam<Instruments>,
-    #[id = "drone_program"]
-    pub drone_program: IntParam,
     #[id = "reverb"]
     pub reverb: FloatParam,
+    /// Silence the built-in synth (MIDI out keeps playing): for use as a MIDI generator.
+    #[id = "synth_mute"]
+    pub synth_mute: BoolParam,
+    /// Level of everything the plugin outputs, applied last. Smoothed so automation never clicks.
+    #[id = "gain"]
+    pub gain: FloatParam,
+    /// How much of the track's own audio (the main input) passes through to the output. The
+    /// plugin usually sits on the track whose loudness steers the model, so the default keeps
+    /// that track audible.
+    #[id = "thru"]
+    pub thru: FloatParam,
+}
 
-    /// What sets the temperature: loudness velocity, loudness level, or nothing (fixed).
-    #[id = "temp_mode"]
-    pub temp_mode: EnumParam<TemperatureMode>,
-    /// Which input is metered.
-    #[id = "meter_source"]
-    pub meter_source: EnumParam<MeterSource>,
-    #[id = "temp_min"]
-    pub temp_min: FloatParam,
-    #[id = "temp_max"]
-    pub temp_max: FloatParam,
-    #[id = "sensitivity"]
-    pub sensitivity: FloatParam,
-    /// Loudness smoothing time constant.
-    #[id = "smoothing"]
-    pub smoothing: FloatParam,
-    /// Temperature when the mode is Off, and of the first tokens before anything was heard.
-    #[id = "temp_fixed"]
-    pub temp_fixed: FloatParam,
+/// MIDI that passes through.
+#[derive(Params)]
+pub struct MidiParams {
+    /// Pass incoming MIDI notes through to MIDI out, so the plugin can sit in a note-effect chain
+    /// without swallowing what comes before it.
+    #[id = "midi_thru"]
+    pub thru: BoolParam,
 }
 
 /// One melodic voice: which layer it follows, where it sings, how loud, on which channel.
@@ -281,7 +314,6 @@ pub enum LoopChoice {
     Anew,
 }
 
-
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TemperatureMode {
     Velocity,
@@ -338,22 +370,35 @@ pub enum MeterSource {
 /// Logical size of a fresh instance's editor window.
 pub const DEFAULT_EDITOR_SIZE: [f32; 2] = [1000.0, 720.0];
 
-/// The prompt a fresh instance starts with.
-pub const DEFAULT_PROMPT: &str = "The forest was silent.";
-
 impl Default for LatentChoirParams {
     fn default() -> Self {
         Self {
-            gain: gain_param("Output Gain", MAX_OUTPUT_DB),
-            thru: gain_param("Input Thru", 0.0),
-            midi_thru: BoolParam::new("MIDI Thru", true),
             prompt: RwLock::new(DEFAULT_PROMPT.to_owned()),
             model: RwLock::new(String::new()),
-            seed: RwLock::new(1),
+            seed: RwLock::new(DEFAULT_SEED),
             soundfont: RwLock::new(String::new()),
             raw_prompt: RwLock::new(false),
             editor_size: RwLock::new(DEFAULT_EDITOR_SIZE),
-            run: SavedRun::default(),
+            generation: GenerationParams::default(),
+            temperature: TemperatureParams::default(),
+            melody: MelodyParams::default(),
+            voices: [
+                VoiceParams::new(0, 0, 72, 96, -0.4),
+                VoiceParams::new(1, 15, 55, 79, 0.4),
+                VoiceParams::new(2, 30, 48, 72, 0.0),
+            ],
+            drone: DroneParams::default(),
+            sound: SoundParams::default(),
+            midi: MidiParams {
+                thru: BoolParam::new("MIDI Thru", true),
+            },
+        }
+    }
+}
+
+impl Default for GenerationParams {
+    fn default() -> Self {
+        Self {
             generate: BoolParam::new("Generate", false),
             tokens_per_beat: FloatParam::new(
                 "Tokens per Beat",
@@ -379,40 +424,17 @@ impl Default for LatentChoirParams {
             loop_passes: EnumParam::new("Loop Passes", LoopChoice::Replay),
             lookahead: IntParam::new("Lookahead", 4, IntRange::Linear { min: 1, max: 16 })
                 .with_unit(" tokens"),
-            scale: EnumParam::new("Scale", ScaleChoice::Major),
-            root: EnumParam::new("Root", RootChoice::C),
-            ornaments: number_param("Ornaments", 0.5, FloatRange::Linear { min: 0.0, max: 1.0 }),
-            legato: number_param(
-                "Legato Length",
-                1.0,
-                FloatRange::Linear { min: 0.1, max: 1.0 },
-            ),
-            staccato: number_param(
-                "Staccato Length",
-                0.3,
-                FloatRange::Linear { min: 0.1, max: 1.0 },
-            ),
-            voices: [
-                VoiceParams::new(0, 0, 72, 96, -0.4),
-                VoiceParams::new(1, 15, 55, 79, 0.4),
-                VoiceParams::new(2, 30, 48, 72, 0.0),
-            ],
-            drone: BoolParam::new("Drone", true),
-            drone_octave: IntParam::new("Drone Octave", 2, IntRange::Linear { min: 0, max: 5 }),
-            drone_level: gain_param("Drone Level", 6.0),
-            drone_channel: IntParam::new(
-                "Drone MIDI Channel",
-                4,
-                IntRange::Linear { min: 1, max: 16 },
-            ),
-            synth_mute: BoolParam::new("Mute Synth", false),
-            instruments: EnumParam::new("Instruments", Instruments::BuiltIn),
-            drone_program: program_param("Drone Program", DEFAULT_PROGRAMS[3]),
-            reverb: number_param("Reverb", 0.2, FloatRange::Linear { min: 0.0, max: 1.0 }),
-            temp_mode: EnumParam::new("Temperature Mode", TemperatureMode::Velocity),
+        }
+    }
+}
+
+impl Default for TemperatureParams {
+    fn default() -> Self {
+        Self {
+            mode: EnumParam::new("Temperature Mode", TemperatureMode::Velocity),
             meter_source: EnumParam::new("Metered Input", MeterSource::Main),
-            temp_min: number_param("T Min", 0.4, FloatRange::Linear { min: 0.0, max: 2.0 }),
-            temp_max: number_param("T Max", 1.3, FloatRange::Linear { min: 0.0, max: 2.5 }),
+            min: number_param("T Min", 0.4, FloatRange::Linear { min: 0.0, max: 2.0 }),
+            max: number_param("T Max", 1.3, FloatRange::Linear { min: 0.0, max: 2.5 }),
             sensitivity: number_param(
                 "Sensitivity",
                 1.0,
@@ -428,11 +450,59 @@ impl Default for LatentChoirParams {
                 },
             )
             .with_unit(" s"),
-            temp_fixed: number_param(
+            fixed: number_param(
                 "Fixed Temperature",
                 0.8,
                 FloatRange::Linear { min: 0.0, max: 2.0 },
             ),
+        }
+    }
+}
+
+impl Default for MelodyParams {
+    fn default() -> Self {
+        Self {
+            scale: EnumParam::new("Scale", ScaleChoice::Major),
+            root: EnumParam::new("Root", RootChoice::C),
+            ornaments: number_param("Ornaments", 0.5, FloatRange::Linear { min: 0.0, max: 1.0 }),
+            legato: number_param(
+                "Legato Length",
+                1.0,
+                FloatRange::Linear { min: 0.1, max: 1.0 },
+            ),
+            staccato: number_param(
+                "Staccato Length",
+                0.3,
+                FloatRange::Linear { min: 0.1, max: 1.0 },
+            ),
+        }
+    }
+}
+
+impl Default for DroneParams {
+    fn default() -> Self {
+        Self {
+            enabled: BoolParam::new("Drone", true),
+            octave: IntParam::new("Drone Octave", 2, IntRange::Linear { min: 0, max: 5 }),
+            level: gain_param("Drone Level", 6.0),
+            channel: IntParam::new(
+                "Drone MIDI Channel",
+                4,
+                IntRange::Linear { min: 1, max: 16 },
+            ),
+            program: program_param("Drone Program", DEFAULT_PROGRAMS[3]),
+        }
+    }
+}
+
+impl Default for SoundParams {
+    fn default() -> Self {
+        Self {
+            instruments: EnumParam::new("Instruments", Instruments::BuiltIn),
+            reverb: number_param("Reverb", 0.2, FloatRange::Linear { min: 0.0, max: 1.0 }),
+            synth_mute: BoolParam::new("Mute Synth", false),
+            gain: gain_param("Output Gain", MAX_OUTPUT_DB),
+            thru: gain_param("Input Thru", 0.0),
         }
     }
 }
@@ -447,13 +517,13 @@ impl LatentChoirParams {
             voice.low = params.low.value().clamp(0, 127) as u8;
             voice.high = params.high.value().clamp(0, 127) as u8;
         }
-        mapping.scale = self.scale.value().scale();
-        mapping.root = self.root.value().root();
-        mapping.drone_enabled = self.drone.value();
-        mapping.drone_octave = self.drone_octave.value();
-        mapping.ornament_amount = self.ornaments.value();
-        mapping.legato_length = self.legato.value();
-        mapping.staccato_length = self.staccato.value();
+        mapping.scale = self.melody.scale.value().scale();
+        mapping.root = self.melody.root.value().root();
+        mapping.drone_enabled = self.drone.enabled.value();
+        mapping.drone_octave = self.drone.octave.value();
+        mapping.ornament_amount = self.melody.ornaments.value();
+        mapping.legato_length = self.melody.legato.value();
+        mapping.staccato_length = self.melody.staccato.value();
         mapping
     }
 
@@ -464,18 +534,18 @@ impl LatentChoirParams {
             channel(&self.voices[0].channel),
             channel(&self.voices[1].channel),
             channel(&self.voices[2].channel),
-            channel(&self.drone_channel),
+            channel(&self.drone.channel),
         ]
     }
 
     pub fn curve(&self) -> CurveSettings {
         CurveSettings {
-            mode: self.temp_mode.value().curve_mode(),
-            t_min: self.temp_min.value(),
-            t_max: self.temp_max.value(),
-            sensitivity: self.sensitivity.value(),
-            smoothing: self.smoothing.value(),
-            fixed: self.temp_fixed.value(),
+            mode: self.temperature.mode.value().curve_mode(),
+            t_min: self.temperature.min.value(),
+            t_max: self.temperature.max.value(),
+            sensitivity: self.temperature.sensitivity.value(),
+            smoothing: self.temperature.smoothing.value(),
+            fixed: self.temperature.fixed.value(),
         }
     }
 }

@@ -253,7 +253,7 @@ mod tests {
         set(&params, "scale", "Natural Minor").unwrap();
         assert_eq!(params.mapping().scale, Scale::NaturalMinor);
         set(&params, "gain", "-6 dB").unwrap();
-        assert!((params.gain.value() - 0.501).abs() < 1e-3);
+        assert!((params.sound.gain.value() - 0.501).abs() < 1e-3);
 
         for (id, value) in [
             ("scale", "klezmer"),
@@ -291,6 +291,6 @@ mod tests {
         assert_eq!(values(&fresh), recorded);
         assert_eq!(fresh.mapping(), params.mapping());
         // Untouched defaults keep their exact values.
-        assert_eq!(fresh.thru.value().to_bits(), 1.0_f32.to_bits());
+        assert_eq!(fresh.sound.thru.value().to_bits(), 1.0_f32.to_bits());
     }
 }

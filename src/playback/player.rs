@@ -23,8 +23,8 @@
 use crate::loudness::{CurvePoint, CurveSettings, LoudnessMeter, TemperatureCurve};
 use crate::music::drone::DroneAction;
 use crate::music::frame::TokenFrame;
-use crate::music::message::{DRONE_SLOT, NoteMessage, SLOTS};
 use crate::music::grid::{FreeBlock, HostBlock, TokenClock};
+use crate::music::message::{DRONE_SLOT, NoteMessage, SLOTS};
 use crate::music::voices::{MappingParams, MappingState, StepPlan, TIE_LENGTH, map_frame};
 
 use super::clip::{Clip, Cue, LoopPasses};

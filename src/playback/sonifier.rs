@@ -103,7 +103,7 @@ impl Sonifier {
             mapping: params.mapping(),
             channels: params.channels(),
             curve: params.curve(),
-            loop_passes: match params.loop_passes.value() {
+            loop_passes: match params.generation.loop_passes.value() {
                 LoopChoice::Replay => LoopPasses::Replay,
                 LoopChoice::Anew => LoopPasses::Anew,
             },
@@ -123,7 +123,7 @@ impl Sonifier {
 
         let choir = &mut self.choir;
         // Voice levels, pans, instruments and programs follow their parameters every block.
-        let instruments = params.instruments.value().source();
+        let instruments = params.sound.instruments.value().source();
         for (i, voice) in params.voices.iter().enumerate() {
             if let Some(id) = VoiceId::from_index(i) {
                 choir.set_level(id, voice.level.value());
@@ -135,10 +135,10 @@ impl Sonifier {
             choir,
             VoiceId::Drone,
             instruments,
-            params.drone_program.value(),
+            params.drone.program.value(),
         );
-        choir.set_level(VoiceId::Drone, params.drone_level.value());
-        choir.set_reverb_mix(params.reverb.value());
+        choir.set_level(VoiceId::Drone, params.drone.level.value());
+        choir.set_reverb_mix(params.sound.reverb.value());
 
         let mut cursor = 0usize;
         for message in self.player.events() {
@@ -165,7 +165,7 @@ impl Sonifier {
 
     /// What the last block played, `[left, right]` (empty when the synth is muted).
     pub fn played(&self, params: &LatentChoirParams) -> [&[f32]; 2] {
-        if params.synth_mute.value() {
+        if params.sound.synth_mute.value() {
             return [&[], &[]];
         }
         let [left, right] = &self.played;
@@ -180,7 +180,7 @@ impl Sonifier {
         has_input: bool,
         params: &LatentChoirParams,
     ) -> MixReport {
-        let (thru, gain) = (&params.thru.smoothed, &params.gain.smoothed);
+        let (thru, gain) = (&params.sound.thru.smoothed, &params.sound.gain.smoothed);
         mixer::mix_block(
             channels,
             &self.played(params),

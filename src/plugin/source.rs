@@ -4,14 +4,14 @@
 //! and live ones to the run collector (which the project saves). The source keeps the run's
 //! [`Clip`], so what was played survives re-activation and the host can seek over it.
 
+use crate::loudness::CurvePoint;
+use crate::music::frame::TokenFrame;
 use crate::playback::clip::Clip;
-use crate::worker::feed::QueueSource;
 use crate::playback::history::HistoryWriter;
 use crate::playback::player::FrameSource;
 use crate::project::collector::CollectorWriter;
 use crate::project::saved_run::{REPLAY_RUN, ReplayInbox, SavedRun};
-use crate::loudness::CurvePoint;
-use crate::music::frame::TokenFrame;
+use crate::worker::feed::QueueSource;
 
 pub struct PluginSource {
     pub live: QueueSource,

@@ -17,13 +17,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::activation::identify;
-use crate::worker::link::LinkStatus;
-use crate::offline::timeline::{BLOCK, Timeline};
 use crate::io::run_file::{self, Manifest, ModelRecord, PlayedToken, Run};
 use crate::loudness::CurvePoint;
 use crate::music::frame::TokenFrame;
-use crate::params::text as param_text;
+use crate::offline::timeline::{BLOCK, Timeline};
 use crate::params::LatentChoirParams;
+use crate::params::text as param_text;
+use crate::worker::link::LinkStatus;
 
 /// Records the ring holds: seconds of tokens at any real-time rate, and more than an offline
 /// bounce plays between two drains.
@@ -247,7 +247,7 @@ impl Describer {
         .filter(|s| !s.is_empty());
         let tokens_per_beat = params
             .as_deref()
-            .map_or(2.0, |p| f64::from(p.tokens_per_beat.value()));
+            .map_or(2.0, |p| f64::from(p.generation.tokens_per_beat.value()));
         Manifest {
             format: run_file::FORMAT.to_owned(),
             version: run_file::VERSION,

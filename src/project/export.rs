@@ -4,11 +4,11 @@
 //! appear whole or not at all ([`crate::io::output_file`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::io::output_file::PendingFile;
-
 use crate::offline::replay;
+
 use super::saved_run::SavedRun;
 
 /// Which file to write.
@@ -79,6 +79,17 @@ pub fn export(saved: &SavedRun, request: &ExportRequest) -> Result<PathBuf, Stri
 }
 
 /// Runs `request` and puts its outcome into `status` (the background task's whole job).
+/// Writes the export on its own short-lived thread; the outcome lands in `status`.
+pub fn spawn(saved: SavedRun, request: ExportRequest, status: Arc<ExportStatus>) {
+    let report = Arc::clone(&status);
+    let spawned = std::thread::Builder::new()
+        .name("latent-choir-export".to_owned())
+        .spawn(move || run_export(&saved, &request, &report));
+    if let Err(error) = spawned {
+        status.set(format!("Export failed: no thread to write it on: {error}"));
+    }
+}
+
 pub fn run_export(saved: &SavedRun, request: &ExportRequest, status: &ExportStatus) {
     status.set(match export(saved, request) {
         Ok(path) => format!("Wrote {}", path.display()),

@@ -344,9 +344,9 @@ impl PersistentField<'_, String> for SavedRun {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::worker::link::LinkStatus;
     use crate::loudness::CurvePoint;
     use crate::params::LatentChoirParams;
+    use crate::worker::link::LinkStatus;
 
     const POINT: CurvePoint = CurvePoint {
         lufs: -30.0,

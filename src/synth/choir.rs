@@ -8,12 +8,12 @@
 
 use std::f32::consts::FRAC_PI_4;
 
-use super::voice_engine::VoiceEngine;
 use super::mixer::clean_sample;
 use super::polysynth::PolySynth;
 use super::reverb::Reverb;
 use super::smoother::{SMOOTHING_SECONDS, Smoother};
 use super::soundfont::{DEFAULT_PROGRAMS, SoundFontPlayer};
+use super::voice_engine::VoiceEngine;
 use super::{Adsr, Timbre, VoiceId};
 
 /// What plays a voice.

@@ -18,7 +18,6 @@
 //! the whole: pitch, spectrum, lifetimes, determinism, block splits; the benchmark).
 
 mod choir;
-mod voice_engine;
 mod envelope;
 mod filter;
 pub mod mixer;
@@ -32,16 +31,17 @@ mod sf2_check;
 mod smoother;
 mod soundfont;
 mod timbre;
+mod voice_engine;
 mod voice_id;
 mod wavetable;
 
 pub use choir::{Choir, Source, db_to_gain};
-pub use voice_engine::VoiceEngine;
 pub use envelope::Adsr;
 pub use polysynth::{POLYPHONY, PolySynth};
 pub use reverb::Reverb;
 pub use soundfont::{DEFAULT_PROGRAMS, SF_BLOCK, SoundFontError, SoundFontPlayer};
 pub use timbre::Timbre;
+pub use voice_engine::VoiceEngine;
 pub use voice_id::VoiceId;
 
 #[cfg(test)]

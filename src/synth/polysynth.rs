@@ -3,10 +3,10 @@
 //! pools.
 
 use super::VoiceId;
-use super::voice_engine::VoiceEngine;
 use super::envelope::{Adsr, AdsrCoeffs};
 use super::note::Note;
 use super::timbre::{Tables, Timbre};
+use super::voice_engine::VoiceEngine;
 
 /// Notes each voice can sound at once (held and releasing). A melodic voice needs its main note,
 /// an ornament overlapping it and the release tails of the notes before.

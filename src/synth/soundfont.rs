@@ -27,8 +27,8 @@ use std::sync::Arc;
 use rustysynth::{LoopMode, Preset, SoundFont, Synthesizer, SynthesizerSettings};
 
 use super::VoiceId;
-use super::voice_engine::VoiceEngine;
 use super::sf2_check::{self, CheckError};
+use super::voice_engine::VoiceEngine;
 
 /// rustysynth's internal block length: the timing granularity of SoundFont notes.
 pub const SF_BLOCK: usize = 16;

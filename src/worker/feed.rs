@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::worker::session::TokenResult;
 use crate::loudness::CurvePoint;
 use crate::music::frame::{FRAME_COMPONENTS, TokenFrame};
+use crate::worker::session::TokenResult;
 
 use crate::playback::history::HistoryWriter;
 use crate::playback::player::FrameSource;
@@ -377,5 +377,71 @@ mod tests {
         let mut texts = Vec::new();
         reader.drain(|r| texts.push(r.text().to_owned()));
         assert_eq!(texts, [" hi"]);
+    }
+
+    /// What an open editor costs the audio thread: `Player::process` with the worker's queue
+    /// kept full, history off (editor closed) and on (open), 16 tokens/s, 512-sample blocks.
+    /// `cargo test --release --lib worker::feed::tests::bench -- --ignored --nocapture`
+    #[test]
+    #[ignore = "benchmark; run in release"]
+    fn bench_process_with_editor_open_and_closed() {
+        use crate::loudness::CurveSettings;
+        use crate::music::voices::MappingParams;
+        use crate::playback::history::HISTORY_CAPACITY;
+        use crate::playback::player::{Clock, Player, PlayerSettings};
+        use std::time::Instant;
+
+        let sample_rate = 48_000.0;
+        let block = 512;
+        let input: Vec<f32> = (0..block).map(|i| (i as f32 * 0.05).sin() * 0.3).collect();
+        for open in [false, true, false, true] {
+            let shared = Arc::new(FeedShared::default());
+            let feed = channels();
+            let (mut frames_in, _tickets_out) = feed.builder_side;
+            let (frames_out, tickets_in) = feed.audio_side;
+            let mut source = QueueSource::new(Arc::clone(&shared), frames_out, tickets_in);
+            let (writer, mut reader) = history(HISTORY_CAPACITY);
+            reader.shared().set_open(open);
+            source.set_history(writer);
+            let mut player = Player::new(sample_rate);
+            let settings = PlayerSettings {
+                playing: true,
+                mapping: MappingParams::default(),
+                channels: [0, 1, 2, 3],
+                curve: CurveSettings::default(),
+                loop_passes: crate::playback::clip::LoopPasses::Replay,
+            };
+            let clock = Clock::Free {
+                tokens_per_second: 16.0,
+            };
+            let mut next = 0u32;
+            let blocks = 20_000;
+            let mut total = std::time::Duration::ZERO;
+            let mut worst = std::time::Duration::ZERO;
+            for _ in 0..blocks {
+                while frames_in.slots() > 0 {
+                    let mut frame = TokenFrame::new(next, 1, " word", 31, 0.8);
+                    for state in 0..31 {
+                        let v = ((next as f32 + state as f32) * 0.37).sin();
+                        frame.set_state(state, [v, -v, v * 0.5, 0.1], 50.0, 0.5, 0.2);
+                    }
+                    let _ = frames_in.push(frame);
+                    next += 1;
+                }
+                let start = Instant::now();
+                player.process(&input, &input, clock, &settings, &mut source);
+                let took = start.elapsed();
+                total += took;
+                worst = worst.max(took);
+                reader.drain(|_| {});
+            }
+            println!(
+                "editor {}: Player::process mean {:.2} us, worst {:.1} us per {block}-sample block ({} records)",
+                if open { "open  " } else { "closed" },
+                total.as_secs_f64() * 1e6 / blocks as f64,
+                worst.as_secs_f64() * 1e6,
+                reader.shared().written(),
+            );
+        }
     }
 }

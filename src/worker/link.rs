@@ -78,7 +78,7 @@ pub enum LinkPhase {
 }
 
 impl LinkStatus {
-    fn say(&self, message: impl Into<String>) {
+    pub fn say(&self, message: impl Into<String>) {
         if let Ok(mut current) = self.message.lock() {
             *current = message.into();
         }

@@ -1,6 +1,7 @@
 //! The model's thread and everything that talks to it: the session it runs, the link the plugin
 //! holds, the feed that turns its results into frames for the audio thread.
 
+pub mod control;
 pub mod feed;
 pub mod link;
 pub mod session;

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
+use crate::activation::{MapError, ProjectionMap};
 use crate::llm::error::{LlmError, Result};
 use crate::llm::loader::LoadedModel;
 use crate::llm::model::Step;
 use crate::llm::sampler::{Sampler, SamplerConfig};
 use crate::llm::tokenizer::{PromptMode, TokenStream};
-use crate::activation::{MapError, ProjectionMap};
 
 /// What happens when the model ends its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

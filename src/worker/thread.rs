@@ -91,14 +91,14 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SendError, Sender, TryRe
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use super::session::{AtEnd, Session, TokenResult};
+use crate::activation::cache::{self, Found, MapCache};
+use crate::activation::{FitProgress, ProjectionMap, identify};
 use crate::llm::error::{LlmError, Result};
 use crate::llm::loader::{self, LoadedModel};
 use crate::llm::model::ModelInfo;
 use crate::llm::sampler::SamplerConfig;
-use super::session::{AtEnd, Session, TokenResult};
 use crate::llm::tokenizer::PromptMode;
-use crate::activation::cache::{self, Found, MapCache};
-use crate::activation::{FitProgress, ProjectionMap, identify};
 
 /// The sampling temperature, shared between whoever sets it (the audio thread, from the
 /// track's loudness) and the worker, which reads it before every token. Clones share the

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use latent_choir::llm::arch::qlinear;
 use latent_choir::llm::model::ModelInfo;
 use latent_choir::llm::sampler::SamplerConfig;
-use latent_choir::worker::session::{AtEnd, Session};
 use latent_choir::llm::tokenizer::PromptMode;
 use latent_choir::llm::{discovery, loader};
+use latent_choir::worker::session::{AtEnd, Session};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -10,9 +10,9 @@ use latent_choir::llm::loader::LoadedModel;
 
 use latent_choir::llm::loader;
 use latent_choir::llm::sampler::SamplerConfig;
-use latent_choir::worker::session::{AtEnd, Session, TokenResult};
 use latent_choir::llm::tokenizer::PromptMode;
 use latent_choir::llm::{LanguageModel, discovery};
+use latent_choir::worker::session::{AtEnd, Session, TokenResult};
 
 use crate::analyze::{CurveArgs, song_curve};
 

@@ -9,25 +9,24 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use latent_choir::activation::identify;
-use latent_choir::worker::feed::OFFLINE_WAIT;
-use latent_choir::worker::link::{GateSettings, Link};
-use latent_choir::offline::timeline::{self as offline, OfflineReport, Timeline};
-use latent_choir::playback::player::FrameSource;
-use latent_choir::offline::recording::Recorder;
-pub use latent_choir::offline::replay::track_names;
-use latent_choir::offline::replay::{self, MIDI_TEMPO_TRACK, Surroundings};
 use latent_choir::io::audio_file::{self, StereoAudio};
 use latent_choir::io::midi_file::MidiRecorder;
 use latent_choir::io::output_file::PendingFile;
 use latent_choir::io::run_file::{self, Manifest, ModelRecord, PlayedToken, Run};
 use latent_choir::io::wav_file::WavSink;
 use latent_choir::llm::discovery;
-use latent_choir::worker::session::AtEnd;
-use latent_choir::llm::tokenizer::PromptMode;
-use latent_choir::worker::thread::Command;
+use latent_choir::offline::recording::Recorder;
+pub use latent_choir::offline::replay::track_names;
+use latent_choir::offline::replay::{self, MIDI_TEMPO_TRACK, Surroundings};
+use latent_choir::offline::timeline::{self as offline, OfflineReport, Timeline};
 use latent_choir::params::text as param_text;
-use latent_choir::params::LatentChoirParams;
+use latent_choir::params::{LatentChoirParams, SessionSettings};
+use latent_choir::playback::player::FrameSource;
 use latent_choir::synth::SoundFontPlayer;
+use latent_choir::worker::control::ModelControl;
+use latent_choir::worker::feed::OFFLINE_WAIT;
+use latent_choir::worker::link::GateSettings;
+use latent_choir::worker::thread::Command;
 
 /// Beats per bar (the render's time signature is 4/4).
 const BEATS_PER_BAR: f64 = 4.0;
@@ -97,7 +96,7 @@ pub fn run(args: Args) -> Result<(), String> {
             .map_err(|e| format!("--tokens-per-beat: {e}"))?;
     }
     check_bpm(args.bpm)?;
-    let tokens_per_beat = f64::from(params.tokens_per_beat.value());
+    let tokens_per_beat = f64::from(params.generation.tokens_per_beat.value());
     let tokens = match (args.tokens, args.bars) {
         (Some(tokens), _) => tokens,
         (None, bars) => {
@@ -122,27 +121,26 @@ pub fn run(args: Args) -> Result<(), String> {
 
     let timeline = Timeline::for_tokens(sample_rate, args.bpm, tokens_per_beat, tokens);
     let gate = Arc::new(GateSettings::new(
-        params.lookahead.value().max(1) as u32,
-        params.temp_fixed.value(),
+        params.generation.lookahead.value().max(1) as u32,
+        params.temperature.fixed.value(),
     ));
-    let (link, mut source) =
-        Link::spawn(gate).map_err(|e| format!("cannot start the model thread: {e}"))?;
+    let control = ModelControl::new(gate, Arc::default(), Arc::default());
+    let mut source = control
+        .spawn()
+        .map_err(|e| format!("cannot start the model thread: {e}"))?
+        .ok_or("the model thread runs already")?;
     source.set_offline(Some(OFFLINE_WAIT));
-    // Settings before the load: a changed end-of-text setting after it would load again.
-    for command in [
-        Command::SetAtEnd(AtEnd::Continue),
-        Command::SetPrompt {
-            text: args.prompt.clone(),
-            mode: PromptMode::Chat,
-        },
-        Command::SetSeed(args.seed),
-        Command::SetMaxTokens(Some(tokens as usize)),
-        Command::Load(model.clone()),
-        Command::Start,
-    ] {
-        link.send(command);
-    }
-    wait_for_first_run(&link)?;
+    let session = SessionSettings {
+        prompt: args.prompt.clone(),
+        raw: false,
+        seed: args.seed,
+        model: model.display().to_string(),
+    };
+    control
+        .send(Command::SetMaxTokens(Some(tokens as usize)))
+        .and_then(|()| control.generate(&session))
+        .map_err(|e| e.to_string())?;
+    wait_for_first_run(&control)?;
 
     let started = Instant::now();
     let mut recorder = Recorder::new(source);
@@ -154,9 +152,10 @@ pub fn run(args: Args) -> Result<(), String> {
         &mut recorder,
         &outputs,
     )?;
-    link.send(Command::Stop);
-    let text = link.status.text();
-    drop(link);
+    // The piece is complete; the worker may already have finished.
+    let _ = control.stop();
+    let text = control.status().text();
+    drop(control);
 
     let hidden_states = recorder
         .played
@@ -350,22 +349,23 @@ pub fn load_soundfont(
 
 /// Waits until the model has loaded, has its map and has run the prompt, saying what it does
 /// (a map fit in steps of 10%).
-fn wait_for_first_run(link: &Link) -> Result<(), String> {
+fn wait_for_first_run(control: &ModelControl) -> Result<(), String> {
+    let status = control.status();
     let mut said = String::new();
     let mut fit_tenths = None;
     loop {
-        if let Some(failure) = link.status.failure() {
+        if let Some(failure) = status.failure() {
             return Err(failure);
         }
         // The prompt has run (a short run on a fast model may already have ended).
-        if link.shared.run.load(Ordering::Acquire) != 0 {
+        if control.feed().run.load(Ordering::Acquire) != 0 {
             return Ok(());
         }
         let (done, total) = (
-            link.status.fit_done.load(Ordering::Relaxed),
-            link.status.fit_total.load(Ordering::Relaxed),
+            status.fit_done.load(Ordering::Relaxed),
+            status.fit_total.load(Ordering::Relaxed),
         );
-        let message = link.status.message();
+        let message = status.message();
         if let Some(tenths) = (done * 10).checked_div(total)
             && done < total
         {

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use latent_choir::offline::replay;
 use latent_choir::io::run_file::Run;
+use latent_choir::offline::replay;
 use latent_choir::params::text as param_text;
 
 use crate::render::{self, Outputs};

@@ -1,0 +1,131 @@
+//! What a run starts from (prompt, seed, model) and the SoundFont the voices play: the session
+//! settings the project keeps, read and written here only.
+
+use std::path::PathBuf;
+
+use crate::llm::discovery;
+use crate::llm::tokenizer::PromptMode;
+
+use super::LatentChoirParams;
+
+/// The seed a fresh instance starts with.
+pub const DEFAULT_SEED: u64 = 1;
+
+/// The prompt a fresh instance starts with.
+pub const DEFAULT_PROMPT: &str = "The forest was silent.";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionSettings {
+    pub prompt: String,
+    /// Continue the prompt as raw text instead of answering it through the chat template.
+    pub raw: bool,
+    pub seed: u64,
+    /// As typed; empty means the default model.
+    pub model: String,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            prompt: DEFAULT_PROMPT.to_owned(),
+            raw: false,
+            seed: DEFAULT_SEED,
+            model: String::new(),
+        }
+    }
+}
+
+impl SessionSettings {
+    /// The model file or folder to load: the typed path, or the default model if it is there.
+    pub fn model_path(&self) -> Option<PathBuf> {
+        let typed = self.model.trim();
+        if typed.is_empty() {
+            discovery::default_model_path()
+        } else {
+            Some(PathBuf::from(typed))
+        }
+    }
+
+    pub fn prompt_mode(&self) -> PromptMode {
+        if self.raw {
+            PromptMode::Raw
+        } else {
+            PromptMode::Chat
+        }
+    }
+}
+
+impl LatentChoirParams {
+    /// The session as the project keeps it (a poisoned lock reads as the default).
+    pub fn session(&self) -> SessionSettings {
+        let fallback = SessionSettings::default();
+        SessionSettings {
+            prompt: self.prompt.read().map_or(fallback.prompt, |p| p.clone()),
+            raw: self.raw_prompt.read().map_or(fallback.raw, |r| *r),
+            seed: self.seed.read().map_or(fallback.seed, |s| *s),
+            model: self.model.read().map_or(fallback.model, |m| m.clone()),
+        }
+    }
+
+    /// Keeps `session` with the project.
+    pub fn set_session(&self, session: &SessionSettings) {
+        if let Ok(mut prompt) = self.prompt.write() {
+            prompt.clone_from(&session.prompt);
+        }
+        if let Ok(mut raw) = self.raw_prompt.write() {
+            *raw = session.raw;
+        }
+        if let Ok(mut seed) = self.seed.write() {
+            *seed = session.seed;
+        }
+        if let Ok(mut model) = self.model.write() {
+            model.clone_from(&session.model);
+        }
+    }
+
+    /// The SoundFont path as typed (empty: none).
+    pub fn soundfont(&self) -> String {
+        self.soundfont.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The SoundFont to load, if one is set.
+    pub fn soundfont_path(&self) -> Option<PathBuf> {
+        let path = self.soundfont();
+        let path = path.trim();
+        (!path.is_empty()).then(|| PathBuf::from(path))
+    }
+
+    /// Keeps the SoundFont path with the project.
+    pub fn set_soundfont(&self, path: &str) {
+        if let Ok(mut soundfont) = self.soundfont.write() {
+            path.clone_into(&mut soundfont);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_round_trips_through_the_params() {
+        let params = LatentChoirParams::default();
+        assert_eq!(params.session(), SessionSettings::default());
+        let session = SessionSettings {
+            prompt: "Rain on the roof.".to_owned(),
+            raw: true,
+            seed: 99,
+            model: "/models/m.gguf".to_owned(),
+        };
+        params.set_session(&session);
+        assert_eq!(params.session(), session);
+        assert_eq!(session.prompt_mode(), PromptMode::Raw);
+        assert_eq!(session.model_path(), Some(PathBuf::from("/models/m.gguf")));
+        assert_eq!(params.soundfont_path(), None);
+        params.set_soundfont(" /fonts/gm.sf2 ");
+        assert_eq!(
+            params.soundfont_path(),
+            Some(PathBuf::from("/fonts/gm.sf2"))
+        );
+    }
+}
