@@ -299,7 +299,7 @@ fn exports_are_what_the_command_line_replay_makes_of_the_run() {
                 path: dir.join("replayed.wav").join("piece"),
             };
             let error = export(&saved, &blocked).expect_err("a file is no folder");
-            assert!(error.contains("cannot write"), "{error}");
+            assert!(error.to_string().contains("cannot write"), "{error}");
             let mut files = dir.files();
             files.sort();
             assert_eq!(

@@ -247,7 +247,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<ProjectionMap> {
             hi: tensor("hi", &[k])?,
         });
     }
-    ProjectionMap::new(metadata, layers).map_err(corrupt)
+    ProjectionMap::new(metadata, layers).map_err(|e| corrupt(e.0))
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ use super::corpus::Corpus;
 use super::covariance::Covariance;
 use super::error::{MapError, Result};
 use super::identity::ModelIdentity;
-use super::map::{LayerMap, MapMetadata, ProjectionMap};
+use super::map::{InvalidMap, LayerMap, MapMetadata, ProjectionMap};
 use super::pca::Pca;
 use super::ranges::{PERCENTILES, percentile};
 use super::reservoir::Reservoir;
@@ -210,7 +210,7 @@ pub fn fit(
         skip_first,
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    let map = ProjectionMap::new(metadata, layers).map_err(|message| {
+    let map = ProjectionMap::new(metadata, layers).map_err(|InvalidMap(message)| {
         // Only non-finite hidden states can get here.
         MapError::Model(crate::llm::LlmError::Compute(format!(
             "the fitted map is unusable: {message}"

@@ -77,10 +77,22 @@ pub struct ProjectionMap {
     packed: Vec<Vec<f32>>,
 }
 
+/// What is wrong with the parts of a map.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidMap(pub String);
+
 impl ProjectionMap {
     /// Put a map together, checking that every part has the shape the metadata says and every
-    /// value is usable. `Err` carries what is wrong, for [`MapError::Corrupt`].
-    pub fn new(metadata: MapMetadata, layers: Vec<LayerMap>) -> std::result::Result<Self, String> {
+    /// value is usable. `Err` says what is wrong, for [`MapError::Corrupt`].
+    pub fn new(
+        metadata: MapMetadata,
+        layers: Vec<LayerMap>,
+    ) -> std::result::Result<Self, InvalidMap> {
+        Self::build(metadata, layers).map_err(InvalidMap)
+    }
+
+    fn build(metadata: MapMetadata, layers: Vec<LayerMap>) -> std::result::Result<Self, String> {
         let (k, width) = (metadata.components, metadata.width);
         if width == 0 || k == 0 || k > width {
             return Err(format!("{k} components of width {width}"));
@@ -426,7 +438,7 @@ mod tests {
         let with = |change: &dyn Fn(&mut LayerMap)| {
             let mut layer = good.layers()[0].clone();
             change(&mut layer);
-            ProjectionMap::new(good.metadata().clone(), vec![layer])
+            ProjectionMap::new(good.metadata().clone(), vec![layer]).map_err(|e| e.0)
         };
         assert!(with(&|_| {}).is_ok());
         assert!(with(&|l| l.mean.push(0.0)).unwrap_err().contains("mean"));

@@ -4,7 +4,8 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 
-use crate::playback::history::{HistoryReader, PlayedRecord};
+use crate::io::run_file::PlayedToken;
+use crate::playback::history::HistoryReader;
 
 /// Records kept for the plots: the trajectories fade over the last part of this, the history
 /// plots show all of it.
@@ -24,7 +25,7 @@ pub struct Playback {
     run: Option<u32>,
     transcript: String,
     spans: VecDeque<Span>,
-    recent: VecDeque<PlayedRecord>,
+    recent: VecDeque<PlayedToken>,
     /// The token sounding now: the last one played, which after a seek or loop is one already
     /// in the transcript.
     current: Option<Span>,
@@ -38,10 +39,10 @@ impl Playback {
 
     /// One record, in play order. A record of another run starts the view over; a token
     /// played again (the playhead went back) moves the highlight instead of adding text.
-    pub fn take(&mut self, record: &PlayedRecord) {
-        if self.run != Some(record.run) {
+    pub fn take(&mut self, record: &PlayedToken) {
+        if self.run != Some(record.frame.run) {
             self.clear();
-            self.run = Some(record.run);
+            self.run = Some(record.frame.run);
         }
         if self.recent.len() == RECENT {
             self.recent.pop_front();
@@ -50,20 +51,22 @@ impl Playback {
         if self
             .spans
             .back()
-            .is_some_and(|last| record.index <= last.index)
+            .is_some_and(|last| record.frame.index <= last.index)
         {
-            let at = self.spans.partition_point(|span| span.index < record.index);
+            let at = self
+                .spans
+                .partition_point(|span| span.index < record.frame.index);
             self.current = self
                 .spans
                 .get(at)
-                .filter(|span| span.index == record.index)
+                .filter(|span| span.index == record.frame.index)
                 .copied();
             return;
         }
         let start = self.transcript.len();
-        self.transcript.push_str(record.text());
+        self.transcript.push_str(record.frame.text());
         self.spans.push_back(Span {
-            index: record.index,
+            index: record.frame.index,
             bytes: (start, self.transcript.len()),
         });
         self.current = self.spans.back().copied();
@@ -96,7 +99,7 @@ impl Playback {
     }
 
     /// The last [`RECENT`] records, oldest first.
-    pub fn recent(&self) -> &VecDeque<PlayedRecord> {
+    pub fn recent(&self) -> &VecDeque<PlayedToken> {
         &self.recent
     }
 
@@ -171,7 +174,11 @@ mod tests {
             assert_eq!(playback.current().map(|s| s.index), Some(i as u32));
         }
         assert_eq!(playback.transcript(), " The forest was dark.");
-        let pc1: Vec<f32> = playback.recent().iter().map(|r| r.coords[1][0]).collect();
+        let pc1: Vec<f32> = playback
+            .recent()
+            .iter()
+            .map(|r| r.frame.coords[1][0])
+            .collect();
         assert_eq!(pc1, [0.0, 0.1, 0.2, 0.3, 0.4]);
     }
 
@@ -216,11 +223,14 @@ mod tests {
         let mut playback = Playback::default();
         let text = "x".repeat(40);
         for i in 0..2000 {
-            let record = PlayedRecord::new(&frame(1, i, &text), &POINT);
+            let record = PlayedToken {
+                frame: frame(1, i, &text),
+                point: POINT,
+            };
             playback.take(&record);
         }
         assert_eq!(playback.recent().len(), RECENT);
-        assert_eq!(playback.recent().back().map(|r| r.index), Some(1999));
+        assert_eq!(playback.recent().back().map(|r| r.frame.index), Some(1999));
         assert!(playback.transcript().len() <= MAX_TEXT);
         let range = playback.highlight().expect("a token is sounding");
         assert_eq!(range.end, playback.transcript().len());

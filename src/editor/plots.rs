@@ -7,9 +7,9 @@ use std::collections::VecDeque;
 use egui::{Color32, Pos2, Rect, Sense, Stroke, StrokeKind, Vec2};
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
+use crate::io::run_file::PlayedToken;
 use crate::music::frame::FRAME_COMPONENTS;
 use crate::music::voices::VOICES;
-use crate::playback::history::PlayedRecord;
 
 pub const VOICE_COLORS: [Color32; VOICES] = [
     Color32::from_rgb(90, 170, 255),
@@ -25,7 +25,7 @@ pub type VoiceLayers = [Option<usize>; VOICES];
 
 /// The `(PC1, PC2)` path of each voice over the last [`TRAIL`] records, oldest first.
 pub fn trajectories(
-    recent: &VecDeque<PlayedRecord>,
+    recent: &VecDeque<PlayedToken>,
     layers: &VoiceLayers,
 ) -> [Vec<[f64; 2]>; VOICES] {
     let start = recent.len().saturating_sub(TRAIL);
@@ -36,9 +36,9 @@ pub fn trajectories(
         recent
             .iter()
             .skip(start)
-            .filter(|r| r.hidden_states() > 0)
+            .filter(|r| r.frame.hidden_states() > 0)
             .map(|r| {
-                let coords = r.coords[layer.min(r.hidden_states() - 1)];
+                let coords = r.frame.coords[layer.min(r.frame.hidden_states() - 1)];
                 [f64::from(coords[0]), f64::from(coords[1])]
             })
             .collect()
@@ -100,7 +100,7 @@ fn diverging(value: f32) -> Color32 {
 }
 
 /// Layers across, components down, for the last record; the voices' layers are marked.
-pub fn heat_map(ui: &mut egui::Ui, current: Option<&PlayedRecord>, layers: &VoiceLayers) {
+pub fn heat_map(ui: &mut egui::Ui, current: Option<&PlayedToken>, layers: &VoiceLayers) {
     let size = ui.available_size();
     let (response, painter) = ui.allocate_painter(size, Sense::hover());
     let area = response.rect;
@@ -123,7 +123,7 @@ pub fn heat_map(ui: &mut egui::Ui, current: Option<&PlayedRecord>, layers: &Voic
             text_color,
         );
     }
-    let Some(record) = current.filter(|r| r.hidden_states() > 0) else {
+    let Some(record) = current.filter(|r| r.frame.hidden_states() > 0) else {
         painter.text(
             grid.center(),
             egui::Align2::CENTER_CENTER,
@@ -133,12 +133,12 @@ pub fn heat_map(ui: &mut egui::Ui, current: Option<&PlayedRecord>, layers: &Voic
         );
         return;
     };
-    let states = record.hidden_states();
+    let states = record.frame.hidden_states();
     let cell = Vec2::new(
         grid.width() / states as f32,
         grid.height() / FRAME_COMPONENTS as f32,
     );
-    for (layer, coords) in record.coords.iter().take(states).enumerate() {
+    for (layer, coords) in record.frame.coords.iter().take(states).enumerate() {
         for (c, value) in coords.iter().enumerate() {
             let min = grid.min + Vec2::new(layer as f32 * cell.x, c as f32 * cell.y);
             painter.rect_filled(
@@ -186,7 +186,7 @@ pub struct Series {
     /// the plot.
     pub range: (f64, f64),
     pub color: Color32,
-    pub value: fn(&PlayedRecord) -> f32,
+    pub value: fn(&PlayedToken) -> f32,
 }
 
 pub const HISTORY: [Series; 3] = [
@@ -214,15 +214,15 @@ pub const HISTORY: [Series; 3] = [
 ];
 
 /// `(token index, value)` of every recent record, non-finite values left out.
-pub fn series_points(recent: &VecDeque<PlayedRecord>, series: &Series) -> Vec<[f64; 2]> {
+pub fn series_points(recent: &VecDeque<PlayedToken>, series: &Series) -> Vec<[f64; 2]> {
     recent
         .iter()
-        .map(|r| [f64::from(r.index), f64::from((series.value)(r))])
+        .map(|r| [f64::from(r.frame.index), f64::from((series.value)(r))])
         .filter(|p| p[1].is_finite())
         .collect()
 }
 
-pub fn history_plots(ui: &mut egui::Ui, recent: &VecDeque<PlayedRecord>) {
+pub fn history_plots(ui: &mut egui::Ui, recent: &VecDeque<PlayedToken>) {
     let height = (ui.available_height() / HISTORY.len() as f32 - 4.0).max(30.0);
     let link = ui.scope_id().with("history x");
     for series in &HISTORY {
@@ -258,7 +258,7 @@ mod tests {
     use crate::loudness::CurvePoint;
     use crate::music::frame::TokenFrame;
 
-    fn record(index: u32, velocity: f32) -> PlayedRecord {
+    fn record(index: u32, velocity: f32) -> PlayedToken {
         let mut frame = TokenFrame::new(index, 0, "t", 3, 0.5);
         frame.set_state(0, [0.1, 0.2, 0.0, 0.0], 1.0, 0.0, 0.0);
         frame.set_state(2, [index as f32 / 100.0, -0.5, 0.0, 0.0], 1.0, 0.0, 0.0);
@@ -268,7 +268,7 @@ mod tests {
             velocity,
             temperature: 0.9,
         };
-        PlayedRecord::new(&frame, &point)
+        PlayedToken { frame, point }
     }
 
     #[test]

@@ -5,3 +5,6 @@ pub mod midi_file;
 pub mod output_file;
 pub mod run_file;
 pub mod wav_file;
+pub mod write_error;
+
+pub use write_error::WriteError;

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::WriteError;
+
 /// A file being written under a temporary name; dropped without [`PendingFile::commit`], the
 /// temporary file is removed.
 #[derive(Debug)]
@@ -16,16 +18,15 @@ pub struct PendingFile {
 impl PendingFile {
     /// Reserves `target`: creates the (empty) temporary file now, so an unwritable folder is
     /// reported before any work is done.
-    pub fn new(target: &Path) -> Result<Self, String> {
+    pub fn new(target: &Path) -> Result<Self, WriteError> {
         let name = target
             .file_name()
-            .ok_or_else(|| format!("{}: not a file name", target.display()))?;
+            .ok_or_else(|| WriteError::new(target, "not a file name"))?;
         let mut temp_name = std::ffi::OsString::from(".");
         temp_name.push(name);
         temp_name.push(format!(".{}.partial", std::process::id()));
         let temp = target.with_file_name(temp_name);
-        std::fs::File::create(&temp)
-            .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+        std::fs::File::create(&temp).map_err(|e| WriteError::new(target, e))?;
         Ok(Self {
             target: target.to_owned(),
             temp,
@@ -43,9 +44,8 @@ impl PendingFile {
     }
 
     /// Moves the finished file into place.
-    pub fn commit(mut self) -> Result<PathBuf, String> {
-        std::fs::rename(&self.temp, &self.target)
-            .map_err(|e| format!("cannot write {}: {e}", self.target.display()))?;
+    pub fn commit(mut self) -> Result<PathBuf, WriteError> {
+        std::fs::rename(&self.temp, &self.target).map_err(|e| WriteError::new(&self.target, e))?;
         self.committed = true;
         Ok(self.target.clone())
     }

@@ -124,6 +124,8 @@ pub enum RunFileError {
     Version { path: PathBuf, found: u32 },
     #[error("cannot write {path}: {message}")]
     Write { path: PathBuf, message: String },
+    #[error("cannot encode the run: {0}")]
+    Encode(String),
 }
 
 impl Run {
@@ -133,7 +135,11 @@ impl Run {
     }
 
     /// Writes the run to `writer` (a zip archive; see the [module docs](self)).
-    pub fn write_to<W: Write + Seek>(&self, writer: W) -> Result<(), String> {
+    pub fn write_to<W: Write + Seek>(&self, writer: W) -> Result<(), RunFileError> {
+        self.encode(writer).map_err(RunFileError::Encode)
+    }
+
+    fn encode<W: Write + Seek>(&self, writer: W) -> Result<(), String> {
         let n = self.tokens.len();
         let states = self.manifest.hidden_states.min(MAX_HIDDEN_STATES);
         let per_token = |f: &dyn Fn(&PlayedToken) -> f32| -> Array1<f32> {
@@ -216,7 +222,7 @@ impl Run {
         };
         let file = File::create(path).map_err(|e| error(e.to_string()))?;
         let mut writer = BufWriter::new(file);
-        self.write_to(&mut writer).map_err(error)?;
+        self.encode(&mut writer).map_err(error)?;
         writer.flush().map_err(|e| error(e.to_string()))?;
         Ok(())
     }

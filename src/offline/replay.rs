@@ -7,18 +7,21 @@ use crate::io::audio_file::StereoAudio;
 use crate::io::midi_file::MidiRecorder;
 use crate::io::run_file::Run;
 use crate::music::SLOTS;
-use crate::offline::recording::Playback;
-use crate::offline::timeline::{self as offline, AudioSink, OfflineReport, Sinks, Timeline};
+
 use crate::params::LatentChoirParams;
 use crate::params::text as param_text;
 use crate::playback::player::FrameSource;
 use crate::playback::sonifier::Sonifier;
 use crate::synth::SoundFontPlayer;
 
+use super::OfflineError;
+use super::recording::Playback;
+use super::timeline::{self as offline, AudioSink, OfflineReport, Sinks, Timeline};
+
 /// The parameters a run was made with (its manifest's values over the defaults).
-pub fn recorded_params(run: &Run) -> Result<LatentChoirParams, String> {
+pub fn recorded_params(run: &Run) -> Result<LatentChoirParams, OfflineError> {
     let params = LatentChoirParams::default();
-    param_text::restore(&params, &run.manifest.params).map_err(|e| e.to_string())?;
+    param_text::restore(&params, &run.manifest.params)?;
     Ok(params)
 }
 
@@ -44,7 +47,7 @@ pub fn replay(
     params: &LatentChoirParams,
     timeline: &Timeline,
     surroundings: Surroundings<'_>,
-) -> Result<(OfflineReport, MidiRecorder), String> {
+) -> Result<(OfflineReport, MidiRecorder), OfflineError> {
     let mut source = Playback::new(run.frames().collect());
     let (report, mut midi) = play(timeline, params, surroundings, &mut source)?;
     if run.manifest.hidden_states > 0 {
@@ -59,7 +62,7 @@ pub fn play(
     params: &LatentChoirParams,
     surroundings: Surroundings<'_>,
     source: &mut impl FrameSource,
-) -> Result<(OfflineReport, MidiRecorder), String> {
+) -> Result<(OfflineReport, MidiRecorder), OfflineError> {
     let Surroundings {
         soundfont,
         song,
@@ -72,7 +75,7 @@ pub fn play(
         sonifier
             .choir_mut()
             .replace_soundfont(Some(font))
-            .map_err(|_| "the SoundFont was loaded for another sample rate".to_owned())?;
+            .map_err(|_| OfflineError::SoundFontRate)?;
     }
     let mut midi = MidiRecorder::new(
         f64::from(timeline.sample_rate),
@@ -108,7 +111,7 @@ pub fn track_names(params: &LatentChoirParams, hidden_states: Option<usize>) -> 
 /// The Standard MIDI File `latent-choir replay RUN --midi` writes for `run` with its recorded
 /// settings and no song: the notes do not depend on the sound, so nothing is rendered to
 /// disk.
-pub fn midi_bytes(run: &Run) -> Result<Vec<u8>, String> {
+pub fn midi_bytes(run: &Run) -> Result<Vec<u8>, OfflineError> {
     let params = recorded_params(run)?;
     let timeline = timeline(run, &params, run.manifest.bpm, run.manifest.sample_rate);
     let (_, midi) = replay(

@@ -4,9 +4,12 @@
 //! of tokens, then a release tail with Generate off so the last notes and the reverb ring out.
 //! `latent-choir render` feeds it the worker's queue, `replay` a run file's frames.
 
+use crate::io::WriteError;
 use crate::io::audio_file::StereoAudio;
 use crate::io::midi_file::MidiRecorder;
 use crate::params::LatentChoirParams;
+
+use super::OfflineError;
 
 use crate::playback::player::{Clock, FrameSource};
 use crate::playback::sonifier::{BlockInput, Sonifier, metered_input};
@@ -63,7 +66,7 @@ pub struct OfflineReport {
 }
 
 /// Takes each output block, `[left, right]`; an error ends the run.
-pub type AudioSink<'a> = dyn FnMut(&[f32], &[f32]) -> Result<(), String> + 'a;
+pub type AudioSink<'a> = dyn FnMut(&[f32], &[f32]) -> Result<(), WriteError> + 'a;
 
 /// Where an offline run's results go.
 pub struct Sinks<'a> {
@@ -83,7 +86,7 @@ pub fn run(
     song: Option<&StereoAudio>,
     source: &mut impl FrameSource,
     sinks: Sinks<'_>,
-) -> Result<OfflineReport, String> {
+) -> Result<OfflineReport, OfflineError> {
     let Sinks {
         midi,
         audio,

@@ -1,4 +1,4 @@
-//! What the audio thread played, for the editor: one fixed-size [`PlayedRecord`] per token, in a
+//! What the audio thread played, for the editor: one [`PlayedToken`] per token, in a
 //! lock-free ring (rtrb) the editor drains while it draws.
 //!
 //! ```text
@@ -13,58 +13,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::io::run_file::PlayedToken;
 use crate::loudness::CurvePoint;
-use crate::music::frame::{FRAME_COMPONENTS, MAX_HIDDEN_STATES, TEXT_BYTES, TokenFrame};
+use crate::music::frame::TokenFrame;
 
 /// Records the ring holds: about a minute of tokens at 4 per second, far more than the editor
 /// lets pile up between two frames.
 pub const HISTORY_CAPACITY: usize = 256;
-
-/// One token as it was played, with the loudness curve at its step.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct PlayedRecord {
-    pub run: u32,
-    pub index: u32,
-    pub text: [u8; TEXT_BYTES],
-    pub text_len: u8,
-    /// Valid entries of `coords` (`n_layers + 1`).
-    pub hidden_states: u8,
-    /// Normalised PCA coordinates of every hidden state: the voices' trajectories and the
-    /// layer × component heat map.
-    pub coords: [[f32; FRAME_COMPONENTS]; MAX_HIDDEN_STATES],
-    /// Temperature the token was sampled at.
-    pub token_temperature: f32,
-    /// The loudness curve at the step that played the token.
-    pub point: CurvePoint,
-}
-
-impl PlayedRecord {
-    pub fn new(frame: &TokenFrame, point: &CurvePoint) -> Self {
-        Self {
-            run: frame.run,
-            index: frame.index,
-            text: frame.text,
-            text_len: frame.text_len,
-            hidden_states: frame.hidden_states,
-            coords: frame.coords,
-            token_temperature: frame.temperature,
-            point: *point,
-        }
-    }
-
-    /// The token's text (the longest valid UTF-8 prefix of the stored bytes).
-    pub fn text(&self) -> &str {
-        let bytes = &self.text[..usize::from(self.text_len).min(TEXT_BYTES)];
-        match std::str::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(error) => std::str::from_utf8(&bytes[..error.valid_up_to()]).unwrap_or_default(),
-        }
-    }
-
-    pub fn hidden_states(&self) -> usize {
-        usize::from(self.hidden_states).min(MAX_HIDDEN_STATES)
-    }
-}
 
 /// Counters and the open flag both ends read.
 #[derive(Debug, Default)]
@@ -97,13 +52,13 @@ impl HistoryShared {
 
 /// The audio thread's end.
 pub struct HistoryWriter {
-    ring: rtrb::Producer<PlayedRecord>,
+    ring: rtrb::Producer<PlayedToken>,
     shared: Arc<HistoryShared>,
 }
 
 /// The editor's end.
 pub struct HistoryReader {
-    ring: rtrb::Consumer<PlayedRecord>,
+    ring: rtrb::Consumer<PlayedToken>,
     shared: Arc<HistoryShared>,
 }
 
@@ -132,7 +87,14 @@ impl HistoryWriter {
         }
         if self.ring.is_full() {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-        } else if self.ring.push(PlayedRecord::new(frame, point)).is_ok() {
+        } else if self
+            .ring
+            .push(PlayedToken {
+                frame: *frame,
+                point: *point,
+            })
+            .is_ok()
+        {
             self.shared.written.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -144,7 +106,7 @@ impl HistoryReader {
     }
 
     /// Editor: hands every waiting record to `each`, oldest first.
-    pub fn drain(&mut self, mut each: impl FnMut(&PlayedRecord)) -> usize {
+    pub fn drain(&mut self, mut each: impl FnMut(&PlayedToken)) -> usize {
         let mut n = 0;
         while let Ok(record) = self.ring.pop() {
             each(&record);
@@ -182,13 +144,13 @@ mod tests {
         writer.record(&frame(1, 1, " forest"), &point(0.7));
         let mut seen = Vec::new();
         assert_eq!(reader.drain(|r| seen.push(*r)), 2);
-        assert_eq!(seen[0].text(), " the");
-        assert_eq!(seen[1].text(), " forest");
-        assert_eq!((seen[1].run, seen[1].index), (1, 1));
-        assert_eq!(seen[1].coords[2], [0.5, -0.25, 0.0, 1.0]);
-        assert_eq!(seen[1].hidden_states(), 3);
+        assert_eq!(seen[0].frame.text(), " the");
+        assert_eq!(seen[1].frame.text(), " forest");
+        assert_eq!((seen[1].frame.run, seen[1].frame.index), (1, 1));
+        assert_eq!(seen[1].frame.coords[2], [0.5, -0.25, 0.0, 1.0]);
+        assert_eq!(seen[1].frame.hidden_states(), 3);
         assert_eq!(seen[1].point.temperature, 0.7);
-        assert_eq!(seen[1].token_temperature, 0.9);
+        assert_eq!(seen[1].frame.temperature, 0.9);
         assert_eq!(reader.drain(|_| {}), 0);
         assert_eq!(reader.shared().written(), 2);
     }
@@ -212,11 +174,11 @@ mod tests {
         assert_eq!(reader.shared().written(), 4);
         assert_eq!(reader.shared().dropped(), 6);
         let mut indices = Vec::new();
-        reader.drain(|r| indices.push(r.index));
+        reader.drain(|r| indices.push(r.frame.index));
         assert_eq!(indices, [0, 1, 2, 3]);
         // Room again after draining.
         writer.record(&frame(1, 10, "x"), &point(0.5));
-        reader.drain(|r| indices.push(r.index));
+        reader.drain(|r| indices.push(r.frame.index));
         assert_eq!(indices, [0, 1, 2, 3, 10]);
     }
 }

@@ -3,11 +3,13 @@
 //! `latent-choir replay RUN --midi` would; the run file is what `render --run` writes. Files
 //! appear whole or not at all ([`crate::io::output_file`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use crate::io::WriteError;
 use crate::io::output_file::PendingFile;
-use crate::offline::replay;
+use crate::io::run_file::RunFileError;
+use crate::offline::{OfflineError, replay};
 
 use super::saved_run::SavedRun;
 
@@ -58,24 +60,36 @@ pub fn target(request: &ExportRequest) -> PathBuf {
     request.path.with_extension(request.kind.extension())
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("Type a path to export to first")]
+    NoPath,
+    #[error("Nothing to export yet: no tokens have played")]
+    NothingPlayed,
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    Replay(#[from] OfflineError),
+    #[error(transparent)]
+    Run(#[from] RunFileError),
+}
+
 /// Writes the saved run as `request` asks; returns the file written.
-pub fn export(saved: &SavedRun, request: &ExportRequest) -> Result<PathBuf, String> {
+pub fn export(saved: &SavedRun, request: &ExportRequest) -> Result<PathBuf, ExportError> {
     if request.path.as_os_str().is_empty() {
-        return Err("Type a path to export to first".to_owned());
+        return Err(ExportError::NoPath);
     }
-    let run = saved
-        .run()
-        .ok_or("Nothing to export yet: no tokens have played")?;
+    let run = saved.run().ok_or(ExportError::NothingPlayed)?;
     let target = target(request);
     let file = PendingFile::new(&target)?;
     match request.kind {
         ExportKind::Midi => {
             let bytes = replay::midi_bytes(&run)?;
-            write(file.temp(), &bytes, &target)?;
+            std::fs::write(file.temp(), &bytes).map_err(|e| WriteError::new(&target, e))?;
         }
-        ExportKind::Run => run.write(file.temp()).map_err(|e| e.to_string())?,
+        ExportKind::Run => run.write(file.temp())?,
     }
-    file.commit()
+    Ok(file.commit()?)
 }
 
 /// Runs `request` and puts its outcome into `status` (the background task's whole job).
@@ -95,8 +109,4 @@ pub fn run_export(saved: &SavedRun, request: &ExportRequest, status: &ExportStat
         Ok(path) => format!("Wrote {}", path.display()),
         Err(error) => format!("Export failed: {error}"),
     });
-}
-
-fn write(temp: &Path, bytes: &[u8], target: &Path) -> Result<(), String> {
-    std::fs::write(temp, bytes).map_err(|e| format!("cannot write {}: {e}", target.display()))
 }

@@ -375,7 +375,7 @@ mod tests {
         source.played(&frame, &POINT, None);
         assert_eq!(tickets.pop().map(|t| t.temperature), Ok(0.7));
         let mut texts = Vec::new();
-        reader.drain(|r| texts.push(r.text().to_owned()));
+        reader.drain(|r| texts.push(r.frame.text().to_owned()));
         assert_eq!(texts, [" hi"]);
     }
 

@@ -9,12 +9,14 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use latent_choir::activation::identify;
+use latent_choir::io::WriteError;
 use latent_choir::io::audio_file::{self, StereoAudio};
 use latent_choir::io::midi_file::MidiRecorder;
 use latent_choir::io::output_file::PendingFile;
 use latent_choir::io::run_file::{self, Manifest, ModelRecord, PlayedToken, Run};
 use latent_choir::io::wav_file::WavSink;
 use latent_choir::llm::discovery;
+use latent_choir::offline::OfflineError;
 use latent_choir::offline::recording::Recorder;
 pub use latent_choir::offline::replay::track_names;
 use latent_choir::offline::replay::{self, MIDI_TEMPO_TRACK, Surroundings};
@@ -220,10 +222,11 @@ impl Outputs {
                 return Err(format!("{} is given for two outputs", a.display()));
             }
         }
+        let reserve = |path| PendingFile::new(path).map_err(|e| e.to_string());
         Ok(Self {
-            wav: PendingFile::new(wav)?,
-            midi: PendingFile::new(midi)?,
-            run: run.map(PendingFile::new).transpose()?,
+            wav: reserve(wav)?,
+            midi: reserve(midi)?,
+            run: run.map(reserve).transpose()?,
         })
     }
 
@@ -234,11 +237,14 @@ impl Outputs {
         if let (Some(file), Some(run)) = (&self.run, run) {
             run.write(file.temp()).map_err(|e| e.to_string())?;
         }
-        let mut written = vec![self.wav.commit()?, self.midi.commit()?];
+        let mut written = vec![self.wav.commit(), self.midi.commit()];
         if let Some(file) = self.run {
-            written.push(file.commit()?);
+            written.push(file.commit());
         }
-        Ok(written)
+        written
+            .into_iter()
+            .map(|w| w.map_err(|e| e.to_string()))
+            .collect()
     }
 }
 
@@ -264,10 +270,16 @@ pub fn into_wav<T>(
     soundfont: Option<SoundFontPlayer>,
     song: Option<&StereoAudio>,
     outputs: &Outputs,
-    play: impl FnOnce(Surroundings<'_>) -> Result<T, String>,
+    play: impl FnOnce(Surroundings<'_>) -> Result<T, OfflineError>,
 ) -> Result<T, String> {
-    let mut wav = WavSink::create(outputs.wav.temp(), timeline.sample_rate)
-        .map_err(|e| format!("{e} (writing {})", outputs.wav.target().display()))?;
+    // A failed write names the file the user asked for, not its temporary name.
+    let target = outputs.wav.target();
+    let say = |error: OfflineError| match error {
+        OfflineError::Write(write) => WriteError::new(target, write.message).to_string(),
+        other => other.to_string(),
+    };
+    let mut wav =
+        WavSink::create(outputs.wav.temp(), timeline.sample_rate).map_err(|e| say(e.into()))?;
     let bar = progress_bar(timeline.total_samples());
     let played = play(Surroundings {
         soundfont,
@@ -279,12 +291,11 @@ pub fn into_wav<T>(
             }
         },
     })
-    .map_err(|e| format!("cannot write {}: {e}", outputs.wav.target().display()))?;
+    .map_err(say)?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    wav.finish()
-        .map_err(|e| format!("cannot write {}: {e}", outputs.wav.target().display()))?;
+    wav.finish().map_err(|e| say(e.into()))?;
     Ok(played)
 }
 
