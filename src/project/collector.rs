@@ -232,28 +232,22 @@ impl Describer {
     /// The manifest of a run that began at `bpm` and `sample_rate` (the token list empty).
     pub fn describe(&self, bpm: f64, sample_rate: u32) -> Manifest {
         let params = self.params.upgrade();
-        let read = |f: &dyn Fn(&LatentChoirParams) -> String| params.as_deref().map(f);
-        let prompt = read(&|p| p.prompt.read().map(|s| s.clone()).unwrap_or_default());
-        let seed = params
+        let session = params
             .as_deref()
-            .and_then(|p| p.seed.read().ok().map(|s| *s))
-            .unwrap_or(1);
-        let soundfont = read(&|p| {
-            p.soundfont
-                .read()
-                .map(|s| s.trim().to_owned())
-                .unwrap_or_default()
-        })
-        .filter(|s| !s.is_empty());
+            .map(LatentChoirParams::session)
+            .unwrap_or_default();
+        let soundfont = params
+            .as_deref()
+            .and_then(LatentChoirParams::soundfont_path);
         let tokens_per_beat = params
             .as_deref()
             .map_or(2.0, |p| f64::from(p.generation.tokens_per_beat.value()));
         Manifest {
             format: run_file::FORMAT.to_owned(),
             version: run_file::VERSION,
-            prompt: prompt.unwrap_or_default(),
+            prompt: session.prompt,
             model: self.model(),
-            seed,
+            seed: session.seed,
             bpm,
             tokens_per_beat,
             sample_rate,
@@ -262,7 +256,7 @@ impl Describer {
             piece_samples: 0,
             tail_samples: 0,
             song: None,
-            soundfont,
+            soundfont: soundfont.map(|p| p.display().to_string()),
             params: params
                 .as_deref()
                 .map(param_text::values)
