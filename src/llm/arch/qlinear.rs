@@ -299,7 +299,37 @@ impl QLinear {
         }
     }
 
-    /// The dequantized values of one row, `out` being `cols` long.
+    /// The dequantized values of one row whatever the format, `out` being `cols` long.
+    fn row_values(&self, row: usize, out: &mut [f32]) -> Result<()> {
+        if row >= self.rows || out.len() != self.cols {
+            candle_core::bail!(
+                "row {row} of [{}, {}] into {} values",
+                self.rows,
+                self.cols,
+                out.len()
+            );
+        }
+        match &self.kernel {
+            Kernel::Candle(matmul) => {
+                let id = Tensor::new(&[row as u32], &Device::Cpu)?;
+                let values = matmul.embedding(&id)?.flatten_all()?.to_vec1::<f32>()?;
+                out.copy_from_slice(&values);
+            }
+            Kernel::Parts(parts) => {
+                let mut first = 0;
+                for part in parts {
+                    if row < first + part.rows {
+                        return part.row_values(row - first, out);
+                    }
+                    first += part.rows;
+                }
+            }
+            _ => self.unpack_row(row, out),
+        }
+        Ok(())
+    }
+
+    /// The dequantized values of one row of a native kernel, `out` being `cols` long.
     fn unpack_row(&self, row: usize, out: &mut [f32]) {
         let blocks = self.cols / BLOCK;
         match &self.kernel {
@@ -338,64 +368,68 @@ impl QLinear {
     }
 }
 
-/// A float linear layer with an optional bias, for the safetensors models: their weights go
-/// through the same split kernels as the quantized ones.
-pub struct Dense {
-    linear: QLinear,
+/// A model's linear layer: dense (f32) or quantized weights, both through the split kernels
+/// of [`QLinear`] (one `match` per product, none per row), plus an optional bias.
+pub struct Linear {
+    weight: QLinear,
     bias: Option<Vec<f32>>,
 }
 
-impl Dense {
-    /// `weight` is `[out, in]`, `bias` `[out]`.
-    pub fn new(weight: &Tensor, bias: Option<&Tensor>) -> Result<Self> {
-        let linear = QLinear::from_f32(weight)?;
+impl Linear {
+    /// `bias`, when given, has one value per output.
+    pub fn new(weight: QLinear, bias: Option<Vec<f32>>) -> Result<Self> {
+        if bias.as_ref().is_some_and(|b| b.len() != weight.rows) {
+            candle_core::bail!("bias does not match the {} outputs", weight.rows);
+        }
+        Ok(Self { weight, bias })
+    }
+
+    /// An f32 layer: `weight` is `[out, in]`, `bias` `[out]`.
+    pub fn dense(weight: &Tensor, bias: Option<&Tensor>) -> Result<Self> {
         let bias = bias
             .map(|b| b.flatten_all()?.to_vec1::<f32>())
             .transpose()?;
-        if bias.as_ref().is_some_and(|b| b.len() != linear.rows) {
-            candle_core::bail!("bias does not match the {} outputs", linear.rows);
-        }
-        Ok(Self { linear, bias })
+        Self::new(QLinear::from_f32(weight)?, bias)
     }
 
     /// Stacks layers that read the same input (see [`QLinear::stack`]); a part without a bias
     /// contributes zeros when another has one.
-    pub fn stack(parts: Vec<Dense>) -> Result<Self> {
+    pub fn stack(parts: Vec<Linear>) -> Result<Self> {
         let bias = parts.iter().any(|p| p.bias.is_some()).then(|| {
             parts
                 .iter()
                 .flat_map(|p| match &p.bias {
                     Some(b) => b.clone(),
-                    None => vec![0.0; p.linear.rows],
+                    None => vec![0.0; p.weight.rows],
                 })
                 .collect()
         });
-        let linear = QLinear::stack(parts.into_iter().map(|p| p.linear).collect())?;
-        Ok(Self { linear, bias })
+        let weight = QLinear::stack(parts.into_iter().map(|p| p.weight).collect())?;
+        Ok(Self { weight, bias })
     }
 
     pub fn rows(&self) -> usize {
-        self.linear.rows
+        self.weight.rows
     }
 
     pub fn cols(&self) -> usize {
-        self.linear.cols
+        self.weight.cols
     }
 
     /// `input` holds `n` vectors of `cols`; `out` receives `n` vectors of `rows`.
     pub fn forward_into(&self, input: &[f32], out: &mut [f32]) -> Result<()> {
-        self.linear.forward_into(input, out)?;
+        self.weight.forward_into(input, out)?;
         if let Some(bias) = &self.bias {
-            for row in out.chunks_exact_mut(self.linear.rows) {
+            for row in out.chunks_exact_mut(self.weight.rows) {
                 row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
             }
         }
         Ok(())
     }
 
-    /// Row `row` of the weight: an embedding lookup when the layer is a tied LM head.
-    pub fn weight_row(&self, row: usize, out: &mut [f32]) {
-        self.linear.unpack_row(row, out);
+    /// Row `row` of the weight, dequantized: an embedding lookup (also of a tied LM head).
+    pub fn weight_row(&self, row: usize, out: &mut [f32]) -> Result<()> {
+        self.weight.row_values(row, out)
     }
 }
 
