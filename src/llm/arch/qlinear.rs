@@ -221,17 +221,25 @@ impl QLinear {
         Ok(())
     }
 
-    /// One input vector: each row is a dot product straight off the stored blocks.
+    /// One input vector: each row is a dot product straight off the stored blocks. The format
+    /// is matched here, once per product, so the row loop calls one kernel.
     fn matvec(&self, x: &[f32], out: &mut [f32]) {
-        let sums = block_sums(x);
-        let chunk = rows_per_task(self.rows);
-        out.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(task, out)| {
-                for (offset, value) in out.iter_mut().enumerate() {
-                    *value = self.row_dot(task * chunk + offset, x, &sums);
-                }
-            });
+        let cols = self.cols;
+        match &self.kernel {
+            Kernel::Q4_1(data) => {
+                let sums = block_sums(x);
+                let bytes = cols / BLOCK * Q4_1_BYTES;
+                rows_into(out, |row| dot_q4_1(&data[row * bytes..][..bytes], x, &sums));
+            }
+            Kernel::Q8_0(data) => {
+                let bytes = cols / BLOCK * Q8_0_BYTES;
+                rows_into(out, |row| dot_q8_0(&data[row * bytes..][..bytes], x));
+            }
+            Kernel::F32(data) => rows_into(out, |row| dot_f32(&data[row * cols..][..cols], x)),
+            Kernel::Candle(_) | Kernel::Parts(_) => {
+                unreachable!("only native kernels reach matvec")
+            }
+        }
     }
 
     /// Several input vectors (a prompt): each row is unpacked once, then dotted with every one.
@@ -278,25 +286,6 @@ impl QLinear {
             first += part.rows;
         }
         Ok(())
-    }
-
-    fn row_dot(&self, row: usize, x: &[f32], block_sums: &[f32]) -> f32 {
-        let cols = self.cols;
-        let bytes = |per_block| cols / BLOCK * per_block;
-        match &self.kernel {
-            Kernel::Q4_1(data) => dot_q4_1(
-                &data[row * bytes(Q4_1_BYTES)..][..bytes(Q4_1_BYTES)],
-                x,
-                block_sums,
-            ),
-            Kernel::Q8_0(data) => {
-                dot_q8_0(&data[row * bytes(Q8_0_BYTES)..][..bytes(Q8_0_BYTES)], x)
-            }
-            Kernel::F32(data) => dot_f32(&data[row * cols..(row + 1) * cols], x),
-            Kernel::Candle(_) | Kernel::Parts(_) => {
-                unreachable!("only native kernels reach row_dot")
-            }
-        }
     }
 
     /// The dequantized values of one row whatever the format, `out` being `cols` long.
@@ -452,6 +441,18 @@ pub fn read_bandwidth(bytes: usize, passes: usize) -> f64 {
 /// Reads all of `data` on the product pool in pieces of `piece` values, as decode's kernel does.
 fn read_through_pool(data: &[f32], piece: usize) -> f32 {
     in_pool(|| data.par_chunks(piece).map(|c| dot_f32(c, c)).sum())
+}
+
+/// `out[row] = dot(row)` for every row, split over the pool in tasks of whole rows.
+fn rows_into(out: &mut [f32], dot: impl Fn(usize) -> f32 + Sync) {
+    let chunk = rows_per_task(out.len());
+    out.par_chunks_mut(chunk)
+        .enumerate()
+        .for_each(|(task, out)| {
+            for (offset, value) in out.iter_mut().enumerate() {
+                *value = dot(task * chunk + offset);
+            }
+        });
 }
 
 /// Enough tasks for work stealing to even out two to four cores, each a multiple of 8 rows.
