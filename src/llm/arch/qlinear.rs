@@ -20,7 +20,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Result, Tensor};
 use rayon::prelude::*;
 
-use super::weight_buffer::WeightBuffer;
+use super::weight_buffer::{Scratch, WeightBuffer};
 
 const BLOCK: usize = 32;
 /// Bytes per block: Q4_1 is two f16 (scale, minimum) and 16 bytes of nibbles; Q8_0 one f16
@@ -251,7 +251,7 @@ impl QLinear {
             .par_chunks_mut(chunk * n)
             .enumerate()
             .for_each(|(task, out)| {
-                let mut row_values = vec![0.0_f32; cols];
+                let mut row_values = Scratch::zeroed(cols);
                 for (offset, row_out) in out.chunks_mut(n).enumerate() {
                     let row = task * chunk + offset;
                     let weights = match &self.kernel {

@@ -21,6 +21,7 @@ pub(crate) use layers::{Attention, Block, Mlp, Norm};
 
 use super::ops::{self, KvCache, Rope};
 use super::qlinear::{Linear, in_pool};
+use super::weight_buffer::Scratch;
 use crate::llm::error::{LlmError, Result};
 use crate::llm::model::{LanguageModel, ModelInfo, Step};
 
@@ -74,14 +75,14 @@ pub(crate) struct Decoder {
 
 /// Scratch space for one step, sized for its new positions.
 pub(super) struct Buffers {
-    normed: Vec<f32>,
-    qkv: Vec<f32>,
-    attended: Vec<f32>,
-    projected: Vec<f32>,
+    normed: Scratch,
+    qkv: Scratch,
+    attended: Scratch,
+    projected: Scratch,
     /// The MLP's first product: gate and up stacked, or up alone.
-    up: Vec<f32>,
+    up: Scratch,
     /// `act(gate) * up` of a gated MLP.
-    gated: Vec<f32>,
+    gated: Scratch,
     /// One head's attention weights over every key.
     probs: Vec<f32>,
     /// RoPE angles of the new positions, `[n, pairs]`.
@@ -106,16 +107,12 @@ impl Buffers {
         });
         let gated = matches!(block.mlp, Mlp::Gated { .. });
         Self {
-            normed: vec![0.0; n * width],
-            qkv: vec![0.0; n * block.attn.qkv_rows()],
-            attended: vec![0.0; n * block.attn.q_width()],
-            projected: vec![0.0; n * width],
-            up: vec![0.0; n * up],
-            gated: if gated {
-                vec![0.0; n * down]
-            } else {
-                Vec::new()
-            },
+            normed: Scratch::zeroed(n * width),
+            qkv: Scratch::zeroed(n * block.attn.qkv_rows()),
+            attended: Scratch::zeroed(n * block.attn.q_width()),
+            projected: Scratch::zeroed(n * width),
+            up: Scratch::zeroed(n * up),
+            gated: Scratch::zeroed(if gated { n * down } else { 0 }),
             probs: Vec::new(),
             cos,
             sin,
