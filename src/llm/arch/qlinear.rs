@@ -760,6 +760,30 @@ mod tests {
         }
     }
 
+    #[test]
+    fn weight_rows_are_the_dequantized_rows() {
+        let (rows, cols) = (8, 256);
+        for dtype in [
+            GgmlDType::Q4_1,
+            GgmlDType::Q8_0,
+            GgmlDType::F32,
+            GgmlDType::Q4K,
+        ] {
+            let q = QTensor::quantize(&weights(rows, cols, 0), dtype).expect("quantize");
+            let dense = q
+                .dequantize(&Device::Cpu)
+                .and_then(|t| t.to_vec2::<f32>())
+                .expect("dequantize");
+            let linear = Linear::new(QLinear::new(q).expect("linear"), None).expect("linear");
+            let mut got = vec![0.0; cols];
+            for (row, want) in dense.iter().enumerate() {
+                linear.weight_row(row, &mut got).expect("row");
+                assert_eq!(&got, want, "{dtype:?} row {row}");
+            }
+            assert!(linear.weight_row(rows, &mut got).is_err(), "{dtype:?}");
+        }
+    }
+
     /// Decode's memory traffic at GPT-2 124M's shapes: GB/s of the f32 mat-vecs per shape, in
     /// step order, against plain reads of the same buffers and of the same bytes on ordinary
     /// pages. A measurement, not a check: run by hand with
