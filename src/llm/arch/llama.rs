@@ -2,28 +2,20 @@
 //! Qwen2 (the same network with q/k/v biases). Runs in f32 on the CPU; bf16/f16 checkpoints are
 //! upcast when loaded.
 //!
-//! Every forward step reports what the sonification reads: each layer's hidden state, the
-//! attention entropy and the MLP sparsity per layer and position. They are taken from values
-//! the step computes anyway (the softmax's own sums, the input of `down_proj`), so capturing
-//! costs no extra pass. The step runs on `f32` slices with the kernels of `ops.rs`; Q, K, V and
-//! gate, up are stacked into one product each.
-//!
-//! The second half of this file ("Shared with gpt2.rs") holds what the safetensors architectures
-//! have in common: reading `config.json` and the checkpoint, and the checks on a step.
+//! The network is the shared [`decoder`](super::decoder) with RMSNorm, RoPE and a SwiGLU MLP;
+//! this file reads `config.json` and names the tensors. [`build`] assembles any llama-style
+//! checkpoint, so the GGUF path (`quantized_llama.rs`) is the same network under GGUF's names.
 
-use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use candle_core::safetensors::{Load, MmapedSafetensors};
-use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
 
-use super::ops::{self, Activation, Heads, KvCache, Rope, RopeLayout};
-use super::qlinear::{Dense, in_pool};
-
-use crate::llm::capture;
-use crate::llm::error::{LlmError, Result};
-use crate::llm::model::{LanguageModel, ModelInfo, Step};
+use super::checkpoint::{Checkpoint, corrupt, read_config};
+use super::decoder::{Attention, Block, Decoder, Mlp, Model, Positions, Weights};
+use super::ops::{Activation, Heads, Rope, RopeLayout};
+use super::qlinear::Linear;
+use crate::llm::error::Result;
+use crate::llm::model::ModelInfo;
 
 /// `model_type` values this file loads.
 const MODEL_TYPES: &[&str] = &["llama", "qwen2"];
@@ -265,540 +257,142 @@ impl RawRope {
     }
 }
 
-/// RMSNorm with its learned scale.
-struct RmsNorm {
-    weight: Vec<f32>,
-    eps: f32,
+/// How a llama-style checkpoint names its tensors: layer prefixes without `.weight`, block
+/// parts relative to the block's prefix.
+pub(crate) struct Names {
+    pub embed_tokens: &'static str,
+    pub norm: &'static str,
+    pub lm_head: &'static str,
+    pub layer: fn(usize) -> String,
+    pub input_layernorm: &'static str,
+    pub q_proj: &'static str,
+    pub k_proj: &'static str,
+    pub v_proj: &'static str,
+    pub o_proj: &'static str,
+    pub post_attention_layernorm: &'static str,
+    pub gate_proj: &'static str,
+    pub up_proj: &'static str,
+    pub down_proj: &'static str,
 }
 
-impl RmsNorm {
-    fn load(ckpt: &Checkpoint, name: &str, cfg: &Config) -> Result<Self> {
-        Ok(Self {
-            weight: ckpt.vector(name, &[cfg.hidden_size])?,
-            eps: cfg.rms_norm_eps as f32,
-        })
-    }
+/// Hugging Face's names.
+const HF_NAMES: Names = Names {
+    embed_tokens: "model.embed_tokens",
+    norm: "model.norm",
+    lm_head: "lm_head",
+    layer: |i| format!("model.layers.{i}"),
+    input_layernorm: "input_layernorm",
+    q_proj: "self_attn.q_proj",
+    k_proj: "self_attn.k_proj",
+    v_proj: "self_attn.v_proj",
+    o_proj: "self_attn.o_proj",
+    post_attention_layernorm: "post_attention_layernorm",
+    gate_proj: "mlp.gate_proj",
+    up_proj: "mlp.up_proj",
+    down_proj: "mlp.down_proj",
+};
 
-    fn forward(&self, x: &[f32], out: &mut [f32]) {
-        ops::rms_norm(x, &self.weight, self.eps, out);
-    }
+/// The shape of a llama-style network, whichever file describes it.
+pub(crate) struct Shape {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub n_layers: usize,
+    pub heads: Heads,
+    pub rms_norm_eps: f64,
+    pub act: Activation,
+    /// The LM head is the token embedding.
+    pub tied: bool,
 }
 
-struct SelfAttention {
-    /// `q_proj`, `k_proj` and `v_proj` stacked (with their biases, Qwen2's), one product.
-    qkv_proj: Dense,
-    o_proj: Dense,
-    heads: Heads,
-}
-
-impl SelfAttention {
-    fn load(ckpt: &Checkpoint, prefix: &str, cfg: &Config) -> Result<Self> {
-        let heads = Heads {
-            heads: cfg.num_attention_heads,
-            kv_heads: cfg.num_key_value_heads,
-            head_dim: cfg.head_dim,
-            scale: (cfg.head_dim as f32).powf(-0.5),
-        };
-        let (h, q_size, kv_size) = (cfg.hidden_size, heads.width(), heads.kv_width());
-        Ok(Self {
-            qkv_proj: Dense::stack(vec![
-                ckpt.linear(&format!("{prefix}.q_proj"), h, q_size)?,
-                ckpt.linear(&format!("{prefix}.k_proj"), h, kv_size)?,
-                ckpt.linear(&format!("{prefix}.v_proj"), h, kv_size)?,
-            ])?,
-            o_proj: ckpt.linear(&format!("{prefix}.o_proj"), q_size, h)?,
-            heads,
-        })
-    }
-
-    /// `buf.normed` `[n, hidden]` → `buf.projected`; rotates and caches the new keys, writes
-    /// each new position's entropy when asked.
-    fn forward(
-        &self,
-        rope: &Rope,
-        cache: &mut KvCache,
-        buf: &mut Buffers,
-        entropy: Option<&mut [f32]>,
-    ) -> Result<()> {
-        let (q_size, kv_size) = (self.heads.width(), self.heads.kv_width());
-        let head_dim = self.heads.head_dim;
-        self.qkv_proj.forward_into(&buf.normed, &mut buf.qkv)?;
-        let stride = q_size + 2 * kv_size;
-        let pairs = rope.pairs();
-        for (i, qkv) in buf.qkv.chunks_exact_mut(stride).enumerate() {
-            let (cos, sin) = (
-                &buf.cos[i * pairs..][..pairs],
-                &buf.sin[i * pairs..][..pairs],
-            );
-            let (q, kv) = qkv.split_at_mut(q_size);
-            let (k, v) = kv.split_at_mut(kv_size);
-            rope.rotate(q, head_dim, cos, sin);
-            rope.rotate(k, head_dim, cos, sin);
-            cache.push(k, v);
-        }
-        ops::attend(
-            &self.heads,
-            cache,
-            &buf.qkv,
-            stride,
-            &mut buf.probs,
-            &mut buf.attended,
-            entropy,
-        );
-        Ok(self
-            .o_proj
-            .forward_into(&buf.attended, &mut buf.projected)?)
-    }
-}
-
-struct Mlp {
-    /// `gate_proj` and `up_proj` stacked.
-    gate_up_proj: Dense,
-    down_proj: Dense,
-    act: Activation,
-}
-
-impl Mlp {
-    fn load(ckpt: &Checkpoint, prefix: &str, cfg: &Config) -> Result<Self> {
-        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
-        Ok(Self {
-            gate_up_proj: Dense::stack(vec![
-                ckpt.linear(&format!("{prefix}.gate_proj"), h, i)?,
-                ckpt.linear(&format!("{prefix}.up_proj"), h, i)?,
-            ])?,
-            down_proj: ckpt.linear(&format!("{prefix}.down_proj"), i, h)?,
-            act: cfg.hidden_act,
-        })
-    }
-
-    /// `buf.normed` → `buf.projected`; writes the sparsity of `act(gate) * up`, the input of
-    /// `down_proj`, per new position when asked.
-    fn forward(&self, buf: &mut Buffers, sparsity: Option<&mut [f32]>) -> Result<()> {
-        self.gate_up_proj
-            .forward_into(&buf.normed, &mut buf.gate_up)?;
-        let i = self.down_proj.cols();
-        for (gate_up, gated) in buf
-            .gate_up
-            .chunks_exact(2 * i)
-            .zip(buf.gated.chunks_exact_mut(i))
-        {
-            let (gate, up) = gate_up.split_at(i);
-            self.act.gate(gate, up, gated);
-        }
-        if let Some(sparsity) = sparsity {
-            for (row, out) in buf.gated.chunks_exact(i).zip(sparsity) {
-                *out = capture::mlp_sparsity(row);
-            }
-        }
-        Ok(self
-            .down_proj
-            .forward_into(&buf.gated, &mut buf.projected)?)
-    }
-}
-
-struct DecoderLayer {
-    input_layernorm: RmsNorm,
-    self_attn: SelfAttention,
-    post_attention_layernorm: RmsNorm,
-    mlp: Mlp,
-}
-
-impl DecoderLayer {
-    fn load(ckpt: &Checkpoint, prefix: &str, cfg: &Config) -> Result<Self> {
-        let norm = |name: &str| RmsNorm::load(ckpt, &format!("{prefix}.{name}.weight"), cfg);
-        Ok(Self {
-            input_layernorm: norm("input_layernorm")?,
-            self_attn: SelfAttention::load(ckpt, &format!("{prefix}.self_attn"), cfg)?,
-            post_attention_layernorm: norm("post_attention_layernorm")?,
-            mlp: Mlp::load(ckpt, &format!("{prefix}.mlp"), cfg)?,
-        })
-    }
-
-    /// Advances `x` `[n, hidden]` through the layer.
-    fn forward(
-        &self,
-        x: &mut [f32],
-        rope: &Rope,
-        cache: &mut KvCache,
-        buf: &mut Buffers,
-        capture: Option<(&mut [f32], &mut [f32])>,
-    ) -> Result<()> {
-        let (entropy, sparsity) = capture.unzip();
-        self.input_layernorm.forward(x, &mut buf.normed);
-        self.self_attn.forward(rope, cache, buf, entropy)?;
-        ops::add_into(x, &buf.projected);
-        self.post_attention_layernorm.forward(x, &mut buf.normed);
-        self.mlp.forward(buf, sparsity)?;
-        ops::add_into(x, &buf.projected);
-        Ok(())
-    }
-}
-
-/// Scratch space for one step, sized for its new positions.
-struct Buffers {
-    normed: Vec<f32>,
-    qkv: Vec<f32>,
-    attended: Vec<f32>,
-    projected: Vec<f32>,
-    gate_up: Vec<f32>,
-    gated: Vec<f32>,
-    /// One head's attention weights over every key.
-    probs: Vec<f32>,
-    /// RoPE angles of the new positions, `[n, head_dim / 2]`.
-    cos: Vec<f32>,
-    sin: Vec<f32>,
-}
-
-impl Buffers {
-    fn new(cfg: &Config, rope: &Rope, first_position: usize, n: usize) -> Self {
-        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
-        let q_size = cfg.num_attention_heads * cfg.head_dim;
-        let kv_size = cfg.num_key_value_heads * cfg.head_dim;
-        let pairs = rope.pairs();
-        let (mut cos, mut sin) = (vec![0.0; n * pairs], vec![0.0; n * pairs]);
-        for (p, (cos, sin)) in cos
-            .chunks_exact_mut(pairs)
-            .zip(sin.chunks_exact_mut(pairs))
-            .enumerate()
-        {
-            rope.angles(first_position + p, cos, sin);
-        }
-        Self {
-            normed: vec![0.0; n * h],
-            qkv: vec![0.0; n * (q_size + 2 * kv_size)],
-            attended: vec![0.0; n * q_size],
-            projected: vec![0.0; n * h],
-            gate_up: vec![0.0; n * 2 * i],
-            gated: vec![0.0; n * i],
-            probs: Vec::new(),
-            cos,
-            sin,
-        }
-    }
-}
-
-/// A llama-family causal LM with its KV cache.
-pub struct Llama {
-    config: Config,
-    info: ModelInfo,
-    /// `[vocab, hidden]`; also the LM head when `tie_word_embeddings`.
-    embed_tokens: Dense,
-    layers: Vec<DecoderLayer>,
-    norm: RmsNorm,
-    /// The untied LM head.
-    lm_head: Option<Dense>,
+/// Loads a llama-style network from `weights`: RMSNorm, Q, K, V (biases if stored) stacked into
+/// one product, gate and up stacked, no bias on the output projections.
+pub(crate) fn build(
+    weights: &mut impl Weights,
+    names: &Names,
+    shape: &Shape,
     rope: Rope,
-    cache: Vec<KvCache>,
-    position: usize,
-    capture: bool,
+    info: ModelInfo,
+) -> Result<Decoder> {
+    let (vocab, h, i) = (shape.vocab_size, shape.hidden_size, shape.intermediate_size);
+    let (q_size, kv_size) = (shape.heads.width(), shape.heads.kv_width());
+    let eps = shape.rms_norm_eps;
+    let embed_tokens = weights.linear(names.embed_tokens, vocab, h)?;
+    let lm_head = if shape.tied {
+        None
+    } else {
+        Some(weights.linear(names.lm_head, vocab, h)?)
+    };
+    let mut blocks = Vec::with_capacity(shape.n_layers);
+    for layer in 0..shape.n_layers {
+        let prefix = (names.layer)(layer);
+        let name = |part: &str| format!("{prefix}.{part}");
+        let attn_norm = weights.rms_norm(&name(names.input_layernorm), h, eps)?;
+        let qkv = Linear::stack(vec![
+            weights.linear(&name(names.q_proj), q_size, h)?,
+            weights.linear(&name(names.k_proj), kv_size, h)?,
+            weights.linear(&name(names.v_proj), kv_size, h)?,
+        ])?;
+        let o_proj = weights.linear(&name(names.o_proj), h, q_size)?;
+        let attn = Attention::new(qkv, o_proj, shape.heads)?;
+        let mlp_norm = weights.rms_norm(&name(names.post_attention_layernorm), h, eps)?;
+        let mlp = Mlp::gated(
+            weights.linear(&name(names.gate_proj), i, h)?,
+            weights.linear(&name(names.up_proj), i, h)?,
+            weights.linear(&name(names.down_proj), h, i)?,
+            shape.act,
+        )?;
+        blocks.push(Block {
+            attn_norm,
+            attn,
+            mlp_norm,
+            mlp,
+        });
+    }
+    Ok(Decoder {
+        info,
+        embed_tokens,
+        positions: Positions::Rotary(rope),
+        blocks,
+        norm: weights.rms_norm(names.norm, h, eps)?,
+        lm_head,
+    })
 }
+
+/// A llama-family causal LM from safetensors, with its KV cache.
+pub type Llama = Model<Config>;
 
 impl Llama {
     /// Loads a Hugging Face folder: `config.json` and `model.safetensors` (or the shards listed
     /// in `model.safetensors.index.json`). The tokenizer is not read here.
     pub fn load(folder: &Path) -> Result<Self> {
         let config = Config::load(folder)?;
-        let ckpt = Checkpoint::open(folder)?;
-        let (vocab, h) = (config.vocab_size, config.hidden_size);
-
-        let embed_name = "model.embed_tokens.weight";
-        let embed_tokens = Dense::new(&ckpt.tensor(embed_name, &[vocab, h])?, None)?;
-        let lm_head = if config.tie_word_embeddings {
-            None
-        } else {
-            Some(Dense::new(
-                &ckpt.tensor("lm_head.weight", &[vocab, h])?,
-                None,
-            )?)
+        let mut ckpt = Checkpoint::open(folder)?;
+        let shape = Shape {
+            vocab_size: config.vocab_size,
+            hidden_size: config.hidden_size,
+            intermediate_size: config.intermediate_size,
+            n_layers: config.num_hidden_layers,
+            heads: Heads {
+                heads: config.num_attention_heads,
+                kv_heads: config.num_key_value_heads,
+                head_dim: config.head_dim,
+                scale: (config.head_dim as f32).powf(-0.5),
+            },
+            rms_norm_eps: config.rms_norm_eps,
+            act: config.hidden_act,
+            tied: config.tie_word_embeddings,
         };
-        let layers = (0..config.num_hidden_layers)
-            .map(|i| DecoderLayer::load(&ckpt, &format!("model.layers.{i}"), &config))
-            .collect::<Result<Vec<_>>>()?;
-        let norm = RmsNorm::load(&ckpt, "model.norm.weight", &config)?;
-
         let info = ModelInfo {
             architecture: config.model_type.clone(),
             n_layers: config.num_hidden_layers,
-            width: h,
-            vocab_size: vocab,
+            width: config.hidden_size,
+            vocab_size: config.vocab_size,
             context_length: config.max_position_embeddings,
-            dtype: ckpt.stored_dtype(embed_name),
+            dtype: ckpt.stored_dtype(&format!("{}.weight", HF_NAMES.embed_tokens)),
         };
-        let cache = (0..config.num_hidden_layers)
-            .map(|_| KvCache::default())
-            .collect();
-        Ok(Self {
-            rope: Rope::new(config.inverse_frequencies(), RopeLayout::Halves),
-            embed_tokens,
-            layers,
-            norm,
-            lm_head,
-            info,
-            cache,
-            position: 0,
-            capture: true,
-            config,
-        })
+        let rope = Rope::new(config.inverse_frequencies(), RopeLayout::Halves);
+        let decoder = build(&mut ckpt, &HF_NAMES, &shape, rope, info)?;
+        Ok(Model::new(config, decoder))
     }
-
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    fn run(&mut self, tokens: &[u32]) -> Result<Step> {
-        let (n, h, n_layers) = (tokens.len(), self.info.width, self.layers.len());
-        let mut x = vec![0.0_f32; n * h];
-        for (&token, x) in tokens.iter().zip(x.chunks_exact_mut(h)) {
-            self.embed_tokens.weight_row(token as usize, x);
-        }
-        let mut step = Step {
-            n_new: n,
-            ..Step::default()
-        };
-        if self.capture {
-            step.hidden.reserve_exact((n_layers + 1) * n * h);
-            step.hidden.extend_from_slice(&x);
-            step.attention_entropy = vec![0.0; n_layers * n];
-            step.mlp_sparsity = vec![0.0; n_layers * n];
-        }
-        let mut buf = Buffers::new(&self.config, &self.rope, self.position, n);
-        let stats = step
-            .attention_entropy
-            .chunks_exact_mut(n)
-            .zip(step.mlp_sparsity.chunks_exact_mut(n));
-        let mut stats = stats.map(Some).chain(std::iter::repeat_with(|| None));
-        for (i, (layer, cache)) in self.layers.iter().zip(&mut self.cache).enumerate() {
-            layer.forward(&mut x, &self.rope, cache, &mut buf, stats.next().flatten())?;
-            // The last layer's output is replaced by the final-norm output below, the
-            // convention of `transformers`' hidden states.
-            if self.capture && i + 1 < n_layers {
-                step.hidden.extend_from_slice(&x);
-            }
-        }
-        self.norm.forward(&x, &mut buf.normed);
-        if self.capture {
-            step.hidden.extend_from_slice(&buf.normed);
-        }
-        let head = self.lm_head.as_ref().unwrap_or(&self.embed_tokens);
-        step.logits = vec![0.0; self.info.vocab_size];
-        head.forward_into(&buf.normed[(n - 1) * h..], &mut step.logits)?;
-        Ok(step)
-    }
-}
-
-impl LanguageModel for Llama {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-
-    fn forward(&mut self, tokens: &[u32]) -> Result<Step> {
-        check_tokens(tokens, self.position, &self.info)?;
-        match in_pool(|| self.run(tokens)) {
-            Ok(step) => {
-                self.position += tokens.len();
-                Ok(step)
-            }
-            Err(err) => {
-                let kv_size = self.config.num_key_value_heads * self.config.head_dim;
-                for cache in &mut self.cache {
-                    cache.truncate(self.position, kv_size);
-                }
-                Err(err)
-            }
-        }
-    }
-
-    fn position(&self) -> usize {
-        self.position
-    }
-
-    fn reset(&mut self) {
-        self.position = 0;
-        self.cache.iter_mut().for_each(KvCache::clear);
-    }
-
-    fn set_capture(&mut self, on: bool) {
-        self.capture = on;
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Shared with gpt2.rs: Hugging Face folders and the checks on a step.
-// ---------------------------------------------------------------------------------------------
-
-pub(crate) fn corrupt(path: &Path, message: impl ToString) -> LlmError {
-    LlmError::Corrupt {
-        path: path.to_path_buf(),
-        message: message.to_string(),
-    }
-}
-
-/// Reads `folder/config.json`, checks its `model_type` is one of `accepted`, and returns the
-/// file's path (for error messages) with the parsed JSON.
-pub(crate) fn read_config(
-    folder: &Path,
-    accepted: &[&str],
-) -> Result<(PathBuf, serde_json::Value)> {
-    if !folder.exists() {
-        return Err(LlmError::NotFound(folder.to_path_buf()));
-    }
-    let path = folder.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|err| io_error(&path, err))?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| corrupt(&path, e))?;
-    let model_type = value
-        .get("model_type")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| corrupt(&path, "no \"model_type\" string"))?;
-    if !accepted.contains(&model_type) {
-        return Err(LlmError::UnknownArchitecture(model_type.to_string()));
-    }
-    Ok((path, value))
-}
-
-fn io_error(path: &Path, err: std::io::Error) -> LlmError {
-    if err.kind() == std::io::ErrorKind::NotFound {
-        LlmError::NotFound(path.to_path_buf())
-    } else {
-        LlmError::Io {
-            path: path.to_path_buf(),
-            message: err.to_string(),
-        }
-    }
-}
-
-/// The safetensors files of a folder, memory-mapped while the model is built.
-pub(crate) struct Checkpoint {
-    files: Vec<(PathBuf, MmapedSafetensors)>,
-    /// Tensor name → index into `files`.
-    names: HashMap<String, usize>,
-}
-
-impl Checkpoint {
-    /// Opens `model.safetensors`, or every shard named in `model.safetensors.index.json`.
-    pub(crate) fn open(folder: &Path) -> Result<Self> {
-        let single = folder.join("model.safetensors");
-        let index = folder.join("model.safetensors.index.json");
-        let paths = if single.is_file() {
-            vec![single]
-        } else if index.is_file() {
-            let text = std::fs::read_to_string(&index).map_err(|e| io_error(&index, e))?;
-            let json: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| corrupt(&index, e))?;
-            let map = json
-                .get("weight_map")
-                .and_then(|m| m.as_object())
-                .ok_or_else(|| corrupt(&index, "no \"weight_map\" object"))?;
-            let mut shards = BTreeSet::new();
-            for file in map.values() {
-                let file = file
-                    .as_str()
-                    .filter(|f| Path::new(f).file_name() == Some(std::ffi::OsStr::new(f)))
-                    .ok_or_else(|| corrupt(&index, format!("bad shard name {file}")))?;
-                shards.insert(folder.join(file));
-            }
-            shards.into_iter().collect()
-        } else {
-            return Err(LlmError::NotFound(single));
-        };
-
-        let mut files = Vec::with_capacity(paths.len());
-        let mut names = HashMap::new();
-        for path in paths {
-            if !path.is_file() {
-                return Err(LlmError::NotFound(path));
-            }
-            // SAFETY: the map is only read, and only while the model is being built; model files
-            // are not expected to change under a running program (the same contract as every
-            // mmap-based model loader).
-            let st = unsafe { MmapedSafetensors::new(&path) }.map_err(|e| corrupt(&path, e))?;
-            for (name, _) in st.tensors() {
-                names.insert(name, files.len());
-            }
-            files.push((path, st));
-        }
-        Ok(Self { files, names })
-    }
-
-    pub(crate) fn contains(&self, name: &str) -> bool {
-        self.names.contains_key(name)
-    }
-
-    /// Tensor `name` as f32 on the CPU, checked to have `shape`.
-    pub(crate) fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let &index = self
-            .names
-            .get(name)
-            .ok_or_else(|| LlmError::MissingTensor(name.to_string()))?;
-        let (path, st) = &self.files[index];
-        let view = st.get(name).map_err(|e| corrupt(path, e))?;
-        if view.shape() != shape {
-            return Err(corrupt(
-                path,
-                format!(
-                    "tensor {name} has shape {:?}, expected {shape:?}",
-                    view.shape()
-                ),
-            ));
-        }
-        let tensor = view.load(&Device::Cpu).map_err(|e| corrupt(path, e))?;
-        match tensor.dtype() {
-            DType::F32 => Ok(tensor),
-            DType::BF16 | DType::F16 | DType::F64 => Ok(tensor.to_dtype(DType::F32)?),
-            other => Err(corrupt(
-                path,
-                format!("tensor {name} has dtype {other:?}, not a float type"),
-            )),
-        }
-    }
-
-    /// Tensor `name` as flat f32 values, checked to have `shape`: norms, biases, embeddings.
-    pub(crate) fn vector(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        Ok(self.tensor(name, shape)?.flatten_all()?.to_vec1::<f32>()?)
-    }
-
-    /// `[out, inp]` weight plus the `.bias` if the checkpoint has one.
-    pub(crate) fn linear(&self, prefix: &str, inp: usize, out: usize) -> Result<Dense> {
-        let weight = self.tensor(&format!("{prefix}.weight"), &[out, inp])?;
-        let bias_name = format!("{prefix}.bias");
-        let bias = if self.contains(&bias_name) {
-            Some(self.tensor(&bias_name, &[out])?)
-        } else {
-            None
-        };
-        Ok(Dense::new(&weight, bias.as_ref())?)
-    }
-
-    /// How `name` is stored (`f32`, `bf16`, ...), for [`ModelInfo::dtype`].
-    pub(crate) fn stored_dtype(&self, name: &str) -> String {
-        self.names
-            .get(name)
-            .and_then(|&i| self.files[i].1.get(name).ok())
-            .and_then(|view| DType::try_from(view.dtype()).ok())
-            .map_or_else(|| "unknown".into(), |d| d.as_str().into())
-    }
-}
-
-/// The errors a step is checked for before anything runs.
-pub(crate) fn check_tokens(tokens: &[u32], position: usize, info: &ModelInfo) -> Result<()> {
-    if tokens.is_empty() {
-        return Err(LlmError::EmptyPrompt);
-    }
-    let context = info.context_length;
-    if position + tokens.len() > context {
-        return Err(if position == 0 {
-            LlmError::PromptTooLong {
-                tokens: tokens.len(),
-                context,
-            }
-        } else {
-            LlmError::ContextFull(context)
-        });
-    }
-    if let Some(bad) = tokens.iter().find(|&&t| t as usize >= info.vocab_size) {
-        return Err(LlmError::Tokenizer(format!(
-            "token id {bad} is outside the model's vocabulary of {}",
-            info.vocab_size
-        )));
-    }
-    Ok(())
 }

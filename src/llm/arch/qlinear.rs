@@ -20,7 +20,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Result, Tensor};
 use rayon::prelude::*;
 
-use super::weight_buffer::WeightBuffer;
+use super::weight_buffer::{Scratch, WeightBuffer};
 
 const BLOCK: usize = 32;
 /// Bytes per block: Q4_1 is two f16 (scale, minimum) and 16 bytes of nibbles; Q8_0 one f16
@@ -221,17 +221,25 @@ impl QLinear {
         Ok(())
     }
 
-    /// One input vector: each row is a dot product straight off the stored blocks.
+    /// One input vector: each row is a dot product straight off the stored blocks. The format
+    /// is matched here, once per product, so the row loop calls one kernel.
     fn matvec(&self, x: &[f32], out: &mut [f32]) {
-        let sums = block_sums(x);
-        let chunk = rows_per_task(self.rows);
-        out.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(task, out)| {
-                for (offset, value) in out.iter_mut().enumerate() {
-                    *value = self.row_dot(task * chunk + offset, x, &sums);
-                }
-            });
+        let cols = self.cols;
+        match &self.kernel {
+            Kernel::Q4_1(data) => {
+                let sums = block_sums(x);
+                let bytes = cols / BLOCK * Q4_1_BYTES;
+                rows_into(out, |row| dot_q4_1(&data[row * bytes..][..bytes], x, &sums));
+            }
+            Kernel::Q8_0(data) => {
+                let bytes = cols / BLOCK * Q8_0_BYTES;
+                rows_into(out, |row| dot_q8_0(&data[row * bytes..][..bytes], x));
+            }
+            Kernel::F32(data) => rows_into(out, |row| dot_f32(&data[row * cols..][..cols], x)),
+            Kernel::Candle(_) | Kernel::Parts(_) => {
+                unreachable!("only native kernels reach matvec")
+            }
+        }
     }
 
     /// Several input vectors (a prompt): each row is unpacked once, then dotted with every one.
@@ -243,7 +251,7 @@ impl QLinear {
             .par_chunks_mut(chunk * n)
             .enumerate()
             .for_each(|(task, out)| {
-                let mut row_values = vec![0.0_f32; cols];
+                let mut row_values = Scratch::zeroed(cols);
                 for (offset, row_out) in out.chunks_mut(n).enumerate() {
                     let row = task * chunk + offset;
                     let weights = match &self.kernel {
@@ -280,26 +288,37 @@ impl QLinear {
         Ok(())
     }
 
-    fn row_dot(&self, row: usize, x: &[f32], block_sums: &[f32]) -> f32 {
-        let cols = self.cols;
-        let bytes = |per_block| cols / BLOCK * per_block;
-        match &self.kernel {
-            Kernel::Q4_1(data) => dot_q4_1(
-                &data[row * bytes(Q4_1_BYTES)..][..bytes(Q4_1_BYTES)],
-                x,
-                block_sums,
-            ),
-            Kernel::Q8_0(data) => {
-                dot_q8_0(&data[row * bytes(Q8_0_BYTES)..][..bytes(Q8_0_BYTES)], x)
-            }
-            Kernel::F32(data) => dot_f32(&data[row * cols..(row + 1) * cols], x),
-            Kernel::Candle(_) | Kernel::Parts(_) => {
-                unreachable!("only native kernels reach row_dot")
-            }
+    /// The dequantized values of one row whatever the format, `out` being `cols` long.
+    fn row_values(&self, row: usize, out: &mut [f32]) -> Result<()> {
+        if row >= self.rows || out.len() != self.cols {
+            candle_core::bail!(
+                "row {row} of [{}, {}] into {} values",
+                self.rows,
+                self.cols,
+                out.len()
+            );
         }
+        match &self.kernel {
+            Kernel::Candle(matmul) => {
+                let id = Tensor::new(&[row as u32], &Device::Cpu)?;
+                let values = matmul.embedding(&id)?.flatten_all()?.to_vec1::<f32>()?;
+                out.copy_from_slice(&values);
+            }
+            Kernel::Parts(parts) => {
+                let mut first = 0;
+                for part in parts {
+                    if row < first + part.rows {
+                        return part.row_values(row - first, out);
+                    }
+                    first += part.rows;
+                }
+            }
+            _ => self.unpack_row(row, out),
+        }
+        Ok(())
     }
 
-    /// The dequantized values of one row, `out` being `cols` long.
+    /// The dequantized values of one row of a native kernel, `out` being `cols` long.
     fn unpack_row(&self, row: usize, out: &mut [f32]) {
         let blocks = self.cols / BLOCK;
         match &self.kernel {
@@ -338,64 +357,68 @@ impl QLinear {
     }
 }
 
-/// A float linear layer with an optional bias, for the safetensors models: their weights go
-/// through the same split kernels as the quantized ones.
-pub struct Dense {
-    linear: QLinear,
+/// A model's linear layer: dense (f32) or quantized weights, both through the split kernels
+/// of [`QLinear`] (one `match` per product, none per row), plus an optional bias.
+pub struct Linear {
+    weight: QLinear,
     bias: Option<Vec<f32>>,
 }
 
-impl Dense {
-    /// `weight` is `[out, in]`, `bias` `[out]`.
-    pub fn new(weight: &Tensor, bias: Option<&Tensor>) -> Result<Self> {
-        let linear = QLinear::from_f32(weight)?;
+impl Linear {
+    /// `bias`, when given, has one value per output.
+    pub fn new(weight: QLinear, bias: Option<Vec<f32>>) -> Result<Self> {
+        if bias.as_ref().is_some_and(|b| b.len() != weight.rows) {
+            candle_core::bail!("bias does not match the {} outputs", weight.rows);
+        }
+        Ok(Self { weight, bias })
+    }
+
+    /// An f32 layer: `weight` is `[out, in]`, `bias` `[out]`.
+    pub fn dense(weight: &Tensor, bias: Option<&Tensor>) -> Result<Self> {
         let bias = bias
             .map(|b| b.flatten_all()?.to_vec1::<f32>())
             .transpose()?;
-        if bias.as_ref().is_some_and(|b| b.len() != linear.rows) {
-            candle_core::bail!("bias does not match the {} outputs", linear.rows);
-        }
-        Ok(Self { linear, bias })
+        Self::new(QLinear::from_f32(weight)?, bias)
     }
 
     /// Stacks layers that read the same input (see [`QLinear::stack`]); a part without a bias
     /// contributes zeros when another has one.
-    pub fn stack(parts: Vec<Dense>) -> Result<Self> {
+    pub fn stack(parts: Vec<Linear>) -> Result<Self> {
         let bias = parts.iter().any(|p| p.bias.is_some()).then(|| {
             parts
                 .iter()
                 .flat_map(|p| match &p.bias {
                     Some(b) => b.clone(),
-                    None => vec![0.0; p.linear.rows],
+                    None => vec![0.0; p.weight.rows],
                 })
                 .collect()
         });
-        let linear = QLinear::stack(parts.into_iter().map(|p| p.linear).collect())?;
-        Ok(Self { linear, bias })
+        let weight = QLinear::stack(parts.into_iter().map(|p| p.weight).collect())?;
+        Ok(Self { weight, bias })
     }
 
     pub fn rows(&self) -> usize {
-        self.linear.rows
+        self.weight.rows
     }
 
     pub fn cols(&self) -> usize {
-        self.linear.cols
+        self.weight.cols
     }
 
     /// `input` holds `n` vectors of `cols`; `out` receives `n` vectors of `rows`.
     pub fn forward_into(&self, input: &[f32], out: &mut [f32]) -> Result<()> {
-        self.linear.forward_into(input, out)?;
+        self.weight.forward_into(input, out)?;
         if let Some(bias) = &self.bias {
-            for row in out.chunks_exact_mut(self.linear.rows) {
+            for row in out.chunks_exact_mut(self.weight.rows) {
                 row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
             }
         }
         Ok(())
     }
 
-    /// Row `row` of the weight: an embedding lookup when the layer is a tied LM head.
-    pub fn weight_row(&self, row: usize, out: &mut [f32]) {
-        self.linear.unpack_row(row, out);
+    /// Row `row` of the weight, dequantized: an embedding lookup (also of a tied LM head).
+    pub fn weight_row(&self, row: usize, out: &mut [f32]) -> Result<()> {
+        self.weight.row_values(row, out)
     }
 }
 
@@ -418,6 +441,18 @@ pub fn read_bandwidth(bytes: usize, passes: usize) -> f64 {
 /// Reads all of `data` on the product pool in pieces of `piece` values, as decode's kernel does.
 fn read_through_pool(data: &[f32], piece: usize) -> f32 {
     in_pool(|| data.par_chunks(piece).map(|c| dot_f32(c, c)).sum())
+}
+
+/// `out[row] = dot(row)` for every row, split over the pool in tasks of whole rows.
+fn rows_into(out: &mut [f32], dot: impl Fn(usize) -> f32 + Sync) {
+    let chunk = rows_per_task(out.len());
+    out.par_chunks_mut(chunk)
+        .enumerate()
+        .for_each(|(task, out)| {
+            for (offset, value) in out.iter_mut().enumerate() {
+                *value = dot(task * chunk + offset);
+            }
+        });
 }
 
 /// Enough tasks for work stealing to even out two to four cores, each a multiple of 8 rows.
@@ -722,6 +757,30 @@ mod tests {
             assert_eq!(stacked.rows(), 72);
             let diff = max_difference(&stacked.forward(&x).expect("forward"), &want);
             assert!(diff < 1e-4, "{dtypes:?}: stacked differs by {diff}");
+        }
+    }
+
+    #[test]
+    fn weight_rows_are_the_dequantized_rows() {
+        let (rows, cols) = (8, 256);
+        for dtype in [
+            GgmlDType::Q4_1,
+            GgmlDType::Q8_0,
+            GgmlDType::F32,
+            GgmlDType::Q4K,
+        ] {
+            let q = QTensor::quantize(&weights(rows, cols, 0), dtype).expect("quantize");
+            let dense = q
+                .dequantize(&Device::Cpu)
+                .and_then(|t| t.to_vec2::<f32>())
+                .expect("dequantize");
+            let linear = Linear::new(QLinear::new(q).expect("linear"), None).expect("linear");
+            let mut got = vec![0.0; cols];
+            for (row, want) in dense.iter().enumerate() {
+                linear.weight_row(row, &mut got).expect("row");
+                assert_eq!(&got, want, "{dtype:?} row {row}");
+            }
+            assert!(linear.weight_row(rows, &mut got).is_err(), "{dtype:?}");
         }
     }
 
