@@ -141,7 +141,7 @@ impl Plugin for LatentChoir {
         self.status.activated(sample_rate, max_block);
         let settings = &self.params.settings;
         if let Some((source, collector)) =
-            threads::start_model_threads(&self.control, &self.params, self.history.take())
+            threads::start_model_threads(&self.control, &self.params, &mut self.history)
         {
             self.audio.set_source(source);
             self.collector = collector;
@@ -152,6 +152,7 @@ impl Plugin for LatentChoir {
         {
             self.audio.set_font_inbox(inbox);
         }
+        plugin::audio::set_gate(&self.control, settings);
         if !self.control.requested() {
             let session = settings.session();
             self.control.prepare(session.model_path().map(|_| session));

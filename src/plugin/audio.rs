@@ -3,6 +3,7 @@
 
 use nice_plug::prelude::*;
 
+use crate::params::LatentChoirParams;
 use crate::playback::sonifier::{BlockInput, Sonifier, metered_input};
 use crate::playback::soundfont_loader::FontInbox;
 use crate::status::BlockReport;
@@ -155,4 +156,13 @@ impl AudioPath {
         });
         dropped
     }
+}
+
+/// Hands the worker's gate the lookahead and the temperature of the first tokens as the
+/// parameters say now.
+pub fn set_gate(control: &ModelControl, settings: &LatentChoirParams) {
+    let lookahead = settings.generation.lookahead.value().max(1) as u32;
+    control
+        .gate()
+        .set(lookahead, settings.temperature.fixed.value());
 }

@@ -16,12 +16,12 @@ use super::params::PluginParams;
 use super::source::PluginSource;
 
 /// Starts the model's worker, idle (the model loads when Generate is first on), and the
-/// housekeeping thread; returns the audio side's source. `None` if the worker runs already or
+/// housekeeping thread; returns the audio side's source, which takes the history writer. `None` if the worker runs already or
 /// could not start (said in the log).
 pub fn start_model_threads(
     control: &Arc<ModelControl>,
     params: &PluginParams,
-    history: Option<HistoryWriter>,
+    history: &mut Option<HistoryWriter>,
 ) -> Option<(PluginSource, Option<CollectorThread>)> {
     let queue = match control.spawn() {
         Ok(Some(queue)) => queue,
@@ -32,7 +32,7 @@ pub fn start_model_threads(
         }
     };
     let mut source = PluginSource::new(queue, params.run.clone());
-    if let Some(history) = history {
+    if let Some(history) = history.take() {
         source.set_history(history);
     }
     let describer = Describer::new(&params.settings, Arc::clone(control.status()));
