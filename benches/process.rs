@@ -21,12 +21,11 @@ use std::time::{Duration, Instant};
 use common::clap_host::{Block, HostedPlugin, InEvent, Transport};
 use common::signal::sine;
 use latent_choir::llm::discovery;
-use latent_choir::llm::tokenizer::PromptMode;
 use latent_choir::loudness::{CurvePoint, LoudnessMeter};
+use latent_choir::params::SessionSettings;
 use latent_choir::playback::player::FrameSource;
-use latent_choir::worker::link::{GateSettings, Link};
-use latent_choir::worker::session::AtEnd;
-use latent_choir::worker::thread::Command;
+use latent_choir::worker::control::ModelControl;
+use latent_choir::worker::link::GateSettings;
 
 const RATE: f64 = 48_000.0;
 const BLOCK: usize = 512;
@@ -126,20 +125,12 @@ fn process_time() {
 
 fn lookahead() {
     let gate = Arc::new(GateSettings::new(4, 0.8));
-    let (link, mut source) = Link::spawn(Arc::clone(&gate)).expect("worker thread");
-    let model = discovery::default_model_path().expect("checked in main");
-    for command in [
-        Command::Load(model),
-        Command::SetAtEnd(AtEnd::Continue),
-        Command::SetPrompt {
-            text: "The forest was silent.".into(),
-            mode: PromptMode::Chat,
-        },
-        Command::SetSeed(1),
-        Command::Start,
-    ] {
-        link.send(command);
-    }
+    let control = ModelControl::new(Arc::clone(&gate), Arc::default(), Arc::default());
+    let mut source = (control.spawn().expect("worker thread")).expect("a new worker");
+    // The default model on a fresh instance's session, as the plugin starts it.
+    control
+        .generate(&SessionSettings::default())
+        .expect("the default model, checked in main");
     let step = Duration::from_secs_f64(1.0 / 8.0);
     let point = CurvePoint {
         lufs: -20.0,

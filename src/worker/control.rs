@@ -80,7 +80,7 @@ impl ModelControl {
         if link.is_some() {
             return Ok(None);
         }
-        let (spawned, source) = Link::spawn_with(
+        let (spawned, source) = Link::spawn(
             Arc::clone(&self.gate),
             Arc::clone(&self.feed),
             Arc::clone(&self.status),

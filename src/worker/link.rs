@@ -143,18 +143,10 @@ pub struct Link {
 }
 
 impl Link {
-    /// Starts the worker thread (nothing is loaded yet) and returns the audio side's source.
-    pub fn spawn(gate_settings: Arc<GateSettings>) -> std::io::Result<(Self, QueueSource)> {
-        Self::spawn_with(
-            gate_settings,
-            Arc::new(FeedShared::default()),
-            Arc::new(LinkStatus::default()),
-        )
-    }
-
-    /// As [`Link::spawn`], reporting into counters and a status made beforehand (the plugin
-    /// hands them to its editor before the worker exists).
-    pub fn spawn_with(
+    /// Starts the worker thread (nothing is loaded yet), reporting into counters and a status
+    /// made beforehand (the plugin hands them to its editor before the worker exists), and
+    /// returns the audio side's source.
+    pub fn spawn(
         gate_settings: Arc<GateSettings>,
         shared: Arc<FeedShared>,
         status: Arc<LinkStatus>,
