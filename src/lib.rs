@@ -9,6 +9,7 @@ use nice_plug::prelude::*;
 pub mod activation;
 pub mod editor;
 pub mod io;
+pub mod listen;
 pub mod llm;
 pub mod loudness;
 pub mod music;

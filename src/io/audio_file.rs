@@ -63,6 +63,23 @@ pub fn read(path: &Path) -> Result<StereoAudio, AudioFileError> {
             message: "is a directory".into(),
         });
     }
+    decode(path, Box::new(file))
+}
+
+/// Decodes audio held in memory (a file piped to standard input); `name` labels errors and
+/// its extension, if any, hints the format.
+pub fn read_bytes(name: &Path, bytes: Vec<u8>) -> Result<StereoAudio, AudioFileError> {
+    if bytes.is_empty() {
+        return Err(AudioFileError::Empty(name.to_path_buf()));
+    }
+    decode(name, Box::new(std::io::Cursor::new(bytes)))
+}
+
+fn decode(
+    path: &Path,
+    source: Box<dyn symphonia::core::io::MediaSource>,
+) -> Result<StereoAudio, AudioFileError> {
+    let owned = || path.to_path_buf();
     let unsupported = |message: String| AudioFileError::Unsupported {
         path: owned(),
         message,
@@ -75,7 +92,7 @@ pub fn read(path: &Path) -> Result<StereoAudio, AudioFileError> {
     if let Some(extension) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(extension);
     }
-    let stream = MediaSourceStream::new(Box::new(file), Default::default());
+    let stream = MediaSourceStream::new(source, Default::default());
     let mut format = symphonia::default::get_probe()
         .probe(
             &hint,

@@ -3,12 +3,14 @@
 //! * `cargo xtask demo`  — the main job: set up, build the plugin bundles, say where they are,
 //!   and render a demo piece (WAV, MIDI, run file) into `target/demo/`.
 //! * `cargo xtask test`  — set up everything the tests need, then run them all.
-//! * `cargo xtask fetch-model` — put the default model in the user data dir (both of the above
-//!   call it) and fit its PCA map into the user cache dir (`demo` does too, after building).
+//! * `cargo xtask fetch-model` — put the default model and the `listen` encoders (ONNX Runtime,
+//!   Basic Pitch) in the user data dir (both of the above call it) and fit the model's PCA map
+//!   into the user cache dir (`demo` does too, after building).
 //! * `cargo xtask validate [--fuzz-seconds N] [--no-build]` — rebuild the release bundles and run
 //!   clap-validator (validate, fuzz) and Steinberg's VST3 validator on them.
 //! * `cargo xtask bundle latent_choir [--release] [--features standalone]` — nice-plug's bundler.
 
+mod listen;
 mod model;
 mod system;
 mod validate;
@@ -42,8 +44,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// The default model and the `listen` encoders (ONNX Runtime, Basic Pitch), all pinned.
 fn fetch_model() -> Result<std::path::PathBuf, String> {
-    model::fetch_default(&target_dir())
+    let model = model::fetch_default(&target_dir())?;
+    listen::fetch(&target_dir())?;
+    Ok(model)
 }
 
 /// The model, then its map, fitted by the release CLI (built here if needed).

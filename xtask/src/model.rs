@@ -107,7 +107,7 @@ pub fn fit_default_map(cli: &Path, model: &Path) -> Result<(), String> {
     )
 }
 
-fn run(command: &mut Command, what: &str) -> Result<(), String> {
+pub fn run(command: &mut Command, what: &str) -> Result<(), String> {
     let status = command.status().map_err(|e| format!("{what}: {e}"))?;
     if status.success() {
         Ok(())
@@ -116,7 +116,7 @@ fn run(command: &mut Command, what: &str) -> Result<(), String> {
     }
 }
 
-fn sha256_of(path: &Path) -> Result<String, String> {
+pub fn sha256_of(path: &Path) -> Result<String, String> {
     let mut file =
         fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut hasher = Sha256::new();

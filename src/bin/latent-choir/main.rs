@@ -9,12 +9,16 @@
 //! * `latent-choir bench-projection` — time one token's projection through a map.
 //! * `latent-choir render --prompt TEXT` — the plugin run offline: WAV, MIDI and run file.
 //! * `latent-choir replay RUN` — a render heard again from its run file, without the model.
+//! * `latent-choir listen AUDIO…` — audio → NDJSON semantic/acoustic tokens, notes (MIDI), key.
+//! * `latent-choir fit-codebooks AUDIO… --out FILE` — fit `listen`'s codebooks (by hand).
 
 mod analyze;
 mod bench;
 mod bench_projection;
+mod fit_codebooks;
 mod fit_pca;
 mod generate;
+mod listen;
 mod memory;
 mod models;
 mod render;
@@ -53,6 +57,12 @@ enum Command {
     /// Re-render a run file without the model (same parameters: the same WAV and MIDI;
     /// changed mapping parameters re-map the recorded coordinates).
     Replay(replay::Args),
+    /// Listen to audio: an NDJSON stream of 4 semantic and 4 acoustic tokens per frame (from
+    /// Basic Pitch and a log-mel spectrum), the notes as MIDI, and the key.
+    Listen(listen::Args),
+    /// Fit `listen`'s residual-VQ codebooks on reference audio (the shipped ones come from
+    /// tools/listen/fit_codebooks.sh).
+    FitCodebooks(fit_codebooks::Args),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +83,8 @@ fn main() -> ExitCode {
         Command::Analyze(args) => analyze::run(args),
         Command::Render(args) => render::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Listen(args) => listen::run(args),
+        Command::FitCodebooks(args) => fit_codebooks::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
