@@ -26,6 +26,7 @@ pub mod worker;
 use playback::history::{HISTORY_CAPACITY, HistoryReader, HistoryWriter};
 use playback::soundfont_loader::FontLoader;
 use plugin::audio::AudioPath;
+use plugin::listener::{ListenState, Listener};
 use plugin::{PluginParams, threads};
 use project::collector::CollectorThread;
 use project::export::ExportStatus;
@@ -46,6 +47,9 @@ pub struct LatentChoir {
     collector: Option<CollectorThread>,
     fonts: Arc<Mutex<Option<FontLoader>>>,
     exports: Arc<ExportStatus>,
+    /// What Listen heard, shared with the editor; the thread that listens.
+    heard: Arc<ListenState>,
+    listener: Option<Listener>,
 }
 
 impl Default for LatentChoir {
@@ -62,6 +66,8 @@ impl Default for LatentChoir {
             collector: None,
             fonts: Arc::new(Mutex::new(None)),
             exports: Arc::new(ExportStatus::default()),
+            heard: Arc::default(),
+            listener: None,
         }
     }
 }
@@ -125,6 +131,7 @@ impl Plugin for LatentChoir {
             history: Arc::clone(&self.history_reader),
             fonts: Arc::clone(&self.fonts),
             exports: Arc::clone(&self.exports),
+            heard: Arc::clone(&self.heard),
         }))
     }
 
@@ -146,6 +153,13 @@ impl Plugin for LatentChoir {
         {
             self.audio.set_source(source);
             self.collector = collector;
+        }
+        if self.listener.is_none()
+            && let Some((listener, ear)) =
+                threads::start_listener(&self.control, &self.heard, f64::from(sample_rate))
+        {
+            self.audio.set_listener(ear, Arc::clone(&self.heard));
+            self.listener = Some(listener);
         }
         let max_block = max_block as usize;
         if let Some(inbox) =

@@ -18,7 +18,7 @@ use latent_choir::llm::tokenizer::{PromptMode, Tokenizer};
 use latent_choir::llm::{LlmError, ModelInfo};
 use latent_choir::worker::session::{AtEnd, TokenResult};
 use latent_choir::worker::thread::{
-    Command, FinishReason, MapSource, Pacing, PanicSource, SharedTemperature, WorkerError,
+    Admit, Command, FinishReason, MapSource, Pacing, PanicSource, SharedTemperature, WorkerError,
     WorkerEvent, WorkerHandle,
 };
 
@@ -631,7 +631,11 @@ fn a_closed_gate_holds_generation_and_commands_still_get_through() {
     let (gate_allowed, gate_produced) = (Arc::clone(&allowed), Arc::clone(&produced));
     let pacing = Pacing::Gated {
         may_produce: Box::new(move |_| {
-            gate_produced.load(Ordering::SeqCst) < gate_allowed.load(Ordering::SeqCst)
+            if gate_produced.load(Ordering::SeqCst) < gate_allowed.load(Ordering::SeqCst) {
+                Admit::Go
+            } else {
+                Admit::Wait
+            }
         }),
         poll: Duration::from_millis(1),
     };
@@ -691,6 +695,41 @@ fn the_gate_is_told_which_step_comes_next() {
     assert_eq!(
         seen,
         [Prompt, Token(0), Token(1), Token(2), Prompt, Token(0)]
+    );
+}
+
+#[test]
+fn a_line_the_gate_hands_over_is_read_into_the_context_right_before_its_token() {
+    let pacing = Pacing::admitting(|next| match next {
+        latent_choir::worker::thread::NextStep::Token(2) => {
+            Admit::Read("\n(what I hear: A minor)\n".into())
+        }
+        _ => Admit::Go,
+    });
+    let harness = Harness::with(pacing, |_, _| {});
+    harness.ready(8, AtEnd::Continue, Some(4));
+    harness.send(Command::Start);
+    harness.expect_prompt();
+    let mut order = Vec::new();
+    loop {
+        match harness.next() {
+            WorkerEvent::Token(_) => order.push("token".to_owned()),
+            WorkerEvent::Heard {
+                before_token,
+                text,
+                tokens,
+            } => {
+                assert_eq!(text, "\n(what I hear: A minor)\n");
+                assert!(tokens > 3, "the line took {tokens} positions");
+                order.push(format!("heard before {before_token}"));
+            }
+            WorkerEvent::Finished(_) => break,
+            other => panic!("unexpected {}", describe(&other)),
+        }
+    }
+    assert_eq!(
+        order,
+        ["token", "token", "heard before 2", "token", "token"]
     );
 }
 

@@ -126,6 +126,12 @@ impl EditorApp {
             action = panels::prompt_bar(ui, &mut self.request, self.focus_prompt);
             panels::model_picker(ui, &mut self.request, &self.models, &mut rescan);
             panels::model_status(ui, self.shared.control.status(), self.problem.as_deref());
+            panels::listen_status(
+                ui,
+                self.shared.params.listen.enabled.value(),
+                &self.shared.heard,
+                self.shared.control.status(),
+            );
             let export = panels::export_row(
                 ui,
                 &mut self.export_path,

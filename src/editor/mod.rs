@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use crate::params::LatentChoirParams;
 use crate::playback::history::HistoryReader;
 use crate::playback::soundfont_loader::FontLoader;
+use crate::plugin::listener::ListenState;
 use crate::project::export::ExportStatus;
 use crate::project::saved_run::SavedRun;
 use crate::status::AudioStatus;
@@ -49,6 +50,8 @@ pub struct Shared {
     pub fonts: Arc<Mutex<Option<FontLoader>>>,
     /// The last export's outcome.
     pub exports: Arc<ExportStatus>,
+    /// What Listen heard: its state, the last line, the key.
+    pub heard: Arc<ListenState>,
 }
 
 pub fn create(shared: Shared) -> Editor {

@@ -13,6 +13,7 @@ use nice_plug_egui::widgets::generic_ui::ParamWidget;
 use crate::llm::discovery::FoundModel;
 use crate::params::LatentChoirParams;
 use crate::playback::soundfont_loader::FontLoader;
+use crate::plugin::listener::ListenState;
 use crate::project::export::ExportKind;
 use crate::worker::link::{LinkPhase, LinkStatus};
 
@@ -182,6 +183,38 @@ pub fn model_status(ui: &mut egui::Ui, link: &LinkStatus, problem: Option<&str>)
         .chain((!error.is_empty()).then_some(error.as_str()))
     {
         ui.colored_label(ERROR_COLOR, problem);
+    }
+}
+
+/// Listen: what the listener is doing, the key it heard, and the last line the model read.
+pub fn listen_status(ui: &mut egui::Ui, enabled: bool, heard: &ListenState, link: &LinkStatus) {
+    if !enabled && heard.lines.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    ui.horizontal_wrapped(|ui| {
+        ui.strong(if enabled { "Listening" } else { "Listen off" });
+        let status = heard.status();
+        if !status.is_empty() {
+            ui.label(status);
+        }
+        if let Some(key) = heard.key_name() {
+            ui.label(format!("· key heard: {key}"));
+        }
+    });
+    match link.last_heard() {
+        Some(line) => {
+            ui.weak(format!(
+                "Read before token {}: {}",
+                line.before_token,
+                line.text.trim()
+            ));
+        }
+        None => {
+            let line = heard.line();
+            if !line.is_empty() {
+                ui.weak(line);
+            }
+        }
     }
 }
 

@@ -96,6 +96,20 @@ pub struct Manifest {
     /// every token where it was. Absent for renders and free-running runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grid_steps: Option<Vec<i64>>,
+    /// What the model heard of the track (Listen): each line and the token it came before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub heard: Vec<HeardLine>,
+}
+
+/// A line the model read of what it heard, in its context right before a generated token.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeardLine {
+    pub run: u32,
+    /// The generated token (index in the run) it came right before.
+    pub before_token: u32,
+    pub text: String,
+    /// Tokens it took in the model's context.
+    pub tokens: u32,
 }
 
 /// One played token: its frame and the loudness curve when it was played.
@@ -405,6 +419,7 @@ mod tests {
                 hidden_states: 3,
                 tokens: tokens.iter().map(|t| t.frame.text().to_owned()).collect(),
                 grid_steps: None,
+                heard: Vec::new(),
             },
             tokens,
         }

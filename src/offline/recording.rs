@@ -28,6 +28,10 @@ impl<S: FrameSource> FrameSource for Recorder<S> {
         self.inner.next_frame()
     }
 
+    fn heard(&mut self, frame: &TokenFrame) {
+        self.inner.heard(frame);
+    }
+
     fn played(&mut self, frame: &TokenFrame, point: &CurvePoint, step: Option<i64>) {
         self.inner.played(frame, point, step);
         self.played.push(PlayedToken {

@@ -11,7 +11,7 @@ use crate::params::LatentChoirParams;
 
 use super::OfflineError;
 
-use crate::playback::player::{Clock, FrameSource};
+use crate::playback::player::{Clock, FrameSource, Hearing};
 use crate::playback::sonifier::{BlockInput, Sonifier, metered_input};
 
 /// Samples per processing block: what a DAW typically uses.
@@ -123,6 +123,7 @@ pub fn run(
             clock,
             metered,
             playing,
+            hearing: Hearing::default(),
         };
         let step = sonifier.process_block(input, params, source, |m| {
             midi.record(at + u64::from(m.offset), m)

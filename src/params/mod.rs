@@ -59,6 +59,8 @@ pub struct LatentChoirParams {
     pub sound: SoundParams,
     #[nested(group = "MIDI")]
     pub midi: MidiParams,
+    #[nested(group = "Listen")]
+    pub listen: ListenParams,
 }
 
 /// When tokens come and how far the model may run ahead.
@@ -171,6 +173,21 @@ pub struct MidiParams {
     /// without swallowing what comes before it.
     #[id = "midi_thru"]
     pub thru: BoolParam,
+}
+
+/// The model hears the track: what it reads of the input, and how often.
+#[derive(Params)]
+pub struct ListenParams {
+    /// Tokenize what the temperature meter hears (Meter Source: the track or the sidechain) on
+    /// a background thread and put a line of it into the model's context at every boundary.
+    #[id = "listen"]
+    pub enabled: BoolParam,
+    /// Bars between two things heard: each line describes the bars since the last one.
+    #[id = "listen_every"]
+    pub every: IntParam,
+    /// Scale and root follow the key heard in the input (at bar lines), not Melody's.
+    #[id = "follow_key"]
+    pub follow_key: BoolParam,
 }
 
 /// One melodic voice: which layer it follows, where it sings, how loud, on which channel.
@@ -391,6 +408,12 @@ impl Default for LatentChoirParams {
             sound: SoundParams::default(),
             midi: MidiParams {
                 thru: BoolParam::new("MIDI Thru", true),
+            },
+            listen: ListenParams {
+                enabled: BoolParam::new("Listen", false),
+                every: IntParam::new("Listen Every", 2, IntRange::Linear { min: 1, max: 16 })
+                    .with_unit(" bars"),
+                follow_key: BoolParam::new("Follow Key", false),
             },
         }
     }

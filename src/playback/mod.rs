@@ -3,6 +3,7 @@
 //! that feeds the choir. Shared by the plugin and the offline renderer.
 
 pub mod clip;
+pub mod ear;
 pub mod history;
 pub mod player;
 pub mod sonifier;

@@ -27,7 +27,10 @@ use crate::music::grid::{FreeBlock, HostBlock, TokenClock};
 use crate::music::message::{DRONE_SLOT, NoteMessage, SLOTS};
 use crate::music::voices::{MappingParams, MappingState, StepPlan, TIE_LENGTH, map_frame};
 
+use crate::music::scale::{Root, Scale};
+
 use super::clip::{Clip, Cue, LoopPasses};
+use super::ear::Ear;
 
 /// Note messages one block can hold: a block with many steps at a fast rate makes at most
 /// (3 voices × 2 notes + drone) × 2 per step.
@@ -92,6 +95,10 @@ pub trait FrameSource {
     /// `frame` was played at a step where the loudness curve read `point`; `step` is that
     /// step on the host's grid (`None` free-running).
     fn played(&mut self, frame: &TokenFrame, point: &CurvePoint, step: Option<i64>);
+    /// The input up to `frame`'s step went to the listener (a listening boundary): the line it
+    /// makes enters the model's context before the token that `frame`'s ticket lets through.
+    /// Called right before `played`.
+    fn heard(&mut self, _frame: &TokenFrame) {}
     /// `frame`, remembered on the clip, was played again (seek, loop).
     fn replayed(&mut self, _frame: &TokenFrame, _point: &CurvePoint) {}
     /// Where the steps of the host's transport are remembered; `None`: every step takes the
@@ -122,6 +129,32 @@ enum StepPlay {
         counted: bool,
     },
     Rest,
+}
+
+/// What the player does for the listener this block.
+#[derive(Default)]
+pub struct Hearing<'a> {
+    /// Listen is on: the metered input goes to `ear`, and a boundary is marked every `bars`
+    /// bars (on new frames only: a replayed stretch was heard already).
+    pub ear: Option<(&'a mut Ear, u32)>,
+    /// Follow Key is on: the key heard last, taken up at the next bar line.
+    pub key: Option<(Scale, Root)>,
+}
+
+/// Steps in a bar: 4 beats on the host's grid, or 2 s free-running (4/4 at 120 BPM).
+fn steps_per_bar(clock: &Clock) -> i64 {
+    let steps = match *clock {
+        Clock::Transport {
+            tokens_per_beat, ..
+        } => 4.0 * tokens_per_beat,
+        Clock::Free { tokens_per_second } => 2.0 * tokens_per_second,
+        Clock::Stopped => 1.0,
+    };
+    if steps.is_finite() {
+        (steps.round() as i64).max(1)
+    } else {
+        1
+    }
 }
 
 /// What happened in one block, for the status display and the tests.
@@ -175,6 +208,8 @@ pub struct Player {
     n_owed: usize,
     /// A token has played since the last release: the drone follows the parameters.
     drone_follows: bool,
+    /// The heard key the scale follows (Follow Key), taken up at a bar line.
+    followed: Option<(Scale, Root)>,
 }
 
 const SILENT: NoteMessage = NoteMessage {
@@ -212,6 +247,7 @@ impl Player {
             owed: [SILENT; MAX_SCHEDULED + 1],
             n_owed: 0,
             drone_follows: false,
+            followed: None,
         }
     }
 
@@ -242,6 +278,7 @@ impl Player {
         self.was_playing = false;
         self.next_step = None;
         self.drone_follows = false;
+        self.followed = None;
     }
 
     /// Takes over the note-offs `previous` (the player of an earlier activation) owed or
@@ -289,7 +326,12 @@ impl Player {
         clock: Clock,
         settings: &PlayerSettings,
         source: &mut impl FrameSource,
+        mut hearing: Hearing,
     ) -> PlayerReport {
+        let mut settings = *settings;
+        if hearing.key.is_none() {
+            self.followed = None;
+        }
         let len = left.len().min(right.len());
         let block_start = self.time;
         let block_end = block_start + len as u64;
@@ -350,14 +392,27 @@ impl Player {
         }
 
         let step_samples = clock.step_samples(self.sample_rate);
+        let bar = steps_per_bar(&clock);
         let mut fed = 0;
         for step in steps {
             let offset = step.offset.min(len as u32);
             let now = block_start + u64::from(offset);
             self.flush_scheduled(block_start, now);
-            self.meter
-                .add(&left[fed..offset as usize], &right[fed..offset as usize]);
+            let (heard_l, heard_r) = (&left[fed..offset as usize], &right[fed..offset as usize]);
+            self.meter.add(heard_l, heard_r);
+            if let Some((ear, _)) = &mut hearing.ear {
+                ear.add(heard_l, heard_r);
+            }
             fed = offset as usize;
+            // Steps on the host's grid, or the run's own count free-running.
+            let grid_step = if on_transport { step.step } else { -1 };
+            if hearing.key.is_some() && (!on_transport || grid_step.rem_euclid(bar) == 0) {
+                self.followed = hearing.key;
+            }
+            if let Some((scale, root)) = self.followed {
+                settings.mapping.scale = scale;
+                settings.mapping.root = root;
+            }
             let dt = self
                 .last_step
                 .map_or(0.0, |last| (now - last) as f64 / self.sample_rate);
@@ -369,7 +424,7 @@ impl Player {
             report.point = Some(point);
 
             let play = if on_transport {
-                self.cue(step.step, offset, settings, source)
+                self.cue(step.step, offset, &settings, source)
             } else {
                 self.next_live(offset, source)
             };
@@ -394,11 +449,30 @@ impl Player {
             self.drone_follows = true;
             match play {
                 StepPlay::Again(_) => source.replayed(&frame, &point),
-                _ => source.played(&frame, &point, on_transport.then_some(step.step)),
+                _ => {
+                    if let Some((ear, bars)) = &mut hearing.ear {
+                        let stride = bar * i64::from((*bars).max(1));
+                        let position = if on_transport {
+                            grid_step
+                        } else {
+                            i64::from(frame.index)
+                        };
+                        if position > 0
+                            && position.rem_euclid(stride) == 0
+                            && ear.mark(frame.run, frame.index)
+                        {
+                            source.heard(&frame);
+                        }
+                    }
+                    source.played(&frame, &point, on_transport.then_some(step.step))
+                }
             }
             report.played = Some((frame.run, frame.index));
         }
         self.meter.add(&left[fed..len], &right[fed..len]);
+        if let Some((ear, _)) = &mut hearing.ear {
+            ear.add(&left[fed..len], &right[fed..len]);
+        }
         self.flush_scheduled(block_start, block_end);
         self.sort_events();
         self.time = block_end;
@@ -788,7 +862,14 @@ mod tests {
                 tempo: bpm,
                 tokens_per_beat: 2.0,
             };
-            player.process(&silence[..len], &silence[..len], clock, settings, frames);
+            player.process(
+                &silence[..len],
+                &silence[..len],
+                clock,
+                settings,
+                frames,
+                Hearing::default(),
+            );
             out.extend(
                 player
                     .events()
@@ -878,7 +959,14 @@ mod tests {
             tempo: 120.0,
             tokens_per_beat: 2.0,
         };
-        let report = player.process(&silence, &silence, clock, &settings, &mut frames);
+        let report = player.process(
+            &silence,
+            &silence,
+            clock,
+            &settings,
+            &mut frames,
+            Hearing::default(),
+        );
         assert_eq!(report.steps, 1, "the step at the loop start fires");
         assert_eq!(frames.played.len(), before + 1);
         let offs_first = player.events().iter().take_while(|m| !m.is_on()).count();
@@ -906,7 +994,14 @@ mod tests {
                 let clock = Clock::Free {
                     tokens_per_second: 8.0,
                 };
-                player.process(&silence, &silence, clock, &settings, &mut frames);
+                player.process(
+                    &silence,
+                    &silence,
+                    clock,
+                    &settings,
+                    &mut frames,
+                    Hearing::default(),
+                );
                 events.extend(player.events().iter().map(|m| (block, *m)));
             }
             events
@@ -941,7 +1036,14 @@ mod tests {
         let mut events = Vec::new();
         for block in 0..10u64 {
             underruns += player
-                .process(&silence, &silence, clock, &settings, &mut frames)
+                .process(
+                    &silence,
+                    &silence,
+                    clock,
+                    &settings,
+                    &mut frames,
+                    Hearing::default(),
+                )
                 .underruns;
             events.extend(
                 player
@@ -952,7 +1054,14 @@ mod tests {
         }
         assert_eq!(underruns, 6);
         let mut next_run = Frames::new(4, 2);
-        player.process(&silence, &silence, clock, &settings, &mut next_run);
+        player.process(
+            &silence,
+            &silence,
+            clock,
+            &settings,
+            &mut next_run,
+            Hearing::default(),
+        );
         let offs = player.events().iter().filter(|m| !m.is_on()).count();
         assert!(
             offs > 0,
@@ -981,7 +1090,14 @@ mod tests {
             playing: false,
             ..settings
         };
-        player.process(&silence, &silence, Clock::Stopped, &stop, &mut frames);
+        player.process(
+            &silence,
+            &silence,
+            Clock::Stopped,
+            &stop,
+            &mut frames,
+            Hearing::default(),
+        );
         assert!(player.events().iter().all(|m| !m.is_on() && m.offset == 0));
         events.extend(player.events().iter().map(|m| (30_000, *m)));
         assert_paired(&events);
@@ -990,7 +1106,14 @@ mod tests {
         let mut events = play(&mut player, &mut frames, &settings, 120.0, 30_000);
         let mut next = Player::new(48_000.0);
         next.inherit_offs(&mut player);
-        next.process(&silence, &silence, Clock::Stopped, &stop, &mut frames);
+        next.process(
+            &silence,
+            &silence,
+            Clock::Stopped,
+            &stop,
+            &mut frames,
+            Hearing::default(),
+        );
         events.extend(next.events().iter().map(|m| (30_000, *m)));
         assert_paired(&events);
     }
@@ -1004,7 +1127,14 @@ mod tests {
         let played = frames.played.len();
         let silence = [0.0_f32; 512];
         for block in 0..100u64 {
-            player.process(&silence, &silence, Clock::Stopped, &settings, &mut frames);
+            player.process(
+                &silence,
+                &silence,
+                Clock::Stopped,
+                &settings,
+                &mut frames,
+                Hearing::default(),
+            );
             assert!(player.events().iter().all(|m| !m.is_on()));
             assert!(block == 0 || player.events().is_empty());
             events.extend(player.events().iter().map(|m| (30_000 + block * 512, *m)));
@@ -1028,7 +1158,14 @@ mod tests {
         let clock = Clock::Free {
             tokens_per_second: 2.0,
         };
-        let report = player.process(&silence, &silence, clock, &settings(), &mut frames);
+        let report = player.process(
+            &silence,
+            &silence,
+            clock,
+            &settings(),
+            &mut frames,
+            Hearing::default(),
+        );
         assert_eq!(report.steps, 2);
         assert!(player.events().iter().all(|m| m.slot == DRONE_SLOT));
     }

@@ -12,10 +12,9 @@ use crate::synth::{Choir, Source, VoiceId};
 use crate::music::NoteMessage;
 
 use super::clip::LoopPasses;
-use super::player::{Clock, FrameSource, Player, PlayerReport, PlayerSettings};
+use super::player::{Clock, FrameSource, Hearing, Player, PlayerReport, PlayerSettings};
 
 /// How one block runs.
-#[derive(Clone, Copy)]
 pub struct BlockInput<'a> {
     /// Samples in the block.
     pub frames: usize,
@@ -24,6 +23,8 @@ pub struct BlockInput<'a> {
     pub metered: Option<[&'a [f32]; 2]>,
     /// Tokens advance (Generate is on); off releases every note.
     pub playing: bool,
+    /// Listen and Follow Key.
+    pub hearing: Hearing<'a>,
 }
 
 /// The player, the choir and the buffers they play into, built for one sample rate and a
@@ -91,6 +92,7 @@ impl Sonifier {
             clock,
             metered,
             playing,
+            hearing,
         } = block;
         let [left, right] = &mut self.played;
         let frames = frames.min(left.len()).min(right.len());
@@ -119,7 +121,7 @@ impl Sonifier {
         self.choir.prefetch(frames);
         let report = self
             .player
-            .process(meter_l, meter_r, clock, &settings, source);
+            .process(meter_l, meter_r, clock, &settings, source, hearing);
 
         let choir = &mut self.choir;
         // Voice levels, pans, instruments and programs follow their parameters every block.

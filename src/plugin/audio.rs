@@ -3,7 +3,11 @@
 
 use nice_plug::prelude::*;
 
+use std::sync::Arc;
+
 use crate::params::LatentChoirParams;
+use crate::playback::ear::Ear;
+use crate::playback::player::Hearing;
 use crate::playback::sonifier::{BlockInput, Sonifier, metered_input};
 use crate::playback::soundfont_loader::FontInbox;
 use crate::status::BlockReport;
@@ -13,6 +17,7 @@ use crate::worker::feed::OFFLINE_WAIT;
 
 use super::clock::block_clock;
 use super::generate::GenerateSwitch;
+use super::listener::ListenState;
 use super::midi_out::MidiOut;
 use super::params::PluginParams;
 use super::source::PluginSource;
@@ -31,6 +36,9 @@ pub struct AudioPath {
     /// Whether the active layout has a main input; without one the host's buffer is not ours
     /// to pass through.
     has_main_input: bool,
+    /// Where Listen sends the input, and what the listener heard (for Follow Key).
+    ear: Option<Ear>,
+    heard: Option<Arc<ListenState>>,
 }
 
 impl AudioPath {
@@ -44,6 +52,9 @@ impl AudioPath {
             sonifier.inherit_offs(previous);
         }
         self.sonifier = Some(sonifier);
+        if let Some(ear) = &mut self.ear {
+            ear.set_sample_rate(f64::from(config.sample_rate));
+        }
         params.run.set_sample_rate(config.sample_rate);
         if let Some(source) = &mut self.source {
             source.set_offline(self.offline.then_some(OFFLINE_WAIT));
@@ -51,6 +62,12 @@ impl AudioPath {
                 source.install_replay(*run);
             }
         }
+    }
+
+    /// The listener's ear and state, once it runs (the first activation).
+    pub fn set_listener(&mut self, ear: Ear, heard: Arc<ListenState>) {
+        self.ear = Some(ear);
+        self.heard = Some(heard);
     }
 
     /// Where frames come from, once the worker runs (the first activation).
@@ -143,11 +160,21 @@ impl AudioPath {
         let main = self.has_main_input.then_some(buffer.as_slice_immutable());
         let sidechain = aux.inputs.first().map(|s| s.as_slice_immutable());
         let frames = buffer.samples();
+        let listen = &settings.listen;
+        let key = match &self.heard {
+            Some(heard) if listen.follow_key.value() => heard.followed_key(),
+            _ => None,
+        };
+        let ear = match &mut self.ear {
+            Some(ear) if listen.enabled.value() => Some((ear, listen.every.value().max(1) as u32)),
+            _ => None,
+        };
         let block = BlockInput {
             frames,
             clock,
             metered: metered_input(settings.temperature.meter_source.value(), main, sidechain),
             playing: generate,
+            hearing: Hearing { ear, key },
         };
         let (midi, mut dropped) = (&mut self.midi, 0);
         let mut send = |event| context.try_send_event(event).is_ok();

@@ -5,6 +5,7 @@
 pub mod audio;
 pub mod clock;
 pub mod generate;
+pub mod listener;
 pub mod midi_out;
 pub mod params;
 pub mod source;

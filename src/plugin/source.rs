@@ -116,6 +116,12 @@ impl FrameSource for PluginSource {
         frame
     }
 
+    fn heard(&mut self, frame: &TokenFrame) {
+        if !self.replaying {
+            self.live.heard(frame);
+        }
+    }
+
     fn replayed(&mut self, frame: &TokenFrame, point: &CurvePoint) {
         if let Some(history) = &mut self.history {
             history.record(frame, point);

@@ -7,11 +7,13 @@ use std::sync::{Arc, Mutex};
 use nice_plug::nice_log;
 
 use crate::params::LatentChoirParams;
+use crate::playback::ear::{Ear, ear};
 use crate::playback::history::HistoryWriter;
 use crate::playback::soundfont_loader::{FontInbox, FontLoader};
 use crate::project::collector::{CollectorThread, Describer};
 use crate::worker::control::ModelControl;
 
+use super::listener::{ListenState, Listener};
 use super::params::PluginParams;
 use super::source::PluginSource;
 
@@ -82,4 +84,21 @@ pub fn request_soundfont(
         fonts.request(Some(path));
     }
     inbox
+}
+
+/// Starts the listener thread (idle until Listen marks a boundary) and returns the audio
+/// thread's ear; `None` if it could not start (said in the log: Listen then hears nothing).
+pub fn start_listener(
+    control: &ModelControl,
+    state: &Arc<ListenState>,
+    sample_rate: f64,
+) -> Option<(Listener, Ear)> {
+    let (ear, tap) = ear(sample_rate);
+    match Listener::spawn(tap, Arc::clone(control.feed()), Arc::clone(state)) {
+        Ok(listener) => Some((listener, ear)),
+        Err(error) => {
+            nice_log!("Latent Choir: no listener thread: {error}");
+            None
+        }
+    }
 }

@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::activation::identify;
-use crate::io::run_file::{self, Manifest, ModelRecord, PlayedToken, Run};
+use crate::io::run_file::{self, HeardLine, Manifest, ModelRecord, PlayedToken, Run};
 use crate::loudness::CurvePoint;
 use crate::music::frame::TokenFrame;
 use crate::offline::timeline::{BLOCK, Timeline};
@@ -141,6 +141,8 @@ pub struct Collection {
     pub grid_steps: Option<Vec<i64>>,
     /// Tokens played after the collection was full.
     pub left_out: u64,
+    /// What the model heard of the track during the run (Listen).
+    pub heard: Vec<HeardLine>,
 }
 
 impl Collection {
@@ -152,6 +154,7 @@ impl Collection {
             tokens: Vec::new(),
             grid_steps: Some(Vec::new()),
             left_out: 0,
+            heard: Vec::new(),
         }
     }
 
@@ -160,6 +163,7 @@ impl Collection {
         Self {
             run_id: run.tokens.first().map_or(0, |t| t.frame.run),
             grid_steps: run.manifest.grid_steps.clone(),
+            heard: run.manifest.heard.clone(),
             manifest: run.manifest,
             tokens: run.tokens,
             left_out: 0,
@@ -204,6 +208,7 @@ impl Collection {
             .map(|t| t.frame.text().to_owned())
             .collect();
         manifest.grid_steps = self.grid_steps.clone().filter(|steps| !steps.is_empty());
+        manifest.heard = self.heard.clone();
         Run {
             manifest,
             tokens: self.tokens.clone(),
@@ -227,6 +232,11 @@ impl Describer {
             link,
             known: Mutex::new(None),
         }
+    }
+
+    /// The lines the model heard in run `run` so far.
+    pub fn heard(&self, run: u32) -> Vec<HeardLine> {
+        self.link.heard(run)
     }
 
     /// The manifest of a run that began at `bpm` and `sample_rate` (the token list empty).
@@ -264,6 +274,7 @@ impl Describer {
             hidden_states: 0,
             tokens: Vec::new(),
             grid_steps: None,
+            heard: Vec::new(),
         }
     }
 

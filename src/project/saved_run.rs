@@ -158,6 +158,12 @@ impl SavedRun {
                 collection.push(record.token, record.step);
             }
         });
+        if !replaying && let Some(collection) = collection.as_mut() {
+            let heard = describer.heard(collection.run_id);
+            if !heard.is_empty() {
+                collection.heard = heard;
+            }
+        }
     }
 
     /// The run as it stands (a restored one not yet replayed included).

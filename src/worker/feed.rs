@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::loudness::CurvePoint;
 use crate::music::frame::{FRAME_COMPONENTS, TokenFrame};
+use crate::worker::heard::HeardInbox;
 use crate::worker::session::TokenResult;
 
 use crate::playback::history::HistoryWriter;
@@ -41,6 +42,9 @@ pub struct Ticket {
     pub run: u32,
     pub index: u32,
     pub temperature: f32,
+    /// A listening boundary fell on this frame: the token it lets through waits for the
+    /// listener's line ([`crate::worker::heard`]).
+    pub heard: bool,
 }
 
 /// State both threads read: the run being generated, counters for the status display.
@@ -63,6 +67,8 @@ pub struct FeedShared {
     /// The model has been asked to start and its first prompt has not run yet (nor failed):
     /// the offline bounce waits for it.
     pub starting: AtomicBool,
+    /// Lines the listener made, waiting for their tokens.
+    pub heard: HeardInbox,
 }
 
 /// The two ends of the queues, created together in `initialize`.
@@ -119,6 +125,16 @@ impl FrameBuilder {
         self.shared.starting.store(false, Ordering::Release);
     }
 
+    /// A heard line took `tokens` positions in the context: later tokens attend to them too.
+    pub fn heard(&mut self, tokens: usize) {
+        self.position += tokens;
+    }
+
+    /// The run being built.
+    pub fn run(&self) -> u32 {
+        self.run
+    }
+
     /// Queues the frame of one generated token.
     pub fn push(&mut self, token: &TokenResult) {
         self.position += 1;
@@ -170,6 +186,14 @@ pub fn frame_of(token: &TokenResult, run: u32, index: u32, keys: usize) -> Token
     frame
 }
 
+/// A token may be made: at this temperature, and after reading the line heard at `heard`'s
+/// boundary `(run, frame)` when there is one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Admission {
+    pub temperature: f32,
+    pub heard: Option<(u32, u32)>,
+}
+
 /// Decides, on the worker thread, whether the next token may be made and at what temperature.
 pub struct TicketGate {
     shared: Arc<FeedShared>,
@@ -192,7 +216,7 @@ impl TicketGate {
     /// For generated token `index` of the current run with a lookahead of `lookahead` tokens:
     /// `Some(temperature)` when it may be made now, `None` to wait. `initial` is the
     /// temperature of the first `lookahead` tokens.
-    pub fn admit(&mut self, index: u32, lookahead: u32, initial: f32) -> Option<f32> {
+    pub fn admit(&mut self, index: u32, lookahead: u32, initial: f32) -> Option<Admission> {
         let run = self.shared.run.load(Ordering::Acquire);
         if run != self.run {
             self.run = run;
@@ -205,18 +229,20 @@ impl TicketGate {
         }
         let lookahead = lookahead.max(1);
         let Some(due) = index.checked_sub(lookahead) else {
-            return Some(initial);
+            return Some(Admission {
+                temperature: initial,
+                heard: None,
+            });
         };
         // Token `index` waits for frame `due` to have been played.
         while self.played.front().is_some_and(|t| t.index < due) {
             self.played.pop_front();
         }
-        match self.played.front() {
-            Some(ticket) if ticket.index == due => Some(ticket.temperature),
-            // The lookahead shrank: frame `due` was played before, use what came after it.
-            Some(ticket) => Some(ticket.temperature),
-            None => None,
-        }
+        // The lookahead may have shrunk: frame `due` was played before, use what came after it.
+        self.played.front().map(|ticket| Admission {
+            temperature: ticket.temperature,
+            heard: ticket.heard.then_some((ticket.run, ticket.index)),
+        })
     }
 }
 
@@ -229,6 +255,8 @@ pub struct QueueSource {
     wait: Option<Duration>,
     /// Where played frames go for the editor, when there is one.
     history: Option<HistoryWriter>,
+    /// The next played frame's ticket marks a listening boundary.
+    heard: bool,
 }
 
 impl QueueSource {
@@ -243,6 +271,7 @@ impl QueueSource {
             tickets,
             wait: None,
             history: None,
+            heard: false,
         }
     }
 
@@ -294,12 +323,17 @@ impl FrameSource for QueueSource {
         Some(self.shared.run.load(Ordering::Acquire))
     }
 
+    fn heard(&mut self, _frame: &TokenFrame) {
+        self.heard = true;
+    }
+
     fn played(&mut self, frame: &TokenFrame, point: &CurvePoint, _step: Option<i64>) {
         // Full only if the worker stopped reading; then nothing waits for the ticket either.
         let _ = self.tickets.push(Ticket {
             run: frame.run,
             index: frame.index,
             temperature: point.temperature,
+            heard: std::mem::take(&mut self.heard),
         });
         if let Some(history) = &mut self.history {
             history.record(frame, point);
@@ -429,7 +463,14 @@ mod tests {
                     next += 1;
                 }
                 let start = Instant::now();
-                player.process(&input, &input, clock, &settings, &mut source);
+                player.process(
+                    &input,
+                    &input,
+                    clock,
+                    &settings,
+                    &mut source,
+                    Default::default(),
+                );
                 let took = start.elapsed();
                 total += took;
                 worst = worst.max(took);

@@ -6,11 +6,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::time::Instant;
+
 use crate::worker::thread::{
-    Command, FinishReason, NextStep, Pacing, SharedTemperature, WorkerEvent, WorkerHandle,
+    Admit, Command, FinishReason, NextStep, Pacing, SharedTemperature, WorkerEvent, WorkerHandle,
 };
 
 use super::feed::{self, FeedShared, FrameBuilder, QueueSource, TicketGate};
+use super::heard::{HEARD_WAIT, HeardLine};
 
 /// Settings the gate reads before every token; the audio side or the editor writes them.
 #[derive(Debug)]
@@ -60,6 +63,8 @@ pub struct LinkStatus {
     /// Why the model cannot generate (a failed load, an error, a crash), unlike `error` never
     /// a mere warning; cleared by the next load. The command-line renderer stops on it.
     pub failure: Mutex<Option<String>>,
+    /// The lines the model read of the track in the current run, oldest first.
+    pub heard: Mutex<Vec<HeardLine>>,
 }
 
 /// What the worker is busy with.
@@ -132,6 +137,22 @@ impl LinkStatus {
     pub fn model(&self) -> Option<PathBuf> {
         self.model.lock().ok().and_then(|m| m.clone())
     }
+
+    /// The lines heard in run `run`.
+    pub fn heard(&self, run: u32) -> Vec<HeardLine> {
+        self.heard
+            .lock()
+            .map(|lines| lines.iter().filter(|l| l.run == run).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The last line the model read, if any.
+    pub fn last_heard(&self) -> Option<HeardLine> {
+        self.heard
+            .lock()
+            .ok()
+            .and_then(|lines| lines.last().cloned())
+    }
 }
 
 /// The worker and both ends of its connection to the audio side.
@@ -158,19 +179,43 @@ impl Link {
         let temperature = SharedTemperature::new(gate_settings.initial());
         let gate = Mutex::new(TicketGate::new(Arc::clone(&shared), tickets_in));
         let (gate_temperature, settings) = (temperature.clone(), Arc::clone(&gate_settings));
-        let pacing = Pacing::gated_steps(move |next| match next {
-            NextStep::Prompt => true,
+        let inbox = Arc::clone(&shared);
+        // (token, since) while a token waits for its heard line.
+        let waiting: Mutex<Option<(usize, Instant)>> = Mutex::new(None);
+        let pacing = Pacing::admitting(move |next| match next {
+            NextStep::Prompt => Admit::Go,
             NextStep::Token(index) => {
                 let Ok(mut gate) = gate.lock() else {
-                    return false;
+                    return Admit::Wait;
                 };
                 let lookahead = settings.lookahead.load(Ordering::Relaxed);
-                match gate.admit(index as u32, lookahead, settings.initial()) {
-                    Some(t) => {
-                        gate_temperature.set(t);
-                        true
+                let Some(admission) = gate.admit(index as u32, lookahead, settings.initial())
+                else {
+                    return Admit::Wait;
+                };
+                gate_temperature.set(admission.temperature);
+                let Some((run, frame)) = admission.heard else {
+                    return Admit::Go;
+                };
+                match inbox.heard.take(run, frame) {
+                    Some(line) if line.is_empty() => Admit::Go,
+                    Some(line) => Admit::Read(line),
+                    None => {
+                        let Ok(mut waiting) = waiting.lock() else {
+                            return Admit::Go;
+                        };
+                        let since = match *waiting {
+                            Some((token, since)) if token == index => since,
+                            _ => waiting.insert((index, Instant::now())).1,
+                        }
+                        .elapsed();
+                        // A listener that never answers must not stop the music.
+                        if since > HEARD_WAIT {
+                            Admit::Go
+                        } else {
+                            Admit::Wait
+                        }
                     }
-                    None => false,
                 }
             }
         });
@@ -270,6 +315,24 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
             builder.start_run(prompt.len());
             if let Ok(mut text) = status.text.lock() {
                 text.clear();
+            }
+            if let Ok(mut heard) = status.heard.lock() {
+                heard.clear();
+            }
+        }
+        WorkerEvent::Heard {
+            before_token,
+            text,
+            tokens,
+        } => {
+            builder.heard(tokens);
+            if let Ok(mut heard) = status.heard.lock() {
+                heard.push(HeardLine {
+                    run: builder.run(),
+                    before_token: before_token as u32,
+                    text,
+                    tokens: tokens as u32,
+                });
             }
         }
         WorkerEvent::Token(token) => {

@@ -3,6 +3,7 @@
 
 pub mod control;
 pub mod feed;
+pub mod heard;
 pub mod link;
 pub mod session;
 pub mod thread;

@@ -187,6 +187,28 @@ impl Session {
         Ok(token)
     }
 
+    /// Reads `text` into the context (as the prompt is read: no token is sampled) so the next
+    /// token follows it; returns the positions it took. Nothing is read once generation has
+    /// finished, or when it would not leave room for another token.
+    pub fn hear(&mut self, text: &str) -> Result<usize> {
+        if self.finished || self.next_logits.is_empty() {
+            return Ok(0);
+        }
+        let ids = self.loaded.tokenizer.encode(text, false)?;
+        let context = self.loaded.model.info().context_length;
+        if ids.is_empty() || self.loaded.model.position() + ids.len() + 1 > context {
+            return Ok(0);
+        }
+        let step = self.loaded.model.forward(&ids)?;
+        // The detokenizer follows the context, so the next token's text joins on correctly.
+        for &id in &ids {
+            self.stream.push(id)?;
+        }
+        self.tokens.extend_from_slice(&ids);
+        self.next_logits = step.logits;
+        Ok(ids.len())
+    }
+
     /// The ids that open the model's next turn after it ended one: the assistant's turn again
     /// for a chat run, nothing for raw text (the model goes on after its end token).
     fn fresh_turn(&self) -> Result<Vec<u32>> {

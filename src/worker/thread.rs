@@ -241,6 +241,13 @@ pub enum WorkerEvent {
     PromptProcessed(Vec<TokenResult>),
     /// One generated token.
     Token(TokenResult),
+    /// A line heard of the track was read into the context before generated token
+    /// `before_token`, taking `tokens` positions.
+    Heard {
+        before_token: usize,
+        text: String,
+        tokens: usize,
+    },
     Finished(FinishReason),
     Error(WorkerError),
     Panicked {
@@ -258,9 +265,20 @@ pub enum NextStep {
     Token(usize),
 }
 
+/// What the gate answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admit {
+    /// Not yet: ask again after `poll`.
+    Wait,
+    Go,
+    /// Go, after reading this text into the context (a line the model heard of the track):
+    /// it is context, like the prompt, not generated text.
+    Read(String),
+}
+
 /// Says whether the worker may take its next step; see [`Pacing`]. It runs on the worker
 /// thread right before the step, so it may also set the temperature the token will use.
-pub type Gate = Box<dyn Fn(NextStep) -> bool + Send>;
+pub type Gate = Box<dyn Fn(NextStep) -> Admit + Send>;
 
 /// How fast the worker generates.
 #[derive(Default)]
@@ -285,8 +303,20 @@ impl Pacing {
 
     /// [`Pacing::Gated`] with [`Pacing::DEFAULT_POLL`], for a gate told which step is next.
     pub fn gated_steps(may_produce: impl Fn(NextStep) -> bool + Send + 'static) -> Self {
+        Self::admitting(move |next| {
+            if may_produce(next) {
+                Admit::Go
+            } else {
+                Admit::Wait
+            }
+        })
+    }
+
+    /// [`Pacing::Gated`] with [`Pacing::DEFAULT_POLL`], for a gate that may also hand the
+    /// worker text to read before a token.
+    pub fn admitting(admit: impl Fn(NextStep) -> Admit + Send + 'static) -> Self {
         Pacing::Gated {
-            may_produce: Box::new(may_produce),
+            may_produce: Box::new(admit),
             poll: Self::DEFAULT_POLL,
         }
     }
@@ -429,7 +459,8 @@ enum Progress {
 }
 
 enum GateAnswer {
-    Open,
+    /// With a line to read first, perhaps.
+    Open(Option<String>),
     /// Ask again after waiting this long for a command.
     Closed(Duration),
     /// The gate panicked; reported, and the run has ended.
@@ -480,7 +511,7 @@ impl Worker {
                 continue;
             }
             match self.gate() {
-                GateAnswer::Open => self.step(),
+                GateAnswer::Open(heard) => self.step(heard),
                 GateAnswer::Closed(poll) => match self.commands.recv_timeout(poll) {
                     Ok(command) => {
                         if !self.handle(command) {
@@ -560,7 +591,7 @@ impl Worker {
     /// May the next step run?
     fn gate(&mut self) -> GateAnswer {
         let Pacing::Gated { may_produce, poll } = &self.pacing else {
-            return GateAnswer::Open;
+            return GateAnswer::Open(None);
         };
         let poll = *poll;
         let next = match self.progress {
@@ -568,8 +599,9 @@ impl Worker {
             _ => NextStep::Prompt,
         };
         match panic::catch_unwind(AssertUnwindSafe(|| may_produce(next))) {
-            Ok(true) => GateAnswer::Open,
-            Ok(false) => GateAnswer::Closed(poll),
+            Ok(Admit::Go) => GateAnswer::Open(None),
+            Ok(Admit::Read(text)) => GateAnswer::Open(Some(text)),
+            Ok(Admit::Wait) => GateAnswer::Closed(poll),
             Err(payload) => {
                 self.emit(WorkerEvent::Panicked {
                     source: PanicSource::Gate,
@@ -581,11 +613,18 @@ impl Worker {
         }
     }
 
-    /// Run the prompt or generate one token.
-    fn step(&mut self) {
+    /// Run the prompt or generate one token (reading `heard` into the context first).
+    fn step(&mut self, heard: Option<String>) {
         match self.progress {
             Progress::Fresh => self.run_prompt(),
-            Progress::Generating { generated } => self.next_token(generated),
+            Progress::Generating { generated } => {
+                if let Some(text) = heard
+                    && !self.hear(generated, &text)
+                {
+                    return;
+                }
+                self.next_token(generated)
+            }
             Progress::Ended(reason) => self.finish(reason),
         }
     }
@@ -610,6 +649,33 @@ impl Worker {
             }
             Ok(Err(error)) => self.fail(error),
             Err(payload) => self.model_panicked(payload),
+        }
+    }
+
+    /// Reads `text` into the context before token `generated`; `false` if that ended the run.
+    fn hear(&mut self, generated: usize, text: &str) -> bool {
+        let Some(model) = self.model.as_mut() else {
+            self.no_model();
+            return false;
+        };
+        let session = &mut model.session;
+        match panic::catch_unwind(AssertUnwindSafe(|| session.hear(text))) {
+            Ok(Ok(tokens)) => {
+                self.emit(WorkerEvent::Heard {
+                    before_token: generated,
+                    text: text.to_owned(),
+                    tokens,
+                });
+                true
+            }
+            Ok(Err(error)) => {
+                self.fail(error);
+                false
+            }
+            Err(payload) => {
+                self.model_panicked(payload);
+                false
+            }
         }
     }
 

@@ -190,6 +190,7 @@ pub fn run(args: Args) -> Result<(), String> {
             hidden_states,
             tokens: token_texts(&recorder.played),
             grid_steps: None,
+            heard: Vec::new(),
         },
         tokens: recorder.played,
     };
