@@ -7,9 +7,12 @@ mod common;
 
 use common::bounce::{Blocks, Bounce, RATE, Segment, bounce_on};
 use common::clap_host::{HostedPlugin, OutNote};
+use common::cli::{command, succeed};
 use common::isolate::isolated;
 use common::paths::fixture;
+use common::signal::write_wav;
 use common::state::{field, with_field};
+use common::temp::TempDir;
 use latent_choir::io::audio_file;
 use latent_choir::io::run_file::HeardLine;
 use latent_choir::listen::resample::Resampler;
@@ -147,4 +150,69 @@ fn the_model_reads_what_it_heard_at_every_boundary_the_same_way_every_time() {
             assert_eq!(heard(&reopened.save_state()), lines);
         },
     );
+}
+
+/// `latent-choir render --song` with Listen on is the plugin's bounce: the same lines read
+/// before the same tokens, the same samples; and two renders are byte for byte the same.
+#[test]
+fn render_listens_as_the_plugin_does() {
+    isolated("render_listens_as_the_plugin_does", || {
+        let dir = TempDir::new("listen-render");
+        let song = song();
+        let song_file = dir.join("song.wav");
+        write_wav(&song_file, RATE as u32, &song[0], &song[1]);
+        let render = |name: &str| {
+            succeed(
+                command()
+                    .args([
+                        "render",
+                        "--prompt",
+                        "The forest was silent.",
+                        "--seed",
+                        "3",
+                    ])
+                    .args([
+                        "--bpm",
+                        "120",
+                        "--tokens",
+                        &STEPS.to_string(),
+                        "--tokens-per-beat",
+                        "2",
+                    ])
+                    .args(["--param", "ornaments=0", "--param", "listen=On"])
+                    .args(["--param", "listen_every=2", "--param", "lookahead=4"])
+                    .arg("--song")
+                    .arg(&song_file)
+                    .arg("--out")
+                    .arg(dir.join(&format!("{name}.wav"))),
+            );
+        };
+        render("a");
+        render("b");
+        for ext in ["wav", "mid", "lcrun"] {
+            let read = |name: &str| std::fs::read(dir.join(&format!("{name}.{ext}"))).expect(ext);
+            assert!(read("a") == read("b"), "two renders give the same .{ext}");
+        }
+        let run = latent_choir::io::run_file::Run::read(&dir.join("a.lcrun")).expect("run file");
+        let (bounce, state) = listen(Blocks::Random(11));
+        assert_eq!(
+            run.manifest.heard,
+            heard(&state),
+            "the same lines before the same tokens"
+        );
+        assert_eq!(run.manifest.heard.len(), 3);
+        let mut reader = hound::WavReader::open(dir.join("a.wav")).expect("wav");
+        let samples: Vec<f32> = reader
+            .samples::<f32>()
+            .map(|s| s.expect("sample"))
+            .collect();
+        for i in 0..bounce.audio[0].len() {
+            for (c, channel) in bounce.audio.iter().enumerate() {
+                assert!(
+                    samples[2 * i + c].to_bits() == channel[i].to_bits(),
+                    "sample {i} channel {c}: the plugin and render diverge"
+                );
+            }
+        }
+    });
 }

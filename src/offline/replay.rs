@@ -16,7 +16,7 @@ use crate::synth::SoundFontPlayer;
 
 use super::OfflineError;
 use super::recording::Playback;
-use super::timeline::{self as offline, AudioSink, OfflineReport, Sinks, Timeline};
+use super::timeline::{self as offline, AudioSink, OfflineEars, OfflineReport, Sinks, Timeline};
 
 /// The parameters a run was made with (its manifest's values over the defaults).
 pub fn recorded_params(run: &Run) -> Result<LatentChoirParams, OfflineError> {
@@ -34,6 +34,8 @@ pub fn timeline(run: &Run, params: &LatentChoirParams, bpm: f64, sample_rate: u3
 
 /// What a replay plays against and where its sound goes.
 pub struct Surroundings<'a> {
+    /// The listener's ear (`render` with Listen on); `None` hears nothing.
+    pub ears: Option<OfflineEars<'a>>,
     pub soundfont: Option<SoundFontPlayer>,
     pub song: Option<&'a StereoAudio>,
     pub audio: &'a mut AudioSink<'a>,
@@ -64,6 +66,7 @@ pub fn play(
     source: &mut impl FrameSource,
 ) -> Result<(OfflineReport, MidiRecorder), OfflineError> {
     let Surroundings {
+        ears,
         soundfont,
         song,
         audio,
@@ -89,6 +92,7 @@ pub fn play(
         song,
         source,
         Sinks {
+            ears,
             midi: &mut midi,
             audio,
             progress,
@@ -119,6 +123,7 @@ pub fn midi_bytes(run: &Run) -> Result<Vec<u8>, OfflineError> {
         &params,
         &timeline,
         Surroundings {
+            ears: None,
             soundfont: None,
             song: None,
             audio: &mut |_, _| Ok(()),

@@ -11,6 +11,8 @@ use crate::params::LatentChoirParams;
 
 use super::OfflineError;
 
+use crate::music::scale::{Root, Scale};
+use crate::playback::ear::Ear;
 use crate::playback::player::{Clock, FrameSource, Hearing};
 use crate::playback::sonifier::{BlockInput, Sonifier, metered_input};
 
@@ -68,8 +70,17 @@ pub struct OfflineReport {
 /// Takes each output block, `[left, right]`; an error ends the run.
 pub type AudioSink<'a> = dyn FnMut(&[f32], &[f32]) -> Result<(), WriteError> + 'a;
 
+/// Listen, offline (`render --param listen=On`): the ear the metered input goes to, and the
+/// key the listener heard last (for Follow Key).
+pub struct OfflineEars<'a> {
+    pub ear: &'a mut Ear,
+    pub key: &'a dyn Fn() -> Option<(Scale, Root)>,
+}
+
 /// Where an offline run's results go.
 pub struct Sinks<'a> {
+    /// The listener's ear, when Listen is on.
+    pub ears: Option<OfflineEars<'a>>,
     /// Every note message, at its absolute sample position.
     pub midi: &'a mut MidiRecorder,
     /// Every output block, `[left, right]`.
@@ -88,10 +99,13 @@ pub fn run(
     sinks: Sinks<'_>,
 ) -> Result<OfflineReport, OfflineError> {
     let Sinks {
+        mut ears,
         midi,
         audio,
         progress,
     } = sinks;
+    let listen = &params.listen;
+    let every = listen.every.value().max(1) as u32;
     let block = timeline.block.min(sonifier.max_block()).max(1);
     let rate = f64::from(timeline.sample_rate);
     let tokens_per_beat = f64::from(params.generation.tokens_per_beat.value());
@@ -123,7 +137,16 @@ pub fn run(
             clock,
             metered,
             playing,
-            hearing: Hearing::default(),
+            hearing: Hearing {
+                key: match &ears {
+                    Some(ears) if listen.follow_key.value() => (ears.key)(),
+                    _ => None,
+                },
+                ear: match &mut ears {
+                    Some(ears) if listen.enabled.value() => Some((&mut *ears.ear, every)),
+                    _ => None,
+                },
+            },
         };
         let step = sonifier.process_block(input, params, source, |m| {
             midi.record(at + u64::from(m.offset), m)

@@ -20,10 +20,12 @@ use latent_choir::offline::OfflineError;
 use latent_choir::offline::recording::Recorder;
 pub use latent_choir::offline::replay::track_names;
 use latent_choir::offline::replay::{self, MIDI_TEMPO_TRACK, Surroundings};
-use latent_choir::offline::timeline::{self as offline, OfflineReport, Timeline};
+use latent_choir::offline::timeline::{self as offline, OfflineEars, OfflineReport, Timeline};
 use latent_choir::params::text as param_text;
 use latent_choir::params::{LatentChoirParams, SessionSettings};
+use latent_choir::playback::ear::ear;
 use latent_choir::playback::player::FrameSource;
+use latent_choir::plugin::listener::{ListenState, Listener};
 use latent_choir::synth::SoundFontPlayer;
 use latent_choir::worker::control::ModelControl;
 use latent_choir::worker::feed::OFFLINE_WAIT;
@@ -146,6 +148,13 @@ pub fn run(args: Args) -> Result<(), String> {
 
     let started = Instant::now();
     let mut recorder = Recorder::new(source);
+    // Listen: the same ear and listener thread as the plugin's, hearing the metered song.
+    let heard_state = Arc::new(ListenState::default());
+    let (ear, tap) = ear(f64::from(sample_rate));
+    let mut ear = ear;
+    let listener = Listener::spawn(tap, Arc::clone(control.feed()), Arc::clone(&heard_state))
+        .map_err(|e| format!("cannot start the listener thread: {e}"))?;
+    let key = || heard_state.followed_key();
     let (report, mut midi) = play(
         &timeline,
         &params,
@@ -153,10 +162,20 @@ pub fn run(args: Args) -> Result<(), String> {
         song.as_ref(),
         &mut recorder,
         &outputs,
+        Some(OfflineEars {
+            ear: &mut ear,
+            key: &key,
+        }),
     )?;
+    drop(listener);
     // The piece is complete; the worker may already have finished.
     let _ = control.stop();
     let text = control.status().text();
+    let heard = recorder
+        .played
+        .first()
+        .map(|t| control.status().heard(t.frame.run))
+        .unwrap_or_default();
     drop(control);
 
     let hidden_states = recorder
@@ -190,7 +209,7 @@ pub fn run(args: Args) -> Result<(), String> {
             hidden_states,
             tokens: token_texts(&recorder.played),
             grid_steps: None,
-            heard: Vec::new(),
+            heard,
         },
         tokens: recorder.played,
     };
@@ -258,8 +277,9 @@ pub fn play(
     song: Option<&StereoAudio>,
     source: &mut impl FrameSource,
     outputs: &Outputs,
+    ears: Option<OfflineEars<'_>>,
 ) -> Result<(OfflineReport, MidiRecorder), String> {
-    into_wav(timeline, soundfont, song, outputs, |surroundings| {
+    into_wav(timeline, soundfont, song, outputs, ears, |surroundings| {
         replay::play(timeline, params, surroundings, source)
     })
 }
@@ -271,6 +291,7 @@ pub fn into_wav<T>(
     soundfont: Option<SoundFontPlayer>,
     song: Option<&StereoAudio>,
     outputs: &Outputs,
+    ears: Option<OfflineEars<'_>>,
     play: impl FnOnce(Surroundings<'_>) -> Result<T, OfflineError>,
 ) -> Result<T, String> {
     // A failed write names the file the user asked for, not its temporary name.
@@ -283,6 +304,7 @@ pub fn into_wav<T>(
         WavSink::create(outputs.wav.temp(), timeline.sample_rate).map_err(|e| say(e.into()))?;
     let bar = progress_bar(timeline.total_samples());
     let played = play(Surroundings {
+        ears,
         soundfont,
         song,
         audio: &mut |l, r| wav.write(l, r),

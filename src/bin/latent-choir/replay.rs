@@ -100,6 +100,7 @@ pub fn run(args: Args) -> Result<(), String> {
         soundfont,
         song.as_ref(),
         &outputs,
+        None,
         |surroundings| replay::replay(&run, &params, &timeline, surroundings),
     )?;
     let written = outputs.commit(midi, None)?;
