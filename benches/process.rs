@@ -7,6 +7,8 @@
 //!   (10.7 ms). Blocks are paced in real time so the worker runs as it would in a host. Only the
 //!   plugin's `process()` call is timed: the host keeps its buffers across blocks, as a DAW
 //!   does, and builds each block's input outside the timing.
+//! * The same with Listen on, every bar (the listener tokenizing the track on its thread): the
+//!   audio thread only copies the input into the ear's ring.
 //! * The lookahead: the same worker and queue driven at 8 tokens/s, reading how many frames
 //!   wait in the queue at every step.
 //!
@@ -37,7 +39,8 @@ fn main() {
         std::process::exit(1);
     }
     metering();
-    process_time();
+    process_time(false);
+    process_time(true);
     lookahead();
 }
 
@@ -69,14 +72,23 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn process_time() {
+fn process_time(listen: bool) {
     let mut plugin = HostedPlugin::new();
-    // Everything else at its default (Tokens per Beat 2).
-    let start = [InEvent::Param {
+    // Everything else at its default (Tokens per Beat 2); Listen Every's CLAP value 0 is 1 bar.
+    let mut start = vec![InEvent::Param {
         time: 0,
         id: plugin.param_id("Generate"),
         value: 1.0,
     }];
+    if listen {
+        for (name, value) in [("Listen", 1.0), ("Listen Every", 0.0)] {
+            start.push(InEvent::Param {
+                time: 0,
+                id: plugin.param_id(name),
+                value,
+            });
+        }
+    }
     plugin.activate(RATE, BLOCK as u32);
     let budget = BLOCK as f64 / RATE;
     let blocks = (SECONDS / budget) as usize;
@@ -112,8 +124,13 @@ fn process_time() {
     let playing = &mut times[blocks / 3..];
     playing.sort_by(f64::total_cmp);
     let (median, p99) = (percentile(playing, 0.5), percentile(playing, 0.99));
+    let label = if listen {
+        "process(), Listen every bar"
+    } else {
+        "process()"
+    };
     println!(
-        "process(): {} blocks of {BLOCK} at {RATE} Hz, {notes} note events: median {:.1} µs ({:.2}% of the block), p99 {:.1} µs ({:.2}%), max {:.1} µs",
+        "{label}: {} blocks of {BLOCK} at {RATE} Hz, {notes} note events: median {:.1} µs ({:.2}% of the block), p99 {:.1} µs ({:.2}%), max {:.1} µs",
         playing.len(),
         median * 1e6,
         100.0 * median / budget,

@@ -783,6 +783,7 @@ mod tests {
         frames: Vec<TokenFrame>,
         next: usize,
         played: Vec<(u32, f32)>,
+        heard: Vec<u32>,
     }
 
     impl Frames {
@@ -813,6 +814,7 @@ mod tests {
                 frames,
                 next: 0,
                 played: Vec::new(),
+                heard: Vec::new(),
             }
         }
     }
@@ -826,6 +828,10 @@ mod tests {
 
         fn played(&mut self, frame: &TokenFrame, point: &CurvePoint, _step: Option<i64>) {
             self.played.push((frame.index, point.temperature));
+        }
+
+        fn heard(&mut self, frame: &TokenFrame) {
+            self.heard.push(frame.index);
         }
     }
 
@@ -1168,5 +1174,114 @@ mod tests {
         );
         assert_eq!(report.steps, 2);
         assert!(player.events().iter().all(|m| m.slot == DRONE_SLOT));
+    }
+
+    /// Blocks of 500 samples at 120 BPM (a step every 12 000), from `from` to `to`, with
+    /// `hearing` made fresh for each block; the note-ons of the melodic voices, by sample.
+    fn hear(
+        player: &mut Player,
+        frames: &mut Frames,
+        (from, to): (usize, usize),
+        mut hearing: impl FnMut() -> (Option<(Scale, Root)>, bool),
+        ear: &mut crate::playback::ear::Ear,
+    ) -> Vec<(u64, u8)> {
+        let silence = vec![0.25_f32; 500];
+        let mut ons = Vec::new();
+        let mut at = from;
+        while at < to {
+            let len = 500.min(to - at);
+            let clock = Clock::Transport {
+                beat: at as f64 / 48_000.0 * 2.0,
+                tempo: 120.0,
+                tokens_per_beat: 2.0,
+            };
+            let (key, listening) = hearing();
+            let hearing = Hearing {
+                ear: listening.then_some((&mut *ear, 1)),
+                key,
+            };
+            player.process(
+                &silence[..len],
+                &silence[..len],
+                clock,
+                &settings(),
+                frames,
+                hearing,
+            );
+            ons.extend(
+                player
+                    .events()
+                    .iter()
+                    .filter(|m| m.is_on() && m.slot != DRONE_SLOT)
+                    .map(|m| ((at + m.offset as usize) as u64, m.note)),
+            );
+            at += len;
+        }
+        ons
+    }
+
+    #[test]
+    fn a_heard_key_is_taken_up_at_the_next_bar_line() {
+        let mut player = Player::new(48_000.0);
+        let mut frames = Frames::new(64, 1);
+        let (mut ear, _tap) = crate::playback::ear::ear(48_000.0);
+        let step = 12_000;
+        // Bar 1 and half of bar 2 in C major; then F# major is heard, from mid-bar 2.
+        let before = hear(
+            &mut player,
+            &mut frames,
+            (0, 12 * step),
+            || (None, false),
+            &mut ear,
+        );
+        let f_sharp = Some((Scale::Major, Root::FSharp));
+        let after = hear(
+            &mut player,
+            &mut frames,
+            (12 * step, 24 * step),
+            || (f_sharp, false),
+            &mut ear,
+        );
+        let c_major = [0, 2, 4, 5, 7, 9, 11];
+        let f_sharp_major = [6, 8, 10, 11, 1, 3, 5];
+        let in_scale = |notes: &[(u64, u8)], scale: &[u8]| {
+            notes.iter().all(|(_, n)| scale.contains(&(n % 12)))
+        };
+        let (mid_bar, next_bar): (Vec<_>, Vec<_>) =
+            after.iter().partition(|(at, _)| *at < 16 * step as u64);
+        assert!(!before.is_empty() && !mid_bar.is_empty() && !next_bar.is_empty());
+        assert!(in_scale(&before, &c_major));
+        assert!(
+            in_scale(&mid_bar, &c_major),
+            "the key waits for the bar line: {mid_bar:?}"
+        );
+        assert!(
+            in_scale(&next_bar, &f_sharp_major),
+            "then the heard key plays: {next_bar:?}"
+        );
+        assert!(next_bar.iter().any(|(_, n)| !c_major.contains(&(n % 12))));
+    }
+
+    #[test]
+    fn listening_marks_each_boundary_on_the_frame_that_plays_there() {
+        let mut player = Player::new(48_000.0);
+        let mut frames = Frames::new(64, 1);
+        let (mut ear, mut tap) = crate::playback::ear::ear(48_000.0);
+        let step = 12_000;
+        // Listen Every 1 bar = 8 steps: boundaries at steps 8, 16 and 24 (not at 0: nothing heard).
+        hear(
+            &mut player,
+            &mut frames,
+            (0, 25 * step),
+            || (None, true),
+            &mut ear,
+        );
+        assert_eq!(frames.heard, [8, 16, 24]);
+        let marks: Vec<_> = std::iter::from_fn(|| tap.marks.pop().ok()).collect();
+        let at: Vec<u64> = marks.iter().map(|m| m.sample).collect();
+        // Every sample before the boundary's step went to the ear first.
+        assert_eq!(at, [8 * step as u64, 16 * step as u64, 24 * step as u64]);
+        assert!(marks.iter().all(|m| m.sample_rate == 48_000.0));
+        assert_eq!(tap.samples.slots() as u64, 25 * step as u64);
     }
 }
