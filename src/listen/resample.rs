@@ -1,24 +1,40 @@
 //! Band-limited resampling to the encoders' rate: a Blackman-windowed sinc with 32 zero
-//! crossings a side, tabulated at 1024 phases and interpolated between them. Plain scalar
-//! arithmetic in a fixed order, so every CPU gives the same samples.
+//! crossings a side. For the usual rates the ratio is a small fraction (48 kHz → 22.05 kHz is
+//! 147/320) and every output phase has its own exact row of taps; other ratios use 1024
+//! tabulated phases, interpolated. Plain scalar arithmetic in a fixed order, so every CPU gives
+//! the same samples.
 
 const ZERO_CROSSINGS: usize = 32;
 const PHASES: usize = 1024;
+/// Ratios whose reduced output side is at most this get exact phases.
+const EXACT_PHASES: u32 = 4096;
 
 pub struct Resampler {
     from: u32,
     to: u32,
-    /// `PHASES + 1` rows of `2 · ZERO_CROSSINGS` taps.
+    /// `Some(l)`: `l` exact phases (the output rate over the rates' gcd); `None`: interpolated.
+    exact: Option<u32>,
+    /// Rows of `2 · ZERO_CROSSINGS` taps: `l` exact ones, or `PHASES + 1` to interpolate.
     table: Vec<f32>,
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 impl Resampler {
     pub fn new(from: u32, to: u32) -> Self {
         let cutoff = (f64::from(to) / f64::from(from)).min(1.0) * 0.97;
         let taps = 2 * ZERO_CROSSINGS;
-        let mut table = vec![0.0f32; (PHASES + 1) * taps];
-        for phase in 0..=PHASES {
-            let fraction = phase as f64 / PHASES as f64;
+        let reduced = to / gcd(from, to).max(1);
+        let exact = (reduced <= EXACT_PHASES).then_some(reduced);
+        let rows = exact.map_or(PHASES + 1, |l| l as usize);
+        let mut table = vec![0.0f32; rows * taps];
+        for phase in 0..rows {
+            let fraction = match exact {
+                Some(l) => phase as f64 / f64::from(l),
+                None => phase as f64 / PHASES as f64,
+            };
             for tap in 0..taps {
                 // Distance from the output instant to input sample `tap`.
                 let x = tap as f64 - (ZERO_CROSSINGS as f64 - 1.0) - fraction;
@@ -38,7 +54,12 @@ impl Resampler {
                 table[phase * taps + tap] = (cutoff * sinc * window) as f32;
             }
         }
-        Self { from, to, table }
+        Self {
+            from,
+            to,
+            exact,
+            table,
+        }
     }
 
     /// The whole signal at the new rate: `ceil(n · to / from)` samples.
@@ -57,24 +78,35 @@ impl Resampler {
                 input[i as usize]
             }
         };
+        let mut row = [0.0f32; 2 * ZERO_CROSSINGS];
         for n in 0..out_len {
             // Exact position in input samples, as a whole part and a fraction.
             let numerator = n as u64 * u64::from(self.from);
             let whole = (numerator / u64::from(self.to)) as isize;
-            let fraction = (numerator % u64::from(self.to)) as f64 / f64::from(self.to);
-            let scaled = fraction * PHASES as f64;
-            let phase = (scaled as usize).min(PHASES - 1);
-            let blend = (scaled - phase as f64) as f32;
-            let (row, next) = (
-                &self.table[phase * taps..(phase + 1) * taps],
-                &self.table[(phase + 1) * taps..(phase + 2) * taps],
-            );
+            let remainder = numerator % u64::from(self.to);
+            let taps_of = |phase: usize| &self.table[phase * taps..(phase + 1) * taps];
+            let coefficients: &[f32] = match self.exact {
+                Some(l) => taps_of((remainder * u64::from(l) / u64::from(self.to)) as usize),
+                None => {
+                    let scaled = remainder as f64 / f64::from(self.to) * PHASES as f64;
+                    let phase = (scaled as usize).min(PHASES - 1);
+                    let blend = (scaled - phase as f64) as f32;
+                    let (a, b) = (taps_of(phase), taps_of(phase + 1));
+                    for (r, (x, y)) in row.iter_mut().zip(a.iter().zip(b)) {
+                        *r = x + (y - x) * blend;
+                    }
+                    &row
+                }
+            };
             let first = whole - (ZERO_CROSSINGS as isize - 1);
-            let mut sum = 0.0f32;
-            for tap in 0..taps {
-                let coefficient = row[tap] + (next[tap] - row[tap]) * blend;
-                sum += at(first + tap as isize) * coefficient;
-            }
+            let sum = if first >= 0 && first as usize + taps <= input.len() {
+                let window = &input[first as usize..first as usize + taps];
+                window.iter().zip(coefficients).map(|(x, c)| x * c).sum()
+            } else {
+                (0..taps)
+                    .map(|tap| at(first + tap as isize) * coefficients[tap])
+                    .sum()
+            };
             output.push(sum);
         }
         output

@@ -15,5 +15,12 @@ trap 'rm -rf "$work"' EXIT
 for run in 1 2 3; do
     "$cli" listen "$work/song.wav" --out "$work/song.ndjson" --midi "$work/song.mid" \
         --json-report "$work/report.json"
-    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(f"run {sys.argv[2]}: {r[\"audio_s\"]:.1f} s of audio in {r[\"run_time_s\"]:.2f} s: {r[\"real_time_factor\"]}x real time, {len(r[\"inputs\"][0][\"notes\"])} notes, key {r[\"inputs\"][0][\"key\"][\"name\"] if r[\"inputs\"][0][\"key\"] else None}")' "$work/report.json" "$run"
+    python3 - "$work/report.json" "$run" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+song = r["inputs"][0]
+key = song["key"]["name"] if song["key"] else None
+print(f"run {sys.argv[2]}: {r['audio_s']:.1f} s of audio in {r['run_time_s']:.2f} s: "
+      f"{r['real_time_factor']}x real time, {len(song['notes'])} notes, key {key}")
+PY
 done
