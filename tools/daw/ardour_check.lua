@@ -19,6 +19,7 @@ local WAIT = tonumber (o.wait)                  -- longest wait for the first no
 local TAIL = tonumber (o.tail)                  -- engine time after each stop, seconds
 local STOP_AT = tonumber (o.stop_at)            -- nil unless --stop-at
 local LOCATE_BACK = o.locate_back == "1"
+local LISTEN = o.listen == "1"
 local LOOP_START, LOOP_END = tonumber (o.loop_start), tonumber (o.loop_end)
 local SESSION_DIR, NAME = o.session, "ardour_check"
 local TRS = ARDOUR.TransportRequestSource.TRS_UI
@@ -136,6 +137,13 @@ end
 local generate = params["Generate"]
 assert (generate, "the plugin has no 'Generate' parameter")
 assert (ARDOUR.LuaAPI.set_processor_param (inst, generate, 1), "could not turn Generate on")
+if LISTEN then
+	local listen, every = params["Listen"], params["Listen Every"]
+	assert (listen and every, "the plugin has no Listen parameters")
+	assert (ARDOUR.LuaAPI.set_processor_param (inst, listen, 1), "could not turn Listen on")
+	assert (ARDOUR.LuaAPI.set_processor_param (inst, every, 1), "could not set Listen Every")
+	say ("Listen on, every %g bar(s)", ARDOUR.LuaAPI.get_processor_param (inst, every, true))
+end
 sleep (0.5)
 local pf = assert (io.open (OUT .. "/params.tsv", "w"))
 pf:write ("index\tname\tkind\tlower\tupper\tvalue\tscale_points\tvalue_name\n")

@@ -13,6 +13,8 @@
 #   --locate-back       at the end of the pass, locate back to 0 while rolling and play the same
 #                       span again; compare both passes' notes by timeline position
 #   --loop START END    afterwards, loop START..END (seconds) three times; compare the rounds
+#   --listen            turn Listen on (every bar): the model reads a line of what the track sounds
+#                       like at every bar; the grid, replay and loop checks must still hold
 #   --wait S            longest wait for the first note-on after rolling (default 240: the model
 #                       loads, and the PCA map is fitted if it is not cached)
 #   --workdir DIR       scratch folder (default /tmp/ardour-check); the session, Ardour's config
@@ -30,7 +32,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 bundle="$root/target/bundled/Latent Choir.vst3"
 bpm=120 seconds=20 block=1024 rate=48000 wait=240 tail=3
-stop_at="" locate_back=0 loop_start="" loop_end="" verbose=0
+stop_at="" locate_back=0 loop_start="" loop_end="" verbose=0 listen=0
 workdir=/tmp/ardour-check
 ardour_lib=/usr/lib/ardour7
 
@@ -43,6 +45,7 @@ while [ $# -gt 0 ]; do
 		--rate) rate="$2"; shift 2 ;;
 		--stop-at) stop_at="$2"; shift 2 ;;
 		--locate-back) locate_back=1; shift ;;
+		--listen) listen=1; shift ;;
 		--loop) loop_start="$2"; loop_end="$3"; shift 3 ;;
 		--wait) wait="$2"; shift 2 ;;
 		--workdir) workdir="$2"; shift 2 ;;
@@ -78,7 +81,7 @@ LD_LIBRARY_PATH="$ardour_lib" "$ardour_lib/ardour-vst3-scanner" -f -q "$run/vst3
 # holds the recorder script); stdout line-buffered so a crash does not swallow the log.
 args=(out="$run/out" session="$run/session" vst3_path="$run/vst3" plugin_name="$name"
 	rate="$rate" block="$block" bpm="$bpm" seconds="$seconds" wait="$wait" tail="$tail"
-	locate_back="$locate_back")
+	locate_back="$locate_back" listen="$listen")
 [ -n "$stop_at" ] && args+=(stop_at="$stop_at")
 [ -n "$loop_start" ] && args+=(loop_start="$loop_start" loop_end="$loop_end")
 log="$run/ardour.log"
