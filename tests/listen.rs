@@ -394,3 +394,72 @@ fn bad_inputs_fail_clearly() {
     );
     assert!(message.contains("not an encoder"), "{message}");
 }
+
+/// `--encoder`: a model that follows the conventions gives the semantic tokens (named in the
+/// header, drawn through the seeded projection), the acoustic ones stay; one that does not is
+/// refused with what is wrong (fixtures: tools/listen/make_encoder_fixtures.py).
+#[test]
+fn another_encoder_gives_the_semantic_tokens_and_a_misfit_is_refused() {
+    let melody = fixture("listen/melody.wav");
+    let encoder = fixture("listen/frame_encoder.onnx");
+    let run = |seed: &str| {
+        let out = succeed(
+            command()
+                .arg("listen")
+                .arg(&melody)
+                .arg("--encoder")
+                .arg(&encoder)
+                .args(["--seed", seed]),
+        );
+        streams(&lines(&out.stdout)).remove(0)
+    };
+    let (header, frames, _) = run("0");
+    let semantic = &header["encoders"]["semantic"];
+    assert_eq!(semantic["name"], "frame_encoder");
+    assert_eq!(semantic["sample_rate"], 16_000);
+    assert_eq!(semantic["sha256"].as_str().map(str::len), Some(64));
+    let (_, again, _) = run("0");
+    assert_eq!(frames, again, "the same seed, the same tokens");
+    let (_, reseeded, _) = run("1");
+    let layer = |frames: &[Value], name: &str| -> Vec<u64> {
+        frames
+            .iter()
+            .map(|f| f[name].as_u64().expect(name))
+            .collect()
+    };
+    assert_ne!(
+        layer(&frames, "S0"),
+        layer(&reseeded, "S0"),
+        "another projection"
+    );
+    let (_, basic_pitch, _) = streams(&lines(
+        &succeed(command().arg("listen").arg(&melody)).stdout,
+    ))
+    .remove(0);
+    assert_eq!(frames.len(), basic_pitch.len());
+    assert_ne!(layer(&frames, "S0"), layer(&basic_pitch, "S0"));
+    assert_eq!(
+        layer(&frames, "A0"),
+        layer(&basic_pitch, "A0"),
+        "acoustic tokens do not change"
+    );
+    assert!(
+        layer(&frames, "S0")
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            > 3
+    );
+
+    let message = fail(
+        command()
+            .arg("listen")
+            .arg(&melody)
+            .arg("--encoder")
+            .arg(fixture("listen/image_model.onnx")),
+    );
+    assert!(
+        message.contains("expected [1, samples] or [1, samples, 1]"),
+        "{message}"
+    );
+}
