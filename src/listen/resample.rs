@@ -67,6 +67,10 @@ impl Resampler {
         if self.from == self.to {
             return input.to_vec();
         }
+        // A zero rate (never a real input's) resamples to nothing rather than dividing by zero.
+        if self.from == 0 || self.to == 0 {
+            return Vec::new();
+        }
         let taps = 2 * ZERO_CROSSINGS;
         let out_len =
             (input.len() as u64 * u64::from(self.to)).div_ceil(u64::from(self.from)) as usize;
