@@ -14,6 +14,7 @@ mod listen;
 mod model;
 mod system;
 mod validate;
+mod wheel;
 
 use std::path::Path;
 use std::process::{Command, ExitCode};

