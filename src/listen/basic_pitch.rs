@@ -71,8 +71,6 @@ pub struct WindowOutput {
 
 pub struct BasicPitch {
     session: Session,
-    /// Reused input buffer (one window).
-    input: Vec<f32>,
 }
 
 impl BasicPitch {
@@ -109,10 +107,7 @@ impl BasicPitch {
                 ),
             });
         }
-        Ok(Self {
-            session,
-            input: Vec::with_capacity(WINDOW * BATCH),
-        })
+        Ok(Self { session })
     }
 
     /// One window of up to 43 844 samples (zero-padded), as the model sees it.
@@ -126,16 +121,16 @@ impl BasicPitch {
     /// Several windows in one call (the model takes a batch): the convolutions run faster.
     fn run_batch(&mut self, windows: &[&[f32]]) -> Result<Vec<WindowOutput>, ListenError> {
         let batch = windows.len();
-        self.input.clear();
+        // The tensor takes the buffer: a fresh one per call (a window is 171 KB).
+        let mut input = Vec::with_capacity(batch * WINDOW);
         for samples in windows {
             let n = samples.len().min(WINDOW);
-            self.input.extend_from_slice(&samples[..n]);
-            self.input.resize(self.input.len() + WINDOW - n, 0.0);
+            input.extend_from_slice(&samples[..n]);
+            input.resize(input.len() + WINDOW - n, 0.0);
         }
         let run_error = |e: ort::Error| ListenError::Inference(e.to_string());
-        let tensor =
-            Tensor::from_array(([batch, WINDOW, 1], self.input.clone().into_boxed_slice()))
-                .map_err(run_error)?;
+        let tensor = Tensor::from_array(([batch, WINDOW, 1], input.into_boxed_slice()))
+            .map_err(run_error)?;
         let outputs = self
             .session
             .run(ort::inputs![INPUT => tensor])
