@@ -106,7 +106,15 @@ fn a_project_saved_before_the_parameter_groups_loads_every_value() {
     added.sort();
     assert_eq!(
         added,
-        ["Follow Key", "Listen", "Listen Every"],
+        [
+            "Cadences",
+            "Comma Breath",
+            "Follow Key",
+            "Listen",
+            "Listen Every",
+            "Paragraph Shift",
+            "Word Ties"
+        ],
         "parameters added since"
     );
     let mut defaults = HostedPlugin::new();

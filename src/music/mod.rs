@@ -21,6 +21,7 @@ pub mod frame;
 pub mod grid;
 pub mod message;
 pub mod ornament;
+pub mod phrasing;
 pub mod scale;
 pub mod voices;
 

@@ -25,6 +25,7 @@ use super::drone::{DroneAction, DroneState};
 use super::dynamics::{LayerDynamics, middle_velocity, velocity};
 use super::frame::TokenFrame;
 use super::ornament::{self, Ornament, OrnamentInput};
+use super::phrasing::{self, Harmony, PhrasingParams, PhrasingState};
 use super::scale::{Root, Scale};
 
 /// Melodic voices (the drone is separate).
@@ -63,6 +64,8 @@ pub struct MappingParams {
     pub staccato_length: f32,
     pub velocity_min: u8,
     pub velocity_max: u8,
+    /// Phrasing from the text (all off: the notes as the states alone make them).
+    pub phrasing: PhrasingParams,
 }
 
 impl MappingParams {
@@ -90,6 +93,7 @@ impl MappingParams {
             staccato_length: 0.3,
             velocity_min: 40,
             velocity_max: 110,
+            phrasing: PhrasingParams::default(),
         }
     }
 }
@@ -145,6 +149,9 @@ pub struct MappingState {
     voices: [VoiceMemory; VOICES],
     dynamics: LayerDynamics,
     drone: DroneState,
+    phrasing: PhrasingState,
+    /// The last character of the previous token's text (a word continues across tokens).
+    last_char: char,
 }
 
 impl Default for MappingState {
@@ -162,6 +169,8 @@ impl MappingState {
             }; VOICES],
             dynamics: LayerDynamics::new(),
             drone: DroneState::new(),
+            phrasing: PhrasingState::new(),
+            last_char: ' ',
         }
     }
 
@@ -206,6 +215,14 @@ impl MappingState {
 /// needed for the next step.
 pub fn map_frame(frame: &TokenFrame, params: &MappingParams, state: &mut MappingState) -> StepPlan {
     let states = frame.hidden_states();
+    // A new paragraph may have moved the register (no shift: the parameters as they are).
+    let shift = state.phrasing.register_shift(&params.phrasing);
+    let mut shifted = *params;
+    for voice in &mut shifted.voices {
+        voice.low = (i32::from(voice.low) + shift).clamp(0, 127) as u8;
+        voice.high = (i32::from(voice.high) + shift).clamp(0, 127) as u8;
+    }
+    let params = &shifted;
     let mut voices = [None; VOICES];
     for (v, (slot, voice)) in voices.iter_mut().zip(&params.voices).enumerate() {
         *slot = if voice.enabled && states > 0 {
@@ -219,7 +236,26 @@ pub fn map_frame(frame: &TokenFrame, params: &MappingParams, state: &mut Mapping
         } else {
             None
         };
-        let memory = &mut state.voices[v];
+    }
+    let mut previous = [0u8; 4];
+    let mark = phrasing::classify(state.last_char.encode_utf8(&mut previous), frame.text());
+    state.last_char = frame.text().chars().last().unwrap_or(state.last_char);
+    let ranges = params
+        .voices
+        .map(|v| (v.low.min(v.high), v.low.max(v.high)));
+    let harmony = Harmony {
+        scale: params.scale,
+        root: params.root,
+        ranges: &ranges,
+    };
+    phrasing::apply(
+        mark,
+        &params.phrasing,
+        &mut state.phrasing,
+        &harmony,
+        &mut voices,
+    );
+    for (slot, memory) in voices.iter().zip(&mut state.voices) {
         match slot {
             Some(event) => {
                 memory.last_note = Some(event.note);
@@ -666,5 +702,61 @@ mod tests {
         assert_eq!(plan.voices, [None; VOICES]);
         let plan = map_frame(&frame, &params, &mut state);
         assert!(!plan.voices[0].unwrap().tied);
+    }
+
+    #[test]
+    fn the_text_phrases_the_steps_when_phrasing_is_on_and_changes_nothing_when_off() {
+        let texts = [
+            " The", " forest", ",", " sil", "ent", ".", " Then", "\n\n", " rain",
+        ];
+        let play = |phrasing: PhrasingParams| {
+            let mut frames = Frames(11);
+            let mut params = MappingParams::for_hidden_states(13);
+            params.ornament_amount = 0.0;
+            params.phrasing = phrasing;
+            let mut state = MappingState::new();
+            texts
+                .iter()
+                .enumerate()
+                .map(|(i, text)| {
+                    let mut frame = frames.frame(i as u32);
+                    frame.set_text(text);
+                    map_frame(&frame, &params, &mut state).voices
+                })
+                .collect::<Vec<_>>()
+        };
+        let plain = play(PhrasingParams::default());
+        let phrased = play(PhrasingParams {
+            comma_breath: 1.0,
+            cadence: true,
+            paragraph_shift: 12,
+            word_ties: true,
+        });
+        assert!(plain.iter().all(|step| step.iter().all(Option::is_some)));
+        assert_eq!(
+            phrased[..2],
+            plain[..2],
+            "plain words play as without phrasing"
+        );
+        assert_eq!(phrased[2], [None; VOICES], "a full breath at the comma");
+        assert!(
+            phrased[4].iter().flatten().all(|n| n.length == TIE_LENGTH),
+            "'ent' ties"
+        );
+        let c_major_triad = [0, 4, 7];
+        assert!(
+            phrased[5]
+                .iter()
+                .flatten()
+                .all(|n| c_major_triad.contains(&(n.note % 12))),
+            "the full stop cadences on the tonic triad: {:?}",
+            phrased[5]
+        );
+        assert_eq!(phrased[6], [None; VOICES], "and the next step rests");
+        // After the paragraph the voices sing an octave higher than they would have.
+        let (up, before) = (phrased[8], plain[8]);
+        for (a, b) in up.iter().flatten().zip(before.iter().flatten()) {
+            assert!(a.note >= b.note + 10, "{} vs {}", a.note, b.note);
+        }
     }
 }

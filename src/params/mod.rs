@@ -61,6 +61,8 @@ pub struct LatentChoirParams {
     pub midi: MidiParams,
     #[nested(group = "Listen")]
     pub listen: ListenParams,
+    #[nested(group = "Phrasing")]
+    pub phrasing: PhrasingParams,
 }
 
 /// When tokens come and how far the model may run ahead.
@@ -173,6 +175,24 @@ pub struct MidiParams {
     /// without swallowing what comes before it.
     #[id = "midi_thru"]
     pub thru: BoolParam,
+}
+
+/// Phrasing from the text: punctuation and line breaks shape the music (all off by default).
+#[derive(Params)]
+pub struct PhrasingParams {
+    /// A comma (or semicolon, colon, dash) shortens the step's notes by this much; 100 % rests.
+    #[id = "comma_breath"]
+    pub comma_breath: FloatParam,
+    /// A sentence end moves every voice to the nearest tonic-triad tone, held, and the next
+    /// step rests.
+    #[id = "cadences"]
+    pub cadences: BoolParam,
+    /// Semitones the voices move at every new paragraph, up and back down in turn.
+    #[id = "paragraph_shift"]
+    pub paragraph_shift: IntParam,
+    /// A token that continues a word ties into it.
+    #[id = "word_ties"]
+    pub word_ties: BoolParam,
 }
 
 /// The model hears the track: what it reads of the input, and how often.
@@ -409,6 +429,24 @@ impl Default for LatentChoirParams {
             midi: MidiParams {
                 thru: BoolParam::new("MIDI Thru", true),
             },
+            phrasing: PhrasingParams {
+                comma_breath: FloatParam::new(
+                    "Comma Breath",
+                    0.0,
+                    FloatRange::Linear { min: 0.0, max: 1.0 },
+                )
+                .with_unit(" %")
+                .with_value_to_string(formatters::v2s_f32_percentage(0))
+                .with_string_to_value(formatters::s2v_f32_percentage()),
+                cadences: BoolParam::new("Cadences", false),
+                paragraph_shift: IntParam::new(
+                    "Paragraph Shift",
+                    0,
+                    IntRange::Linear { min: 0, max: 24 },
+                )
+                .with_unit(" st"),
+                word_ties: BoolParam::new("Word Ties", false),
+            },
             listen: ListenParams {
                 enabled: BoolParam::new("Listen", false),
                 every: IntParam::new("Listen Every", 2, IntRange::Linear { min: 1, max: 16 })
@@ -547,6 +585,12 @@ impl LatentChoirParams {
         mapping.ornament_amount = self.melody.ornaments.value();
         mapping.legato_length = self.melody.legato.value();
         mapping.staccato_length = self.melody.staccato.value();
+        mapping.phrasing = crate::music::phrasing::PhrasingParams {
+            comma_breath: self.phrasing.comma_breath.value(),
+            cadence: self.phrasing.cadences.value(),
+            paragraph_shift: self.phrasing.paragraph_shift.value().clamp(0, 24) as u8,
+            word_ties: self.phrasing.word_ties.value(),
+        };
         mapping
     }
 
