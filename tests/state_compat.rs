@@ -113,6 +113,9 @@ fn a_project_saved_before_the_parameter_groups_loads_every_value() {
             "Listen",
             "Listen Every",
             "Paragraph Shift",
+            "Voice 1 Melody",
+            "Voice 2 Melody",
+            "Voice 3 Melody",
             "Word Ties"
         ],
         "parameters added since"

@@ -35,10 +35,27 @@ pub const MIN_LENGTH: f32 = 0.1;
 /// Longest note: a full step, i.e. a tie into the next step.
 pub const TIE_LENGTH: f32 = 1.0;
 
+/// How a voice turns its layer's first coordinate into pitch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MelodyMode {
+    /// Pitch follows PC1 across the range: where the state is.
+    #[default]
+    Trajectory,
+    /// The change of PC1 since the last token is the interval, in scale steps: how far the
+    /// state moved. Folded back into the range at its edges.
+    Contour,
+    /// PC1 picks among the tonic triad's tones in the range.
+    ChordTones,
+}
+
+/// Scale steps for a change of PC1 by 1 (a quarter of its span) in Contour mode.
+const CONTOUR_STEPS: f32 = 5.0;
+
 /// One melodic voice's settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct VoiceMapping {
     pub enabled: bool,
+    pub mode: MelodyMode,
     /// Hidden state the voice follows (0 = embeddings); clamped to the frame's last state.
     pub layer: usize,
     /// Lowest MIDI note the voice plays.
@@ -74,6 +91,7 @@ impl MappingParams {
         let [first, middle, last] = default_layers(hidden_states);
         let voice = |layer, low, high| VoiceMapping {
             enabled: true,
+            mode: MelodyMode::Trajectory,
             layer,
             low,
             high,
@@ -136,11 +154,13 @@ pub struct StepPlan {
 }
 
 /// What one voice remembers from the previous step.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct VoiceMemory {
     last_note: Option<u8>,
     /// The last note was planned to tie into this step.
     holds: bool,
+    /// PC1 of the voice's layer at the last token (Contour mode).
+    last_coord: Option<f32>,
 }
 
 /// The mapping's memory between steps: last notes, per-layer norm statistics, the drone.
@@ -166,6 +186,7 @@ impl MappingState {
             voices: [VoiceMemory {
                 last_note: None,
                 holds: false,
+                last_coord: None,
             }; VOICES],
             dynamics: LayerDynamics::new(),
             drone: DroneState::new(),
@@ -255,13 +276,16 @@ pub fn map_frame(frame: &TokenFrame, params: &MappingParams, state: &mut Mapping
         &harmony,
         &mut voices,
     );
-    for (slot, memory) in voices.iter().zip(&mut state.voices) {
+    for ((slot, memory), voice) in voices.iter().zip(&mut state.voices).zip(&params.voices) {
         match slot {
             Some(event) => {
                 memory.last_note = Some(event.note);
                 memory.holds = event.length >= TIE_LENGTH && event.ornament.is_none();
             }
             None => memory.holds = false,
+        }
+        if states > 0 {
+            memory.last_coord = Some(unit_coord(frame.coords[voice.layer.min(states - 1)][0]));
         }
     }
     // After the notes: each token is compared with the ones before it.
@@ -291,7 +315,21 @@ fn map_voice(
     // Pitch: PC1 alone, linear onto the range, then the nearest scale tone inside it.
     let position = (pc1 + 1.0) * 0.5;
     let pitch = f32::from(low) + position * f32::from(high - low);
-    let note = params.scale.nearest_in_range(pitch, params.root, low, high);
+    let trajectory = params.scale.nearest_in_range(pitch, params.root, low, high);
+    let memory = state.voices[v];
+    let note = match voice.mode {
+        MelodyMode::Trajectory => trajectory,
+        MelodyMode::Contour => match (memory.last_note, memory.last_coord) {
+            (Some(last), Some(previous)) => {
+                let steps = ((pc1 - previous) * CONTOUR_STEPS).round() as i32;
+                let moved = params.scale.degree_step(last, params.root, steps);
+                fold_into(moved, params, low, high)
+            }
+            // The first token starts where the trajectory would.
+            _ => trajectory,
+        },
+        MelodyMode::ChordTones => chord_tone(position, params, low, high).unwrap_or(trajectory),
+    };
 
     let z = state.dynamics.z(layer, frame.norm[layer]);
     let velocity = velocity(z, params.velocity_min, params.velocity_max);
@@ -325,7 +363,6 @@ fn map_voice(
         length = length.min(ornament.offset).max(MIN_LENGTH);
     }
 
-    let memory = state.voices[v];
     VoiceNote {
         note,
         velocity,
@@ -333,6 +370,40 @@ fn map_voice(
         tied: memory.holds && memory.last_note == Some(note),
         ornament,
     }
+}
+
+/// `note` reflected back into `low..=high` at the edge it crossed, on a scale tone.
+fn fold_into(note: u8, params: &MappingParams, low: u8, high: u8) -> u8 {
+    let (low, high) = (i32::from(low), i32::from(high));
+    let mut n = i32::from(note);
+    // Each reflection lands strictly nearer the range; a degenerate range ends at once.
+    for _ in 0..8 {
+        if n > high {
+            n = 2 * high - n;
+        } else if n < low {
+            n = 2 * low - n;
+        } else {
+            break;
+        }
+    }
+    let n = n.clamp(low, high);
+    params
+        .scale
+        .nearest_in_range(n as f32, params.root, low as u8, high as u8)
+}
+
+/// The tonic-triad tone `position` (0…1) picks among those in `low..=high`.
+fn chord_tone(position: f32, params: &MappingParams, low: u8, high: u8) -> Option<u8> {
+    let intervals = params.scale.intervals();
+    let triad: [Option<u8>; 3] = [0usize, 2, 4].map(|degree| {
+        intervals
+            .get(degree)
+            .map(|interval| (params.root.pitch_class() + interval) % 12)
+    });
+    let tones = || (low..=high).filter(move |n| triad.contains(&Some(n % 12)));
+    let count = tones().count();
+    let index = ((position.clamp(0.0, 1.0) * count as f32) as usize).min(count.checked_sub(1)?);
+    tones().nth(index)
 }
 
 /// A PCA coordinate made safe: NaN is the centre, anything else clamped to [-1, 1].
@@ -758,5 +829,98 @@ mod tests {
         for (a, b) in up.iter().flatten().zip(before.iter().flatten()) {
             assert!(a.note >= b.note + 10, "{} vs {}", a.note, b.note);
         }
+    }
+
+    /// Frames whose states drift: PC1 of every layer moves by a little each token (as deep
+    /// layers do), around a slow wave.
+    fn drifting(count: u32) -> Vec<TokenFrame> {
+        let mut noise = Frames(3);
+        (0..count)
+            .map(|i| {
+                let mut frame = noise.frame(i);
+                for s in 0..13 {
+                    let mut coords = frame.coords[s];
+                    coords[0] = (i as f32 * 0.15).sin() * 0.8 + (noise.next_f32() - 0.5) * 0.1;
+                    frame.set_state(
+                        s,
+                        coords,
+                        frame.norm[s],
+                        frame.entropy[s],
+                        frame.sparsity[s],
+                    );
+                }
+                frame
+            })
+            .collect()
+    }
+
+    fn melody(mode: MelodyMode, frames: &[TokenFrame]) -> (Vec<u8>, (u8, u8)) {
+        let mut params = MappingParams::for_hidden_states(13);
+        params.ornament_amount = 0.0;
+        params.voices[1].mode = mode;
+        let mut state = MappingState::new();
+        let notes = frames
+            .iter()
+            .map(|f| {
+                map_frame(f, &params, &mut state).voices[1]
+                    .expect("voice 2")
+                    .note
+            })
+            .collect();
+        (notes, (params.voices[1].low, params.voices[1].high))
+    }
+
+    #[test]
+    fn contour_moves_by_how_far_the_state_moved_and_chord_tones_stay_on_the_triad() {
+        let frames = drifting(64);
+        let (trajectory, (low, high)) = melody(MelodyMode::Trajectory, &frames);
+        let (contour, _) = melody(MelodyMode::Contour, &frames);
+        let (chords, _) = melody(MelodyMode::ChordTones, &frames);
+        assert_eq!(
+            contour[0], trajectory[0],
+            "the contour starts where the trajectory would"
+        );
+        let small = |notes: &[u8]| {
+            notes
+                .windows(2)
+                .filter(|w| w[0].abs_diff(w[1]) <= 5)
+                .count() as f32
+                / (notes.len() - 1) as f32
+        };
+        assert!(small(&contour) >= 0.8, "steps, not leaps: {contour:?}");
+        assert!(contour.iter().all(|n| (low..=high).contains(n)));
+        assert!(contour.iter().all(|n| Scale::Major.contains(*n, Root::C)));
+        assert!(
+            contour
+                .iter()
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                > 4,
+            "it moves"
+        );
+        assert!(
+            chords
+                .iter()
+                .all(|n| [0, 4, 7].contains(&(n % 12)) && (low..=high).contains(n))
+        );
+        assert_ne!(contour, trajectory);
+    }
+
+    #[test]
+    fn contour_folds_back_at_the_range_edges() {
+        let mut params = MappingParams::for_hidden_states(13);
+        params.voices[0].mode = MelodyMode::Contour;
+        for note in [50u8, 100, 127, 0] {
+            let folded = fold_into(note, &params, 72, 96);
+            assert!(
+                (72..=96).contains(&folded) && Scale::Major.contains(folded, Root::C),
+                "{note} → {folded}"
+            );
+        }
+        assert_eq!(
+            fold_into(100, &params, 72, 96),
+            91,
+            "4 above the top is 4 below it (92), on the lower tone of the tie"
+        );
     }
 }

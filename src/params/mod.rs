@@ -232,6 +232,29 @@ pub struct VoiceParams {
     /// General MIDI program (0-based) the voice plays on the SoundFont.
     #[id = "program"]
     pub program: IntParam,
+    /// How the layer's state becomes pitch: where it is (Trajectory), how far it moved
+    /// (Contour), or which tone of the tonic chord (Chord Tones).
+    #[id = "mode"]
+    pub mode: EnumParam<MelodyModeChoice>,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MelodyModeChoice {
+    Trajectory,
+    Contour,
+    #[name = "Chord Tones"]
+    ChordTones,
+}
+
+impl MelodyModeChoice {
+    pub fn mode(self) -> crate::music::voices::MelodyMode {
+        use crate::music::voices::MelodyMode;
+        match self {
+            Self::Trajectory => MelodyMode::Trajectory,
+            Self::Contour => MelodyMode::Contour,
+            Self::ChordTones => MelodyMode::ChordTones,
+        }
+    }
 }
 
 impl VoiceParams {
@@ -269,6 +292,7 @@ impl VoiceParams {
                 IntRange::Linear { min: 1, max: 16 },
             ),
             program: program_param(&format!("Voice {n} Program"), DEFAULT_PROGRAMS[index]),
+            mode: EnumParam::new(format!("Voice {n} Melody"), MelodyModeChoice::Trajectory),
         }
     }
 }
@@ -577,6 +601,7 @@ impl LatentChoirParams {
             voice.layer = params.layer.value().max(0) as usize;
             voice.low = params.low.value().clamp(0, 127) as u8;
             voice.high = params.high.value().clamp(0, 127) as u8;
+            voice.mode = params.mode.value().mode();
         }
         mapping.scale = self.melody.scale.value().scale();
         mapping.root = self.melody.root.value().root();
