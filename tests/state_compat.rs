@@ -107,6 +107,7 @@ fn a_project_saved_before_the_parameter_groups_loads_every_value() {
     assert_eq!(
         added,
         [
+            "Accent",
             "Cadences",
             "Comma Breath",
             "Follow Key",

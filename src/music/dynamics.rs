@@ -122,6 +122,28 @@ fn velocity_bounds(min: u8, max: u8) -> (u8, u8) {
     (a.min(b), a.max(b))
 }
 
+/// A velocity accented for where its step falls in the bar: the downbeat strongest, the
+/// half bar next, other beats as they are, off-beats softer; `amount` 0…1 scales it (0: the
+/// velocity unchanged), up to ±24.
+pub fn accent(velocity: u8, step_in_bar: i64, steps_per_bar: i64, amount: f32) -> u8 {
+    if amount <= 0.0 || amount.is_nan() || steps_per_bar <= 0 {
+        return velocity;
+    }
+    let step = step_in_bar.rem_euclid(steps_per_bar);
+    let beat = (steps_per_bar / 4).max(1);
+    let weight = if step == 0 {
+        1.0
+    } else if steps_per_bar % 2 == 0 && step == steps_per_bar / 2 {
+        0.5
+    } else if step % beat == 0 {
+        0.0
+    } else {
+        -0.5
+    };
+    let accented = f32::from(velocity) + weight * 24.0 * amount.min(1.0);
+    accented.round().clamp(1.0, 127.0) as u8
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +181,14 @@ mod tests {
             assert_eq!(velocity(f32::NAN, min, max), middle_velocity(min, max));
         }
         assert_eq!(middle_velocity(40, 110), 75);
+    }
+    #[test]
+    fn accents_follow_the_bar_and_none_leaves_the_velocity() {
+        // 8 steps a bar (2 a beat).
+        let bar: Vec<u8> = (0..8).map(|step| accent(80, step, 8, 1.0)).collect();
+        assert_eq!(bar, [104, 68, 80, 68, 92, 68, 80, 68]);
+        assert!((0..8).all(|step| accent(80, step, 8, 0.0) == 80));
+        assert_eq!(accent(120, 0, 8, 1.0), 127);
+        assert_eq!(accent(80, 9, 8, 1.0), 68, "steps count from the bar line");
     }
 }

@@ -83,6 +83,8 @@ pub struct MappingParams {
     pub velocity_max: u8,
     /// Phrasing from the text (all off: the notes as the states alone make them).
     pub phrasing: PhrasingParams,
+    /// Accents on strong beats, 0…1 (the player applies them: it knows the bar).
+    pub accent: f32,
 }
 
 impl MappingParams {
@@ -112,6 +114,7 @@ impl MappingParams {
             velocity_min: 40,
             velocity_max: 110,
             phrasing: PhrasingParams::default(),
+            accent: 0.0,
         }
     }
 }

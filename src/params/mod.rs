@@ -193,6 +193,9 @@ pub struct PhrasingParams {
     /// A token that continues a word ties into it.
     #[id = "word_ties"]
     pub word_ties: BoolParam,
+    /// Strong beats louder, off-beats softer (the downbeat up to +24 velocity).
+    #[id = "accent"]
+    pub accent: FloatParam,
 }
 
 /// The model hears the track: what it reads of the input, and how often.
@@ -470,6 +473,10 @@ impl Default for LatentChoirParams {
                 )
                 .with_unit(" st"),
                 word_ties: BoolParam::new("Word Ties", false),
+                accent: FloatParam::new("Accent", 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
+                    .with_unit(" %")
+                    .with_value_to_string(formatters::v2s_f32_percentage(0))
+                    .with_string_to_value(formatters::s2v_f32_percentage()),
             },
             listen: ListenParams {
                 enabled: BoolParam::new("Listen", false),
@@ -616,6 +623,7 @@ impl LatentChoirParams {
             paragraph_shift: self.phrasing.paragraph_shift.value().clamp(0, 24) as u8,
             word_ties: self.phrasing.word_ties.value(),
         };
+        mapping.accent = self.phrasing.accent.value();
         mapping
     }
 

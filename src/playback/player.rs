@@ -22,6 +22,7 @@
 
 use crate::loudness::{CurvePoint, CurveSettings, LoudnessMeter, TemperatureCurve};
 use crate::music::drone::DroneAction;
+use crate::music::dynamics::accent;
 use crate::music::frame::TokenFrame;
 use crate::music::grid::{FreeBlock, HostBlock, TokenClock};
 use crate::music::message::{DRONE_SLOT, NoteMessage, SLOTS};
@@ -444,7 +445,17 @@ impl Player {
                 self.mapping.reset();
                 self.run = Some(frame.run);
             }
-            let plan = map_frame(&frame, &settings.mapping, &mut self.mapping);
+            let mut plan = map_frame(&frame, &settings.mapping, &mut self.mapping);
+            if settings.mapping.accent > 0.0 {
+                let position = if on_transport {
+                    grid_step
+                } else {
+                    i64::from(frame.index)
+                };
+                for note in plan.voices.iter_mut().flatten() {
+                    note.velocity = accent(note.velocity, position, bar, settings.mapping.accent);
+                }
+            }
             self.apply(&plan, offset, now, step_samples, &settings.channels);
             self.drone_follows = true;
             match play {
