@@ -136,6 +136,7 @@ impl Plugin for LatentChoir {
     }
 
     fn filter_state(state: &mut PluginState) {
+        params::presets::fill_missing_with_classic(state);
         params::clamp_state(state);
     }
 

@@ -11,6 +11,7 @@ use crate::music::scale::{Root, Scale};
 use crate::music::voices::MappingParams;
 use crate::synth::{DEFAULT_PROGRAMS, Source};
 
+pub mod presets;
 pub mod session;
 pub mod text;
 
