@@ -19,8 +19,8 @@ use serde_json::json;
 const TOKENS: u64 = 32;
 const STEP: u64 = 12_000;
 
-/// The tiny llama's piece of [`TOKENS`] steps at 120 BPM, 2 per beat, no ornaments (every note
-/// on the grid, where MIDI ticks and samples agree exactly), written to `piece.wav`, `.mid` and
+/// The tiny llama's piece of [`TOKENS`] steps at 120 BPM, 2 per beat, no ornaments and no
+/// humanise (every note on the grid, where MIDI ticks and samples agree exactly), written to `piece.wav`, `.mid` and
 /// `.lcrun` in `dir`, with `extra` arguments.
 fn render(dir: &TempDir, prompt: &str, seed: u64, extra: &[&std::ffi::OsStr]) {
     succeed(
@@ -30,7 +30,7 @@ fn render(dir: &TempDir, prompt: &str, seed: u64, extra: &[&std::ffi::OsStr]) {
             .arg("--model")
             .arg(fixture("tiny-llama"))
             .args(["--tokens", &TOKENS.to_string(), "--tokens-per-beat", "2"])
-            .args(["--param", "ornaments=0"])
+            .args(["--param", "ornaments=0", "--param", "humanise=0"])
             .args(extra)
             .arg("--out")
             .arg(dir.join("piece.wav"))
@@ -78,9 +78,9 @@ fn offline_bounce_equals_the_command_line_render() {
             tempo: 120.0,
             samples: TOKENS * STEP,
         }];
-        // Scale index 3 is Dorian; Tokens per Beat stays at its default, 2. No ornaments, so
-        // every note sits on the grid, where MIDI ticks and samples agree exactly.
-        let setup = [("Scale", 3.0), ("Ornaments", 0.0)];
+        // Scale index 3 is Dorian; Tokens per Beat stays at its default, 2. No ornaments and
+        // no humanise, so every note sits on the grid, where MIDI ticks and samples agree.
+        let setup = [("Scale", 3.0), ("Ornaments", 0.0), ("Humanise", 0.0)];
         let bounce = bounce_with(&fields, &setup, &piece, &[], Blocks::Fixed(512));
 
         // Notes: every note-on of the bounce, as (grid step, channel, key), against the file's.

@@ -185,7 +185,11 @@ fn render_is_deterministic_replays_exactly_and_remaps_on_new_parameters() {
         .filter(|n| n.3)
         .map(|n| n.0)
         .collect();
-    assert!(ons.iter().filter(|t| *t % grid == 0).count() >= TOKENS);
+    // A note per voice and token on the grid, or a little after it (Humanise, 20 % by
+    // default, plays a note up to 8 % of a step late); ornaments fall later in the step.
+    let window = grid * 8 / 100 * 20 / 100 + 1;
+    assert!(ons.iter().filter(|t| *t % grid <= window).count() >= TOKENS);
+    assert!(ons.iter().any(|t| *t % grid != 0), "humanised");
 
     // The run file: the arrays NumPy sees.
     let run = dir.join("a.lcrun");

@@ -35,7 +35,8 @@ fn piece() -> [Segment; 1] {
 }
 
 /// No ornaments: every note sits on the grid, where MIDI ticks and samples agree exactly.
-const SETUP: [(&str, f64); 1] = [("Ornaments", 0.0)];
+/// No ornaments and no humanise: every note on the grid.
+const SETUP: [(&str, f64); 2] = [("Ornaments", 0.0), ("Humanise", 0.0)];
 
 /// A plugin with `state`'s fields changed to `fields`.
 fn plugin_with(state: Option<&[u8]>, fields: &[(&str, serde_json::Value)]) -> HostedPlugin {

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use common::clap_host::{Block, HostedPlugin, InEvent, load_entry};
 use common::paths::fixture;
 use common::state;
+use latent_choir::params::presets;
 
 const STATE: &str = "state/flat-params-82c39e7.state";
 const VALUES: &str = "state/flat-params-82c39e7.values.json";
@@ -108,12 +109,18 @@ fn a_project_saved_before_the_parameter_groups_loads_every_value() {
         added,
         [
             "Accent",
+            "Avoid Crossing",
+            "Bass",
             "Cadences",
             "Comma Breath",
+            "Dynamics",
             "Follow Key",
+            "Harmony",
+            "Humanise",
             "Listen",
             "Listen Every",
             "Paragraph Shift",
+            "Swing",
             "Voice 1 Melody",
             "Voice 2 Melody",
             "Voice 3 Melody",
@@ -121,14 +128,28 @@ fn a_project_saved_before_the_parameter_groups_loads_every_value() {
         ],
         "parameters added since"
     );
+    // A parameter the project did not know loads as the original piece played (the Classic
+    // preset's value), not at today's default: the project sounds as it did.
+    let classic = presets::find("Seed-000 Classic")
+        .expect("the Classic preset")
+        .state()
+        .expect("its state");
+    let mut reference = HostedPlugin::new();
+    assert!(reference.load_state(&state::encode(&classic)));
     let mut defaults = HostedPlugin::new();
+    let mut differs_from_default = 0;
     for (id, (name, value)) in now.iter().filter(|(id, _)| !old_ids.contains(id)) {
         assert_eq!(
             *value,
-            defaults.param_value(*id),
-            "{name} loads at its default"
+            reference.param_value(*id),
+            "{name} loads at its Classic value"
         );
+        differs_from_default += usize::from(*value != defaults.param_value(*id));
     }
+    assert!(
+        differs_from_default >= 5,
+        "the new defaults are not what old projects get"
+    );
     for (key, value) in &before {
         let (id, name) = key.split_once(' ').expect("`id name`");
         let id: u32 = id.parse().expect("numeric id");

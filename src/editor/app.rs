@@ -174,9 +174,17 @@ impl EditorApp {
             let height = ui.available_height();
             let width = ui.available_width();
             ui.allocate_ui(egui::vec2(width, height * 0.38), |ui| {
+                let phrasing = &self.shared.params.phrasing;
+                let marks = text_view::Marks {
+                    breath: phrasing.comma_breath.value() > 0.0,
+                    cadence: phrasing.cadences.value(),
+                    paragraph: phrasing.paragraph_shift.value() > 0,
+                    ties: phrasing.word_ties.value(),
+                };
                 text_view::show(
                     ui,
                     &self.playback,
+                    marks,
                     "The played text appears here, the token sounding now highlighted.",
                 );
             });

@@ -11,7 +11,7 @@ use nice_plug_egui::widgets::ParamSlider;
 use nice_plug_egui::widgets::generic_ui::ParamWidget;
 
 use crate::llm::discovery::FoundModel;
-use crate::params::LatentChoirParams;
+use crate::params::{LatentChoirParams, presets};
 use crate::playback::soundfont_loader::FontLoader;
 use crate::plugin::listener::ListenState;
 use crate::project::export::ExportKind;
@@ -364,6 +364,28 @@ fn soundfont_row(ui: &mut egui::Ui, params: &LatentChoirParams, fonts: &mut Font
     }
 }
 
+/// A menu of the factory presets: choosing one sets every parameter (the prompt, model and
+/// recorded run stay), as loading it from the host's preset browser does.
+fn preset_row(ui: &mut egui::Ui, setter: &ParamSetter) {
+    ui.horizontal(|ui| {
+        ui.label(RichText::new("Preset").strong());
+        egui::ComboBox::from_id_salt("factory preset")
+            .selected_text("Load a factory preset…")
+            .width(200.0)
+            .show_ui(ui, |ui| {
+                for preset in presets::FACTORY {
+                    let chosen = ui
+                        .selectable_label(false, preset.name)
+                        .on_hover_text(preset.description)
+                        .clicked();
+                    if chosen && let Ok(state) = preset.state() {
+                        setter.raw_context.set_state(state);
+                    }
+                }
+            });
+    });
+}
+
 /// The group the SoundFont row joins.
 const SOUND_GROUP: &str = "Sound";
 /// Groups shown open in a fresh editor.
@@ -387,6 +409,7 @@ pub fn parameters(
         .id_salt("parameters")
         .auto_shrink([false, false])
         .show(ui, |ui| {
+            preset_row(ui, setter);
             for (name, members) in &groups {
                 group(ui, name, OPEN_GROUPS.contains(&name.as_str()), |ui| {
                     for ptr in members {

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::ops::Range;
 
 use crate::io::run_file::PlayedToken;
+use crate::music::phrasing::{self, Mark};
 use crate::playback::history::HistoryReader;
 
 /// Records kept for the plots: the trajectories fade over the last part of this, the history
@@ -18,6 +19,8 @@ const MAX_TEXT: usize = 32 * 1024;
 pub struct Span {
     pub index: u32,
     pub bytes: (usize, usize),
+    /// Its place in the phrasing (comma, sentence end, …), as the mapping reads it.
+    pub mark: Mark,
 }
 
 #[derive(Default)]
@@ -64,10 +67,19 @@ impl Playback {
             return;
         }
         let start = self.transcript.len();
+        let mut previous = [0u8; 4];
+        let previous = self
+            .transcript
+            .chars()
+            .next_back()
+            .unwrap_or(' ')
+            .encode_utf8(&mut previous);
+        let mark = phrasing::classify(previous, record.frame.text());
         self.transcript.push_str(record.frame.text());
         self.spans.push_back(Span {
             index: record.frame.index,
             bytes: (start, self.transcript.len()),
+            mark,
         });
         self.current = self.spans.back().copied();
         if self.transcript.len() > MAX_TEXT {
@@ -91,6 +103,11 @@ impl Playback {
     /// The token sounding now: the last one the audio thread played.
     pub fn current(&self) -> Option<Span> {
         self.current
+    }
+
+    /// The tokens in the transcript, oldest first.
+    pub fn spans(&self) -> &VecDeque<Span> {
+        &self.spans
     }
 
     /// Byte range of the token sounding now in [`Playback::transcript`].

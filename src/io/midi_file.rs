@@ -20,6 +20,8 @@ pub struct MidiRecorder {
     tracks: [Vec<(u64, u8, u8, u8)>; SLOTS],
     names: [String; SLOTS],
     end_tick: u64,
+    /// Every note-on as it came: (sample, slot, note, velocity, token).
+    ons: Vec<(u64, u8, u8, u8, u32)>,
 }
 
 impl MidiRecorder {
@@ -31,6 +33,7 @@ impl MidiRecorder {
             tracks: Default::default(),
             names,
             end_tick: 0,
+            ons: Vec::new(),
         }
     }
 
@@ -53,6 +56,13 @@ impl MidiRecorder {
         };
         let channel = message.channel & 0x0f;
         let (status, velocity) = if message.is_on() {
+            self.ons.push((
+                sample,
+                message.slot,
+                message.note,
+                message.velocity,
+                message.token,
+            ));
             (0x90 | channel, message.velocity.min(127))
         } else {
             (0x80 | channel, 0)
@@ -64,6 +74,12 @@ impl MidiRecorder {
     /// Where the tracks end: at least at `sample` (the end of the audio).
     pub fn end_at(&mut self, sample: u64) {
         self.end_tick = self.end_tick.max(self.tick(sample));
+    }
+
+    /// Every note-on recorded, in order: (sample, slot, note, velocity, token index), the
+    /// token's index as the player had it ([`crate::music::NO_TOKEN`] for none).
+    pub fn note_ons_traced(&self) -> &[(u64, u8, u8, u8, u32)] {
+        &self.ons
     }
 
     /// Note-ons recorded so far.

@@ -21,6 +21,12 @@
 //! | `loudness_smoothed` | float32 | [n] | after the smoother |
 //! | `loudness_velocity` | float32 | [n] | its rate of change, LU/s |
 //! | `curve_temperature` | float32 | [n] | the temperature the curve read then |
+//! | `notes` | int64 | [m, 6] | a render's notes, one row per note-on (see [`NoteTrace`]) |
+//!
+//! `notes` (absent from runs the plugin recorded) traces each note to what made it: its
+//! sample position, slot (1–3 the voices, 4 the bass), MIDI note, velocity, the index (into
+//! the arrays above) of the token whose step played it, and the hidden state it followed
+//! (−1 where none did: the held drone follows the key, not a layer).
 //!
 //! Together they rebuild every [`TokenFrame`] bit for bit. A file of another format version,
 //! or a damaged or truncated one, is refused with a message saying so.
@@ -124,7 +130,27 @@ pub struct PlayedToken {
 pub struct Run {
     pub manifest: Manifest,
     pub tokens: Vec<PlayedToken>,
+    /// The notes a render played, traced to their tokens (empty for a plugin's run).
+    pub notes: Vec<NoteTrace>,
 }
+
+/// One note-on of a render and what made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoteTrace {
+    /// Sample position of the note-on.
+    pub sample: u64,
+    /// 1–3 the voices, 4 the bass.
+    pub slot: u8,
+    pub note: u8,
+    pub velocity: u8,
+    /// Position in the run's tokens of the token whose step played it.
+    pub token: Option<u32>,
+    /// The hidden state (0 = embeddings) whose coordinates chose it.
+    pub layer: Option<u32>,
+}
+
+/// Columns of `notes.npy`.
+const NOTE_COLUMNS: usize = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunFileError {
@@ -223,6 +249,21 @@ impl Run {
                 .write_npy(w)
                 .map_err(npy)
         })?;
+        if !self.notes.is_empty() {
+            let optional = |v: Option<u32>| v.map_or(-1, i64::from);
+            let notes = Array2::from_shape_fn((self.notes.len(), NOTE_COLUMNS), |(i, c)| {
+                let note = &self.notes[i];
+                match c {
+                    0 => i64::try_from(note.sample).unwrap_or(i64::MAX),
+                    1 => i64::from(note.slot),
+                    2 => i64::from(note.note),
+                    3 => i64::from(note.velocity),
+                    4 => optional(note.token),
+                    _ => optional(note.layer),
+                }
+            });
+            add("notes", &|w| notes.write_npy(w).map_err(npy))?;
+        }
         zip.finish().map_err(|e| fail(&e))?;
         Ok(())
     }
@@ -348,8 +389,48 @@ impl Run {
                 },
             });
         }
-        Ok(Self { manifest, tokens })
+        let notes = match zip.index_for_name("notes.npy") {
+            Some(_) => read_notes(&mut zip).map_err(&corrupt)?,
+            None => Vec::new(),
+        };
+        Ok(Self {
+            manifest,
+            tokens,
+            notes,
+        })
     }
+}
+
+fn read_notes<R: Read + Seek>(zip: &mut zip::ZipArchive<R>) -> Result<Vec<NoteTrace>, String> {
+    let array: Array2<i64> = read_array(zip, "notes")?;
+    if array.ncols() != NOTE_COLUMNS {
+        return Err(format!(
+            "notes.npy has {} columns, not {NOTE_COLUMNS}",
+            array.ncols()
+        ));
+    }
+    let small = |v: i64| u8::try_from(v).map_err(|_| format!("notes.npy: {v} is out of range"));
+    let optional = |v: i64| match v {
+        -1 => Ok(None),
+        v => u32::try_from(v)
+            .map(Some)
+            .map_err(|_| format!("notes.npy: {v} is out of range")),
+    };
+    array
+        .rows()
+        .into_iter()
+        .map(|row| {
+            Ok(NoteTrace {
+                sample: u64::try_from(row[0])
+                    .map_err(|_| format!("notes.npy: {} is out of range", row[0]))?,
+                slot: small(row[1])?,
+                note: small(row[2])?,
+                velocity: small(row[3])?,
+                token: optional(row[4])?,
+                layer: optional(row[5])?,
+            })
+        })
+        .collect()
 }
 
 fn read_array<R: Read + Seek, A: ReadNpyExt>(
@@ -422,6 +503,24 @@ mod tests {
                 heard: Vec::new(),
             },
             tokens,
+            notes: vec![
+                NoteTrace {
+                    sample: 0,
+                    slot: 1,
+                    note: 72,
+                    velocity: 90,
+                    token: Some(0),
+                    layer: Some(0),
+                },
+                NoteTrace {
+                    sample: 14_400,
+                    slot: 4,
+                    note: 36,
+                    velocity: 64,
+                    token: Some(1),
+                    layer: None,
+                },
+            ],
         }
     }
 

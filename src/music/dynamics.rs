@@ -122,6 +122,58 @@ fn velocity_bounds(min: u8, max: u8) -> (u8, u8) {
     (a.min(b), a.max(b))
 }
 
+/// How far the phrase-level swell moves the velocity at full Dynamics, in z-score units.
+const SWELL_GAIN: f32 = 4.0;
+/// Tokens the swell follows (an exponential average over about this many).
+const SWELL_TOKENS: f32 = 6.0;
+
+/// The phrase-level loudness of the model's states: the mean over all layers of how unusual
+/// each norm is, averaged over the last few tokens. Single tokens vary too fast to be heard
+/// as dynamics; this rises and falls over a phrase, as a crescendo would.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Swell {
+    level: f32,
+}
+
+impl Swell {
+    pub const fn new() -> Self {
+        Self { level: 0.0 }
+    }
+
+    /// Adds one token's mean z-score (a non-finite one counts as typical).
+    pub fn observe(&mut self, mean_z: f32) {
+        let z = if mean_z.is_finite() {
+            mean_z.clamp(-4.0, 4.0)
+        } else {
+            0.0
+        };
+        self.level += (z - self.level) / SWELL_TOKENS;
+    }
+
+    /// The z-score offset the swell adds at Dynamics `amount` (0: none).
+    pub fn z(&self, amount: f32) -> f32 {
+        if amount > 0.0 {
+            self.level * SWELL_GAIN * amount.min(1.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The velocity range at Dynamics `amount`: `min..=max` as it is at 0, widened at 1 to
+/// 12..=124 (pianissimo to fortissimo) around the same middle region.
+pub fn spread_bounds(min: u8, max: u8, amount: f32) -> (u8, u8) {
+    let (min, max) = velocity_bounds(min, max);
+    if amount.is_nan() || amount <= 0.0 {
+        return (min, max);
+    }
+    let amount = amount.min(1.0);
+    let lerp = |from: u8, to: u8| {
+        (f32::from(from) + (f32::from(to) - f32::from(from)) * amount).round() as u8
+    };
+    (lerp(min, min.min(12)), lerp(max, max.max(124)))
+}
+
 /// A velocity accented for where its step falls in the bar: the downbeat strongest, the
 /// half bar next, other beats as they are, off-beats softer; `amount` 0…1 scales it (0: the
 /// velocity unchanged), up to ±24.
@@ -182,6 +234,29 @@ mod tests {
         }
         assert_eq!(middle_velocity(40, 110), 75);
     }
+    #[test]
+    fn dynamics_widen_the_range_and_the_swell_follows_phrases() {
+        assert_eq!(spread_bounds(40, 110, 0.0), (40, 110));
+        assert_eq!(spread_bounds(40, 110, 1.0), (12, 124));
+        assert_eq!(spread_bounds(40, 110, f32::NAN), (40, 110));
+        let (lo, hi) = spread_bounds(40, 110, 0.5);
+        assert!(lo < 40 && hi > 110);
+        let mut swell = Swell::new();
+        assert_eq!(swell.z(1.0), 0.0);
+        for _ in 0..20 {
+            swell.observe(1.0);
+        }
+        let loud = swell.z(1.0);
+        assert!(loud > 2.0, "a run of strong norms swells ({loud})");
+        assert_eq!(swell.z(0.0), 0.0, "off: no swell");
+        swell.observe(f32::NAN);
+        assert!(swell.z(1.0).is_finite());
+        for _ in 0..20 {
+            swell.observe(-1.0);
+        }
+        assert!(swell.z(1.0) < -2.0);
+    }
+
     #[test]
     fn accents_follow_the_bar_and_none_leaves_the_velocity() {
         // 8 steps a bar (2 a beat).

@@ -17,7 +17,13 @@ pub struct NoteMessage {
     pub channel: u8,
     pub note: u8,
     pub velocity: u8,
+    /// Index of the token whose step made the note ([`NO_TOKEN`]: a bass change between
+    /// tokens), so every note can be traced back to its token.
+    pub token: u32,
 }
+
+/// [`NoteMessage::token`] of a note no token made.
+pub const NO_TOKEN: u32 = u32::MAX;
 
 impl NoteMessage {
     pub fn is_on(&self) -> bool {

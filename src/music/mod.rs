@@ -17,8 +17,10 @@
 
 pub mod drone;
 pub mod dynamics;
+pub mod feel;
 pub mod frame;
 pub mod grid;
+pub mod harmony;
 pub mod message;
 pub mod ornament;
 pub mod phrasing;
@@ -31,9 +33,9 @@ mod no_alloc_tests;
 pub use drone::DroneAction;
 pub use frame::{FRAME_COMPONENTS, MAX_HIDDEN_STATES, TEXT_BYTES, TokenFrame};
 pub use grid::{FreeBlock, GridStep, GridSteps, HostBlock, TokenClock};
-pub use message::{DRONE_SLOT, NoteMessage, SLOTS};
+pub use message::{DRONE_SLOT, NO_TOKEN, NoteMessage, SLOTS};
 pub use scale::{Root, Scale};
 pub use voices::{
-    MappingParams, MappingState, StepPlan, VOICES, VoiceMapping, VoiceNote, default_layers,
-    map_frame,
+    BassMode, MappingParams, MappingState, StepPlan, VOICES, VoiceMapping, VoiceNote,
+    default_layers, map_frame,
 };

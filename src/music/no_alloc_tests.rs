@@ -117,7 +117,7 @@ fn clock_and_mapping_do_not_allocate() {
             }
             for step in steps {
                 let frame = &frames[step.step.rem_euclid(frames.len() as i64) as usize];
-                let plan = map_frame(frame, &params, &mut state);
+                let plan = map_frame(frame, &params, 0, &mut state);
                 played +=
                     plan.voices.iter().flatten().count() + std::hint::black_box(frame.text()).len();
             }

@@ -22,8 +22,9 @@
 //! being stuck at legato with no ornaments.
 
 use super::drone::{DroneAction, DroneState};
-use super::dynamics::{LayerDynamics, middle_velocity, velocity};
+use super::dynamics::{LayerDynamics, Swell, middle_velocity, spread_bounds, velocity};
 use super::frame::TokenFrame;
+use super::harmony::{Chord, HarmonicRhythm, HarmonyState};
 use super::ornament::{self, Ornament, OrnamentInput};
 use super::phrasing::{self, Harmony, PhrasingParams, PhrasingState};
 use super::scale::{Root, Scale};
@@ -85,6 +86,31 @@ pub struct MappingParams {
     pub phrasing: PhrasingParams,
     /// Accents on strong beats, 0…1 (the player applies them: it knows the bar).
     pub accent: f32,
+    /// How often the chord changes (Off: the tonic triad throughout, as before harmony).
+    pub harmony: HarmonicRhythm,
+    /// The bass: the key's root held (the drone), or the chord's root and fifth.
+    pub bass: BassMode,
+    /// A voice that would cross below the voice under it moves by an octave instead.
+    pub avoid_crossing: bool,
+    /// 0…1: widens the velocity range and lets the phrase-level swell of the norms move it.
+    pub dynamics: f32,
+    /// 0…1: every second step is late by up to a third of a step (1: triplet swing).
+    pub swing: f32,
+    /// 0…1: each note a little late and its velocity off by a little, by a hash of the token
+    /// (so a bounce is the same every time).
+    pub humanise: f32,
+    /// Grid steps in a bar, for the harmonic rhythm and the accents (set by the player).
+    pub steps_per_bar: u32,
+}
+
+/// What the bass plays.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BassMode {
+    /// The key's root, held (re-struck only when the key or octave changes).
+    #[default]
+    Drone,
+    /// The current chord's root, and its fifth in the second half of a bar-long chord.
+    Moving,
 }
 
 impl MappingParams {
@@ -115,6 +141,13 @@ impl MappingParams {
             velocity_max: 110,
             phrasing: PhrasingParams::default(),
             accent: 0.0,
+            harmony: HarmonicRhythm::Off,
+            bass: BassMode::Drone,
+            avoid_crossing: false,
+            dynamics: 0.0,
+            swing: 0.0,
+            humanise: 0.0,
+            steps_per_bar: 8,
         }
     }
 }
@@ -173,6 +206,8 @@ pub struct MappingState {
     dynamics: LayerDynamics,
     drone: DroneState,
     phrasing: PhrasingState,
+    harmony: HarmonyState,
+    swell: Swell,
     /// The last character of the previous token's text (a word continues across tokens).
     last_char: char,
 }
@@ -194,6 +229,8 @@ impl MappingState {
             dynamics: LayerDynamics::new(),
             drone: DroneState::new(),
             phrasing: PhrasingState::new(),
+            harmony: HarmonyState::new(),
+            swell: Swell::new(),
             last_char: ' ',
         }
     }
@@ -225,20 +262,43 @@ impl MappingState {
     /// Bring the drone in line with the parameters without a frame (e.g. a Root change while
     /// no token is due).
     pub fn update_drone(&mut self, params: &MappingParams) -> DroneAction {
-        let velocity = middle_velocity(params.velocity_min, params.velocity_max);
-        self.drone.update(
-            params.drone_enabled,
-            params.root,
-            params.drone_octave,
-            velocity,
-        )
+        let (root, velocity) = match params.bass {
+            BassMode::Drone => (
+                params.root,
+                middle_velocity(params.velocity_min, params.velocity_max),
+            ),
+            BassMode::Moving => {
+                let (min, max) =
+                    spread_bounds(params.velocity_min, params.velocity_max, params.dynamics);
+                let pitch_class = self.harmony.bass(params.scale, params.root);
+                let z = self.swell.z(params.dynamics);
+                (Root::from_pitch_class(pitch_class), velocity(z, min, max))
+            }
+        };
+        self.drone
+            .update(params.drone_enabled, root, params.drone_octave, velocity)
+    }
+
+    /// Scale degree (0-based) of the chord sounding now.
+    pub fn chord_degree(&self) -> u8 {
+        self.harmony.degree()
     }
 }
 
-/// Turn one frame into this step's notes with the current parameters, and remember what is
+/// Turn one frame, played at grid step `step` (counted from the bar line; free-running, the
+/// token's index), into this step's notes with the current parameters, and remember what is
 /// needed for the next step.
-pub fn map_frame(frame: &TokenFrame, params: &MappingParams, state: &mut MappingState) -> StepPlan {
+pub fn map_frame(
+    frame: &TokenFrame,
+    params: &MappingParams,
+    step: i64,
+    state: &mut MappingState,
+) -> StepPlan {
     let states = frame.hidden_states();
+    state
+        .harmony
+        .step(params.harmony, step, params.steps_per_bar);
+    let chord = state.harmony.chord(params.scale, params.root);
     // A new paragraph may have moved the register (no shift: the parameters as they are).
     let shift = state.phrasing.register_shift(&params.phrasing);
     let mut shifted = *params;
@@ -254,6 +314,7 @@ pub fn map_frame(frame: &TokenFrame, params: &MappingParams, state: &mut Mapping
                 frame,
                 params,
                 state,
+                &chord,
                 v,
                 voice.layer.min(states - 1),
             ))
@@ -272,6 +333,20 @@ pub fn map_frame(frame: &TokenFrame, params: &MappingParams, state: &mut Mapping
         root: params.root,
         ranges: &ranges,
     };
+    // Where the chord changes, the moving lines land on its tones.
+    if params.harmony != HarmonicRhythm::Off && state.harmony.changed() {
+        for (v, slot) in voices.iter_mut().enumerate() {
+            let (low, high) = ranges[v];
+            if let Some(note) = slot
+                && params.voices[v].mode == MelodyMode::Contour
+                && !chord.contains(note.note)
+            {
+                note.note = chord.nearest(note.note, low, high);
+                note.tied &= state.voices[v].last_note == Some(note.note);
+                note.ornament = None;
+            }
+        }
+    }
     phrasing::apply(
         mark,
         &params.phrasing,
@@ -279,6 +354,12 @@ pub fn map_frame(frame: &TokenFrame, params: &MappingParams, state: &mut Mapping
         &harmony,
         &mut voices,
     );
+    if mark == phrasing::Mark::SentenceEnd && params.phrasing.cadence {
+        state.harmony.cadence();
+    }
+    if params.avoid_crossing {
+        uncross(&mut voices, &ranges);
+    }
     for ((slot, memory), voice) in voices.iter().zip(&mut state.voices).zip(&params.voices) {
         match slot {
             Some(event) => {
@@ -292,7 +373,15 @@ pub fn map_frame(frame: &TokenFrame, params: &MappingParams, state: &mut Mapping
         }
     }
     // After the notes: each token is compared with the ones before it.
+    let mean_z = (0..states)
+        .map(|s| state.dynamics.z(s, frame.norm[s]))
+        .sum::<f32>()
+        / states.max(1) as f32;
+    state.swell.observe(mean_z);
     state.dynamics.observe(frame);
+    if states > 0 {
+        state.harmony.observe(frame.coords[states - 1][0]);
+    }
     StepPlan {
         voices,
         drone: state.update_drone(params),
@@ -304,6 +393,7 @@ fn map_voice(
     frame: &TokenFrame,
     params: &MappingParams,
     state: &MappingState,
+    chord: &Chord,
     v: usize,
     layer: usize,
 ) -> VoiceNote {
@@ -331,11 +421,12 @@ fn map_voice(
             // The first token starts where the trajectory would.
             _ => trajectory,
         },
-        MelodyMode::ChordTones => chord_tone(position, params, low, high).unwrap_or(trajectory),
+        MelodyMode::ChordTones => chord_tone(position, chord, low, high).unwrap_or(trajectory),
     };
 
-    let z = state.dynamics.z(layer, frame.norm[layer]);
-    let velocity = velocity(z, params.velocity_min, params.velocity_max);
+    let z = state.dynamics.z(layer, frame.norm[layer]) + state.swell.z(params.dynamics);
+    let (min, max) = spread_bounds(params.velocity_min, params.velocity_max, params.dynamics);
+    let velocity = velocity(z, min, max);
 
     // Embeddings have no block of their own: use the first block's statistics.
     let block = if layer == 0 && frame.hidden_states() > 1 {
@@ -395,18 +486,68 @@ fn fold_into(note: u8, params: &MappingParams, low: u8, high: u8) -> u8 {
         .nearest_in_range(n as f32, params.root, low as u8, high as u8)
 }
 
-/// The tonic-triad tone `position` (0…1) picks among those in `low..=high`.
-fn chord_tone(position: f32, params: &MappingParams, low: u8, high: u8) -> Option<u8> {
-    let intervals = params.scale.intervals();
-    let triad: [Option<u8>; 3] = [0usize, 2, 4].map(|degree| {
-        intervals
-            .get(degree)
-            .map(|interval| (params.root.pitch_class() + interval) % 12)
-    });
-    let tones = || (low..=high).filter(move |n| triad.contains(&Some(n % 12)));
+/// The tone of `chord` (the tonic triad without harmony) `position` (0…1) picks among those
+/// in `low..=high`.
+fn chord_tone(position: f32, chord: &Chord, low: u8, high: u8) -> Option<u8> {
+    let tones = || (low..=high).filter(move |&n| chord.contains(n));
     let count = tones().count();
     let index = ((position.clamp(0.0, 1.0) * count as f32) as usize).min(count.checked_sub(1)?);
     tones().nth(index)
+}
+
+/// Voices in order of their ranges (highest first): where a higher voice sits below the one
+/// under it, it moves up by octaves as far as its range allows, else the lower one moves down.
+/// A few passes settle three voices (moving one pair can cross the next).
+fn uncross(voices: &mut [Option<VoiceNote>; VOICES], ranges: &[(u8, u8); VOICES]) {
+    let mut order = [0, 1, 2];
+    order.sort_by_key(|&v| std::cmp::Reverse(u16::from(ranges[v].0) + u16::from(ranges[v].1)));
+    for _ in 0..VOICES {
+        for pair in order.windows(2) {
+            let (upper, lower) = (pair[0], pair[1]);
+            for _ in 0..10 {
+                let (Some(u), Some(l)) = (voices[upper], voices[lower]) else {
+                    break;
+                };
+                if u.note >= l.note {
+                    break;
+                }
+                let (voice, by) = if u.note + 12 <= ranges[upper].1 {
+                    (upper, 12)
+                } else if l.note >= ranges[lower].0 + 12 {
+                    (lower, -12)
+                } else {
+                    break;
+                };
+                if let Some(note) = &mut voices[voice] {
+                    note.note = note.note.saturating_add_signed(by);
+                    note.tied = false;
+                    if let Some(ornament) = &mut note.ornament {
+                        ornament.note = ornament.note.saturating_add_signed(by);
+                    }
+                }
+            }
+        }
+    }
+    // Octaves could not part them (ranges that overlap a lot): the two exchange pitches,
+    // each keeping its own velocity and length, where each pitch fits the other's range.
+    for _ in 0..VOICES {
+        for pair in order.windows(2) {
+            let (upper, lower) = (pair[0], pair[1]);
+            let (Some(u), Some(l)) = (voices[upper], voices[lower]) else {
+                continue;
+            };
+            let fits = |note: u8, (low, high): (u8, u8)| (low..=high).contains(&note);
+            if u.note < l.note && fits(l.note, ranges[upper]) && fits(u.note, ranges[lower]) {
+                for (voice, note) in [(upper, l.note), (lower, u.note)] {
+                    if let Some(event) = &mut voices[voice] {
+                        event.note = note;
+                        event.tied = false;
+                        event.ornament = None;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A PCA coordinate made safe: NaN is the centre, anything else clamped to [-1, 1].
@@ -503,7 +644,7 @@ mod tests {
             params.voices[1].high = 70;
             let mut state = MappingState::new();
             for frame in &stock {
-                let plan = map_frame(frame, &params, &mut state);
+                let plan = map_frame(frame, &params, 0, &mut state);
                 for (voice, event) in params.voices.iter().zip(plan.voices) {
                     let event = event.expect("enabled voice plays");
                     for note in [Some(event.note), event.ornament.map(|o| o.note)]
@@ -540,7 +681,7 @@ mod tests {
                     frame.coords[layer][0] = pc1;
                 }
                 // Same state every time: only PC1 differs.
-                let plan = map_frame(&frame, &params, &mut MappingState::new());
+                let plan = map_frame(&frame, &params, 0, &mut MappingState::new());
                 for v in 0..VOICES {
                     let note = plan.voices[v].unwrap().note;
                     assert!(note >= previous[v], "{scale:?} {root:?} voice {v} at {pc1}");
@@ -571,7 +712,7 @@ mod tests {
         // The first frame plays at the middle whatever its norm.
         let mut first = frames.frame(0);
         first.norm = [1e6; MAX_HIDDEN_STATES];
-        let plan = map_frame(&first, &params, &mut state);
+        let plan = map_frame(&first, &params, 0, &mut state);
         let middle = middle_velocity(params.velocity_min, params.velocity_max);
         assert!(plan.voices.iter().all(|e| e.unwrap().velocity == middle));
 
@@ -580,7 +721,7 @@ mod tests {
         for i in 0..100 {
             let mut frame = frames.frame(i);
             frame.norm = [20.0 * (1.0 + 0.1 * ((i % 5) as f32 - 2.0)); MAX_HIDDEN_STATES];
-            map_frame(&frame, &params, &mut state);
+            map_frame(&frame, &params, 0, &mut state);
         }
         let probe = frames.frame(100);
         let velocities: Vec<[u8; VOICES]> = [5.0, 12.0, 20.0, 24.0, 40.0, 1000.0]
@@ -588,7 +729,7 @@ mod tests {
             .map(|norm| {
                 let mut frame = probe;
                 frame.norm = [norm; MAX_HIDDEN_STATES];
-                map_frame(&frame, &params, &mut state.clone())
+                map_frame(&frame, &params, 0, &mut state.clone())
                     .voices
                     .map(|e| e.unwrap().velocity)
             })
@@ -610,7 +751,7 @@ mod tests {
             let mut frames = Frames(2024);
             let mut state = MappingState::new();
             (0..200)
-                .map(|i| map_frame(&frames.frame(i), &params, &mut state))
+                .map(|i| map_frame(&frames.frame(i), &params, 0, &mut state))
                 .collect::<Vec<_>>()
         };
         let (a, b) = (run(), run());
@@ -631,12 +772,12 @@ mod tests {
         let mut frames = Frames(2024);
         let mut state = MappingState::new();
         for i in 0..50 {
-            map_frame(&frames.frame(i), &params, &mut state);
+            map_frame(&frames.frame(i), &params, 0, &mut state);
         }
         state.reset();
         let mut frames = Frames(2024);
         let again: Vec<_> = (0..200)
-            .map(|i| map_frame(&frames.frame(i), &params, &mut state))
+            .map(|i| map_frame(&frames.frame(i), &params, 0, &mut state))
             .collect();
         assert_eq!(again, a);
     }
@@ -648,7 +789,7 @@ mod tests {
         params.root = Root::C;
         let mut frames = Frames(31);
         let mut state = MappingState::new();
-        let plan = map_frame(&frames.frame(0), &params, &mut state);
+        let plan = map_frame(&frames.frame(0), &params, 0, &mut state);
         assert_eq!(
             plan.drone,
             DroneAction::Start {
@@ -657,13 +798,13 @@ mod tests {
             }
         );
         for i in 1..10 {
-            let plan = map_frame(&frames.frame(i), &params, &mut state);
+            let plan = map_frame(&frames.frame(i), &params, 0, &mut state);
             assert_eq!(plan.drone, DroneAction::Keep);
         }
         params.scale = Scale::PentatonicMinor;
         params.root = Root::FSharp;
         for i in 10..60 {
-            let plan = map_frame(&frames.frame(i), &params, &mut state);
+            let plan = map_frame(&frames.frame(i), &params, 0, &mut state);
             if i == 10 {
                 assert_eq!(
                     plan.drone,
@@ -685,7 +826,7 @@ mod tests {
         params.scale = Scale::Chromatic;
         let mut frame = frames.frame(60);
         frame.coords[6][0] = 0.0; // the middle of 55..=79 is exactly 67
-        let plan = map_frame(&frame, &params, &mut state);
+        let plan = map_frame(&frame, &params, 0, &mut state);
         assert_eq!(plan.voices[1].unwrap().note, 67);
     }
 
@@ -700,7 +841,7 @@ mod tests {
         let length_at = |entropy: f32, frame: &mut TokenFrame| {
             frame.entropy = [entropy; MAX_HIDDEN_STATES];
             frame.entropy[0] = 0.0; // embeddings: voice 1 borrows block 1
-            map_frame(frame, &params, &mut MappingState::new())
+            map_frame(frame, &params, 0, &mut MappingState::new())
                 .voices
                 .map(|e| e.unwrap().length)
         };
@@ -719,7 +860,7 @@ mod tests {
                 .map(|i| {
                     let mut frame = frames.frame(i);
                     frame.sparsity = [sparsity; MAX_HIDDEN_STATES];
-                    map_frame(&frame, &params, &mut state)
+                    map_frame(&frame, &params, 0, &mut state)
                 })
                 .flat_map(|p| p.voices)
                 .flatten()
@@ -737,7 +878,7 @@ mod tests {
         let mut frame = frames.frame(1);
         frame.sparsity = [1.0; MAX_HIDDEN_STATES];
         frame.entropy = [0.0; MAX_HIDDEN_STATES];
-        let plan = map_frame(&frame, &params, &mut MappingState::new());
+        let plan = map_frame(&frame, &params, 0, &mut MappingState::new());
         for event in plan.voices.into_iter().flatten() {
             let ornament = event.ornament.unwrap();
             assert_eq!(event.length, ornament.offset);
@@ -756,25 +897,25 @@ mod tests {
         frame.entropy = [0.0; MAX_HIDDEN_STATES]; // fully focused: ties
         frame.coords[12][0] = 1.0;
         let mut state = MappingState::new();
-        let plan = map_frame(&frame, &params, &mut state);
+        let plan = map_frame(&frame, &params, 0, &mut state);
         assert_eq!(plan.voices[0].unwrap().note, 96); // top of 72..=96, in C major
         assert!(!plan.voices[0].unwrap().tied);
         assert_eq!(plan.voices[2], None);
         // Same note again after a tie: held, not struck.
         frame.index = 1;
-        let plan = map_frame(&frame, &params, &mut state);
+        let plan = map_frame(&frame, &params, 0, &mut state);
         assert!(plan.voices[0].unwrap().tied);
         assert_eq!(state.last_note(0), Some(96));
         // After the caller released everything, it is struck again, and so is the drone.
         state.release_all();
         frame.index = 2;
-        let plan = map_frame(&frame, &params, &mut state);
+        let plan = map_frame(&frame, &params, 0, &mut state);
         assert!(!plan.voices[0].unwrap().tied);
         assert!(matches!(plan.drone, DroneAction::Start { note: 36, .. }));
         // A frame without hidden states plays nothing and breaks ties.
-        let plan = map_frame(&TokenFrame::EMPTY, &params, &mut state);
+        let plan = map_frame(&TokenFrame::EMPTY, &params, 0, &mut state);
         assert_eq!(plan.voices, [None; VOICES]);
-        let plan = map_frame(&frame, &params, &mut state);
+        let plan = map_frame(&frame, &params, 0, &mut state);
         assert!(!plan.voices[0].unwrap().tied);
     }
 
@@ -795,7 +936,7 @@ mod tests {
                 .map(|(i, text)| {
                     let mut frame = frames.frame(i as u32);
                     frame.set_text(text);
-                    map_frame(&frame, &params, &mut state).voices
+                    map_frame(&frame, &params, 0, &mut state).voices
                 })
                 .collect::<Vec<_>>()
         };
@@ -865,7 +1006,7 @@ mod tests {
         let notes = frames
             .iter()
             .map(|f| {
-                map_frame(f, &params, &mut state).voices[1]
+                map_frame(f, &params, 0, &mut state).voices[1]
                     .expect("voice 2")
                     .note
             })

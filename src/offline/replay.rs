@@ -8,8 +8,8 @@ use crate::io::midi_file::MidiRecorder;
 use crate::io::run_file::Run;
 use crate::music::SLOTS;
 
-use crate::params::LatentChoirParams;
 use crate::params::text as param_text;
+use crate::params::{LatentChoirParams, presets};
 use crate::playback::player::FrameSource;
 use crate::playback::sonifier::Sonifier;
 use crate::synth::SoundFontPlayer;
@@ -21,6 +21,10 @@ use super::timeline::{self as offline, AudioSink, OfflineEars, OfflineReport, Si
 /// The parameters a run was made with (its manifest's values over the defaults).
 pub fn recorded_params(run: &Run) -> Result<LatentChoirParams, OfflineError> {
     let params = LatentChoirParams::default();
+    // A run recorded before a parameter existed played as the Classic preset has it.
+    if let Some(classic) = presets::find(presets::CLASSIC_KEY) {
+        classic.apply(&params)?;
+    }
     param_text::restore(&params, &run.manifest.params)?;
     Ok(params)
 }

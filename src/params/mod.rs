@@ -7,8 +7,9 @@ use nice_plug::plugin::ParamValue;
 use nice_plug::prelude::*;
 
 use crate::loudness::{CurveMode, CurveSettings};
+use crate::music::harmony::HarmonicRhythm;
 use crate::music::scale::{Root, Scale};
-use crate::music::voices::MappingParams;
+use crate::music::voices::{BassMode, MappingParams};
 use crate::synth::{DEFAULT_PROGRAMS, Source};
 
 pub mod presets;
@@ -64,6 +65,10 @@ pub struct LatentChoirParams {
     pub listen: ListenParams,
     #[nested(group = "Phrasing")]
     pub phrasing: PhrasingParams,
+    #[nested(group = "Harmony")]
+    pub harmony: HarmonyParams,
+    #[nested(group = "Feel")]
+    pub feel: FeelParams,
 }
 
 /// When tokens come and how far the model may run ahead.
@@ -132,11 +137,15 @@ pub struct MelodyParams {
     pub staccato: FloatParam,
 }
 
-/// A bass drone on the key's root.
+/// The bass: a drone on the key's root, or a line on the chords' roots.
 #[derive(Params)]
 pub struct DroneParams {
     #[id = "drone"]
     pub enabled: BoolParam,
+    /// Held Drone: the key's root, held. Moving: the chord's root, and its fifth in the second
+    /// half of a bar-long chord.
+    #[id = "bass"]
+    pub bass: EnumParam<BassChoice>,
     #[id = "drone_octave"]
     pub octave: IntParam,
     #[id = "drone_level"]
@@ -178,7 +187,7 @@ pub struct MidiParams {
     pub thru: BoolParam,
 }
 
-/// Phrasing from the text: punctuation and line breaks shape the music (all off by default).
+/// Phrasing from the text: punctuation and line breaks shape the music.
 #[derive(Params)]
 pub struct PhrasingParams {
     /// A comma (or semicolon, colon, dash) shortens the step's notes by this much; 100 % rests.
@@ -197,6 +206,67 @@ pub struct PhrasingParams {
     /// Strong beats louder, off-beats softer (the downbeat up to +24 velocity).
     #[id = "accent"]
     pub accent: FloatParam,
+}
+
+/// Chords the voices and the bass follow.
+#[derive(Params)]
+pub struct HarmonyParams {
+    /// How often the chord changes; each is chosen from the deepest layer over the span
+    /// before it. Off keeps the tonic triad throughout.
+    #[id = "harmony"]
+    pub rhythm: EnumParam<HarmonyChoice>,
+    /// A voice that would cross below the voice under it moves by an octave instead.
+    #[id = "avoid_crossing"]
+    pub avoid_crossing: BoolParam,
+}
+
+/// How the notes are played: loud and soft, late and early.
+#[derive(Params)]
+pub struct FeelParams {
+    /// Widens the velocity range and lets the norms' phrase-level swell move it.
+    #[id = "dynamics"]
+    pub dynamics: FloatParam,
+    /// Every second step late, up to a triplet feel at 100 %.
+    #[id = "swing"]
+    pub swing: FloatParam,
+    /// Each note a little late and a little louder or softer, by a hash of its token.
+    #[id = "humanise"]
+    pub humanise: FloatParam,
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HarmonyChoice {
+    Off,
+    #[name = "Every Bar"]
+    Bar,
+    #[name = "Every Half Bar"]
+    HalfBar,
+}
+
+impl HarmonyChoice {
+    pub fn rhythm(self) -> HarmonicRhythm {
+        match self {
+            Self::Off => HarmonicRhythm::Off,
+            Self::Bar => HarmonicRhythm::Bar,
+            Self::HalfBar => HarmonicRhythm::HalfBar,
+        }
+    }
+}
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BassChoice {
+    #[name = "Held Drone"]
+    Drone,
+    Moving,
+}
+
+impl BassChoice {
+    pub fn mode(self) -> BassMode {
+        match self {
+            Self::Drone => BassMode::Drone,
+            Self::Moving => BassMode::Moving,
+        }
+    }
 }
 
 /// The model hears the track: what it reads of the input, and how often.
@@ -261,8 +331,24 @@ impl MelodyModeChoice {
     }
 }
 
+/// A voice's defaults: layer, range, pan, melody mode.
+struct VoiceDefaults {
+    layer: i32,
+    low: i32,
+    high: i32,
+    pan: f32,
+    mode: MelodyModeChoice,
+}
+
 impl VoiceParams {
-    fn new(index: usize, layer: i32, low: i32, high: i32, pan: f32) -> Self {
+    fn new(index: usize, defaults: VoiceDefaults) -> Self {
+        let VoiceDefaults {
+            layer,
+            low,
+            high,
+            pan,
+            mode,
+        } = defaults;
         let n = index + 1;
         Self {
             enabled: BoolParam::new(format!("Voice {n}"), true),
@@ -296,7 +382,7 @@ impl VoiceParams {
                 IntRange::Linear { min: 1, max: 16 },
             ),
             program: program_param(&format!("Voice {n} Program"), DEFAULT_PROGRAMS[index]),
-            mode: EnumParam::new(format!("Voice {n} Melody"), MelodyModeChoice::Trajectory),
+            mode: EnumParam::new(format!("Voice {n} Melody"), mode),
         }
     }
 }
@@ -447,10 +533,39 @@ impl Default for LatentChoirParams {
             generation: GenerationParams::default(),
             temperature: TemperatureParams::default(),
             melody: MelodyParams::default(),
+            // Three lines in registers that do not overlap by more than a second: chord tones
+            // on top, two contour lines under them, and the bass (Drone) below.
             voices: [
-                VoiceParams::new(0, 0, 72, 96, -0.4),
-                VoiceParams::new(1, 15, 55, 79, 0.4),
-                VoiceParams::new(2, 30, 48, 72, 0.0),
+                VoiceParams::new(
+                    0,
+                    VoiceDefaults {
+                        layer: 0,
+                        low: 72,
+                        high: 88,
+                        pan: -0.4,
+                        mode: MelodyModeChoice::ChordTones,
+                    },
+                ),
+                VoiceParams::new(
+                    1,
+                    VoiceDefaults {
+                        layer: 15,
+                        low: 60,
+                        high: 74,
+                        pan: 0.4,
+                        mode: MelodyModeChoice::Contour,
+                    },
+                ),
+                VoiceParams::new(
+                    2,
+                    VoiceDefaults {
+                        layer: 30,
+                        low: 48,
+                        high: 62,
+                        pan: 0.0,
+                        mode: MelodyModeChoice::Contour,
+                    },
+                ),
             ],
             drone: DroneParams::default(),
             sound: SoundParams::default(),
@@ -458,26 +573,25 @@ impl Default for LatentChoirParams {
                 thru: BoolParam::new("MIDI Thru", true),
             },
             phrasing: PhrasingParams {
-                comma_breath: FloatParam::new(
-                    "Comma Breath",
-                    0.0,
-                    FloatRange::Linear { min: 0.0, max: 1.0 },
-                )
-                .with_unit(" %")
-                .with_value_to_string(formatters::v2s_f32_percentage(0))
-                .with_string_to_value(formatters::s2v_f32_percentage()),
-                cadences: BoolParam::new("Cadences", false),
+                comma_breath: percent_param("Comma Breath", 0.6),
+                cadences: BoolParam::new("Cadences", true),
                 paragraph_shift: IntParam::new(
                     "Paragraph Shift",
                     0,
                     IntRange::Linear { min: 0, max: 24 },
                 )
                 .with_unit(" st"),
-                word_ties: BoolParam::new("Word Ties", false),
-                accent: FloatParam::new("Accent", 0.0, FloatRange::Linear { min: 0.0, max: 1.0 })
-                    .with_unit(" %")
-                    .with_value_to_string(formatters::v2s_f32_percentage(0))
-                    .with_string_to_value(formatters::s2v_f32_percentage()),
+                word_ties: BoolParam::new("Word Ties", true),
+                accent: percent_param("Accent", 0.4),
+            },
+            harmony: HarmonyParams {
+                rhythm: EnumParam::new("Harmony", HarmonyChoice::Bar),
+                avoid_crossing: BoolParam::new("Avoid Crossing", true),
+            },
+            feel: FeelParams {
+                dynamics: percent_param("Dynamics", 0.7),
+                swing: percent_param("Swing", 0.0),
+                humanise: percent_param("Humanise", 0.2),
             },
             listen: ListenParams {
                 enabled: BoolParam::new("Listen", false),
@@ -576,6 +690,7 @@ impl Default for DroneParams {
     fn default() -> Self {
         Self {
             enabled: BoolParam::new("Drone", true),
+            bass: EnumParam::new("Bass", BassChoice::Moving),
             octave: IntParam::new("Drone Octave", 2, IntRange::Linear { min: 0, max: 5 }),
             level: gain_param("Drone Level", 6.0),
             channel: IntParam::new(
@@ -625,6 +740,12 @@ impl LatentChoirParams {
             word_ties: self.phrasing.word_ties.value(),
         };
         mapping.accent = self.phrasing.accent.value();
+        mapping.harmony = self.harmony.rhythm.value().rhythm();
+        mapping.avoid_crossing = self.harmony.avoid_crossing.value();
+        mapping.bass = self.drone.bass.value().mode();
+        mapping.dynamics = self.feel.dynamics.value();
+        mapping.swing = self.feel.swing.value();
+        mapping.humanise = self.feel.humanise.value();
         mapping
     }
 
@@ -649,6 +770,14 @@ impl LatentChoirParams {
             fixed: self.temperature.fixed.value(),
         }
     }
+}
+
+/// An amount from 0 to 100 %.
+fn percent_param(name: &str, default: f32) -> FloatParam {
+    FloatParam::new(name, default, FloatRange::Linear { min: 0.0, max: 1.0 })
+        .with_unit(" %")
+        .with_value_to_string(formatters::v2s_f32_percentage(0))
+        .with_string_to_value(formatters::s2v_f32_percentage())
 }
 
 /// A linear gain parameter shown in dB, 0 dB by default, from silence up to `max_db`.

@@ -36,7 +36,7 @@ pub const FACTORY: &[Preset] = &[
     },
     Preset {
         name: "Seed-000 Classic",
-        key: "seed-000-classic",
+        key: CLASSIC_KEY,
         description: "The original piece: pitch follows PC1 on the first, middle and last layer \
                       (flute, clarinet, strings) over a held drone, nothing added",
         values: CLASSIC,
@@ -53,6 +53,8 @@ pub const FACTORY: &[Preset] = &[
             ("program_2", "41"),
             ("program_3", "43"),
             ("reverb", "0.3"),
+            ("harmony", "Every Half Bar"),
+            ("humanise", "30 %"),
         ],
     },
     Preset {
@@ -71,6 +73,11 @@ pub const FACTORY: &[Preset] = &[
             ("program_1", "89"),
             ("program_2", "92"),
             ("program_3", "90"),
+            ("bass", "Held Drone"),
+            ("dynamics", "40 %"),
+            ("humanise", "0 %"),
+            ("accent", "0 %"),
+            ("comma_breath", "30 %"),
         ],
     },
     Preset {
@@ -88,6 +95,8 @@ pub const FACTORY: &[Preset] = &[
             ("accent", "70 %"),
             ("program_1", "82"),
             ("program_2", "82"),
+            ("swing", "25 %"),
+            ("word_ties", "Off"),
         ],
     },
     Preset {
@@ -102,6 +111,8 @@ pub const FACTORY: &[Preset] = &[
             ("drone_program", "1"),
             ("ornaments", "0.2"),
             ("reverb", "0.35"),
+            ("humanise", "35 %"),
+            ("dynamics", "80 %"),
         ],
     },
     Preset {
@@ -123,13 +134,16 @@ pub const FACTORY: &[Preset] = &[
             ("program_1", "43"),
             ("program_2", "44"),
             ("program_3", "49"),
+            ("bass", "Held Drone"),
+            ("harmony", "Off"),
+            ("dynamics", "50 %"),
         ],
     },
     Preset {
         name: "MIDI-only Generator",
         key: "midi-only-generator",
         description: "The built-in synth muted: notes for other tracks, the track passes through",
-        values: &[("synth_mute", "On"), ("reverb", "0")],
+        values: &[("synth_mute", "On"), ("reverb", "0"), ("humanise", "0 %")],
     },
 ];
 
@@ -151,7 +165,17 @@ const CLASSIC: &[(&str, &str)] = &[
     ("paragraph_shift", "0"),
     ("word_ties", "Off"),
     ("accent", "0 %"),
+    ("harmony", "Off"),
+    ("avoid_crossing", "Off"),
+    ("bass", "Held Drone"),
+    ("dynamics", "0 %"),
+    ("swing", "0 %"),
+    ("humanise", "0 %"),
 ];
+
+/// Key of the preset that plays as the original piece did (and as projects and runs saved
+/// before a parameter existed did).
+pub const CLASSIC_KEY: &str = "seed-000-classic";
 
 /// The preset named `name`: its name or key, in any case.
 pub fn find(name: &str) -> Option<&'static Preset> {
@@ -244,7 +268,7 @@ pub fn fill_missing_with_classic(state: &mut PluginState) {
     if state.params.is_empty() {
         return;
     }
-    let Some(classic) = find("seed-000-classic").and_then(|p| p.state().ok()) else {
+    let Some(classic) = find(CLASSIC_KEY).and_then(|p| p.state().ok()) else {
         return;
     };
     for (id, value) in classic.params {

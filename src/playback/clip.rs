@@ -117,7 +117,7 @@ impl Clip {
                 None => i as i64,
             };
             clip.record(step, Some(frame), &state);
-            map_frame(frame, &params, &mut state);
+            map_frame(frame, &params, step, &mut state);
         }
         clip.closed = true;
         clip.last_step = None;
@@ -285,11 +285,13 @@ impl Clip {
         let at = self.index(step)?.min(self.slots.len());
         let checkpoint = (at / CHECKPOINT_EVERY).min(self.checkpoints.len().checked_sub(1)?);
         let mut state = self.checkpoints[checkpoint];
-        for slot in &self.slots[checkpoint * CHECKPOINT_EVERY..at] {
+        let anchor = self.anchor?;
+        let from = checkpoint * CHECKPOINT_EVERY;
+        for (k, slot) in self.slots[from..at].iter().enumerate() {
             if let Slot::Token(i) = slot
                 && let Some(frame) = self.frames.get(*i as usize)
             {
-                map_frame(frame, params, &mut state);
+                map_frame(frame, params, anchor + (from + k) as i64, &mut state);
             }
         }
         Some(state)
@@ -375,7 +377,7 @@ mod tests {
             states.push(state);
             let frame = frame(3, index);
             clip.record(i64::from(index) + 7, Some(&frame), &state);
-            map_frame(&frame, &params, &mut state);
+            map_frame(&frame, &params, 0, &mut state);
         }
         for (index, expected) in states.iter().enumerate() {
             let step = index as i64 + 7;
@@ -419,7 +421,7 @@ mod tests {
         let params = MappingParams::default();
         let mut state = MappingState::new();
         for frame in &frames[..33] {
-            map_frame(frame, &params, &mut state);
+            map_frame(frame, &params, 0, &mut state);
         }
         assert_eq!(clip.state_before(33, &params), Some(state));
     }

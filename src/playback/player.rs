@@ -23,9 +23,10 @@
 use crate::loudness::{CurvePoint, CurveSettings, LoudnessMeter, TemperatureCurve};
 use crate::music::drone::DroneAction;
 use crate::music::dynamics::accent;
+use crate::music::feel::{Feel, feel};
 use crate::music::frame::TokenFrame;
 use crate::music::grid::{FreeBlock, HostBlock, TokenClock};
-use crate::music::message::{DRONE_SLOT, NoteMessage, SLOTS};
+use crate::music::message::{DRONE_SLOT, NO_TOKEN, NoteMessage, SLOTS};
 use crate::music::voices::{MappingParams, MappingState, StepPlan, TIE_LENGTH, map_frame};
 
 use crate::music::scale::{Root, Scale};
@@ -219,6 +220,7 @@ const SILENT: NoteMessage = NoteMessage {
     channel: 0,
     note: 0,
     velocity: 0,
+    token: NO_TOKEN,
 };
 
 impl Player {
@@ -389,11 +391,17 @@ impl Player {
         // release, the drone waits for the next token, as it did the first time).
         if self.drone_follows {
             let drone = self.mapping.update_drone(&settings.mapping);
-            self.apply_drone(drone, 0, settings.channels[usize::from(DRONE_SLOT)]);
+            self.apply_drone(
+                drone,
+                0,
+                settings.channels[usize::from(DRONE_SLOT)],
+                NO_TOKEN,
+            );
         }
 
         let step_samples = clock.step_samples(self.sample_rate);
         let bar = steps_per_bar(&clock);
+        settings.mapping.steps_per_bar = u32::try_from(bar).unwrap_or(u32::MAX);
         let mut fed = 0;
         for step in steps {
             let offset = step.offset.min(len as u32);
@@ -445,18 +453,37 @@ impl Player {
                 self.mapping.reset();
                 self.run = Some(frame.run);
             }
-            let mut plan = map_frame(&frame, &settings.mapping, &mut self.mapping);
+            let position = if on_transport {
+                grid_step
+            } else {
+                i64::from(frame.index)
+            };
+            let mut plan = map_frame(&frame, &settings.mapping, position, &mut self.mapping);
             if settings.mapping.accent > 0.0 {
-                let position = if on_transport {
-                    grid_step
-                } else {
-                    i64::from(frame.index)
-                };
                 for note in plan.voices.iter_mut().flatten() {
                     note.velocity = accent(note.velocity, position, bar, settings.mapping.accent);
                 }
             }
-            self.apply(&plan, offset, now, step_samples, &settings.channels);
+            let feel = feel(
+                position,
+                frame.index,
+                settings.mapping.swing,
+                settings.mapping.humanise,
+            );
+            for (voice, note) in plan.voices.iter_mut().enumerate() {
+                if let Some(note) = note {
+                    note.velocity = feel.velocity(voice, note.velocity);
+                }
+            }
+            self.apply(
+                &plan,
+                &feel,
+                frame.index,
+                offset,
+                now,
+                step_samples,
+                &settings.channels,
+            );
             self.drone_follows = true;
             match play {
                 StepPlay::Again(_) => source.replayed(&frame, &point),
@@ -568,6 +595,8 @@ impl Player {
     fn apply(
         &mut self,
         plan: &StepPlan,
+        feel: &Feel,
+        token: u32,
         offset: u32,
         now: u64,
         step_samples: f64,
@@ -583,13 +612,10 @@ impl Player {
                 samples(event.length)
             };
             let sounding = self.find_scheduled_off(slot, event.note);
+            let delay = (f64::from(feel.delay[voice]) * step_samples).round() as u64;
             if let (true, Some(i)) = (event.tied, sounding) {
-                self.scheduled[i].due = now + length;
+                self.scheduled[i].due = now + delay + length;
                 continue;
-            }
-            if let Some(i) = sounding {
-                let off = self.remove_scheduled(i);
-                self.push_event(NoteMessage { offset, ..off });
             }
             let channel = channels[voice];
             let on = NoteMessage {
@@ -598,15 +624,32 @@ impl Player {
                 channel,
                 note: event.note,
                 velocity: event.velocity.max(1),
+                token,
             };
-            self.push_event(on);
-            self.schedule(now + length, NoteMessage { velocity: 0, ..on }, true);
+            let start = now + delay;
+            if delay > 0 {
+                // Late (swing, humanise): the on waits in the schedule like an ornament's, and
+                // ends a same note still sounding when it comes.
+                if self.n_scheduled + 2 > MAX_SCHEDULED {
+                    self.dropped += 1;
+                    continue;
+                }
+                self.schedule(start, on, false);
+                self.schedule(start + length, NoteMessage { velocity: 0, ..on }, false);
+            } else {
+                if let Some(i) = sounding {
+                    let off = self.remove_scheduled(i);
+                    self.push_event(NoteMessage { offset, ..off });
+                }
+                self.push_event(on);
+                self.schedule(now + length, NoteMessage { velocity: 0, ..on }, true);
+            }
             // An ornament needs room for both its on and its off, or it is left out.
             if let Some(ornament) = event
                 .ornament
                 .filter(|_| self.n_scheduled + 2 <= MAX_SCHEDULED)
             {
-                let start = now + samples(ornament.offset);
+                let start = start + samples(ornament.offset);
                 let on = NoteMessage {
                     note: ornament.note,
                     velocity: ornament.velocity.max(1),
@@ -620,16 +663,17 @@ impl Player {
                 );
             }
         }
-        self.apply_drone(plan.drone, offset, channels[usize::from(DRONE_SLOT)]);
+        self.apply_drone(plan.drone, offset, channels[usize::from(DRONE_SLOT)], token);
     }
 
-    fn apply_drone(&mut self, action: DroneAction, offset: u32, channel: u8) {
+    fn apply_drone(&mut self, action: DroneAction, offset: u32, channel: u8, token: u32) {
         let off = |(channel, note): (u8, u8)| NoteMessage {
             offset,
             slot: DRONE_SLOT,
             channel,
             note,
             velocity: 0,
+            token,
         };
         let start = |this: &mut Self, note: u8, velocity: u8| {
             this.push_event(NoteMessage {
@@ -638,6 +682,7 @@ impl Player {
                 channel,
                 note,
                 velocity: velocity.max(1),
+                token,
             });
             this.drone = Some((channel, note));
         };
@@ -652,15 +697,33 @@ impl Player {
                     return;
                 }
                 if let Some(sounding) = self.drone.take() {
-                    self.push_event(off(sounding));
+                    self.end_drone(off(sounding));
                 }
                 start(self, note, velocity);
             }
             DroneAction::Stop { .. } => {
                 if let Some(sounding) = self.drone.take() {
-                    self.push_event(off(sounding));
+                    self.end_drone(off(sounding));
                 }
             }
+        }
+    }
+
+    /// Ends the sounding drone with `off`. A drone struck at this same offset (the bass moved
+    /// twice at one instant: a key change at the block start, then a new chord on the step)
+    /// is taken back instead: its off would sort before its on.
+    fn end_drone(&mut self, off: NoteMessage) {
+        let struck_now = self.events[..self.n_events].iter().rposition(|m| {
+            m.is_on()
+                && m.slot == DRONE_SLOT
+                && (m.channel, m.note, m.offset) == (off.channel, off.note, off.offset)
+        });
+        match struck_now {
+            Some(i) => {
+                self.events.copy_within(i + 1..self.n_events, i);
+                self.n_events -= 1;
+            }
+            None => self.push_event(off),
         }
     }
 
@@ -695,6 +758,7 @@ impl Player {
                 channel,
                 note,
                 velocity: 0,
+                token: NO_TOKEN,
             });
         }
         self.mapping.release_all();
@@ -913,6 +977,124 @@ mod tests {
             }
         }
         assert!(sounding.is_empty(), "left sounding: {sounding:?}");
+    }
+
+    /// `events` and the note-offs a stop right after them sends.
+    fn stopped(
+        player: &mut Player,
+        frames: &mut Frames,
+        settings: &PlayerSettings,
+        mut events: Vec<(u64, NoteMessage)>,
+    ) -> Vec<(u64, NoteMessage)> {
+        let stop = PlayerSettings {
+            playing: false,
+            ..*settings
+        };
+        events.extend(play(player, frames, &stop, 120.0, 512));
+        events
+    }
+
+    #[test]
+    fn swing_delays_the_off_steps_and_humanise_is_the_same_in_every_bounce() {
+        // 120 BPM, two steps a beat: a step is 12 000 samples.
+        let step = 12_000u64;
+        let ons = |swing: f32, humanise: f32| {
+            let mut player = Player::new(48_000.0);
+            let mut frames = Frames::new(1000, 1);
+            let mut settings = settings();
+            settings.mapping.swing = swing;
+            settings.mapping.humanise = humanise;
+            settings.mapping.ornament_amount = 0.0;
+            let events = play(
+                &mut player,
+                &mut frames,
+                &settings,
+                120.0,
+                16 * step as usize,
+            );
+            assert_paired(&stopped(
+                &mut player,
+                &mut frames,
+                &settings,
+                events.clone(),
+            ));
+            events
+                .into_iter()
+                .filter(|(_, m)| m.is_on() && m.slot != DRONE_SLOT)
+                .map(|(t, m)| (t, m.slot, m.velocity, m.token))
+                .collect::<Vec<_>>()
+        };
+        let straight = ons(0.0, 0.0);
+        assert!(straight.iter().all(|(t, ..)| t % step == 0), "on the grid");
+        let swung = ons(1.0, 0.0);
+        assert!(!swung.is_empty());
+        for (t, _, _, token) in &swung {
+            // Token i plays at step i; odd steps a third of a step late.
+            let expected = u64::from(*token) * step + if token % 2 == 1 { step / 3 } else { 0 };
+            assert_eq!(*t, expected, "token {token}");
+        }
+        let human = ons(0.0, 1.0);
+        assert_eq!(human, ons(0.0, 1.0), "the same feel every time");
+        let late: Vec<u64> = human
+            .iter()
+            .map(|(t, _, _, token)| t - u64::from(*token) * step)
+            .collect();
+        assert!(late.iter().all(|&d| d <= step * 8 / 100 + 1));
+        assert!(late.iter().any(|&d| d > 0));
+        let velocities_differ = human.iter().zip(&straight).any(|(h, s)| h.2 != s.2);
+        assert!(velocities_differ, "humanise moves velocities");
+    }
+
+    #[test]
+    fn with_harmony_the_bass_moves_with_the_chords_and_voices_do_not_cross() {
+        let mut player = Player::new(48_000.0);
+        let mut frames = Frames::new(1000, 1);
+        let mut settings = settings();
+        settings.mapping.harmony = crate::music::harmony::HarmonicRhythm::Bar;
+        settings.mapping.bass = crate::music::voices::BassMode::Moving;
+        settings.mapping.avoid_crossing = true;
+        // Overlapping ranges, so crossing would happen.
+        for voice in &mut settings.mapping.voices {
+            voice.low = 55;
+            voice.high = 84;
+        }
+        settings.mapping.voices[0].low = 60;
+        let bar = 4 * 24_000u64;
+        let events = play(&mut player, &mut frames, &settings, 120.0, 8 * bar as usize);
+        assert_paired(&stopped(
+            &mut player,
+            &mut frames,
+            &settings,
+            events.clone(),
+        ));
+        let bass: Vec<(u64, u8)> = events
+            .iter()
+            .filter(|(_, m)| m.is_on() && m.slot == DRONE_SLOT)
+            .map(|(t, m)| (*t, m.note))
+            .collect();
+        assert!(bass.len() > 4, "the bass moves: {bass:?}");
+        assert!(
+            bass.iter().all(|(t, _)| t % (bar / 2) == 0),
+            "bass notes change on the bar and the half bar: {bass:?}"
+        );
+        let pitch_classes: std::collections::BTreeSet<u8> =
+            bass.iter().map(|(_, n)| n % 12).collect();
+        assert!(pitch_classes.len() >= 3, "{pitch_classes:?}");
+        assert!(
+            pitch_classes
+                .iter()
+                .all(|pc| Scale::Major.intervals().contains(pc))
+        );
+        // At each step, voice 1 (the highest range) is not under voice 2.
+        let mut at_step: std::collections::BTreeMap<u64, [Option<u8>; 3]> = Default::default();
+        for (t, m) in events.iter().filter(|(_, m)| m.is_on() && m.slot < 3) {
+            at_step.entry(*t).or_default()[usize::from(m.slot)] = Some(m.note);
+        }
+        for (t, notes) in &at_step {
+            if let [Some(top), Some(middle), _] = notes {
+                assert!(top >= middle, "crossed at {t}: {notes:?}");
+            }
+        }
     }
 
     #[test]

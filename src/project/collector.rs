@@ -212,6 +212,7 @@ impl Collection {
         Run {
             manifest,
             tokens: self.tokens.clone(),
+            notes: Vec::new(),
         }
     }
 }

@@ -17,3 +17,12 @@ pub fn field(state: &[u8], key: &str) -> Option<serde_json::Value> {
     let text = document["fields"][key].as_str()?;
     serde_json::from_str(text).ok()
 }
+
+/// A plugin state as the CLAP build saves it: its JSON after an 8-byte little-endian length.
+#[allow(dead_code)]
+pub fn encode(state: &nice_plug::prelude::PluginState) -> Vec<u8> {
+    let json = serde_json::to_vec(state).expect("encode");
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend(json);
+    out
+}

@@ -2,6 +2,7 @@
 //! feeds the real queue, a simulated transport plays the grid, and the same mapping and synth
 //! make the notes and the sound; out come a WAV, a MIDI file and a run file.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,16 +14,17 @@ use latent_choir::io::WriteError;
 use latent_choir::io::audio_file::{self, StereoAudio};
 use latent_choir::io::midi_file::MidiRecorder;
 use latent_choir::io::output_file::PendingFile;
-use latent_choir::io::run_file::{self, Manifest, ModelRecord, PlayedToken, Run};
+use latent_choir::io::run_file::{self, Manifest, ModelRecord, NoteTrace, PlayedToken, Run};
 use latent_choir::io::wav_file::WavSink;
 use latent_choir::llm::discovery;
+use latent_choir::music::BassMode;
 use latent_choir::offline::OfflineError;
 use latent_choir::offline::recording::Recorder;
 pub use latent_choir::offline::replay::track_names;
 use latent_choir::offline::replay::{self, MIDI_TEMPO_TRACK, Surroundings};
 use latent_choir::offline::timeline::{self as offline, OfflineEars, OfflineReport, Timeline};
 use latent_choir::params::text as param_text;
-use latent_choir::params::{LatentChoirParams, SessionSettings};
+use latent_choir::params::{LatentChoirParams, SessionSettings, presets};
 use latent_choir::playback::ear::ear;
 use latent_choir::playback::player::FrameSource;
 use latent_choir::plugin::listener::{ListenState, Listener};
@@ -70,6 +72,10 @@ pub struct Args {
     /// Play the voices on this SoundFont (GM programs) instead of the built-in synth.
     #[arg(long)]
     soundfont: Option<PathBuf>,
+    /// Start from a factory preset (by name or key, e.g. `--preset "Dark Drone"`); `--param`
+    /// then changes it. `--preset list` lists them.
+    #[arg(long)]
+    preset: Option<String>,
     /// Set a plugin parameter by its id, e.g. `--param scale=Dorian --param root=D`
     /// (repeatable; `--param list` lists the ids and values).
     #[arg(long = "param", value_name = "ID=VALUE")]
@@ -87,6 +93,18 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<(), String> {
     let params = LatentChoirParams::default();
+    if let Some(name) = &args.preset {
+        if name == "list" {
+            for preset in presets::FACTORY {
+                println!(
+                    "{:<22} {:<22} {}",
+                    preset.key, preset.name, preset.description
+                );
+            }
+            return Ok(());
+        }
+        apply_preset(&params, name)?;
+    }
     if list_params(&params, &args.params) {
         return Ok(());
     }
@@ -211,12 +229,48 @@ pub fn run(args: Args) -> Result<(), String> {
             grid_steps: None,
             heard,
         },
+        notes: trace_notes(&midi, &recorder.played, &params, hidden_states),
         tokens: recorder.played,
     };
     let written = outputs.commit(midi, Some(&run))?;
     println!("{}", text.trim());
     summarize(&report, &timeline, started.elapsed(), &written);
     Ok(())
+}
+
+/// Each note-on the render played with the token (its position among `played`) and the
+/// hidden state that made it: a voice's layer, the deepest state for a moving bass (it picks
+/// the chords), none for the held drone (it follows the key).
+fn trace_notes(
+    midi: &MidiRecorder,
+    played: &[PlayedToken],
+    params: &LatentChoirParams,
+    hidden_states: usize,
+) -> Vec<NoteTrace> {
+    let position: HashMap<u32, u32> = played
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.frame.index, i as u32))
+        .collect();
+    let mapping = params.mapping();
+    let last = hidden_states.saturating_sub(1) as u32;
+    midi.note_ons_traced()
+        .iter()
+        .map(|&(sample, slot, note, velocity, token)| {
+            let layer = match mapping.voices.get(usize::from(slot)) {
+                Some(voice) => Some((voice.layer as u32).min(last)),
+                None => (mapping.bass == BassMode::Moving).then_some(last),
+            };
+            NoteTrace {
+                sample,
+                slot: slot + 1,
+                note,
+                velocity,
+                token: position.get(&token).copied(),
+                layer,
+            }
+        })
+        .collect()
 }
 
 /// Where the three files go, reserved up front so an unwritable path fails before the model
@@ -332,6 +386,19 @@ pub fn list_params(params: &LatentChoirParams, assignments: &[String]) -> bool {
         println!("{id} = {}", value.text);
     }
     true
+}
+
+/// `--preset NAME`: every parameter as the factory preset has it.
+pub fn apply_preset(params: &LatentChoirParams, name: &str) -> Result<(), String> {
+    let preset = presets::find(name).ok_or_else(|| {
+        format!(
+            "--preset: no factory preset is called `{name}`; they are: {}",
+            presets::names()
+        )
+    })?;
+    preset
+        .apply(params)
+        .map_err(|e| format!("--preset {}: {e}", preset.name))
 }
 
 /// `--param ID=VALUE` assignments, in order.

@@ -27,6 +27,10 @@ pub struct Args {
     /// Tokens per beat (default: the render's).
     #[arg(long)]
     tokens_per_beat: Option<f32>,
+    /// Play the run with a factory preset's parameters instead of the recorded ones (by name
+    /// or key); `--param` then changes them.
+    #[arg(long)]
+    preset: Option<String>,
     /// Change a parameter from the recorded value, by id (repeatable).
     #[arg(long = "param", value_name = "ID=VALUE")]
     params: Vec<String>,
@@ -46,6 +50,9 @@ pub fn run(args: Args) -> Result<(), String> {
     let manifest = &run.manifest;
     let params =
         replay::recorded_params(&run).map_err(|e| format!("{}: {e}", args.run.display()))?;
+    if let Some(name) = &args.preset {
+        render::apply_preset(&params, name)?;
+    }
     if render::list_params(&params, &args.params) {
         return Ok(());
     }
