@@ -161,7 +161,7 @@ fn a_song_on_the_track_steers_the_plugin_along_the_analyze_curve() {
             }];
             let bounce = bounce_song(
                 &fields,
-                &[("Ornaments", 0.0)],
+                &[("Ornaments", 0.0), ("Humanise", 0.0)],
                 &piece,
                 &[],
                 Blocks::Random(17),

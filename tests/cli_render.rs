@@ -234,7 +234,8 @@ fn render_is_deterministic_replays_exactly_and_remaps_on_new_parameters() {
         "replay: the same MIDI"
     );
 
-    // Replay in another key: other notes, all of them in D Phrygian, the drone on D.
+    // Replay in another key with a held drone: other notes, all of them in D Phrygian, the
+    // drone on D.
     succeed(
         &dir,
         &[
@@ -246,6 +247,8 @@ fn render_is_deterministic_replays_exactly_and_remaps_on_new_parameters() {
             "scale=phrygian",
             "--param",
             "root=D",
+            "--param",
+            "bass=Held Drone",
         ],
     );
     let remapped = parse_midi(&read(&dir.join("phrygian.mid")));

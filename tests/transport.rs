@@ -64,12 +64,13 @@ const EIGHT_BARS: [Segment; 1] = [Segment {
     samples: 32 * 24_000,
 }];
 
-/// Voices on MIDI channels 5–7, the drone on 8, D dorian, no ornaments and no humanise (both
-/// fall between grid steps by design). CLAP values of stepped parameters count steps from the
-/// minimum, so channel 5 is 4.0.
-const SETUP: [(&str, f64); 8] = [
+/// Voices on MIDI channels 5–7, a held drone on 8, D dorian, no ornaments and no humanise
+/// (both fall between grid steps by design). CLAP values of stepped parameters count steps
+/// from the minimum, so channel 5 is 4.0; Bass 0 is Held Drone.
+const SETUP: [(&str, f64); 9] = [
     ("Ornaments", 0.0),
     ("Humanise", 0.0),
+    ("Bass", 0.0),
     ("Voice 1 MIDI Channel", 4.0),
     ("Voice 2 MIDI Channel", 5.0),
     ("Voice 3 MIDI Channel", 6.0),
