@@ -174,6 +174,15 @@ pub struct PlayerReport {
     pub played: Option<(u32, u32)>,
 }
 
+/// Where a step's notes start: the token that made them, the offset in the block and the
+/// absolute sample.
+#[derive(Clone, Copy, Debug)]
+struct StepAt {
+    token: u32,
+    offset: u32,
+    now: u64,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Scheduled {
     /// Absolute sample time.
@@ -475,15 +484,12 @@ impl Player {
                     note.velocity = feel.velocity(voice, note.velocity);
                 }
             }
-            self.apply(
-                &plan,
-                &feel,
-                frame.index,
+            let at = StepAt {
+                token: frame.index,
                 offset,
                 now,
-                step_samples,
-                &settings.channels,
-            );
+            };
+            self.apply(&plan, &feel, at, step_samples, &settings.channels);
             self.drone_follows = true;
             match play {
                 StepPlay::Again(_) => source.replayed(&frame, &point),
@@ -596,12 +602,11 @@ impl Player {
         &mut self,
         plan: &StepPlan,
         feel: &Feel,
-        token: u32,
-        offset: u32,
-        now: u64,
+        at: StepAt,
         step_samples: f64,
         channels: &[u8; SLOTS],
     ) {
+        let StepAt { token, offset, now } = at;
         let samples = |fraction: f32| ((f64::from(fraction) * step_samples).round() as u64).max(1);
         for (voice, event) in plan.voices.iter().enumerate() {
             let Some(event) = event else { continue };
