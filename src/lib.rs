@@ -228,5 +228,5 @@ impl Vst3Plugin for LatentChoir {
     ];
 }
 
-nice_export_clap!(LatentChoir);
-mod vst3_export;
+mod clap_export;
+pub mod vst3_export;

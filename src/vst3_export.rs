@@ -7,9 +7,15 @@
 //! class id, same infos, same logger set-up) and hands out each instance inside [`ListParams`],
 //! a COM class of its own around nice-plug's VST3 [`Wrapper`] that passes every call straight
 //! through, except that `getParameterInfo` adds `kIsList` to the enum parameters.
+//!
+//! VST3 has no factory-preset list a host reads from the plugin; hosts read `.vstpreset` files
+//! from `~/.vst3/presets/<vendor>/<plugin>/` (per user, on Linux). [`factory_presets`] renders
+//! the factory presets as such files, whose "Comp" chunk is the state `getState` writes, and
+//! `cargo xtask bundle` puts them next to the bundles (`target/bundled/presets/`).
 
 use std::collections::HashSet;
 use std::ffi::c_void;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use nice_plug::params::Params;
@@ -38,7 +44,9 @@ use nice_plug::wrapper::vst3::vst3::{Class, ComWrapper};
 use nice_plug::wrapper::vst3::{PluginInfo, Vst3Plugin, Wrapper};
 
 use crate::LatentChoir;
+use crate::io::vst3_preset;
 use crate::params::LatentChoirParams;
+use crate::params::presets::{self, Preset};
 
 /// The VST3 id nice-plug gives the parameter with string id `id` (its `hash_param_id`, which it
 /// does not export): a 31-based string hash with the top bit, reserved for hosts, cleared.
@@ -267,6 +275,89 @@ forward!(IEditControllerTrait {
     }
 );
 
+/// One factory preset as a `.vstpreset` file.
+pub struct PresetFile {
+    pub preset: &'static Preset,
+    /// `<preset name>.vstpreset`, the name hosts show.
+    pub file_name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The component state `getState` would write with `preset` loaded: nice-plug's VST3 state is
+/// the plugin state's JSON, with no length prefix (unlike its CLAP state). It holds parameters
+/// only, so `setState` with it leaves the prompt, model, seed and run alone.
+pub fn component_state(preset: &Preset) -> Result<Vec<u8>, String> {
+    let state = preset
+        .state()
+        .map_err(|err| format!("{}: {err}", preset.name))?;
+    serde_json::to_vec(&state).map_err(|err| format!("{}: {err}", preset.name))
+}
+
+/// Every factory preset as a `.vstpreset` file.
+pub fn factory_presets() -> Result<Vec<PresetFile>, String> {
+    let category = <LatentChoir as Vst3Plugin>::VST3_SUBCATEGORIES
+        .iter()
+        .map(|category| category.as_str())
+        .collect::<Vec<_>>()
+        .join("|");
+    presets::FACTORY
+        .iter()
+        .map(|preset| {
+            let xml = vst3_preset::meta_info_xml(
+                preset.name,
+                <LatentChoir as nice_plug::prelude::Plugin>::NAME,
+                &category,
+            );
+            let bytes = vst3_preset::write(
+                &<LatentChoir as Vst3Plugin>::VST3_CLASS_ID,
+                &component_state(preset)?,
+                Some(&xml),
+            );
+            Ok(PresetFile {
+                preset,
+                file_name: format!("{}.vstpreset", file_stem(preset.name)),
+                bytes,
+            })
+        })
+        .collect()
+}
+
+/// A preset name as a file name on every system: characters that some file system refuses
+/// become `_`.
+fn file_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' => '_',
+            c if c.is_control() => '_',
+            c => c,
+        })
+        .collect()
+}
+
+/// The folder under a VST3 preset root (`~/.vst3/presets` on Linux) that hosts look in for this
+/// plugin's presets: `<vendor>/<plugin name>`.
+pub fn preset_folder(root: &Path) -> PathBuf {
+    use nice_plug::prelude::Plugin;
+    root.join(LatentChoir::VENDOR).join(LatentChoir::NAME)
+}
+
+/// Writes every factory preset into [`preset_folder`]`(root)`, creating it; returns the files.
+/// Files already there (a user's own presets) are kept, factory ones overwritten.
+pub fn write_factory_presets(root: &Path) -> Result<Vec<PathBuf>, String> {
+    let folder = preset_folder(root);
+    std::fs::create_dir_all(&folder)
+        .map_err(|err| format!("cannot create {}: {err}", folder.display()))?;
+    factory_presets()?
+        .into_iter()
+        .map(|file| {
+            let path = folder.join(&file.file_name);
+            std::fs::write(&path, &file.bytes)
+                .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+            Ok(path)
+        })
+        .collect()
+}
+
 /// The plugin factory: `nice_export_vst3!`'s, for the one class, making [`ListParams`] objects.
 struct Factory {
     info: PluginInfo,
@@ -437,5 +528,26 @@ mod tests {
         let map = params.param_map();
         let ids: HashSet<_> = map.iter().map(|(id, _, _)| vst3_param_id(id)).collect();
         assert_eq!(ids.len(), map.len(), "two parameters share a VST3 id");
+    }
+
+    /// Every factory preset renders to a file that reads back with our class id, its state as
+    /// the Comp chunk and its name in the metadata; no two share a file name.
+    #[test]
+    fn factory_presets_render_to_readable_files() {
+        let files = factory_presets().expect("render");
+        assert_eq!(files.len(), presets::FACTORY.len());
+        let names: HashSet<_> = files.iter().map(|f| f.file_name.as_str()).collect();
+        assert_eq!(names.len(), files.len(), "file names are unique");
+        for file in &files {
+            let read = vst3_preset::read(&file.bytes).expect("reads back");
+            assert_eq!(read.class_id, "4C6174656E7443686F69724C4C4D3031");
+            let state = component_state(file.preset).expect("state");
+            assert_eq!(read.component_state(), Some(state.as_slice()));
+            let xml = read.chunk(vst3_preset::META_INFO).expect("an Info chunk");
+            let xml = String::from_utf8_lossy(xml);
+            assert!(xml.contains(&format!("id=\"Name\" value=\"{}\"", file.preset.name)));
+            assert!(file.file_name.ends_with(".vstpreset"));
+        }
+        assert_eq!(file_stem("a/b:c"), "a_b_c");
     }
 }

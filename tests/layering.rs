@@ -23,7 +23,7 @@ const LAYERS: &[&[&str]] = &[
 ];
 
 /// The plugin shell sits above every layer.
-const SHELL: &[&str] = &["lib", "vst3_export"];
+const SHELL: &[&str] = &["lib", "clap_export", "vst3_export"];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

@@ -1,12 +1,15 @@
 //! A small CLAP host on `clack-host`: loads the freshly built plugin, activates it, runs blocks
 //! with a transport, input audio, sidechain and MIDI, and collects output audio and notes.
 
+use std::cell::RefCell;
 use std::ffi::CStr;
 use std::path::Path;
 
 use clack_extensions::audio_ports::{AudioPortInfoBuffer, PluginAudioPorts};
 use clack_extensions::note_ports::{NotePortInfoBuffer, PluginNotePorts};
 use clack_extensions::params::{ParamInfoBuffer, PluginParams};
+use clack_extensions::preset_discovery::prelude::{Location, PluginPresetLoad};
+use clack_extensions::preset_discovery::{HostPresetLoad, HostPresetLoadImpl};
 use clack_extensions::render::{PluginRender, RenderMode};
 use clack_extensions::state::PluginState;
 use clack_host::events::event_types::{
@@ -28,10 +31,62 @@ impl SharedHandler<'_> for TestHostShared {
     fn request_callback(&self) {}
 }
 
+/// The host's main-thread side: records what the plugin reports about preset loads.
+#[derive(Default)]
+pub struct TestHostMainThread {
+    preset_loads: RefCell<Vec<PresetLoadReport>>,
+}
+
+/// What the plugin told the host through `clap_host_preset_load`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PresetLoadReport {
+    Loaded {
+        plugin_location: bool,
+        key: String,
+    },
+    Error {
+        plugin_location: bool,
+        key: String,
+        message: String,
+    },
+}
+
+impl MainThreadHandler<'_> for TestHostMainThread {}
+
+impl HostPresetLoadImpl for TestHostMainThread {
+    fn on_error(&self, location: Location, key: Option<&CStr>, _: i32, message: Option<&CStr>) {
+        self.preset_loads
+            .borrow_mut()
+            .push(PresetLoadReport::Error {
+                plugin_location: location == Location::Plugin,
+                key: text(key),
+                message: text(message),
+            });
+    }
+
+    fn loaded(&self, location: Location, key: Option<&CStr>) {
+        self.preset_loads
+            .borrow_mut()
+            .push(PresetLoadReport::Loaded {
+                plugin_location: location == Location::Plugin,
+                key: text(key),
+            });
+    }
+}
+
+fn text(s: Option<&CStr>) -> String {
+    s.map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 impl HostHandlers for TestHost {
     type Shared<'a> = TestHostShared;
-    type MainThread<'a> = ();
+    type MainThread<'a> = TestHostMainThread;
     type AudioProcessor<'a> = ();
+
+    fn declare_extensions(builder: &mut HostExtensions<Self>, _shared: &Self::Shared<'_>) {
+        builder.register::<HostPresetLoad>();
+    }
 }
 
 /// The host's transport for one block.
@@ -147,10 +202,6 @@ pub fn load_entry(library: &Path) -> PluginEntry {
 
 pub fn descriptors(entry: &PluginEntry) -> Vec<Descriptor> {
     let factory = entry.get_plugin_factory().expect("a plugin factory");
-    let text = |s: Option<&CStr>| {
-        s.map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
     factory
         .plugin_descriptors()
         .map(|d| Descriptor {
@@ -176,9 +227,14 @@ impl HostedPlugin {
         let host_info =
             HostInfo::new("latent-choir tests", "Latent Choir", "", "0.1.0").expect("host info");
         let id = std::ffi::CString::new(PLUGIN_ID).expect("plugin id");
-        let instance =
-            PluginInstance::<TestHost>::new(|_| TestHostShared, |_| (), &entry, &id, &host_info)
-                .expect("instantiate the plugin");
+        let instance = PluginInstance::<TestHost>::new(
+            |_| TestHostShared,
+            |_| TestHostMainThread::default(),
+            &entry,
+            &id,
+            &host_info,
+        )
+        .expect("instantiate the plugin");
         Self {
             instance,
             processor: None,
@@ -317,6 +373,41 @@ impl HostedPlugin {
         let handle = self.instance.plugin_handle();
         let state: PluginState = handle.get_extension().expect("the state extension");
         state.load(&handle, &mut bytes).is_ok()
+    }
+
+    /// Loads the factory preset `key` from inside the plugin through `clap.preset-load`; `None`
+    /// if the plugin does not offer the extension, else whether it accepted.
+    pub fn load_preset(&mut self, key: &str) -> Option<bool> {
+        let key = std::ffi::CString::new(key).expect("key");
+        self.load_preset_from(Location::Plugin, &key)
+    }
+
+    pub fn load_preset_from(&mut self, location: Location, key: &CStr) -> Option<bool> {
+        let handle = self.instance.plugin_handle();
+        let preset_load: PluginPresetLoad = handle.get_extension()?;
+        Some(
+            preset_load
+                .load_from_location(&handle, location, Some(key))
+                .is_ok(),
+        )
+    }
+
+    /// What the plugin reported through the host's preset-load extension, oldest first; clears it.
+    pub fn take_preset_load_reports(&mut self) -> Vec<PresetLoadReport> {
+        self.instance
+            .access_handler(|host| std::mem::take(&mut *host.preset_loads.borrow_mut()))
+    }
+
+    /// The parameter's value as the plugin shows it (`clap.params` `value_to_text`).
+    pub fn param_text(&mut self, id: u32) -> String {
+        let value = self.param_value(id);
+        let handle = self.instance.plugin_handle();
+        let params: PluginParams = handle.get_extension().expect("the params extension");
+        let mut buffer = [0u8; 256];
+        let text = params
+            .value_to_text(&handle, ClapId::new(id), value, &mut buffer)
+            .expect("value to text");
+        String::from_utf8_lossy(text).into_owned()
     }
 
     /// (CLAP id, name, min, max, default) of every parameter.

@@ -10,3 +10,5 @@ pub mod paths;
 pub mod signal;
 pub mod state;
 pub mod temp;
+#[cfg(target_os = "linux")]
+pub mod vst3_bundle;

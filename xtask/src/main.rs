@@ -8,10 +8,12 @@
 //!   into the user cache dir (`demo` does too, after building).
 //! * `cargo xtask validate [--fuzz-seconds N] [--no-build]` — rebuild the release bundles and run
 //!   clap-validator (validate, fuzz) and Steinberg's VST3 validator on them.
-//! * `cargo xtask bundle latent_choir [--release] [--features standalone]` — nice-plug's bundler.
+//! * `cargo xtask bundle latent_choir [--release] [--features standalone]` — nice-plug's bundler,
+//!   then the factory presets as VST3 preset files in `target/bundled/presets/` (see [`presets`]).
 
 mod listen;
 mod model;
+mod presets;
 mod system;
 mod validate;
 mod wheel;
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         Some("test") => test(args.collect()),
         Some("fetch-model") => fetch_model_and_map(),
         Some("validate") => validate(args.collect()),
+        Some("bundle") => bundle_command(args.collect()),
         Some(_) | None => nice_plug_xtask::main_with_args("cargo xtask", std::env::args().skip(1))
             .map_err(|err| format!("{err:#}")),
     };
@@ -75,10 +78,11 @@ fn demo() -> Result<(), String> {
         println!("  [{mark}] {}", path.display());
     }
     println!();
-    println!("Install them for your DAW (per user):");
+    println!("Install them for your DAW (per user), with the VST3 factory presets:");
     println!(
-        "  mkdir -p ~/.clap ~/.vst3 && cp -r \"{0}/Latent Choir.clap\" ~/.clap/ && cp -r \"{0}/Latent Choir.vst3\" ~/.vst3/",
-        bundled.display()
+        "  mkdir -p ~/.clap ~/.vst3/presets && cp -r \"{0}/Latent Choir.clap\" ~/.clap/ && cp -r \"{0}/Latent Choir.vst3\" ~/.vst3/ && cp -r \"{0}/presets/{1}\" ~/.vst3/presets/",
+        bundled.display(),
+        presets::VENDOR,
     );
     println!("Run the standalone app without a sound card:");
     println!("  \"{}/Latent Choir\" --backend dummy", bundled.display());
@@ -166,11 +170,28 @@ fn validate(args: Vec<String>) -> Result<(), String> {
     validate::run(&validators, &target_dir().join("bundled"), &options)
 }
 
+/// nice-plug's bundler for this package, then the VST3 factory presets beside the bundles.
 fn bundle(args: &[&str]) -> Result<(), String> {
     let mut all = vec!["bundle", PACKAGE];
     all.extend_from_slice(args);
     nice_plug_xtask::main_with_args("cargo xtask", all.into_iter().map(String::from))
-        .map_err(|err| format!("bundling failed: {err:#}"))
+        .map_err(|err| format!("bundling failed: {err:#}"))?;
+    presets::write(&target_dir().join("bundled"), args)
+}
+
+/// `cargo xtask bundle ...` as typed: this package gets its presets too; any other package (or
+/// a `bundle-universal`) goes to nice-plug's bundler unchanged.
+fn bundle_command(args: Vec<String>) -> Result<(), String> {
+    match args.split_first() {
+        Some((package, rest)) if package == PACKAGE => {
+            bundle(&rest.iter().map(String::as_str).collect::<Vec<_>>())
+        }
+        _ => nice_plug_xtask::main_with_args(
+            "cargo xtask",
+            std::iter::once(String::from("bundle")).chain(args),
+        )
+        .map_err(|err| format!("bundling failed: {err:#}")),
+    }
 }
 
 fn cargo(args: &[&str]) -> Result<(), String> {
