@@ -10,7 +10,7 @@ out=${1:-target/measure}
 python=${2:-python3}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-cargo build --release --bin latent-choir
+cargo build --release --bin latent-choir 2>&1 | tail -1
 bin=target/release/latent-choir
 mkdir -p "$out"
 declare -A prompts=(
@@ -25,7 +25,8 @@ for key in "${keys[@]}"; do
   runs=()
   for name in forest city cook sea; do
     "$bin" render --prompt "${prompts[$name]}" --bpm 100 --bars 16 --seed 1 \
-      --preset "$key" --out "$out/$key-$name.wav" >/dev/null
+      --preset "$key" --out "$out/$key-$name.wav" >/dev/null 2>"$out/$key-$name.log" ||
+      { cat "$out/$key-$name.log"; exit 1; }
     runs+=("$out/$key-$name")
   done
   "$python" tools/music/measure.py "${runs[@]}"
