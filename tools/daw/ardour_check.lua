@@ -20,6 +20,7 @@ local TAIL = tonumber (o.tail)                  -- engine time after each stop, 
 local STOP_AT = tonumber (o.stop_at)            -- nil unless --stop-at
 local LOCATE_BACK = o.locate_back == "1"
 local LISTEN = o.listen == "1"
+local FEEL = o.feel == "1"
 local LOOP_START, LOOP_END = tonumber (o.loop_start), tonumber (o.loop_end)
 local SESSION_DIR, NAME = o.session, "ardour_check"
 local TRS = ARDOUR.TransportRequestSource.TRS_UI
@@ -137,6 +138,14 @@ end
 local generate = params["Generate"]
 assert (generate, "the plugin has no 'Generate' parameter")
 assert (ARDOUR.LuaAPI.set_processor_param (inst, generate, 1), "could not turn Generate on")
+if not FEEL then
+	-- Notes exactly on the grid and a held drone, so the grid and drone checks are exact.
+	local humanise, bass = params["Humanise"], params["Bass"]
+	assert (humanise and bass, "the plugin has no Humanise or Bass parameter")
+	assert (ARDOUR.LuaAPI.set_processor_param (inst, humanise, 0), "could not set Humanise")
+	assert (ARDOUR.LuaAPI.set_processor_param (inst, bass, 0), "could not set Bass")
+	say ("Humanise 0, Bass Held Drone")
+end
 if LISTEN then
 	local listen, every = params["Listen"], params["Listen Every"]
 	assert (listen and every, "the plugin has no Listen parameters")

@@ -13,6 +13,10 @@
 #   --locate-back       at the end of the pass, locate back to 0 while rolling and play the same
 #                       span again; compare both passes' notes by timeline position
 #   --loop START END    afterwards, loop START..END (seconds) three times; compare the rounds
+#   --feel              keep the plugin's Humanise and moving bass (by default the check sets
+#                       Humanise 0 and Bass to Held Drone, so notes sit exactly on the grid and
+#                       the drone is struck once); the grid check then allows the humanised
+#                       window and the drone check is left out
 #   --listen            turn Listen on (every bar): the model reads a line of what the track sounds
 #                       like at every bar; the grid, replay and loop checks must still hold
 #   --wait S            longest wait for the first note-on after rolling (default 240: the model
@@ -32,7 +36,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 bundle="$root/target/bundled/Latent Choir.vst3"
 bpm=120 seconds=20 block=1024 rate=48000 wait=240 tail=3
-stop_at="" locate_back=0 loop_start="" loop_end="" verbose=0 listen=0
+stop_at="" locate_back=0 loop_start="" loop_end="" verbose=0 listen=0 feel=0
 workdir=/tmp/ardour-check
 ardour_lib=/usr/lib/ardour7
 
@@ -46,6 +50,7 @@ while [ $# -gt 0 ]; do
 		--stop-at) stop_at="$2"; shift 2 ;;
 		--locate-back) locate_back=1; shift ;;
 		--listen) listen=1; shift ;;
+		--feel) feel=1; shift ;;
 		--loop) loop_start="$2"; loop_end="$3"; shift 3 ;;
 		--wait) wait="$2"; shift 2 ;;
 		--workdir) workdir="$2"; shift 2 ;;
@@ -81,7 +86,7 @@ LD_LIBRARY_PATH="$ardour_lib" "$ardour_lib/ardour-vst3-scanner" -f -q "$run/vst3
 # holds the recorder script); stdout line-buffered so a crash does not swallow the log.
 args=(out="$run/out" session="$run/session" vst3_path="$run/vst3" plugin_name="$name"
 	rate="$rate" block="$block" bpm="$bpm" seconds="$seconds" wait="$wait" tail="$tail"
-	locate_back="$locate_back" listen="$listen")
+	locate_back="$locate_back" listen="$listen" feel="$feel")
 [ -n "$stop_at" ] && args+=(stop_at="$stop_at")
 [ -n "$loop_start" ] && args+=(loop_start="$loop_start" loop_end="$loop_end")
 log="$run/ardour.log"
@@ -103,6 +108,6 @@ fi
 
 status=0
 python3 "$here/summarize.py" "$run/out" --bpm "$bpm" --rate "$rate" --block "$block" \
-	${stop_at:+--stop-at "$stop_at"} ${loop_start:+--loop "$loop_start" "$loop_end"} || status=$?
+	$([ "$feel" = 1 ] && echo --feel) ${stop_at:+--stop-at "$stop_at"} ${loop_start:+--loop "$loop_start" "$loop_end"} || status=$?
 echo "ardour_check: recorded events in $run/out/ (events.tsv, blocks.tsv, phases.tsv, params.tsv)"
 exit "$status"

@@ -13,6 +13,7 @@ Usage: summarize.py OUT_DIR [--bpm 120] [--rate 48000] [--block 1024] [--loop ST
 """
 
 import argparse
+import math
 import csv
 import statistics
 from collections import Counter, defaultdict
@@ -148,6 +149,9 @@ def main():
     ap.add_argument("--block", type=int, default=1024)
     ap.add_argument("--stop-at", type=float, help="checks the stop (else it is only reported)")
     ap.add_argument("--loop", type=float, nargs=2)
+    ap.add_argument("--feel", action="store_true",
+                    help="Humanise and the moving bass were left on: notes may be up to the "
+                         "humanised window late and the bass moves")
     args = ap.parse_args()
     run = Run(args.out, args.rate)
     rate = args.rate
@@ -213,8 +217,12 @@ def main():
                   f"{run.ms(min(gaps)):.1f} ms ({min(gaps)} samples), median gap "
                   f"{run.ms(statistics.median(gaps)):.1f} ms")
         quarter = step / 4
+        humanise = float(run.params.get("Humanise", {}).get("value", 0.0)) if args.feel else 0.0
+        # Humanise plays a note up to 8 % of a step late (at 100 %).
+        late = 0.08 * humanise * step + 1.0
         off_grid = [e for e in voice_ons
-                    if abs(e["pos"] - round(e["pos"] / quarter) * quarter) > 1.0]
+                    if not 0.0 <= (e["pos"] - math.floor(e["pos"] / quarter + 0.5 - 1e-9) * quarter)
+                    <= late and abs(e["pos"] - round(e["pos"] / quarter) * quarter) > 1.0]
         worst = max(abs(e["pos"] - round(e["pos"] / quarter) * quarter) for e in voice_ons)
         print(f"   voice note-ons off the quarter-step grid (> 1 sample): {len(off_grid)} of "
               f"{len(voice_ons)} (worst {worst:.1f} samples)")
@@ -226,12 +234,13 @@ def main():
             i = gaps.index(min(gaps))
             print(f"   closest onsets at {onsets[i] / rate:.4f} and {onsets[i + 1] / rate:.4f} s "
                   "(engine time)")
-        check(drone <= 2, f"drone struck at most twice in the main pass ({drone})")
+        if not args.feel:
+            check(drone <= 2, f"drone struck at most twice in the main pass ({drone})")
         if lengths:
             med = statistics.median(lengths)
             check(med >= 0.25 * step, f"median voice note >= a quarter step "
                   f"({run.ms(med):.1f} ms vs {run.ms(0.25 * step):.1f} ms)")
-        if gaps:
+        if gaps and not args.feel:
             check(min(gaps) >= quarter - 1, f"no token onsets closer than a quarter step "
                   f"({run.ms(min(gaps)):.1f} ms vs {run.ms(quarter):.1f} ms)")
         check(not off_grid, f"voice note-ons on the tempo grid ({len(off_grid)} off)")
