@@ -4,13 +4,21 @@
 //! so hosts (Bitwig, Reaper, clap-validator) could neither list the factory presets
 //! ([`crate::params::presets`]) nor load one. This module exports the same plugin factory the
 //! macro would (same descriptor, same logger set-up) plus a preset discovery factory whose one
-//! provider declares the factory presets inside the plugin, and gives every instance the
-//! preset-load extension by handing the host a [`Instance`], a `clap_plugin` of our own in front
-//! of nice-plug's [`Wrapper`].
+//! provider declares the factory presets, and gives every instance the preset-load extension by
+//! handing the host a [`Instance`], a `clap_plugin` of our own in front of nice-plug's
+//! [`Wrapper`].
+//!
+//! The factory presets reach hosts as files, one `.lcpreset` each ([`crate::io::preset_file`]),
+//! in a folder the provider itself keeps current: a file holding one preset needs no load key,
+//! and clap-validator 0.4.1 deadlocks on any preset declared with a load key (its metadata
+//! receiver locks its result mutex twice), so presets inside the plugin could not pass it. Only
+//! when that folder cannot be written does the provider fall back to declaring the presets
+//! inside the plugin, by key.
 
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, OnceLock};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use clap_sys::entry::clap_plugin_entry;
 use clap_sys::ext::preset_load::{
@@ -21,20 +29,24 @@ use clap_sys::ext::state::{CLAP_EXT_STATE, clap_plugin_state};
 use clap_sys::factory::plugin_factory::{CLAP_PLUGIN_FACTORY_ID, clap_plugin_factory};
 use clap_sys::factory::preset_discovery::{
     CLAP_PRESET_DISCOVERY_FACTORY_ID, CLAP_PRESET_DISCOVERY_FACTORY_ID_COMPAT,
-    CLAP_PRESET_DISCOVERY_IS_FACTORY_CONTENT, CLAP_PRESET_DISCOVERY_LOCATION_PLUGIN,
-    clap_preset_discovery_factory, clap_preset_discovery_indexer, clap_preset_discovery_location,
-    clap_preset_discovery_location_kind, clap_preset_discovery_metadata_receiver,
-    clap_preset_discovery_provider, clap_preset_discovery_provider_descriptor,
+    CLAP_PRESET_DISCOVERY_IS_FACTORY_CONTENT, CLAP_PRESET_DISCOVERY_IS_USER_CONTENT,
+    CLAP_PRESET_DISCOVERY_LOCATION_FILE, CLAP_PRESET_DISCOVERY_LOCATION_PLUGIN,
+    clap_preset_discovery_factory, clap_preset_discovery_filetype, clap_preset_discovery_indexer,
+    clap_preset_discovery_location, clap_preset_discovery_location_kind,
+    clap_preset_discovery_metadata_receiver, clap_preset_discovery_provider,
+    clap_preset_discovery_provider_descriptor,
 };
 use clap_sys::host::clap_host;
 use clap_sys::plugin::{clap_plugin, clap_plugin_descriptor};
 use clap_sys::stream::clap_istream;
 use clap_sys::universal_plugin_id::clap_universal_plugin_id;
 use clap_sys::version::CLAP_VERSION;
+use nice_plug::prelude::PluginState;
 use nice_plug::wrapper::clap::{PluginDescriptor, Wrapper};
 
 use crate::LatentChoir;
-use crate::params::presets::{self, Preset};
+use crate::io::preset_file::{self, PresetFile};
+use crate::params::presets;
 
 /// The CLAP entry point.
 #[unsafe(no_mangle)]
@@ -201,8 +213,10 @@ unsafe extern "C" fn instance_destroy(plugin: *const clap_plugin) {
     drop(unsafe { Box::from_raw(plugin as *mut Instance) });
 }
 
-/// `clap.preset-load`'s `from_location`: a factory preset by its key, loaded through nice-plug's
-/// own state loading so that only parameters change (prompt, model, seed and run stay).
+/// `clap.preset-load`'s `from_location`: a `.lcpreset` file (kind FILE, the path), or a factory
+/// preset inside the plugin by its key (kind PLUGIN, as the fallback location declares them and
+/// hosts may have stored), loaded through nice-plug's own state loading so that only parameters
+/// change (prompt, model, seed and run stay).
 unsafe extern "C" fn preset_load_from_location(
     plugin: *const clap_plugin,
     location_kind: clap_preset_discovery_location_kind,
@@ -279,21 +293,39 @@ unsafe fn load_preset(
     location: *const c_char,
     load_key: *const c_char,
 ) -> Result<(), String> {
-    if location_kind != CLAP_PRESET_DISCOVERY_LOCATION_PLUGIN || !location.is_null() {
-        return Err(String::from(
-            "only the factory presets inside the plugin can be loaded",
-        ));
-    }
-    if load_key.is_null() {
-        return Err(String::from("no load key"));
-    }
-    // SAFETY: non-null and NUL-terminated (the contract).
-    let key = unsafe { CStr::from_ptr(load_key) }.to_string_lossy();
-    let preset = presets::FACTORY
-        .iter()
-        .find(|preset| preset.key == key)
-        .ok_or_else(|| format!("no factory preset with the key {key:?}"))?;
-    let bytes = clap_state_bytes(preset)?;
+    let state = match (location_kind, location.is_null()) {
+        (CLAP_PRESET_DISCOVERY_LOCATION_FILE, false) => {
+            // SAFETY: non-null and NUL-terminated (the contract).
+            let path = path_of(unsafe { CStr::from_ptr(location) });
+            let file =
+                preset_file::read(&path).map_err(|err| format!("{}: {err}", path.display()))?;
+            let mut state = file.state;
+            // A preset sets parameters only: fields a hand-made file might carry (prompt,
+            // model, seed, run) would overwrite the session's.
+            state.fields.clear();
+            state
+        }
+        (CLAP_PRESET_DISCOVERY_LOCATION_PLUGIN, true) => {
+            if load_key.is_null() {
+                return Err(String::from("no load key"));
+            }
+            // SAFETY: non-null and NUL-terminated (the contract).
+            let key = unsafe { CStr::from_ptr(load_key) }.to_string_lossy();
+            let preset = presets::FACTORY
+                .iter()
+                .find(|preset| preset.key == key)
+                .ok_or_else(|| format!("no factory preset with the key {key:?}"))?;
+            preset
+                .state()
+                .map_err(|err| format!("{}: {err}", preset.name))?
+        }
+        _ => {
+            return Err(String::from(
+                "only .lcpreset files and the factory presets inside the plugin can be loaded",
+            ));
+        }
+    };
+    let bytes = clap_state_bytes(&state)?;
 
     let get_extension = instance
         .inner
@@ -319,20 +351,30 @@ unsafe fn load_preset(
     if unsafe { load(plugin, &stream) } {
         Ok(())
     } else {
-        Err(format!("the plugin refused the state of {:?}", preset.name))
+        Err(String::from("the plugin refused the preset's state"))
     }
 }
 
-/// `preset`'s parameters in the byte format nice-plug's CLAP `clap.state` saves and loads: the
-/// JSON's length as a little-endian u64, then the JSON.
-fn clap_state_bytes(preset: &Preset) -> Result<Vec<u8>, String> {
-    let state = preset
-        .state()
-        .map_err(|err| format!("{}: {err}", preset.name))?;
-    let json = serde_json::to_vec(&state).map_err(|err| format!("{}: {err}", preset.name))?;
+/// `state` in the byte format nice-plug's CLAP `clap.state` saves and loads: the JSON's length
+/// as a little-endian u64, then the JSON.
+fn clap_state_bytes(state: &PluginState) -> Result<Vec<u8>, String> {
+    let json = serde_json::to_vec(state).map_err(|err| err.to_string())?;
     let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
     bytes.extend_from_slice(&json);
     Ok(bytes)
+}
+
+/// A CLAP location's path: its bytes as they are on Unix, where paths need not be UTF-8.
+fn path_of(location: &CStr) -> PathBuf {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        PathBuf::from(std::ffi::OsStr::from_bytes(location.to_bytes()))
+    }
+    #[cfg(not(unix))]
+    {
+        PathBuf::from(location.to_string_lossy().into_owned())
+    }
 }
 
 /// An in-memory `clap_istream`'s context.
@@ -430,24 +472,103 @@ unsafe extern "C" fn provider_create(
     &Box::leak(provider).raw
 }
 
-/// Declares the one location: inside the plugin, factory content.
+/// The file type of the preset files, as `io::preset_file::EXTENSION` (a unit test keeps them
+/// in step).
+const FILE_EXTENSION: &CStr = c"lcpreset";
+
+/// The factory presets as the files the factory folder holds.
+fn factory_files() -> Result<Vec<PresetFile>, String> {
+    presets::FACTORY
+        .iter()
+        .map(|preset| {
+            Ok(PresetFile {
+                name: preset.name.to_owned(),
+                key: preset.key.to_owned(),
+                description: preset.description.to_owned(),
+                creator: CREATOR.to_string_lossy().into_owned(),
+                factory: true,
+                state: preset
+                    .state()
+                    .map_err(|err| format!("{}: {err}", preset.name))?,
+            })
+        })
+        .collect()
+}
+
+/// Makes sure the factory folder (`io::preset_file::factory_dir`) holds this build's factory
+/// presets and returns its path for the host. Done on every provider `init`, so a fresh machine,
+/// a deleted folder or a plugin update needs no step from the user; it costs a few small reads
+/// when nothing changed. The lock keeps two providers of one process from writing the same
+/// temporary file; other processes write their own (see `output_file::PendingFile`).
+fn factory_folder() -> Result<CString, String> {
+    static SYNC: Mutex<()> = Mutex::new(());
+    let dir = preset_file::factory_dir()
+        .ok_or("neither XDG_DATA_HOME nor HOME names an absolute folder")?;
+    let files = factory_files()?;
+    let _guard = SYNC.lock().unwrap_or_else(PoisonError::into_inner);
+    preset_file::sync_folder(&dir, &files).map_err(|err| err.to_string())?;
+    let path = dir
+        .to_str()
+        .ok_or_else(|| format!("{} is not UTF-8", dir.display()))?;
+    CString::new(path).map_err(|_| format!("{} holds a NUL", dir.display()))
+}
+
+/// Declares the `.lcpreset` file type and one location, factory content: the factory folder, or
+/// if that cannot be written (a read-only home), the presets inside the plugin.
 unsafe extern "C" fn provider_init(provider: *const clap_preset_discovery_provider) -> bool {
     if provider.is_null() {
         return false;
     }
     // SAFETY: `provider` is the first field of a live `Provider` (see `provider_create`).
     let indexer = unsafe { (*(provider as *const Provider)).indexer };
-    // SAFETY: the indexer the host created us with lives as long as the provider.
-    let Some(declare_location) = (unsafe { (*indexer).declare_location }) else {
+    // Nothing here panics by design; a panic would abort the host, so make sure.
+    catch_unwind(|| {
+        // SAFETY: the indexer the host created us with lives as long as the provider.
+        unsafe { declare_locations(indexer) }
+    })
+    .unwrap_or(false)
+}
+
+/// # Safety
+/// `indexer` is the host's live indexer.
+unsafe fn declare_locations(indexer: *const clap_preset_discovery_indexer) -> bool {
+    // SAFETY: live (the contract).
+    let indexer_ref = unsafe { &*indexer };
+    let Some(declare_location) = indexer_ref.declare_location else {
         return false;
     };
+    if let Some(declare_filetype) = indexer_ref.declare_filetype {
+        let filetype = clap_preset_discovery_filetype {
+            name: c"Latent Choir preset".as_ptr(),
+            description: c"One Latent Choir preset: its parameters as JSON".as_ptr(),
+            file_extension: FILE_EXTENSION.as_ptr(),
+        };
+        // SAFETY: the host's own function; `filetype` outlives the call.
+        if !unsafe { declare_filetype(indexer, &filetype) } {
+            nice_plug::nice_log!("CLAP preset discovery: the host refused the .lcpreset file type");
+        }
+    }
+    let folder = factory_folder()
+        .inspect_err(|message| {
+            nice_plug::nice_log!(
+                "CLAP preset discovery: no factory preset folder ({message}), declaring the \
+                 presets inside the plugin instead"
+            )
+        })
+        .ok();
     let location = clap_preset_discovery_location {
         flags: CLAP_PRESET_DISCOVERY_IS_FACTORY_CONTENT,
         name: c"Latent Choir factory presets".as_ptr(),
-        kind: CLAP_PRESET_DISCOVERY_LOCATION_PLUGIN,
-        location: std::ptr::null(),
+        kind: if folder.is_some() {
+            CLAP_PRESET_DISCOVERY_LOCATION_FILE
+        } else {
+            CLAP_PRESET_DISCOVERY_LOCATION_PLUGIN
+        },
+        location: folder
+            .as_ref()
+            .map_or(std::ptr::null(), |folder| folder.as_ptr()),
     };
-    // SAFETY: the host's own function; `location` outlives the call.
+    // SAFETY: the host's own function; `location` and the path outlive the call.
     unsafe { declare_location(indexer, &location) }
 }
 
@@ -465,28 +586,115 @@ unsafe extern "C" fn provider_get_extension(
     std::ptr::null()
 }
 
-/// Every factory preset, in order, for the plugin location; nothing for any other.
+/// A `.lcpreset` file's one preset (kind FILE), or every factory preset inside the plugin (kind
+/// PLUGIN, the fallback location); false for anything else.
 unsafe extern "C" fn provider_get_metadata(
     _provider: *const clap_preset_discovery_provider,
     location_kind: clap_preset_discovery_location_kind,
     location: *const c_char,
     receiver: *const clap_preset_discovery_metadata_receiver,
 ) -> bool {
-    if receiver.is_null()
-        || location_kind != CLAP_PRESET_DISCOVERY_LOCATION_PLUGIN
-        || !location.is_null()
-    {
+    if receiver.is_null() {
         return false;
     }
-    // SAFETY: non-null; the host's receiver, valid for this call.
+    // Nothing here panics by design; a panic would abort the host, so make sure.
+    catch_unwind(|| match (location_kind, location.is_null()) {
+        // SAFETY: the host's receiver, and a non-null, NUL-terminated path.
+        (CLAP_PRESET_DISCOVERY_LOCATION_FILE, false) => unsafe {
+            declare_file(receiver, CStr::from_ptr(location))
+        },
+        // SAFETY: the host's receiver.
+        (CLAP_PRESET_DISCOVERY_LOCATION_PLUGIN, true) => unsafe { declare_inside(receiver) },
+        _ => false,
+    })
+    .unwrap_or(false)
+}
+
+/// The plugin's universal id, which every preset names.
+fn plugin_id() -> clap_universal_plugin_id {
+    clap_universal_plugin_id {
+        abi: c"clap".as_ptr(),
+        id: descriptor().clap_id().as_ptr(),
+    }
+}
+
+/// One preset file: exactly one preset, without a load key (a file holds one). A file that is
+/// not a readable preset goes to the receiver's `on_error` and gives false.
+///
+/// # Safety
+/// `receiver` is the host's live receiver.
+unsafe fn declare_file(
+    receiver: *const clap_preset_discovery_metadata_receiver,
+    location: &CStr,
+) -> bool {
+    // SAFETY: live for this call (the contract).
+    let receiver_ref = unsafe { &*receiver };
+    let path = path_of(location);
+    let file = match preset_file::read(&path) {
+        Ok(file) => file,
+        Err(err) => {
+            if let Some(on_error) = receiver_ref.on_error {
+                let message =
+                    CString::new(format!("{}: {err}", path.display())).unwrap_or_default();
+                // SAFETY: the host's function; `message` outlives the call.
+                unsafe { on_error(receiver, 0, message.as_ptr()) };
+            }
+            return false;
+        }
+    };
+    // The reader refuses texts holding a NUL, so these cannot fail; refuse the file if they do.
+    let (Ok(name), Ok(description), Ok(creator)) = (
+        CString::new(file.name),
+        CString::new(file.description),
+        CString::new(file.creator),
+    ) else {
+        return false;
+    };
+    let Some(begin_preset) = receiver_ref.begin_preset else {
+        return false;
+    };
+    // SAFETY (this and the calls below): the host's functions with its receiver and
+    // NUL-terminated strings that outlive each call.
+    if !unsafe { begin_preset(receiver, name.as_ptr(), std::ptr::null()) } {
+        // The host wants nothing from this file.
+        return true;
+    }
+    let plugin_id = plugin_id();
+    if let Some(add_plugin_id) = receiver_ref.add_plugin_id {
+        unsafe { add_plugin_id(receiver, &plugin_id) };
+    }
+    if let Some(set_flags) = receiver_ref.set_flags {
+        let flags = if file.factory {
+            CLAP_PRESET_DISCOVERY_IS_FACTORY_CONTENT
+        } else {
+            CLAP_PRESET_DISCOVERY_IS_USER_CONTENT
+        };
+        unsafe { set_flags(receiver, flags) };
+    }
+    if let Some(add_creator) = receiver_ref.add_creator
+        && !creator.is_empty()
+    {
+        unsafe { add_creator(receiver, creator.as_ptr()) };
+    }
+    if let Some(set_description) = receiver_ref.set_description
+        && !description.is_empty()
+    {
+        unsafe { set_description(receiver, description.as_ptr()) };
+    }
+    true
+}
+
+/// Every factory preset inside the plugin, in order, by key: the fallback location.
+///
+/// # Safety
+/// `receiver` is the host's live receiver.
+unsafe fn declare_inside(receiver: *const clap_preset_discovery_metadata_receiver) -> bool {
+    // SAFETY: live for this call (the contract).
     let receiver_ref = unsafe { &*receiver };
     let Some(begin_preset) = receiver_ref.begin_preset else {
         return false;
     };
-    let plugin_id = clap_universal_plugin_id {
-        abi: c"clap".as_ptr(),
-        id: descriptor().clap_id().as_ptr(),
-    };
+    let plugin_id = plugin_id();
     for preset in presets::FACTORY {
         // Names, keys and descriptions are ours and hold no NUL; skip one that would.
         let (Ok(name), Ok(key), Ok(description)) = (
@@ -516,4 +724,28 @@ unsafe extern "C" fn provider_get_metadata(
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_declared_file_type_is_the_preset_files_extension() {
+        assert_eq!(FILE_EXTENSION.to_str(), Ok(preset_file::EXTENSION));
+    }
+
+    #[test]
+    fn every_factory_preset_becomes_a_file() {
+        let files = factory_files().expect("every preset has a state");
+        assert_eq!(files.len(), presets::FACTORY.len());
+        for (file, preset) in files.iter().zip(presets::FACTORY) {
+            assert_eq!(file.key, preset.key);
+            assert!(preset_file::file_name(&file.key).is_some(), "{}", file.key);
+            let back =
+                preset_file::parse(&preset_file::to_bytes(file).expect("writes")).expect("reads");
+            assert_eq!(back.name, preset.name);
+            assert!(back.factory);
+        }
+    }
 }

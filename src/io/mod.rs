@@ -1,8 +1,10 @@
-//! Files in and out: audio to analyse, the render's WAV, MIDI and run files, and VST3 preset files.
+//! Files in and out: audio to analyse, the render's WAV, MIDI and run files, Latent Choir's own
+//! `.lcpreset` preset files and VST3 preset files.
 
 pub mod audio_file;
 pub mod midi_file;
 pub mod output_file;
+pub mod preset_file;
 pub mod run_file;
 pub mod vst3_preset;
 pub mod wav_file;

@@ -42,33 +42,48 @@ pub struct TestHostMainThread {
 pub enum PresetLoadReport {
     Loaded {
         plugin_location: bool,
+        /// The file's path for a file location, else empty.
+        path: String,
         key: String,
     },
     Error {
         plugin_location: bool,
+        path: String,
         key: String,
         message: String,
     },
+}
+
+/// A location as the reports keep it: whether it is the plugin, and a file's path.
+fn location_parts(location: Location) -> (bool, String) {
+    match location {
+        Location::Plugin => (true, String::new()),
+        Location::File { path } => (false, text(Some(path))),
+    }
 }
 
 impl MainThreadHandler<'_> for TestHostMainThread {}
 
 impl HostPresetLoadImpl for TestHostMainThread {
     fn on_error(&self, location: Location, key: Option<&CStr>, _: i32, message: Option<&CStr>) {
+        let (plugin_location, path) = location_parts(location);
         self.preset_loads
             .borrow_mut()
             .push(PresetLoadReport::Error {
-                plugin_location: location == Location::Plugin,
+                plugin_location,
+                path,
                 key: text(key),
                 message: text(message),
             });
     }
 
     fn loaded(&self, location: Location, key: Option<&CStr>) {
+        let (plugin_location, path) = location_parts(location);
         self.preset_loads
             .borrow_mut()
             .push(PresetLoadReport::Loaded {
-                plugin_location: location == Location::Plugin,
+                plugin_location,
+                path,
                 key: text(key),
             });
     }
@@ -379,15 +394,21 @@ impl HostedPlugin {
     /// if the plugin does not offer the extension, else whether it accepted.
     pub fn load_preset(&mut self, key: &str) -> Option<bool> {
         let key = std::ffi::CString::new(key).expect("key");
-        self.load_preset_from(Location::Plugin, &key)
+        self.load_preset_from(Location::Plugin, Some(&key))
     }
 
-    pub fn load_preset_from(&mut self, location: Location, key: &CStr) -> Option<bool> {
+    /// Loads the preset file at `path` (a one-preset file: no load key).
+    pub fn load_preset_file(&mut self, path: &std::path::Path) -> Option<bool> {
+        let path = std::ffi::CString::new(path.to_string_lossy().into_owned()).expect("path");
+        self.load_preset_from(Location::File { path: &path }, None)
+    }
+
+    pub fn load_preset_from(&mut self, location: Location, key: Option<&CStr>) -> Option<bool> {
         let handle = self.instance.plugin_handle();
         let preset_load: PluginPresetLoad = handle.get_extension()?;
         Some(
             preset_load
-                .load_from_location(&handle, location, Some(key))
+                .load_from_location(&handle, location, key)
                 .is_ok(),
         )
     }

@@ -2,6 +2,7 @@
 //! the audio thread *aborts* the process instead of panicking; in-process that would kill the
 //! whole test binary with no hint of why. In a child, the parent sees the signal and says so.
 
+use std::path::Path;
 use std::process::Command;
 
 /// Set in the child so the same test function runs its body instead of spawning again.
@@ -10,6 +11,12 @@ const CHILD_ENV: &str = "LATENT_CHOIR_ISOLATED_TEST";
 /// Run `body` in a fresh copy of this test binary. `name` is the test's path as libtest knows it
 /// (for a top-level `#[test] fn foo` in `tests/bar.rs`, that is `"foo"`).
 pub fn isolated(name: &str, body: impl FnOnce()) {
+    isolated_with_env(name, &[], body);
+}
+
+/// [`isolated`], with `env` set in the child: for code that reads its folders from the
+/// environment (`XDG_DATA_HOME`), pointed at a scratch folder instead of the real home.
+pub fn isolated_with_env(name: &str, env: &[(&str, &Path)], body: impl FnOnce()) {
     if std::env::var(CHILD_ENV).as_deref() == Ok(name) {
         body();
         return;
@@ -18,6 +25,7 @@ pub fn isolated(name: &str, body: impl FnOnce()) {
     let output = Command::new(exe)
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, name)
+        .envs(env.iter().copied())
         .output()
         .expect("spawn the isolated test");
     let stdout = String::from_utf8_lossy(&output.stdout);
