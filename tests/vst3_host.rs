@@ -16,60 +16,12 @@ use std::path::PathBuf;
 
 use common::isolate::isolated;
 use common::signal::{assert_clean, sine};
+use common::vst3_bundle::{BLOCK_SIZE, Bundle, PLUGIN_NAME, SAMPLE_RATE};
 use vst3_host::{BusAudioBuffers, Plugin, Vst3Host};
-
-const PLUGIN_NAME: &str = "Latent Choir";
-const SAMPLE_RATE: f64 = 48_000.0;
-const BLOCK_SIZE: usize = 512;
 
 /// VST3 `BusTypes`: `kMain` and `kAux`.
 const MAIN_BUS: i32 = 0;
 const AUX_BUS: i32 = 1;
-
-/// A `.vst3` bundle built from this run's cdylib in a private scratch folder, which is removed
-/// on drop.
-struct Bundle {
-    /// The folder a host would be told to scan; also holds scratch files such as presets.
-    root: PathBuf,
-    /// `<root>/Latent Choir.vst3`, what a host loads.
-    path: PathBuf,
-}
-
-impl Bundle {
-    /// Lay the cdylib out as nice-plug-xtask does on Linux:
-    /// `Latent Choir.vst3/Contents/<arch>-linux/Latent Choir.so`.
-    fn fresh(test_name: &str) -> Self {
-        // Each test runs in its own child process, so test name plus pid is unique even when
-        // several `cargo test` runs share the machine. Kept under `target/`: a test that aborts
-        // never runs `Drop`, and the copy of the debug library it leaves is some 200 MB.
-        let root = common::paths::target_dir()
-            .join("vst3-test-bundles")
-            .join(format!("{test_name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
-        let path = root.join(format!("{PLUGIN_NAME}.vst3"));
-        let binary_dir = path
-            .join("Contents")
-            .join(format!("{}-linux", std::env::consts::ARCH));
-        fs::create_dir_all(&binary_dir).expect("create the bundle folders");
-        // A hard link is instant and both live under target/; copy where links are refused.
-        let library = common::paths::plugin_library();
-        let inside = binary_dir.join(format!("{PLUGIN_NAME}.so"));
-        if fs::hard_link(&library, &inside).is_err() {
-            fs::copy(&library, &inside).expect("copy the cdylib into the bundle");
-        }
-        Self { root, path }
-    }
-
-    fn scratch_file(&self, name: &str) -> PathBuf {
-        self.root.join(name)
-    }
-}
-
-impl Drop for Bundle {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.root);
-    }
-}
 
 /// nice-plug's VST3 parameter id for a `#[id = "..."]` string: a Java-style string hash with the
 /// top bit cleared, because VST3 reserves ids with that bit for the host. Hosts store automation
@@ -81,17 +33,6 @@ fn vst3_param_id(string_id: &str) -> u32 {
     hash & !(1 << 31)
 }
 
-/// Load the bundle in-process at the test's sample rate and block size.
-fn load(bundle: &Bundle) -> Plugin {
-    let mut host = Vst3Host::builder()
-        .sample_rate(SAMPLE_RATE)
-        .block_size(BLOCK_SIZE)
-        .build()
-        .expect("configure the VST3 host");
-    host.load_plugin(&bundle.path)
-        .unwrap_or_else(|e| panic!("load {}: {e}", bundle.path.display()))
-}
-
 /// A processing plugin plus buffers shaped like its buses, allocated once and reused for every
 /// block the way a host's audio callback would.
 struct Session {
@@ -101,7 +42,7 @@ struct Session {
 
 impl Session {
     fn start(bundle: &Bundle) -> Self {
-        let mut plugin = load(bundle);
+        let mut plugin = bundle.load();
         plugin.start_processing().expect("start processing");
         let buffers = plugin
             .create_bus_audio_buffers(BLOCK_SIZE)
@@ -258,7 +199,7 @@ fn factory_describes_an_instrument_with_stable_parameter_ids() {
             );
 
             // Saved automation and projects refer to parameters by these ids.
-            let plugin = load(&bundle);
+            let plugin = bundle.load();
             let parameters = plugin.get_parameters().expect("list parameters");
             for (string_id, title) in [
                 ("gain", "Output Gain"),
@@ -533,7 +474,7 @@ fn choice_parameters_are_lists_of_named_options() {
         use nice_plug::prelude::{Enum, Params};
 
         let bundle = Bundle::fresh("lists");
-        let plugin = load(&bundle);
+        let plugin = bundle.load();
         let parameters = plugin.get_parameters().expect("list parameters");
         let parameter = |string_id: &str| {
             let id = vst3_param_id(string_id);
