@@ -16,35 +16,10 @@ use clack_extensions::preset_discovery::prelude::*;
 use clack_host::prelude::{HostError, HostInfo};
 use common::clap_host::{Block, HostedPlugin, PLUGIN_ID, PresetLoadReport};
 use common::isolate::{isolated, isolated_with_env};
+use common::params::{param_id as clap_id, preset_texts};
 use common::signal::assert_clean;
 use common::temp::TempDir;
-use latent_choir::params::LatentChoirParams;
 use latent_choir::params::presets::{self, FACTORY, Preset};
-
-/// nice-plug's CLAP (and VST3) id for a parameter's string id: a 31-based string hash with the
-/// top bit cleared. Derived here independently, as hosts store automation under these numbers.
-fn clap_id(string_id: &str) -> u32 {
-    let hash = string_id.bytes().fold(0u32, |hash, byte| {
-        hash.wrapping_mul(31).wrapping_add(u32::from(byte))
-    });
-    hash & !(1 << 31)
-}
-
-/// Every parameter's text (with unit) once `preset` is applied, by string id: what the host
-/// should read after loading it.
-fn expected_texts(preset: &Preset) -> BTreeMap<String, String> {
-    let params = LatentChoirParams::default();
-    preset.apply(&params).expect("the preset applies");
-    nice_plug::prelude::Params::param_map(&params)
-        .into_iter()
-        .map(|(id, ptr, _)| {
-            // SAFETY: `ptr` points into `params`, alive for this whole call.
-            let text =
-                unsafe { ptr.normalized_value_to_string(ptr.unmodulated_normalized_value(), true) };
-            (id, text)
-        })
-        .collect()
-}
 
 /// Every parameter's text as the host reads it through `clap.params`, by string id.
 fn host_texts(
@@ -519,7 +494,7 @@ fn every_factory_preset_loads(how: &dyn LoadPreset) {
             "the host hears of each load"
         );
 
-        let expected = expected_texts(preset);
+        let expected = preset_texts(preset, true);
         assert_eq!(
             host_texts(&mut plugin, &expected),
             expected,
@@ -537,7 +512,7 @@ fn every_factory_preset_loads(how: &dyn LoadPreset) {
     assert_eq!(plugin.param_text(clap_id("voice_1")), "Off");
     assert_eq!(
         plugin.param_text(clap_id("root")),
-        expected_texts(preset("choir"))["root"],
+        preset_texts(preset("choir"), true)["root"],
         "a parameter the preset does not name is back at its default"
     );
 }
@@ -573,7 +548,7 @@ fn state_saved_after_a_preset_restores_it() {
 
         let mut fresh = HostedPlugin::new();
         fresh.activate(48_000.0, 512);
-        let expected = expected_texts(preset("dark-drone"));
+        let expected = preset_texts(preset("dark-drone"), true);
         assert_ne!(
             host_texts(&mut fresh, &expected),
             expected,

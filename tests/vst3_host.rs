@@ -15,6 +15,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use common::isolate::isolated;
+use common::params::param_id as vst3_param_id;
 use common::signal::{assert_clean, sine};
 use common::vst3_bundle::{BLOCK_SIZE, Bundle, PLUGIN_NAME, SAMPLE_RATE};
 use vst3_host::{BusAudioBuffers, Plugin, Vst3Host};
@@ -22,16 +23,6 @@ use vst3_host::{BusAudioBuffers, Plugin, Vst3Host};
 /// VST3 `BusTypes`: `kMain` and `kAux`.
 const MAIN_BUS: i32 = 0;
 const AUX_BUS: i32 = 1;
-
-/// nice-plug's VST3 parameter id for a `#[id = "..."]` string: a Java-style string hash with the
-/// top bit cleared, because VST3 reserves ids with that bit for the host. Hosts store automation
-/// under these numbers, so the test derives them independently instead of asking the plugin.
-fn vst3_param_id(string_id: &str) -> u32 {
-    let hash = string_id.bytes().fold(0u32, |hash, byte| {
-        hash.wrapping_mul(31).wrapping_add(u32::from(byte))
-    });
-    hash & !(1 << 31)
-}
 
 /// A processing plugin plus buffers shaped like its buses, allocated once and reused for every
 /// block the way a host's audio callback would.

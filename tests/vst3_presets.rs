@@ -11,30 +11,13 @@ use std::collections::BTreeMap;
 use std::fs;
 
 use common::isolate::isolated;
+use common::params::{param_id as vst3_param_id, preset_texts};
 use common::signal::assert_clean;
-use common::vst3_bundle::{BLOCK_SIZE, Bundle, vst3_param_id};
+use common::vst3_bundle::{BLOCK_SIZE, Bundle};
 use latent_choir::io::vst3_preset;
-use latent_choir::params::LatentChoirParams;
-use latent_choir::params::presets::{FACTORY, Preset};
+use latent_choir::params::presets::FACTORY;
 use latent_choir::vst3_export::{preset_folder, write_factory_presets};
 use vst3_host::Plugin;
-
-/// Every parameter's text once `preset` is applied, by string id, as VST3's
-/// `getParamStringByValue` words it (no unit).
-fn expected_texts(preset: &Preset) -> BTreeMap<String, String> {
-    let params = LatentChoirParams::default();
-    preset.apply(&params).expect("the preset applies");
-    nice_plug::prelude::Params::param_map(&params)
-        .into_iter()
-        .map(|(id, ptr, _)| {
-            // SAFETY: `ptr` points into `params`, alive for this whole call.
-            let text = unsafe {
-                ptr.normalized_value_to_string(ptr.unmodulated_normalized_value(), false)
-            };
-            (id, text)
-        })
-        .collect()
-}
 
 /// What the edit controller reports for each parameter: its value, as text.
 fn controller_texts(plugin: &Plugin, ids: &BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -115,7 +98,7 @@ fn factory_preset_files_load_in_a_vst3_host() {
             folder.display()
         );
 
-        let defaults = expected_texts(&FACTORY[0]);
+        let defaults = preset_texts(&FACTORY[0], false);
         for (path, preset) in files.iter().zip(FACTORY) {
             assert_eq!(path.parent(), Some(folder.as_path()));
             assert_eq!(
@@ -132,7 +115,7 @@ fn factory_preset_files_load_in_a_vst3_host() {
                 "{info}"
             );
             assert!(info.contains("id=\"PlugInName\" value=\"Latent Choir\""));
-            let expected = expected_texts(preset);
+            let expected = preset_texts(preset, false);
 
             // As a DAW's preset browser loads it: the host library parses the file itself.
             let mut plugin = plugin_with_a_prompt(&bundle);
@@ -175,7 +158,7 @@ fn factory_preset_files_load_in_a_vst3_host() {
             plugin
                 .load_vstpreset(folder.join(format!("{}.vstpreset", preset.name)))
                 .expect("load");
-            controller_texts(&plugin, &expected_texts(preset))
+            controller_texts(&plugin, &preset_texts(preset, false))
         };
         let dark = texts("dark-drone");
         assert_eq!(dark["scale"], "Phrygian");

@@ -6,6 +6,7 @@ pub mod clap_host;
 pub mod cli;
 pub mod isolate;
 pub mod midi;
+pub mod params;
 pub mod paths;
 pub mod signal;
 pub mod state;

@@ -59,11 +59,3 @@ impl Drop for Bundle {
         let _ = fs::remove_dir_all(&self.root);
     }
 }
-
-/// nice-plug's VST3 parameter id for a string id: a 31-based hash with the top bit cleared.
-pub fn vst3_param_id(string_id: &str) -> u32 {
-    let hash = string_id.bytes().fold(0u32, |hash, byte| {
-        hash.wrapping_mul(31).wrapping_add(u32::from(byte))
-    });
-    hash & !(1 << 31)
-}
