@@ -104,9 +104,10 @@ impl Clip {
     /// played on, or, without `steps`, one per step from wherever the transport first plays it.
     /// The mapping state is rebuilt as the first pass had it; steps out of order or beyond the
     /// capacity are left out.
-    pub fn saved(frames: &[TokenFrame], steps: Option<&[i64]>) -> Self {
+    /// `params`: the mapping the run was played with, so the checkpoints hold the state (the
+    /// chords included) a first pass had.
+    pub fn saved(frames: &[TokenFrame], steps: Option<&[i64]>, params: &MappingParams) -> Self {
         let mut clip = Self::new();
-        let params = MappingParams::default();
         let mut state = MappingState::new();
         for (i, frame) in frames.iter().enumerate() {
             let step = match steps {
@@ -117,7 +118,7 @@ impl Clip {
                 None => i as i64,
             };
             clip.record(step, Some(frame), &state);
-            map_frame(frame, &params, step, &mut state);
+            map_frame(frame, params, step, &mut state);
         }
         clip.closed = true;
         clip.last_step = None;
@@ -389,7 +390,7 @@ mod tests {
     #[test]
     fn a_saved_run_sits_where_it_was_played_and_ends() {
         let frames: Vec<_> = (0..4).map(|i| frame(9, i)).collect();
-        let mut clip = Clip::saved(&frames, Some(&[20, 21, 24, 25]));
+        let mut clip = Clip::saved(&frames, Some(&[20, 21, 24, 25]), &MappingParams::default());
         let run = Some(9);
         assert_eq!(clip.cue(19, run, LoopPasses::Anew), Cue::Rest);
         assert_eq!(index_of(clip.cue(21, run, LoopPasses::Anew)), Some(1));
@@ -407,7 +408,7 @@ mod tests {
         assert_eq!(clip.cue(22, Some(3), LoopPasses::Replay), Cue::Live);
 
         // Without positions it starts where the transport first plays it.
-        let mut clip = Clip::saved(&frames, None);
+        let mut clip = Clip::saved(&frames, None, &MappingParams::default());
         assert_eq!(index_of(clip.cue(100, run, LoopPasses::Replay)), Some(0));
         assert_eq!(index_of(clip.cue(103, run, LoopPasses::Replay)), Some(3));
         assert_eq!(clip.cue(104, run, LoopPasses::Replay), Cue::End);
@@ -417,7 +418,7 @@ mod tests {
     fn a_saved_clip_rebuilds_the_first_passes_norm_statistics() {
         let frames: Vec<_> = (0..40).map(|i| frame(9, i)).collect();
         let steps: Vec<i64> = (0..40).collect();
-        let clip = Clip::saved(&frames, Some(&steps));
+        let clip = Clip::saved(&frames, Some(&steps), &MappingParams::default());
         let params = MappingParams::default();
         let mut state = MappingState::new();
         for frame in &frames[..33] {

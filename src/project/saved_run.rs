@@ -21,6 +21,7 @@ use nice_plug::prelude::nice_log;
 use crate::io::run_file::Run;
 use crate::music::frame::TokenFrame;
 
+use crate::offline::replay::recorded_params;
 use crate::playback::clip::Clip;
 
 use super::collector::{Collection, CollectorReader, CollectorWriter, Describer, collector};
@@ -70,7 +71,20 @@ type Shape = Option<(u32, usize)>;
 /// the grid steps they were played on, a closed clip.
 fn restored(run: &Run) -> Box<Clip> {
     let frames = replay_frames(run);
-    Box::new(Clip::saved(&frames, run.manifest.grid_steps.as_deref()))
+    let mapping = recorded_params(run)
+        .map(|params| {
+            let mut mapping = params.mapping();
+            // Four beats a bar on the host's grid, as the player counts them.
+            let per_bar = 4.0 * params.generation.tokens_per_beat.value();
+            mapping.steps_per_bar = (per_bar.round() as u32).max(1);
+            mapping
+        })
+        .unwrap_or_default();
+    Box::new(Clip::saved(
+        &frames,
+        run.manifest.grid_steps.as_deref(),
+        &mapping,
+    ))
 }
 
 impl SavedRun {
