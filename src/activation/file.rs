@@ -58,17 +58,28 @@ pub fn save(map: &ProjectionMap, path: &Path) -> Result<()> {
             tensors.push((format!("layer.{i}.{name}"), shape, bytes));
         }
     }
+    write_safetensors(&tensors, metadata_strings(meta), path).map_err(io)
+}
+
+/// `tensors` (name, shape, little-endian f32 bytes) and string `metadata` as a safetensors
+/// file with a sorted header, written to a temporary file beside `path`
+/// (`.NAME.PID.partial`), synced, then renamed, so a crash never leaves half a file under the
+/// final name.
+pub(crate) fn write_safetensors(
+    tensors: &[(String, Vec<usize>, Vec<u8>)],
+    metadata: HashMap<String, String>,
+    path: &Path,
+) -> std::result::Result<(), String> {
     let views = tensors
         .iter()
         .map(|(name, shape, bytes)| {
             TensorView::new(Dtype::F32, shape.clone(), bytes)
                 .map(|view| (name.clone(), view))
-                .map_err(|e| io(e.to_string()))
+                .map_err(|e| e.to_string())
         })
-        .collect::<Result<Vec<_>>>()?;
-    let bytes = safetensors::serialize(views, Some(metadata_strings(meta)))
-        .map_err(|e| io(e.to_string()))?;
-    let bytes = sorted_header(bytes).map_err(io)?;
+        .collect::<std::result::Result<Vec<_>, String>>()?;
+    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| e.to_string())?;
+    let bytes = sorted_header(bytes)?;
     let name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -78,7 +89,7 @@ pub fn save(map: &ProjectionMap, path: &Path) -> Result<()> {
         .and_then(|()| std::fs::rename(&partial, path));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&partial);
-        return Err(io(e.to_string()));
+        return Err(e.to_string());
     }
     Ok(())
 }

@@ -22,6 +22,7 @@
 pub mod cache;
 pub mod corpus;
 pub mod covariance;
+pub mod direction;
 pub mod error;
 pub mod file;
 pub mod fit;

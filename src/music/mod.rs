@@ -21,6 +21,7 @@ pub mod feel;
 pub mod frame;
 pub mod grid;
 pub mod harmony;
+pub mod markov_lstm;
 pub mod message;
 pub mod ornament;
 pub mod phrasing;
