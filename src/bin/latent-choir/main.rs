@@ -6,6 +6,7 @@
 //! * `latent-choir bench-model` — load time, prefill time, decode speed with full capture.
 //! * `latent-choir fit-pca` — fit a model's per-layer PCA map on the reference corpus (each
 //!   line's first position, an attention sink, left out unless `--keep-first`).
+//! * `latent-choir fit-direction` — fit a concept direction (tension) from two prompt sets.
 //! * `latent-choir bench-projection` — time one token's projection through a map.
 //! * `latent-choir render --prompt TEXT` — the plugin run offline: WAV, MIDI and run file.
 //! * `latent-choir replay RUN` — a render heard again from its run file, without the model.
@@ -16,6 +17,7 @@ mod analyze;
 mod bench;
 mod bench_projection;
 mod fit_codebooks;
+mod fit_direction;
 mod fit_pca;
 mod generate;
 mod listen;
@@ -49,6 +51,9 @@ enum Command {
     /// built-in reference corpus or your own, leaving each line's first position (an attention
     /// sink) out unless --keep-first.
     FitPca(fit_pca::Args),
+    /// Fit a concept direction from two prompt files (or a shipped set): the tension the
+    /// Tension voice and the album follow.
+    FitDirection(fit_direction::Args),
     /// Time projecting one token's hidden states through every layer's PCA map.
     BenchProjection(bench_projection::Args),
     /// Render a piece offline with the plugin's engine: the model generates, a simulated
@@ -79,6 +84,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::BenchModel(args) => bench::run(args),
         Command::FitPca(args) => fit_pca::run(args),
+        Command::FitDirection(args) => fit_direction::run(args),
         Command::BenchProjection(args) => bench_projection::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Render(args) => render::run(args),
