@@ -5,6 +5,8 @@
 //! statistics the mapping needs, not notes: notes are made on the audio thread with the current
 //! parameter values, so a Scale or Root change is heard on the very next token.
 
+use super::markov_lstm::PhraseStep;
+
 /// Hidden states a frame can carry: `n_layers + 1` (the embeddings plus every block's output) for
 /// models of up to 64 blocks.
 pub const MAX_HIDDEN_STATES: usize = 65;
@@ -47,6 +49,17 @@ pub struct TokenFrame {
     /// Sampling temperature the token was drawn at, so what the loudness did can be shown and
     /// recorded next to what it caused.
     pub temperature: f32,
+    /// A concept direction was projected (`tension` and the per-state values mean something).
+    pub has_direction: bool,
+    /// dot(h, r̂) of each hidden state with the session's concept direction.
+    pub projection: [f32; MAX_HIDDEN_STATES],
+    /// Each state's projection as tension, 0 at the direction's negative pole, 1 at its positive.
+    pub layer_tension: [f32; MAX_HIDDEN_STATES],
+    /// The token's tension, 0…1: the mean over the states the direction was fitted on. Drives
+    /// the Tension voice and the dissonance.
+    pub tension: f32,
+    /// What each state's Markov–LSTM ([`super::markov_lstm`]) chose for this token.
+    pub phrase: [PhraseStep; MAX_HIDDEN_STATES],
 }
 
 impl TokenFrame {
@@ -64,6 +77,11 @@ impl TokenFrame {
         entropy: [0.0; MAX_HIDDEN_STATES],
         sparsity: [0.0; MAX_HIDDEN_STATES],
         temperature: 0.0,
+        has_direction: false,
+        projection: [0.0; MAX_HIDDEN_STATES],
+        layer_tension: [0.0; MAX_HIDDEN_STATES],
+        tension: 0.0,
+        phrase: [PhraseStep::REST; MAX_HIDDEN_STATES],
     };
 
     /// A frame for one token with its text set and all per-state values zero; fill the states

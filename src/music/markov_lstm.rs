@@ -71,6 +71,15 @@ pub struct PhraseStep {
     pub duration: f32,
 }
 
+impl PhraseStep {
+    /// No phrase computed (the frame's default): degree 0, silent, shortest.
+    pub const REST: PhraseStep = PhraseStep {
+        degree: 0,
+        velocity: 0.0,
+        duration: 0.25,
+    };
+}
+
 /// Melody generator for one hidden-state layer; all storage is allocated in [`MarkovLstm::new`].
 pub struct MarkovLstm {
     width: usize,

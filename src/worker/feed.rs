@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::loudness::CurvePoint;
-use crate::music::frame::{FRAME_COMPONENTS, TokenFrame};
+use crate::music::frame::{FRAME_COMPONENTS, MAX_HIDDEN_STATES, TokenFrame};
+use crate::music::markov_lstm::PhraseStep;
 use crate::worker::heard::HeardInbox;
 use crate::worker::session::TokenResult;
 
@@ -182,6 +183,20 @@ pub fn frame_of(token: &TokenResult, run: u32, index: u32, keys: usize) -> Token
             None => (0.0, 0.0),
         };
         frame.set_state(state, coords, norm, entropy, sparsity);
+        if state < MAX_HIDDEN_STATES {
+            frame.phrase[state] = token.phrase.get(state).copied().unwrap_or(PhraseStep::REST);
+        }
+    }
+    if let Some(tension) = token.tension {
+        frame.has_direction = true;
+        frame.tension = tension;
+        let states = states.min(MAX_HIDDEN_STATES);
+        for (slot, &value) in frame.projection[..states].iter_mut().zip(&token.projection) {
+            *slot = value;
+        }
+        for (slot, &value) in frame.layer_tension[..states].iter_mut().zip(&token.layer_tension) {
+            *slot = value;
+        }
     }
     frame
 }

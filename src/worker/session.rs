@@ -3,12 +3,14 @@
 
 use std::sync::Arc;
 
+use crate::activation::direction::ConceptDirection;
 use crate::activation::{MapError, ProjectionMap};
 use crate::llm::error::{LlmError, Result};
 use crate::llm::loader::LoadedModel;
 use crate::llm::model::Step;
 use crate::llm::sampler::{Sampler, SamplerConfig};
 use crate::llm::tokenizer::{PromptMode, TokenStream};
+use crate::music::markov_lstm::{MarkovLstm, PhraseStep};
 
 /// What happens when the model ends its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,6 +41,14 @@ pub struct TokenResult {
     /// `[(n_layers + 1) * K]`, layer-major: the hidden states projected through the session's
     /// PCA map, each in [-1, 1] (see [`crate::activation::map`]). Empty without a map.
     pub coords: Vec<f32>,
+    /// `[n_layers + 1]`: dot(h, r̂) with the session's concept direction. Empty without one.
+    pub projection: Vec<f32>,
+    /// `[n_layers + 1]`: each projection as tension, 0…1. Empty without a direction.
+    pub layer_tension: Vec<f32>,
+    /// The token's tension ([`ConceptDirection::tension`]); `None` without a direction.
+    pub tension: Option<f32>,
+    /// `[n_layers + 1]`: what each state's Markov–LSTM chose.
+    pub phrase: Vec<PhraseStep>,
 }
 
 pub struct Session {
@@ -53,11 +63,17 @@ pub struct Session {
     mode: PromptMode,
     finished: bool,
     projection: Option<Arc<ProjectionMap>>,
+    direction: Option<Arc<ConceptDirection>>,
+    /// One phrase generator per hidden state, stepped on every token the model reads.
+    phrases: Vec<MarkovLstm>,
+    seed: u64,
 }
 
 impl Session {
     pub fn new(loaded: LoadedModel, sampler: SamplerConfig, seed: u64, at_end: AtEnd) -> Self {
         let stream = loaded.tokenizer.stream();
+        let info = loaded.model.info();
+        let phrases = (0..=info.n_layers).map(|_| MarkovLstm::new(info.width)).collect();
         Self {
             loaded,
             sampler: Sampler::new(sampler, seed),
@@ -68,6 +84,9 @@ impl Session {
             mode: PromptMode::Chat,
             finished: false,
             projection: None,
+            direction: None,
+            phrases,
+            seed,
         }
     }
 
@@ -93,6 +112,30 @@ impl Session {
         }
         self.projection = map;
         Ok(())
+    }
+
+    /// Project every token's hidden states on `direction` from now on (`None`: no tension).
+    /// One fitted for another shape is refused.
+    pub fn set_direction(
+        &mut self,
+        direction: Option<Arc<ConceptDirection>>,
+    ) -> std::result::Result<(), String> {
+        if let Some(direction) = &direction {
+            let info = self.loaded.model.info();
+            let meta = direction.metadata();
+            if (meta.n_layers, meta.width) != (info.n_layers, info.width) {
+                return Err(format!(
+                    "the {} direction was fitted for {} layers of width {}; the model has {} of width {}",
+                    meta.name, meta.n_layers, meta.width, info.n_layers, info.width
+                ));
+            }
+        }
+        self.direction = direction;
+        Ok(())
+    }
+
+    pub fn direction(&self) -> Option<&Arc<ConceptDirection>> {
+        self.direction.as_ref()
     }
 
     pub fn projection(&self) -> Option<&Arc<ProjectionMap>> {
@@ -128,6 +171,8 @@ impl Session {
         self.loaded.model.reset();
         self.next_logits.clear();
         self.sampler.reseed(seed);
+        self.seed = seed;
+        self.phrases.iter_mut().for_each(MarkovLstm::reset);
         self.stream = self.loaded.tokenizer.stream();
         self.tokens.clear();
         self.mode = mode;
@@ -232,28 +277,58 @@ impl Session {
             .projection
             .as_ref()
             .map(|map| (map.coords_len(), map.project(&step.hidden, step.n_new)));
-        ids.iter()
-            .enumerate()
-            .map(|(pos, &id)| {
-                let hidden = (0..=layers)
-                    .flat_map(|layer| step.hidden_state(layer, pos, width).iter().copied())
-                    .collect();
-                let per_layer = |values: &[f32]| -> Vec<f32> {
-                    (0..layers).map(|l| values[l * step.n_new + pos]).collect()
-                };
-                Ok(TokenResult {
-                    id,
-                    text: self.stream.push(id)?,
-                    temperature,
-                    hidden,
-                    attention_entropy: per_layer(&step.attention_entropy),
-                    mlp_sparsity: per_layer(&step.mlp_sparsity),
-                    coords: coords
-                        .as_ref()
-                        .map(|(len, all)| all[pos * len..(pos + 1) * len].to_vec())
-                        .unwrap_or_default(),
+        let first_position = self.tokens.len();
+        let mut results = Vec::with_capacity(ids.len());
+        for (pos, &id) in ids.iter().enumerate() {
+            let hidden: Vec<f32> = (0..=layers)
+                .flat_map(|layer| step.hidden_state(layer, pos, width).iter().copied())
+                .collect();
+            let per_layer = |values: &[f32]| -> Vec<f32> {
+                (0..layers).map(|l| values[l * step.n_new + pos]).collect()
+            };
+            let (projection, layer_tension, tension) = match &self.direction {
+                Some(direction) => {
+                    let mut projection = vec![0.0; layers + 1];
+                    direction.project_states(&hidden, &mut projection);
+                    let mut layer_tension = vec![0.0; layers + 1];
+                    direction.layer_tension(&projection, &mut layer_tension);
+                    let tension = direction.tension(&projection);
+                    (projection, layer_tension, Some(tension))
+                }
+                None => (Vec::new(), Vec::new(), None),
+            };
+            let index = (first_position + pos) as u32;
+            let phrase = self
+                .phrases
+                .iter_mut()
+                .enumerate()
+                .map(|(state, generator)| {
+                    let h = &hidden[state * width..(state + 1) * width];
+                    generator.step(h, tension.unwrap_or(0.0), phrase_seed(self.seed, state), index)
                 })
-            })
-            .collect()
+                .collect();
+            results.push(TokenResult {
+                id,
+                text: self.stream.push(id)?,
+                temperature,
+                attention_entropy: per_layer(&step.attention_entropy),
+                mlp_sparsity: per_layer(&step.mlp_sparsity),
+                coords: coords
+                    .as_ref()
+                    .map(|(len, all)| all[pos * len..(pos + 1) * len].to_vec())
+                    .unwrap_or_default(),
+                hidden,
+                projection,
+                layer_tension,
+                tension,
+                phrase,
+            });
+        }
+        Ok(results)
     }
+}
+
+/// Each state's phrase generator samples from its own stream of the run's seed.
+fn phrase_seed(seed: u64, state: usize) -> u64 {
+    seed ^ (state as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
