@@ -24,6 +24,8 @@ pub enum LlmError {
     PromptTooLong { tokens: usize, context: usize },
     #[error("the context is full ({0} tokens); reset to continue")]
     ContextFull(usize),
+    #[error("unusable direction: {0}")]
+    Direction(String),
     #[error("model computation failed: {0}")]
     Compute(String),
 }

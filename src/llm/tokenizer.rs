@@ -514,6 +514,74 @@ impl Tokenizer {
         }))
     }
 
+    /// Writes the Hugging Face files [`Tokenizer::from_file`] reads back as this same
+    /// tokenizer: `tokenizer.json` (with a post-processor for the BOS/EOS a GGUF adds),
+    /// `tokenizer_config.json` (BOS, EOS, chat template) and `generation_config.json` (every
+    /// end id). A GGUF model converted to a folder keeps its prompts and stops this way.
+    pub fn save_hf(&self, dir: &Path) -> Result<()> {
+        let inner = &self.inner;
+        let text = inner.hf.to_string(false).map_err(|e| {
+            LlmError::Tokenizer(format!("could not serialise {}: {e}", inner.source))
+        })?;
+        let mut json: Json = serde_json::from_str(&text).map_err(|e| {
+            LlmError::Tokenizer(format!("could not serialise {}: {e}", inner.source))
+        })?;
+        if inner.prepend_bos.is_some() || inner.append_eos.is_some() {
+            json["post_processor"] = self.wrapping_template()?;
+        }
+        write_json(&dir.join("tokenizer.json"), &json)?;
+
+        let piece = |id: Option<u32>| id.and_then(|id| inner.hf.id_to_token(id));
+        let mut config = serde_json::json!({
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "add_bos_token": inner.prepend_bos.is_some(),
+            "add_eos_token": inner.append_eos.is_some(),
+            "clean_up_tokenization_spaces": false,
+            "bos_token": piece(inner.bos_id),
+            "eos_token": piece(inner.eos_ids.first().copied()),
+        });
+        if let Some(template) = &inner.chat_template {
+            config["chat_template"] = Json::String(template.clone());
+        }
+        write_json(&dir.join("tokenizer_config.json"), &config)?;
+        let generation = serde_json::json!({
+            "bos_token_id": inner.bos_id,
+            "eos_token_id": inner.eos_ids,
+        });
+        write_json(&dir.join("generation_config.json"), &generation)
+    }
+
+    /// A `TemplateProcessing` post-processor (as JSON) that puts the GGUF's BOS/EOS around a
+    /// sequence, as `encode(.., true)` does here.
+    fn wrapping_template(&self) -> Result<Json> {
+        let inner = &self.inner;
+        let mut special = serde_json::Map::new();
+        let mut piece = |id: u32, type_id: u32| -> Result<Json> {
+            let token = inner.hf.id_to_token(id).ok_or_else(|| {
+                LlmError::Tokenizer(format!("special token id {id} has no vocabulary entry"))
+            })?;
+            special.insert(
+                token.clone(),
+                serde_json::json!({"id": token, "ids": [id], "tokens": [token]}),
+            );
+            Ok(serde_json::json!({"SpecialToken": {"id": token, "type_id": type_id}}))
+        };
+        let mut single = Vec::new();
+        let mut pair = Vec::new();
+        for (sequence, type_id, out) in [("A", 0, &mut single), ("B", 1, &mut pair)] {
+            out.extend(inner.prepend_bos.map(|id| piece(id, type_id)).transpose()?);
+            out.push(serde_json::json!({"Sequence": {"id": sequence, "type_id": type_id}}));
+            out.extend(inner.append_eos.map(|id| piece(id, type_id)).transpose()?);
+        }
+        let pair: Vec<Json> = single.iter().cloned().chain(pair).collect();
+        Ok(serde_json::json!({
+            "type": "TemplateProcessing",
+            "single": single,
+            "pair": pair,
+            "special_tokens": special,
+        }))
+    }
+
     fn assemble(mut inner: Inner) -> Self {
         inner.chat = detect_chat(inner.chat_template.as_deref(), &inner.hf);
         Self {
@@ -1006,6 +1074,15 @@ fn read_json(path: &Path) -> Result<Option<Json>> {
         })
 }
 
+fn write_json(path: &Path, value: &Json) -> Result<()> {
+    let io = |message: String| LlmError::Io {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = serde_json::to_string_pretty(value).map_err(|e| io(e.to_string()))?;
+    std::fs::write(path, text).map_err(|e| io(e.to_string()))
+}
+
 /// An id or a list of ids (`eos_token_id` may be either).
 fn json_ids(value: Option<&Json>, out: &mut Vec<u32>) {
     let as_id = |v: &Json| v.as_u64().and_then(|id| u32::try_from(id).ok());
@@ -1449,6 +1526,44 @@ mod tests {
         let hello = tok.token_to_id("hello").unwrap();
         assert_eq!(tok.encode("hello", true).unwrap(), vec![1, hello]);
         assert_eq!(tok.encode("hello", false).unwrap(), vec![hello]);
+    }
+
+    #[test]
+    fn saved_folder_reads_back_the_same_tokenizer() {
+        let dir = std::env::temp_dir().join(format!(
+            "latent-choir-tokenizer-save-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut c = tiny_gguf("llama-bpe", Some(SMOLLM2_TEMPLATE));
+        c.metadata
+            .insert("tokenizer.ggml.add_bos_token".into(), Value::Bool(true));
+        let gguf = Tokenizer::from_gguf(&c).unwrap();
+        gguf.save_hf(&dir).unwrap();
+        let saved = Tokenizer::from_file(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        let saved = saved.unwrap();
+        for text in ["hello world", "<|im_start|>user\nhi<think>", " 12 ½ wor"] {
+            for special in [false, true] {
+                assert_eq!(
+                    saved.encode(text, special).unwrap(),
+                    gguf.encode(text, special).unwrap(),
+                    "{text:?}, special tokens {special}"
+                );
+            }
+        }
+        assert_eq!(saved.encode("hello", true).unwrap()[0], 1);
+        assert_eq!(saved.bos_id(), gguf.bos_id());
+        assert_eq!(saved.eos_ids(), gguf.eos_ids());
+        assert_eq!(saved.chat_prompt("hi"), gguf.chat_prompt("hi"));
+        assert_eq!(saved.vocab_size(), gguf.vocab_size());
+        for id in 0..gguf.vocab_size() as u32 {
+            assert_eq!(saved.is_special(id), gguf.is_special(id), "id {id}");
+            assert_eq!(
+                saved.token_bytes(id).unwrap(),
+                gguf.token_bytes(id).unwrap()
+            );
+        }
     }
 
     /// A llama-2-style (sentencepiece BPE with byte fallback) tokenizer.json in a temporary

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::safetensors::{Load, MmapedSafetensors};
 use candle_core::{DType, Device, Tensor};
+use safetensors::tensor::TensorView;
 
 use super::decoder::Weights;
 use super::qlinear::Linear;
@@ -106,6 +107,23 @@ impl Checkpoint {
 
     pub(crate) fn contains(&self, name: &str) -> bool {
         self.names.contains_key(name)
+    }
+
+    /// Every tensor's name, sorted, so a copy of the checkpoint is written in a stable order.
+    pub(crate) fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.names.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Tensor `name` as stored (dtype, shape and bytes untouched), to copy it unchanged.
+    pub(crate) fn view(&self, name: &str) -> Result<TensorView<'_>> {
+        let &index = self
+            .names
+            .get(name)
+            .ok_or_else(|| LlmError::MissingTensor(name.to_string()))?;
+        let (path, st) = &self.files[index];
+        st.get(name).map_err(|e| corrupt(path, e))
     }
 
     /// Tensor `name` as f32 on the CPU, checked to have `shape`.
