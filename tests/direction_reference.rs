@@ -135,8 +135,10 @@ fn a_prompt_of_one_token_is_refused_by_name() {
         sha256: "0".repeat(64),
         name: "tiny".to_owned(),
     };
-    let err = fit::fit(&mut loaded, &identity, &pair, &mut |_| ControlFlow::Continue(()))
-        .unwrap_err();
+    let err = fit::fit(&mut loaded, &identity, &pair, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("positive prompt 2"), "{text}");
 }

@@ -22,6 +22,13 @@
 //! | `loudness_velocity` | float32 | [n] | its rate of change, LU/s |
 //! | `curve_temperature` | float32 | [n] | the temperature the curve read then |
 //! | `notes` | int64 | [m, 6] | a render's notes, one row per note-on (see [`NoteTrace`]) |
+//! | `projection` | float32 | [S, n] | dot(h, r̂) with the concept direction (runs with one) |
+//! | `layer_tension` | float32 | [S, n] | each projection as tension, 0…1 (runs with a direction) |
+//! | `tension` | float32 | [n] | the token's tension, 0…1 (runs with a direction) |
+//! | `phrase` | float32 | [S, n, 3] | each state's Markov–LSTM choice: degree, velocity, duration |
+//!
+//! The manifest's `direction` names the concept direction (absent: none, and no tension
+//! arrays). Run files from before directions and phrases load with none and rests.
 //!
 //! `notes` (absent from runs the plugin recorded) traces each note to what made it: its
 //! sample position, slot (1–3 the voices, 4 the bass), MIDI note, velocity, the index (into
@@ -41,6 +48,7 @@ use ndarray_npy::{ReadNpyExt, WriteNpyExt};
 
 use crate::loudness::CurvePoint;
 use crate::music::frame::{FRAME_COMPONENTS, MAX_HIDDEN_STATES, TokenFrame};
+use crate::music::markov_lstm::PhraseStep;
 
 /// What the manifest's `format` field says.
 pub const FORMAT: &str = "latent-choir-run";
@@ -105,6 +113,9 @@ pub struct Manifest {
     /// What the model heard of the track (Listen): each line and the token it came before.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub heard: Vec<HeardLine>,
+    /// The concept direction the tension followed, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
 }
 
 /// A line the model read of what it heard, in its context right before a generated token.
@@ -249,6 +260,27 @@ impl Run {
                 .write_npy(w)
                 .map_err(npy)
         })?;
+        add("phrase", &|w| {
+            Array3::from_shape_fn((states, n, 3), |(s, t, c)| {
+                let step = self.tokens[t].frame.phrase[s];
+                [f32::from(step.degree), step.velocity, step.duration][c]
+            })
+            .write_npy(w)
+            .map_err(npy)
+        })?;
+        if self.manifest.direction.is_some() {
+            add("projection", &|w| {
+                per_state(&|f, s| f.projection[s]).write_npy(w).map_err(npy)
+            })?;
+            add("layer_tension", &|w| {
+                per_state(&|f, s| f.layer_tension[s])
+                    .write_npy(w)
+                    .map_err(npy)
+            })?;
+            add("tension", &|w| {
+                per_token(&|t| t.frame.tension).write_npy(w).map_err(npy)
+            })?;
+        }
         if !self.notes.is_empty() {
             let optional = |v: Option<u32>| v.map_or(-1, i64::from);
             let notes = Array2::from_shape_fn((self.notes.len(), NOTE_COLUMNS), |(i, c)| {
@@ -355,9 +387,27 @@ impl Run {
         let norm = array2("norm")?;
         let entropy = array2("entropy")?;
         let sparsity = array2("sparsity")?;
+        let tension = match manifest.direction {
+            Some(_) => {
+                let projection = array2("projection")?;
+                let layer_tension = array2("layer_tension")?;
+                let tension: Array1<f32> = read_array(&mut zip, "tension").map_err(&corrupt)?;
+                check_shape("tension", tension.shape(), &[n]).map_err(&corrupt)?;
+                Some((projection, layer_tension, tension))
+            }
+            None => None,
+        };
         let coords: Array3<f32> = read_array(&mut zip, "coords").map_err(&corrupt)?;
         check_shape("coords", coords.shape(), &[states, n, FRAME_COMPONENTS]).map_err(&corrupt)?;
 
+        let phrase: Option<Array3<f32>> = match zip.index_for_name("phrase.npy") {
+            Some(_) => {
+                let array: Array3<f32> = read_array(&mut zip, "phrase").map_err(&corrupt)?;
+                check_shape("phrase", array.shape(), &[states, n, 3]).map_err(&corrupt)?;
+                Some(array)
+            }
+            None => None,
+        };
         let u32_of = |name: &str, v: i64| {
             u32::try_from(v).map_err(|_| corrupt(format!("{name}: {v} is out of range")))
         };
@@ -378,6 +428,21 @@ impl Run {
                     *value = coords[[s, t, k]];
                 }
                 frame.set_state(s, c, norm[[s, t]], entropy[[s, t]], sparsity[[s, t]]);
+                if let Some(phrase) = &phrase {
+                    frame.phrase[s] = PhraseStep {
+                        degree: phrase[[s, t, 0]].clamp(0.0, 255.0) as u8,
+                        velocity: phrase[[s, t, 1]],
+                        duration: phrase[[s, t, 2]],
+                    };
+                }
+                if let Some((projection, layer_tension, _)) = &tension {
+                    frame.projection[s] = projection[[s, t]];
+                    frame.layer_tension[s] = layer_tension[[s, t]];
+                }
+            }
+            if let Some((_, _, tension)) = &tension {
+                frame.has_direction = true;
+                frame.tension = tension[t];
             }
             tokens.push(PlayedToken {
                 frame,
@@ -501,6 +566,7 @@ mod tests {
                 tokens: tokens.iter().map(|t| t.frame.text().to_owned()).collect(),
                 grid_steps: None,
                 heard: Vec::new(),
+                direction: None,
             },
             tokens,
             notes: vec![

@@ -16,7 +16,7 @@ pub mod presets;
 pub mod session;
 pub mod text;
 
-pub use session::{DEFAULT_PROMPT, DEFAULT_SEED, SessionSettings};
+pub use session::{DEFAULT_DIRECTION, DEFAULT_PROMPT, DEFAULT_SEED, SessionSettings};
 
 /// Loudest output gain the user can dial in, in dB.
 const MAX_OUTPUT_DB: f32 = 12.0;
@@ -42,6 +42,10 @@ pub struct LatentChoirParams {
     /// Continue the prompt as raw text instead of answering it through the chat template.
     #[persist = "raw_prompt"]
     pub raw_prompt: RwLock<bool>,
+    /// The concept direction tension follows: `none`, a shipped set (`refusal`, `doubt`,
+    /// `grief`) or a direction file. Fixed per run, like the model and seed.
+    #[persist = "direction"]
+    pub direction: RwLock<String>,
     /// The editor window's logical size, `[width, height]`: nice-plug-egui cannot persist its
     /// own editor state, so the editor reads this when it opens and writes it when resized.
     #[persist = "editor_size"]
@@ -529,6 +533,7 @@ impl Default for LatentChoirParams {
             seed: RwLock::new(DEFAULT_SEED),
             soundfont: RwLock::new(String::new()),
             raw_prompt: RwLock::new(false),
+            direction: RwLock::new(DEFAULT_DIRECTION.to_owned()),
             editor_size: RwLock::new(DEFAULT_EDITOR_SIZE),
             generation: GenerationParams::default(),
             temperature: TemperatureParams::default(),

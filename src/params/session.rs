@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::activation::direction::DirectionChoice;
 use crate::llm::discovery;
 use crate::llm::tokenizer::PromptMode;
 
@@ -10,6 +11,9 @@ use super::LatentChoirParams;
 
 /// The seed a fresh instance starts with.
 pub const DEFAULT_SEED: u64 = 1;
+
+/// The concept direction a fresh instance's tension follows (fitted for the model on first use).
+pub const DEFAULT_DIRECTION: &str = "refusal";
 
 /// The prompt a fresh instance starts with.
 pub const DEFAULT_PROMPT: &str = "The forest was silent.";
@@ -22,6 +26,8 @@ pub struct SessionSettings {
     pub seed: u64,
     /// As typed; empty means the default model.
     pub model: String,
+    /// As typed: `none`, a shipped direction's name, or a direction file.
+    pub direction: String,
 }
 
 impl Default for SessionSettings {
@@ -31,6 +37,7 @@ impl Default for SessionSettings {
             raw: false,
             seed: DEFAULT_SEED,
             model: String::new(),
+            direction: DEFAULT_DIRECTION.to_owned(),
         }
     }
 }
@@ -44,6 +51,10 @@ impl SessionSettings {
         } else {
             Some(PathBuf::from(typed))
         }
+    }
+
+    pub fn direction_choice(&self) -> DirectionChoice {
+        DirectionChoice::parse(&self.direction)
     }
 
     pub fn prompt_mode(&self) -> PromptMode {
@@ -64,6 +75,10 @@ impl LatentChoirParams {
             raw: self.raw_prompt.read().map_or(fallback.raw, |r| *r),
             seed: self.seed.read().map_or(fallback.seed, |s| *s),
             model: self.model.read().map_or(fallback.model, |m| m.clone()),
+            direction: self
+                .direction
+                .read()
+                .map_or(fallback.direction, |d| d.clone()),
         }
     }
 
@@ -80,6 +95,9 @@ impl LatentChoirParams {
         }
         if let Ok(mut model) = self.model.write() {
             model.clone_from(&session.model);
+        }
+        if let Ok(mut direction) = self.direction.write() {
+            direction.clone_from(&session.direction);
         }
     }
 
@@ -116,6 +134,7 @@ mod tests {
             raw: true,
             seed: 99,
             model: "/models/m.gguf".to_owned(),
+            direction: "none".to_owned(),
         };
         params.set_session(&session);
         assert_eq!(params.session(), session);

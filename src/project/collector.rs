@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::activation::direction::DirectionChoice;
 use crate::activation::identify;
 use crate::io::run_file::{self, HeardLine, Manifest, ModelRecord, PlayedToken, Run};
 use crate::loudness::CurvePoint;
@@ -253,6 +254,10 @@ impl Describer {
         let tokens_per_beat = params
             .as_deref()
             .map_or(2.0, |p| f64::from(p.generation.tokens_per_beat.value()));
+        let direction = match session.direction_choice() {
+            DirectionChoice::Off => None,
+            choice => Some(choice.text()),
+        };
         Manifest {
             format: run_file::FORMAT.to_owned(),
             version: run_file::VERSION,
@@ -276,6 +281,7 @@ impl Describer {
             tokens: Vec::new(),
             grid_steps: None,
             heard: Vec::new(),
+            direction,
         }
     }
 

@@ -129,6 +129,7 @@ impl ModelControl {
                 mode: session.prompt_mode(),
             },
             Command::SetSeed(session.seed),
+            Command::SetDirection(session.direction_choice()),
             Command::Reset,
             Command::Start,
         ]);

@@ -194,7 +194,10 @@ pub fn frame_of(token: &TokenResult, run: u32, index: u32, keys: usize) -> Token
         for (slot, &value) in frame.projection[..states].iter_mut().zip(&token.projection) {
             *slot = value;
         }
-        for (slot, &value) in frame.layer_tension[..states].iter_mut().zip(&token.layer_tension) {
+        for (slot, &value) in frame.layer_tension[..states]
+            .iter_mut()
+            .zip(&token.layer_tension)
+        {
             *slot = value;
         }
     }

@@ -311,6 +311,17 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
             }
             status.warn(format!("No activation map ({message}); playing without"))
         }
+        WorkerEvent::DirectionReady {
+            name, save_error, ..
+        } => match save_error {
+            Some(e) => status.say(format!(
+                "Tension follows the {name} direction (not saved: {e})"
+            )),
+            None => status.say(format!("Tension follows the {name} direction")),
+        },
+        WorkerEvent::DirectionFailed { message } => {
+            status.warn(format!("No tension direction ({message}); playing without"))
+        }
         WorkerEvent::PromptProcessed(prompt) => {
             builder.start_run(prompt.len());
             if let Ok(mut text) = status.text.lock() {

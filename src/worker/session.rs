@@ -73,7 +73,9 @@ impl Session {
     pub fn new(loaded: LoadedModel, sampler: SamplerConfig, seed: u64, at_end: AtEnd) -> Self {
         let stream = loaded.tokenizer.stream();
         let info = loaded.model.info();
-        let phrases = (0..=info.n_layers).map(|_| MarkovLstm::new(info.width)).collect();
+        let phrases = (0..=info.n_layers)
+            .map(|_| MarkovLstm::new(info.width))
+            .collect();
         Self {
             loaded,
             sampler: Sampler::new(sampler, seed),
@@ -144,6 +146,12 @@ impl Session {
 
     pub fn loaded(&self) -> &LoadedModel {
         &self.loaded
+    }
+
+    /// The model itself, e.g. to fit a direction between runs; whatever it did to the model's
+    /// cache, the next [`Session::start`] resets it.
+    pub fn loaded_mut(&mut self) -> &mut LoadedModel {
+        &mut self.loaded
     }
 
     pub fn tokens(&self) -> &[u32] {
@@ -304,7 +312,12 @@ impl Session {
                 .enumerate()
                 .map(|(state, generator)| {
                     let h = &hidden[state * width..(state + 1) * width];
-                    generator.step(h, tension.unwrap_or(0.0), phrase_seed(self.seed, state), index)
+                    generator.step(
+                        h,
+                        tension.unwrap_or(0.0),
+                        phrase_seed(self.seed, state),
+                        index,
+                    )
                 })
                 .collect();
             results.push(TokenResult {

@@ -64,6 +64,15 @@
 //! events. When a changed sampler or end-of-sequence setting reloads the model, its map is
 //! kept.
 //!
+//! # Concept directions
+//!
+//! `SetDirection` chooses a concept direction ([`crate::activation::direction`]); before each
+//! prompt run the session gets it if it does not have it: a shipped set from the user's
+//! direction cache, fitted on first use (seconds; the model is reset afterwards, the prompt
+//! runs next anyway), or a user's file checked against the model. Every token then carries its
+//! projection per state and its tension (`DirectionReady`); a direction that cannot be had is
+//! reported (`DirectionFailed`) and the run plays without tension.
+//!
 //! # Pacing
 //!
 //! The plugin wants the worker a few tokens ahead of playback, not the whole context ahead.
@@ -93,6 +102,8 @@ use std::time::Duration;
 
 use super::session::{AtEnd, Session, TokenResult};
 use crate::activation::cache::{self, Found, MapCache};
+use crate::activation::direction::DirectionChoice;
+use crate::activation::direction::cache::{DirectionCache, DirectionOrigin, ensure_direction};
 use crate::activation::{FitProgress, ProjectionMap, identify};
 use crate::llm::error::{LlmError, Result};
 use crate::llm::loader::{self, LoadedModel};
@@ -132,12 +143,17 @@ impl fmt::Debug for SharedTemperature {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Load(PathBuf),
-    SetPrompt { text: String, mode: PromptMode },
+    SetPrompt {
+        text: String,
+        mode: PromptMode,
+    },
     SetSeed(u64),
     SetSampler(SamplerConfig),
     SetAtEnd(AtEnd),
     SetMaxTokens(Option<usize>),
     SetMapSource(MapSource),
+    /// Which concept direction the next prompt run projects on (see [Concept directions](self#concept-directions)).
+    SetDirection(DirectionChoice),
     Start,
     Stop,
     Reset,
@@ -235,6 +251,19 @@ pub enum WorkerEvent {
     },
     /// The model has no map; tokens carry empty `coords` (generation works regardless).
     MapFailed {
+        message: String,
+    },
+    /// Tokens from this run on carry the projection on the `name` direction and its tension.
+    /// `fitted`: fitted just now (seconds), else read from `path`.
+    DirectionReady {
+        name: String,
+        path: PathBuf,
+        fitted: bool,
+        save_error: Option<String>,
+    },
+    /// No direction for this run (a bad file, another model's, a prompt the model cannot
+    /// read); tokens carry no tension, the rest plays on.
+    DirectionFailed {
         message: String,
     },
     /// The prompt ran: one result per prompt token (their `temperature` is `None`).
@@ -430,6 +459,7 @@ struct Settings {
     at_end: AtEnd,
     max_tokens: Option<usize>,
     map_source: MapSource,
+    direction: DirectionChoice,
 }
 
 /// A loaded model's session and the settings it was built with.
@@ -437,6 +467,8 @@ struct Model {
     session: Session,
     sampler: SamplerConfig,
     at_end: AtEnd,
+    /// The direction choice the session projects on (tried, even if it failed).
+    direction: DirectionChoice,
 }
 
 /// How [`Worker::load`] gets the model's map.
@@ -547,6 +579,7 @@ impl Worker {
             Command::SetAtEnd(at_end) => self.settings.at_end = at_end,
             Command::SetMaxTokens(max_tokens) => self.settings.max_tokens = max_tokens,
             Command::SetMapSource(source) => self.settings.map_source = source,
+            Command::SetDirection(choice) => self.settings.direction = choice,
             Command::Start => {
                 if self.model.is_some() {
                     self.running = true;
@@ -634,6 +667,7 @@ impl Worker {
             self.finish(FinishReason::Failed);
             return;
         }
+        self.apply_direction();
         let Some(model) = self.model.as_mut() else {
             self.no_model();
             return;
@@ -650,6 +684,61 @@ impl Worker {
             Ok(Err(error)) => self.fail(error),
             Err(payload) => self.model_panicked(payload),
         }
+    }
+
+    /// Before a prompt runs: give the session the direction the settings ask for, unless it
+    /// has it. Fitting a shipped set takes seconds on first use (then it is cached); a
+    /// direction that cannot be had is reported and the run goes on without tension.
+    fn apply_direction(&mut self) {
+        let Some(model) = self.model.as_mut() else {
+            return;
+        };
+        let choice = self.settings.direction.clone();
+        if model.direction == choice {
+            return;
+        }
+        model.direction = choice.clone();
+        let session = &mut model.session;
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+            let cache = DirectionCache::user()?;
+            ensure_direction(session.loaded_mut(), &cache, &choice, &mut |_| {
+                ControlFlow::Continue(())
+            })
+        }));
+        let event = match outcome {
+            Ok(Ok(None)) => {
+                let _ = session.set_direction(None);
+                return;
+            }
+            Ok(Ok(Some(ensured))) => {
+                let name = ensured.direction.name().to_owned();
+                match session.set_direction(Some(Arc::new(ensured.direction))) {
+                    Ok(()) => WorkerEvent::DirectionReady {
+                        name,
+                        path: ensured.path,
+                        fitted: matches!(ensured.origin, DirectionOrigin::Fitted { .. }),
+                        save_error: ensured.save_error.map(|e| e.to_string()),
+                    },
+                    Err(message) => WorkerEvent::DirectionFailed { message },
+                }
+            }
+            Ok(Err(error)) => {
+                let _ = session.set_direction(None);
+                WorkerEvent::DirectionFailed {
+                    message: error.to_string(),
+                }
+            }
+            Err(payload) => {
+                let _ = session.set_direction(None);
+                WorkerEvent::DirectionFailed {
+                    message: format!(
+                        "fitting the direction panicked: {}",
+                        panic_message(payload.as_ref())
+                    ),
+                }
+            }
+        };
+        self.emit(event);
     }
 
     /// Reads `text` into the context before token `generated`; `false` if that ended the run.
@@ -816,6 +905,7 @@ impl Worker {
             session,
             sampler,
             at_end,
+            direction: DirectionChoice::Off,
         });
         true
     }

@@ -11,8 +11,8 @@ use super::error::{DirectionError, Result};
 use super::fit::{self, DirectionFitStats};
 use super::prompts::{self, PromptPair, SHIPPED_NAMES};
 use super::{ConceptDirection, file};
-use crate::activation::identity::{self, ModelIdentity};
 use crate::activation::FitProgress;
+use crate::activation::identity::{self, ModelIdentity};
 use crate::llm::loader::LoadedModel;
 
 /// Which direction drives the tension: none, a shipped set, or a user's file.
@@ -202,7 +202,11 @@ mod tests {
         );
         let file = DirectionChoice::parse("/tmp/mine.safetensors");
         assert_eq!(file, DirectionChoice::File("/tmp/mine.safetensors".into()));
-        for choice in [DirectionChoice::Off, DirectionChoice::Shipped("grief".into()), file] {
+        for choice in [
+            DirectionChoice::Off,
+            DirectionChoice::Shipped("grief".into()),
+            file,
+        ] {
             assert_eq!(DirectionChoice::parse(&choice.text()), choice);
         }
     }

@@ -46,7 +46,9 @@ pub enum DirectionError {
         file_model: String,
         model: String,
     },
-    #[error("no direction is called \"{0}\"; the shipped ones are refusal, doubt and grief (or give a .safetensors file from `latent-choir fit-direction`)")]
+    #[error(
+        "no direction is called \"{0}\"; the shipped ones are refusal, doubt and grief (or give a .safetensors file from `latent-choir fit-direction`)"
+    )]
     UnknownName(String),
     #[error("cannot fit a direction: {0}")]
     Fit(String),

@@ -106,7 +106,9 @@ pub fn load(path: &Path) -> Result<ConceptDirection> {
         path: path.to_path_buf(),
         message,
     };
-    let len = std::fs::metadata(path).map_err(|e| io(e.to_string()))?.len();
+    let len = std::fs::metadata(path)
+        .map_err(|e| io(e.to_string()))?
+        .len();
     if len > MAX_FILE_BYTES {
         return Err(DirectionError::Corrupt {
             path: path.to_path_buf(),
@@ -199,7 +201,10 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<ConceptDirection> {
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect())
     };
-    let n = metadata.n_layers.checked_add(1).ok_or_else(|| corrupt("n_layers".to_owned()))?;
+    let n = metadata
+        .n_layers
+        .checked_add(1)
+        .ok_or_else(|| corrupt("n_layers".to_owned()))?;
     let vector = tensor("direction", metadata.width)?;
     let columns = [
         tensor("positive_mean", n)?,
@@ -232,7 +237,11 @@ mod tests {
         assert_eq!(load(&path).unwrap(), direction);
         let bytes = std::fs::read(&path).unwrap();
         save(&direction, &path).unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), bytes, "the same direction, the same bytes");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "the same direction, the same bytes"
+        );
         for cut in [0, 7, 40, bytes.len() - 3] {
             let err = parse(&bytes[..cut], &path).unwrap_err();
             assert!(matches!(err, DirectionError::Corrupt { .. }), "{err}");

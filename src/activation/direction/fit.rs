@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 use super::error::{DirectionError, Result};
 use super::prompts::{PromptPair, PromptSet};
 use super::{ConceptDirection, DirectionMetadata, Pairing, PoleStats, final_half};
+use crate::activation::FitProgress;
 use crate::activation::covariance::Covariance;
 use crate::activation::identity::ModelIdentity;
 use crate::activation::pca::Pca;
-use crate::activation::FitProgress;
 use crate::llm::loader::LoadedModel;
 
 /// What the fit saw, for summaries.
@@ -176,8 +176,7 @@ pub fn fit(
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
     let vector = vector.iter().map(|&v| v as f32).collect();
-    let direction =
-        ConceptDirection::new(metadata, vector, poles).map_err(DirectionError::Fit)?;
+    let direction = ConceptDirection::new(metadata, vector, poles).map_err(DirectionError::Fit)?;
     let stats = DirectionFitStats {
         prompts: total,
         tokens,

@@ -118,9 +118,15 @@ impl ConceptDirection {
                 metadata.n_layers + 1
             ));
         }
-        let norm = vector.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
+        let norm = vector
+            .iter()
+            .map(|v| f64::from(*v).powi(2))
+            .sum::<f64>()
+            .sqrt();
         if !norm.is_finite() || (norm - 1.0).abs() > 1e-3 {
-            return Err(format!("the direction is not a unit vector (length {norm})"));
+            return Err(format!(
+                "the direction is not a unit vector (length {norm})"
+            ));
         }
         let finite = |p: &PoleStats| {
             [
@@ -284,8 +290,13 @@ mod tests {
     fn shapes_are_checked() {
         let good = toy(3, 2);
         let meta = good.metadata().clone();
-        assert!(ConceptDirection::new(meta.clone(), vec![1.0, 0.0], good.poles().to_vec()).is_err());
-        assert!(ConceptDirection::new(meta.clone(), vec![2.0, 0.0, 0.0], good.poles().to_vec()).is_err());
+        assert!(
+            ConceptDirection::new(meta.clone(), vec![1.0, 0.0], good.poles().to_vec()).is_err()
+        );
+        assert!(
+            ConceptDirection::new(meta.clone(), vec![2.0, 0.0, 0.0], good.poles().to_vec())
+                .is_err()
+        );
         assert!(ConceptDirection::new(meta, vec![1.0, 0.0, 0.0], vec![]).is_err());
     }
 }

@@ -37,7 +37,9 @@ impl PromptSet {
             .chars()
             .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
         {
-            return Err(bad("this is not a text file of prompts (it holds control bytes)"));
+            return Err(bad(
+                "this is not a text file of prompts (it holds control bytes)",
+            ));
         }
         let prompts: Vec<String> = text
             .lines()
@@ -46,7 +48,9 @@ impl PromptSet {
             .map(str::to_owned)
             .collect();
         if prompts.is_empty() {
-            return Err(bad("no prompts (the file is empty or holds only blank lines)"));
+            return Err(bad(
+                "no prompts (the file is empty or holds only blank lines)",
+            ));
         }
         let mut hasher = Sha256::new();
         for prompt in &prompts {
@@ -66,7 +70,9 @@ impl PromptSet {
             path: path.to_path_buf(),
             message,
         };
-        let len = std::fs::metadata(path).map_err(|e| io(e.to_string()))?.len();
+        let len = std::fs::metadata(path)
+            .map_err(|e| io(e.to_string()))?
+            .len();
         if len > MAX_FILE_BYTES {
             return Err(io(format!(
                 "{len} bytes is too big for a prompt file (at most {MAX_FILE_BYTES})"
@@ -168,7 +174,11 @@ mod tests {
             let pair = shipped(name).unwrap();
             assert!(pair.is_paired(), "{name}");
             let least = if name == "refusal" { 32 } else { 24 };
-            assert!(pair.positive.len() >= least, "{name}: {}", pair.positive.len());
+            assert!(
+                pair.positive.len() >= least,
+                "{name}: {}",
+                pair.positive.len()
+            );
         }
         assert!(matches!(
             shipped("nonsense"),
@@ -180,7 +190,10 @@ mod tests {
     #[test]
     fn bad_text_is_refused_with_the_reason() {
         let empty = PromptSet::from_text("\n  \n", "empty.txt").unwrap_err();
-        assert!(empty.to_string().contains("empty.txt: no prompts"), "{empty}");
+        assert!(
+            empty.to_string().contains("empty.txt: no prompts"),
+            "{empty}"
+        );
         let binary = PromptSet::from_text("ab\0cd\n", "bin").unwrap_err();
         assert!(binary.to_string().contains("control bytes"), "{binary}");
         let set = PromptSet::from_text(" one \n\ntwo\n", "ok").unwrap();

@@ -38,9 +38,10 @@ pub struct Args {
 pub fn run(args: Args) -> Result<(), String> {
     let mut pair = match (&args.positive, &args.negative, &args.set) {
         (Some(positive), Some(negative), _) => {
-            let name = positive
-                .file_stem()
-                .map_or_else(|| "direction".to_owned(), |s| s.to_string_lossy().into_owned());
+            let name = positive.file_stem().map_or_else(
+                || "direction".to_owned(),
+                |s| s.to_string_lossy().into_owned(),
+            );
             PromptPair {
                 name,
                 positive: PromptSet::from_file(positive).map_err(|e| e.to_string())?,
@@ -70,7 +71,11 @@ pub fn run(args: Args) -> Result<(), String> {
         identity.name,
         pair.positive.len(),
         pair.negative.len(),
-        if pair.is_paired() { "paired by line" } else { "as two groups" }
+        if pair.is_paired() {
+            "paired by line"
+        } else {
+            "as two groups"
+        }
     );
     let mut progress = ProgressLine::new("fitting the direction");
     let (direction, stats) =
@@ -107,7 +112,10 @@ fn summarise(direction: &ConceptDirection) {
         meta.n_layers + 1,
         meta.pairing.name()
     );
-    println!("explained    {:.3} of the differences' variance", meta.explained_variance_ratio);
+    println!(
+        "explained    {:.3} of the differences' variance",
+        meta.explained_variance_ratio
+    );
     let separation: Vec<String> = layers
         .iter()
         .filter_map(|&l| direction.poles().get(l).map(|p| (l, p)))

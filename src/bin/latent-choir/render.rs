@@ -24,7 +24,7 @@ pub use latent_choir::offline::replay::track_names;
 use latent_choir::offline::replay::{self, MIDI_TEMPO_TRACK, Surroundings};
 use latent_choir::offline::timeline::{self as offline, OfflineEars, OfflineReport, Timeline};
 use latent_choir::params::text as param_text;
-use latent_choir::params::{LatentChoirParams, SessionSettings, presets};
+use latent_choir::params::{DEFAULT_DIRECTION, LatentChoirParams, SessionSettings, presets};
 use latent_choir::playback::ear::ear;
 use latent_choir::playback::player::FrameSource;
 use latent_choir::plugin::listener::{ListenState, Listener};
@@ -66,6 +66,10 @@ pub struct Args {
     /// Seed of every random choice the model makes.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The concept direction tension follows: none, refusal, doubt, grief (fitted for the
+    /// model on first use, then cached) or a file from `fit-direction`.
+    #[arg(long, default_value = DEFAULT_DIRECTION)]
+    direction: String,
     /// Output sample rate (default: the song's, else 48000).
     #[arg(long)]
     sample_rate: Option<u32>,
@@ -157,6 +161,7 @@ pub fn run(args: Args) -> Result<(), String> {
         raw: false,
         seed: args.seed,
         model: model.display().to_string(),
+        direction: args.direction.clone(),
     };
     control
         .send(Command::SetMaxTokens(Some(tokens as usize)))
@@ -228,6 +233,11 @@ pub fn run(args: Args) -> Result<(), String> {
             tokens: token_texts(&recorder.played),
             grid_steps: None,
             heard,
+            direction: recorder
+                .played
+                .iter()
+                .any(|t| t.frame.has_direction)
+                .then(|| session.direction_choice().text()),
         },
         notes: trace_notes(&midi, &recorder.played, &params, hidden_states),
         tokens: recorder.played,
