@@ -6,7 +6,7 @@
 //! Written by hand (the format is small) so the tests can read it back with an independent
 //! parser.
 
-use crate::music::{NoteMessage, SLOTS};
+use crate::music::{ControlMessage, NoteMessage, SLOTS, TENSION_SLOT};
 
 /// Ticks per quarter note.
 pub const PPQ: u16 = 960;
@@ -69,6 +69,20 @@ impl MidiRecorder {
         };
         track.push((tick, status, message.note & 0x7f, velocity));
         self.end_tick = self.end_tick.max(tick);
+    }
+
+    /// Records the tension controller, on the Tension voice's track.
+    pub fn record_control(&mut self, sample: u64, control: &ControlMessage) {
+        let tick = self.tick(sample);
+        if let Some(track) = self.tracks.get_mut(usize::from(TENSION_SLOT)) {
+            track.push((
+                tick,
+                0xB0 | (control.channel & 0x0f),
+                control.controller & 0x7f,
+                control.value.min(127),
+            ));
+            self.end_tick = self.end_tick.max(tick);
+        }
     }
 
     /// Where the tracks end: at least at `sample` (the end of the audio).

@@ -26,6 +26,7 @@ pub mod message;
 pub mod ornament;
 pub mod phrasing;
 pub mod scale;
+pub mod tension;
 pub mod voices;
 
 #[cfg(all(test, not(feature = "assert_process_allocs")))]
@@ -34,7 +35,7 @@ mod no_alloc_tests;
 pub use drone::DroneAction;
 pub use frame::{FRAME_COMPONENTS, MAX_HIDDEN_STATES, TEXT_BYTES, TokenFrame};
 pub use grid::{FreeBlock, GridStep, GridSteps, HostBlock, TokenClock};
-pub use message::{DRONE_SLOT, NO_TOKEN, NoteMessage, SLOTS};
+pub use message::{ControlMessage, DRONE_SLOT, NO_TOKEN, NoteMessage, SLOTS, TENSION_SLOT};
 pub use scale::{Root, Scale};
 pub use voices::{
     BassMode, MappingParams, MappingState, StepPlan, VOICES, VoiceMapping, VoiceNote,

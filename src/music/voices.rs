@@ -28,6 +28,7 @@ use super::harmony::{Chord, HarmonicRhythm, HarmonyState};
 use super::ornament::{self, Ornament, OrnamentInput};
 use super::phrasing::{self, Harmony, PhrasingParams, PhrasingState};
 use super::scale::{Root, Scale};
+use super::tension::{self, TensionMapping, TensionPlan};
 
 /// Melodic voices (the drone is separate).
 pub const VOICES: usize = 3;
@@ -47,6 +48,10 @@ pub enum MelodyMode {
     Contour,
     /// PC1 picks among the tonic triad's tones in the range.
     ChordTones,
+    /// The layer's Markov–LSTM phrase ([`super::markov_lstm`]): a scale degree from a
+    /// transition matrix of the state's block norms, tilted by a tiny LSTM whose weights are
+    /// the singular vectors of the recent states; its velocity and length too.
+    MarkovLstm,
 }
 
 /// Scale steps for a change of PC1 by 1 (a quarter of its span) in Contour mode.
@@ -101,6 +106,8 @@ pub struct MappingParams {
     pub humanise: f32,
     /// Grid steps in a bar, for the harmonic rhythm and the accents (set by the player).
     pub steps_per_bar: u32,
+    /// The Tension voice and the pull of tension on the other voices.
+    pub tension: TensionMapping,
 }
 
 /// What the bass plays.
@@ -148,6 +155,7 @@ impl MappingParams {
             swing: 0.0,
             humanise: 0.0,
             steps_per_bar: 8,
+            tension: TensionMapping::default(),
         }
     }
 }
@@ -187,6 +195,7 @@ pub struct StepPlan {
     /// `None` for a disabled voice or a frame without hidden states.
     pub voices: [Option<VoiceNote>; VOICES],
     pub drone: DroneAction,
+    pub tension: TensionPlan,
 }
 
 /// What one voice remembers from the previous step.
@@ -360,6 +369,26 @@ pub fn map_frame(
     if params.avoid_crossing {
         uncross(&mut voices, &ranges);
     }
+    if params.tension.dissonance > 0.0 {
+        for (v, slot) in voices.iter_mut().enumerate() {
+            if let Some(note) = slot {
+                let drifted = tension::drift(
+                    note.note,
+                    frame,
+                    params.tension.dissonance,
+                    params.scale,
+                    params.root,
+                    v,
+                );
+                if drifted != note.note {
+                    note.note = drifted;
+                    note.tied = false;
+                    note.ornament = None;
+                }
+            }
+        }
+    }
+    let tension = tension::plan(frame, &params.tension, &chord);
     for ((slot, memory), voice) in voices.iter().zip(&mut state.voices).zip(&params.voices) {
         match slot {
             Some(event) => {
@@ -385,6 +414,7 @@ pub fn map_frame(
     StepPlan {
         voices,
         drone: state.update_drone(params),
+        tension,
     }
 }
 
@@ -422,11 +452,17 @@ fn map_voice(
             _ => trajectory,
         },
         MelodyMode::ChordTones => chord_tone(position, chord, low, high).unwrap_or(trajectory),
+        MelodyMode::MarkovLstm => phrase_note(frame.phrase[layer].degree, params, low, high),
     };
 
-    let z = state.dynamics.z(layer, frame.norm[layer]) + state.swell.z(params.dynamics);
     let (min, max) = spread_bounds(params.velocity_min, params.velocity_max, params.dynamics);
-    let velocity = velocity(z, min, max);
+    let velocity = if voice.mode == MelodyMode::MarkovLstm {
+        let v = fraction(frame.phrase[layer].velocity, 0.5);
+        (f32::from(min) + v * f32::from(max.saturating_sub(min))).round() as u8
+    } else {
+        let z = state.dynamics.z(layer, frame.norm[layer]) + state.swell.z(params.dynamics);
+        velocity(z, min, max)
+    };
 
     // Embeddings have no block of their own: use the first block's statistics.
     let block = if layer == 0 && frame.hidden_states() > 1 {
@@ -438,7 +474,11 @@ fn map_voice(
     let legato = clamp_length(params.legato_length);
     let staccato = clamp_length(params.staccato_length);
     // Written as a weighted sum so both ends are exact.
-    let mut length = clamp_length(legato * (1.0 - entropy) + staccato * entropy);
+    let mut length = if voice.mode == MelodyMode::MarkovLstm {
+        clamp_length(frame.phrase[layer].duration)
+    } else {
+        clamp_length(legato * (1.0 - entropy) + staccato * entropy)
+    };
 
     let sparsity = fraction(frame.sparsity[block], 0.0);
     let ornament = ornament::plan(&OrnamentInput {
@@ -464,6 +504,18 @@ fn map_voice(
         tied: memory.holds && memory.last_note == Some(note),
         ornament,
     }
+}
+
+/// Scale degree `degree` (0 = the key's root) counted up from the lowest root in the range.
+fn phrase_note(degree: u8, params: &MappingParams, low: u8, high: u8) -> u8 {
+    let root = params.root.pitch_class();
+    let base = (low..=high)
+        .find(|&n| n % 12 == root)
+        .unwrap_or_else(|| params.scale.nearest_in_range(f32::from(low), params.root, low, high));
+    let note = params
+        .scale
+        .degree_step(base, params.root, i32::from(degree.min(6)));
+    fold_into(note, params, low, high)
 }
 
 /// `note` reflected back into `low..=high` at the edge it crossed, on a scale tone.

@@ -113,7 +113,13 @@ pub fn track_names(params: &LatentChoirParams, hidden_states: Option<usize>) -> 
         let layer = hidden_states.map_or(layer, |n| layer.min(n.saturating_sub(1)));
         format!("Voice {} (layer {layer})", i + 1)
     };
-    [voice(0), voice(1), voice(2), "Drone".to_owned()]
+    [
+        voice(0),
+        voice(1),
+        voice(2),
+        "Drone".to_owned(),
+        "Tension".to_owned(),
+    ]
 }
 
 /// The Standard MIDI File `latent-choir replay RUN --midi` writes for `run` with its recorded

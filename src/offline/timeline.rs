@@ -14,7 +14,7 @@ use super::OfflineError;
 use crate::music::scale::{Root, Scale};
 use crate::playback::ear::Ear;
 use crate::playback::player::{Clock, FrameSource, Hearing};
-use crate::playback::sonifier::{BlockInput, Sonifier, metered_input};
+use crate::playback::sonifier::{BlockInput, MidiMessage, Sonifier, metered_input};
 
 /// Samples per processing block: what a DAW typically uses.
 pub const BLOCK: usize = 512;
@@ -148,8 +148,9 @@ pub fn run(
                 },
             },
         };
-        let step = sonifier.process_block(input, params, source, |m| {
-            midi.record(at + u64::from(m.offset), m)
+        let step = sonifier.process_block(input, params, source, |m| match m {
+            MidiMessage::Note(m) => midi.record(at + u64::from(m.offset), m),
+            MidiMessage::Control(c) => midi.record_control(at + u64::from(c.offset), c),
         });
         if playing {
             report.steps += u64::from(step.steps);

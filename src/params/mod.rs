@@ -9,6 +9,8 @@ use nice_plug::prelude::*;
 use crate::loudness::{CurveMode, CurveSettings};
 use crate::music::harmony::HarmonicRhythm;
 use crate::music::scale::{Root, Scale};
+use crate::music::SLOTS;
+use crate::music::tension::TensionMapping;
 use crate::music::voices::{BassMode, MappingParams};
 use crate::synth::{DEFAULT_PROGRAMS, Source};
 
@@ -73,6 +75,8 @@ pub struct LatentChoirParams {
     pub harmony: HarmonyParams,
     #[nested(group = "Feel")]
     pub feel: FeelParams,
+    #[nested(group = "Tension")]
+    pub tension: TensionParams,
 }
 
 /// When tokens come and how far the model may run ahead.
@@ -238,6 +242,34 @@ pub struct FeelParams {
     pub humanise: FloatParam,
 }
 
+/// The concept direction's tension (the Direction itself is a session setting): the Tension
+/// voice, the pull toward chromatic neighbours, and the controller it sends.
+#[derive(Params)]
+pub struct TensionParams {
+    /// An organ whose level, register and dissonance follow the tension; rests while calm.
+    #[id = "tension_voice"]
+    pub enabled: BoolParam,
+    /// How far tension pulls the melodic voices to chromatic neighbour tones.
+    #[id = "dissonance"]
+    pub dissonance: FloatParam,
+    /// Lowest note of the Tension voice (where it enters); it rises toward Tension High.
+    #[id = "tension_low"]
+    pub low: IntParam,
+    #[id = "tension_high"]
+    pub high: IntParam,
+    #[id = "tension_level"]
+    pub level: FloatParam,
+    /// MIDI channel of the Tension voice and of the tension controller, 1–16.
+    #[id = "tension_channel"]
+    pub channel: IntParam,
+    /// General MIDI program (0-based) on the SoundFont: 19 is Church Organ.
+    #[id = "tension_program"]
+    pub program: IntParam,
+    /// Controller number the tension goes out on at every step (1: modulation wheel).
+    #[id = "tension_cc"]
+    pub cc: IntParam,
+}
+
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HarmonyChoice {
     Off,
@@ -311,7 +343,8 @@ pub struct VoiceParams {
     #[id = "program"]
     pub program: IntParam,
     /// How the layer's state becomes pitch: where it is (Trajectory), how far it moved
-    /// (Contour), or which tone of the tonic chord (Chord Tones).
+    /// (Contour), which tone of the tonic chord (Chord Tones), or the layer's own
+    /// Markov–LSTM phrase (Markov-LSTM).
     #[id = "mode"]
     pub mode: EnumParam<MelodyModeChoice>,
 }
@@ -322,6 +355,8 @@ pub enum MelodyModeChoice {
     Contour,
     #[name = "Chord Tones"]
     ChordTones,
+    #[name = "Markov-LSTM"]
+    MarkovLstm,
 }
 
 impl MelodyModeChoice {
@@ -331,6 +366,7 @@ impl MelodyModeChoice {
             Self::Trajectory => MelodyMode::Trajectory,
             Self::Contour => MelodyMode::Contour,
             Self::ChordTones => MelodyMode::ChordTones,
+            Self::MarkovLstm => MelodyMode::MarkovLstm,
         }
     }
 }
@@ -598,6 +634,20 @@ impl Default for LatentChoirParams {
                 swing: percent_param("Swing", 0.0),
                 humanise: percent_param("Humanise", 0.2),
             },
+            tension: TensionParams {
+                enabled: BoolParam::new("Tension Voice", true),
+                dissonance: percent_param("Dissonance", 0.35),
+                low: IntParam::new("Tension Low", 48, IntRange::Linear { min: 0, max: 127 }),
+                high: IntParam::new("Tension High", 67, IntRange::Linear { min: 0, max: 127 }),
+                level: gain_param("Tension Level", 6.0),
+                channel: IntParam::new(
+                    "Tension MIDI Channel",
+                    5,
+                    IntRange::Linear { min: 1, max: 16 },
+                ),
+                program: program_param("Tension Program", DEFAULT_PROGRAMS[4]),
+                cc: IntParam::new("Tension CC", 1, IntRange::Linear { min: 0, max: 119 }),
+            },
             listen: ListenParams {
                 enabled: BoolParam::new("Listen", false),
                 every: IntParam::new("Listen Every", 2, IntRange::Linear { min: 1, max: 16 })
@@ -751,17 +801,25 @@ impl LatentChoirParams {
         mapping.dynamics = self.feel.dynamics.value();
         mapping.swing = self.feel.swing.value();
         mapping.humanise = self.feel.humanise.value();
+        mapping.tension = TensionMapping {
+            enabled: self.tension.enabled.value(),
+            low: self.tension.low.value().clamp(0, 127) as u8,
+            high: self.tension.high.value().clamp(0, 127) as u8,
+            dissonance: self.tension.dissonance.value(),
+            controller: self.tension.cc.value().clamp(0, 119) as u8,
+        };
         mapping
     }
 
-    /// MIDI channels (0-based) of voices 1–3 and the drone.
-    pub fn channels(&self) -> [u8; 4] {
+    /// MIDI channels (0-based) of voices 1–3, the drone and the Tension voice.
+    pub fn channels(&self) -> [u8; SLOTS] {
         let channel = |p: &IntParam| (p.value().clamp(1, 16) - 1) as u8;
         [
             channel(&self.voices[0].channel),
             channel(&self.voices[1].channel),
             channel(&self.voices[2].channel),
             channel(&self.drone.channel),
+            channel(&self.tension.channel),
         ]
     }
 

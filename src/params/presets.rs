@@ -172,6 +172,8 @@ const CLASSIC: &[(&str, &str)] = &[
     ("dynamics", "0 %"),
     ("swing", "0 %"),
     ("humanise", "0 %"),
+    ("tension_voice", "Off"),
+    ("dissonance", "0 %"),
 ];
 
 /// Key of the preset that plays as the original piece did (and as projects and runs saved

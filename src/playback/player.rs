@@ -26,7 +26,10 @@ use crate::music::dynamics::accent;
 use crate::music::feel::{Feel, feel};
 use crate::music::frame::TokenFrame;
 use crate::music::grid::{FreeBlock, HostBlock, TokenClock};
-use crate::music::message::{DRONE_SLOT, NO_TOKEN, NoteMessage, SLOTS};
+use crate::music::message::{
+    ControlMessage, DRONE_SLOT, NO_TOKEN, NoteMessage, SLOTS, TENSION_SLOT,
+};
+use crate::music::tension::TensionPlan;
 use crate::music::voices::{MappingParams, MappingState, StepPlan, TIE_LENGTH, map_frame};
 
 use crate::music::scale::{Root, Scale};
@@ -37,6 +40,9 @@ use super::ear::Ear;
 /// Note messages one block can hold: a block with many steps at a fast rate makes at most
 /// (3 voices × 2 notes + drone) × 2 per step.
 const MAX_EVENTS: usize = 1024;
+/// Controller messages one block can hold (one per step).
+const MAX_CONTROLS: usize = 256;
+
 /// Notes (and ornaments) waiting for a later sample: each voice has at most a main note, an
 /// ornament's on and off, and a held note in flight.
 const MAX_SCHEDULED: usize = 64;
@@ -202,6 +208,8 @@ pub struct Player {
     n_scheduled: usize,
     events: [NoteMessage; MAX_EVENTS],
     n_events: usize,
+    controls: [ControlMessage; MAX_CONTROLS],
+    n_controls: usize,
     dropped: u32,
     /// `(channel, note)` of the sounding drone.
     drone: Option<(u8, u8)>,
@@ -249,6 +257,8 @@ impl Player {
             n_scheduled: 0,
             events: [SILENT; MAX_EVENTS],
             n_events: 0,
+            controls: [ControlMessage::default(); MAX_CONTROLS],
+            n_controls: 0,
             dropped: 0,
             drone: None,
             time: 0,
@@ -266,6 +276,11 @@ impl Player {
     /// This block's note messages, sorted by offset (offs before ons at the same offset).
     pub fn events(&self) -> &[NoteMessage] {
         &self.events[..self.n_events]
+    }
+
+    /// This block's tension controller messages, in step order.
+    pub fn controls(&self) -> &[ControlMessage] {
+        &self.controls[..self.n_controls]
     }
 
     /// Whether the loudness meter works at this sample rate (not below 8 kHz).
@@ -348,6 +363,7 @@ impl Player {
         let block_start = self.time;
         let block_end = block_start + len as u64;
         self.n_events = 0;
+        self.n_controls = 0;
         self.dropped = 0;
         let mut report = PlayerReport::default();
         for i in 0..self.n_owed {
@@ -489,7 +505,8 @@ impl Player {
                 offset,
                 now,
             };
-            self.apply(&plan, &feel, at, step_samples, &settings.channels);
+            let controller = settings.mapping.tension.controller;
+            self.apply(&plan, &feel, at, step_samples, (&settings.channels, controller));
             self.drone_follows = true;
             match play {
                 StepPlay::Again(_) => source.replayed(&frame, &point),
@@ -604,7 +621,7 @@ impl Player {
         feel: &Feel,
         at: StepAt,
         step_samples: f64,
-        channels: &[u8; SLOTS],
+        (channels, controller): (&[u8; SLOTS], u8),
     ) {
         let StepAt { token, offset, now } = at;
         let samples = |fraction: f32| ((f64::from(fraction) * step_samples).round() as u64).max(1);
@@ -669,6 +686,58 @@ impl Player {
             }
         }
         self.apply_drone(plan.drone, offset, channels[usize::from(DRONE_SLOT)], token);
+        self.apply_tension(
+            &plan.tension,
+            at,
+            step_samples,
+            (channels[usize::from(TENSION_SLOT)], controller),
+        );
+    }
+
+    /// The Tension voice's notes for this step: a note already sounding is held on (the organ
+    /// does not re-strike a held chord), a new one starts; each ends with the step unless the
+    /// next step holds it again. Then the tension controller.
+    fn apply_tension(
+        &mut self,
+        plan: &TensionPlan,
+        at: StepAt,
+        step_samples: f64,
+        (channel, controller): (u8, u8),
+    ) {
+        let StepAt { token, offset, now } = at;
+        let length = (step_samples.round() as u64).max(1);
+        for note in plan.notes.into_iter().flatten() {
+            if let Some(i) = self.find_scheduled_off(TENSION_SLOT, note) {
+                self.scheduled[i].due = now + length;
+                continue;
+            }
+            if self.n_scheduled + 1 > MAX_SCHEDULED {
+                self.dropped += 1;
+                continue;
+            }
+            let on = NoteMessage {
+                offset,
+                slot: TENSION_SLOT,
+                channel,
+                note,
+                velocity: plan.velocity.max(1),
+                token,
+            };
+            self.push_event(on);
+            self.schedule(now + length, NoteMessage { velocity: 0, ..on }, true);
+        }
+        if let Some(value) = plan.cc
+            && self.n_controls < MAX_CONTROLS
+        {
+            self.controls[self.n_controls] = ControlMessage {
+                offset,
+                channel,
+                controller,
+                value,
+                token,
+            };
+            self.n_controls += 1;
+        }
     }
 
     fn apply_drone(&mut self, action: DroneAction, offset: u32, channel: u8, token: u32) {

@@ -9,10 +9,12 @@ use crate::params::{LatentChoirParams, LoopChoice, MeterSource};
 use crate::synth::mixer::{self, MixReport};
 use crate::synth::{Choir, Source, VoiceId};
 
-use crate::music::NoteMessage;
+use crate::music::{ControlMessage, NoteMessage};
 
 use super::clip::LoopPasses;
-use super::player::{Clock, FrameSource, Hearing, Player, PlayerReport, PlayerSettings};
+use super::player::{
+    Clock, FrameSource, Hearing, Player, PlayerReport, PlayerSettings,
+};
 
 /// How one block runs.
 pub struct BlockInput<'a> {
@@ -85,7 +87,7 @@ impl Sonifier {
         block: BlockInput<'_>,
         params: &LatentChoirParams,
         source: &mut impl FrameSource,
-        mut midi: impl FnMut(&NoteMessage),
+        mut midi: impl FnMut(MidiMessage),
     ) -> PlayerReport {
         let BlockInput {
             frames,
@@ -140,10 +142,27 @@ impl Sonifier {
             params.drone.program.value(),
         );
         choir.set_level(VoiceId::Drone, params.drone.level.value());
+        set_instrument(
+            choir,
+            VoiceId::Tension,
+            instruments,
+            params.tension.program.value(),
+        );
+        choir.set_level(VoiceId::Tension, params.tension.level.value());
         choir.set_reverb_mix(params.sound.reverb.value());
 
         let mut cursor = 0usize;
+        let controls = self.player.controls();
+        let mut next_control = 0;
         for message in self.player.events() {
+            // The controller goes out before the notes of its step, in time order with them.
+            while let Some(control) = controls
+                .get(next_control)
+                .filter(|c| c.offset <= message.offset)
+            {
+                midi(MidiMessage::Control(control));
+                next_control += 1;
+            }
             let at = (message.offset as usize).min(frames);
             if at > cursor {
                 choir.render(&mut left[cursor..at], &mut right[cursor..at]);
@@ -157,7 +176,10 @@ impl Sonifier {
             } else {
                 choir.note_off(voice, message.note);
             }
-            midi(message);
+            midi(MidiMessage::Note(message));
+        }
+        for control in &controls[next_control..] {
+            midi(MidiMessage::Control(control));
         }
         if cursor < frames {
             choir.render(&mut left[cursor..frames], &mut right[cursor..frames]);
@@ -191,6 +213,13 @@ impl Sonifier {
             || gain.next(),
         )
     }
+}
+
+/// What the sonifier sends out besides sound: notes, and the tension controller.
+#[derive(Clone, Copy, Debug)]
+pub enum MidiMessage<'a> {
+    Note(&'a NoteMessage),
+    Control(&'a ControlMessage),
 }
 
 /// Points `voice` at its engine and GM program; a program change goes to the font only when

@@ -4,6 +4,7 @@
 use nice_plug::midi::{Channel, Key, NoteEvent, VoiceID};
 
 use crate::music::NoteMessage;
+use crate::playback::sonifier::MidiMessage;
 
 /// MIDI events one block passes through; more are dropped (and counted).
 const THRU_CAPACITY: usize = 1024;
@@ -62,11 +63,20 @@ impl MidiOut {
     /// it; `send` returns whether the host took the event.
     pub fn send(
         &mut self,
-        message: &NoteMessage,
+        message: MidiMessage,
         frames: usize,
         send: &mut impl FnMut(NoteEvent<()>) -> bool,
     ) -> u32 {
-        let event = note_event(message, frames.saturating_sub(1) as u32);
+        let last = frames.saturating_sub(1) as u32;
+        let event = match message {
+            MidiMessage::Note(note) => note_event(note, last),
+            MidiMessage::Control(control) => NoteEvent::MidiCC {
+                timing: control.offset.min(last),
+                channel: control.channel & 0x0f,
+                cc: control.controller.min(127),
+                value: f32::from(control.value.min(127)) / 127.0,
+            },
+        };
         let mut dropped = 0;
         while let Some(earlier) = self
             .thru

@@ -1,4 +1,4 @@
-//! The whole instrument: four voices, each played by the built-in synth or the SoundFont player,
+//! The whole instrument: five voices, each played by the built-in synth or the SoundFont player,
 //! each with its level and equal-power pan, into a shared reverb and a master gain.
 //!
 //! [`Choir::new`] allocates everything (call it from the plugin's `initialize`). Every other
@@ -60,8 +60,8 @@ struct Strip {
 
 /// Default per-voice settings: melodic voices spread across the stereo field, the drone centred
 /// and a little lower.
-const DEFAULT_PANS: [f32; VoiceId::COUNT] = [-0.35, 0.0, 0.35, 0.0];
-const DEFAULT_LEVELS: [f32; VoiceId::COUNT] = [1.0, 1.0, 1.0, 0.8];
+const DEFAULT_PANS: [f32; VoiceId::COUNT] = [-0.35, 0.0, 0.35, 0.0, 0.0];
+const DEFAULT_LEVELS: [f32; VoiceId::COUNT] = [1.0, 1.0, 1.0, 0.8, 0.7];
 /// Gain of every parameter is limited to +12 dB.
 const MAX_GAIN: f32 = 4.0;
 

@@ -90,6 +90,7 @@ impl PolySynth {
                 Pool::new(Timbre::Clarinet, sample_rate),
                 Pool::new(Timbre::Strings, sample_rate),
                 Pool::new(Timbre::Drone, sample_rate),
+                Pool::new(Timbre::Organ, sample_rate),
             ]),
             serial: 0,
         }

@@ -92,7 +92,7 @@ impl From<rustysynth::SoundFontError> for SoundFontError {
 /// GM programs (0-based) the voices start with: Flute, Clarinet, String Ensemble 1, Cello.
 /// The drone is a cello because it sustains (a bowed, looped sample); Acoustic Bass (32) is
 /// plucked and would die away under a held drone.
-pub const DEFAULT_PROGRAMS: [u8; VoiceId::COUNT] = [73, 71, 48, 42];
+pub const DEFAULT_PROGRAMS: [u8; VoiceId::COUNT] = [73, 71, 48, 42, 19];
 
 struct Inner {
     synths: [Synthesizer; VoiceId::COUNT],
@@ -185,7 +185,7 @@ impl SoundFontPlayer {
                 })
                 .map_err(|_| SoundFontError::UnsupportedSampleRate(sample_rate))
         };
-        let synths = [make()?, make()?, make()?, make()?];
+        let synths = [make()?, make()?, make()?, make()?, make()?];
         let safe_keys = safe_keys(&font, rate as f64);
         let max_block = max_block.max(1);
         let mut player = SoundFontPlayer {

@@ -1,4 +1,4 @@
-//! The four built-in timbres: what a note sounds like, sample by sample.
+//! The five built-in timbres: what a note sounds like, sample by sample.
 //!
 //! Method: band-limited wavetables (additive spectra, see `wavetable.rs`) feeding short
 //! subtractive chains. Additive gives exact control over the harmonic recipe and is alias-free by
@@ -10,7 +10,10 @@
 //! * strings: three saws detuned by ±7 cents (phases spread) through a low-pass, slow attack,
 //!   delayed vibrato;
 //! * drone: a sine on the fundamental under a darkly filtered saw whose level breathes with a slow
-//!   LFO, on a very slow swell.
+//!   LFO, on a very slow swell;
+//! * organ: a pipe organ's principal stops (an additive drawbar table) with a slow, shallow
+//!   tremulant, for the Tension voice: steady, no attack transient, so dissonance is heard
+//!   as beating rather than as a new note.
 
 use super::envelope::Adsr;
 use super::filter::{Svf, SvfCoeffs};
@@ -29,14 +32,16 @@ pub enum Timbre {
     Clarinet,
     Strings,
     Drone,
+    Organ,
 }
 
 impl Timbre {
-    pub const ALL: [Timbre; 4] = [
+    pub const ALL: [Timbre; 5] = [
         Timbre::Flute,
         Timbre::Clarinet,
         Timbre::Strings,
         Timbre::Drone,
+        Timbre::Organ,
     ];
 
     /// The envelope that suits the timbre; each voice starts with its timbre's.
@@ -66,6 +71,12 @@ impl Timbre {
                 sustain: 1.0,
                 release: 2.0,
             },
+            Timbre::Organ => Adsr {
+                attack: 0.08,
+                decay: 0.3,
+                sustain: 0.95,
+                release: 0.35,
+            },
         }
     }
 
@@ -78,6 +89,7 @@ impl Timbre {
             Timbre::Clarinet => 0.27,
             Timbre::Strings => 0.74,
             Timbre::Drone => 0.26,
+            Timbre::Organ => 0.22,
         }
     }
 }
@@ -89,6 +101,7 @@ pub(crate) struct Tables {
     flute: Wavetable,
     clarinet: Wavetable,
     saw: Wavetable,
+    organ: Wavetable,
 }
 
 impl Tables {
@@ -98,6 +111,7 @@ impl Tables {
             flute: Wavetable::new(Spectrum::Flute, sample_rate),
             clarinet: Wavetable::new(Spectrum::Clarinet, sample_rate),
             saw: Wavetable::new(Spectrum::Saw, sample_rate),
+            organ: Wavetable::new(Spectrum::Organ, sample_rate),
         }
     }
 }
@@ -232,6 +246,10 @@ impl Tone {
                 t.filter_c = SvfCoeffs::new(sample_rate, (4.0 * f).max(150.0), 0.9);
                 t.swell = Lfo::new(0.15, sample_rate, 0.0);
             }
+            Timbre::Organ => {
+                t.osc[0] = TableOsc::new(&tables.organ, f, sample_rate, 0.0);
+                t.swell = Lfo::new(5.5, sample_rate, 0.0);
+            }
         }
         t
     }
@@ -246,6 +264,7 @@ impl Tone {
                 self.sub.prefetch(&t.sine);
                 self.osc[0].prefetch(&t.saw);
             }
+            Timbre::Organ => self.osc[0].prefetch(&t.organ),
         }
     }
 
@@ -265,6 +284,7 @@ impl Tone {
             Timbre::Clarinet => self.clarinet(t, out),
             Timbre::Strings => self.strings(t, out),
             Timbre::Drone => self.drone(t, out),
+            Timbre::Organ => self.organ(t, out),
         }
         self.filter.end_chunk();
         self.breath.end_chunk();
@@ -303,6 +323,14 @@ impl Tone {
         for ((o, &b), &c) in out.iter_mut().zip(&*b).zip(&*c) {
             let x = *o + b + c;
             *o = self.filter.lowpass(&self.filter_c, x * (1.0 / 3.0)) * self.gain;
+        }
+    }
+
+    fn organ(&mut self, t: &Tables, out: &mut [f32]) {
+        self.osc[0].fill(&t.organ, None, out);
+        for o in out.iter_mut() {
+            let tremulant = 1.0 + 0.06 * self.swell.next();
+            *o *= tremulant * self.gain;
         }
     }
 

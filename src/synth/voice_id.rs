@@ -1,7 +1,7 @@
-//! The four parts of the choir. Everything per-voice (timbre, level, pan, GM program, note pool)
+//! The five parts of the choir. Everything per-voice (timbre, level, pan, GM program, note pool)
 //! is indexed by a `VoiceId` so the music mapping, the synth and MIDI out agree on who is who.
 
-/// One of the three melodic voices or the bass drone.
+/// One of the three melodic voices, the bass drone or the Tension voice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum VoiceId {
     /// First melodic voice (default: flute-like, follows the first layer).
@@ -12,20 +12,23 @@ pub enum VoiceId {
     Voice3,
     /// The bass drone on the key's root.
     Drone,
+    /// The Tension voice: an organ that follows the concept direction's tension.
+    Tension,
 }
 
 impl VoiceId {
     /// Number of voices.
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
     /// Every voice, in index order.
     pub const ALL: [VoiceId; VoiceId::COUNT] = [
         VoiceId::Voice1,
         VoiceId::Voice2,
         VoiceId::Voice3,
         VoiceId::Drone,
+        VoiceId::Tension,
     ];
 
-    /// Position in per-voice arrays (0..4).
+    /// Position in per-voice arrays (0..5).
     #[inline]
     pub const fn index(self) -> usize {
         self as usize
@@ -38,6 +41,7 @@ impl VoiceId {
             1 => Some(VoiceId::Voice2),
             2 => Some(VoiceId::Voice3),
             3 => Some(VoiceId::Drone),
+            4 => Some(VoiceId::Tension),
             _ => None,
         }
     }

@@ -32,6 +32,9 @@ pub(crate) enum Spectrum {
     Clarinet,
     /// All harmonics at 1/n.
     Saw,
+    /// A pipe organ's principal stops: drawbars 8′, 4′, 2⅔′, 2′ (harmonics 1, 2, 3, 4) and a
+    /// little 1⅗′ (5) and 1′ (8).
+    Organ,
 }
 
 impl Spectrum {
@@ -57,6 +60,15 @@ impl Spectrum {
                 }
             }
             Spectrum::Saw => 1.0 / nf,
+            Spectrum::Organ => match n {
+                1 => 1.0,
+                2 => 0.7,
+                3 => 0.45,
+                4 => 0.4,
+                5 => 0.12,
+                8 => 0.2,
+                _ => 0.0,
+            },
         }
     }
 }
