@@ -18,6 +18,7 @@ use crate::project::export::ExportKind;
 use crate::worker::link::{LinkPhase, LinkStatus};
 
 use super::meters::Reading;
+use crate::activation::direction::{DirectionChoice, SHIPPED_NAMES};
 use crate::params::SessionSettings;
 
 pub const ERROR_COLOR: Color32 = Color32::from_rgb(255, 110, 100);
@@ -86,6 +87,38 @@ pub fn prompt_bar(ui: &mut egui::Ui, request: &mut SessionSettings, focus: bool)
             .on_hover_text("The model continues the prompt as raw text");
     });
     action
+}
+
+/// The concept direction tension follows: none, a shipped set, or a file from
+/// `latent-choir fit-direction`. Applies from the next run, like the model and seed.
+pub fn direction_picker(ui: &mut egui::Ui, request: &mut SessionSettings) {
+    ui.horizontal(|ui| {
+        ui.label("Direction").on_hover_text(
+            "What the Tension voice and Dissonance follow: how far each token's hidden state \
+             points from one set of prompts toward another (fitted for the model on first use)",
+        );
+        let choice = request.direction_choice();
+        egui::ComboBox::from_id_salt("direction")
+            .selected_text(match &choice {
+                DirectionChoice::File(_) => "file".to_owned(),
+                other => other.text(),
+            })
+            .show_ui(ui, |ui| {
+                for name in std::iter::once("none").chain(SHIPPED_NAMES) {
+                    let selected = choice.text() == name;
+                    if ui.selectable_label(selected, name).clicked() {
+                        request.direction = name.to_owned();
+                    }
+                }
+            });
+        if let DirectionChoice::File(_) | DirectionChoice::Off = choice {
+            ui.add(
+                egui::TextEdit::singleline(&mut request.direction)
+                    .hint_text("direction file (.safetensors)")
+                    .desired_width((ui.available_width() - 10.0).max(80.0)),
+            );
+        }
+    });
 }
 
 /// The model picker: what discovery found (default first) and a path field.

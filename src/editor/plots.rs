@@ -1,6 +1,6 @@
 //! The activation plots: each voice's path through its layer's PC1/PC2 plane (recent tokens
 //! fading), the current token's layer × component heat map, and the loudness, loudness
-//! velocity and temperature of every played token.
+//! velocity, temperature and tension (the concept direction's pull) of every played token.
 
 use std::collections::VecDeque;
 
@@ -189,7 +189,7 @@ pub struct Series {
     pub value: fn(&PlayedToken) -> f32,
 }
 
-pub const HISTORY: [Series; 3] = [
+pub const HISTORY: [Series; 4] = [
     Series {
         name: "Loudness",
         unit: "LUFS",
@@ -210,6 +210,20 @@ pub const HISTORY: [Series; 3] = [
         range: (0.0, 2.0),
         color: Color32::from_rgb(255, 170, 80),
         value: |r| r.point.temperature,
+    },
+    Series {
+        name: "Tension",
+        unit: "",
+        range: (0.0, 1.0),
+        color: Color32::from_rgb(255, 90, 110),
+        // Runs without a direction have no tension to show (left out as non-finite).
+        value: |r| {
+            if r.frame.has_direction {
+                r.frame.tension
+            } else {
+                f32::NAN
+            }
+        },
     },
 ];
 

@@ -64,9 +64,13 @@ pub struct TensionPlan {
 
 /// The token's tension, made safe: `None` without a direction.
 pub fn tension_of(frame: &TokenFrame) -> Option<f32> {
-    frame
-        .has_direction
-        .then(|| if frame.tension.is_finite() { frame.tension.clamp(0.0, 1.0) } else { 0.0 })
+    frame.has_direction.then(|| {
+        if frame.tension.is_finite() {
+            frame.tension.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    })
 }
 
 /// The Tension voice at this step: `chord` is the chord sounding now.
@@ -154,9 +158,15 @@ mod tests {
     #[test]
     fn the_voice_rests_below_the_gate_and_grows_louder_higher_and_harsher_above_it() {
         let chord = Chord::on_degree(Scale::Major, Root::C, 0);
-        assert_eq!(plan(&frame(None, 0), &mapping(), &chord), TensionPlan::default());
+        assert_eq!(
+            plan(&frame(None, 0), &mapping(), &chord),
+            TensionPlan::default()
+        );
         let off = TensionMapping::default();
-        assert_eq!(plan(&frame(Some(0.9), 0), &off, &chord), TensionPlan::default());
+        assert_eq!(
+            plan(&frame(Some(0.9), 0), &off, &chord),
+            TensionPlan::default()
+        );
         let calm = plan(&frame(Some(0.1), 0), &mapping(), &chord);
         assert_eq!(calm.notes, [None, None]);
         assert_eq!(calm.cc, Some(13));
@@ -172,7 +182,11 @@ mod tests {
         assert!(plans.windows(2).all(|w| w[0].velocity < w[1].velocity));
         assert!(plans.windows(2).all(|w| w[0].notes[0] <= w[1].notes[0]));
         assert!(plans.iter().all(|p| chord.contains(p.notes[0].unwrap())));
-        assert!(plans.iter().all(|p| (48..=67).contains(&p.notes[0].unwrap())));
+        assert!(
+            plans
+                .iter()
+                .all(|p| (48..=67).contains(&p.notes[0].unwrap()))
+        );
         assert_eq!(plans[2].cc, Some(121));
     }
 
@@ -197,7 +211,10 @@ mod tests {
         assert!(low < high, "{low} < {high}");
         assert!((250..=330).contains(&high), "{high}");
         // Without a direction nothing moves, and the draw repeats.
-        assert_eq!(drift(64, &frame(None, 3), 1.0, Scale::Major, Root::C, 0), 64);
+        assert_eq!(
+            drift(64, &frame(None, 3), 1.0, Scale::Major, Root::C, 0),
+            64
+        );
         let f = frame(Some(1.0), 7);
         assert_eq!(
             drift(60, &f, 1.0, Scale::Major, Root::C, 2),

@@ -509,9 +509,11 @@ fn map_voice(
 /// Scale degree `degree` (0 = the key's root) counted up from the lowest root in the range.
 fn phrase_note(degree: u8, params: &MappingParams, low: u8, high: u8) -> u8 {
     let root = params.root.pitch_class();
-    let base = (low..=high)
-        .find(|&n| n % 12 == root)
-        .unwrap_or_else(|| params.scale.nearest_in_range(f32::from(low), params.root, low, high));
+    let base = (low..=high).find(|&n| n % 12 == root).unwrap_or_else(|| {
+        params
+            .scale
+            .nearest_in_range(f32::from(low), params.root, low, high)
+    });
     let note = params
         .scale
         .degree_step(base, params.root, i32::from(degree.min(6)));

@@ -7,9 +7,9 @@ use nice_plug::plugin::ParamValue;
 use nice_plug::prelude::*;
 
 use crate::loudness::{CurveMode, CurveSettings};
+use crate::music::SLOTS;
 use crate::music::harmony::HarmonicRhythm;
 use crate::music::scale::{Root, Scale};
-use crate::music::SLOTS;
 use crate::music::tension::TensionMapping;
 use crate::music::voices::{BassMode, MappingParams};
 use crate::synth::{DEFAULT_PROGRAMS, Source};

@@ -506,7 +506,13 @@ impl Player {
                 now,
             };
             let controller = settings.mapping.tension.controller;
-            self.apply(&plan, &feel, at, step_samples, (&settings.channels, controller));
+            self.apply(
+                &plan,
+                &feel,
+                at,
+                step_samples,
+                (&settings.channels, controller),
+            );
             self.drone_follows = true;
             match play {
                 StepPlay::Again(_) => source.replayed(&frame, &point),
@@ -988,7 +994,7 @@ mod tests {
         PlayerSettings {
             playing: true,
             mapping: MappingParams::default(),
-            channels: [0, 1, 2, 3],
+            channels: [0, 1, 2, 3, 4],
             curve: CurveSettings::default(),
             loop_passes: LoopPasses::Replay,
         }

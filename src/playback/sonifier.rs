@@ -12,9 +12,7 @@ use crate::synth::{Choir, Source, VoiceId};
 use crate::music::{ControlMessage, NoteMessage};
 
 use super::clip::LoopPasses;
-use super::player::{
-    Clock, FrameSource, Hearing, Player, PlayerReport, PlayerSettings,
-};
+use super::player::{Clock, FrameSource, Hearing, Player, PlayerReport, PlayerSettings};
 
 /// How one block runs.
 pub struct BlockInput<'a> {

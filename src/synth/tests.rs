@@ -95,6 +95,7 @@ fn notes_for(timbre: Timbre) -> &'static [u8] {
         Timbre::Clarinet => &[50, 60, 72, 88, 100, 105],
         Timbre::Strings => &[43, 55, 67, 79, 100, 103],
         Timbre::Drone => &[24, 36, 48, 60, 100],
+        Timbre::Organ => &[36, 48, 60, 72, 96],
     }
 }
 
@@ -213,6 +214,7 @@ fn high_notes_do_not_alias() {
         (Timbre::Clarinet, 0.999),
         (Timbre::Strings, 0.999),
         (Timbre::Drone, 0.999),
+        (Timbre::Organ, 0.999),
         (Timbre::Flute, 0.99),
     ] {
         for note in [96u8, 100, 105, 110] {

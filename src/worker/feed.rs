@@ -459,7 +459,7 @@ mod tests {
             let settings = PlayerSettings {
                 playing: true,
                 mapping: MappingParams::default(),
-                channels: [0, 1, 2, 3],
+                channels: [0, 1, 2, 3, 4],
                 curve: CurveSettings::default(),
                 loop_passes: crate::playback::clip::LoopPasses::Replay,
             };
