@@ -101,6 +101,8 @@ fn parse_midi(bytes: &[u8]) -> Midi {
                     MidiMessage::NoteOff { key, .. } => {
                         notes.push((tick, channel.as_int(), key.as_int(), false))
                     }
+                    // The tension controller (Tension Voice on) is checked in tests/tension.rs.
+                    MidiMessage::Controller { .. } => {}
                     other => panic!("unexpected {other:?}"),
                 },
                 _ => {}
@@ -161,13 +163,16 @@ fn render_is_deterministic_replays_exactly_and_remaps_on_new_parameters() {
     // The MIDI: a tempo track and one per voice and the drone, named, on channels 1-4.
     let midi = parse_midi(&mid_a);
     assert_eq!(midi.tempo, Some(333_333), "180 BPM");
-    assert_eq!(midi.names.len(), 5);
+    assert_eq!(midi.names.len(), 6);
     assert_eq!(&midi.names[4], "Drone");
+    assert_eq!(&midi.names[5], "Tension");
     for (i, name) in midi.names[1..4].iter().enumerate() {
         assert!(name.starts_with(&format!("Voice {}", i + 1)), "{name}");
     }
     assert!(midi.notes[0].is_empty());
-    for (track, notes) in midi.notes[1..].iter().enumerate() {
+    // The Tension voice is off by default: its track is empty (tests/tension.rs plays it).
+    assert!(midi.notes[5].is_empty());
+    for (track, notes) in midi.notes[1..5].iter().enumerate() {
         assert!(!notes.is_empty(), "track {} has notes", track + 1);
         assert!(notes.iter().all(|n| usize::from(n.1) == track), "channels");
         assert_paired(notes);

@@ -125,7 +125,6 @@ impl EditorApp {
             ui.add_space(4.0);
             action = panels::prompt_bar(ui, &mut self.request, self.focus_prompt);
             panels::model_picker(ui, &mut self.request, &self.models, &mut rescan);
-            panels::direction_picker(ui, &mut self.request);
             panels::model_status(ui, self.shared.control.status(), self.problem.as_deref());
             panels::listen_status(
                 ui,

@@ -92,7 +92,7 @@ pub fn prompt_bar(ui: &mut egui::Ui, request: &mut SessionSettings, focus: bool)
 /// The concept direction tension follows: none, a shipped set, or a file from
 /// `latent-choir fit-direction`. Applies from the next run, like the model and seed.
 pub fn direction_picker(ui: &mut egui::Ui, request: &mut SessionSettings) {
-    ui.horizontal(|ui| {
+    {
         ui.label("Direction").on_hover_text(
             "What the Tension voice and Dissonance follow: how far each token's hidden state \
              points from one set of prompts toward another (fitted for the model on first use)",
@@ -111,14 +111,12 @@ pub fn direction_picker(ui: &mut egui::Ui, request: &mut SessionSettings) {
                     }
                 }
             });
-        if let DirectionChoice::File(_) | DirectionChoice::Off = choice {
-            ui.add(
-                egui::TextEdit::singleline(&mut request.direction)
-                    .hint_text("direction file (.safetensors)")
-                    .desired_width((ui.available_width() - 10.0).max(80.0)),
-            );
-        }
-    });
+        ui.add(
+            egui::TextEdit::singleline(&mut request.direction)
+                .hint_text("or a direction file")
+                .desired_width(120.0),
+        );
+    }
 }
 
 /// The model picker: what discovery found (default first) and a path field.
@@ -167,8 +165,9 @@ pub fn model_picker(
         ui.add(
             egui::TextEdit::singleline(&mut request.model)
                 .hint_text("default model")
-                .desired_width((ui.available_width() - 70.0).max(80.0)),
+                .desired_width((ui.available_width() - 390.0).max(80.0)),
         );
+        direction_picker(ui, request);
         if ui
             .button("Rescan")
             .on_hover_text("Look for models again")

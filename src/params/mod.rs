@@ -635,8 +635,8 @@ impl Default for LatentChoirParams {
                 humanise: percent_param("Humanise", 0.2),
             },
             tension: TensionParams {
-                enabled: BoolParam::new("Tension Voice", true),
-                dissonance: percent_param("Dissonance", 0.35),
+                enabled: BoolParam::new("Tension Voice", false),
+                dissonance: percent_param("Dissonance", 0.0),
                 low: IntParam::new("Tension Low", 48, IntRange::Linear { min: 0, max: 127 }),
                 high: IntParam::new("Tension High", 67, IntRange::Linear { min: 0, max: 127 }),
                 level: gain_param("Tension Level", 6.0),

@@ -39,11 +39,16 @@ const BEATS_PER_BAR: f64 = 4.0;
 /// The longest piece a render makes, in tokens.
 const MAX_TOKENS: u64 = 100_000;
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct Args {
     /// What the model answers (as a chat message, as in the plugin).
     #[arg(long)]
     prompt: String,
+    /// A second prompt played on the same grid with the same settings: two full renders
+    /// (`X-a.*` and `X-b.*`: WAV, MIDI, run file) and `X.wav` with A on the left and B on the
+    /// right, so the tenser answer is heard bringing in the organ and the chromatic notes.
+    #[arg(long)]
+    contrast: Option<String>,
     /// A GGUF file or a Hugging Face folder; the default model if omitted.
     #[arg(long)]
     model: Option<PathBuf>,
@@ -96,6 +101,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), String> {
+    if let Some(contrast) = args.contrast.clone() {
+        return render_contrast(args, contrast);
+    }
     let params = LatentChoirParams::default();
     if let Some(name) = &args.preset {
         if name == "list" {
@@ -543,4 +551,66 @@ pub fn summarize(
     for path in written {
         eprintln!("wrote {}", path.display());
     }
+}
+
+/// `--contrast`: both prompts rendered alike, then side by side in one stereo file.
+fn render_contrast(args: Args, contrast: String) -> Result<(), String> {
+    let stem = args.out.with_extension("");
+    let side = |suffix: &str, prompt: &str| {
+        let path = |ext: &str| PathBuf::from(format!("{}-{suffix}.{ext}", stem.display()));
+        Args {
+            prompt: prompt.to_owned(),
+            contrast: None,
+            out: path("wav"),
+            midi: Some(path("mid")),
+            run: Some(path("lcrun")),
+            ..args.clone()
+        }
+    };
+    let (a, b) = (side("a", &args.prompt), side("b", &contrast));
+    run(a.clone())?;
+    run(b.clone())?;
+    let left = mono(&a.out)?;
+    let right = mono(&b.out)?;
+    let rate = hound::WavReader::open(&a.out)
+        .map_err(|e| format!("{}: {e}", a.out.display()))?
+        .spec()
+        .sample_rate;
+    let mut writer =
+        latent_choir::io::wav_file::WavSink::create(&args.out, rate).map_err(|e| e.to_string())?;
+    let len = left.len().max(right.len());
+    let at = |v: &[f32], i: usize| v.get(i).copied().unwrap_or(0.0);
+    let l: Vec<f32> = (0..len).map(|i| at(&left, i)).collect();
+    let r: Vec<f32> = (0..len).map(|i| at(&right, i)).collect();
+    writer.write(&l, &r).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    for (name, side) in [("A", &a), ("B", &b)] {
+        if let Some(run) = &side.run {
+            let run = Run::read(run).map_err(|e| e.to_string())?;
+            let tension: Vec<f32> = run.tokens.iter().map(|t| t.frame.tension).collect();
+            let mean = tension.iter().sum::<f32>() / tension.len().max(1) as f32;
+            let peak = tension.iter().copied().fold(0.0f32, f32::max);
+            println!(
+                "{name} tension mean {mean:.3}, peak {peak:.3}: {}",
+                side.prompt
+            );
+        }
+    }
+    println!("contrast     {} (A left, B right)", args.out.display());
+    Ok(())
+}
+
+/// A rendered WAV (stereo float) folded to mono.
+fn mono(path: &Path) -> Result<Vec<f32>, String> {
+    let mut reader =
+        hound::WavReader::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let channels = usize::from(reader.spec().channels.max(1));
+    let samples: Vec<f32> = reader
+        .samples::<f32>()
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(samples
+        .chunks(channels)
+        .map(|frame| frame.iter().sum::<f32>() / channels as f32)
+        .collect())
 }
