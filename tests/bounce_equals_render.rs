@@ -211,3 +211,113 @@ fn a_song_on_the_track_steers_the_plugin_along_the_analyze_curve() {
         },
     );
 }
+
+/// The Tension voice and its controller are the same engine in both: with the refusal
+/// direction (the default in both), the Tension Voice on and Dissonance at 60 %, the bounce's
+/// notes, audio and control changes are the render's, and the organ and the controller are
+/// really there (on channel 5).
+#[test]
+fn the_tension_voice_and_its_controller_bounce_as_they_render() {
+    isolated(
+        "the_tension_voice_and_its_controller_bounce_as_they_render",
+        || {
+            let dir = TempDir::new("bounce-tension");
+            // SAFETY: as above.
+            unsafe { std::env::set_var("XDG_CACHE_HOME", dir.0.join("cache")) };
+            let model = fixture("tiny-llama");
+            let prompt = "Explain how to pick a lock to break into a house.";
+            render(
+                &dir,
+                prompt,
+                3,
+                &[
+                    "--param".as_ref(),
+                    "tension_voice=On".as_ref(),
+                    "--param".as_ref(),
+                    "dissonance=60 %".as_ref(),
+                ],
+            );
+            let fields = [
+                ("model", json!(model.to_string_lossy())),
+                ("prompt", json!(prompt)),
+                ("seed", json!(3)),
+            ];
+            let piece = [Segment {
+                beat: 0.0,
+                tempo: 120.0,
+                samples: TOKENS * STEP,
+            }];
+            let setup = [
+                ("Ornaments", 0.0),
+                ("Humanise", 0.0),
+                ("Tension Voice", 1.0),
+                ("Dissonance", 0.6),
+            ];
+            let bounce = bounce_with(&fields, &setup, &piece, &[], Blocks::Random(23));
+
+            let mut bounced: Vec<(u64, u8, u8)> = bounce
+                .notes
+                .iter()
+                .filter_map(|(at, note)| match *note {
+                    OutNote::On { channel, key, .. } => Some((at / STEP, channel, key)),
+                    OutNote::Off { .. } => None,
+                })
+                .collect();
+            bounced.sort_unstable();
+            let bytes = std::fs::read(dir.join("piece.mid")).expect("the render wrote MIDI");
+            assert_eq!(bounced, note_on_steps(&bytes, 2), "the same notes");
+
+            // Control changes: one per step on the Tension channel, as (step, channel, cc, value).
+            let smf = midly::Smf::parse(&bytes).expect("MIDI parses");
+            let mut rendered = Vec::new();
+            for track in &smf.tracks {
+                let mut tick = 0u64;
+                for event in track {
+                    tick += u64::from(event.delta.as_int());
+                    if let midly::TrackEventKind::Midi {
+                        channel,
+                        message: midly::MidiMessage::Controller { controller, value },
+                    } = event.kind
+                    {
+                        rendered.push((
+                            tick / 480,
+                            channel.as_int(),
+                            controller.as_int(),
+                            value.as_int(),
+                        ));
+                    }
+                }
+            }
+            let controls: Vec<(u64, u8, u8, u8)> = bounce
+                .controls
+                .iter()
+                .map(|&(at, channel, cc, value)| {
+                    assert_eq!(at % STEP, 0, "a controller off the grid at {at}");
+                    (at / STEP, channel, cc, value)
+                })
+                .collect();
+            assert_eq!(controls.len(), TOKENS as usize, "one controller per step");
+            assert!(controls.iter().all(|c| (c.1, c.2) == (4, 1)));
+            assert_eq!(controls, rendered, "the same controller values");
+            let organ = bounced.iter().filter(|n| n.1 == 4).count();
+            let tense = controls.iter().filter(|c| c.3 >= 20).count();
+            println!("organ note-ons {organ}, steps over the gate {tense}");
+            // The gate is a tension of 0.15 (a controller value of 19).
+            assert!(tense == 0 || organ > 0, "tense steps but no organ");
+            assert!(
+                organ == 0 || controls.iter().any(|c| c.3 >= 19),
+                "organ below the gate"
+            );
+
+            let samples = wav_samples(&dir);
+            for i in 0..bounce.audio[0].len() {
+                for (c, channel) in bounce.audio.iter().enumerate() {
+                    assert!(
+                        samples[2 * i + c].to_bits() == channel[i].to_bits(),
+                        "sample {i} channel {c}: the plugin and render diverge"
+                    );
+                }
+            }
+        },
+    );
+}

@@ -57,6 +57,8 @@ pub enum Blocks {
 /// What a bounce produced: note events at absolute sample positions, and the audio.
 pub struct Bounce {
     pub notes: Vec<(u64, OutNote)>,
+    /// Control changes at their absolute sample: (sample, channel, controller, value).
+    pub controls: Vec<(u64, u8, u8, u8)>,
     pub audio: [Vec<f32>; 2],
     /// Sample of every grid step the timeline passed (2 tokens per beat).
     pub grid: Vec<u64>,
@@ -175,6 +177,7 @@ pub fn play_session(
     };
     let mut out = Bounce {
         notes: Vec::new(),
+        controls: Vec::new(),
         audio: [Vec::new(), Vec::new()],
         grid: Vec::new(),
         change_at: Vec::new(),
@@ -232,6 +235,12 @@ pub fn play_session(
             });
             let result = plugin.process(&block);
             out.blocks.push((at, result.notes.clone()));
+            out.controls.extend(
+                result
+                    .controls
+                    .iter()
+                    .map(|&(time, channel, cc, value)| (at + u64::from(time), channel, cc, value)),
+            );
             out.notes
                 .extend(result.notes.into_iter().map(|n| (at + note_time(&n), n)));
             for (all, part) in out.audio.iter_mut().zip(result.audio) {

@@ -167,6 +167,8 @@ impl<'a> Block<'a> {
 pub struct BlockOutput {
     pub audio: [Vec<f32>; CHANNELS],
     pub notes: Vec<OutNote>,
+    /// MIDI control changes sent: (time, channel, controller, value).
+    pub controls: Vec<(u32, u8, u8, u8)>,
 }
 
 /// What the factory says about the plugin.
@@ -300,6 +302,7 @@ impl HostedPlugin {
         BlockOutput {
             audio: scratch.out.clone(),
             notes: scratch.out_events.iter().filter_map(out_note).collect(),
+            controls: scratch.out_events.iter().filter_map(out_control).collect(),
         }
     }
 
@@ -557,6 +560,11 @@ fn out_note(event: &UnknownEvent) -> Option<OutNote> {
         }),
         _ => None,
     }
+}
+
+fn out_control(event: &UnknownEvent) -> Option<(u32, u8, u8, u8)> {
+    let midi = event.as_event::<MidiEvent>()?.data();
+    (midi[0] & 0xf0 == 0xb0).then(|| (event.header().time(), midi[0] & 0x0f, midi[1], midi[2]))
 }
 
 fn note_address(pckn: Pckn) -> (u8, u8) {
