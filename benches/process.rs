@@ -9,6 +9,7 @@
 //!   does, and builds each block's input outside the timing.
 //! * The same with Listen on, every bar (the listener tokenizing the track on its thread): the
 //!   audio thread only copies the input into the ear's ring.
+//! * The same with the Tension voice on and Dissonance at 50 % (the organ and the controller).
 //! * The lookahead: the same worker and queue driven at 8 tokens/s, reading how many frames
 //!   wait in the queue at every step.
 //!
@@ -39,8 +40,16 @@ fn main() {
         std::process::exit(1);
     }
     metering();
-    process_time(false);
-    process_time(true);
+    process_time("process()", &[]);
+    // Listen Every's CLAP value 0 is 1 bar.
+    process_time(
+        "process(), Listen every bar",
+        &[("Listen", 1.0), ("Listen Every", 0.0)],
+    );
+    process_time(
+        "process(), Tension Voice and 50 % Dissonance",
+        &[("Tension Voice", 1.0), ("Dissonance", 0.5)],
+    );
     lookahead();
 }
 
@@ -72,22 +81,21 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn process_time(listen: bool) {
+/// `process()` with `setup` (parameter name, CLAP value) and everything else at its default
+/// (Tokens per Beat 2, the refusal direction).
+fn process_time(label: &str, setup: &[(&str, f64)]) {
     let mut plugin = HostedPlugin::new();
-    // Everything else at its default (Tokens per Beat 2); Listen Every's CLAP value 0 is 1 bar.
     let mut start = vec![InEvent::Param {
         time: 0,
         id: plugin.param_id("Generate"),
         value: 1.0,
     }];
-    if listen {
-        for (name, value) in [("Listen", 1.0), ("Listen Every", 0.0)] {
-            start.push(InEvent::Param {
-                time: 0,
-                id: plugin.param_id(name),
-                value,
-            });
-        }
+    for &(name, value) in setup {
+        start.push(InEvent::Param {
+            time: 0,
+            id: plugin.param_id(name),
+            value,
+        });
     }
     plugin.activate(RATE, BLOCK as u32);
     let budget = BLOCK as f64 / RATE;
@@ -124,11 +132,6 @@ fn process_time(listen: bool) {
     let playing = &mut times[blocks / 3..];
     playing.sort_by(f64::total_cmp);
     let (median, p99) = (percentile(playing, 0.5), percentile(playing, 0.99));
-    let label = if listen {
-        "process(), Listen every bar"
-    } else {
-        "process()"
-    };
     println!(
         "{label}: {} blocks of {BLOCK} at {RATE} Hz, {notes} note events: median {:.1} µs ({:.2}% of the block), p99 {:.1} µs ({:.2}%), max {:.1} µs",
         playing.len(),

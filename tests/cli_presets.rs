@@ -121,7 +121,7 @@ fn the_run_file_traces_every_note_to_its_token_and_layer() {
             (row[0], row[1], row[2], row[3], row[4], row[5]);
         assert!(sample >= previous, "in time order");
         previous = sample;
-        assert!((1..=4).contains(&slot) && (0..128).contains(&key) && velocity > 0);
+        assert!((1..=5).contains(&slot) && (0..128).contains(&key) && velocity > 0);
         assert!(
             (0..index.len() as i64).contains(&token),
             "note at {sample} traced to token {token}"

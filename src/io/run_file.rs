@@ -31,9 +31,10 @@
 //! arrays). Run files from before directions and phrases load with none and rests.
 //!
 //! `notes` (absent from runs the plugin recorded) traces each note to what made it: its
-//! sample position, slot (1–3 the voices, 4 the bass), MIDI note, velocity, the index (into
-//! the arrays above) of the token whose step played it, and the hidden state it followed
-//! (−1 where none did: the held drone follows the key, not a layer).
+//! sample position, slot (1–3 the voices, 4 the bass, 5 the Tension voice), MIDI note,
+//! velocity, the index (into the arrays above) of the token whose step played it, and the
+//! hidden state it followed (−1 where none did: the held drone follows the key, the Tension
+//! voice the direction over many layers).
 //!
 //! Together they rebuild every [`TokenFrame`] bit for bit. A file of another format version,
 //! or a damaged or truncated one, is refused with a message saying so.
@@ -150,7 +151,7 @@ pub struct Run {
 pub struct NoteTrace {
     /// Sample position of the note-on.
     pub sample: u64,
-    /// 1–3 the voices, 4 the bass.
+    /// 1–3 the voices, 4 the bass, 5 the Tension voice.
     pub slot: u8,
     pub note: u8,
     pub velocity: u8,

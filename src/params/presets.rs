@@ -141,6 +141,18 @@ pub const FACTORY: &[Preset] = &[
         ],
     },
     Preset {
+        name: "Tension Organ",
+        key: "tension-organ",
+        description: "The concept direction heard: an organ and chromatic neighbours come in as \
+                      the states lean toward it; the middle voice sings its Markov-LSTM phrase",
+        values: &[
+            ("tension_voice", "On"),
+            ("dissonance", "50 %"),
+            ("mode_2", "Markov-LSTM"),
+            ("reverb", "0.45"),
+        ],
+    },
+    Preset {
         name: "MIDI-only Generator",
         key: "midi-only-generator",
         description: "The built-in synth muted: notes for other tracks, the track passes through",

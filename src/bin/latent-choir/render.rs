@@ -18,6 +18,7 @@ use latent_choir::io::run_file::{self, Manifest, ModelRecord, NoteTrace, PlayedT
 use latent_choir::io::wav_file::WavSink;
 use latent_choir::llm::discovery;
 use latent_choir::music::BassMode;
+use latent_choir::music::DRONE_SLOT;
 use latent_choir::offline::OfflineError;
 use latent_choir::offline::recording::Recorder;
 pub use latent_choir::offline::replay::track_names;
@@ -275,9 +276,11 @@ fn trace_notes(
     midi.note_ons_traced()
         .iter()
         .map(|&(sample, slot, note, velocity, token)| {
+            // The Tension voice follows the direction over many layers, not one.
             let layer = match mapping.voices.get(usize::from(slot)) {
                 Some(voice) => Some((voice.layer as u32).min(last)),
-                None => (mapping.bass == BassMode::Moving).then_some(last),
+                None if slot == DRONE_SLOT => (mapping.bass == BassMode::Moving).then_some(last),
+                None => None,
             };
             NoteTrace {
                 sample,
