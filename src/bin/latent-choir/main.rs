@@ -9,10 +9,12 @@
 //! * `latent-choir fit-direction` — fit a concept direction (tension) from two prompt sets.
 //! * `latent-choir bench-projection` — time one token's projection through a map.
 //! * `latent-choir render --prompt TEXT` — the plugin run offline: WAV, MIDI and run file.
+//! * `latent-choir abliterate --direction NAME --out DIR` — a model copy without a direction.
 //! * `latent-choir replay RUN` — a render heard again from its run file, without the model.
 //! * `latent-choir listen AUDIO…` — audio → NDJSON semantic/acoustic tokens, notes (MIDI), key.
 //! * `latent-choir fit-codebooks AUDIO… --out FILE` — fit `listen`'s codebooks (by hand).
 
+mod abliterate;
 mod analyze;
 mod bench;
 mod bench_projection;
@@ -59,6 +61,9 @@ enum Command {
     /// Render a piece offline with the plugin's engine: the model generates, a simulated
     /// transport plays the grid, and out come a WAV, a MIDI file and a run file.
     Render(render::Args),
+    /// Write a copy of a model with a concept direction projected out of every weight that
+    /// writes into the residual stream (Arditi et al. 2024), as a Hugging Face folder.
+    Abliterate(abliterate::Args),
     /// Re-render a run file without the model (same parameters: the same WAV and MIDI;
     /// changed mapping parameters re-map the recorded coordinates).
     Replay(replay::Args),
@@ -88,6 +93,7 @@ fn main() -> ExitCode {
         Command::BenchProjection(args) => bench_projection::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Render(args) => render::run(args),
+        Command::Abliterate(args) => abliterate::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Listen(args) => listen::run(args),
         Command::FitCodebooks(args) => fit_codebooks::run(args),
