@@ -10,6 +10,8 @@
 //! * `latent-choir bench-projection` — time one token's projection through a map.
 //! * `latent-choir render --prompt TEXT` — the plugin run offline: WAV, MIDI and run file.
 //! * `latent-choir abliterate --direction NAME --out DIR` — a model copy without a direction.
+//! * `latent-choir delta --model-b B --prompt TEXT` — two models' projections on a direction,
+//!   state by state, as a piece (WAV, MIDI), a heat map and JSON.
 //! * `latent-choir replay RUN` — a render heard again from its run file, without the model.
 //! * `latent-choir listen AUDIO…` — audio → NDJSON semantic/acoustic tokens, notes (MIDI), key.
 //! * `latent-choir fit-codebooks AUDIO… --out FILE` — fit `listen`'s codebooks (by hand).
@@ -18,6 +20,7 @@ mod abliterate;
 mod analyze;
 mod bench;
 mod bench_projection;
+mod delta;
 mod fit_codebooks;
 mod fit_direction;
 mod fit_pca;
@@ -64,6 +67,10 @@ enum Command {
     /// Write a copy of a model with a concept direction projected out of every weight that
     /// writes into the residual stream (Arditi et al. 2024), as a Hugging Face folder.
     Abliterate(abliterate::Args),
+    /// Play two models of the same shape (e.g. one and its abliterated copy) against each
+    /// other on the same tokens: per hidden state a chord of their projections on a direction
+    /// that opens where they part; with a heat map (--plot) and per-state JSON (--json).
+    Delta(delta::Args),
     /// Re-render a run file without the model (same parameters: the same WAV and MIDI;
     /// changed mapping parameters re-map the recorded coordinates).
     Replay(replay::Args),
@@ -94,6 +101,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => analyze::run(args),
         Command::Render(args) => render::run(args),
         Command::Abliterate(args) => abliterate::run(args),
+        Command::Delta(args) => delta::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Listen(args) => listen::run(args),
         Command::FitCodebooks(args) => fit_codebooks::run(args),
