@@ -1,9 +1,8 @@
 //! `listen --plot`: a picture of the stream. Top, the 8 token layers as colour bands (one hue
 //! per token value, so repeats and changes show); below, the transcription as a piano roll.
 
-use std::io::Write;
-
 use super::tokenizer::Heard;
+use crate::io::png_image::rgb_png;
 
 const WIDTH: usize = 1200;
 const BAND: usize = 18;
@@ -43,19 +42,7 @@ pub fn png_bytes(heard: &Heard) -> Result<Vec<u8>, String> {
             }
         }
     }
-    let mut out = Vec::new();
-    {
-        let mut encoder = png::Encoder::new(&mut out, WIDTH as u32, height as u32);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
-        writer
-            .write_image_data(&pixels)
-            .map_err(|e| e.to_string())?;
-        writer.finish().map_err(|e| e.to_string())?;
-    }
-    let _ = out.flush();
-    Ok(out)
+    rgb_png(WIDTH, height, &pixels, &[])
 }
 
 /// A bright colour for a position on the hue circle (fractional part of `turns`).

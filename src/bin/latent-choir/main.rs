@@ -9,13 +9,21 @@
 //! * `latent-choir fit-direction` — fit a concept direction (tension) from two prompt sets.
 //! * `latent-choir bench-projection` — time one token's projection through a map.
 //! * `latent-choir render --prompt TEXT` — the plugin run offline: WAV, MIDI and run file.
+//! * `latent-choir album PROMPTS --out DIR` — one render per prompt, joined, with a track list
+//!   and tension heat maps; `--dialogue` orders them calm → peak → resolution.
+//! * `latent-choir abliterate --direction NAME --out DIR` — a model copy without a direction.
+//! * `latent-choir delta --model-b B --prompt TEXT` — two models' projections on a direction,
+//!   state by state, as a piece (WAV, MIDI), a heat map and JSON.
 //! * `latent-choir replay RUN` — a render heard again from its run file, without the model.
 //! * `latent-choir listen AUDIO…` — audio → NDJSON semantic/acoustic tokens, notes (MIDI), key.
 //! * `latent-choir fit-codebooks AUDIO… --out FILE` — fit `listen`'s codebooks (by hand).
 
+mod abliterate;
+mod album;
 mod analyze;
 mod bench;
 mod bench_projection;
+mod delta;
 mod fit_codebooks;
 mod fit_direction;
 mod fit_pca;
@@ -59,6 +67,18 @@ enum Command {
     /// Render a piece offline with the plugin's engine: the model generates, a simulated
     /// transport plays the grid, and out come a WAV, a MIDI file and a run file.
     Render(render::Args),
+    /// Render one track per prompt of a file (CATEGORY<TAB>PROMPT lines allowed) with
+    /// `render`, join them into album.wav with a track list (JSON, Markdown) and a tension
+    /// heat map per track; --dialogue orders them calm → peak → resolution by measured
+    /// tension, with tempo and mode from it, into dialogue.wav.
+    Album(album::Args),
+    /// Write a copy of a model with a concept direction projected out of every weight that
+    /// writes into the residual stream (Arditi et al. 2024), as a Hugging Face folder.
+    Abliterate(abliterate::Args),
+    /// Play two models of the same shape (e.g. one and its abliterated copy) against each
+    /// other on the same tokens: per hidden state a chord of their projections on a direction
+    /// that opens where they part; with a heat map (--plot) and per-state JSON (--json).
+    Delta(delta::Args),
     /// Re-render a run file without the model (same parameters: the same WAV and MIDI;
     /// changed mapping parameters re-map the recorded coordinates).
     Replay(replay::Args),
@@ -88,6 +108,9 @@ fn main() -> ExitCode {
         Command::BenchProjection(args) => bench_projection::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Render(args) => render::run(args),
+        Command::Album(args) => album::run(args),
+        Command::Abliterate(args) => abliterate::run(args),
+        Command::Delta(args) => delta::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Listen(args) => listen::run(args),
         Command::FitCodebooks(args) => fit_codebooks::run(args),
