@@ -141,8 +141,8 @@ fn delta_hears_where_the_abliterated_copy_lost_the_direction() {
             })
             .count()
     };
-    // Tempo track, model A, pulses, model B, the unused drone slot.
-    assert_eq!(smf.tracks.len(), 5);
+    // Tempo track, model A, pulses, model B, the unused drone and Tension slots.
+    assert_eq!(smf.tracks.len(), 6);
     assert_eq!(ons(&smf.tracks[1]), 3, "one chord note of A per state");
     assert_eq!(ons(&smf.tracks[3]), 3, "one chord note of B per state");
     assert_eq!(ons(&smf.tracks[2]), 3 * 8, "eight pulses per state");

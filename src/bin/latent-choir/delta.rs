@@ -462,6 +462,7 @@ impl Piece {
                 "token pulses".to_owned(),
                 "model B".to_owned(),
                 "(unused)".to_owned(),
+                "(unused)".to_owned(),
             ],
         );
         let mut sink = WavSink::create(wav, SAMPLE_RATE).map_err(|e| e.to_string())?;
