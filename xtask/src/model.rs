@@ -42,9 +42,10 @@ pub fn fetch_default(scratch: &Path) -> Result<PathBuf, String> {
     fetch_member(&model, &models_dir()?, scratch)
 }
 
-/// Make sure the default model's PCA map is in the user's map cache: `cli fit-pca --reuse`
-/// keeps a valid map (a second or so: it loads and hashes the model) and fits one otherwise
-/// (about a minute with a release build on 2 cores). `cli` is a built `latent-choir` binary.
+/// Make sure the default model's PCA map and refusal direction are in the user's cache:
+/// `cli fit-pca --reuse` keeps a valid map (a second or so: it loads and hashes the model) and
+/// fits one otherwise (about a minute with a release build on 2 cores); `fit-direction
+/// --reuse` likewise (about 10 s to fit). `cli` is a built `latent-choir` binary.
 pub fn fit_default_map(cli: &Path, model: &Path) -> Result<(), String> {
     println!("Default model's PCA map (latent-choir fit-pca --reuse)");
     run(
@@ -52,6 +53,14 @@ pub fn fit_default_map(cli: &Path, model: &Path) -> Result<(), String> {
             .args(["fit-pca", "--reuse", "--model"])
             .arg(model),
         &format!("{} fit-pca", cli.display()),
+    )?;
+    // The default Direction, so the first run in a host does not wait ~10 s for its fit.
+    println!("Default model's refusal direction (latent-choir fit-direction --reuse)");
+    run(
+        Command::new(cli)
+            .args(["fit-direction", "--set", "refusal", "--reuse", "--model"])
+            .arg(model),
+        &format!("{} fit-direction", cli.display()),
     )
 }
 

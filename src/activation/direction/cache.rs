@@ -148,7 +148,7 @@ pub fn ensure_direction(
 }
 
 /// A cached direction, refused unless it is the model's and fitted on `pair` as it is now.
-fn open_cached(
+pub fn open_cached(
     path: &Path,
     identity: &ModelIdentity,
     loaded: &LoadedModel,

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use latent_choir::activation::direction::cache::DirectionCache;
+use latent_choir::activation::direction::cache::{self, DirectionCache};
 use latent_choir::activation::direction::fit::fit;
 use latent_choir::activation::direction::{ConceptDirection, PromptPair, PromptSet, file, prompts};
 use latent_choir::llm::{discovery, loader};
@@ -33,6 +33,10 @@ pub struct Args {
     /// ($XDG_CACHE_HOME/latent-choir/directions/<model sha256>-<name>.safetensors).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Keep the direction already at the output if it is this model's and was fitted on these
+    /// prompts (`cargo xtask fetch-model` uses this).
+    #[arg(long)]
+    reuse: bool,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
@@ -65,6 +69,18 @@ pub fn run(args: Args) -> Result<(), String> {
             .map_err(|e| format!("{e}; pass --out FILE"))?
             .path_for(&identity.sha256, &pair.name),
     };
+    if args.reuse && out.exists() {
+        match cache::open_cached(&out, &identity, &loaded, &pair) {
+            Ok(_) => {
+                println!(
+                    "direction    {} (kept: this model's, fitted on these prompts)",
+                    out.display()
+                );
+                return Ok(());
+            }
+            Err(reason) => eprintln!("{reason}; fitting again"),
+        }
+    }
     eprintln!(
         "fitting the {} direction of {} from {} positive and {} negative prompts ({})",
         pair.name,
