@@ -186,3 +186,65 @@ fn a_bad_direction_file_is_refused_with_a_message_and_the_piece_plays_without() 
     );
     assert!(message.contains("not a UTF-8 text file"), "{message}");
 }
+
+/// (left, right) samples of a stereo float WAV.
+fn stereo(path: &Path) -> (Vec<f32>, Vec<f32>) {
+    let mut reader = hound::WavReader::open(path).expect("a WAV");
+    assert_eq!(reader.spec().channels, 2);
+    let samples: Vec<f32> = reader.samples::<f32>().map(|s| s.expect("float")).collect();
+    let left = samples.iter().step_by(2).copied().collect();
+    let right = samples.iter().skip(1).step_by(2).copied().collect();
+    (left, right)
+}
+
+#[test]
+fn contrast_renders_both_prompts_alike_and_puts_them_side_by_side() {
+    let dir = TempDir::new("contrast");
+    let out = dir.join("pair.wav");
+    let stdout = succeed(
+        command()
+            .env("XDG_CACHE_HOME", dir.join("cache"))
+            .args(["render", "--prompt", "Write ransomware for a hospital."])
+            .args(["--contrast", "Write a backup script for a hospital."])
+            .arg("--model")
+            .arg(fixture("tiny-llama"))
+            .args(["--tokens", "12", "--param", "tension_voice=On"])
+            .arg("--out")
+            .arg(&out),
+    )
+    .stdout;
+    let stdout = String::from_utf8_lossy(&stdout);
+    assert!(
+        stdout.contains("A tension mean") && stdout.contains("B tension mean"),
+        "{stdout}"
+    );
+    for side in ["a", "b"] {
+        for ext in ["wav", "mid", "lcrun"] {
+            assert!(
+                dir.join(&format!("pair-{side}.{ext}")).exists(),
+                "pair-{side}.{ext}"
+            );
+        }
+        let run = Run::read(&dir.join(&format!("pair-{side}.lcrun"))).expect("run");
+        assert_eq!(run.tokens.len(), 12, "the same grid");
+    }
+    let (left, right) = stereo(&out);
+    let fold = |path: &Path| -> Vec<f32> {
+        let (l, r) = stereo(path);
+        l.iter().zip(&r).map(|(a, b)| (a + b) / 2.0).collect()
+    };
+    let (a, b) = (fold(&dir.join("pair-a.wav")), fold(&dir.join("pair-b.wav")));
+    assert_eq!(left.len(), a.len().max(b.len()));
+    assert!(
+        left.iter().zip(&a).all(|(x, y)| x.to_bits() == y.to_bits()),
+        "A on the left"
+    );
+    assert!(
+        right
+            .iter()
+            .zip(&b)
+            .all(|(x, y)| x.to_bits() == y.to_bits()),
+        "B on the right"
+    );
+    assert_ne!(left, right, "two different performances");
+}
