@@ -94,6 +94,72 @@ pub(crate) fn write_safetensors(
     Ok(())
 }
 
+/// A safetensors file of Latent Choir's (a map or a direction) opened for checking: its string
+/// metadata and its tensors, every lookup an error message rather than a panic.
+pub(crate) struct Checked<'a> {
+    strings: HashMap<String, String>,
+    tensors: SafeTensors<'a>,
+}
+
+impl<'a> Checked<'a> {
+    /// `bytes` as a safetensors file with metadata; `what` names the expected content.
+    pub(crate) fn parse(bytes: &'a [u8], what: &str) -> std::result::Result<Self, String> {
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| format!("not a safetensors file ({e})"))?;
+        let tensors =
+            SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file ({e})"))?;
+        let strings = header
+            .metadata()
+            .clone()
+            .ok_or_else(|| format!("no metadata in the header (not a Latent Choir {what})"))?;
+        Ok(Self { strings, tensors })
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.strings.get(key).map(String::as_str)
+    }
+
+    pub(crate) fn text(&self, key: &str) -> std::result::Result<String, String> {
+        self.strings
+            .get(key)
+            .cloned()
+            .ok_or_else(|| format!("metadata has no {key:?}"))
+    }
+
+    pub(crate) fn number(&self, key: &str) -> std::result::Result<usize, String> {
+        let value = self.text(key)?;
+        value
+            .parse()
+            .map_err(|_| format!("metadata {key:?} is {value:?}, not a number"))
+    }
+
+    /// Tensor `name`, which must be F32 of `shape`.
+    pub(crate) fn f32s(
+        &self,
+        name: &str,
+        shape: &[usize],
+    ) -> std::result::Result<Vec<f32>, String> {
+        let view = self
+            .tensors
+            .tensor(name)
+            .map_err(|_| format!("tensor {name} is missing"))?;
+        if view.dtype() != Dtype::F32 {
+            return Err(format!("{name} is {:?}, not F32", view.dtype()));
+        }
+        if view.shape() != shape {
+            return Err(format!(
+                "{name} has shape {:?}, expected {shape:?}",
+                view.shape()
+            ));
+        }
+        Ok(view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+}
+
 /// The same file with its JSON header's keys in sorted order. `safetensors` writes them in
 /// `HashMap` order, which changes from run to run; sorted, the same fit gives the same bytes.
 fn sorted_header(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
@@ -166,26 +232,9 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<ProjectionMap> {
         path: path.to_path_buf(),
         message,
     };
-    let (_, header) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| corrupt(format!("not a safetensors file ({e})")))?;
-    let tensors = SafeTensors::deserialize(bytes)
-        .map_err(|e| corrupt(format!("not a safetensors file ({e})")))?;
-    let strings = header
-        .metadata()
-        .clone()
-        .ok_or_else(|| corrupt("no metadata in the header (not a Latent Choir map)".to_owned()))?;
-    let text = |key: &str| {
-        strings
-            .get(key)
-            .cloned()
-            .ok_or_else(|| corrupt(format!("metadata has no {key:?}")))
-    };
-    let number = |key: &str| -> Result<usize> {
-        let value = text(key)?;
-        value
-            .parse()
-            .map_err(|_| corrupt(format!("metadata {key:?} is {value:?}, not a number")))
-    };
+    let file = Checked::parse(bytes, "map").map_err(corrupt)?;
+    let text = |key: &str| file.text(key).map_err(corrupt);
+    let number = |key: &str| -> Result<usize> { file.number(key).map_err(corrupt) };
     let format = text("format")?;
     if format != FORMAT {
         return Err(corrupt(format!("format is {format:?}, not {FORMAT:?}")));
@@ -199,7 +248,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<ProjectionMap> {
         });
     }
     // Absent in maps fitted before the choice existed: those kept every position.
-    let skip_first = match strings.get("positions").map(String::as_str) {
+    let skip_first = match file.get("positions") {
         None => false,
         Some(name) if name == positions_name(true) => true,
         Some(name) if name == positions_name(false) => false,
@@ -230,24 +279,8 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<ProjectionMap> {
     let mut layers = Vec::new();
     for i in 0..=metadata.n_layers {
         let tensor = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
-            let full = format!("layer.{i}.{name}");
-            let view = tensors
-                .tensor(&full)
-                .map_err(|_| corrupt(format!("tensor {full} is missing")))?;
-            if view.dtype() != Dtype::F32 {
-                return Err(corrupt(format!("{full} is {:?}, not F32", view.dtype())));
-            }
-            if view.shape() != shape {
-                return Err(corrupt(format!(
-                    "{full} has shape {:?}, expected {shape:?}",
-                    view.shape()
-                )));
-            }
-            Ok(view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect())
+            file.f32s(&format!("layer.{i}.{name}"), shape)
+                .map_err(corrupt)
         };
         layers.push(LayerMap {
             mean: tensor("mean", &[width])?,

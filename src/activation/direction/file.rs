@@ -12,11 +12,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use safetensors::{Dtype, SafeTensors};
-
 use super::error::{DirectionError, Result};
 use super::{ConceptDirection, DirectionMetadata, Pairing, PoleStats};
-use crate::activation::file::write_safetensors;
+use crate::activation::file::{Checked, write_safetensors};
 
 pub const FORMAT: &str = "latent-choir-direction";
 pub const FORMAT_VERSION: u32 = 1;
@@ -125,25 +123,9 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<ConceptDirection> {
         path: path.to_path_buf(),
         message,
     };
-    let (_, header) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| corrupt(format!("not a safetensors file ({e})")))?;
-    let tensors = SafeTensors::deserialize(bytes)
-        .map_err(|e| corrupt(format!("not a safetensors file ({e})")))?;
-    let strings = header.metadata().clone().ok_or_else(|| {
-        corrupt("no metadata in the header (not a Latent Choir direction)".to_owned())
-    })?;
-    let text = |key: &str| {
-        strings
-            .get(key)
-            .cloned()
-            .ok_or_else(|| corrupt(format!("metadata has no {key:?}")))
-    };
-    let number = |key: &str| -> Result<usize> {
-        let value = text(key)?;
-        value
-            .parse()
-            .map_err(|_| corrupt(format!("metadata {key:?} is {value:?}, not a number")))
-    };
+    let file = Checked::parse(bytes, "direction").map_err(corrupt)?;
+    let text = |key: &str| file.text(key).map_err(corrupt);
+    let number = |key: &str| -> Result<usize> { file.number(key).map_err(corrupt) };
     let format = text("format")?;
     if format != FORMAT {
         return Err(corrupt(format!("format is {format:?}, not {FORMAT:?}")));
@@ -184,23 +166,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<ConceptDirection> {
             .map_err(|_| corrupt(format!("explained_variance_ratio is {ratio:?}")))?,
         tool_version: text("tool_version")?,
     };
-    let tensor = |name: &str, len: usize| -> Result<Vec<f32>> {
-        let view = tensors
-            .tensor(name)
-            .map_err(|_| corrupt(format!("tensor {name} is missing")))?;
-        if view.dtype() != Dtype::F32 || view.shape() != [len] {
-            return Err(corrupt(format!(
-                "{name} is {:?} {:?}, expected F32 [{len}]",
-                view.dtype(),
-                view.shape()
-            )));
-        }
-        Ok(view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
-    };
+    let tensor = |name: &str, len: usize| file.f32s(name, &[len]).map_err(corrupt);
     let n = metadata
         .n_layers
         .checked_add(1)
