@@ -21,6 +21,7 @@ pub mod project;
 pub mod rng;
 pub mod status;
 pub mod synth;
+pub mod weights;
 pub mod worker;
 
 use playback::history::{HISTORY_CAPACITY, HistoryReader, HistoryWriter};

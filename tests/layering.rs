@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["playback"],
     &["params"],
     &["listen"],
+    &["weights"],
     &["io"],
     &["activation"],
     &["llm"],

@@ -26,6 +26,7 @@ pub mod message;
 pub mod ornament;
 pub mod phrasing;
 pub mod scale;
+pub mod score;
 pub mod tension;
 pub mod voices;
 
