@@ -138,27 +138,27 @@ impl MidiRecorder {
 
 /// One track's events, delta-timed as they are added.
 #[derive(Default)]
-struct Track {
+pub(super) struct Track {
     data: Vec<u8>,
     last_tick: u64,
 }
 
 impl Track {
-    fn event(&mut self, tick: u64, bytes: &[u8]) {
+    pub(super) fn event(&mut self, tick: u64, bytes: &[u8]) {
         let delta = tick.saturating_sub(self.last_tick);
         self.last_tick = self.last_tick.max(tick);
         write_vlq(&mut self.data, delta.min(0x0fff_ffff) as u32);
         self.data.extend_from_slice(bytes);
     }
 
-    fn meta(&mut self, tick: u64, kind: u8, payload: &[u8]) {
+    pub(super) fn meta(&mut self, tick: u64, kind: u8, payload: &[u8]) {
         let mut bytes = vec![0xff, kind];
         write_vlq(&mut bytes, payload.len() as u32);
         bytes.extend_from_slice(payload);
         self.event(tick, &bytes);
     }
 
-    fn write_chunk(&self, file: &mut Vec<u8>) {
+    pub(super) fn write_chunk(&self, file: &mut Vec<u8>) {
         file.extend_from_slice(b"MTrk");
         file.extend_from_slice(&(self.data.len() as u32).to_be_bytes());
         file.extend_from_slice(&self.data);

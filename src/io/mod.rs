@@ -7,6 +7,7 @@ pub mod output_file;
 pub mod png_image;
 pub mod preset_file;
 pub mod run_file;
+pub mod score_midi;
 pub mod vst3_preset;
 pub mod wav_file;
 pub mod write_error;

@@ -6,6 +6,7 @@ pub mod arch;
 pub mod capture;
 pub mod discovery;
 pub mod error;
+pub mod inventory;
 pub mod loader;
 pub mod model;
 pub mod sampler;

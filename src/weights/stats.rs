@@ -3,59 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// What a tensor does in the model, across families (GPT-2's fused `c_attn` is split into q, k
-/// and v; its `c_fc`/`c_proj` are `up`/`down`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Token embeddings (vocab × hidden).
-    Embedding,
-    /// Learned position embeddings (GPT-2).
-    Position,
-    Q,
-    K,
-    V,
-    O,
-    Gate,
-    Up,
-    Down,
-    /// The output head when it is not tied to the embeddings.
-    Head,
-}
-
-impl Role {
-    /// The attention matrices, in the order the fugue enters them (soprano … bass).
-    pub const ATTENTION: [Role; 4] = [Role::Q, Role::K, Role::V, Role::O];
-    /// The MLP matrices present in a family (GPT-2 has no gate).
-    pub const MLP: [Role; 3] = [Role::Gate, Role::Up, Role::Down];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Role::Embedding => "embedding",
-            Role::Position => "position",
-            Role::Q => "q",
-            Role::K => "k",
-            Role::V => "v",
-            Role::O => "o",
-            Role::Gate => "gate",
-            Role::Up => "up",
-            Role::Down => "down",
-            Role::Head => "head",
-        }
-    }
-}
-
-/// Which norm a γ vector belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NormRole {
-    /// Before attention (`input_layernorm`, `ln_1`).
-    Attention,
-    /// Before the MLP (`post_attention_layernorm`, `ln_2`).
-    Mlp,
-    /// After the last block.
-    Final,
-}
+pub use crate::llm::inventory::{NormRole, Role};
 
 /// Moments of a tensor's values (population statistics, as NumPy/SciPy compute them).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -145,8 +93,8 @@ pub struct KeyStats {
     pub pc2_skewness: f64,
     /// Excess kurtosis of the PC3 scores: > 0 harmonic minor, ≤ 0 Dorian (minor only).
     pub pc3_kurtosis: f64,
-    /// The PC1 score that picked the root (see `weights::key`).
-    pub root_score: f64,
+    /// The hidden dimension PC1 leans on most; the root is it modulo 12 (see `weights::key`).
+    pub root_dimension: usize,
     /// How many γ vectors went into the PCA.
     pub vectors: usize,
 }
@@ -192,7 +140,9 @@ impl WeightStats {
 
     /// The norm of `role` in block `layer` (`None` for the final norm).
     pub fn norm(&self, role: NormRole, layer: Option<usize>) -> Option<&NormStats> {
-        self.norms.iter().find(|n| n.role == role && n.layer == layer)
+        self.norms
+            .iter()
+            .find(|n| n.role == role && n.layer == layer)
     }
 
     /// The token embeddings (every family has them).
