@@ -452,3 +452,60 @@ fn a_song_steers_the_temperature_and_is_heard_in_the_mix() {
         "replay with the song"
     );
 }
+
+/// Scale "Model's Key": the key read from the model's norms (the tiny llama's is D Dorian, as
+/// NumPy finds it in `tests/fixtures/weights/tiny-llama.json`) sets scale and root; the run file
+/// keeps it, so replay plays the same notes without the model.
+#[test]
+fn models_key_plays_in_the_key_read_from_its_norms_and_replays_without_it() {
+    let dir = TempDir::new("render-model-key");
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("weights").join("tiny-llama.json")).expect("fixture"),
+    )
+    .expect("json");
+    let (root, scale) = (
+        reference["key"]["root"].as_u64().unwrap() as u8,
+        Scale::from_name(reference["key"]["scale"].as_str().unwrap()).unwrap(),
+    );
+    let root = Root::from_pitch_class(root);
+    render(
+        &dir,
+        "key",
+        &[
+            "--param",
+            "scale=Model's Key",
+            "--param",
+            "root=C",
+            "--param",
+            "bass=Held Drone",
+        ],
+    );
+    let run = dir.join("key.lcrun");
+    let recorded = manifest(&run);
+    assert_eq!(recorded["params"]["scale"]["text"], "Model's Key");
+    let expected = latent_choir::music::scale::key_name(scale, root);
+    assert_eq!(recorded["model_key"], expected.as_str());
+    let midi = parse_midi(&read(&dir.join("key.mid")));
+    let ons: Vec<u8> = midi.notes[1..4]
+        .iter()
+        .flatten()
+        .filter(|n| n.3)
+        .map(|n| n.2)
+        .collect();
+    assert!(ons.len() > 10);
+    for key in &ons {
+        assert!(scale.contains(*key, root), "{key} is not in {expected}");
+    }
+    assert!(
+        midi.notes[4].iter().all(|n| n.2 % 12 == root.pitch_class()),
+        "the drone holds the model's root, not the Root parameter (C): {:?}",
+        midi.notes[4]
+    );
+    assert!(!midi.notes[4].is_empty());
+    succeed(
+        &dir,
+        &["replay", s(&run), "--out", s(&dir.join("again.wav"))],
+    );
+    assert!(read(&dir.join("key.mid")) == read(&dir.join("again.mid")));
+    assert!(read(&dir.join("key.wav")) == read(&dir.join("again.wav")));
+}

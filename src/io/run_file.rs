@@ -117,6 +117,10 @@ pub struct Manifest {
     /// The concept direction the tension followed, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direction: Option<String>,
+    /// The model's own key ("C# Major"), when the Scale was Model's Key: replay plays it
+    /// without the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_key: Option<String>,
 }
 
 /// A line the model read of what it heard, in its context right before a generated token.
@@ -568,6 +572,7 @@ mod tests {
                 grid_steps: None,
                 heard: Vec::new(),
                 direction: None,
+                model_key: None,
             },
             tokens,
             notes: vec![

@@ -296,9 +296,35 @@ impl Root {
     }
 }
 
+/// A key as text, "C# Major": the root's name, a space, the scale's.
+pub fn key_name(scale: Scale, root: Root) -> String {
+    format!("{} {}", root.name(), scale.name())
+}
+
+/// The key [`key_name`] wrote.
+pub fn parse_key(text: &str) -> Option<(Scale, Root)> {
+    let (root, scale) = text.trim().split_once(' ')?;
+    Some((Scale::from_name(scale)?, Root::from_name(root)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_read_back_as_written() {
+        for scale in Scale::ALL {
+            for root in Root::ALL {
+                assert_eq!(parse_key(&key_name(scale, root)), Some((scale, root)));
+            }
+        }
+        assert_eq!(
+            key_name(Scale::HarmonicMinor, Root::CSharp),
+            "C# Harmonic minor"
+        );
+        assert_eq!(parse_key("H Major"), None);
+        assert_eq!(parse_key("C"), None);
+    }
 
     fn scale_roots() -> impl Iterator<Item = (Scale, Root)> {
         Scale::ALL

@@ -7,6 +7,7 @@ use crate::io::audio_file::StereoAudio;
 use crate::io::midi_file::MidiRecorder;
 use crate::io::run_file::Run;
 use crate::music::SLOTS;
+use crate::music::scale::parse_key;
 
 use crate::params::text as param_text;
 use crate::params::{LatentChoirParams, presets};
@@ -30,10 +31,13 @@ pub fn recorded_params(run: &Run) -> Result<LatentChoirParams, OfflineError> {
 }
 
 /// The run's own timeline: its steps at `bpm` and the parameters' tokens per beat, at the
-/// recorded sample rate.
+/// recorded sample rate, with the model's key it recorded.
 pub fn timeline(run: &Run, params: &LatentChoirParams, bpm: f64, sample_rate: u32) -> Timeline {
     let tokens_per_beat = f64::from(params.generation.tokens_per_beat.value());
-    Timeline::for_tokens(sample_rate, bpm, tokens_per_beat, run.manifest.steps)
+    Timeline {
+        model_key: run.manifest.model_key.as_deref().and_then(parse_key),
+        ..Timeline::for_tokens(sample_rate, bpm, tokens_per_beat, run.manifest.steps)
+    }
 }
 
 /// What a replay plays against and where its sound goes.

@@ -7,7 +7,7 @@
 use crate::io::WriteError;
 use crate::io::audio_file::StereoAudio;
 use crate::io::midi_file::MidiRecorder;
-use crate::params::LatentChoirParams;
+use crate::params::{LatentChoirParams, ScaleChoice};
 
 use super::OfflineError;
 
@@ -31,6 +31,8 @@ pub struct Timeline {
     pub piece_samples: u64,
     /// Samples of release after them.
     pub tail_samples: u64,
+    /// The model's own key, played when the Scale is Model's Key (a key heard wins).
+    pub model_key: Option<(Scale, Root)>,
 }
 
 impl Timeline {
@@ -46,6 +48,7 @@ impl Timeline {
             block: BLOCK,
             piece_samples,
             tail_samples: (TAIL_SECONDS * f64::from(sample_rate)).round() as u64,
+            model_key: None,
         }
     }
 
@@ -105,6 +108,9 @@ pub fn run(
         progress,
     } = sinks;
     let listen = &params.listen;
+    let model_key = timeline
+        .model_key
+        .filter(|_| params.melody.scale.value() == ScaleChoice::ModelKey);
     let every = listen.every.value().max(1) as u32;
     let block = timeline.block.min(sonifier.max_block()).max(1);
     let rate = f64::from(timeline.sample_rate);
@@ -141,7 +147,8 @@ pub fn run(
                 key: match &ears {
                     Some(ears) if listen.follow_key.value() => (ears.key)(),
                     _ => None,
-                },
+                }
+                .or(model_key),
                 ear: match &mut ears {
                     Some(ears) if listen.enabled.value() => Some((&mut *ears.ear, every)),
                     _ => None,

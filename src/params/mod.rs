@@ -443,9 +443,14 @@ pub enum ScaleChoice {
     #[name = "Pentatonic Minor"]
     PentatonicMinor,
     Chromatic,
+    /// The key read from the loaded model's norms (`weights::key`): its root replaces Root.
+    /// Until a model has been read it plays as Major on Root.
+    #[name = "Model's Key"]
+    ModelKey,
 }
 
 impl ScaleChoice {
+    /// The scale; [`ScaleChoice::ModelKey`] is Major until the model's key overrides it.
     pub fn scale(self) -> Scale {
         match self {
             Self::Major => Scale::Major,
@@ -458,6 +463,7 @@ impl ScaleChoice {
             Self::PentatonicMajor => Scale::PentatonicMajor,
             Self::PentatonicMinor => Scale::PentatonicMinor,
             Self::Chromatic => Scale::Chromatic,
+            Self::ModelKey => Scale::Major,
         }
     }
 }

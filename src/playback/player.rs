@@ -412,6 +412,12 @@ impl Player {
             self.last_step = None;
             self.next_step = None;
         }
+        // The key followed since the last bar line holds between steps too, so the drone's
+        // update below does not fall back to the Root parameter.
+        if let Some((scale, root)) = self.followed {
+            settings.mapping.scale = scale;
+            settings.mapping.root = root;
+        }
         // While the music plays, a Root or drone change applies at once, token or not (after a
         // release, the drone waits for the next token, as it did the first time).
         if self.drone_follows {

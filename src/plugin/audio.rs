@@ -5,7 +5,7 @@ use nice_plug::prelude::*;
 
 use std::sync::Arc;
 
-use crate::params::LatentChoirParams;
+use crate::params::{LatentChoirParams, ScaleChoice};
 use crate::playback::ear::Ear;
 use crate::playback::player::Hearing;
 use crate::playback::sonifier::{BlockInput, Sonifier, metered_input};
@@ -161,10 +161,16 @@ impl AudioPath {
         let sidechain = aux.inputs.first().map(|s| s.as_slice_immutable());
         let frames = buffer.samples();
         let listen = &settings.listen;
-        let key = match &self.heard {
+        let heard_key = match &self.heard {
             Some(heard) if listen.follow_key.value() => heard.followed_key(),
             _ => None,
         };
+        // A key heard in the track wins over the model's own: it is what the music does now.
+        let key = heard_key.or_else(|| {
+            (settings.melody.scale.value() == ScaleChoice::ModelKey)
+                .then(|| control.status().model_key())
+                .flatten()
+        });
         let ear = match &mut self.ear {
             Some(ear) if listen.enabled.value() => Some((ear, listen.every.value().max(1) as u32)),
             _ => None,

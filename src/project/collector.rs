@@ -21,6 +21,7 @@ use crate::activation::identify;
 use crate::io::run_file::{self, HeardLine, Manifest, ModelRecord, PlayedToken, Run};
 use crate::loudness::CurvePoint;
 use crate::music::frame::TokenFrame;
+use crate::music::scale::key_name;
 use crate::offline::timeline::{BLOCK, Timeline};
 use crate::params::LatentChoirParams;
 use crate::params::text as param_text;
@@ -282,6 +283,10 @@ impl Describer {
             grid_steps: None,
             heard: Vec::new(),
             direction,
+            model_key: self
+                .link
+                .model_key()
+                .map(|(scale, root)| key_name(scale, root)),
         }
     }
 

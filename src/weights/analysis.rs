@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::key::model_key;
 use super::stats::{
-    Histogram, LayerStats, MatrixStats, ModelInfo, Moments, NormStats, Role, WeightStats,
+    Histogram, KeyStats, LayerStats, MatrixStats, ModelInfo, Moments, NormStats, Role, WeightStats,
 };
 use super::svd::singular_values;
 use crate::llm::LlmError;
@@ -79,6 +79,25 @@ pub fn analyze(
         layers,
         key,
     })
+}
+
+/// The model's key alone: reads only the norms' γ vectors (milliseconds), for the plugin's
+/// Model's Key scale.
+pub fn model_key_of(path: &Path) -> Result<KeyStats, AnalysisError> {
+    let mut inventory = Inventory::open(path)?;
+    let norms: Vec<usize> = inventory
+        .entries()
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e.kind, Kind::Norm(_)))
+        .map(|(i, _)| i)
+        .collect();
+    let gammas = norms
+        .into_iter()
+        .map(|i| inventory.read(i).map(|t| t.values))
+        .collect::<Result<Vec<_>, _>>()?;
+    let refs: Vec<&[f32]> = gammas.iter().map(Vec::as_slice).collect();
+    Ok(model_key(&refs))
 }
 
 enum Measured {

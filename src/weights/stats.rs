@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::llm::inventory::{NormRole, Role};
+use crate::music::scale::{Root, Scale};
 
 /// Moments of a tensor's values (population statistics, as NumPy/SciPy compute them).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -97,6 +98,25 @@ pub struct KeyStats {
     pub root_dimension: usize,
     /// How many γ vectors went into the PCA.
     pub vectors: usize,
+}
+
+impl KeyStats {
+    /// The key as the music layer plays it (`None` for a scale name from elsewhere).
+    pub fn scale_and_root(&self) -> Option<(Scale, Root)> {
+        Some((
+            Scale::from_name(&self.scale)?,
+            Root::from_pitch_class(self.root % 12),
+        ))
+    }
+
+    /// "C# Major".
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {}",
+            Root::from_pitch_class(self.root % 12).name(),
+            self.scale
+        )
+    }
 }
 
 /// Where the weights came from.

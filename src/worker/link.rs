@@ -14,6 +14,7 @@ use crate::worker::thread::{
 
 use super::feed::{self, FeedShared, FrameBuilder, QueueSource, TicketGate};
 use super::heard::{HEARD_WAIT, HeardLine};
+use crate::music::scale::{Root, Scale};
 
 /// Settings the gate reads before every token; the audio side or the editor writes them.
 #[derive(Debug)]
@@ -65,6 +66,9 @@ pub struct LinkStatus {
     pub failure: Mutex<Option<String>>,
     /// The lines the model read of the track in the current run, oldest first.
     pub heard: Mutex<Vec<HeardLine>>,
+    /// The loaded model's own key for the Model's Key scale: 0 none, else 1 + scale id · 12 +
+    /// root (one atomic, read by the audio thread).
+    model_key: AtomicU32,
 }
 
 /// What the worker is busy with.
@@ -109,6 +113,20 @@ impl LinkStatus {
 
     fn set_phase(&self, phase: LinkPhase) {
         self.phase.store(phase as u8, Ordering::Relaxed);
+    }
+
+    /// The loaded model's key (audio thread: one atomic load).
+    pub fn model_key(&self) -> Option<(Scale, Root)> {
+        let code = self.model_key.load(Ordering::Relaxed).checked_sub(1)?;
+        let scale = Scale::from_id((code / 12) as u8)?;
+        Some((scale, Root::from_pitch_class((code % 12) as u8)))
+    }
+
+    fn set_model_key(&self, key: Option<(Scale, Root)>) {
+        let code = key.map_or(0, |(scale, root)| {
+            1 + u32::from(scale.id()) * 12 + u32::from(root.pitch_class())
+        });
+        self.model_key.store(code, Ordering::Relaxed);
     }
 
     pub fn error(&self) -> String {
@@ -255,6 +273,7 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
     match event {
         WorkerEvent::Loading { path } => {
             status.loaded.store(false, Ordering::Relaxed);
+            status.set_model_key(None);
             status.set_phase(LinkPhase::Loading);
             status.fit_done.store(0, Ordering::Relaxed);
             status.fit_total.store(0, Ordering::Relaxed);
@@ -283,6 +302,10 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
                 info.dtype
             ));
         }
+        WorkerEvent::ModelKey(key) => match key {
+            Ok(key) => status.set_model_key(key.scale_and_root()),
+            Err(message) => status.say(format!("The model's key could not be read: {message}")),
+        },
         WorkerEvent::LoadFailed { path, message } => {
             builder.finish_run();
             status.loaded.store(false, Ordering::Relaxed);

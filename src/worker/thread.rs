@@ -110,6 +110,8 @@ use crate::llm::loader::{self, LoadedModel};
 use crate::llm::model::ModelInfo;
 use crate::llm::sampler::SamplerConfig;
 use crate::llm::tokenizer::PromptMode;
+use crate::weights::KeyStats;
+use crate::weights::analysis::model_key_of;
 
 /// The sampling temperature, shared between whoever sets it (the audio thread, from the
 /// track's loudness) and the worker, which reads it before every token. Clones share the
@@ -224,6 +226,8 @@ pub enum WorkerEvent {
         info: ModelInfo,
         path: PathBuf,
     },
+    /// The loaded model's own key (read from its norms), or why it has none.
+    ModelKey(std::result::Result<KeyStats, String>),
     /// Nothing is loaded now.
     LoadFailed {
         path: PathBuf,
@@ -872,6 +876,10 @@ impl Worker {
             info,
             path: path.clone(),
         });
+        let key = panic::catch_unwind(|| model_key_of(&path))
+            .map_err(|payload| panic_message(payload.as_ref()))
+            .and_then(|key| key.map_err(|e| e.to_string()));
+        self.emit(WorkerEvent::ModelKey(key));
         let map = match plan {
             MapPlan::Reuse(map) => map,
             MapPlan::Obtain => {

@@ -19,17 +19,21 @@ use latent_choir::io::wav_file::WavSink;
 use latent_choir::llm::discovery;
 use latent_choir::music::BassMode;
 use latent_choir::music::DRONE_SLOT;
+use latent_choir::music::scale::key_name;
 use latent_choir::offline::OfflineError;
 use latent_choir::offline::recording::Recorder;
 pub use latent_choir::offline::replay::track_names;
 use latent_choir::offline::replay::{self, MIDI_TEMPO_TRACK, Surroundings};
 use latent_choir::offline::timeline::{self as offline, OfflineEars, OfflineReport, Timeline};
 use latent_choir::params::text as param_text;
-use latent_choir::params::{DEFAULT_DIRECTION, LatentChoirParams, SessionSettings, presets};
+use latent_choir::params::{
+    DEFAULT_DIRECTION, LatentChoirParams, ScaleChoice, SessionSettings, presets,
+};
 use latent_choir::playback::ear::ear;
 use latent_choir::playback::player::FrameSource;
 use latent_choir::plugin::listener::{ListenState, Listener};
 use latent_choir::synth::SoundFontPlayer;
+use latent_choir::weights::analysis::model_key_of;
 use latent_choir::worker::control::ModelControl;
 use latent_choir::worker::feed::OFFLINE_WAIT;
 use latent_choir::worker::link::GateSettings;
@@ -154,7 +158,17 @@ pub fn run(args: Args) -> Result<(), String> {
     let soundfont = load_soundfont(args.soundfont.as_deref(), sample_rate)?;
     let outputs = Outputs::reserve(&args.out, args.midi.as_deref(), args.run.as_deref())?;
 
-    let timeline = Timeline::for_tokens(sample_rate, args.bpm, tokens_per_beat, tokens);
+    // Model's Key: read from the model's norms here, so the first note is already in it.
+    let model_key = if params.melody.scale.value() == ScaleChoice::ModelKey {
+        let key = model_key_of(&model).map_err(|e| format!("the model's key: {e}"))?;
+        key.scale_and_root()
+    } else {
+        None
+    };
+    let timeline = Timeline {
+        model_key,
+        ..Timeline::for_tokens(sample_rate, args.bpm, tokens_per_beat, tokens)
+    };
     let gate = Arc::new(GateSettings::new(
         params.generation.lookahead.value().max(1) as u32,
         params.temperature.fixed.value(),
@@ -247,6 +261,7 @@ pub fn run(args: Args) -> Result<(), String> {
                 .iter()
                 .any(|t| t.frame.has_direction)
                 .then(|| session.direction_choice().text()),
+            model_key: model_key.map(|(scale, root)| key_name(scale, root)),
         },
         notes: trace_notes(&midi, &recorder.played, &params, hidden_states),
         tokens: recorder.played,
