@@ -6,6 +6,7 @@
 //!   [`music::score::Score`](crate::music::score::Score).
 
 pub mod stats;
+pub mod style;
 
 pub use stats::{
     Histogram, KeyStats, LayerStats, MatrixStats, ModelInfo, Moments, NormRole, NormStats, Role,
