@@ -10,6 +10,10 @@ use crate::weights::{MatrixStats, NormRole, NormStats, Role, WeightStats};
 /// Every piece is in 4/4.
 pub(super) const BEATS_PER_BAR: u32 = 4;
 
+/// Leading singular values a spectrum-read section uses: a full SVD's tail (near-zero values of
+/// a rank-deficient matrix) would flatten the log scale for everything above it.
+pub(super) const LEADING: usize = 64;
+
 /// The shortest note a piece writes, so a tiny `--bars` never yields a zero length.
 const MIN_LENGTH: f64 = 1.0 / 64.0;
 

@@ -4,8 +4,8 @@
 //! every matrix in order, fading to silence.
 
 use super::common::{
-    BEATS_PER_BAR, CELLOS, Channels, FLUTE, HORNS, ORGAN, Spectra, VIOLAS, VIOLINS, add_control,
-    add_note, at, bin_means, finish, layer_norms, ln, marker, model_key, norm_names,
+    BEATS_PER_BAR, CELLOS, Channels, FLUTE, HORNS, LEADING, ORGAN, Spectra, VIOLAS, VIOLINS,
+    add_control, add_note, at, bin_means, finish, layer_norms, ln, marker, model_key, norm_names,
     per_layer_unit, pitch, role_or, section_bars, section_starts, slots, step_in_range, tempo,
     tensors, unit, velocity,
 };
@@ -49,9 +49,9 @@ pub(super) fn compose(stats: &WeightStats, bars: Option<u32>, title: String) -> 
     let mut organ = channels.track(
         ORGAN,
         format!(
-            "I: {}: singular values, strongest first (log) → chord top notes, row norms in \
-             bins → pedal; V: every matrix's Frobenius norm in layer order (log) → pitch, \
-             velocity and CC {VOLUME} fading to silence",
+            "I: {}: top {LEADING} singular values, strongest first (log) → chord top notes, \
+             row norms in bins → pedal; V: every matrix's Frobenius norm in layer order (log) → \
+             pitch, velocity and CC {VOLUME} fading to silence",
             tensors(&embedding)
         ),
     );
@@ -109,6 +109,7 @@ pub(super) fn compose(stats: &WeightStats, bars: Option<u32>, title: String) -> 
         let falling = unit(
             &e.singular_values
                 .iter()
+                .take(LEADING)
                 .map(|&s| ln(f64::from(s)))
                 .collect::<Vec<_>>(),
         );

@@ -3,8 +3,8 @@
 //! climax, the norms' γ as the epilogue.
 
 use super::common::{
-    BEATS_PER_BAR, CELLOS, CLARINET, CONTRABASSES, Channels, HARP, HORNS, OBOE, ORGAN, Spectra,
-    VIOLAS, VIOLINS, add_note, at, bin_means, finish, layer_norms, ln, marker, model_key,
+    BEATS_PER_BAR, CELLOS, CLARINET, CONTRABASSES, Channels, HARP, HORNS, LEADING, OBOE, ORGAN,
+    Spectra, VIOLAS, VIOLINS, add_note, at, bin_means, finish, layer_norms, ln, marker, model_key,
     norm_names, per_layer_unit, pitch, role_or, root_note, section_bars, section_starts, slots,
     step_in_range, tempo, tensors, unit, velocity,
 };
@@ -61,16 +61,16 @@ pub(super) fn compose(stats: &WeightStats, bars: Option<u32>, title: String) -> 
     let mut violins = channels.track(
         VIOLINS,
         format!(
-            "I: {emb}: singular values, smallest to largest (log) → scale tones, loudness; \
-             II–III: {}: top {SUBJECT} singular values (log) → subject and runs",
+            "I: {emb}: top {LEADING} singular values, smallest to largest (log) → scale tones, \
+             loudness; II–III: {}: top {SUBJECT} singular values (log) → subject and runs",
             tensors(&q)
         ),
     );
     let mut violas = channels.track(
         VIOLAS,
         format!(
-            "I: a third under the violins; II–III: {}: top {SUBJECT} singular values (log) → \
-             subject and runs",
+            "I: a third under the violins ({emb} spectrum); II–III: {}: top {SUBJECT} singular \
+             values (log) → subject and runs",
             tensors(&k)
         ),
     );
@@ -134,6 +134,7 @@ pub(super) fn compose(stats: &WeightStats, bars: Option<u32>, title: String) -> 
         let logs: Vec<f64> = e
             .singular_values
             .iter()
+            .take(LEADING)
             .rev()
             .map(|&s| ln(f64::from(s)))
             .collect();

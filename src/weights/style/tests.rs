@@ -1,7 +1,8 @@
 use super::test_stats::{gpt2_like_stats, synthetic_stats};
 use super::*;
-use crate::music::score::{BuiltInSound, DRUM_CHANNEL, Track};
-use crate::weights::{NormRole, Role};
+use crate::music::Scale;
+use crate::music::score::{BuiltInSound, DRUM_CHANNEL, ScoreNote, Track, drum};
+use crate::weights::{MatrixStats, NormRole, Role};
 
 fn natural(style: Style, stats: &WeightStats) -> Score {
     compose(style, stats, &ComposeOptions::default())
@@ -313,7 +314,7 @@ fn acid_slides_accents_and_turns_the_filter() {
 fn perturbed(
     stats: &WeightStats,
     role: Role,
-    change: impl Fn(&mut crate::weights::MatrixStats, f64),
+    change: impl Fn(&mut MatrixStats, f64),
 ) -> WeightStats {
     let mut out = stats.clone();
     for m in out.matrices.iter_mut().filter(|m| m.role == role) {
@@ -478,4 +479,122 @@ fn empty_stats_compose_without_panicking() {
             assert_eq!(score.tempo[0].beat, 0.0);
         }
     }
+}
+
+/// Notes of `track` starting in `from..to`.
+fn notes_in(track: &Track, from: f64, to: f64) -> Vec<ScoreNote> {
+    track
+        .notes
+        .iter()
+        .filter(|n| n.start >= from && n.start < to)
+        .copied()
+        .collect()
+}
+
+#[test]
+fn opera_climax_rises_with_tension() {
+    let mut stats = synthetic_stats(8, 64);
+    for layer in &mut stats.layers {
+        layer.tension = 0.5 + 0.2 * layer.index as f64;
+    }
+    let opera = natural(Style::Opera, &stats);
+    let (from, to) = (opera.markers[2].beat, opera.markers[3].beat);
+    let middle = (from + to) / 2.0;
+    let violins = track(&opera, "Violins");
+    let (calm, tense) = (
+        notes_in(violins, from, middle),
+        notes_in(violins, middle, to),
+    );
+    assert!(
+        tense.len() > calm.len(),
+        "{} vs {}",
+        tense.len(),
+        calm.len()
+    );
+    let mean = |notes: &[ScoreNote], f: fn(&ScoreNote) -> f64| {
+        notes.iter().map(f).sum::<f64>() / notes.len() as f64
+    };
+    assert!(mean(&tense, |n| f64::from(n.velocity)) > mean(&calm, |n| f64::from(n.velocity)));
+    assert!(mean(&tense, |n| f64::from(n.key)) > mean(&calm, |n| f64::from(n.key)));
+    // The reed only answers above the middle of the model's tension.
+    assert!(notes_in(track(&opera, "Clarinet"), from, middle).len() < tense.len() / 4);
+}
+
+#[test]
+fn house_follows_its_form_and_modes() {
+    let stats = synthetic_stats(12, 64);
+    let house = natural(Style::House, &stats);
+    let (root, _) = common::model_key(&stats);
+    let beats: Vec<f64> = house
+        .markers
+        .iter()
+        .map(|m| m.beat)
+        .chain([house.length.floor()])
+        .collect();
+    let modes = [
+        Scale::Lydian,
+        Scale::Dorian,
+        Scale::Phrygian,
+        Scale::NaturalMinor,
+    ];
+    for (s, mode) in modes.into_iter().enumerate() {
+        for name in ["String Pad", "Synth Bass", "Pluck Lead"] {
+            for n in notes_in(track(&house, name), beats[s], beats[s + 1]) {
+                assert!(
+                    mode.contains(n.key, root),
+                    "{name} {} in section {s}",
+                    n.key
+                );
+            }
+        }
+    }
+    let drums = track(&house, "Drums");
+    let hits = |key: u8, from: f64, to: f64| -> Vec<f64> {
+        notes_in(drums, from, to)
+            .iter()
+            .filter(|n| n.key == key)
+            .map(|n| n.start - from)
+            .collect()
+    };
+    assert!(hits(drum::KICK, beats[0], beats[1]).is_empty());
+    for s in [1, 2] {
+        let kicks = hits(drum::KICK, beats[s], beats[s + 1]);
+        assert_eq!(kicks.len() as f64, beats[s + 1] - beats[s]);
+        assert!(kicks.iter().all(|k| k.fract() == 0.0));
+        let claps = hits(drum::CLAP, beats[s], beats[s + 1]);
+        assert!(claps.iter().all(|c| c % 4.0 == 1.0 || c % 4.0 == 3.0));
+        assert_eq!(claps.len() as f64, (beats[s + 1] - beats[s]) / 2.0);
+    }
+    // Bars whose gate_proj spread is larger carry more hats.
+    let hats_per_bar: Vec<usize> = (0..(house.length / 4.0) as usize)
+        .map(|b| hits(drum::CLOSED_HAT, b as f64 * 4.0, b as f64 * 4.0 + 4.0).len())
+        .collect();
+    assert!(
+        hats_per_bar.iter().any(|&h| h != hats_per_bar[0]),
+        "{hats_per_bar:?}"
+    );
+}
+
+#[test]
+fn dna_fades_to_silence() {
+    let stats = synthetic_stats(6, 64);
+    let dna = natural(Style::Dna, &stats);
+    let organ = track(&dna, "Organ");
+    let epilogue = notes_in(organ, dna.markers[4].beat, dna.length);
+    assert!(epilogue.len() > 8);
+    assert_eq!(epilogue.last().map(|n| n.velocity), Some(1));
+    assert!(
+        epilogue
+            .windows(2)
+            .all(|w| w[1].velocity <= w[0].velocity + 3)
+    );
+    assert!(epilogue[0].velocity > 40);
+    let volume: Vec<u8> = organ
+        .controls
+        .iter()
+        .filter(|c| c.controller == 7 && c.beat >= dna.markers[4].beat)
+        .map(|c| c.value)
+        .collect();
+    assert!(volume.windows(2).all(|w| w[1] <= w[0]));
+    assert_eq!(volume.last(), Some(&0));
 }
