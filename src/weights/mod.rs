@@ -10,6 +10,7 @@
 pub mod analysis;
 pub mod key;
 pub mod stats;
+pub mod style;
 pub mod svd;
 
 pub use stats::{
