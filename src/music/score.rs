@@ -146,6 +146,89 @@ impl Score {
     }
 }
 
+/// What one of the plugin's note slots plays of a score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotSound {
+    pub sound: BuiltInSound,
+    /// General MIDI program of the slot's first track.
+    pub program: u8,
+}
+
+/// One note of a [`SlotScore`]: beats from the start of the piece, the slot that plays it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlotNote {
+    pub start: f64,
+    pub length: f64,
+    pub key: u8,
+    pub velocity: u8,
+    pub slot: u8,
+}
+
+/// A score folded onto the plugin's [`SLOTS`](super::SLOTS) note slots, ready for the audio
+/// thread: the tracks grouped by sound (each sound one slot, in order of first appearance; more
+/// sounds than slots share the last), the notes in one list sorted by start, the loop length
+/// rounded up to whole bars.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotScore {
+    pub title: String,
+    /// Whole bars, in beats; at least one bar.
+    pub length: f64,
+    pub notes: Vec<SlotNote>,
+    pub slots: [Option<SlotSound>; super::SLOTS],
+}
+
+impl SlotScore {
+    pub fn from_score(score: &Score) -> Self {
+        let mut slots: [Option<SlotSound>; super::SLOTS] = [None; super::SLOTS];
+        let mut notes = Vec::with_capacity(score.note_count());
+        for track in &score.tracks {
+            let found = slots
+                .iter()
+                .position(|s| s.is_some_and(|s| s.sound == track.sound));
+            let slot = match found {
+                Some(i) => i,
+                None => match slots.iter().position(Option::is_none) {
+                    Some(free) => {
+                        slots[free] = Some(SlotSound {
+                            sound: track.sound,
+                            program: track.program,
+                        });
+                        free
+                    }
+                    None => super::SLOTS - 1,
+                },
+            };
+            notes.extend(track.notes.iter().map(|n| SlotNote {
+                start: n.start,
+                length: n.length.max(1e-6),
+                key: n.key.min(127),
+                velocity: n.velocity.clamp(1, 127),
+                slot: slot as u8,
+            }));
+        }
+        notes.sort_by(|a, b| {
+            a.start
+                .total_cmp(&b.start)
+                .then(a.slot.cmp(&b.slot))
+                .then(a.key.cmp(&b.key))
+        });
+        let bar = f64::from(score.beats_per_bar.max(1));
+        let last_start = notes.last().map_or(0.0, |n| n.start);
+        let length = ((last_start + 1e-9) / bar).floor() * bar + bar;
+        Self {
+            title: score.title.clone(),
+            length: length.max(bar),
+            notes,
+            slots,
+        }
+    }
+
+    /// Index of the first note starting at or after `beat`.
+    pub fn first_from(&self, beat: f64) -> usize {
+        self.notes.partition_point(|n| n.start < beat)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +255,48 @@ mod tests {
         assert_eq!(score.seconds_at(4.0), 2.0);
         assert_eq!(score.seconds_at(8.0), 4.0);
         assert_eq!(score.seconds_at(10.0), 6.0);
+    }
+
+    #[test]
+    fn tracks_fold_onto_slots_by_sound() {
+        let track = |name: &str, sound, program, start: f64| Track {
+            name: name.into(),
+            source: String::new(),
+            program,
+            channel: 0,
+            sound,
+            notes: vec![ScoreNote {
+                start,
+                length: 1.0,
+                key: 60,
+                velocity: 90,
+            }],
+            controls: vec![],
+        };
+        let score = Score {
+            title: "t".into(),
+            beats_per_bar: 4,
+            tempo: vec![TempoChange {
+                beat: 0.0,
+                bpm: 120.0,
+            }],
+            markers: vec![],
+            tracks: vec![
+                track("Violins", BuiltInSound::Strings, 40, 4.0),
+                track("Violas", BuiltInSound::Strings, 41, 0.0),
+                track("Horns", BuiltInSound::Brass, 60, 2.0),
+                track("Drums", BuiltInSound::Drums, 0, 9.0),
+            ],
+            length: 10.0,
+        };
+        let slots = SlotScore::from_score(&score);
+        assert_eq!(slots.slots[0].map(|s| s.program), Some(40));
+        assert_eq!(slots.slots[1].map(|s| s.sound), Some(BuiltInSound::Brass));
+        assert_eq!(slots.slots[2].map(|s| s.sound), Some(BuiltInSound::Drums));
+        assert_eq!(slots.slots[3], None);
+        let order: Vec<(f64, u8)> = slots.notes.iter().map(|n| (n.start, n.slot)).collect();
+        assert_eq!(order, vec![(0.0, 0), (2.0, 1), (4.0, 0), (9.0, 2)]);
+        assert_eq!(slots.length, 12.0, "the last note's bar ends the loop");
+        assert_eq!(slots.first_from(3.0), 2);
     }
 }
