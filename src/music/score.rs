@@ -171,6 +171,8 @@ pub struct SlotNote {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlotScore {
     pub title: String,
+    /// The piece's opening tempo, for playing it without a host transport.
+    pub bpm: f64,
     /// Whole bars, in beats; at least one bar.
     pub length: f64,
     pub notes: Vec<SlotNote>,
@@ -217,6 +219,7 @@ impl SlotScore {
         let length = ((last_start + 1e-9) / bar).floor() * bar + bar;
         Self {
             title: score.title.clone(),
+            bpm: score.tempo.first().map_or(120.0, |t| t.bpm),
             length: length.max(bar),
             notes,
             slots,

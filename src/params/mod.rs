@@ -102,6 +102,13 @@ pub struct GenerationParams {
     /// lets the loudness steer sooner.
     #[id = "lookahead"]
     pub lookahead: IntParam,
+    /// What plays: the model's thoughts as it writes, or its frozen weights composed as a piece
+    /// (Weight Style) on the same voices and MIDI out, on the host's grid, looping.
+    #[id = "source"]
+    pub source: EnumParam<SourceChoice>,
+    /// The piece Model Weights plays.
+    #[id = "weight_style"]
+    pub weight_style: EnumParam<WeightStyleChoice>,
 }
 
 /// How the track's loudness sets the sampling temperature.
@@ -468,6 +475,39 @@ impl ScaleChoice {
     }
 }
 
+/// What the voices play.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceChoice {
+    /// Tokens as the model writes them, through the maps (the plugin's own music).
+    #[name = "Model's Thoughts"]
+    Thoughts,
+    /// The loaded model's frozen weights as a piece (`weights::style`).
+    #[name = "Model Weights"]
+    Weights,
+}
+
+/// The piece Model Weights plays.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightStyleChoice {
+    Opera,
+    House,
+    Acid,
+    #[name = "DNA"]
+    Dna,
+}
+
+impl WeightStyleChoice {
+    pub fn style(self) -> crate::weights::style::Style {
+        use crate::weights::style::Style;
+        match self {
+            Self::Opera => Style::Opera,
+            Self::House => Style::House,
+            Self::Acid => Style::Acid,
+            Self::Dna => Style::Dna,
+        }
+    }
+}
+
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RootChoice {
     C,
@@ -692,6 +732,8 @@ impl Default for GenerationParams {
             loop_passes: EnumParam::new("Loop Passes", LoopChoice::Replay),
             lookahead: IntParam::new("Lookahead", 4, IntRange::Linear { min: 1, max: 16 })
                 .with_unit(" tokens"),
+            source: EnumParam::new("Source", SourceChoice::Thoughts),
+            weight_style: EnumParam::new("Weight Style", WeightStyleChoice::Opera),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod clip;
 pub mod ear;
 pub mod history;
 pub mod player;
+pub mod score_loader;
 pub mod score_player;
 pub mod sonifier;
 pub mod soundfont_loader;

@@ -337,6 +337,7 @@ mod tests {
         });
         Box::new(SlotScore {
             title: "t".into(),
+            bpm: 120.0,
             length: 4.0,
             notes: vec![
                 note(0.0, 2.0, 60, 0),

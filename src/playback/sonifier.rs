@@ -5,14 +5,16 @@
 //! The plugin calls it from `process()`; `latent-choir render` and `replay` call it with a
 //! simulated transport. Nothing here allocates after [`Sonifier::new`].
 
-use crate::params::{LatentChoirParams, LoopChoice, MeterSource};
+use crate::params::{LatentChoirParams, LoopChoice, MeterSource, SourceChoice};
 use crate::synth::mixer::{self, MixReport};
-use crate::synth::{Choir, Source, VoiceId};
+use crate::synth::{Choir, Source, Timbre, VoiceId};
+use crate::weights::render::timbre;
 
 use crate::music::{ControlMessage, NoteMessage};
 
 use super::clip::LoopPasses;
 use super::player::{Clock, FrameSource, Hearing, Player, PlayerReport, PlayerSettings};
+use super::score_player::ScorePlayer;
 
 /// How one block runs.
 pub struct BlockInput<'a> {
@@ -31,6 +33,8 @@ pub struct BlockInput<'a> {
 /// largest block.
 pub struct Sonifier {
     player: Player,
+    /// Model Weights: the composed piece on the grid, instead of the tokens.
+    scores: ScorePlayer,
     choir: Choir,
     /// The choir's output before mixing, `[left, right]`, one block long.
     played: [Vec<f32>; 2],
@@ -46,6 +50,7 @@ impl Sonifier {
         let max_block = max_block.max(1);
         Self {
             player: Player::new(f64::from(sample_rate)),
+            scores: ScorePlayer::new(f64::from(sample_rate)),
             choir: Choir::new(sample_rate, max_block),
             played: [vec![0.0; max_block], vec![0.0; max_block]],
             silence: vec![0.0; max_block],
@@ -62,11 +67,17 @@ impl Sonifier {
         &mut self.choir
     }
 
+    /// The Model Weights player, for installing pieces (`score_loader::ScoreInbox`).
+    pub fn score_player_mut(&mut self) -> &mut ScorePlayer {
+        &mut self.scores
+    }
+
     /// Silences the synth and forgets the player's state (the host's `reset`); the MIDI
     /// note-offs of what was sounding go out with the next block.
     pub fn reset(&mut self) {
         self.choir.all_sound_off();
         self.player.reset();
+        self.scores.reset();
     }
 
     /// A new activation's sonifier takes over the MIDI note-offs the last one owed.
@@ -100,8 +111,10 @@ impl Sonifier {
         left[..frames].fill(0.0);
         right[..frames].fill(0.0);
 
+        let weights = params.generation.source.value() == SourceChoice::Weights;
         let settings = PlayerSettings {
-            playing,
+            // In Model Weights the tokens rest (their notes released); the piece plays.
+            playing: playing && !weights,
             mapping: params.mapping(),
             channels: params.channels(),
             curve: params.curve(),
@@ -149,10 +162,51 @@ impl Sonifier {
         choir.set_level(VoiceId::Tension, params.tension.level.value());
         choir.set_reverb_mix(params.sound.reverb.value());
 
+        // Model Weights: each slot sounds as the piece's track on it (timbre, GM program, drum
+        // kit) and the piece's notes follow the tokens' releases in the same event list.
+        let channels = params.channels();
+        let mut drums = [false; crate::music::SLOTS];
+        let piece = self
+            .scores
+            .score()
+            .filter(|_| weights)
+            .map(|p| (p.slots, p.bpm));
+        for voice in VoiceId::ALL {
+            let sound = piece.and_then(|(slots, _)| slots.get(voice.index()).copied().flatten());
+            match sound {
+                Some(sound) => {
+                    let kit = sound.sound == crate::music::score::BuiltInSound::Drums;
+                    drums[voice.index()] = kit;
+                    choir.set_timbre(voice, timbre(sound.sound));
+                    choir.set_percussion(voice, kit);
+                    if choir.program(voice) != sound.program {
+                        choir.set_program(voice, sound.program);
+                    }
+                }
+                None => {
+                    choir.set_timbre(voice, Timbre::for_voice(voice));
+                    choir.set_percussion(voice, false);
+                }
+            }
+        }
+        let bpm = piece.map_or(120.0, |(_, bpm)| bpm);
+        let score_events = if weights {
+            self.scores.process(clock, frames, channels, drums, bpm)
+        } else {
+            self.scores.process(Clock::Stopped, frames, channels, drums, bpm)
+        };
+
         let mut cursor = 0usize;
         let controls = self.player.controls();
         let mut next_control = 0;
-        for message in self.player.events() {
+        // Whichever source rests sends only releases, all at offset 0: it goes first, so the
+        // two lists in a row stay in time order.
+        let (resting, sounding) = if weights {
+            (self.player.events(), score_events)
+        } else {
+            (score_events, self.player.events())
+        };
+        for message in resting.iter().chain(sounding) {
             // The controller goes out before the notes of its step, in time order with them.
             while let Some(control) = controls
                 .get(next_control)

@@ -28,11 +28,25 @@ pub enum AnalysisError {
     Model(#[from] LlmError),
     #[error("the SVD of {0} did not converge")]
     Svd(String),
+    #[error("cannot identify the model for the weights cache: {0}")]
+    Cache(String),
 }
 
 /// Measures every weight of the model at `path`. `progress(done, total)` is called after each
 /// batch.
 pub fn analyze(
+    path: &Path,
+    progress: impl FnMut(usize, usize) + Send,
+) -> Result<WeightStats, AnalysisError> {
+    // A pool of its own: the CLI keeps rayon's global pool at one thread for the model.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool.install(|| analyze_here(path, progress)),
+        Err(_) => analyze_here(path, progress),
+    }
+}
+
+fn analyze_here(
     path: &Path,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<WeightStats, AnalysisError> {

@@ -8,6 +8,7 @@
 //!   [`music::score::Score`](crate::music::score::Score).
 
 pub mod analysis;
+pub mod cache;
 pub mod key;
 pub mod stats;
 pub mod style;

@@ -33,6 +33,7 @@ mod memory;
 mod models;
 mod render;
 mod replay;
+mod weights;
 
 use std::process::ExitCode;
 
@@ -88,6 +89,10 @@ enum Command {
     /// Fit `listen`'s residual-VQ codebooks on reference audio (the shipped ones come from
     /// tools/listen/fit_codebooks.sh).
     FitCodebooks(fit_codebooks::Args),
+    /// The model's frozen weights: every matrix's SVD spectrum and statistics (--stats), the
+    /// model's own key from its norms (--key), and pieces composed from them (--style opera,
+    /// house, acid or dna) as WAV and MIDI.
+    Weights(weights::Args),
 }
 
 fn main() -> ExitCode {
@@ -114,6 +119,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Listen(args) => listen::run(args),
         Command::FitCodebooks(args) => fit_codebooks::run(args),
+        Command::Weights(args) => weights::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
