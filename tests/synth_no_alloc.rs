@@ -111,7 +111,12 @@ fn play(choir: &mut Choir, left: &mut [f32], right: &mut [f32]) {
         block(choir, left, right);
     }
     // The weight pieces' timbres: controllers, slides, re-plucks, drum chokes, stealing.
-    let weight = [Timbre::AcidBass, Timbre::Pluck, Timbre::FmBass, Timbre::Drums];
+    let weight = [
+        Timbre::AcidBass,
+        Timbre::Pluck,
+        Timbre::FmBass,
+        Timbre::Drums,
+    ];
     for (voice, timbre) in VoiceId::ALL.into_iter().zip(weight) {
         choir.set_timbre(voice, timbre);
         choir.set_acid_wave(voice, AcidWave::Square);

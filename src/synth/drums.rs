@@ -182,7 +182,7 @@ impl DrumTone {
                 let q = if voice.drum == Drum::Hat { 1.0 } else { 0.6 };
                 t.band_c = SvfCoeffs::new(sample_rate, voice.pitch, q);
                 t.hp = (-TAU * 0.6 * voice.pitch / sample_rate).exp();
-                // Detuned a little per variant so two hats are not one sound.
+                // The cluster moves with the band: crashes sit lower than hats.
                 let spread = voice.pitch / 9_000.0 * 1.8;
                 for (i, f) in METAL_HZ.iter().enumerate() {
                     t.metal[i] = (i as u32).wrapping_mul(0x9E37_79B9);

@@ -16,9 +16,9 @@
 //! `ladder` (the acid bass and its filter), `pluck` (Karplus–Strong), `fm` (FM bass), `drums`,
 //! `controls` (per-voice MIDI controllers), `envelope`, `wavetable` (band-limited tables),
 //! `oscillator`, `filter`, `noise`, `smoother`, `reverb`, `prefetch` (warming the caches a
-//! block will read),
-//! `soundfont` (player), `sf2_check` (checks SF2 bytes before parsing) and `tests` (behaviour of
-//! the whole: pitch, spectrum, lifetimes, determinism, block splits; the benchmark).
+//! block will read), `soundfont` (player), `sf2_check` (checks SF2 bytes before parsing) and
+//! `tests` (behaviour of the whole: pitch, spectrum, lifetimes, determinism, block splits,
+//! slides, accents, controllers, drum kit; the benchmark).
 
 mod acid;
 mod choir;

@@ -91,7 +91,10 @@ impl PluckTone {
     ) -> Self {
         let v = f32::from(velocity.min(127)) / 127.0;
         let max_period = (line_len(sample_rate) - 4) as f32;
-        let mut f = freq.max(LOWEST_HZ);
+        if freq.is_nan() || freq <= 0.0 {
+            return Self::default();
+        }
+        let mut f = freq;
         while sample_rate / f > max_period {
             f *= 2.0;
         }

@@ -240,7 +240,7 @@ impl VoiceEngine for PolySynth {
             }
             for i in 0..POLYPHONY {
                 let n = &pool.notes[i];
-                if n.is_active() && drums::chokes(note, n.key()) {
+                if n.is_active() && n.timbre() == Timbre::Drums && drums::chokes(note, n.key()) {
                     pool.retire(i, sample_rate);
                 }
             }

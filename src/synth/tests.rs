@@ -1139,6 +1139,12 @@ fn pluck_rings_and_note_off_damps_it() {
     let (soft, hard) = (play(30), play(127));
     assert!(brightness(&hard) > 1.3 * brightness(&soft));
     assert!(rms(&hard) > 2.0 * rms(&soft));
+    // Below the line's lowest note (MIDI 24) a string sounds octaves up, in tune.
+    let mut low = synth_with(Timbre::Pluck, SR);
+    low.note_on(v, 12, 100);
+    let out = render_mono(&mut low, v, SR as usize);
+    let f = precise_frequency(&out[9_600..], SR, timbre::note_frequency(24));
+    assert!(cents_off(f, 24).abs() < 5.0, "MIDI 12 plays at {f} Hz");
     // Unreleased, a string dies away by itself and its note ends.
     let mut s = synth_with(Timbre::Pluck, SR);
     s.note_on(v, 96, 100);

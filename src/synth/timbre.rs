@@ -1,8 +1,9 @@
 //! The nine built-in timbres: what a note sounds like, sample by sample.
 //!
-//! The first five (the choir's) use band-limited wavetables (additive spectra, see `wavetable.rs`) feeding short
-//! subtractive chains. Additive gives exact control over the harmonic recipe and is alias-free by
-//! construction at any pitch; the filters and modulation around it make it breathe:
+//! The first five (the choir's) use band-limited wavetables (additive spectra, see
+//! `wavetable.rs`) feeding short subtractive chains. Additive gives exact control over the
+//! harmonic recipe and is alias-free by construction at any pitch; the filters and modulation
+//! around it make it breathe:
 //!
 //! * flute: sine-ish table (a little 2nd/3rd), band-passed breath noise that is strongest at the
 //!   onset ("chiff") and stays as a soft hiss, vibrato that fades in after the note has settled;
