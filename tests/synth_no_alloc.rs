@@ -11,7 +11,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use latent_choir::synth::{Adsr, Choir, SoundFontPlayer, Source, Timbre, VoiceEngine, VoiceId};
+use latent_choir::synth::{
+    AcidWave, Adsr, CC_CUTOFF, CC_RESONANCE, Choir, SoundFontPlayer, Source, Timbre, VoiceEngine,
+    VoiceId,
+};
 
 struct Counting;
 
@@ -106,6 +109,29 @@ fn play(choir: &mut Choir, left: &mut [f32], right: &mut [f32]) {
     choir.all_notes_off();
     for _ in 0..50 {
         block(choir, left, right);
+    }
+    // The weight pieces' timbres: controllers, slides, re-plucks, drum chokes, stealing.
+    let weight = [
+        Timbre::AcidBass,
+        Timbre::Pluck,
+        Timbre::FmBass,
+        Timbre::Drums,
+    ];
+    for (voice, timbre) in VoiceId::ALL.into_iter().zip(weight) {
+        choir.set_timbre(voice, timbre);
+        choir.set_acid_wave(voice, AcidWave::Square);
+    }
+    for i in 0..60u8 {
+        for voice in VoiceId::ALL {
+            choir.control_change(voice, CC_CUTOFF, i * 2);
+            choir.control_change(voice, CC_RESONANCE, 127 - i * 2);
+            choir.control_change(voice, 7, 100);
+            choir.note_on(voice, 35 + i % 12, 60 + i);
+        }
+        block(choir, left, right);
+        if i % 4 == 3 {
+            choir.all_notes_off();
+        }
     }
     choir.set_reverb_mix(0.0);
     choir.all_sound_off();

@@ -14,7 +14,7 @@ use super::reverb::Reverb;
 use super::smoother::{SMOOTHING_SECONDS, Smoother};
 use super::soundfont::{DEFAULT_PROGRAMS, SoundFontPlayer};
 use super::voice_engine::VoiceEngine;
-use super::{Adsr, Timbre, VoiceId};
+use super::{AcidWave, Adsr, Timbre, VoiceId};
 
 /// What plays a voice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -160,6 +160,15 @@ impl Choir {
         }
     }
 
+    /// A MIDI control change on `voice`, for the engine that plays its next notes (see
+    /// [`VoiceEngine::control_change`] of [`PolySynth`] and [`SoundFontPlayer`]).
+    pub fn control_change(&mut self, voice: VoiceId, controller: u8, value: u8) {
+        match (self.strips[voice.index()].source, self.soundfont.as_mut()) {
+            (Source::SoundFont, Some(sf)) => sf.control_change(voice, controller, value),
+            _ => self.builtin.control_change(voice, controller, value),
+        }
+    }
+
     /// Release every note (tails and reverb ring out).
     pub fn all_notes_off(&mut self) {
         self.builtin.all_notes_off();
@@ -232,6 +241,15 @@ impl Choir {
 
     pub fn timbre(&self, voice: VoiceId) -> Timbre {
         self.builtin.timbre(voice)
+    }
+
+    /// Oscillator of `voice`'s built-in acid bass, from its next note on.
+    pub fn set_acid_wave(&mut self, voice: VoiceId, wave: AcidWave) {
+        self.builtin.set_acid_wave(voice, wave);
+    }
+
+    pub fn acid_wave(&self, voice: VoiceId) -> AcidWave {
+        self.builtin.acid_wave(voice)
     }
 
     /// Built-in envelope of `voice`.

@@ -4,26 +4,35 @@
 //!
 //! * [`Choir`] is the instrument the plugin drives: note events per [`VoiceId`], per-voice
 //!   level/pan/source, reverb, master. It routes each voice to one of two [`VoiceEngine`]s:
-//! * [`PolySynth`], the built-in synth: four [`Timbre`]s from band-limited wavetables with short
-//!   subtractive chains, an [`Adsr`] per voice, [`POLYPHONY`] notes per voice with oldest-first
-//!   stealing;
+//! * [`PolySynth`], the built-in synth: nine [`Timbre`]s, an [`Adsr`] and MIDI controllers per
+//!   voice, [`POLYPHONY`] notes per voice with oldest-first stealing. Five are band-limited
+//!   wavetables with short subtractive chains (the choir); four are for the weight pieces: an
+//!   acid bass with slide and accent, a plucked string, an FM bass and a drum kit;
 //! * [`SoundFontPlayer`], General MIDI SoundFonts through `rustysynth`.
 //! * [`mixer`] is the plugin's output stage (host input plus what the plugin plays).
 //!
 //! Files: `voice_id` (who is who), `voice_engine` (the shared trait), `choir` (routing and mixing),
-//! `polysynth` (note pools), `note` (one sounding note), `timbre` (the four sounds), `envelope`,
-//! `wavetable` (band-limited tables), `oscillator`, `filter`, `noise`, `smoother`, `reverb`,
-//! `prefetch` (warming the caches a block will read),
-//! `soundfont` (player), `sf2_check` (checks SF2 bytes before parsing) and `tests` (behaviour of
-//! the whole: pitch, spectrum, lifetimes, determinism, block splits; the benchmark).
+//! `polysynth` (note pools), `note` (one sounding note), `timbre` (the nine sounds), `acid` and
+//! `ladder` (the acid bass and its filter), `pluck` (Karplus–Strong), `fm` (FM bass), `drums`,
+//! `controls` (per-voice MIDI controllers), `envelope`, `wavetable` (band-limited tables),
+//! `oscillator`, `filter`, `noise`, `smoother`, `reverb`, `prefetch` (warming the caches a
+//! block will read), `soundfont` (player), `sf2_check` (checks SF2 bytes before parsing) and
+//! `tests` (behaviour of the whole: pitch, spectrum, lifetimes, determinism, block splits,
+//! slides, accents, controllers, drum kit; the benchmark).
 
+mod acid;
 mod choir;
+mod controls;
+mod drums;
 mod envelope;
 mod filter;
+mod fm;
+mod ladder;
 pub mod mixer;
 mod noise;
 mod note;
 mod oscillator;
+mod pluck;
 mod polysynth;
 mod prefetch;
 mod reverb;
@@ -36,6 +45,7 @@ mod voice_id;
 mod wavetable;
 
 pub use choir::{Choir, Source, db_to_gain};
+pub use controls::{AcidWave, CC_CUTOFF, CC_RESONANCE};
 pub use envelope::Adsr;
 pub use polysynth::{POLYPHONY, PolySynth};
 pub use reverb::Reverb;

@@ -1,6 +1,7 @@
 //! One sounding note of the built-in synth: a tone generator, its envelope, its gain and the
 //! short fade used when the note is stolen or silenced.
 
+use super::controls::Controls;
 use super::envelope::{AdsrCoeffs, Envelope};
 use super::timbre::{TONE_CHUNK, Tables, Timbre, Tone, velocity_gain};
 
@@ -35,6 +36,7 @@ impl Note {
         &mut self,
         timbre: Timbre,
         tables: &Tables,
+        controls: &Controls,
         key: u8,
         velocity: u8,
         serial: u64,
@@ -48,7 +50,7 @@ impl Note {
             serial,
             timbre,
             env: Envelope::default(),
-            tone: Tone::new(timbre, tables, key, velocity, sample_rate, serial),
+            tone: Tone::new(timbre, tables, controls, key, velocity, sample_rate, serial),
             gain,
             gain_target: gain,
             gain_coeff: 1.0 - (-1.0 / (GAIN_GLIDE_SECONDS * sample_rate).max(1.0)).exp(),
@@ -68,9 +70,19 @@ impl Note {
         self.env.trigger();
     }
 
+    /// Glide to `key` (an acid slide): the note now belongs to `key`, its envelopes carry on.
+    pub(crate) fn slide(&mut self, tables: &Tables, key: u8, serial: u64) {
+        self.key = key;
+        self.serial = serial;
+        self.tone.slide_to(tables, key);
+    }
+
+    /// Note-off. A one-shot (a drum hit) only stops being held and plays on to its end.
     pub(crate) fn release(&mut self) {
         self.held = false;
-        self.env.release();
+        if !self.timbre.is_one_shot() {
+            self.env.release();
+        }
     }
 
     /// Fade out over [`STEAL_FADE_SECONDS`], then go quiet.
@@ -93,6 +105,10 @@ impl Note {
         self.fade_step > 0.0
     }
 
+    pub(crate) fn timbre(&self) -> Timbre {
+        self.timbre
+    }
+
     pub(crate) fn key(&self) -> u8 {
         self.key
     }
@@ -108,10 +124,18 @@ impl Note {
         }
     }
 
-    /// Adds the note to `out`; becomes inactive when its envelope or fade ends. Works in chunks:
-    /// the envelope, velocity glide and fade of a chunk first, then its tone, then one
-    /// multiply-add loop, each sample computed exactly as one sample at a time would be.
-    pub(crate) fn render(&mut self, tables: &Tables, coeffs: &AdsrCoeffs, out: &mut [f32]) {
+    /// Adds the note to `out`; becomes inactive when its envelope or fade ends, or its tone
+    /// dies away. Works in chunks: the envelope, velocity glide and fade of a chunk first, then
+    /// its tone, then one multiply-add loop, each sample computed exactly as one sample at a
+    /// time would be. `line` is the note slot's delay line (see `Tone::fill`).
+    pub(crate) fn render(
+        &mut self,
+        tables: &Tables,
+        coeffs: &AdsrCoeffs,
+        controls: &Controls,
+        line: &mut [f32],
+        out: &mut [f32],
+    ) {
         if !self.active {
             return;
         }
@@ -128,20 +152,17 @@ impl Note {
             }
             let mut tone = [0.0f32; TONE_CHUNK];
             let tone = &mut tone[..n];
-            self.tone.fill(self.timbre, tables, tone);
+            let n = self.tone.fill(self.timbre, tables, controls, line, tone);
+            let tone = &tone[..n];
             let (out, env, gain) = (&mut chunk[..n], &env[..n], &gain[..n]);
             if fading {
-                for ((((o, &t), &e), &g), &f) in out
-                    .iter_mut()
-                    .zip(&*tone)
-                    .zip(env)
-                    .zip(gain)
-                    .zip(&fade[..n])
+                for ((((o, &t), &e), &g), &f) in
+                    out.iter_mut().zip(tone).zip(env).zip(gain).zip(&fade[..n])
                 {
                     *o += t * e * g * f;
                 }
             } else {
-                for (((o, &t), &e), &g) in out.iter_mut().zip(&*tone).zip(env).zip(gain) {
+                for (((o, &t), &e), &g) in out.iter_mut().zip(tone).zip(env).zip(gain) {
                     *o += t * e * g;
                 }
             }

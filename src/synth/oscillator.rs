@@ -24,6 +24,13 @@ impl Phasor {
         }
     }
 
+    /// Returns the current phase and advances by the plain increment, for callers that read
+    /// their own tables (FM, drums).
+    #[inline]
+    pub(crate) fn tick(&mut self) -> u32 {
+        self.step()
+    }
+
     /// Returns the current phase and advances by the increment times `ratio` (FM).
     #[inline]
     fn advance(&mut self, ratio: f32) -> u32 {
@@ -85,6 +92,12 @@ impl TableOsc {
             phasor: Phasor::new(freq, sample_rate, phase),
             band: table.band_for(freq),
         }
+    }
+
+    /// Plays the band for `freq` while keeping the tuning: during a slide the band must hold
+    /// no harmonic that the highest pitch of the slide would push past Nyquist.
+    pub(crate) fn cover(&mut self, table: &Wavetable, freq: f32) {
+        self.band = table.band_for(freq);
     }
 
     /// Starts loading the table this oscillator reads (see [`prefetch`]).

@@ -1,10 +1,18 @@
-//! The built-in synth: a fixed pool of notes per voice, each voice with its own timbre and
-//! envelope. Everything is allocated in [`PolySynth::new`]; playing only moves data inside the
-//! pools.
+//! The built-in synth: a fixed pool of notes per voice, each voice with its own timbre,
+//! envelope and controllers. Everything is allocated in [`PolySynth::new`]; playing only moves
+//! data inside the pools.
+//!
+//! Two timbres change what a note-on means. In an acid bass pool, a note-on while a note is
+//! held slides that note to the new pitch (the 303's overlapping-notes slide) instead of
+//! starting another. In a drum pool, the key picks the drum: keys without one are ignored, and
+//! a hit chokes the hits it silences on a drum machine (see [`drums::chokes`]).
 
 use super::VoiceId;
+use super::controls::{AcidWave, Controls};
+use super::drums;
 use super::envelope::{Adsr, AdsrCoeffs};
 use super::note::Note;
+use super::pluck;
 use super::timbre::{Tables, Timbre};
 use super::voice_engine::VoiceEngine;
 
@@ -24,11 +32,16 @@ pub(super) struct Pool {
     timbre: Timbre,
     adsr: Adsr,
     coeffs: AdsrCoeffs,
+    controls: Controls,
+    /// One pluck delay line per note slot, `notes` then `fading`, each `line_len` long.
+    pub(super) lines: Box<[f32]>,
+    pub(super) line_len: usize,
 }
 
 impl Pool {
     fn new(timbre: Timbre, sample_rate: f32) -> Self {
         let adsr = timbre.default_envelope();
+        let line_len = pluck::line_len(sample_rate).max(1);
         Self {
             notes: [Note::default(); POLYPHONY],
             fading: [Note::default(); FADE_SLOTS],
@@ -36,7 +49,25 @@ impl Pool {
             timbre,
             adsr,
             coeffs: AdsrCoeffs::new(&adsr, sample_rate),
+            controls: Controls::default(),
+            lines: vec![0.0; (POLYPHONY + FADE_SLOTS) * line_len].into_boxed_slice(),
+            line_len,
         }
+    }
+
+    /// Moves note `i` to a fade slot (its delay line too, if it has one) to fade out there;
+    /// slot `i` is then free for a new note.
+    fn retire(&mut self, i: usize, sample_rate: f32) {
+        let f = self.next_fade;
+        self.fading[f] = self.notes[i];
+        self.fading[f].fade_out(sample_rate);
+        self.next_fade = (f + 1) % FADE_SLOTS;
+        if self.notes[i].timbre() == Timbre::Pluck {
+            let len = self.line_len;
+            self.lines
+                .copy_within(i * len..(i + 1) * len, (POLYPHONY + f) * len);
+        }
+        self.notes[i] = Note::default();
     }
 
     fn sounding(&self) -> usize {
@@ -129,6 +160,26 @@ impl PolySynth {
         self.pools[voice.index()].adsr
     }
 
+    /// The oscillator of `voice`'s acid bass notes from the next note on.
+    pub fn set_acid_wave(&mut self, voice: VoiceId, wave: AcidWave) {
+        self.pools[voice.index()].controls.acid_wave = wave;
+    }
+
+    pub fn acid_wave(&self, voice: VoiceId) -> AcidWave {
+        self.pools[voice.index()].controls.acid_wave
+    }
+
+    /// The last value of `controller` on `voice` that the synth keeps (74 cutoff/brightness,
+    /// 71 resonance), or `None` for controllers it ignores.
+    pub fn controller(&self, voice: VoiceId, controller: u8) -> Option<u8> {
+        let c = &self.pools[voice.index()].controls;
+        match controller {
+            super::controls::CC_CUTOFF => Some(c.cutoff),
+            super::controls::CC_RESONANCE => Some(c.resonance),
+            _ => None,
+        }
+    }
+
     /// Notes of `voice` still making sound (held, releasing or fading).
     pub fn sounding_notes(&self, voice: VoiceId) -> usize {
         self.pools[voice.index()].sounding()
@@ -159,8 +210,14 @@ impl PolySynth {
     pub fn render_voice_mono(&mut self, voice: VoiceId, out: &mut [f32]) {
         let pool = &mut self.pools[voice.index()];
         let tables = &*self.tables;
-        for note in pool.notes.iter_mut().chain(pool.fading.iter_mut()) {
-            note.render(tables, &pool.coeffs, out);
+        let lines = pool.lines.chunks_mut(pool.line_len);
+        for (note, line) in pool
+            .notes
+            .iter_mut()
+            .chain(pool.fading.iter_mut())
+            .zip(lines)
+        {
+            note.render(tables, &pool.coeffs, &pool.controls, line, out);
         }
     }
 }
@@ -176,6 +233,31 @@ impl VoiceEngine for PolySynth {
         let serial = self.serial;
         let sample_rate = self.sample_rate;
         let pool = &mut self.pools[voice.index()];
+        let timbre = pool.timbre;
+        if timbre == Timbre::Drums {
+            if !drums::is_drum(note) {
+                return;
+            }
+            for i in 0..POLYPHONY {
+                let n = &pool.notes[i];
+                if n.is_active() && n.timbre() == Timbre::Drums && drums::chokes(note, n.key()) {
+                    pool.retire(i, sample_rate);
+                }
+            }
+        } else if timbre == Timbre::AcidBass {
+            // Overlapping notes slide: the newest held note glides to the new key.
+            let held = pool
+                .notes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.is_held() && n.timbre() == Timbre::AcidBass)
+                .max_by_key(|(_, n)| n.serial())
+                .map(|(i, _)| i);
+            if let Some(i) = held {
+                pool.notes[i].slide(&self.tables, note, serial);
+                return;
+            }
+        }
         // Same pitch already sounding (held, or the newest of its releases): re-articulate it.
         let same = pool
             .notes
@@ -190,13 +272,18 @@ impl VoiceEngine for PolySynth {
         }
         let (i, steal) = pool.slot_for_new_note();
         if steal {
-            let f = pool.next_fade;
-            pool.fading[f] = pool.notes[i];
-            pool.fading[f].fade_out(sample_rate);
-            pool.next_fade = (f + 1) % FADE_SLOTS;
+            pool.retire(i, sample_rate);
         }
-        let timbre = pool.timbre;
-        pool.notes[i].start(timbre, &self.tables, note, velocity, serial, sample_rate);
+        let controls = pool.controls;
+        pool.notes[i].start(
+            timbre,
+            &self.tables,
+            &controls,
+            note,
+            velocity,
+            serial,
+            sample_rate,
+        );
     }
 
     fn note_off(&mut self, voice: VoiceId, note: u8) {
@@ -205,6 +292,14 @@ impl VoiceEngine for PolySynth {
                 n.release();
             }
         }
+    }
+
+    /// Controllers 74 (the acid filter's base cutoff, 60 Hz … 8 kHz exponentially; the FM and
+    /// pluck brightness, ¼ … 4 × around the centre) and 71 (the acid filter's resonance, none
+    /// … just short of self-oscillation), per voice. They reach sounding and new notes alike,
+    /// gliding over about 10 ms. Other controllers are ignored.
+    fn control_change(&mut self, voice: VoiceId, controller: u8, value: u8) {
+        self.pools[voice.index()].controls.set(controller, value);
     }
 
     fn all_notes_off(&mut self) {

@@ -381,6 +381,23 @@ impl VoiceEngine for SoundFontPlayer {
         inner.synths[v].note_off(v as i32, i32::from(note));
     }
 
+    /// Forwarded to the voice's channel as a MIDI control change (rustysynth follows volume,
+    /// pan, expression, modulation, sustain and the like). Bank select (0, 32) is refused: it
+    /// would reach presets whose keys were never checked (see the module notes); so are the
+    /// channel mode messages (120 ..= 127), which would bypass the player's own note tracking.
+    fn control_change(&mut self, voice: VoiceId, controller: u8, value: u8) {
+        if matches!(controller, 0 | 32) || controller >= 120 {
+            return;
+        }
+        let v = voice.index();
+        self.inner.synths[v].process_midi_message(
+            v as i32,
+            0xB0,
+            i32::from(controller),
+            i32::from(value.min(127)),
+        );
+    }
+
     fn all_notes_off(&mut self) {
         let inner = &mut *self.inner;
         for synth in inner.synths.iter_mut() {

@@ -96,6 +96,11 @@ fn notes_for(timbre: Timbre) -> &'static [u8] {
         Timbre::Strings => &[43, 55, 67, 79, 100, 103],
         Timbre::Drone => &[24, 36, 48, 60, 100],
         Timbre::Organ => &[36, 48, 60, 72, 96],
+        Timbre::AcidBass => &[28, 36, 48, 60, 72],
+        Timbre::Pluck => &[36, 48, 60, 72, 84, 96],
+        Timbre::FmBass => &[28, 36, 48, 60, 72],
+        // Unpitched: the drum tests below cover the kit.
+        Timbre::Drums => &[],
     }
 }
 
@@ -239,7 +244,8 @@ fn high_notes_do_not_alias() {
 
 #[test]
 fn note_off_ends_in_silence_within_the_release_time() {
-    for timbre in Timbre::ALL {
+    // Drum hits ignore note-off (see `drum_hits_are_one_shots_that_die_away`).
+    for timbre in Timbre::ALL.into_iter().filter(|t| !t.is_one_shot()) {
         let mut choir = Choir::new(SR, BLOCK);
         choir.set_reverb_mix(0.0);
         choir.set_timbre(VoiceId::Voice1, timbre);
@@ -805,4 +811,527 @@ fn bench_timbres() {
         .collect();
     times.sort_by(f64::total_cmp);
     eprintln!("reverb: {:.2} µs per 512", times[1000] * 1e6);
+}
+
+// The timbres of the weight pieces: acid bass, pluck, FM bass, drums; and controllers.
+
+/// Fundamental to a fraction of a cent: the peak of the Hann-windowed spectrum within ±60 cents
+/// of `guess`, found on a one-cent grid and refined on a 0.02-cent one.
+fn precise_frequency(x: &[f32], sr: f32, guess: f32) -> f32 {
+    let n = x.len();
+    let w: Vec<f64> = (0..n)
+        .map(|i| {
+            let h = 0.5 - 0.5 * (std::f64::consts::TAU * i as f64 / n as f64).cos();
+            h * f64::from(x[i])
+        })
+        .collect();
+    let power = |f: f64| {
+        let step = std::f64::consts::TAU * f / f64::from(sr);
+        let (c, s) = (step.cos(), step.sin());
+        let (mut re, mut im, mut acc_re, mut acc_im) = (1.0f64, 0.0f64, 0.0, 0.0);
+        for &v in &w {
+            acc_re += v * re;
+            acc_im += v * im;
+            (re, im) = (re * c - im * s, re * s + im * c);
+        }
+        acc_re * acc_re + acc_im * acc_im
+    };
+    let at = |cents: f64| f64::from(guess) * 2f64.powf(cents / 1200.0);
+    let best = |from: f64, to: f64, step: f64| {
+        let mut best = (from, f64::MIN);
+        let mut c = from;
+        while c <= to {
+            let p = power(at(c));
+            if p > best.1 {
+                best = (c, p);
+            }
+            c += step;
+        }
+        best.0
+    };
+    let coarse = best(-60.0, 60.0, 1.0);
+    at(best(coarse - 1.0, coarse + 1.0, 0.02)) as f32
+}
+
+fn cents_off(f: f32, note: u8) -> f32 {
+    1200.0 * (f / timbre::note_frequency(note)).log2()
+}
+
+/// High-frequency share: RMS of the first difference over RMS (rises with the spectral centroid).
+fn brightness(x: &[f32]) -> f32 {
+    let d: Vec<f32> = x.windows(2).map(|w| w[1] - w[0]).collect();
+    rms(&d) / rms(x).max(1e-12)
+}
+
+fn synth_with(timbre: Timbre, sr: f32) -> PolySynth {
+    let mut synth = PolySynth::new(sr);
+    synth.set_timbre(VoiceId::Voice1, timbre);
+    synth
+}
+
+const WEIGHT_TIMBRES: [Timbre; 4] = [
+    Timbre::AcidBass,
+    Timbre::Pluck,
+    Timbre::FmBass,
+    Timbre::Drums,
+];
+
+#[test]
+fn pitched_weight_timbres_are_in_tune_within_five_cents() {
+    for sr in [44_100.0, SR] {
+        for timbre in [Timbre::Pluck, Timbre::AcidBass, Timbre::FmBass] {
+            let notes: Vec<u8> = match timbre {
+                Timbre::Pluck => (36..=96).step_by(5).chain([96]).collect(),
+                _ => vec![24, 28, 36, 43, 48, 55, 60, 72],
+            };
+            for note in notes {
+                let mut synth = synth_with(timbre, sr);
+                synth.note_on(VoiceId::Voice1, note, 90);
+                let out = render_mono(&mut synth, VoiceId::Voice1, (0.8 * sr) as usize);
+                let tail = &out[(0.2 * sr) as usize..];
+                let f = precise_frequency(tail, sr, timbre::note_frequency(note));
+                let off = cents_off(f, note);
+                assert!(off.abs() < 5.0, "{timbre:?} {note} @ {sr}: {off:.2} cents");
+            }
+        }
+    }
+}
+
+#[test]
+fn acid_slide_glides_without_reattack_and_belongs_to_the_new_key() {
+    let v = VoiceId::Voice1;
+    let window = |x: &[f32], at: f32| rms(&x[(at * SR) as usize..((at + 0.01) * SR) as usize]);
+    // Slide: 36 held, 48 starts 0.3 s in, 36 ends 0.1 s later, 48 ends at 0.9 s.
+    let mut slide = synth_with(Timbre::AcidBass, SR);
+    slide.note_on(v, 36, 80);
+    let mut out = render_mono(&mut slide, v, (0.3 * SR) as usize);
+    slide.note_on(v, 48, 80);
+    assert_eq!(slide.sounding_notes(v), 1, "a slide starts no new note");
+    out.extend(render_mono(&mut slide, v, (0.1 * SR) as usize));
+    slide.note_off(v, 36);
+    out.extend(render_mono(&mut slide, v, (0.5 * SR) as usize));
+    let before = precise_frequency(&out[4_800..14_400], SR, timbre::note_frequency(36));
+    let after = precise_frequency(&out[21_600..43_200], SR, timbre::note_frequency(48));
+    assert!(cents_off(before, 36).abs() < 5.0, "before: {before} Hz");
+    assert!(cents_off(after, 48).abs() < 5.0, "after: {after} Hz");
+    // The old key's note-off did not release it: it sounds on at the level it had.
+    let held = window(&out, 0.38);
+    assert!(
+        window(&out, 0.85) > 0.5 * held,
+        "released by the old key's note-off"
+    );
+    slide.note_off(v, 48);
+    render_mono(&mut slide, v, (0.05 * SR) as usize);
+    assert_eq!(slide.sounding_notes(v), 0, "the new key's note-off ends it");
+    // No re-attack: the level just after the slide is no higher than just before it. A new
+    // note at the same moment (after a note-off) jumps, which shows the measure can tell.
+    let mut restrike = synth_with(Timbre::AcidBass, SR);
+    restrike.note_on(v, 36, 80);
+    let mut other = render_mono(&mut restrike, v, (0.3 * SR) as usize);
+    restrike.note_off(v, 36);
+    restrike.note_on(v, 48, 80);
+    other.extend(render_mono(&mut restrike, v, (0.1 * SR) as usize));
+    let (slid, struck) = (
+        window(&out, 0.33) / window(&out, 0.285),
+        window(&other, 0.33) / window(&other, 0.285),
+    );
+    assert!(slid < 1.05, "slide re-attacked: level ×{slid}");
+    assert!(
+        struck > 1.15 && struck > 1.3 * slid,
+        "a new note re-attacks: ×{struck}"
+    );
+    let (slid_b, struck_b) = (
+        brightness(&out[15_840..16_320]),
+        brightness(&other[15_840..16_320]),
+    );
+    assert!(
+        struck_b > 1.3 * slid_b,
+        "filter envelope: {slid_b} vs {struck_b}"
+    );
+}
+
+#[test]
+fn acid_accent_is_louder_and_brighter() {
+    let play = |velocity| {
+        let mut synth = synth_with(Timbre::AcidBass, SR);
+        synth.note_on(VoiceId::Voice1, 36, velocity);
+        render_mono(&mut synth, VoiceId::Voice1, (0.15 * SR) as usize)
+    };
+    let (plain, accent) = (play(99), play(100));
+    let onset = 0..(0.05 * SR) as usize;
+    assert!(
+        peak(&accent) > 1.3 * peak(&plain),
+        "{} vs {}",
+        peak(&accent),
+        peak(&plain)
+    );
+    let (b0, b1) = (
+        brightness(&plain[onset.clone()]),
+        brightness(&accent[onset]),
+    );
+    assert!(b1 > 1.2 * b0, "accent brightness {b1} vs {b0}");
+}
+
+/// Energy of the harmonics of `f0` between `lo` and `hi` Hz over all of them below 10 kHz.
+fn harmonic_band_share(x: &[f32], sr: f32, f0: f32, lo: f32, hi: f32) -> f64 {
+    let power = |f: f64| {
+        let (mut re, mut im) = (0.0f64, 0.0f64);
+        for (i, &v) in x.iter().enumerate() {
+            let a = std::f64::consts::TAU * f * i as f64 / f64::from(sr);
+            re += f64::from(v) * a.cos();
+            im += f64::from(v) * a.sin();
+        }
+        re * re + im * im
+    };
+    let (mut band, mut total) = (0.0, 0.0);
+    let mut k = 1;
+    while k as f32 * f0 < 10_000.0 {
+        let f = k as f32 * f0;
+        let p = power(f64::from(f));
+        total += p;
+        if f >= lo && f <= hi {
+            band += p;
+        }
+        k += 1;
+    }
+    band / total
+}
+
+#[test]
+fn resonance_controller_raises_the_peak_at_the_cutoff() {
+    let share = |resonance| {
+        let mut synth = synth_with(Timbre::AcidBass, SR);
+        synth.control_change(VoiceId::Voice1, CC_CUTOFF, 64);
+        synth.control_change(VoiceId::Voice1, CC_RESONANCE, resonance);
+        synth.note_on(VoiceId::Voice1, 36, 80);
+        let out = render_mono(&mut synth, VoiceId::Voice1, (1.1 * SR) as usize);
+        // The filter envelope has closed; the base cutoff of controller 64 is about 710 Hz.
+        harmonic_band_share(&out[(1.0 * SR) as usize..], SR, 65.406, 560.0, 900.0)
+    };
+    let (dry, resonant) = (share(0), share(127));
+    assert!(resonant > 4.0 * dry, "band share {dry:.4} → {resonant:.4}");
+}
+
+#[test]
+fn cutoff_controller_reaches_sounding_notes_smoothly() {
+    let v = VoiceId::Voice1;
+    let mut synth = synth_with(Timbre::AcidBass, SR);
+    synth.note_on(v, 36, 80);
+    let dark = render_mono(&mut synth, v, SR as usize);
+    synth.control_change(v, CC_CUTOFF, 127);
+    let bright = render_mono(&mut synth, v, (0.2 * SR) as usize);
+    assert!(brightness(&bright[4_800..]) > 2.0 * brightness(&dark[38_400..]));
+    // Glides: no sample-to-sample jump bigger than the bright sound's own.
+    let step = |x: &[f32]| {
+        x.windows(2)
+            .map(|w| (w[1] - w[0]).abs())
+            .fold(0.0, f32::max)
+    };
+    let around = [&dark[dark.len() - 480..], &bright[..480]].concat();
+    assert!(step(&around) <= 1.05 * step(&bright[4_800..]));
+    assert_eq!(synth.controller(v, CC_CUTOFF), Some(127));
+    assert_eq!(synth.controller(v, 7), None);
+    // FM and pluck brightness follow the same controller.
+    for timbre in [Timbre::FmBass, Timbre::Pluck] {
+        let play = |value| {
+            let mut s = synth_with(timbre, SR);
+            s.control_change(v, CC_CUTOFF, value);
+            s.note_on(v, 48, 90);
+            brightness(&render_mono(&mut s, v, (0.3 * SR) as usize)[2_400..])
+        };
+        let (low, high) = (play(0), play(127));
+        assert!(high > 1.3 * low, "{timbre:?}: {low} → {high}");
+    }
+}
+
+#[test]
+fn drum_keys_make_finite_hits_that_die_away() {
+    for key in [35u8, 36, 38, 39, 40, 42, 44, 46, 49, 57] {
+        let mut synth = synth_with(Timbre::Drums, SR);
+        synth.note_on(VoiceId::Voice1, key, 110);
+        let mut out = render_mono(&mut synth, VoiceId::Voice1, 10 * SR as usize);
+        assert!(out.iter().all(|&x| x == 0.0 || x.is_normal()), "{key}");
+        let p = peak(&out);
+        assert!(p > 0.05 && p < 1.0, "{key}: peak {p}");
+        let (start, later) = (rms(&out[..4_800]), rms(&out[72_000..76_800]));
+        assert!(
+            start > 3.0 * later,
+            "{key}: not a hit ({start} then {later})"
+        );
+        assert_eq!(
+            synth.sounding_notes(VoiceId::Voice1),
+            0,
+            "{key} still sounding"
+        );
+        out.truncate(SR as usize);
+        // One-shot: a note-off right away changes nothing, bit for bit.
+        let mut off = synth_with(Timbre::Drums, SR);
+        off.note_on(VoiceId::Voice1, key, 110);
+        off.note_off(VoiceId::Voice1, key);
+        off.all_notes_off();
+        assert!(
+            render_mono(&mut off, VoiceId::Voice1, SR as usize) == out,
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn unknown_drum_keys_are_silent() {
+    let mut synth = synth_with(Timbre::Drums, SR);
+    for key in [0u8, 34, 37, 41, 45, 60, 127] {
+        synth.note_on(VoiceId::Voice1, key, 127);
+    }
+    assert_eq!(synth.sounding_notes(VoiceId::Voice1), 0);
+    let out = render_mono(&mut synth, VoiceId::Voice1, 4_800);
+    assert!(out.iter().all(|&x| x == 0.0));
+}
+
+#[test]
+fn closed_hat_chokes_open_hat() {
+    let v = VoiceId::Voice1;
+    let tail = |second: Option<u8>| {
+        let mut synth = synth_with(Timbre::Drums, SR);
+        synth.note_on(v, 46, 110);
+        render_mono(&mut synth, v, (0.05 * SR) as usize);
+        if let Some(key) = second {
+            synth.note_on(v, key, 110);
+        }
+        let out = render_mono(&mut synth, v, (0.3 * SR) as usize);
+        (rms(&out[(0.15 * SR) as usize..]), synth.sounding_notes(v))
+    };
+    let (open, _) = tail(None);
+    let (choked, notes) = tail(Some(42));
+    let (pedal, _) = tail(Some(44));
+    let (with_snare, both) = tail(Some(38));
+    assert!(open > 0.01, "{open}");
+    assert!(
+        choked < 0.05 * open && pedal < 0.05 * open,
+        "{open} {choked} {pedal}"
+    );
+    assert!(
+        with_snare > 0.5 * open && both == 2,
+        "a snare does not choke the hat"
+    );
+    assert!(notes <= 1);
+}
+
+#[test]
+fn pluck_rings_and_note_off_damps_it() {
+    let v = VoiceId::Voice1;
+    let mut synth = synth_with(Timbre::Pluck, SR);
+    synth.note_on(v, 55, 100);
+    let ring = render_mono(&mut synth, v, 2 * SR as usize);
+    let (early, late) = (rms(&ring[..4_800]), rms(&ring[ring.len() - 4_800..]));
+    assert!(
+        late < 0.7 * early && late > 0.05 * early,
+        "{early} → {late}"
+    );
+    synth.note_off(v, 55);
+    render_mono(&mut synth, v, (0.3 * SR) as usize);
+    assert_eq!(synth.sounding_notes(v), 0);
+    // Velocity: brighter and louder.
+    let play = |velocity| {
+        let mut s = synth_with(Timbre::Pluck, SR);
+        s.note_on(v, 55, velocity);
+        render_mono(&mut s, v, (0.2 * SR) as usize)
+    };
+    let (soft, hard) = (play(30), play(127));
+    assert!(brightness(&hard) > 1.3 * brightness(&soft));
+    assert!(rms(&hard) > 2.0 * rms(&soft));
+    // Below the line's lowest note (MIDI 24) a string sounds octaves up, in tune.
+    let mut low = synth_with(Timbre::Pluck, SR);
+    low.note_on(v, 12, 100);
+    let out = render_mono(&mut low, v, SR as usize);
+    let f = precise_frequency(&out[9_600..], SR, timbre::note_frequency(24));
+    assert!(cents_off(f, 24).abs() < 5.0, "MIDI 12 plays at {f} Hz");
+    // Unreleased, a string dies away by itself and its note ends.
+    let mut s = synth_with(Timbre::Pluck, SR);
+    s.note_on(v, 96, 100);
+    render_mono(&mut s, v, 20 * SR as usize);
+    assert_eq!(s.sounding_notes(v), 0);
+}
+
+#[test]
+fn stolen_plucks_fade_with_their_own_string() {
+    let v = VoiceId::Voice1;
+    let mut synth = synth_with(Timbre::Pluck, SR);
+    for i in 0..POLYPHONY as u8 {
+        synth.note_on(v, 40 + 3 * i, 100);
+        render_mono(&mut synth, v, 100);
+    }
+    let len = synth.pools[v.index()].line_len;
+    let oldest = synth.pools[v.index()].lines[..len].to_vec();
+    assert!(oldest.iter().any(|&x| x != 0.0));
+    synth.note_on(v, 90, 100);
+    // The stolen note's string went with it to the fade slot (the first one).
+    let pool = &synth.pools[v.index()];
+    assert!(pool.lines[POLYPHONY * len..(POLYPHONY + 1) * len] == oldest[..]);
+    assert_eq!(synth.sounding_notes(v), POLYPHONY + 1);
+    let out = render_mono(&mut synth, v, 4_800);
+    assert!(out.iter().all(|x| x.is_finite() && x.abs() < 2.0));
+    assert_eq!(synth.sounding_notes(v), POLYPHONY);
+}
+
+/// Every new timbre through sliding, extreme controllers, extreme notes and rates.
+fn torture(synth: &mut PolySynth, timbre: Timbre, split: &mut impl FnMut() -> usize) -> Vec<f32> {
+    let v = VoiceId::Voice2;
+    synth.set_timbre(v, timbre);
+    synth.set_acid_wave(v, AcidWave::Square);
+    let mut out = Vec::new();
+    let mut play = |synth: &mut PolySynth, frames: usize| {
+        let mut done = 0;
+        while done < frames {
+            let n = split().clamp(1, frames - done);
+            out.extend(render_mono(synth, v, n));
+            done += n;
+        }
+    };
+    let keys: [u8; 8] = if timbre == Timbre::Drums {
+        [35, 36, 38, 39, 42, 46, 49, 44]
+    } else {
+        [0, 127, 24, 100, 36, 60, 12, 96]
+    };
+    for (i, &key) in keys.iter().enumerate() {
+        let cc = if i % 2 == 0 { 0 } else { 127 };
+        synth.control_change(v, CC_CUTOFF, cc);
+        synth.control_change(v, CC_RESONANCE, 127 - cc);
+        synth.note_on(v, key, if i % 3 == 0 { 127 } else { 60 });
+        play(synth, 1_500);
+        if i % 2 == 1 {
+            synth.note_off(v, keys[i - 1]);
+        }
+        synth.control_change(v, CC_RESONANCE, 127);
+        play(synth, 700);
+    }
+    synth.note_on(v, 36, 127);
+    synth.control_change(v, CC_CUTOFF, 127);
+    play(synth, 6_000);
+    synth.all_notes_off();
+    play(synth, 3_000);
+    out
+}
+
+#[test]
+fn weight_timbres_stay_finite_at_extreme_controllers_notes_and_rates() {
+    for sr in [22_050.0, 44_100.0, 96_000.0, 192_000.0] {
+        for timbre in WEIGHT_TIMBRES {
+            let mut synth = PolySynth::new(sr);
+            let out = torture(&mut synth, timbre, &mut || 512);
+            assert!(
+                out.iter()
+                    .all(|&x| x == 0.0 || (x.is_normal() && x.abs() < 4.0)),
+                "{timbre:?} @ {sr}: {}",
+                peak(&out)
+            );
+            assert!(rms(&out) > 1e-3, "{timbre:?} @ {sr} silent");
+        }
+    }
+}
+
+#[test]
+fn weight_timbres_are_deterministic_and_independent_of_block_splits() {
+    for timbre in WEIGHT_TIMBRES {
+        let whole = torture(&mut PolySynth::new(SR), timbre, &mut || BLOCK);
+        let again = torture(&mut PolySynth::new(SR), timbre, &mut || BLOCK);
+        let mut noise = noise::Noise::new(17);
+        let mut random = || 1 + ((noise.next() * 0.5 + 0.5) * 200.0) as usize;
+        let split = torture(&mut PolySynth::new(SR), timbre, &mut random);
+        assert!(whole == again, "{timbre:?} not repeatable");
+        assert_eq!(whole.len(), split.len());
+        for (i, (a, b)) in whole.iter().zip(&split).enumerate() {
+            assert_eq!(a.to_bits(), b.to_bits(), "{timbre:?} differs at {i}");
+        }
+    }
+}
+
+#[test]
+fn weight_timbres_peak_below_full_scale_through_the_choir() {
+    for timbre in [Timbre::AcidBass, Timbre::Pluck, Timbre::FmBass] {
+        for note in [24u8, 36, 48, 60, 72] {
+            let mut choir = Choir::new(SR, BLOCK);
+            choir.set_timbre(VoiceId::Voice2, timbre);
+            choir.note_on(VoiceId::Voice2, note, 127);
+            let (l, r) = render(&mut choir, SR as usize);
+            let p = peak(&l).max(peak(&r));
+            assert!(p < 1.0 && p > 0.02, "{timbre:?} {note}: {p}");
+        }
+    }
+}
+
+#[test]
+fn the_choir_forwards_controllers_and_timbres() {
+    let mut choir = Choir::new(SR, BLOCK);
+    choir.set_timbre(VoiceId::Voice3, Timbre::AcidBass);
+    assert_eq!(choir.timbre(VoiceId::Voice3), Timbre::AcidBass);
+    choir.control_change(VoiceId::Voice3, CC_RESONANCE, 10);
+    assert_eq!(
+        choir.builtin.controller(VoiceId::Voice3, CC_RESONANCE),
+        Some(10)
+    );
+    assert_eq!(
+        choir.builtin.controller(VoiceId::Voice1, CC_RESONANCE),
+        Some(64)
+    );
+    choir.set_acid_wave(VoiceId::Voice3, AcidWave::Square);
+    assert_eq!(choir.acid_wave(VoiceId::Voice3), AcidWave::Square);
+    // A square has (almost) no even harmonics; a saw has them all.
+    let even_share = |wave| {
+        let mut synth = synth_with(Timbre::AcidBass, SR);
+        synth.set_acid_wave(VoiceId::Voice1, wave);
+        synth.control_change(VoiceId::Voice1, CC_CUTOFF, 127);
+        synth.control_change(VoiceId::Voice1, CC_RESONANCE, 0);
+        synth.note_on(VoiceId::Voice1, 36, 80);
+        let out = render_mono(&mut synth, VoiceId::Voice1, (0.5 * SR) as usize);
+        harmonic_band_share(&out[12_000..], SR, 65.406, 120.0, 140.0)
+    };
+    assert!(even_share(AcidWave::Saw) > 10.0 * even_share(AcidWave::Square));
+    // Through the SoundFont when the voice plays one.
+    let Some(font) = timgm6mb() else { return };
+    let player = SoundFontPlayer::from_bytes(&font, SR, BLOCK).unwrap();
+    choir.replace_soundfont(Some(player)).unwrap();
+    choir.set_source(VoiceId::Voice1, Source::SoundFont);
+    choir.set_reverb_mix(0.0);
+    choir.note_on(VoiceId::Voice1, 60, 100);
+    let (loud, _) = render(&mut choir, 9_600);
+    choir.control_change(VoiceId::Voice1, 7, 0);
+    choir.control_change(VoiceId::Voice1, 0, 5);
+    render(&mut choir, 9_600);
+    let (quiet, _) = render(&mut choir, 4_800);
+    assert!(rms(&quiet) < 0.1 * rms(&loud[4_800..]));
+    assert_eq!(
+        choir.builtin.controller(VoiceId::Voice1, CC_CUTOFF),
+        Some(64)
+    );
+}
+
+/// With `assert_process_allocs`, nice-plug's allocator aborts on any allocation inside
+/// `assert_no_alloc` (without it, `tests/synth_no_alloc.rs` counts them instead).
+#[cfg(feature = "assert_process_allocs")]
+#[test]
+fn weight_timbres_do_not_allocate_while_playing() {
+    let mut choir = Choir::new(SR, BLOCK);
+    let mut l = vec![0.0f32; BLOCK];
+    let mut r = vec![0.0f32; BLOCK];
+    nice_assert_no_alloc::assert_no_alloc(|| {
+        for (voice, timbre) in VoiceId::ALL.into_iter().zip(WEIGHT_TIMBRES) {
+            choir.set_timbre(voice, timbre);
+            choir.set_acid_wave(voice, AcidWave::Square);
+        }
+        for i in 0..200u8 {
+            for voice in VoiceId::ALL {
+                choir.control_change(voice, CC_CUTOFF, i % 128);
+                choir.control_change(voice, CC_RESONANCE, 127 - i % 128);
+                choir.note_on(voice, 30 + i % 40, 60 + i % 60);
+            }
+            let n = 1 + (usize::from(i) * 37) % BLOCK;
+            choir.render(&mut l[..n], &mut r[..n]);
+            if i % 3 == 0 {
+                choir.all_notes_off();
+            }
+        }
+        choir.all_sound_off();
+        choir.render(&mut l, &mut r);
+    });
+    assert!(l.iter().chain(&r).all(|x| x.is_finite()));
 }

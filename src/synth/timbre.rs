@@ -1,8 +1,9 @@
-//! The five built-in timbres: what a note sounds like, sample by sample.
+//! The nine built-in timbres: what a note sounds like, sample by sample.
 //!
-//! Method: band-limited wavetables (additive spectra, see `wavetable.rs`) feeding short
-//! subtractive chains. Additive gives exact control over the harmonic recipe and is alias-free by
-//! construction at any pitch; the filters and modulation around it make it breathe:
+//! The first five (the choir's) use band-limited wavetables (additive spectra, see
+//! `wavetable.rs`) feeding short subtractive chains. Additive gives exact control over the
+//! harmonic recipe and is alias-free by construction at any pitch; the filters and modulation
+//! around it make it breathe:
 //!
 //! * flute: sine-ish table (a little 2nd/3rd), band-passed breath noise that is strongest at the
 //!   onset ("chiff") and stays as a soft hiss, vibrato that fades in after the note has settled;
@@ -14,11 +15,22 @@
 //! * organ: a pipe organ's principal stops (an additive drawbar table) with a slow, shallow
 //!   tremulant, for the Tension voice: steady, no attack transient, so dissonance is heard
 //!   as beating rather than as a new note.
+//!
+//! The other four, for the pieces written from a model's weights, each have their own file and
+//! generator: acid bass (`acid.rs`, `ladder.rs`), pluck (`pluck.rs`), FM bass (`fm.rs`) and a
+//! drum kit (`drums.rs`). They listen to the voice's controllers (`controls.rs`); the pluck's
+//! delay line lives beside the note (see `polysynth.rs`), and pluck and drum notes end by
+//! themselves once they have died away.
 
+use super::acid::AcidTone;
+use super::controls::Controls;
+use super::drums::DrumTone;
 use super::envelope::Adsr;
 use super::filter::{Svf, SvfCoeffs};
+use super::fm::FmTone;
 use super::noise::Noise;
 use super::oscillator::{Lfo, MAX_FILL, TableOsc};
+use super::pluck::PluckTone;
 use super::wavetable::{Spectrum, Wavetable};
 
 /// Samples [`Tone::fill`] writes at a time (its stack buffers): what an oscillator fills at once.
@@ -33,16 +45,34 @@ pub enum Timbre {
     Strings,
     Drone,
     Organ,
+    /// TB-303-style bass: saw or square ([`AcidWave`](super::AcidWave)) through a resonant
+    /// ladder filter with envelope, accent (velocity ≥ 100) and slide (overlapping notes).
+    AcidBass,
+    /// Karplus–Strong plucked string; rings until note-off damps it.
+    Pluck,
+    /// Two-operator FM bass with a decaying modulation index.
+    FmBass,
+    /// A drum kit on the General MIDI drum keys; hits are one-shots, other keys are silent.
+    Drums,
 }
 
 impl Timbre {
-    pub const ALL: [Timbre; 5] = [
+    pub const ALL: [Timbre; 9] = [
         Timbre::Flute,
         Timbre::Clarinet,
         Timbre::Strings,
         Timbre::Drone,
         Timbre::Organ,
+        Timbre::AcidBass,
+        Timbre::Pluck,
+        Timbre::FmBass,
+        Timbre::Drums,
     ];
+
+    /// Hits that play to their own end: note-off does not release them.
+    pub const fn is_one_shot(self) -> bool {
+        matches!(self, Timbre::Drums)
+    }
 
     /// The envelope that suits the timbre; each voice starts with its timbre's.
     pub const fn default_envelope(self) -> Adsr {
@@ -77,6 +107,33 @@ impl Timbre {
                 sustain: 0.95,
                 release: 0.35,
             },
+            // The 303's gate: instant, a slow sag while held, a quick release.
+            Timbre::AcidBass => Adsr {
+                attack: 0.002,
+                decay: 1.5,
+                sustain: 0.5,
+                release: 0.03,
+            },
+            // The string's own decay is the envelope; note-off damps it like a hand.
+            Timbre::Pluck => Adsr {
+                attack: 0.001,
+                decay: 0.1,
+                sustain: 1.0,
+                release: 0.25,
+            },
+            Timbre::FmBass => Adsr {
+                attack: 0.002,
+                decay: 0.8,
+                sustain: 0.6,
+                release: 0.1,
+            },
+            // Only the attack matters (it keeps the start click-free); hits shape themselves.
+            Timbre::Drums => Adsr {
+                attack: 0.001,
+                decay: 0.1,
+                sustain: 1.0,
+                release: 0.1,
+            },
         }
     }
 
@@ -90,6 +147,11 @@ impl Timbre {
             Timbre::Strings => 0.74,
             Timbre::Drone => 0.26,
             Timbre::Organ => 0.22,
+            Timbre::AcidBass => 0.33,
+            Timbre::Pluck => 0.32,
+            Timbre::FmBass => 0.28,
+            // Hits peak near -6 dBFS (kick, snare) and lower (hats).
+            Timbre::Drums => 0.42,
         }
     }
 }
@@ -97,10 +159,10 @@ impl Timbre {
 /// The wavetables every note reads, built once per sample rate.
 #[derive(Debug)]
 pub(crate) struct Tables {
-    sine: Wavetable,
+    pub(crate) sine: Wavetable,
     flute: Wavetable,
     clarinet: Wavetable,
-    saw: Wavetable,
+    pub(crate) saw: Wavetable,
     organ: Wavetable,
 }
 
@@ -179,6 +241,17 @@ impl Vibrato {
     }
 }
 
+/// The generator of the timbres that have their own file.
+#[derive(Debug, Clone, Copy, Default)]
+enum Generator {
+    #[default]
+    None,
+    Acid(AcidTone),
+    Pluck(PluckTone),
+    Fm(FmTone),
+    Drum(DrumTone),
+}
+
 /// The generator state of one note, for whichever timbre it plays.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Tone {
@@ -197,13 +270,16 @@ pub(crate) struct Tone {
     sub: TableOsc,
     swell: Lfo,
     gain: f32,
+    generator: Generator,
 }
 
 impl Tone {
-    /// A new note. `seed` makes the breath noise differ between notes yet repeat between runs.
+    /// A new note. `seed` makes the noise differ between notes yet repeat between runs.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         timbre: Timbre,
         tables: &Tables,
+        controls: &Controls,
         note: u8,
         velocity: u8,
         sample_rate: f32,
@@ -250,6 +326,26 @@ impl Tone {
                 t.osc[0] = TableOsc::new(&tables.organ, f, sample_rate, 0.0);
                 t.swell = Lfo::new(5.5, sample_rate, 0.0);
             }
+            Timbre::AcidBass => {
+                let g = t.gain;
+                t.generator =
+                    Generator::Acid(AcidTone::new(tables, controls, f, velocity, sample_rate, g));
+            }
+            Timbre::Pluck => {
+                let g = t.gain;
+                t.generator =
+                    Generator::Pluck(PluckTone::new(controls, f, velocity, sample_rate, seed, g));
+            }
+            Timbre::FmBass => {
+                let g = t.gain;
+                t.generator =
+                    Generator::Fm(FmTone::new(tables, controls, f, velocity, sample_rate, g));
+            }
+            Timbre::Drums => {
+                let g = t.gain;
+                t.generator =
+                    Generator::Drum(DrumTone::new(tables, note, velocity, sample_rate, seed, g));
+            }
         }
         t
     }
@@ -265,18 +361,49 @@ impl Tone {
                 self.osc[0].prefetch(&t.saw);
             }
             Timbre::Organ => self.osc[0].prefetch(&t.organ),
+            Timbre::AcidBass | Timbre::Pluck | Timbre::FmBass | Timbre::Drums => {
+                match &self.generator {
+                    Generator::Acid(g) => g.prefetch(t),
+                    Generator::Fm(g) => g.prefetch(t),
+                    Generator::Drum(g) => g.prefetch(t),
+                    Generator::Pluck(_) | Generator::None => {}
+                }
+            }
         }
     }
 
-    /// A re-articulation of the same pitch: the flute gets its onset breath again.
+    /// A re-articulation of the same pitch: the flute gets its onset breath again, the string
+    /// is plucked again, the acid and FM envelopes start over.
     pub(crate) fn rearticulate(&mut self) {
         self.chiff = self.chiff.max(self.chiff_start);
+        match &mut self.generator {
+            Generator::Acid(g) => g.restart(),
+            Generator::Pluck(g) => g.repluck(),
+            Generator::Fm(g) => g.restart(),
+            Generator::Drum(_) | Generator::None => {}
+        }
+    }
+
+    /// Glides an acid note to `note` (see [`AcidTone::slide_to`]); other timbres ignore it.
+    pub(crate) fn slide_to(&mut self, tables: &Tables, note: u8) {
+        if let Generator::Acid(g) = &mut self.generator {
+            g.slide_to(tables, note_frequency(note));
+        }
     }
 
     /// Writes the note's next `out.len()` samples (at most [`TONE_CHUNK`]) for `timbre`, before
     /// envelope and velocity. Each stage runs over the whole chunk before the next, so every
-    /// loop is short and free of per-sample decisions.
-    pub(crate) fn fill(&mut self, timbre: Timbre, t: &Tables, out: &mut [f32]) {
+    /// loop is short and free of per-sample decisions. `line` is the note slot's delay line
+    /// (the pluck's). Returns how many samples come before the tone has died away by itself
+    /// (pluck, drums; the rest are zeros and the note can end), else `out.len()`.
+    pub(crate) fn fill(
+        &mut self,
+        timbre: Timbre,
+        t: &Tables,
+        controls: &Controls,
+        line: &mut [f32],
+        out: &mut [f32],
+    ) -> usize {
         let n = out.len().min(TONE_CHUNK);
         let out = &mut out[..n];
         match timbre {
@@ -285,9 +412,38 @@ impl Tone {
             Timbre::Strings => self.strings(t, out),
             Timbre::Drone => self.drone(t, out),
             Timbre::Organ => self.organ(t, out),
+            Timbre::AcidBass | Timbre::Pluck | Timbre::FmBass | Timbre::Drums => {
+                return self.generate(t, controls, line, out);
+            }
         }
         self.filter.end_chunk();
         self.breath.end_chunk();
+        n
+    }
+
+    fn generate(
+        &mut self,
+        t: &Tables,
+        controls: &Controls,
+        line: &mut [f32],
+        out: &mut [f32],
+    ) -> usize {
+        match &mut self.generator {
+            Generator::Acid(g) => {
+                g.fill(t, controls, out);
+                out.len()
+            }
+            Generator::Pluck(g) => g.fill(controls, line, out),
+            Generator::Fm(g) => {
+                g.fill(t, controls, out);
+                out.len()
+            }
+            Generator::Drum(g) => g.fill(t, out),
+            Generator::None => {
+                out.fill(0.0);
+                0
+            }
+        }
     }
 
     fn flute(&mut self, t: &Tables, out: &mut [f32]) {

@@ -16,6 +16,12 @@ pub trait VoiceEngine: Send {
     /// ignored.
     fn note_off(&mut self, voice: VoiceId, note: u8);
 
+    /// A MIDI control change on `voice` (controller and value 0..=127). Each engine documents
+    /// the controllers it follows; by default none.
+    fn control_change(&mut self, voice: VoiceId, controller: u8, value: u8) {
+        let _ = (voice, controller, value);
+    }
+
     /// Release every note of every voice (their release tails still play).
     fn all_notes_off(&mut self);
 
