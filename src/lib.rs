@@ -25,6 +25,7 @@ pub mod weights;
 pub mod worker;
 
 use playback::history::{HISTORY_CAPACITY, HistoryReader, HistoryWriter};
+use playback::score_loader::ScoreLoader;
 use playback::soundfont_loader::FontLoader;
 use plugin::audio::AudioPath;
 use plugin::listener::{ListenState, Listener};
@@ -47,6 +48,8 @@ pub struct LatentChoir {
     /// The housekeeping thread (see [`plugin::threads`]).
     collector: Option<CollectorThread>,
     fonts: Arc<Mutex<Option<FontLoader>>>,
+    /// The Model Weights composer (see [`playback::score_loader`]).
+    scores: Arc<Mutex<Option<ScoreLoader>>>,
     exports: Arc<ExportStatus>,
     /// What Listen heard, shared with the editor; the thread that listens.
     heard: Arc<ListenState>,
@@ -66,6 +69,7 @@ impl Default for LatentChoir {
             audio: AudioPath::default(),
             collector: None,
             fonts: Arc::new(Mutex::new(None)),
+            scores: Arc::new(Mutex::new(None)),
             exports: Arc::new(ExportStatus::default()),
             heard: Arc::default(),
             listener: None,
@@ -150,9 +154,12 @@ impl Plugin for LatentChoir {
         let (sample_rate, max_block) = (buffer_config.sample_rate, buffer_config.max_buffer_size);
         self.status.activated(sample_rate, max_block);
         let settings = &self.params.settings;
-        if let Some((source, collector)) =
-            threads::start_model_threads(&self.control, &self.params, &mut self.history)
-        {
+        if let Some((source, collector)) = threads::start_model_threads(
+            &self.control,
+            &self.params,
+            &mut self.history,
+            &self.scores,
+        ) {
             self.audio.set_source(source);
             self.collector = collector;
         }
@@ -169,6 +176,10 @@ impl Plugin for LatentChoir {
         {
             self.audio.set_font_inbox(inbox);
         }
+        if let Some(inbox) = threads::start_score_loader(&self.scores) {
+            self.audio.set_score_inbox(inbox);
+        }
+        threads::request_score(&self.scores, settings);
         plugin::audio::set_gate(&self.control, settings);
         if !self.control.requested() {
             let session = settings.session();

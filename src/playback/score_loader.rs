@@ -152,8 +152,10 @@ fn compose_for(request: &ScoreRequest, status: &ScoreStatus) -> Option<Box<SlotS
     };
     status.say(format!(
         "Reading the weights of {}…",
-        path.file_name()
-            .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+        path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned()
+        )
     ));
     let started = Instant::now();
     let result = std::panic::catch_unwind(|| {

@@ -60,7 +60,11 @@ impl ScorePlayer {
     pub fn new(sample_rate: f64) -> Self {
         Self {
             score: None,
-            sample_rate: if sample_rate > 0.0 { sample_rate } else { 48_000.0 },
+            sample_rate: if sample_rate > 0.0 {
+                sample_rate
+            } else {
+                48_000.0
+            },
             sounding: [Sounding::default(); MAX_SOUNDING],
             n_sounding: 0,
             counts: [[0; 128]; SLOTS],
@@ -153,8 +157,8 @@ impl ScorePlayer {
             self.free_beat = end;
         }
         let offset_of = |beat: f64| -> u32 {
-            (((beat - start) / per_sample).round().max(0.0) as u64).min(frames.saturating_sub(1) as u64)
-                as u32
+            (((beat - start) / per_sample).round().max(0.0) as u64)
+                .min(frames.saturating_sub(1) as u64) as u32
         };
         let jumped = self.last_end.is_none_or(|last| (start - last).abs() > JUMP);
         if jumped {
@@ -195,7 +199,7 @@ impl ScorePlayer {
         offset_of: &dyn Fn(f64) -> u32,
     ) {
         let length = score.length;
-        if !(length > 0.0) || end <= 0.0 {
+        if length.is_nan() || length <= 0.0 || end <= 0.0 {
             return;
         }
         let from = start.max(0.0);
@@ -208,7 +212,15 @@ impl ScorePlayer {
             for note in &score.notes[..score.first_from(position)] {
                 if note.start + note.length > position {
                     let until = pass_origin + note.start + note.length;
-                    self.note_on(note.slot, note.key, note.velocity, 0, until, channels, drums);
+                    self.note_on(
+                        note.slot,
+                        note.key,
+                        note.velocity,
+                        0,
+                        until,
+                        channels,
+                        drums,
+                    );
                 }
             }
         }
@@ -316,7 +328,7 @@ impl ScorePlayer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::music::score::{SlotNote, SlotSound, BuiltInSound};
+    use crate::music::score::{BuiltInSound, SlotNote, SlotSound};
 
     fn score() -> Box<SlotScore> {
         let note = |start: f64, length: f64, key: u8, slot: u8| SlotNote {
@@ -422,7 +434,11 @@ mod tests {
         play(&mut player, 0.0, 2);
         player.replace(Some(score()));
         let next = player.process(Clock::Stopped, 512, CHANNELS, DRUMS, 120.0);
-        assert_eq!(next.iter().filter(|e| e.velocity == 0).count(), 2, "{next:?}");
+        assert_eq!(
+            next.iter().filter(|e| e.velocity == 0).count(),
+            2,
+            "{next:?}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! The plugin calls it from `process()`; `latent-choir render` and `replay` call it with a
 //! simulated transport. Nothing here allocates after [`Sonifier::new`].
 
+use crate::music::score::BuiltInSound;
 use crate::params::{LatentChoirParams, LoopChoice, MeterSource, SourceChoice};
 use crate::synth::mixer::{self, MixReport};
 use crate::synth::{Choir, Source, Timbre, VoiceId};
@@ -136,64 +137,51 @@ impl Sonifier {
             .player
             .process(meter_l, meter_r, clock, &settings, source, hearing);
 
-        let choir = &mut self.choir;
-        // Voice levels, pans, instruments and programs follow their parameters every block.
-        let instruments = params.sound.instruments.value().source();
-        for (i, voice) in params.voices.iter().enumerate() {
-            if let Some(id) = VoiceId::from_index(i) {
-                choir.set_level(id, voice.level.value());
-                choir.set_pan(id, voice.pan.value());
-                set_instrument(choir, id, instruments, voice.program.value());
-            }
-        }
-        set_instrument(
-            choir,
-            VoiceId::Drone,
-            instruments,
-            params.drone.program.value(),
-        );
-        choir.set_level(VoiceId::Drone, params.drone.level.value());
-        set_instrument(
-            choir,
-            VoiceId::Tension,
-            instruments,
-            params.tension.program.value(),
-        );
-        choir.set_level(VoiceId::Tension, params.tension.level.value());
-        choir.set_reverb_mix(params.sound.reverb.value());
-
         // Model Weights: each slot sounds as the piece's track on it (timbre, GM program, drum
-        // kit) and the piece's notes follow the tokens' releases in the same event list.
-        let channels = params.channels();
-        let mut drums = [false; crate::music::SLOTS];
+        // kit); slots the piece leaves empty keep their own sound.
         let piece = self
             .scores
             .score()
             .filter(|_| weights)
             .map(|p| (p.slots, p.bpm));
-        for voice in VoiceId::ALL {
-            let sound = piece.and_then(|(slots, _)| slots.get(voice.index()).copied().flatten());
-            match sound {
-                Some(sound) => {
-                    let kit = sound.sound == crate::music::score::BuiltInSound::Drums;
-                    drums[voice.index()] = kit;
-                    choir.set_timbre(voice, timbre(sound.sound));
-                    choir.set_percussion(voice, kit);
-                    if choir.program(voice) != sound.program {
-                        choir.set_program(voice, sound.program);
-                    }
-                }
-                None => {
-                    choir.set_timbre(voice, Timbre::for_voice(voice));
-                    choir.set_percussion(voice, false);
-                }
+        let choir = &mut self.choir;
+        // Voice levels, pans, instruments and programs follow their parameters every block.
+        let instruments = params.sound.instruments.value().source();
+        let mut programs = [0i32; VoiceId::COUNT];
+        for (i, voice) in params.voices.iter().enumerate() {
+            if let Some(id) = VoiceId::from_index(i) {
+                choir.set_level(id, voice.level.value());
+                choir.set_pan(id, voice.pan.value());
+                programs[i] = voice.program.value();
             }
         }
+        programs[VoiceId::Drone.index()] = params.drone.program.value();
+        programs[VoiceId::Tension.index()] = params.tension.program.value();
+        choir.set_level(VoiceId::Drone, params.drone.level.value());
+        choir.set_level(VoiceId::Tension, params.tension.level.value());
+        choir.set_reverb_mix(params.sound.reverb.value());
+        let mut drums = [false; crate::music::SLOTS];
+        for voice in VoiceId::ALL {
+            let sound = piece.and_then(|(slots, _)| slots.get(voice.index()).copied().flatten());
+            let i = voice.index();
+            match sound {
+                Some(sound) => {
+                    drums[i] = sound.sound == BuiltInSound::Drums;
+                    choir.set_timbre(voice, timbre(sound.sound));
+                    programs[i] = i32::from(sound.program);
+                }
+                None => choir.set_timbre(voice, Timbre::for_voice(voice)),
+            }
+            choir.set_percussion(voice, drums[i]);
+            set_instrument(choir, voice, instruments, programs[i]);
+        }
+        let channels = params.channels();
         let bpm = piece.map_or(120.0, |(_, bpm)| bpm);
         let score_events = if weights {
             self.scores.process(clock, frames, channels, drums, bpm)
         } else {
-            self.scores.process(Clock::Stopped, frames, channels, drums, bpm)
+            self.scores
+                .process(Clock::Stopped, frames, channels, drums, bpm)
         };
 
         let mut cursor = 0usize;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::params::{LatentChoirParams, ScaleChoice};
 use crate::playback::ear::Ear;
 use crate::playback::player::Hearing;
+use crate::playback::score_loader::ScoreInbox;
 use crate::playback::sonifier::{BlockInput, Sonifier, metered_input};
 use crate::playback::soundfont_loader::FontInbox;
 use crate::status::BlockReport;
@@ -30,6 +31,7 @@ pub struct AudioPath {
     source: Option<PluginSource>,
     /// SoundFonts loaded on their own thread arrive here.
     font_inbox: Option<FontInbox>,
+    score_inbox: Option<ScoreInbox>,
     midi: MidiOut,
     generate: GenerateSwitch,
     offline: bool,
@@ -50,6 +52,9 @@ impl AudioPath {
         let mut sonifier = Sonifier::new(config.sample_rate, config.max_buffer_size as usize);
         if let Some(previous) = &mut self.sonifier {
             sonifier.inherit_offs(previous);
+            // The Model Weights piece stays: it does not depend on the rate or block size.
+            let piece = previous.score_player_mut().replace(None);
+            sonifier.score_player_mut().replace(piece);
         }
         self.sonifier = Some(sonifier);
         if let Some(ear) = &mut self.ear {
@@ -77,6 +82,10 @@ impl AudioPath {
 
     pub fn set_font_inbox(&mut self, inbox: FontInbox) {
         self.font_inbox = Some(inbox);
+    }
+
+    pub fn set_score_inbox(&mut self, inbox: ScoreInbox) {
+        self.score_inbox = Some(inbox);
     }
 
     pub fn reset(&mut self) {
@@ -149,6 +158,9 @@ impl AudioPath {
         self.generate.update(generate, &params.run, source, control);
         if let Some(inbox) = &mut self.font_inbox {
             inbox.install(sonifier.choir_mut(), self.offline);
+        }
+        if let Some(inbox) = &mut self.score_inbox {
+            inbox.install(sonifier.score_player_mut(), self.offline);
         }
         let lookahead = generation.lookahead.value().max(1) as u32;
         control

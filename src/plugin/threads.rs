@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 use nice_plug::nice_log;
 
 use crate::params::LatentChoirParams;
+use crate::params::SourceChoice;
 use crate::playback::ear::{Ear, ear};
 use crate::playback::history::HistoryWriter;
+use crate::playback::score_loader::{ScoreInbox, ScoreLoader, ScoreRequest};
 use crate::playback::soundfont_loader::{FontInbox, FontLoader};
 use crate::project::collector::{CollectorThread, Describer};
 use crate::worker::control::ModelControl;
@@ -24,6 +26,7 @@ pub fn start_model_threads(
     control: &Arc<ModelControl>,
     params: &PluginParams,
     history: &mut Option<HistoryWriter>,
+    scores: &Arc<Mutex<Option<ScoreLoader>>>,
 ) -> Option<(PluginSource, Option<CollectorThread>)> {
     let queue = match control.spawn() {
         Ok(Some(queue)) => queue,
@@ -40,10 +43,14 @@ pub fn start_model_threads(
     let describer = Describer::new(&params.settings, Arc::clone(control.status()));
     source.connect(params.run.connect(describer));
     let (saved, control) = (params.run.clone(), Arc::clone(control));
+    let (scores, settings) = (Arc::clone(scores), Arc::downgrade(&params.settings));
     let collector = CollectorThread::spawn(move || {
         saved.drain();
         if control.serve() && saved.is_replaying() {
             saved.leave_replay();
+        }
+        if let Some(settings) = settings.upgrade() {
+            request_score(&scores, &settings);
         }
     });
     let collector = match collector {
@@ -100,5 +107,41 @@ pub fn start_listener(
             nice_log!("Latent Choir: no listener thread: {error}");
             None
         }
+    }
+}
+
+/// Starts the Model Weights composer on first use; returns the audio thread's inbox then.
+pub fn start_score_loader(scores: &Mutex<Option<ScoreLoader>>) -> Option<ScoreInbox> {
+    let mut scores = scores.lock().ok()?;
+    if scores.is_some() {
+        return None;
+    }
+    match ScoreLoader::spawn() {
+        Ok((loader, inbox)) => {
+            *scores = Some(loader);
+            Some(inbox)
+        }
+        Err(error) => {
+            nice_log!("Latent Choir: no weights composer thread: {error}");
+            None
+        }
+    }
+}
+
+/// While the Source is Model Weights, asks for the piece the parameters name (the model and
+/// Weight Style); the loader ignores a request it has already served.
+pub fn request_score(scores: &Mutex<Option<ScoreLoader>>, settings: &LatentChoirParams) {
+    let generation = &settings.generation;
+    if generation.source.value() != SourceChoice::Weights {
+        return;
+    }
+    let request = ScoreRequest {
+        model: settings.session().model,
+        style: generation.weight_style.value().style(),
+    };
+    if let Ok(scores) = scores.lock()
+        && let Some(loader) = scores.as_ref()
+    {
+        loader.request(request, false);
     }
 }

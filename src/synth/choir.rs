@@ -235,6 +235,14 @@ impl Choir {
     }
 
     /// Built-in timbre of `voice` for its next notes.
+    /// Plays `voice` on the SoundFont's drum kit (General MIDI's channel 10) or not; the
+    /// built-in synth's drum kit is a timbre instead ([`Timbre::Drums`]).
+    pub fn set_percussion(&mut self, voice: VoiceId, on: bool) {
+        if let Some(font) = &mut self.soundfont {
+            font.set_percussion(voice, on);
+        }
+    }
+
     pub fn set_timbre(&mut self, voice: VoiceId, timbre: Timbre) {
         self.builtin.set_timbre(voice, timbre);
     }

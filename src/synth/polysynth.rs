@@ -117,11 +117,11 @@ impl PolySynth {
             sample_rate,
             tables: Box::new(Tables::new(sample_rate)),
             pools: Box::new([
-                Pool::new(Timbre::Flute, sample_rate),
-                Pool::new(Timbre::Clarinet, sample_rate),
-                Pool::new(Timbre::Strings, sample_rate),
-                Pool::new(Timbre::Drone, sample_rate),
-                Pool::new(Timbre::Organ, sample_rate),
+                Pool::new(Timbre::for_voice(VoiceId::Voice1), sample_rate),
+                Pool::new(Timbre::for_voice(VoiceId::Voice2), sample_rate),
+                Pool::new(Timbre::for_voice(VoiceId::Voice3), sample_rate),
+                Pool::new(Timbre::for_voice(VoiceId::Drone), sample_rate),
+                Pool::new(Timbre::for_voice(VoiceId::Tension), sample_rate),
             ]),
             serial: 0,
         }

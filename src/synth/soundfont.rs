@@ -102,6 +102,10 @@ struct Inner {
     held: [u128; VoiceId::COUNT],
     /// Per GM program (bank 0), the keys rustysynth can play without reading out of bounds.
     safe_keys: [u128; 128],
+    /// The same for the drum kit.
+    drum_keys: u128,
+    /// Voices playing the drum kit on General MIDI's percussion channel (10).
+    percussion: [bool; VoiceId::COUNT],
     refused: u64,
     scratch_l: Box<[f32]>,
     scratch_r: Box<[f32]>,
@@ -187,6 +191,7 @@ impl SoundFontPlayer {
         };
         let synths = [make()?, make()?, make()?, make()?, make()?];
         let safe_keys = safe_keys(&font, rate as f64);
+        let drum_keys = drum_safe_keys(&font, rate as f64);
         let max_block = max_block.max(1);
         let mut player = SoundFontPlayer {
             inner: Box::new(Inner {
@@ -195,6 +200,8 @@ impl SoundFontPlayer {
                 programs: DEFAULT_PROGRAMS,
                 held: [0; VoiceId::COUNT],
                 safe_keys,
+                drum_keys,
+                percussion: [false; VoiceId::COUNT],
                 refused: 0,
                 scratch_l: vec![0.0; max_block].into_boxed_slice(),
                 scratch_r: vec![0.0; max_block].into_boxed_slice(),
@@ -223,7 +230,7 @@ impl SoundFontPlayer {
         let program = program.min(127);
         let inner = &mut *self.inner;
         inner.programs[voice.index()] = program;
-        let channel = voice.index() as i32;
+        let channel = inner.channel(voice.index());
         let synth = &mut inner.synths[voice.index()];
         synth.process_midi_message(channel, 0xB0, 0x00, 0); // bank select 0
         synth.process_midi_message(channel, 0xB0, 0x07, 127); // full channel volume
@@ -232,6 +239,25 @@ impl SoundFontPlayer {
 
     pub fn program(&self, voice: VoiceId) -> u8 {
         self.inner.programs[voice.index()]
+    }
+
+    /// Plays `voice` on the percussion channel (the font's drum kit, keys pick the drums) or
+    /// back on its own. Real-time safe; switching silences the voice's notes at once.
+    pub fn set_percussion(&mut self, voice: VoiceId, on: bool) {
+        let v = voice.index();
+        if self.inner.percussion[v] == on {
+            return;
+        }
+        let inner = &mut *self.inner;
+        inner.synths[v].note_off_all(true);
+        inner.held[v] = 0;
+        inner.percussion[v] = on;
+        let program = inner.programs[v];
+        self.set_program(voice, program);
+    }
+
+    pub fn percussion(&self, voice: VoiceId) -> bool {
+        self.inner.percussion[voice.index()]
     }
 
     /// Whether the font has GM `program` in bank 0 (rather than falling back).
@@ -275,18 +301,42 @@ fn find_preset(presets: &[Preset], program: i32) -> Option<&Preset> {
 /// the position run backwards. Pitch is bounded here with every pitch modulator at full depth.
 fn safe_keys(font: &SoundFont, sample_rate: f64) -> [u128; 128] {
     let presets = font.get_presets();
-    let instruments = font.get_instruments();
-    let headers = font.get_sample_headers();
-    let fallback = presets
+    let fallback = fallback_preset(presets);
+    let mut out = [0u128; 128];
+    for (program, mask) in out.iter_mut().enumerate() {
+        if let Some(preset) = find_preset(presets, program as i32).or(fallback) {
+            *mask = preset_safe_keys(font, preset, sample_rate);
+        }
+    }
+    out
+}
+
+/// rustysynth's preset for a program it does not find: the lowest bank and patch.
+fn fallback_preset(presets: &[Preset]) -> Option<&Preset> {
+    presets
         .iter()
         .enumerate()
         .min_by_key(|(i, p)| ((p.get_bank_number() << 16) | p.get_patch_number(), *i))
-        .map(|(_, p)| p);
-    let mut out = [0u128; 128];
-    for (program, mask) in out.iter_mut().enumerate() {
-        let Some(preset) = find_preset(presets, program as i32).or(fallback) else {
-            continue;
-        };
+        .map(|(_, p)| p)
+}
+
+/// The keys of the drum kit the percussion channel plays (bank 128, patch 0, as rustysynth
+/// picks it; its default preset if the font has no kit).
+fn drum_safe_keys(font: &SoundFont, sample_rate: f64) -> u128 {
+    let presets = font.get_presets();
+    presets
+        .iter()
+        .rev()
+        .find(|p| p.get_bank_number() == 128 && p.get_patch_number() == 0)
+        .or_else(|| fallback_preset(presets))
+        .map_or(0, |preset| preset_safe_keys(font, preset, sample_rate))
+}
+
+fn preset_safe_keys(font: &SoundFont, preset: &Preset, sample_rate: f64) -> u128 {
+    let instruments = font.get_instruments();
+    let headers = font.get_sample_headers();
+    let mut mask = 0u128;
+    {
         for key in 0..128i32 {
             let safe = preset
                 .get_regions()
@@ -344,11 +394,27 @@ fn safe_keys(font: &SoundFont, sample_rate: f64) -> [u128; 128] {
                         })
                 });
             if safe {
-                *mask |= 1u128 << key;
+                mask |= 1u128 << key;
             }
         }
     }
-    out
+    mask
+}
+
+impl Inner {
+    /// The MIDI channel voice `v` plays on inside its synthesizer.
+    fn channel(&self, v: usize) -> i32 {
+        if self.percussion[v] { 9 } else { v as i32 }
+    }
+
+    fn playable(&self, v: usize, note: u8) -> bool {
+        let keys = if self.percussion[v] {
+            self.drum_keys
+        } else {
+            self.safe_keys[usize::from(self.programs[v])]
+        };
+        keys & (1u128 << note) != 0
+    }
 }
 
 impl VoiceEngine for SoundFontPlayer {
@@ -360,11 +426,11 @@ impl VoiceEngine for SoundFontPlayer {
         let note = note.min(127);
         let inner = &mut *self.inner;
         let v = voice.index();
-        if inner.safe_keys[usize::from(inner.programs[v])] & (1u128 << note) == 0 {
+        if !inner.playable(v, note) {
             inner.refused += 1;
             return;
         }
-        let channel = v as i32;
+        let channel = inner.channel(v);
         let bit = 1u128 << note;
         if inner.held[v] & bit != 0 {
             inner.synths[v].note_off(channel, i32::from(note));
@@ -378,7 +444,8 @@ impl VoiceEngine for SoundFontPlayer {
         let inner = &mut *self.inner;
         let v = voice.index();
         inner.held[v] &= !(1u128 << note);
-        inner.synths[v].note_off(v as i32, i32::from(note));
+        let channel = inner.channel(v);
+        inner.synths[v].note_off(channel, i32::from(note));
     }
 
     /// Forwarded to the voice's channel as a MIDI control change (rustysynth follows volume,
@@ -390,8 +457,9 @@ impl VoiceEngine for SoundFontPlayer {
             return;
         }
         let v = voice.index();
+        let channel = self.inner.channel(v);
         self.inner.synths[v].process_midi_message(
-            v as i32,
+            channel,
             0xB0,
             i32::from(controller),
             i32::from(value.min(127)),

@@ -57,6 +57,17 @@ pub enum Timbre {
 }
 
 impl Timbre {
+    /// The timbre each voice starts with.
+    pub const fn for_voice(voice: super::VoiceId) -> Timbre {
+        match voice {
+            super::VoiceId::Voice1 => Timbre::Flute,
+            super::VoiceId::Voice2 => Timbre::Clarinet,
+            super::VoiceId::Voice3 => Timbre::Strings,
+            super::VoiceId::Drone => Timbre::Drone,
+            super::VoiceId::Tension => Timbre::Organ,
+        }
+    }
+
     pub const ALL: [Timbre; 9] = [
         Timbre::Flute,
         Timbre::Clarinet,

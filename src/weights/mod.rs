@@ -10,6 +10,7 @@
 pub mod analysis;
 pub mod cache;
 pub mod key;
+pub mod render;
 pub mod stats;
 pub mod style;
 pub mod svd;

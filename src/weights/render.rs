@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::music::score::{BuiltInSound, DRUM_CHANNEL, Score};
-use crate::synth::{Choir, Source, SoundFontError, SoundFontPlayer, Timbre, VoiceId};
+use crate::synth::{Choir, SoundFontError, SoundFontPlayer, Source, Timbre, VoiceId};
 
 /// Frames rendered per step between events.
 const BLOCK: usize = 512;
@@ -85,11 +85,7 @@ pub fn render(
         choir.set_percussion(voice, drums);
         choir.set_level(voice, 1.0);
         // Spread the tracks over the stereo field; drums and basses stay in the middle.
-        let centred = drums
-            || matches!(
-                track.sound,
-                BuiltInSound::AcidBass | BuiltInSound::FmBass
-            );
+        let centred = drums || matches!(track.sound, BuiltInSound::AcidBass | BuiltInSound::FmBass);
         let pan = if centred || count < 2 {
             0.0
         } else {
@@ -150,10 +146,11 @@ pub fn render(
         cursor += len as u64;
     }
 
-    let peak = left
-        .iter()
-        .chain(&right)
-        .fold(0.0f32, |p, v| if v.is_finite() { p.max(v.abs()) } else { p });
+    let peak =
+        left.iter().chain(&right).fold(
+            0.0f32,
+            |p, v| if v.is_finite() { p.max(v.abs()) } else { p },
+        );
     let gain = if peak > PEAK { PEAK / peak } else { 1.0 };
     for v in left.iter_mut().chain(right.iter_mut()) {
         *v = if v.is_finite() { *v * gain } else { 0.0 };

@@ -55,9 +55,8 @@ pub fn run(args: Args) -> Result<(), String> {
         .style
         .as_deref()
         .map(|name| {
-            Style::from_name(name).ok_or_else(|| {
-                format!("--style {name:?}: not a style (opera, house, acid or dna)")
-            })
+            Style::from_name(name)
+                .ok_or_else(|| format!("--style {name:?}: not a style (opera, house, acid or dna)"))
         })
         .transpose()?;
     let path = discovery::resolve(args.model.as_deref()).map_err(|e| {
@@ -100,7 +99,13 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     if let (Some(style), Some(out)) = (style, &args.out) {
         let score = compose(style, &stats, &ComposeOptions { bars: args.bars });
-        write_piece(&score, out, args.midi.as_deref(), args.soundfont.as_deref(), args.sample_rate)?;
+        write_piece(
+            &score,
+            out,
+            args.midi.as_deref(),
+            args.soundfont.as_deref(),
+            args.sample_rate,
+        )?;
     }
     Ok(())
 }
@@ -195,7 +200,11 @@ fn write_piece(
     println!(
         "wav          {} ({} in {:.1} s)",
         wav.display(),
-        if soundfont.is_some() { "SoundFont" } else { "built-in synth" },
+        if soundfont.is_some() {
+            "SoundFont"
+        } else {
+            "built-in synth"
+        },
         started.elapsed().as_secs_f64()
     );
     Ok(())
