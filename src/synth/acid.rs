@@ -10,7 +10,6 @@
 //! sounding note's pitch exponentially to the new note without touching either envelope.
 
 use super::controls::{AcidWave, Controls};
-use super::filter::flush;
 use super::ladder::{Ladder, SELF_OSCILLATION, stage_gain};
 use super::oscillator::TableOsc;
 use super::timbre::{TONE_CHUNK, Tables};
@@ -28,6 +27,8 @@ const DECAY_SECONDS: f32 = 0.3;
 const ENV_MOD_OCTAVES: f32 = 3.0;
 const ACCENT_DECAY_SECONDS: f32 = 0.1;
 const ACCENT_ENV_MOD_OCTAVES: f32 = 4.5;
+/// Below this the filter envelope has closed (its last step is under 0.002 octave) and stops.
+const ENV_END: f32 = 3e-4;
 /// Accent's extra level.
 const ACCENT_GAIN: f32 = 1.5;
 /// Feedback at resonance 1: just short of self-oscillation.
@@ -58,6 +59,9 @@ pub(crate) struct AcidTone {
     feedback: f32,
     control_coeff: f32,
     ladder: Ladder,
+    /// The last cutoff (log2 Hz) and its stage gain: a settled note skips `exp2` and `tan`.
+    last_cutoff: f32,
+    last_g: f32,
     gain: f32,
 }
 
@@ -100,6 +104,8 @@ impl AcidTone {
             feedback: controls.resonance() * MAX_FEEDBACK,
             control_coeff: coeff(CONTROL_SECONDS, sample_rate),
             ladder: Ladder::default(),
+            last_cutoff: f32::NAN,
+            last_g: 0.0,
             gain,
         }
     }
@@ -162,10 +168,17 @@ impl AcidTone {
         for (o, &p) in out.iter_mut().zip(&*pitch) {
             self.log_cutoff = approach(self.log_cutoff, log_cutoff, self.control_coeff);
             self.feedback = approach(self.feedback, feedback, self.control_coeff);
-            self.env = flush(self.env * self.env_decay);
+            self.env *= self.env_decay;
+            if self.env < ENV_END {
+                self.env = 0.0;
+            }
             let octaves = self.key_track + KEY_TRACK * p + self.env_mod * self.env;
-            let cutoff = (self.log_cutoff + octaves).exp2();
-            let g = stage_gain(cutoff, self.sample_rate);
+            let log_cutoff = self.log_cutoff + octaves;
+            if log_cutoff != self.last_cutoff {
+                self.last_cutoff = log_cutoff;
+                self.last_g = stage_gain(log_cutoff.exp2(), self.sample_rate);
+            }
+            let g = self.last_g;
             let y = self.ladder.process(*o, g, self.feedback);
             // Part of the passband the feedback takes away comes back, as on the 303.
             *o = y * (1.0 + 0.5 * self.feedback) * self.gain;
