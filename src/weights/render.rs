@@ -12,8 +12,9 @@ use crate::synth::{Choir, SoundFontError, SoundFontPlayer, Source, Timbre, Voice
 const BLOCK: usize = 512;
 /// Release after the score's end, in seconds.
 pub const TAIL_SECONDS: f64 = 3.0;
-/// The loudest sample a render may have; a louder mix is scaled down to it as a whole.
-const PEAK: f32 = 0.891; // −1 dBFS
+/// Every render is scaled as a whole so its loudest sample is here (−1 dBFS): the pieces are
+/// finished tracks, and the scale is the same whatever the tracks' number.
+const PEAK: f32 = 0.891;
 
 /// The built-in timbre that plays a track's sound.
 pub fn timbre(sound: BuiltInSound) -> Timbre {
@@ -35,7 +36,7 @@ pub fn timbre(sound: BuiltInSound) -> Timbre {
 pub struct Rendered {
     pub left: Vec<f32>,
     pub right: Vec<f32>,
-    /// The mix's peak before it was scaled to −1 dBFS (1.0 if it was not).
+    /// The mix's peak before it was scaled to −1 dBFS.
     pub peak_before: f32,
     pub sample_rate: u32,
 }
@@ -151,7 +152,7 @@ pub fn render(
             0.0f32,
             |p, v| if v.is_finite() { p.max(v.abs()) } else { p },
         );
-    let gain = if peak > PEAK { PEAK / peak } else { 1.0 };
+    let gain = if peak > 0.0 { PEAK / peak } else { 1.0 };
     for v in left.iter_mut().chain(right.iter_mut()) {
         *v = if v.is_finite() { *v * gain } else { 0.0 };
     }

@@ -10,7 +10,8 @@ use latent_choir::io::wav_file::WavSink;
 use latent_choir::llm::discovery;
 use latent_choir::music::score::Score;
 use latent_choir::weights::WeightStats;
-use latent_choir::weights::analysis::{analyze, model_key_of};
+use latent_choir::weights::analysis::model_key_of;
+use latent_choir::weights::cache::stats_for;
 use latent_choir::weights::render::render;
 use latent_choir::weights::style::{ComposeOptions, Style, compose};
 use serde_json::json;
@@ -76,7 +77,7 @@ pub fn run(args: Args) -> Result<(), String> {
 
     let started = Instant::now();
     let mut quarter = 0;
-    let stats = analyze(&path, |done, total| {
+    let stats = stats_for(&path, |done, total| {
         let now = done * 4 / total.max(1);
         if now > quarter {
             quarter = now;
