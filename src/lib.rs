@@ -154,12 +154,9 @@ impl Plugin for LatentChoir {
         let (sample_rate, max_block) = (buffer_config.sample_rate, buffer_config.max_buffer_size);
         self.status.activated(sample_rate, max_block);
         let settings = &self.params.settings;
-        if let Some((source, collector)) = threads::start_model_threads(
-            &self.control,
-            &self.params,
-            &mut self.history,
-            &self.scores,
-        ) {
+        if let Some((source, collector)) =
+            threads::start_model_threads(&self.control, &self.params, &mut self.history)
+        {
             self.audio.set_source(source);
             self.collector = collector;
         }
@@ -176,10 +173,9 @@ impl Plugin for LatentChoir {
         {
             self.audio.set_font_inbox(inbox);
         }
-        if let Some(inbox) = threads::start_score_loader(&self.scores) {
+        if let Some(inbox) = threads::start_score_loader(&self.scores, settings) {
             self.audio.set_score_inbox(inbox);
         }
-        threads::request_score(&self.scores, settings);
         plugin::audio::set_gate(&self.control, settings);
         if !self.control.requested() {
             let session = settings.session();

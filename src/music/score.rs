@@ -171,6 +171,9 @@ pub struct SlotNote {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlotScore {
     pub title: String,
+    /// Which piece this is, in the composer's own numbering (the plugin: the Weight Style),
+    /// so the player can tell whether it holds the one asked for.
+    pub tag: u32,
     /// The piece's opening tempo, for playing it without a host transport.
     pub bpm: f64,
     /// Whole bars, in beats; at least one bar.
@@ -219,6 +222,7 @@ impl SlotScore {
         let length = ((last_start + 1e-9) / bar).floor() * bar + bar;
         Self {
             title: score.title.clone(),
+            tag: 0,
             bpm: score.tempo.first().map_or(120.0, |t| t.bpm),
             length: length.max(bar),
             notes,

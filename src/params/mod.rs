@@ -102,8 +102,9 @@ pub struct GenerationParams {
     /// lets the loudness steer sooner.
     #[id = "lookahead"]
     pub lookahead: IntParam,
-    /// What plays: the model's thoughts as it writes, or its frozen weights composed as a piece
-    /// (Weight Style) on the same voices and MIDI out, on the host's grid, looping.
+    /// What plays while Generate is on: the model's thoughts as it writes, or its frozen weights
+    /// composed as a piece (Weight Style) on the same voices and MIDI out, on the host's grid,
+    /// looping.
     #[id = "source"]
     pub source: EnumParam<SourceChoice>,
     /// The piece Model Weights plays.

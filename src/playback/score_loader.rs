@@ -2,14 +2,15 @@
 //! the way `soundfont_loader` hands over fonts.
 //!
 //! The first analysis of a model's weights takes seconds (every matrix's SVD; then it is cached
-//! on disk by `weights::cache`), so a thread does it, composes the requested style, folds it
-//! onto the slots ([`SlotScore`]) and passes it through a small ring. The audio thread installs
-//! it at a block start and hands the one it replaced back, to be freed here. A model that
-//! cannot be read only changes the status message; the voices stay silent in that mode.
+//! on disk by `weights::cache`), so a thread does it. It looks every 20 ms at what the
+//! parameters ask for (through a closure: Source, model, Weight Style) and, when that changes,
+//! composes the style, folds it onto the slots ([`SlotScore`], tagged with the style) and passes
+//! it through a small ring. The audio thread installs it at a block start and hands the one it
+//! replaced back, to be freed here. A model that cannot be read only changes the status
+//! message; the voices stay silent in that mode.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,15 +22,18 @@ use crate::weights::style::{ComposeOptions, Style, compose};
 use super::score_player::ScorePlayer;
 
 const RING: usize = 4;
-const SWEEP: Duration = Duration::from_millis(250);
-/// Longest an offline bounce waits at a block start for a piece still being composed.
+/// How often the composer looks at what is asked for.
+const POLL: Duration = Duration::from_millis(20);
+/// Longest an offline bounce waits at a block start for the piece it needs.
 pub const OFFLINE_SCORE_WAIT: Duration = Duration::from_secs(60);
 
-/// What the composer did last, for the editor.
+/// What the composer did last, for the editor and the audio thread.
 #[derive(Debug, Default)]
 pub struct ScoreStatus {
     message: Mutex<String>,
-    pending: AtomicBool,
+    /// The tag whose composing failed last (its piece will not come); 0 none.
+    failed: AtomicU32,
+    stop: AtomicBool,
 }
 
 impl ScoreStatus {
@@ -42,10 +46,6 @@ impl ScoreStatus {
             *message = text;
         }
     }
-
-    pub fn pending(&self) -> bool {
-        self.pending.load(Ordering::Acquire)
-    }
 }
 
 /// One piece to compose: the model (empty: the default one) and the style.
@@ -55,11 +55,26 @@ pub struct ScoreRequest {
     pub style: Style,
 }
 
-/// The side that asks for pieces.
+/// The tag a style's piece carries: never 0.
+pub fn style_tag(style: Style) -> u32 {
+    Style::ALL
+        .iter()
+        .position(|s| *s == style)
+        .map_or(0, |i| i as u32 + 1)
+}
+
+/// What the parameters ask for now; `None` while the Source is not Model Weights.
+pub type Wanted = Box<dyn Fn() -> Option<ScoreRequest> + Send>;
+
+/// Owns the composer thread; dropping it stops the thread.
 pub struct ScoreLoader {
-    requests: mpsc::Sender<ScoreRequest>,
-    last: Mutex<Option<ScoreRequest>>,
     pub status: Arc<ScoreStatus>,
+}
+
+impl Drop for ScoreLoader {
+    fn drop(&mut self) {
+        self.status.stop.store(true, Ordering::Release);
+    }
 }
 
 /// The audio-thread side: takes finished pieces, returns replaced ones.
@@ -70,8 +85,7 @@ pub struct ScoreInbox {
 }
 
 impl ScoreLoader {
-    pub fn spawn() -> std::io::Result<(Self, ScoreInbox)> {
-        let (requests, inbox) = mpsc::channel::<ScoreRequest>();
+    pub fn spawn(wanted: Wanted) -> std::io::Result<(Self, ScoreInbox)> {
         let (mut ready_in, ready_out) = rtrb::RingBuffer::new(RING);
         let (retired_in, mut retired_out) = rtrb::RingBuffer::<Box<SlotScore>>::new(RING * 2);
         let status = Arc::new(ScoreStatus::default());
@@ -79,27 +93,32 @@ impl ScoreLoader {
         std::thread::Builder::new()
             .name("latent-choir-weights".into())
             .spawn(move || {
-                loop {
+                let mut served: Option<ScoreRequest> = None;
+                while !thread_status.stop.load(Ordering::Acquire) {
                     while retired_out.pop().is_ok() {}
-                    let mut request = match inbox.recv_timeout(SWEEP) {
-                        Ok(request) => request,
-                        Err(RecvTimeoutError::Timeout) => continue,
-                        Err(RecvTimeoutError::Disconnected) => break,
-                    };
-                    // Only the latest request matters.
-                    while let Ok(newer) = inbox.try_recv() {
-                        request = newer;
-                    }
-                    let Some(mut item) = compose_for(&request, &thread_status) else {
-                        thread_status.pending.store(false, Ordering::Release);
+                    let request = wanted();
+                    let Some(request) = request.filter(|r| served.as_ref() != Some(r)) else {
+                        std::thread::sleep(POLL);
                         continue;
                     };
+                    served = Some(request.clone());
+                    let tag = style_tag(request.style);
+                    thread_status.failed.store(0, Ordering::Release);
+                    let Some(mut item) = compose_for(&request, &thread_status) else {
+                        thread_status.failed.store(tag, Ordering::Release);
+                        continue;
+                    };
+                    thread_status.failed.store(0, Ordering::Release);
+                    item.tag = tag;
                     loop {
                         match ready_in.push(item) {
                             Ok(()) => break,
                             Err(rtrb::PushError::Full(back)) => {
                                 item = back;
                                 while retired_out.pop().is_ok() {}
+                                if thread_status.stop.load(Ordering::Acquire) {
+                                    return;
+                                }
                                 std::thread::sleep(Duration::from_millis(10));
                             }
                         }
@@ -108,8 +127,6 @@ impl ScoreLoader {
             })?;
         Ok((
             Self {
-                requests,
-                last: Mutex::new(None),
                 status: Arc::clone(&status),
             },
             ScoreInbox {
@@ -118,24 +135,6 @@ impl ScoreLoader {
                 status,
             },
         ))
-    }
-
-    /// Composes `request` unless it is the one asked for last (`force` asks again, for a new
-    /// activation's player).
-    pub fn request(&self, request: ScoreRequest, force: bool) {
-        let Ok(mut last) = self.last.lock() else {
-            return;
-        };
-        if !force && last.as_ref() == Some(&request) {
-            return;
-        }
-        *last = Some(request.clone());
-        self.status.pending.store(true, Ordering::Release);
-        if self.requests.send(request).is_err() {
-            self.status.pending.store(false, Ordering::Release);
-            self.status
-                .say("The weights composer has stopped; Model Weights is silent.".into());
-        }
     }
 }
 
@@ -187,12 +186,20 @@ fn compose_for(request: &ScoreRequest, status: &ScoreStatus) -> Option<Box<SlotS
 }
 
 impl ScoreInbox {
-    /// At a block start (audio thread): installs a finished piece. Offline, waits (bounded) for
-    /// one still being composed. Never allocates or frees.
-    pub fn install(&mut self, player: &mut ScorePlayer, offline: bool) {
-        if offline && self.status.pending() && self.ready.is_empty() {
+    /// At a block start (audio thread): installs a finished piece. `wanted`: the tag of the
+    /// piece the parameters ask for (`None` outside Model Weights). Offline, a player without
+    /// that piece waits for it (bounded; not for one whose composing failed). Never allocates
+    /// or frees.
+    pub fn install(&mut self, player: &mut ScorePlayer, wanted: Option<u32>, offline: bool) {
+        if let Some(tag) = wanted
+            && offline
+            && player.score().is_none_or(|s| s.tag != tag)
+        {
             let start = Instant::now();
-            while self.ready.is_empty() && start.elapsed() < OFFLINE_SCORE_WAIT {
+            while self.ready.is_empty()
+                && self.status.failed.load(Ordering::Acquire) != tag
+                && start.elapsed() < OFFLINE_SCORE_WAIT
+            {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
@@ -200,9 +207,6 @@ impl ScoreInbox {
             let Ok(score) = self.ready.pop() else {
                 break;
             };
-            if self.ready.is_empty() {
-                self.status.pending.store(false, Ordering::Release);
-            }
             if let Some(old) = player.replace(Some(score)) {
                 let _ = self.retired.push(old);
             }

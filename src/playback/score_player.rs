@@ -7,7 +7,7 @@
 //! its strikes and is released when the last of them ends, so every note-on has one note-off.
 //! Nothing here allocates after [`ScorePlayer::new`].
 
-use crate::music::score::SlotScore;
+use crate::music::score::{SlotNote, SlotScore};
 use crate::music::{NO_TOKEN, NoteMessage, SLOTS};
 
 use super::player::Clock;
@@ -25,6 +25,19 @@ struct Sounding {
     key: u8,
     /// Host beat (or free-run beat) at which it ends.
     end: f64,
+}
+
+/// One block's place on the beat line.
+struct Block {
+    start: f64,
+    frames: usize,
+    per_sample: f64,
+}
+
+impl Block {
+    fn sample_of(&self, beat: f64) -> i64 {
+        ((beat - self.start) / self.per_sample).round() as i64
+    }
 }
 
 pub struct ScorePlayer {
@@ -156,10 +169,9 @@ impl ScorePlayer {
         if let Clock::Free { .. } = clock {
             self.free_beat = end;
         }
-        let offset_of = |beat: f64| -> u32 {
-            (((beat - start) / per_sample).round().max(0.0) as u64)
-                .min(frames.saturating_sub(1) as u64) as u32
-        };
+        // A beat's sample offset in this block (may fall outside it): every position is rounded
+        // to a sample once, so a note on a block boundary falls in exactly one block.
+        let sample_of = |beat: f64| -> i64 { ((beat - start) / per_sample).round() as i64 };
         let jumped = self.last_end.is_none_or(|last| (start - last).abs() > JUMP);
         if jumped {
             self.release_all(0);
@@ -168,16 +180,22 @@ impl ScorePlayer {
         let mut i = 0;
         while i < self.n_sounding {
             let s = self.sounding[i];
-            if s.end < end {
+            let at = sample_of(s.end);
+            if at < frames as i64 {
                 self.n_sounding -= 1;
                 self.sounding[i] = self.sounding[self.n_sounding];
-                self.note_off(s.slot, s.key, offset_of(s.end));
+                self.note_off(s.slot, s.key, at.max(0) as u32);
             } else {
                 i += 1;
             }
         }
         if let Some(score) = self.score.take() {
-            self.strike(&score, start, end, jumped, channels, drums, &offset_of);
+            let block = Block {
+                start,
+                frames,
+                per_sample,
+            };
+            self.strike(&score, &block, jumped, channels, drums);
             self.score = Some(score);
         }
         self.last_end = Some(end);
@@ -185,78 +203,65 @@ impl ScorePlayer {
         self.events()
     }
 
-    /// Note-ons for the notes starting in [start, end) of the looped piece (after a jump,
-    /// also those already sounding at `start`).
-    #[allow(clippy::too_many_arguments)]
+    /// Note-ons for the notes of the looped piece whose sample falls in the block (after a
+    /// jump, also those already sounding at its start, struck at once).
     fn strike(
         &mut self,
         score: &SlotScore,
-        start: f64,
-        end: f64,
+        block: &Block,
         jumped: bool,
         channels: [u8; SLOTS],
         drums: [bool; SLOTS],
-        offset_of: &dyn Fn(f64) -> u32,
     ) {
         let length = score.length;
-        if length.is_nan() || length <= 0.0 || end <= 0.0 {
+        if length.is_nan() || length <= 0.0 {
             return;
         }
-        let from = start.max(0.0);
-        // The loop pass `from` is in, and the piece's beat there.
-        let pass = (from / length).floor();
-        let mut segment_start = from;
-        let mut pass_origin = pass * length;
-        if jumped {
-            let position = from - pass_origin;
-            for note in &score.notes[..score.first_from(position)] {
+        let (start, ps) = (block.start, block.per_sample);
+        let end = start + block.frames as f64 * ps;
+        if end + ps <= 0.0 {
+            return;
+        }
+        if jumped && start >= 0.0 {
+            let origin = (start / length).floor() * length;
+            let position = start - origin;
+            let window = score.first_from(position - ps);
+            for note in &score.notes[..window] {
                 if note.start + note.length > position {
-                    let until = pass_origin + note.start + note.length;
-                    self.note_on(
-                        note.slot,
-                        note.key,
-                        note.velocity,
-                        0,
-                        until,
-                        channels,
-                        drums,
-                    );
+                    let until = origin + note.start + note.length;
+                    self.note_on(note, 0, until, channels, drums);
                 }
             }
         }
-        while segment_start < end {
-            let segment_end = end.min(pass_origin + length);
-            let (a, b) = (segment_start - pass_origin, segment_end - pass_origin);
-            let first = score.first_from(a);
-            for note in score.notes[first..].iter().take_while(|n| n.start < b) {
-                let at = pass_origin + note.start;
-                let until = at + note.length;
-                self.note_on(
-                    note.slot,
-                    note.key,
-                    note.velocity,
-                    offset_of(at),
-                    until,
-                    channels,
-                    drums,
-                );
+        let first_pass = ((start - ps) / length).floor().max(0.0);
+        let last_pass = ((end + ps) / length).floor();
+        let mut pass = first_pass;
+        while pass <= last_pass {
+            let origin = pass * length;
+            let from = score.first_from(start - ps - origin);
+            for note in score.notes[from..]
+                .iter()
+                .take_while(|n| n.start < end + ps - origin)
+            {
+                let at = origin + note.start;
+                let sample = block.sample_of(at);
+                if (0..block.frames as i64).contains(&sample) {
+                    self.note_on(note, sample as u32, at + note.length, channels, drums);
+                }
             }
-            segment_start = segment_end;
-            pass_origin += length;
+            pass += 1.0;
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn note_on(
         &mut self,
-        slot: u8,
-        key: u8,
-        velocity: u8,
+        note: &SlotNote,
         offset: u32,
         until: f64,
         channels: [u8; SLOTS],
         drums: [bool; SLOTS],
     ) {
+        let (slot, key, velocity) = (note.slot, note.key, note.velocity);
         let s = usize::from(slot).min(SLOTS - 1);
         let k = usize::from(key & 0x7f);
         if self.n_sounding >= MAX_SOUNDING || self.counts[s][k] == u8::MAX {
@@ -349,6 +354,7 @@ mod tests {
         });
         Box::new(SlotScore {
             title: "t".into(),
+            tag: 0,
             bpm: 120.0,
             length: 4.0,
             notes: vec![

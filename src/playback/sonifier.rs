@@ -177,7 +177,8 @@ impl Sonifier {
         }
         let channels = params.channels();
         let bpm = piece.map_or(120.0, |(_, bpm)| bpm);
-        let score_events = if weights {
+        // The piece plays while Generate is on, like the tokens: one play switch for both.
+        let score_events = if weights && playing {
             self.scores.process(clock, frames, channels, drums, bpm)
         } else {
             self.scores

@@ -5,10 +5,10 @@ use nice_plug::prelude::*;
 
 use std::sync::Arc;
 
-use crate::params::{LatentChoirParams, ScaleChoice};
+use crate::params::{LatentChoirParams, ScaleChoice, SourceChoice};
 use crate::playback::ear::Ear;
 use crate::playback::player::Hearing;
-use crate::playback::score_loader::ScoreInbox;
+use crate::playback::score_loader::{ScoreInbox, style_tag};
 use crate::playback::sonifier::{BlockInput, Sonifier, metered_input};
 use crate::playback::soundfont_loader::FontInbox;
 use crate::status::BlockReport;
@@ -160,7 +160,10 @@ impl AudioPath {
             inbox.install(sonifier.choir_mut(), self.offline);
         }
         if let Some(inbox) = &mut self.score_inbox {
-            inbox.install(sonifier.score_player_mut(), self.offline);
+            let generation = &settings.generation;
+            let wanted = (generation.source.value() == SourceChoice::Weights)
+                .then(|| style_tag(generation.weight_style.value().style()));
+            inbox.install(sonifier.score_player_mut(), wanted, self.offline);
         }
         let lookahead = generation.lookahead.value().max(1) as u32;
         control

@@ -26,7 +26,6 @@ pub fn start_model_threads(
     control: &Arc<ModelControl>,
     params: &PluginParams,
     history: &mut Option<HistoryWriter>,
-    scores: &Arc<Mutex<Option<ScoreLoader>>>,
 ) -> Option<(PluginSource, Option<CollectorThread>)> {
     let queue = match control.spawn() {
         Ok(Some(queue)) => queue,
@@ -43,14 +42,10 @@ pub fn start_model_threads(
     let describer = Describer::new(&params.settings, Arc::clone(control.status()));
     source.connect(params.run.connect(describer));
     let (saved, control) = (params.run.clone(), Arc::clone(control));
-    let (scores, settings) = (Arc::clone(scores), Arc::downgrade(&params.settings));
     let collector = CollectorThread::spawn(move || {
         saved.drain();
         if control.serve() && saved.is_replaying() {
             saved.leave_replay();
-        }
-        if let Some(settings) = settings.upgrade() {
-            request_score(&scores, &settings);
         }
     });
     let collector = match collector {
@@ -110,13 +105,26 @@ pub fn start_listener(
     }
 }
 
-/// Starts the Model Weights composer on first use; returns the audio thread's inbox then.
-pub fn start_score_loader(scores: &Mutex<Option<ScoreLoader>>) -> Option<ScoreInbox> {
+/// Starts the Model Weights composer on first use, watching `settings`; returns the audio
+/// thread's inbox then.
+pub fn start_score_loader(
+    scores: &Mutex<Option<ScoreLoader>>,
+    settings: &Arc<LatentChoirParams>,
+) -> Option<ScoreInbox> {
     let mut scores = scores.lock().ok()?;
     if scores.is_some() {
         return None;
     }
-    match ScoreLoader::spawn() {
+    let settings = Arc::downgrade(settings);
+    let wanted = Box::new(move || {
+        let settings = settings.upgrade()?;
+        let generation = &settings.generation;
+        (generation.source.value() == SourceChoice::Weights).then(|| ScoreRequest {
+            model: settings.session().model,
+            style: generation.weight_style.value().style(),
+        })
+    });
+    match ScoreLoader::spawn(wanted) {
         Ok((loader, inbox)) => {
             *scores = Some(loader);
             Some(inbox)
@@ -125,23 +133,5 @@ pub fn start_score_loader(scores: &Mutex<Option<ScoreLoader>>) -> Option<ScoreIn
             nice_log!("Latent Choir: no weights composer thread: {error}");
             None
         }
-    }
-}
-
-/// While the Source is Model Weights, asks for the piece the parameters name (the model and
-/// Weight Style); the loader ignores a request it has already served.
-pub fn request_score(scores: &Mutex<Option<ScoreLoader>>, settings: &LatentChoirParams) {
-    let generation = &settings.generation;
-    if generation.source.value() != SourceChoice::Weights {
-        return;
-    }
-    let request = ScoreRequest {
-        model: settings.session().model,
-        style: generation.weight_style.value().style(),
-    };
-    if let Ok(scores) = scores.lock()
-        && let Some(loader) = scores.as_ref()
-    {
-        loader.request(request, false);
     }
 }
