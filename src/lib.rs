@@ -135,6 +135,7 @@ impl Plugin for LatentChoir {
             control: Arc::clone(&self.control),
             history: Arc::clone(&self.history_reader),
             fonts: Arc::clone(&self.fonts),
+            scores: Arc::clone(&self.scores),
             exports: Arc::clone(&self.exports),
             heard: Arc::clone(&self.heard),
         }))

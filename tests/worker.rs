@@ -99,7 +99,7 @@ impl Harness {
             other => panic!("expected Loading, got {}", describe(&other)),
         }
         match self.next() {
-            WorkerEvent::Loaded { info, path: p } => {
+            WorkerEvent::Loaded { info, path: p, .. } => {
                 assert_eq!(p, path);
                 info
             }

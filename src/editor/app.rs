@@ -19,6 +19,7 @@ use crate::project::export::{self, ExportRequest};
 
 use super::Shared;
 use super::control::Control;
+use crate::music::scale::key_name;
 use super::meters::Meters;
 use super::panels::{self, Action};
 use super::playback::Playback;
@@ -167,7 +168,16 @@ impl EditorApp {
                     path: &mut self.font_path,
                     loader: &self.shared.fonts,
                 };
-                panels::parameters(ui, &self.shared.params, &setter, fonts);
+                let weights = panels::Weights {
+                    composer: &self.shared.scores,
+                    key: self
+                        .shared
+                        .control
+                        .status()
+                        .model_key()
+                        .map(|(scale, root)| key_name(scale, root)),
+                };
+                panels::parameters(ui, &self.shared.params, &setter, fonts, weights);
             });
         let layers = self.voice_layers();
         egui::CentralPanel::default().show(ui, |ui| {

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::params::LatentChoirParams;
 use crate::playback::history::HistoryReader;
+use crate::playback::score_loader::ScoreLoader;
 use crate::playback::soundfont_loader::FontLoader;
 use crate::plugin::listener::ListenState;
 use crate::project::export::ExportStatus;
@@ -48,6 +49,8 @@ pub struct Shared {
     pub history: Arc<Mutex<HistoryReader>>,
     /// The SoundFont loader, once the plugin has been activated.
     pub fonts: Arc<Mutex<Option<FontLoader>>>,
+    /// The Model Weights composer, once the plugin has been activated.
+    pub scores: Arc<Mutex<Option<ScoreLoader>>>,
     /// The last export's outcome.
     pub exports: Arc<ExportStatus>,
     /// What Listen heard: its state, the last line, the key.

@@ -12,6 +12,7 @@ use nice_plug_egui::widgets::generic_ui::ParamWidget;
 
 use crate::llm::discovery::FoundModel;
 use crate::params::{LatentChoirParams, presets};
+use crate::playback::score_loader::ScoreLoader;
 use crate::playback::soundfont_loader::FontLoader;
 use crate::plugin::listener::ListenState;
 use crate::project::export::ExportKind;
@@ -362,6 +363,32 @@ pub struct Fonts<'a> {
     pub loader: &'a Mutex<Option<FontLoader>>,
 }
 
+/// What the Model & Timing group shows below its parameters: the Model Weights composer's last
+/// word and the loaded model's own key.
+pub struct Weights<'a> {
+    pub composer: &'a Mutex<Option<ScoreLoader>>,
+    pub key: Option<String>,
+}
+
+fn weights_row(ui: &mut egui::Ui, weights: &Weights) {
+    ui.label(RichText::new("Weights").strong());
+    let message = weights
+        .composer
+        .lock()
+        .ok()
+        .as_deref()
+        .and_then(Option::as_ref)
+        .map(|c| c.status.message())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "Source: Model Weights plays the model's weights as a piece".into());
+    let key = weights
+        .key
+        .as_deref()
+        .map_or_else(String::new, |k| format!("Model's key: {k}. "));
+    ui.weak(format!("{key}{message}"));
+    ui.end_row();
+}
+
 /// A path field with Load and Clear; the loader's last word (loaded, or why not) beside it.
 fn soundfont_row(ui: &mut egui::Ui, params: &LatentChoirParams, fonts: &mut Fonts) {
     ui.label("SoundFont");
@@ -420,6 +447,8 @@ fn preset_row(ui: &mut egui::Ui, setter: &ParamSetter) {
 
 /// The group the SoundFont row joins.
 const SOUND_GROUP: &str = "Sound";
+/// The group the Weights row joins.
+const MODEL_GROUP: &str = "Model & Timing";
 /// Groups shown open in a fresh editor.
 const OPEN_GROUPS: [&str; 2] = ["Model & Timing", "Temperature from Loudness"];
 
@@ -429,6 +458,7 @@ pub fn parameters(
     params: &LatentChoirParams,
     setter: &ParamSetter,
     mut fonts: Fonts,
+    weights: Weights,
 ) {
     let mut groups: Vec<(String, Vec<ParamPtr>)> = Vec::new();
     for (_, ptr, group) in params.param_map() {
@@ -450,6 +480,9 @@ pub fn parameters(
                     }
                     if name == SOUND_GROUP {
                         soundfont_row(ui, params, &mut fonts);
+                    }
+                    if name == MODEL_GROUP {
+                        weights_row(ui, &weights);
                     }
                 });
             }

@@ -288,7 +288,9 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
                 *model = Some(path);
             }
         }
-        WorkerEvent::Loaded { info, path } => {
+        WorkerEvent::Loaded { info, path, key } => {
+            // A model without a readable key still plays; Model's Key then plays Major on Root.
+            status.set_model_key(key.ok().and_then(|k| k.scale_and_root()));
             status.loaded.store(true, Ordering::Relaxed);
             status.set_phase(LinkPhase::Ready);
             status.say(format!(
@@ -302,10 +304,6 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
                 info.dtype
             ));
         }
-        WorkerEvent::ModelKey(key) => match key {
-            Ok(key) => status.set_model_key(key.scale_and_root()),
-            Err(message) => status.say(format!("The model's key could not be read: {message}")),
-        },
         WorkerEvent::LoadFailed { path, message } => {
             builder.finish_run();
             status.loaded.store(false, Ordering::Relaxed);

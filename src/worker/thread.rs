@@ -225,9 +225,9 @@ pub enum WorkerEvent {
     Loaded {
         info: ModelInfo,
         path: PathBuf,
+        /// The model's own key (read from its norms, `weights::key`), or why it has none.
+        key: std::result::Result<KeyStats, String>,
     },
-    /// The loaded model's own key (read from its norms), or why it has none.
-    ModelKey(std::result::Result<KeyStats, String>),
     /// Nothing is loaded now.
     LoadFailed {
         path: PathBuf,
@@ -872,14 +872,14 @@ impl Worker {
             }
         };
         let info = loaded.model.info().clone();
-        self.emit(WorkerEvent::Loaded {
-            info,
-            path: path.clone(),
-        });
         let key = panic::catch_unwind(|| model_key_of(&path))
             .map_err(|payload| panic_message(payload.as_ref()))
             .and_then(|key| key.map_err(|e| e.to_string()));
-        self.emit(WorkerEvent::ModelKey(key));
+        self.emit(WorkerEvent::Loaded {
+            info,
+            path: path.clone(),
+            key,
+        });
         let map = match plan {
             MapPlan::Reuse(map) => map,
             MapPlan::Obtain => {
@@ -1181,7 +1181,11 @@ mod tests {
     fn load(worker: &WorkerHandle, events: &Receiver<WorkerEvent>) {
         worker.send(Command::Load(PathBuf::from("fake"))).unwrap();
         assert!(matches!(next(events), WorkerEvent::Loading { .. }));
-        assert!(matches!(next(events), WorkerEvent::Loaded { .. }));
+        // A fake model has no weights to read a key from.
+        assert!(matches!(
+            next(events),
+            WorkerEvent::Loaded { key: Err(_), .. }
+        ));
     }
 
     #[test]
