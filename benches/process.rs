@@ -10,6 +10,9 @@
 //! * The same with Listen on, every bar (the listener tokenizing the track on its thread): the
 //!   audio thread only copies the input into the ear's ring.
 //! * The same with the Tension voice on and Dissonance at 50 % (the organ and the controller).
+//! * The same with Source Model Weights, in the house and acid styles (the piece's score
+//!   player, the FM bass, pluck, acid bass and drum kit), once the default model's analysis is
+//!   cached (the first run composes it in the first seconds).
 //! * The lookahead: the same worker and queue driven at 8 tokens/s, reading how many frames
 //!   wait in the queue at every step.
 //!
@@ -49,6 +52,15 @@ fn main() {
     process_time(
         "process(), Tension Voice and 50 % Dissonance",
         &[("Tension Voice", 1.0), ("Dissonance", 0.5)],
+    );
+    // Source 1 is Model Weights; Weight Style 1 is House, 2 Acid.
+    process_time(
+        "process(), Model Weights: house",
+        &[("Source", 1.0), ("Weight Style", 1.0)],
+    );
+    process_time(
+        "process(), Model Weights: acid",
+        &[("Source", 1.0), ("Weight Style", 2.0)],
     );
     lookahead();
 }

@@ -121,6 +121,7 @@ fn a_project_saved_before_the_parameter_groups_loads_every_value() {
             "Listen",
             "Listen Every",
             "Paragraph Shift",
+            "Source",
             "Swing",
             "Tension CC",
             "Tension High",
@@ -132,6 +133,7 @@ fn a_project_saved_before_the_parameter_groups_loads_every_value() {
             "Voice 1 Melody",
             "Voice 2 Melody",
             "Voice 3 Melody",
+            "Weight Style",
             "Word Ties"
         ],
         "parameters added since"
@@ -165,7 +167,13 @@ fn a_project_saved_before_the_parameter_groups_loads_every_value() {
             .get(&id)
             .unwrap_or_else(|| panic!("parameter {name} (id {id}) is gone"));
         assert_eq!(now_name, name, "id {id} keeps its name");
-        assert_eq!(now_value, value, "{name} loads as it was saved");
+        // The state keeps a choice as its index; the host reads it back through the wrapper's
+        // f32 normalisation, whose rounding moves in the 7th digit when a choice is appended
+        // (Scale gained Model's Key): the same index either way.
+        assert!(
+            (now_value - value).abs() < 1e-6,
+            "{name} loads as it was saved: {now_value} vs {value}"
+        );
     }
 
     // Saved again, the project carries the same values and fields.

@@ -3,6 +3,7 @@
 //! block's tension and spectrum delta, and the model's key, on the tiny llama and GPT-2 fixture
 //! models and (summarised) the default model.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use latent_choir::weights::WeightStats;
@@ -138,7 +139,8 @@ fn compare_key(stats: &WeightStats, reference: &Value) {
 }
 
 fn compare_model(folder: &str) {
-    let stats = analyze(&fixtures().join(folder), |_, _| {}).expect("analysis");
+    let stats =
+        analyze(&fixtures().join(folder), |_, _| ControlFlow::Continue(())).expect("analysis");
     let reference = reference(folder);
     compare_matrices(&stats, &reference, true);
     assert_eq!(
@@ -196,7 +198,7 @@ fn the_default_model_matches_numpy_and_has_its_own_key() {
         eprintln!("default model missing: run `cargo xtask fetch-model`");
         return;
     };
-    let stats = analyze(&path, |_, _| {}).expect("analysis");
+    let stats = analyze(&path, |_, _| ControlFlow::Continue(())).expect("analysis");
     let reference = reference("smollm2-summary");
     compare_matrices(&stats, &reference, false);
     compare_key(&stats, &reference);
@@ -213,16 +215,19 @@ fn the_default_model_matches_numpy_and_has_its_own_key() {
 
 #[test]
 fn missing_and_unsupported_models_are_clear_errors() {
-    let err = analyze(Path::new("/nonexistent/model.gguf"), |_, _| {}).unwrap_err();
+    let err = analyze(Path::new("/nonexistent/model.gguf"), |_, _| {
+        ControlFlow::Continue(())
+    })
+    .unwrap_err();
     assert!(err.to_string().contains("not found"), "{err}");
     let dir = std::env::temp_dir().join(format!("lc-weights-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.gguf");
     std::fs::write(&bad, b"GGUF but not really").unwrap();
-    let err = analyze(&bad, |_, _| {}).unwrap_err();
+    let err = analyze(&bad, |_, _| ControlFlow::Continue(())).unwrap_err();
     assert!(err.to_string().contains("not a usable model"), "{err}");
     std::fs::write(dir.join("config.json"), r#"{"model_type": "bert"}"#).unwrap();
-    let err = analyze(&dir, |_, _| {}).unwrap_err();
+    let err = analyze(&dir, |_, _| ControlFlow::Continue(())).unwrap_err();
     assert!(
         err.to_string().contains("unsupported model architecture"),
         "{err}"

@@ -19,11 +19,11 @@ use crate::project::export::{self, ExportRequest};
 
 use super::Shared;
 use super::control::Control;
-use crate::music::scale::key_name;
 use super::meters::Meters;
 use super::panels::{self, Action};
 use super::playback::Playback;
 use super::{plots, text_view};
+use crate::music::scale::key_name;
 
 /// Smallest window the layout still fits in (logical pixels).
 pub const MIN_SIZE: [f32; 2] = [760.0, 520.0];

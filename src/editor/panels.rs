@@ -380,12 +380,15 @@ fn weights_row(ui: &mut egui::Ui, weights: &Weights) {
         .and_then(Option::as_ref)
         .map(|c| c.status.message())
         .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| "Source: Model Weights plays the model's weights as a piece".into());
+        .unwrap_or_default();
     let key = weights
         .key
         .as_deref()
         .map_or_else(String::new, |k| format!("Model's key: {k}. "));
-    ui.weak(format!("{key}{message}"));
+    let text = format!("{key}{message}");
+    // Truncated, so a long status never widens the panel; the whole of it on hover.
+    ui.add(egui::Label::new(RichText::new(&text).weak()).truncate())
+        .on_hover_text(text);
     ui.end_row();
 }
 

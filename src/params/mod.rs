@@ -480,7 +480,7 @@ impl ScaleChoice {
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceChoice {
     /// Tokens as the model writes them, through the maps (the plugin's own music).
-    #[name = "Model's Thoughts"]
+    #[name = "Tokens"]
     Thoughts,
     /// The loaded model's frozen weights as a piece (`weights::style`).
     #[name = "Model Weights"]

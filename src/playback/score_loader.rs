@@ -9,6 +9,7 @@
 //! replaced back, to be freed here. A model that cannot be read only changes the status
 //! message; the voices stay silent in that mode.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -66,14 +67,20 @@ pub fn style_tag(style: Style) -> u32 {
 /// What the parameters ask for now; `None` while the Source is not Model Weights.
 pub type Wanted = Box<dyn Fn() -> Option<ScoreRequest> + Send>;
 
-/// Owns the composer thread; dropping it stops the thread.
+/// Owns the composer thread; dropping it stops the thread (an analysis under way is cancelled
+/// within a few matrices) and waits for it, so no thread runs the plugin's code after the host
+/// unloads it.
 pub struct ScoreLoader {
     pub status: Arc<ScoreStatus>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for ScoreLoader {
     fn drop(&mut self) {
         self.status.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -90,7 +97,7 @@ impl ScoreLoader {
         let (retired_in, mut retired_out) = rtrb::RingBuffer::<Box<SlotScore>>::new(RING * 2);
         let status = Arc::new(ScoreStatus::default());
         let thread_status = Arc::clone(&status);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("latent-choir-weights".into())
             .spawn(move || {
                 let mut served: Option<ScoreRequest> = None;
@@ -128,6 +135,7 @@ impl ScoreLoader {
         Ok((
             Self {
                 status: Arc::clone(&status),
+                thread: Some(thread),
             },
             ScoreInbox {
                 ready: ready_out,
@@ -158,7 +166,13 @@ fn compose_for(request: &ScoreRequest, status: &ScoreStatus) -> Option<Box<SlotS
     ));
     let started = Instant::now();
     let result = std::panic::catch_unwind(|| {
-        let stats = stats_for(&path, |_, _| {})?;
+        let stats = stats_for(&path, |_, _| {
+            if status.stop.load(Ordering::Acquire) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
         let score = compose(request.style, &stats, &ComposeOptions::default());
         Ok::<_, crate::weights::analysis::AnalysisError>((score, stats.key.describe()))
     });

@@ -5,6 +5,7 @@
 //! parallel, one matrix per thread, so memory stays at a few matrices and the numbers do not
 //! depend on the thread count.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -30,13 +31,15 @@ pub enum AnalysisError {
     Svd(String),
     #[error("cannot identify the model for the weights cache: {0}")]
     Cache(String),
+    #[error("the analysis was cancelled")]
+    Cancelled,
 }
 
 /// Measures every weight of the model at `path`. `progress(done, total)` is called after each
-/// batch.
+/// batch of a few matrices; returning `ControlFlow::Break` cancels ([`AnalysisError::Cancelled`]).
 pub fn analyze(
     path: &Path,
-    progress: impl FnMut(usize, usize) + Send,
+    progress: impl FnMut(usize, usize) -> ControlFlow<()> + Send,
 ) -> Result<WeightStats, AnalysisError> {
     // A pool of its own: the CLI keeps rayon's global pool at one thread for the model.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -48,7 +51,7 @@ pub fn analyze(
 
 fn analyze_here(
     path: &Path,
-    mut progress: impl FnMut(usize, usize),
+    mut progress: impl FnMut(usize, usize) -> ControlFlow<()>,
 ) -> Result<WeightStats, AnalysisError> {
     let mut inventory = Inventory::open(path)?;
     let entries: Vec<Entry> = inventory.entries().to_vec();
@@ -73,7 +76,9 @@ fn analyze_here(
             }
         }
         start = end;
-        progress(start, entries.len());
+        if progress(start, entries.len()).is_break() {
+            return Err(AnalysisError::Cancelled);
+        }
     }
     let layers = (0..inventory.layers)
         .map(|l| layer_stats(l, &matrices))

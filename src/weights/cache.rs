@@ -3,6 +3,7 @@
 //! sha256>.json` (beside the maps), written atomically, read back only if its schema is this
 //! build's and it names the same weights.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use super::analysis::{AnalysisError, analyze};
@@ -19,7 +20,7 @@ pub fn weights_dir() -> Option<PathBuf> {
 /// stored (a cache that cannot be written only costs the next call the analysis again).
 pub fn stats_for(
     model: &Path,
-    progress: impl FnMut(usize, usize) + Send,
+    progress: impl FnMut(usize, usize) -> ControlFlow<()> + Send,
 ) -> Result<WeightStats, AnalysisError> {
     let Some(dir) = weights_dir() else {
         return analyze(model, progress);

@@ -83,6 +83,7 @@ pub fn run(args: Args) -> Result<(), String> {
             quarter = now;
             eprintln!("analysing    {done}/{total} tensors");
         }
+        std::ops::ControlFlow::Continue(())
     })
     .map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!(
