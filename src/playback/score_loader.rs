@@ -64,7 +64,8 @@ pub fn style_tag(style: Style) -> u32 {
         .map_or(0, |i| i as u32 + 1)
 }
 
-/// What the parameters ask for now; `None` while the Source is not Model Weights.
+/// What the parameters ask for now; `None` while nothing is (the plugin: Source is not Model
+/// Weights, or Generate is off).
 pub type Wanted = Box<dyn Fn() -> Option<ScoreRequest> + Send>;
 
 /// Owns the composer thread; dropping it stops the thread (an analysis under way is cancelled

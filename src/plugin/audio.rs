@@ -160,8 +160,8 @@ impl AudioPath {
             inbox.install(sonifier.choir_mut(), self.offline);
         }
         if let Some(inbox) = &mut self.score_inbox {
-            let generation = &settings.generation;
-            let wanted = (generation.source.value() == SourceChoice::Weights)
+            // What the composer is asked for (`plugin::threads::start_score_loader`).
+            let wanted = (generate && generation.source.value() == SourceChoice::Weights)
                 .then(|| style_tag(generation.weight_style.value().style()));
             inbox.install(sonifier.score_player_mut(), wanted, self.offline);
         }

@@ -105,8 +105,8 @@ pub fn start_listener(
     }
 }
 
-/// Starts the Model Weights composer on first use, watching `settings`; returns the audio
-/// thread's inbox then.
+/// Starts the Model Weights composer on first use, watching `settings` (it composes while the
+/// Source is Model Weights and Generate is on); returns the audio thread's inbox then.
 pub fn start_score_loader(
     scores: &Mutex<Option<ScoreLoader>>,
     settings: &Arc<LatentChoirParams>,
@@ -119,7 +119,11 @@ pub fn start_score_loader(
     let wanted = Box::new(move || {
         let settings = settings.upgrade()?;
         let generation = &settings.generation;
-        (generation.source.value() == SourceChoice::Weights).then(|| ScoreRequest {
+        // Like the model, the weights are read once Generate is first on, not when a host
+        // merely scans or restores the plugin.
+        let wanted =
+            generation.source.value() == SourceChoice::Weights && generation.generate.value();
+        wanted.then(|| ScoreRequest {
             model: settings.session().model,
             style: generation.weight_style.value().style(),
         })
