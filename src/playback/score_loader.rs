@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::llm::discovery;
 use crate::music::score::SlotScore;
+use crate::weights::WeightStats;
 use crate::weights::cache::stats_for;
 use crate::weights::style::{ComposeOptions, Style, compose};
 
@@ -102,6 +103,9 @@ impl ScoreLoader {
             .name("latent-choir-weights".into())
             .spawn(move || {
                 let mut served: Option<ScoreRequest> = None;
+                // The last model's analysis, so another style of it composes in milliseconds
+                // (no hashing or parsing of the cached file again).
+                let mut known: Option<(PathBuf, Arc<WeightStats>)> = None;
                 while !thread_status.stop.load(Ordering::Acquire) {
                     while retired_out.pop().is_ok() {}
                     let request = wanted();
@@ -112,7 +116,7 @@ impl ScoreLoader {
                     served = Some(request.clone());
                     let tag = style_tag(request.style);
                     thread_status.failed.store(0, Ordering::Release);
-                    let Some(mut item) = compose_for(&request, &thread_status) else {
+                    let Some(mut item) = compose_for(&request, &thread_status, &mut known) else {
                         thread_status.failed.store(tag, Ordering::Release);
                         continue;
                     };
@@ -149,7 +153,11 @@ impl ScoreLoader {
 
 /// Analyses (or reads the cached analysis of) the model and composes the piece; failures become
 /// the status message. A panic in the analysis is caught: the host keeps running.
-fn compose_for(request: &ScoreRequest, status: &ScoreStatus) -> Option<Box<SlotScore>> {
+fn compose_for(
+    request: &ScoreRequest,
+    status: &ScoreStatus,
+    known: &mut Option<(PathBuf, Arc<WeightStats>)>,
+) -> Option<Box<SlotScore>> {
     let model = (!request.model.trim().is_empty()).then(|| PathBuf::from(request.model.trim()));
     let path = match discovery::resolve(model.as_deref()) {
         Ok(path) => path,
@@ -158,24 +166,40 @@ fn compose_for(request: &ScoreRequest, status: &ScoreStatus) -> Option<Box<SlotS
             return None;
         }
     };
-    status.say(format!(
-        "Reading the weights of {}…",
-        path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into_owned()
-        )
-    ));
     let started = Instant::now();
+    let cached = known
+        .as_ref()
+        .filter(|(p, _)| *p == path)
+        .map(|(_, stats)| Arc::clone(stats));
     let result = std::panic::catch_unwind(|| {
-        let stats = stats_for(&path, |_, _| {
-            if status.stop.load(Ordering::Acquire) {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
+        let stats = match cached {
+            Some(stats) => stats,
+            None => {
+                status.say(format!(
+                    "Reading the weights of {}…",
+                    path.file_name().map_or_else(
+                        || path.display().to_string(),
+                        |n| n.to_string_lossy().into_owned()
+                    )
+                ));
+                Arc::new(stats_for(&path, |_, _| {
+                    if status.stop.load(Ordering::Acquire) {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                })?)
             }
-        })?;
+        };
         let score = compose(request.style, &stats, &ComposeOptions::default());
-        Ok::<_, crate::weights::analysis::AnalysisError>((score, stats.key.describe()))
+        Ok::<_, crate::weights::analysis::AnalysisError>((score, stats))
+    });
+    let result = result.map(|r| {
+        r.map(|(score, stats)| {
+            let key = stats.key.describe();
+            *known = Some((path.clone(), stats));
+            (score, key)
+        })
     });
     match result {
         Ok(Ok((score, key))) => {
