@@ -26,8 +26,12 @@ use super::score_player::ScorePlayer;
 const RING: usize = 4;
 /// How often the composer looks at what is asked for.
 const POLL: Duration = Duration::from_millis(20);
-/// Longest an offline bounce waits at a block start for the piece it needs.
+/// Longest an offline bounce waits at a block start for the piece it needs while the composer
+/// works on it …
 pub const OFFLINE_SCORE_WAIT: Duration = Duration::from_secs(60);
+/// … and for the composer to take the request up (it looks every [`POLL`]); a composer busy
+/// with another piece, or gone, never holds a block longer than this.
+const OFFLINE_PICKUP: Duration = Duration::from_millis(100);
 
 /// What the composer did last, for the editor and the audio thread.
 #[derive(Debug, Default)]
@@ -35,6 +39,8 @@ pub struct ScoreStatus {
     message: Mutex<String>,
     /// The tag whose composing failed last (its piece will not come); 0 none.
     failed: AtomicU32,
+    /// The tag being composed now; 0 while idle.
+    composing: AtomicU32,
     stop: AtomicBool,
 }
 
@@ -116,7 +122,10 @@ impl ScoreLoader {
                     served = Some(request.clone());
                     let tag = style_tag(request.style);
                     thread_status.failed.store(0, Ordering::Release);
-                    let Some(mut item) = compose_for(&request, &thread_status, &mut known) else {
+                    thread_status.composing.store(tag, Ordering::Release);
+                    let composed = compose_for(&request, &thread_status, &mut known);
+                    thread_status.composing.store(0, Ordering::Release);
+                    let Some(mut item) = composed else {
                         thread_status.failed.store(tag, Ordering::Release);
                         continue;
                     };
@@ -227,18 +236,24 @@ fn compose_for(
 impl ScoreInbox {
     /// At a block start (audio thread): installs a finished piece. `wanted`: the tag of the
     /// piece the parameters ask for (`None` outside Model Weights). Offline, a player without
-    /// that piece waits for it (bounded; not for one whose composing failed). Never allocates
-    /// or frees.
+    /// that piece waits for it while the composer works on it (bounded; not for one whose
+    /// composing failed, nor long for a composer that has not taken it up). Never allocates or
+    /// frees.
     pub fn install(&mut self, player: &mut ScorePlayer, wanted: Option<u32>, offline: bool) {
         if let Some(tag) = wanted
             && offline
             && player.score().is_none_or(|s| s.tag != tag)
         {
             let start = Instant::now();
-            while self.ready.is_empty()
-                && self.status.failed.load(Ordering::Acquire) != tag
-                && start.elapsed() < OFFLINE_SCORE_WAIT
-            {
+            while self.ready.is_empty() && self.status.failed.load(Ordering::Acquire) != tag {
+                let limit = if self.status.composing.load(Ordering::Acquire) == tag {
+                    OFFLINE_SCORE_WAIT
+                } else {
+                    OFFLINE_PICKUP
+                };
+                if start.elapsed() >= limit {
+                    break;
+                }
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
