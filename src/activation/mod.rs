@@ -18,6 +18,8 @@
 //! * [`map`]: the map and the projection; [`file`](mod@file): the map on disk (safetensors).
 //! * [`identity`]: which model a map belongs to (weights hash).
 //! * [`cache`]: the per-user map cache and [`ensure_map`], reuse-or-fit.
+//! * [`partials`]: each state's highest-variance dimensions under the map, the partials the
+//!   Spectral instruments play.
 
 pub mod cache;
 pub mod corpus;
@@ -28,6 +30,7 @@ pub mod file;
 pub mod fit;
 pub mod identity;
 pub mod map;
+pub mod partials;
 pub mod pca;
 pub mod ranges;
 pub mod reservoir;

@@ -274,8 +274,20 @@ mod tests {
 
     fn record(index: u32, velocity: f32) -> PlayedToken {
         let mut frame = TokenFrame::new(index, 0, "t", 3, 0.5);
-        frame.set_state(0, [0.1, 0.2, 0.0, 0.0], 1.0, 0.0, 0.0);
-        frame.set_state(2, [index as f32 / 100.0, -0.5, 0.0, 0.0], 1.0, 0.0, 0.0);
+        frame.set_state(
+            0,
+            crate::music::frame::components(&[0.1, 0.2, 0.0, 0.0]),
+            1.0,
+            0.0,
+            0.0,
+        );
+        frame.set_state(
+            2,
+            crate::music::frame::components(&[index as f32 / 100.0, -0.5, 0.0, 0.0]),
+            1.0,
+            0.0,
+            0.0,
+        );
         let point = CurvePoint {
             lufs: -20.0,
             smoothed: -22.0,

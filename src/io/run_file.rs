@@ -13,7 +13,7 @@
 //! | `token_ids` | int64 | [n] | vocabulary id |
 //! | `index` | int64 | [n] | token index in the run |
 //! | `temperature` | float32 | [n] | temperature the token was sampled at |
-//! | `coords` | float32 | [S, n, 4] | PCA coordinates PC1..PC4 in [-1, 1] |
+//! | `coords` | float32 | [S, n, 16] | PCA coordinates PC1..PC16 in [-1, 1] (runs from before 16 have 4) |
 //! | `norm` | float32 | [S, n] | L2 norm of each hidden state |
 //! | `entropy` | float32 | [S, n] | attention entropy of the block, normalised to [0, 1] |
 //! | `sparsity` | float32 | [S, n] | MLP sparsity of the block |
@@ -26,6 +26,7 @@
 //! | `layer_tension` | float32 | [S, n] | each projection as tension, 0…1 (runs with a direction) |
 //! | `tension` | float32 | [n] | the token's tension, 0…1 (runs with a direction) |
 //! | `phrase` | float32 | [S, n, 3] | each state's Markov–LSTM choice: degree, velocity, duration |
+//! | `partials` | int8 | [S, n, 32] | each state's highest-variance dimensions as z-scores × 127/4 (the Spectral instruments; absent before them: silent) |
 //!
 //! The manifest's `direction` names the concept direction (absent: none, and no tension
 //! arrays). Run files from before directions and phrases load with none and rests.
@@ -48,7 +49,7 @@ use ndarray::{Array1, Array2, Array3};
 use ndarray_npy::{ReadNpyExt, WriteNpyExt};
 
 use crate::loudness::CurvePoint;
-use crate::music::frame::{FRAME_COMPONENTS, MAX_HIDDEN_STATES, TokenFrame};
+use crate::music::frame::{FRAME_COMPONENTS, MAX_HIDDEN_STATES, SPECTRAL_PARTIALS, TokenFrame};
 use crate::music::markov_lstm::PhraseStep;
 
 /// What the manifest's `format` field says.
@@ -207,6 +208,9 @@ impl Run {
         let coords = Array3::from_shape_fn((states, n, FRAME_COMPONENTS), |(s, t, c)| {
             self.tokens[t].frame.coords[s][c]
         });
+        let partials = Array3::from_shape_fn((states, n, SPECTRAL_PARTIALS), |(s, t, i)| {
+            self.tokens[t].frame.partials[s][i]
+        });
         let ids: Array1<i64> = self
             .tokens
             .iter()
@@ -242,6 +246,7 @@ impl Run {
                 .map_err(npy)
         })?;
         add("coords", &|w| coords.write_npy(w).map_err(npy))?;
+        add("partials", &|w| partials.write_npy(w).map_err(npy))?;
         add("norm", &|w| {
             per_state(&|f, s| f.norm[s]).write_npy(w).map_err(npy)
         })?;
@@ -403,7 +408,19 @@ impl Run {
             None => None,
         };
         let coords: Array3<f32> = read_array(&mut zip, "coords").map_err(&corrupt)?;
-        check_shape("coords", coords.shape(), &[states, n, FRAME_COMPONENTS]).map_err(&corrupt)?;
+        // Runs from before the frame carried 16 components have 4.
+        let components = coords.shape().get(2).copied().unwrap_or(0);
+        let expected = if components == 4 { 4 } else { FRAME_COMPONENTS };
+        check_shape("coords", coords.shape(), &[states, n, expected]).map_err(&corrupt)?;
+        let partials: Option<Array3<i8>> = match zip.index_for_name("partials.npy") {
+            Some(_) => {
+                let array: Array3<i8> = read_array(&mut zip, "partials").map_err(&corrupt)?;
+                check_shape("partials", array.shape(), &[states, n, SPECTRAL_PARTIALS])
+                    .map_err(&corrupt)?;
+                Some(array)
+            }
+            None => None,
+        };
 
         let phrase: Option<Array3<f32>> = match zip.index_for_name("phrase.npy") {
             Some(_) => {
@@ -429,8 +446,13 @@ impl Run {
             frame.run = 1;
             for s in 0..states {
                 let mut c = [0.0; FRAME_COMPONENTS];
-                for (k, value) in c.iter_mut().enumerate() {
+                for (k, value) in c.iter_mut().enumerate().take(expected) {
                     *value = coords[[s, t, k]];
+                }
+                if let Some(partials) = &partials {
+                    for (i, value) in frame.partials[s].iter_mut().enumerate() {
+                        *value = partials[[s, t, i]];
+                    }
                 }
                 frame.set_state(s, c, norm[[s, t]], entropy[[s, t]], sparsity[[s, t]]);
                 if let Some(phrase) = &phrase {
@@ -533,7 +555,13 @@ mod tests {
                 frame.run = 1;
                 for s in 0..3 {
                     let x = (i * 3 + s as u32) as f32 / 17.0 - 0.4;
-                    frame.set_state(s, [x, -x, x / 2.0, 0.1], 10.0 + x, x.abs(), 0.25);
+                    frame.set_state(
+                        s,
+                        crate::music::frame::components(&[x, -x, x / 2.0, 0.1]),
+                        10.0 + x,
+                        x.abs(),
+                        0.25,
+                    );
                 }
                 PlayedToken {
                     frame,

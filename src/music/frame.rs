@@ -10,9 +10,38 @@ use super::markov_lstm::PhraseStep;
 /// Hidden states a frame can carry: `n_layers + 1` (the embeddings plus every block's output) for
 /// models of up to 64 blocks.
 pub const MAX_HIDDEN_STATES: usize = 65;
-/// Principal components carried per hidden state (PC1..PC4): PC1 drives pitch, the others may
-/// shape articulation; more would only make the frame bigger.
-pub const FRAME_COMPONENTS: usize = 4;
+/// Principal components carried per hidden state (PC1..PC16, as many as a map has by default):
+/// PC1 drives pitch, PC2 shapes articulation, and the editor's heat map shows them all.
+pub const FRAME_COMPONENTS: usize = 16;
+/// Partials a hidden state is heard through by the Spectral instruments: its highest-variance
+/// dimensions under the map, as z-scores quantised to `i8` ([`quantize_z`]) so a frame stays
+/// small enough for the clip to keep thousands.
+pub const SPECTRAL_PARTIALS: usize = 32;
+/// The z-score a partial's `i8` full scale stands for: |z| beyond it is clamped.
+pub const PARTIAL_Z_RANGE: f32 = 4.0;
+
+/// The first principal components of a state as a frame keeps them, the rest zero (extra
+/// values are dropped).
+pub fn components(values: &[f32]) -> [f32; FRAME_COMPONENTS] {
+    let mut coords = [0.0; FRAME_COMPONENTS];
+    for (c, &v) in coords.iter_mut().zip(values) {
+        *c = v;
+    }
+    coords
+}
+
+/// A z-score as a frame keeps it: ±[`PARTIAL_Z_RANGE`] onto ±127, rounded; NaN becomes 0.
+pub fn quantize_z(z: f32) -> i8 {
+    if z.is_nan() {
+        return 0;
+    }
+    (z / PARTIAL_Z_RANGE * 127.0).round().clamp(-127.0, 127.0) as i8
+}
+
+/// The z-score a quantised partial stands for.
+pub fn dequantize_z(q: i8) -> f32 {
+    f32::from(q) * PARTIAL_Z_RANGE / 127.0
+}
 /// Bytes of token text carried for display; long tokens are cut on a character boundary.
 pub const TEXT_BYTES: usize = 48;
 
@@ -60,6 +89,9 @@ pub struct TokenFrame {
     pub tension: f32,
     /// What each state's Markov–LSTM ([`super::markov_lstm`]) chose for this token.
     pub phrase: [PhraseStep; MAX_HIDDEN_STATES],
+    /// Each state's [`SPECTRAL_PARTIALS`] highest-variance dimensions as quantised z-scores
+    /// (highest variance first; all 0 without a map): what the Spectral instruments play.
+    pub partials: [[i8; SPECTRAL_PARTIALS]; MAX_HIDDEN_STATES],
 }
 
 impl TokenFrame {
@@ -82,6 +114,7 @@ impl TokenFrame {
         layer_tension: [0.0; MAX_HIDDEN_STATES],
         tension: 0.0,
         phrase: [PhraseStep::REST; MAX_HIDDEN_STATES],
+        partials: [[0; SPECTRAL_PARTIALS]; MAX_HIDDEN_STATES],
     };
 
     /// A frame for one token with its text set and all per-state values zero; fill the states
@@ -205,11 +238,29 @@ mod tests {
         let mut frame = TokenFrame::new(0, 0, "", 1000, 1.0);
         assert_eq!(frame.hidden_states(), MAX_HIDDEN_STATES);
         frame.set_state(MAX_HIDDEN_STATES, [1.0; FRAME_COMPONENTS], 1.0, 1.0, 1.0);
-        frame.set_state(2, [0.5, -0.5, 0.0, 0.0], 3.0, 0.25, 0.125);
-        assert_eq!(frame.coords[2], [0.5, -0.5, 0.0, 0.0]);
+        let mut coords = [0.0; FRAME_COMPONENTS];
+        coords[..2].copy_from_slice(&[0.5, -0.5]);
+        frame.set_state(2, coords, 3.0, 0.25, 0.125);
+        assert_eq!(frame.coords[2], coords);
         assert_eq!(frame.norm[2], 3.0);
         assert_eq!(frame.entropy[2], 0.25);
         assert_eq!(frame.sparsity[2], 0.125);
         assert_eq!(TokenFrame::default(), TokenFrame::EMPTY);
+    }
+
+    #[test]
+    fn z_scores_quantise_within_half_a_step() {
+        let step = PARTIAL_Z_RANGE / 127.0;
+        for i in -400..=400 {
+            let z = i as f32 * 0.01;
+            assert!(
+                (dequantize_z(quantize_z(z)) - z).abs() <= step / 2.0 + 1e-6,
+                "{z}"
+            );
+        }
+        assert_eq!(quantize_z(100.0), 127);
+        assert_eq!(quantize_z(-100.0), -127);
+        assert_eq!(quantize_z(f32::NAN), 0);
+        assert_eq!(dequantize_z(127), PARTIAL_Z_RANGE);
     }
 }

@@ -75,7 +75,13 @@ fn clock_and_mapping_do_not_allocate() {
         *frame = TokenFrame::new(i as u32, 7, "token text that is fairly long…", 31, 0.9);
         for s in 0..31 {
             let x = ((i * 31 + s) as f32 * 0.37).sin();
-            frame.set_state(s, [x, -x, 0.5 * x, 0.0], 10.0 + 5.0 * x, 0.5 + 0.4 * x, 0.8);
+            frame.set_state(
+                s,
+                crate::music::frame::components(&[x, -x, 0.5 * x, 0.0]),
+                10.0 + 5.0 * x,
+                0.5 + 0.4 * x,
+                0.8,
+            );
         }
     }
     let mut params = MappingParams {

@@ -314,7 +314,13 @@ mod tests {
         frame.run = run;
         for state in 0..3 {
             let x = ((index * 5 + state as u32) % 9) as f32 / 4.0 - 1.0;
-            frame.set_state(state, [x, 0.0, 0.0, 0.0], 5.0 + index as f32, 0.5, 0.5);
+            frame.set_state(
+                state,
+                crate::music::frame::components(&[x, 0.0, 0.0, 0.0]),
+                5.0 + index as f32,
+                0.5,
+                0.5,
+            );
         }
         frame
     }

@@ -123,7 +123,13 @@ mod tests {
     fn frame(run: u32, index: u32, text: &str) -> TokenFrame {
         let mut frame = TokenFrame::new(index, 7, text, 3, 0.9);
         frame.run = run;
-        frame.set_state(2, [0.5, -0.25, 0.0, 1.0], 1.0, 0.0, 0.0);
+        frame.set_state(
+            2,
+            crate::music::frame::components(&[0.5, -0.25, 0.0, 1.0]),
+            1.0,
+            0.0,
+            0.0,
+        );
         frame
     }
 
@@ -147,7 +153,10 @@ mod tests {
         assert_eq!(seen[0].frame.text(), " the");
         assert_eq!(seen[1].frame.text(), " forest");
         assert_eq!((seen[1].frame.run, seen[1].frame.index), (1, 1));
-        assert_eq!(seen[1].frame.coords[2], [0.5, -0.25, 0.0, 1.0]);
+        assert_eq!(
+            seen[1].frame.coords[2],
+            crate::music::frame::components(&[0.5, -0.25, 0.0, 1.0])
+        );
         assert_eq!(seen[1].frame.hidden_states(), 3);
         assert_eq!(seen[1].point.temperature, 0.7);
         assert_eq!(seen[1].frame.temperature, 0.9);

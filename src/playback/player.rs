@@ -962,7 +962,7 @@ mod tests {
                         };
                         frame.set_state(
                             state,
-                            [x, -x, 0.0, 0.0],
+                            crate::music::frame::components(&[x, -x, 0.0, 0.0]),
                             10.0 + (i % 3) as f32,
                             entropy,
                             0.6,

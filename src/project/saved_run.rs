@@ -379,7 +379,13 @@ mod tests {
         let mut frame = TokenFrame::new(index, 40 + index, " w", 3, 0.8);
         frame.run = run;
         for s in 0..3 {
-            frame.set_state(s, [0.1 * index as f32, -0.2, 0.3, 0.0], 9.0, 0.4, 0.1);
+            frame.set_state(
+                s,
+                crate::music::frame::components(&[0.1 * index as f32, -0.2, 0.3, 0.0]),
+                9.0,
+                0.4,
+                0.1,
+            );
         }
         frame
     }

@@ -185,6 +185,9 @@ pub fn frame_of(token: &TokenResult, run: u32, index: u32, keys: usize) -> Token
         frame.set_state(state, coords, norm, entropy, sparsity);
         if state < MAX_HIDDEN_STATES {
             frame.phrase[state] = token.phrase.get(state).copied().unwrap_or(PhraseStep::REST);
+            if let Some(partials) = token.partials.get(state) {
+                frame.partials[state] = *partials;
+            }
         }
     }
     if let Some(tension) = token.tension {
@@ -475,7 +478,13 @@ mod tests {
                     let mut frame = TokenFrame::new(next, 1, " word", 31, 0.8);
                     for state in 0..31 {
                         let v = ((next as f32 + state as f32) * 0.37).sin();
-                        frame.set_state(state, [v, -v, v * 0.5, 0.1], 50.0, 0.5, 0.2);
+                        frame.set_state(
+                            state,
+                            crate::music::frame::components(&[v, -v, v * 0.5, 0.1]),
+                            50.0,
+                            0.5,
+                            0.2,
+                        );
                     }
                     let _ = frames_in.push(frame);
                     next += 1;

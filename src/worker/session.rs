@@ -4,12 +4,14 @@
 use std::sync::Arc;
 
 use crate::activation::direction::ConceptDirection;
+use crate::activation::partials::PartialDims;
 use crate::activation::{MapError, ProjectionMap};
 use crate::llm::error::{LlmError, Result};
 use crate::llm::loader::LoadedModel;
 use crate::llm::model::Step;
 use crate::llm::sampler::{Sampler, SamplerConfig};
 use crate::llm::tokenizer::{PromptMode, TokenStream};
+use crate::music::frame::SPECTRAL_PARTIALS;
 use crate::music::markov_lstm::{MarkovLstm, PhraseStep};
 
 /// What happens when the model ends its answer.
@@ -41,6 +43,9 @@ pub struct TokenResult {
     /// `[(n_layers + 1) * K]`, layer-major: the hidden states projected through the session's
     /// PCA map, each in [-1, 1] (see [`crate::activation::map`]). Empty without a map.
     pub coords: Vec<f32>,
+    /// `[n_layers + 1]`: each state's partials for the Spectral instruments
+    /// ([`crate::activation::partials`]). Empty without a map.
+    pub partials: Vec<[i8; SPECTRAL_PARTIALS]>,
     /// `[n_layers + 1]`: dot(h, r̂) with the session's concept direction. Empty without one.
     pub projection: Vec<f32>,
     /// `[n_layers + 1]`: each projection as tension, 0…1. Empty without a direction.
@@ -63,6 +68,8 @@ pub struct Session {
     mode: PromptMode,
     finished: bool,
     projection: Option<Arc<ProjectionMap>>,
+    /// The map's partial dimensions, derived once when the map is set.
+    partials: Option<PartialDims>,
     direction: Option<Arc<ConceptDirection>>,
     /// One phrase generator per hidden state, stepped on every token the model reads.
     phrases: Vec<MarkovLstm>,
@@ -86,6 +93,7 @@ impl Session {
             mode: PromptMode::Chat,
             finished: false,
             projection: None,
+            partials: None,
             direction: None,
             phrases,
             seed,
@@ -112,6 +120,7 @@ impl Session {
                 });
             }
         }
+        self.partials = map.as_deref().map(PartialDims::from_map);
         self.projection = map;
         Ok(())
     }
@@ -305,6 +314,14 @@ impl Session {
                 }
                 None => (Vec::new(), Vec::new(), None),
             };
+            let partials = match &self.partials {
+                Some(dims) => {
+                    let mut out = vec![[0i8; SPECTRAL_PARTIALS]; layers + 1];
+                    dims.quantize_into(&hidden, &mut out);
+                    out
+                }
+                None => Vec::new(),
+            };
             let index = (first_position + pos) as u32;
             let phrase = self
                 .phrases
@@ -331,6 +348,7 @@ impl Session {
                     .map(|(len, all)| all[pos * len..(pos + 1) * len].to_vec())
                     .unwrap_or_default(),
                 hidden,
+                partials,
                 projection,
                 layer_tension,
                 tension,
