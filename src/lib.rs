@@ -19,6 +19,7 @@ pub mod playback;
 pub mod plugin;
 pub mod project;
 pub mod rng;
+pub mod spectral;
 pub mod status;
 pub mod synth;
 pub mod weights;

@@ -16,7 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["playback"],
     &["params"],
     &["listen"],
-    &["weights"],
+    &["weights", "spectral"],
     &["io"],
     &["activation"],
     &["llm"],

@@ -32,6 +32,7 @@ pub mod identity;
 pub mod map;
 pub mod partials;
 pub mod pca;
+pub mod pooling;
 pub mod ranges;
 pub mod reservoir;
 

@@ -26,6 +26,7 @@ use crate::activation::FitProgress;
 use crate::activation::covariance::Covariance;
 use crate::activation::identity::ModelIdentity;
 use crate::activation::pca::Pca;
+use crate::activation::pooling::mean_after_first;
 use crate::llm::loader::LoadedModel;
 
 /// What the fit saw, for summaries.
@@ -81,23 +82,13 @@ pub fn fit(
             let step = loaded.model.forward(&ids)?;
             model_time += model_start.elapsed();
             let n = step.n_new;
-            if step.hidden.len() != n_states * n * width {
-                return Err(DirectionError::Fit(format!(
+            let mean = mean_after_first(&step, n_states, width).ok_or_else(|| {
+                DirectionError::Fit(format!(
                     "the model returned {} hidden values for {n} tokens, expected {}",
                     step.hidden.len(),
                     n_states * n * width
-                )));
-            }
-            let mut mean = vec![0.0f64; n_states * width];
-            for state in 0..n_states {
-                let out = &mut mean[state * width..(state + 1) * width];
-                for pos in 1..n {
-                    for (o, &h) in out.iter_mut().zip(step.hidden_state(state, pos, width)) {
-                        *o += f64::from(h);
-                    }
-                }
-                out.iter_mut().for_each(|o| *o /= (n - 1) as f64);
-            }
+                ))
+            })?;
             if mean.iter().any(|v| !v.is_finite()) {
                 return Err(DirectionError::Fit(format!(
                     "{name} prompt {} gave non-finite hidden states",

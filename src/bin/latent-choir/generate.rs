@@ -158,7 +158,7 @@ pub fn run(args: Args) -> Result<(), String> {
 
 /// The map at `explicit`, checked against the model, or the model's map from the user cache
 /// (fitted now if it is missing or does not belong to the model).
-fn projection_map(
+pub fn projection_map(
     loaded: &mut LoadedModel,
     explicit: Option<&std::path::Path>,
 ) -> Result<ProjectionMap, String> {

@@ -33,6 +33,7 @@ mod memory;
 mod models;
 mod render;
 mod replay;
+mod spectral;
 mod weights;
 
 use std::process::ExitCode;
@@ -93,6 +94,10 @@ enum Command {
     /// model's own key from its norms (--key), and pieces composed from them (--style opera,
     /// house, acid or dna) as WAV and MIDI.
     Weights(weights::Args),
+    /// The residual stream heard directly, every token or dimension a sinusoid: --mode layers
+    /// (one prompt, the layers as time), opera (sung in a scale, with reverb) or dataset (many
+    /// prompts, the dimensions of highest variance). WAV plus a JSON sidecar.
+    Spectral(spectral::Args),
 }
 
 fn main() -> ExitCode {
@@ -120,6 +125,7 @@ fn main() -> ExitCode {
         Command::Listen(args) => listen::run(args),
         Command::FitCodebooks(args) => fit_codebooks::run(args),
         Command::Weights(args) => weights::run(args),
+        Command::Spectral(args) => spectral::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
