@@ -1,6 +1,7 @@
 //! The synth's audio-thread methods never allocate: a counting global allocator watches this
 //! thread while the choir plays (built-in and, when Debian's `timgm6mb-soundfont` is installed,
-//! SoundFont voices).
+//! SoundFont voices), and while the spectral building blocks (partial banks, the formant voice,
+//! the convolution reverb) are set and rendered.
 //!
 //! With `assert_process_allocs` (as `cargo xtask test` builds) nice-plug installs its own global
 //! allocator, which aborts on any allocation in `process()`; this file then compiles to nothing
@@ -12,8 +13,8 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use latent_choir::synth::{
-    AcidWave, Adsr, CC_CUTOFF, CC_RESONANCE, Choir, SoundFontPlayer, Source, Timbre, VoiceEngine,
-    VoiceId,
+    AcidWave, Adsr, CC_CUTOFF, CC_RESONANCE, Choir, ConvolutionReverb, FormantVoice, PartialBank,
+    SoundFontPlayer, Source, Timbre, VoiceEngine, VoiceId, Vowel, synthetic_impulse_response,
 };
 
 struct Counting;
@@ -184,4 +185,74 @@ fn playing_the_choir_does_not_allocate() {
             eprintln!("SKIPPED SoundFont part: {e} (install the Debian package timgm6mb-soundfont)")
         }
     }
+}
+
+#[test]
+fn spectral_building_blocks_do_not_allocate() {
+    let mut left = vec![0.0f32; 512];
+    let mut right = vec![0.0f32; 512];
+    let sizes = [512usize, 1, 17, 333, 64, 500, 2];
+
+    // Three voices' banks, set once per token as the plugin will.
+    let mut banks: Vec<PartialBank> = (0..3).map(|_| PartialBank::new(64, 48_000.0)).collect();
+    let n = allocations_in(|| {
+        for token in 0..40 {
+            for (v, bank) in banks.iter_mut().enumerate() {
+                bank.set_smoothing(0.02 + 0.01 * v as f32);
+                bank.set_glide(if token % 2 == 0 { 0.0 } else { 0.03 });
+                for i in 0..64 {
+                    let freq = 55.0 * (v + 1) as f32 * (i + 1 + token % 5) as f32;
+                    bank.set_phase(i, 0.1 * i as f32);
+                    bank.set_partial(i, freq, 0.01, (i as f32 / 32.0) - 1.0);
+                }
+                let n = sizes[token % sizes.len()];
+                bank.render_add(&mut left[..n], &mut right[..n]);
+            }
+        }
+        for bank in banks.iter_mut() {
+            bank.release_all();
+            bank.render_add(&mut left, &mut right);
+        }
+    });
+    assert_eq!(n, 0, "PartialBank allocated {n} times");
+
+    let mut voice = FormantVoice::new(48_000.0);
+    let n = allocations_in(|| {
+        for step in 0..60 {
+            if step % 6 == 0 {
+                voice.set_vowel(Vowel::ALL[step % Vowel::ALL.len()]);
+                voice.set_vibrato(5.5, 40.0, 0.1);
+                voice.set_envelope(Adsr {
+                    attack: 0.02,
+                    decay: 0.1,
+                    sustain: 0.7,
+                    release: 0.1,
+                });
+                voice.set_pan(-0.5);
+                voice.note_on(196.0 + step as f32, 100);
+            }
+            if step % 6 == 4 {
+                voice.note_off();
+            }
+            let n = sizes[step % sizes.len()];
+            voice.render_add(&mut left[..n], &mut right[..n]);
+        }
+    });
+    assert_eq!(n, 0, "FormantVoice allocated {n} times");
+
+    let (ir_left, ir_right) = synthetic_impulse_response(48_000.0, 0.5, 3);
+    let mut reverb = ConvolutionReverb::new(&ir_left, &ir_right, 256);
+    left.fill(0.25);
+    right.fill(-0.25);
+    let n = allocations_in(|| {
+        for step in 0..100 {
+            reverb.set_mix(0.01 * step as f32);
+            let n = sizes[step % sizes.len()];
+            reverb.process(&mut left[..n], &mut right[..n]);
+        }
+        reverb.reset();
+        reverb.process(&mut left, &mut right);
+    });
+    assert_eq!(n, 0, "ConvolutionReverb allocated {n} times");
+    assert!(left.iter().chain(&right).all(|x| x.is_finite()));
 }

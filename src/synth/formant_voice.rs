@@ -350,10 +350,14 @@ impl FormantVoice {
 
         let target = formant_weights(self.vowel, f0, self.sample_rate);
         let step = 1.0 / CONTROL as f32;
-        for k in 0..HARMONICS {
-            let end = target[k] + (self.weights[k] - target[k]) * self.morph;
-            self.weight_ends[k] = end;
-            self.weight_steps[k] = (end - self.weights[k]) * step;
+        for (((&t, &now), end), d) in target
+            .iter()
+            .zip(&self.weights)
+            .zip(&mut self.weight_ends)
+            .zip(&mut self.weight_steps)
+        {
+            *end = t + (now - t) * self.morph;
+            *d = (*end - now) * step;
         }
         let (tl, tr) = pan_gains(self.pan);
         let (l, r) = self.gains;

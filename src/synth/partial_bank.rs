@@ -1,26 +1,29 @@
 //! A bank of sinusoidal partials for spectral sonification: each partial's frequency, amplitude
 //! and pan are set a few times a second (once per token) and the bank glides to them.
 //!
-//! Every partial is a complex phasor turned by a fixed rotation each sample (two multiply-adds
-//! per component, no `sin`). The hot state is stored eight partials to a [`Lanes`] block, so the
-//! inner loop runs the same operation on eight independent partials and vectorises; the eight
-//! lanes of each output channel are summed once per sample.
+//! Every partial is a complex phasor turned by a fixed rotation each sample (two multiplies and
+//! an add per component, no `sin`). The state is stored eight partials to a block ([`Lanes`],
+//! structure of arrays), so every loop runs one operation on eight independent partials and
+//! vectorises; each output channel's eight lanes are summed once per sample. On x86-64 CPUs
+//! with AVX the render loop is compiled a second time for AVX, where a block's whole state fits
+//! in registers: the same operations in the same order, so the output is bit for bit the same,
+//! about a third faster.
 //!
-//! Time runs in segments of [`SEGMENT`] samples on a grid counted from construction, so how the
-//! host splits blocks never changes the output. At each segment start every partial's amplitude
-//! takes one step of a one-pole glide toward its target and ramps linearly to it over the
-//! segment (no per-sample `exp`, no clicks), a changed frequency turns the phasor at the new rate
-//! from where it is (phase-continuous), and the phasors are renormalised (one Newton step toward
-//! unit length) so rounding never grows or shrinks them. A setter takes effect at the next
-//! segment start, at most [`SEGMENT`] samples later.
+//! Time runs in segments of [`PartialBank::SEGMENT`] samples on a grid counted from
+//! construction, so how the host splits blocks never changes the output. At each segment start
+//! every amplitude takes one step of a one-pole glide toward its target and ramps linearly to
+//! it over the segment (no per-sample `exp`, no clicks); a changed frequency turns the phasor at
+//! the new rate from where it is (phase-continuous); and the phasors are renormalised (one
+//! Newton step toward unit length) so rounding never grows or shrinks them. A setter takes
+//! effect at the next segment start, at most one segment later.
 //!
-//! A partial at or above 0.45 × the sample rate is muted: it fades out at its old frequency,
-//! so it never aliases. An amplitude within -120 dB of its target snaps to it, so a release ends
-//! in exact zeros and nothing crawls through subnormal numbers.
+//! A partial at or above 0.45 × the sample rate is muted: it fades out at its old frequency, so
+//! it never aliases. An amplitude within -120 dB of its target snaps to it, so a release ends in
+//! exact zeros and nothing crawls through subnormal numbers.
 
 use std::f64::consts::TAU;
 
-/// Partials per [`Lanes`] block: one AVX vector or two SSE vectors of `f32`.
+/// Partials per block: one AVX register or two SSE registers of `f32`.
 const LANES: usize = 8;
 /// Samples per control segment (1.3 ms at 48 kHz).
 const SEGMENT: usize = 64;
@@ -28,13 +31,13 @@ const SEGMENT: usize = 64;
 const MAX_FREQ_RATIO: f64 = 0.45;
 /// Amplitudes this close to their targets snap to them (-120 dB on a unit amplitude).
 const SNAP: f32 = 1e-6;
-/// Glide times accepted by the setters, in seconds.
+/// Longest glide time accepted by the setters, in seconds.
 const MAX_SECONDS: f32 = 60.0;
 /// Default amplitude glide: long enough that a token change never clicks, short enough to
 /// follow a token.
 const DEFAULT_SMOOTHING_SECONDS: f32 = 0.05;
 
-/// Eight partials' per-sample state, one lane each.
+/// Eight partials' per-sample state, one lane each: all the render loop reads and writes.
 #[derive(Debug, Clone, Copy)]
 struct Lanes {
     /// The phasor: `im` is the partial's waveform, `sin(phase)`.
@@ -68,28 +71,42 @@ impl Default for Lanes {
 
 impl Lanes {
     fn is_silent(&self) -> bool {
-        self.left
-            .iter()
-            .chain(&self.right)
-            .chain(&self.step_left)
-            .chain(&self.step_right)
-            .all(|&x| x == 0.0)
+        all_zero(&[self.left, self.right, self.step_left, self.step_right])
     }
 }
 
-/// What a caller set for one partial, and where its glides stand.
+/// Whether every value is ±0; on the bits, so it vectorises (a float compare chain does not).
+#[inline]
+fn all_zero(rows: &[[f32; LANES]]) -> bool {
+    rows.iter()
+        .flatten()
+        .fold(0u32, |acc, x| acc | (x.to_bits() << 1))
+        == 0
+}
+
+/// The sum of eight lanes as a tree (pairs four apart, then two, then one), in one fixed order.
+#[inline(always)]
+fn lane_sum(x: &[f32; LANES]) -> f32 {
+    let a: [f32; 4] = std::array::from_fn(|k| x[k] + x[k + 4]);
+    (a[0] + a[2]) + (a[1] + a[3])
+}
+
+/// Eight partials' targets and glides, read once per segment.
 #[derive(Debug, Clone, Copy, Default)]
-struct Partial {
-    freq_target: f32,
-    /// The frequency the phasor turns at (Hz), and the one its rotation was computed for.
-    freq: f32,
-    applied_freq: f32,
-    amp: f32,
-    gain_left: f32,
-    gain_right: f32,
+struct Control {
+    /// Amplitude targets per channel (0 for a muted partial).
+    target_left: [f32; LANES],
+    target_right: [f32; LANES],
     /// Each channel's amplitude at the end of the current segment.
-    end_left: f32,
-    end_right: f32,
+    end_left: [f32; LANES],
+    end_right: [f32; LANES],
+    /// Target frequency (Hz; 0 until set in range), the frequency the phasor turns at, and
+    /// the one its rotation was computed for.
+    freq_target: [f32; LANES],
+    freq: [f32; LANES],
+    applied_freq: [f32; LANES],
+    /// A frequency changed or is gliding: the block's rotations need a look.
+    retune: bool,
 }
 
 /// An additive oscillator bank of up to `max_partials` sinusoids, stereo, allocation-free after
@@ -97,7 +114,8 @@ struct Partial {
 #[derive(Debug, Clone)]
 pub struct PartialBank {
     lanes: Box<[Lanes]>,
-    partials: Box<[Partial]>,
+    control: Box<[Control]>,
+    len: usize,
     sample_rate: f32,
     max_freq: f32,
     /// One-pole factor per segment of the amplitude glide (0: reach the target in one segment).
@@ -108,6 +126,8 @@ pub struct PartialBank {
     position: usize,
     /// Every lane and every target is zero: rendering adds nothing.
     silent: bool,
+    /// The CPU runs AVX (x86-64): render through [`run_avx`].
+    avx: bool,
 }
 
 /// Per-segment factor of a one-pole glide with time constant `seconds`.
@@ -145,36 +165,34 @@ impl PartialBank {
         } else {
             48_000.0
         };
-        let count = max_partials.clamp(1, 4096);
-        let (gain_left, gain_right) = pan_gains(0.0);
+        let len = max_partials.clamp(1, 4096);
+        let blocks = len.div_ceil(LANES);
+        #[cfg(target_arch = "x86_64")]
+        let avx = std::arch::is_x86_feature_detected!("avx");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx = false;
         Self {
-            lanes: vec![Lanes::default(); count.div_ceil(LANES)].into_boxed_slice(),
-            partials: vec![
-                Partial {
-                    gain_left,
-                    gain_right,
-                    ..Partial::default()
-                };
-                count
-            ]
-            .into_boxed_slice(),
+            lanes: vec![Lanes::default(); blocks].into_boxed_slice(),
+            control: vec![Control::default(); blocks].into_boxed_slice(),
+            len,
             sample_rate,
             max_freq: (f64::from(sample_rate) * MAX_FREQ_RATIO) as f32,
             amp_decay: segment_decay(DEFAULT_SMOOTHING_SECONDS, sample_rate),
             freq_decay: 0.0,
             position: 0,
             silent: true,
+            avx,
         }
     }
 
     /// How many partials the bank holds.
     pub fn len(&self) -> usize {
-        self.partials.len()
+        self.len
     }
 
     /// Never true: a bank holds at least one partial.
     pub fn is_empty(&self) -> bool {
-        self.partials.is_empty()
+        self.len == 0
     }
 
     pub fn sample_rate(&self) -> f32 {
@@ -195,19 +213,31 @@ impl PartialBank {
 
     /// Partial `index`'s target frequency (Hz), amplitude (linear, negative counts as 0) and
     /// pan (-1 left .. 1 right). A frequency that is not finite, not positive, or at or above
-    /// 0.45 × the sample rate mutes the partial. Out-of-range indices are ignored.
+    /// 0.45 × the sample rate mutes the partial, and so does an amplitude below -120 dB: it
+    /// fades out at the frequency it has. Out-of-range indices are ignored.
     pub fn set_partial(&mut self, index: usize, freq: f32, amp: f32, pan: f32) {
-        let Some(p) = self.partials.get_mut(index) else {
+        if index >= self.len {
             return;
-        };
-        p.freq_target = if freq.is_finite() { freq } else { 0.0 };
-        p.amp = if amp.is_finite() && amp >= SNAP {
+        }
+        let c = &mut self.control[index / LANES];
+        let k = index % LANES;
+        let amp = if amp.is_finite() && amp >= SNAP {
             amp
         } else {
             0.0
         };
-        (p.gain_left, p.gain_right) = pan_gains(pan);
-        if p.amp > 0.0 {
+        let audible = freq.is_finite() && freq > 0.0 && freq < self.max_freq && amp > 0.0;
+        let (gain_left, gain_right) = pan_gains(pan);
+        let (left, right) = if audible {
+            (amp * gain_left, amp * gain_right)
+        } else {
+            (0.0, 0.0)
+        };
+        c.target_left[k] = if left < SNAP { 0.0 } else { left };
+        c.target_right[k] = if right < SNAP { 0.0 } else { right };
+        if audible {
+            c.freq_target[k] = freq;
+            c.retune = true;
             self.silent = false;
         }
     }
@@ -216,29 +246,28 @@ impl PartialBank {
     /// its sign flipped). Only a partial that is silent now takes it: moving a sounding
     /// phasor would click. Returns whether it was taken.
     pub fn set_phase(&mut self, index: usize, radians: f32) -> bool {
-        let (chunk, lane) = (index / LANES, index % LANES);
-        let Some(l) = self.lanes.get_mut(chunk) else {
+        if index >= self.len || !radians.is_finite() {
             return false;
-        };
-        if index >= self.partials.len()
-            || l.left[lane] != 0.0
-            || l.right[lane] != 0.0
-            || l.step_left[lane] != 0.0
-            || l.step_right[lane] != 0.0
-            || !radians.is_finite()
-        {
+        }
+        let l = &mut self.lanes[index / LANES];
+        let k = index % LANES;
+        let sounding = [l.left, l.right, l.step_left, l.step_right]
+            .iter()
+            .any(|x| x[k] != 0.0);
+        if sounding {
             return false;
         }
         let (s, c) = f64::from(radians).rem_euclid(TAU).sin_cos();
-        l.re[lane] = c as f32;
-        l.im[lane] = s as f32;
+        l.re[k] = c as f32;
+        l.im[k] = s as f32;
         true
     }
 
     /// Fades every partial to silence (over the amplitude glide); the frequencies stay.
     pub fn release_all(&mut self) {
-        for p in self.partials.iter_mut() {
-            p.amp = 0.0;
+        for c in self.control.iter_mut() {
+            c.target_left = [0.0; LANES];
+            c.target_right = [0.0; LANES];
         }
     }
 
@@ -252,130 +281,156 @@ impl PartialBank {
         let n = left.len().min(right.len());
         let mut done = 0;
         while done < n {
-            if self.position == 0 {
-                self.begin_segment();
-            }
             let m = (n - done).min(SEGMENT - self.position);
             if !self.silent {
+                if self.position == 0 {
+                    self.begin_segment();
+                }
                 self.run(&mut left[done..done + m], &mut right[done..done + m]);
             }
             self.position += m;
             done += m;
             if self.position == SEGMENT {
-                self.end_segment();
+                self.position = 0;
+                if !self.silent {
+                    self.end_segment();
+                }
             }
         }
     }
 
-    /// New glide steps for the segment that starts now.
+    /// New rotations and glide steps for the segment that starts now.
     fn begin_segment(&mut self) {
         let mut silent = true;
-        let mut any_audible = false;
-        for (i, p) in self.partials.iter_mut().enumerate() {
-            let l = &mut self.lanes[i / LANES];
-            let k = i % LANES;
-            let was_silent = l.left[k] == 0.0 && l.right[k] == 0.0;
-            let audible = p.freq_target > 0.0 && p.freq_target < self.max_freq && p.amp > 0.0;
-            if audible {
-                p.freq = if was_silent || self.freq_decay == 0.0 || p.freq <= 0.0 {
-                    p.freq_target
-                } else {
-                    // One step of a one-pole glide of log-frequency.
-                    let ratio = p.freq_target / p.freq;
-                    let next = p.freq * ratio.powf(1.0 - self.freq_decay);
-                    if (next / p.freq_target - 1.0).abs() < 1e-6 {
-                        p.freq_target
-                    } else {
-                        next
+        let step = 1.0 / SEGMENT as f32;
+        for (l, c) in self.lanes.iter_mut().zip(self.control.iter_mut()) {
+            if c.retune {
+                c.retune = false;
+                for k in 0..LANES {
+                    let target = c.freq_target[k];
+                    if target <= 0.0 || c.freq[k] == target {
+                        continue;
                     }
-                };
-            }
-            if p.freq != p.applied_freq {
-                let w = TAU * f64::from(p.freq) / f64::from(self.sample_rate);
-                let (s, c) = w.sin_cos();
-                l.rot_re[k] = c as f32;
-                l.rot_im[k] = s as f32;
-                p.applied_freq = p.freq;
-            }
-            let (target_left, target_right) = if audible {
-                (p.amp * p.gain_left, p.amp * p.gain_right)
-            } else {
-                (0.0, 0.0)
-            };
-            let glide = |now: f32, target: f32| {
-                let end = target + (now - target) * self.amp_decay;
-                if (end - target).abs() < SNAP {
-                    target
-                } else {
-                    end
+                    let from_silence = l.left[k] == 0.0 && l.right[k] == 0.0;
+                    c.freq[k] = if from_silence || self.freq_decay == 0.0 || c.freq[k] <= 0.0 {
+                        target
+                    } else {
+                        // One step of a one-pole glide of log-frequency.
+                        let next = c.freq[k] * (target / c.freq[k]).powf(1.0 - self.freq_decay);
+                        if (next / target - 1.0).abs() < 1e-6 {
+                            target
+                        } else {
+                            c.retune = true;
+                            next
+                        }
+                    };
                 }
-            };
-            p.end_left = glide(l.left[k], target_left);
-            p.end_right = glide(l.right[k], target_right);
-            l.step_left[k] = (p.end_left - l.left[k]) / SEGMENT as f32;
-            l.step_right[k] = (p.end_right - l.right[k]) / SEGMENT as f32;
-            silent &= p.end_left == 0.0 && p.end_right == 0.0 && was_silent;
-            any_audible |= audible;
-        }
-        for l in self.lanes.iter_mut() {
-            if l.is_silent() {
-                continue;
+                for k in 0..LANES {
+                    if c.freq[k] != c.applied_freq[k] {
+                        let w = TAU * f64::from(c.freq[k]) / f64::from(self.sample_rate);
+                        let (s, cos) = w.sin_cos();
+                        l.rot_re[k] = cos as f32;
+                        l.rot_im[k] = s as f32;
+                        c.applied_freq[k] = c.freq[k];
+                    }
+                }
             }
-            for k in 0..LANES {
-                let g = 1.5 - 0.5 * (l.re[k] * l.re[k] + l.im[k] * l.im[k]);
-                l.re[k] *= g;
-                l.im[k] *= g;
+            let decay = self.amp_decay;
+            for (now, target, end, step_now) in [
+                (&l.left, &c.target_left, &mut c.end_left, &mut l.step_left),
+                (
+                    &l.right,
+                    &c.target_right,
+                    &mut c.end_right,
+                    &mut l.step_right,
+                ),
+            ] {
+                for k in 0..LANES {
+                    let d = (now[k] - target[k]) * decay;
+                    end[k] = if d.abs() < SNAP {
+                        target[k]
+                    } else {
+                        target[k] + d
+                    };
+                    step_now[k] = (end[k] - now[k]) * step;
+                }
+            }
+            let block_silent = all_zero(&[l.left, l.right, c.target_left, c.target_right]);
+            silent &= block_silent;
+            if !block_silent {
+                for k in 0..LANES {
+                    let g = 1.5 - 0.5 * (l.re[k] * l.re[k] + l.im[k] * l.im[k]);
+                    l.re[k] *= g;
+                    l.im[k] *= g;
+                }
             }
         }
-        // A muted partial (its frequency out of range) stays silent until it is set again.
-        self.silent = silent && !any_audible;
+        self.silent = silent;
     }
 
     /// Lands every amplitude exactly on its segment end (the ramp's sum drifts by rounding).
     fn end_segment(&mut self) {
-        self.position = 0;
-        for (i, p) in self.partials.iter().enumerate() {
-            let l = &mut self.lanes[i / LANES];
-            let k = i % LANES;
-            l.left[k] = p.end_left;
-            l.right[k] = p.end_right;
-            l.step_left[k] = 0.0;
-            l.step_right[k] = 0.0;
+        for (l, c) in self.lanes.iter_mut().zip(self.control.iter()) {
+            l.left = c.end_left;
+            l.right = c.end_right;
+            l.step_left = [0.0; LANES];
+            l.step_right = [0.0; LANES];
         }
     }
 
     /// Adds `left.len()` (≤ what is left of the segment) samples.
     fn run(&mut self, left: &mut [f32], right: &mut [f32]) {
-        let m = left.len().min(right.len());
-        let mut sum_left = [[0.0f32; LANES]; SEGMENT];
-        let mut sum_right = [[0.0f32; LANES]; SEGMENT];
-        for l in self.lanes.iter_mut() {
-            if l.is_silent() {
-                continue;
-            }
-            let mut v = *l;
-            for (sl, sr) in sum_left[..m].iter_mut().zip(&mut sum_right[..m]) {
-                for k in 0..LANES {
-                    sl[k] += v.left[k] * v.im[k];
-                    sr[k] += v.right[k] * v.im[k];
-                    let re = v.re[k] * v.rot_re[k] - v.im[k] * v.rot_im[k];
-                    let im = v.re[k] * v.rot_im[k] + v.im[k] * v.rot_re[k];
-                    v.re[k] = re;
-                    v.im[k] = im;
-                    v.left[k] += v.step_left[k];
-                    v.right[k] += v.step_right[k];
-                }
-            }
-            *l = v;
+        #[cfg(target_arch = "x86_64")]
+        if self.avx {
+            // SAFETY: `avx` is true only if the CPU was found to support AVX.
+            unsafe { run_avx(&mut self.lanes, left, right) };
+            return;
         }
-        for ((o, s), (r, t)) in left
-            .iter_mut()
-            .zip(&sum_left)
-            .zip(right.iter_mut().zip(&sum_right))
-        {
-            *o += s.iter().sum::<f32>();
-            *r += t.iter().sum::<f32>();
+        run_lanes(&mut self.lanes, left, right);
+    }
+}
+
+/// [`run_lanes`] compiled for AVX: a block's eight lanes fill one register each, so its whole
+/// state stays in registers. No fused multiply-add is enabled, so the arithmetic is the same
+/// and so is the output, bit for bit.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn run_avx(lanes: &mut [Lanes], left: &mut [f32], right: &mut [f32]) {
+    run_lanes(lanes, left, right);
+}
+
+/// Adds `left.len()` (≤ [`SEGMENT`]) samples of every sounding block of `lanes`.
+#[inline(always)]
+fn run_lanes(lanes: &mut [Lanes], left: &mut [f32], right: &mut [f32]) {
+    let m = left.len().min(right.len()).min(SEGMENT);
+    let mut sum_left = [[0.0f32; LANES]; SEGMENT];
+    let mut sum_right = [[0.0f32; LANES]; SEGMENT];
+    for l in lanes.iter_mut() {
+        if l.is_silent() {
+            continue;
         }
+        let mut v = *l;
+        for (sl, sr) in sum_left[..m].iter_mut().zip(&mut sum_right[..m]) {
+            for k in 0..LANES {
+                sl[k] += v.left[k] * v.im[k];
+                sr[k] += v.right[k] * v.im[k];
+                let re = v.re[k] * v.rot_re[k] - v.im[k] * v.rot_im[k];
+                let im = v.re[k] * v.rot_im[k] + v.im[k] * v.rot_re[k];
+                v.re[k] = re;
+                v.im[k] = im;
+                v.left[k] += v.step_left[k];
+                v.right[k] += v.step_right[k];
+            }
+        }
+        *l = v;
+    }
+    for ((o, s), (r, t)) in left
+        .iter_mut()
+        .zip(&sum_left)
+        .zip(right.iter_mut().zip(&sum_right))
+    {
+        *o += lane_sum(s);
+        *r += lane_sum(t);
     }
 }
 
@@ -591,6 +646,28 @@ mod tests {
     }
 
     #[test]
+    fn the_avx_build_renders_the_same_bits() {
+        let setup = |avx: bool| {
+            let mut bank = PartialBank::new(64, SR);
+            bank.avx = avx;
+            for i in 0..61 {
+                bank.set_partial(i, 31.0 * (i + 1) as f32, 0.015, (i as f32 / 30.0) - 1.0);
+            }
+            bank
+        };
+        let (mut plain, mut fast) = (setup(false), setup(plain_or_avx()));
+        let a = render(&mut plain, 10_000);
+        let b = render(&mut fast, 10_000);
+        assert_eq!(a, b);
+    }
+
+    /// Whether this machine takes the AVX path (else the test above compares the plain one
+    /// with itself).
+    fn plain_or_avx() -> bool {
+        PartialBank::new(1, SR).avx
+    }
+
+    #[test]
     fn bad_arguments_are_harmless() {
         let mut bank = PartialBank::new(0, f32::NAN);
         assert_eq!(bank.len(), 1);
@@ -625,8 +702,8 @@ mod tests {
     }
 
     /// Nanoseconds per 512-frame block of three banks of 32 and 64 sounding partials:
-    /// `cargo test --lib synth::partial_bank -- --ignored --nocapture` (the dev profile builds
-    /// this crate at opt-level 2; the report in the issue has release numbers too).
+    /// `cargo test --lib synth::partial_bank -- --ignored --nocapture`. The dev profile builds
+    /// this crate at opt-level 2 with debug assertions; at opt-level 3 it runs about 40 % faster.
     #[test]
     #[ignore]
     fn timing() {
