@@ -27,6 +27,7 @@ pub mod ornament;
 pub mod phrasing;
 pub mod scale;
 pub mod score;
+pub mod spectral;
 pub mod tension;
 pub mod voices;
 

@@ -179,6 +179,10 @@ pub struct SoundParams {
     /// synth stands in while no font is loaded).
     #[id = "instruments"]
     pub instruments: EnumParam<Instruments>,
+    /// With the Spectral instruments, every partial moves to the nearest tone of the scale
+    /// (partials on one tone merge); off, they keep their even spacing above the note.
+    #[id = "spectral_scale"]
+    pub spectral_scale: BoolParam,
     #[id = "reverb"]
     pub reverb: FloatParam,
     /// Silence the built-in synth (MIDI out keeps playing): for use as a MIDI generator.
@@ -574,6 +578,9 @@ pub enum Instruments {
     #[name = "Built-in Synth"]
     BuiltIn,
     SoundFont,
+    /// The three voices as oscillator banks driven by their layer's hidden state (the drone
+    /// and the Tension voice stay on the built-in synth).
+    Spectral,
 }
 
 impl Instruments {
@@ -581,6 +588,7 @@ impl Instruments {
         match self {
             Self::BuiltIn => Source::BuiltIn,
             Self::SoundFont => Source::SoundFont,
+            Self::Spectral => Source::Spectral,
         }
     }
 }
@@ -811,6 +819,7 @@ impl Default for SoundParams {
     fn default() -> Self {
         Self {
             instruments: EnumParam::new("Instruments", Instruments::BuiltIn),
+            spectral_scale: BoolParam::new("Spectral in Scale", true),
             reverb: number_param("Reverb", 0.2, FloatRange::Linear { min: 0.0, max: 1.0 }),
             synth_mute: BoolParam::new("Mute Synth", false),
             gain: gain_param("Output Gain", MAX_OUTPUT_DB),

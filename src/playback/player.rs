@@ -24,13 +24,15 @@ use crate::loudness::{CurvePoint, CurveSettings, LoudnessMeter, TemperatureCurve
 use crate::music::drone::DroneAction;
 use crate::music::dynamics::accent;
 use crate::music::feel::{Feel, feel};
-use crate::music::frame::TokenFrame;
+use crate::music::frame::{SPECTRAL_PARTIALS, TokenFrame};
 use crate::music::grid::{FreeBlock, HostBlock, TokenClock};
 use crate::music::message::{
     ControlMessage, DRONE_SLOT, NO_TOKEN, NoteMessage, SLOTS, TENSION_SLOT,
 };
 use crate::music::tension::TensionPlan;
-use crate::music::voices::{MappingParams, MappingState, StepPlan, TIE_LENGTH, map_frame};
+use crate::music::voices::{
+    MappingParams, MappingState, StepPlan, TIE_LENGTH, VOICES, map_frame,
+};
 
 use crate::music::scale::{Root, Scale};
 
@@ -46,6 +48,25 @@ const MAX_CONTROLS: usize = 256;
 /// Notes (and ornaments) waiting for a later sample: each voice has at most a main note, an
 /// ornament's on and off, and a held note in flight.
 const MAX_SCHEDULED: usize = 64;
+
+/// Steps a voice's Spectral partials are remembered for: a note that starts late (swing,
+/// humanise, an ornament) still finds the partials of the token that made it.
+const SPECTRUM_CUES: usize = 8;
+
+/// The partials a voice's notes of one step sound with the Spectral instruments: the frame's
+/// partials at the voice's layer, and the key the step was mapped in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SpectrumCue {
+    pub token: u32,
+    pub partials: [i8; SPECTRAL_PARTIALS],
+    pub key: (Scale, Root),
+}
+
+const NO_CUE: SpectrumCue = SpectrumCue {
+    token: NO_TOKEN,
+    partials: [0; SPECTRAL_PARTIALS],
+    key: (Scale::Major, Root::C),
+};
 
 /// How time moves in this block.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -229,6 +250,9 @@ pub struct Player {
     drone_follows: bool,
     /// The heard key the scale follows (Follow Key), taken up at a bar line.
     followed: Option<(Scale, Root)>,
+    /// Per voice, the last steps' Spectral partials (a ring).
+    spectra: [[SpectrumCue; SPECTRUM_CUES]; VOICES],
+    next_cue: [usize; VOICES],
 }
 
 const SILENT: NoteMessage = NoteMessage {
@@ -270,6 +294,8 @@ impl Player {
             n_owed: 0,
             drone_follows: false,
             followed: None,
+            spectra: [[NO_CUE; SPECTRUM_CUES]; VOICES],
+            next_cue: [0; VOICES],
         }
     }
 
@@ -306,6 +332,37 @@ impl Player {
         self.next_step = None;
         self.drone_follows = false;
         self.followed = None;
+        self.forget_spectra();
+    }
+
+    /// The Spectral partials of `slot`'s notes made by `token` (`None` for other slots, or a
+    /// token older than the last few steps).
+    pub fn spectrum(&self, slot: u8, token: u32) -> Option<&SpectrumCue> {
+        let ring = self.spectra.get(usize::from(slot))?;
+        ring.iter().find(|cue| cue.token == token && token != NO_TOKEN)
+    }
+
+    fn forget_spectra(&mut self) {
+        self.spectra = [[NO_CUE; SPECTRUM_CUES]; VOICES];
+        self.next_cue = [0; VOICES];
+    }
+
+    /// Remembers each sounding voice's partials for this step's notes.
+    fn cue_spectra(&mut self, frame: &TokenFrame, plan: &StepPlan, mapping: &MappingParams) {
+        let last = frame.hidden_states().saturating_sub(1);
+        for (voice, note) in plan.voices.iter().enumerate().take(VOICES) {
+            if note.is_none() {
+                continue;
+            }
+            let layer = mapping.voices[voice].layer.min(last);
+            let at = self.next_cue[voice];
+            self.spectra[voice][at] = SpectrumCue {
+                token: frame.index,
+                partials: frame.partials[layer],
+                key: (mapping.scale, mapping.root),
+            };
+            self.next_cue[voice] = (at + 1) % SPECTRUM_CUES;
+        }
     }
 
     /// Takes over the note-offs `previous` (the player of an earlier activation) owed or
@@ -482,6 +539,7 @@ impl Player {
                     self.release_all(offset);
                 }
                 self.mapping.reset();
+                self.forget_spectra();
                 self.run = Some(frame.run);
             }
             let position = if on_transport {
@@ -511,6 +569,7 @@ impl Player {
                 offset,
                 now,
             };
+            self.cue_spectra(&frame, &plan, &settings.mapping);
             let controller = settings.mapping.tension.controller;
             self.apply(
                 &plan,

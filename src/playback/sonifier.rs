@@ -5,7 +5,10 @@
 //! The plugin calls it from `process()`; `latent-choir render` and `replay` call it with a
 //! simulated transport. Nothing here allocates after [`Sonifier::new`].
 
+use crate::music::frame::SPECTRAL_PARTIALS;
 use crate::music::score::BuiltInSound;
+use crate::music::spectral::layout;
+use crate::music::voices::VOICES;
 use crate::params::{LatentChoirParams, LoopChoice, MeterSource, SourceChoice};
 use crate::synth::mixer::{self, MixReport};
 use crate::synth::{Choir, Source, Timbre, VoiceId};
@@ -43,6 +46,8 @@ pub struct Sonifier {
     silence: Vec<f32>,
     /// Frames of the last block.
     frames: usize,
+    /// A Spectral note's partials, laid out before its note-on.
+    partials: [(f32, f32, f32); SPECTRAL_PARTIALS],
 }
 
 impl Sonifier {
@@ -56,6 +61,7 @@ impl Sonifier {
             played: [vec![0.0; max_block], vec![0.0; max_block]],
             silence: vec![0.0; max_block],
             frames: 0,
+            partials: [(0.0, 0.0, 0.0); SPECTRAL_PARTIALS],
         }
     }
 
@@ -164,6 +170,12 @@ impl Sonifier {
         for voice in VoiceId::ALL {
             let sound = piece.and_then(|(slots, _)| slots.get(voice.index()).copied().flatten());
             let i = voice.index();
+            // Only the three voices follow a layer: the drone and the Tension voice (and any
+            // slot a Model Weights piece plays) keep the built-in synth under Spectral.
+            let source = match instruments {
+                Source::Spectral if i >= VOICES || sound.is_some() => Source::BuiltIn,
+                source => source,
+            };
             match sound {
                 Some(sound) => {
                     drums[i] = sound.sound == BuiltInSound::Drums;
@@ -173,8 +185,9 @@ impl Sonifier {
                 None => choir.set_timbre(voice, Timbre::for_voice(voice)),
             }
             choir.set_percussion(voice, drums[i]);
-            set_instrument(choir, voice, instruments, programs[i]);
+            set_instrument(choir, voice, source, programs[i]);
         }
+        let in_scale = params.sound.spectral_scale.value();
         let channels = params.channels();
         let bpm = piece.map_or(120.0, |(_, bpm)| bpm);
         // The piece plays while Generate is on, like the tokens: one play switch for both.
@@ -213,6 +226,15 @@ impl Sonifier {
                 continue;
             };
             if message.is_on() {
+                if choir.source(voice) == Source::Spectral {
+                    let cue = self.player.spectrum(message.slot, message.token);
+                    let partials = &mut self.partials;
+                    let count = cue.map_or(0, |cue| {
+                        let key = in_scale.then_some(cue.key);
+                        layout(message.note, &cue.partials, key, partials)
+                    });
+                    choir.set_spectrum(voice, &partials[..count]);
+                }
                 choir.note_on(voice, message.note, message.velocity);
             } else {
                 choir.note_off(voice, message.note);

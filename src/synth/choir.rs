@@ -9,6 +9,7 @@
 use std::f32::consts::FRAC_PI_4;
 
 use super::mixer::clean_sample;
+use super::partial_bank::PartialBank;
 use super::polysynth::PolySynth;
 use super::reverb::Reverb;
 use super::smoother::{SMOOTHING_SECONDS, Smoother};
@@ -24,6 +25,74 @@ pub enum Source {
     BuiltIn,
     /// The loaded SoundFont, on the voice's GM program.
     SoundFont,
+    /// The voice's [`PartialBank`]: each note sounds the partials last given by
+    /// [`Choir::set_spectrum`].
+    Spectral,
+}
+
+/// Partials a voice's bank holds.
+pub const SPECTRAL_BANK: usize = 64;
+/// How long a Spectral voice's partials glide to a new token's amplitudes (and fade at a
+/// release): long enough to smooth across tokens, short enough to keep the rhythm.
+const SPECTRAL_SMOOTHING_SECONDS: f32 = 0.06;
+/// A bank's level against the built-in synth's: the partials' amplitudes sum to at most one,
+/// and spread over many partials that is quieter than one oscillator at the same peak.
+const SPECTRAL_GAIN: f32 = 2.0;
+/// The stereo spread of a bank's partials around the voice's pan: alternately left and right,
+/// widening with the partial's index.
+const SPECTRAL_SPREAD: f32 = 0.3;
+
+/// A Spectral voice: its bank, the partials its next note sounds and the notes it holds.
+struct SpectralVoice {
+    bank: PartialBank,
+    /// `(frequency, amplitude, phase)` for the next note-on; unused entries have amplitude 0.
+    pending: [(f32, f32, f32); SPECTRAL_BANK],
+    /// Held notes, one bit per MIDI note: the bank releases when the last one ends.
+    held: u128,
+}
+
+impl SpectralVoice {
+    fn new(sample_rate: f32) -> Self {
+        let mut bank = PartialBank::new(SPECTRAL_BANK, sample_rate);
+        bank.set_smoothing(SPECTRAL_SMOOTHING_SECONDS);
+        Self {
+            bank,
+            pending: [(0.0, 0.0, 0.0); SPECTRAL_BANK],
+            held: 0,
+        }
+    }
+
+    fn note_on(&mut self, note: u8, velocity: u8) {
+        if velocity == 0 {
+            self.note_off(note);
+            return;
+        }
+        let v = f32::from(velocity.min(127)) / 127.0;
+        let gain = SPECTRAL_GAIN * v * v;
+        for (i, &(frequency, amplitude, phase)) in self.pending.iter().enumerate() {
+            let side = if i % 2 == 0 { -1.0 } else { 1.0 };
+            let pan = side * SPECTRAL_SPREAD * (i as f32 / SPECTRAL_BANK as f32).sqrt();
+            // A partial starting from silence takes its phase; a sounding one glides on.
+            self.bank.set_phase(i, phase);
+            self.bank.set_partial(i, frequency, amplitude * gain, pan);
+        }
+        self.held |= 1u128 << (note & 127);
+    }
+
+    fn note_off(&mut self, note: u8) {
+        let bit = 1u128 << (note & 127);
+        if self.held & bit != 0 {
+            self.held &= !bit;
+            if self.held == 0 {
+                self.bank.release_all();
+            }
+        }
+    }
+
+    fn release(&mut self) {
+        self.held = 0;
+        self.bank.release_all();
+    }
 }
 
 /// Decibels to linear gain (-inf dB → 0).
@@ -68,6 +137,7 @@ const MAX_GAIN: f32 = 4.0;
 pub struct Choir {
     sample_rate: f32,
     pub(super) builtin: PolySynth,
+    spectral: Box<[SpectralVoice]>,
     soundfont: Option<SoundFontPlayer>,
     strips: [Strip; VoiceId::COUNT],
     master: Smoother,
@@ -124,6 +194,10 @@ impl Choir {
         Self {
             sample_rate,
             builtin,
+            spectral: VoiceId::ALL
+                .iter()
+                .map(|_| SpectralVoice::new(sample_rate))
+                .collect(),
             soundfont: None,
             strips,
             master: smoother(Self::DEFAULT_MASTER_GAIN),
@@ -147,7 +221,23 @@ impl Choir {
     pub fn note_on(&mut self, voice: VoiceId, note: u8, velocity: u8) {
         match (self.strips[voice.index()].source, self.soundfont.as_mut()) {
             (Source::SoundFont, Some(sf)) => sf.note_on(voice, note, velocity),
+            (Source::Spectral, _) => self.spectral[voice.index()].note_on(note, velocity),
             _ => self.builtin.note_on(voice, note, velocity),
+        }
+    }
+
+    /// The partials `voice`'s next Spectral note-on sounds, `(frequency Hz, amplitude, phase)`
+    /// each (amplitude before the note's velocity; phase in radians, taken by partials that
+    /// start from silence). Entries past [`SPECTRAL_BANK`] are ignored, missing ones are silent.
+    pub fn set_spectrum(&mut self, voice: VoiceId, partials: &[(f32, f32, f32)]) {
+        let pending = &mut self.spectral[voice.index()].pending;
+        for (i, slot) in pending.iter_mut().enumerate() {
+            *slot = match partials.get(i) {
+                Some(&(f, a, p)) if f.is_finite() && a.is_finite() && p.is_finite() => {
+                    (f, a.max(0.0), p)
+                }
+                _ => (0.0, 0.0, 0.0),
+            };
         }
     }
 
@@ -155,6 +245,7 @@ impl Choir {
     /// note-on and note-off never leaves a note hanging.
     pub fn note_off(&mut self, voice: VoiceId, note: u8) {
         self.builtin.note_off(voice, note);
+        self.spectral[voice.index()].note_off(note);
         if let Some(sf) = self.soundfont.as_mut() {
             sf.note_off(voice, note);
         }
@@ -172,6 +263,7 @@ impl Choir {
     /// Release every note (tails and reverb ring out).
     pub fn all_notes_off(&mut self) {
         self.builtin.all_notes_off();
+        self.spectral.iter_mut().for_each(SpectralVoice::release);
         if let Some(sf) = self.soundfont.as_mut() {
             sf.all_notes_off();
         }
@@ -180,6 +272,7 @@ impl Choir {
     /// Silence everything within 5 ms, reverb included (reset, transport jump, panic).
     pub fn all_sound_off(&mut self) {
         self.builtin.all_sound_off();
+        self.spectral.iter_mut().for_each(SpectralVoice::release);
         if let Some(sf) = self.soundfont.as_mut() {
             sf.all_sound_off();
         }
@@ -374,11 +467,17 @@ impl Choir {
             let mono = &mut self.mono[..n];
             mono.fill(0.0);
             self.builtin.render_voice_mono(voice, mono);
-            if let Some(sf) = self.soundfont.as_mut() {
+            let spectral = &mut self.spectral[voice.index()];
+            if self.soundfont.is_some() || !spectral.bank.is_silent() {
                 let (sl, sr) = (&mut self.stem_l[..n], &mut self.stem_r[..n]);
                 sl.fill(0.0);
                 sr.fill(0.0);
-                sf.render_voice(voice, sl, sr);
+                if let Some(sf) = self.soundfont.as_mut() {
+                    sf.render_voice(voice, sl, sr);
+                }
+                if !spectral.bank.is_silent() {
+                    spectral.bank.render_add(sl, sr);
+                }
                 for i in 0..n {
                     let level = strip.level.next();
                     let (gl, gr) = (strip.left.next() * level, strip.right.next() * level);

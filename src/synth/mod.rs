@@ -54,7 +54,7 @@ mod voice_engine;
 mod voice_id;
 mod wavetable;
 
-pub use choir::{Choir, Source, db_to_gain};
+pub use choir::{Choir, SPECTRAL_BANK, Source, db_to_gain};
 pub use controls::{AcidWave, CC_CUTOFF, CC_RESONANCE};
 pub use convolution::{ConvolutionReverb, MAX_IR_SAMPLES, synthetic_impulse_response};
 pub use envelope::Adsr;

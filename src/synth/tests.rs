@@ -1335,3 +1335,50 @@ fn weight_timbres_do_not_allocate_while_playing() {
     });
     assert!(l.iter().chain(&r).all(|x| x.is_finite()));
 }
+
+/// Amplitude of the sinusoid at `f` in `x` (Hann-windowed correlation).
+fn amplitude_at(x: &[f32], f: f32) -> f32 {
+    let n = x.len();
+    let (mut re, mut im, mut wsum) = (0.0f64, 0.0f64, 0.0f64);
+    for (t, &v) in x.iter().enumerate() {
+        let w = 0.5 - 0.5 * (std::f64::consts::TAU * t as f64 / n as f64).cos();
+        let angle = std::f64::consts::TAU * f64::from(f) * t as f64 / f64::from(SR);
+        re += f64::from(v) * w * angle.cos();
+        im += f64::from(v) * w * angle.sin();
+        wsum += w;
+    }
+    (2.0 * (re * re + im * im).sqrt() / wsum) as f32
+}
+
+#[test]
+fn a_spectral_voice_sounds_its_partials_and_releases_when_its_last_note_ends() {
+    let mut choir = Choir::new(SR, BLOCK);
+    choir.set_reverb_mix(0.0);
+    choir.set_pan(VoiceId::Voice1, 0.0);
+    choir.set_source(VoiceId::Voice1, Source::Spectral);
+    choir.set_spectrum(VoiceId::Voice1, &[(440.0, 0.5, 0.0), (1000.0, 0.25, 1.0)]);
+    choir.note_on(VoiceId::Voice1, 69, 127);
+    choir.note_on(VoiceId::Voice1, 72, 127);
+    let _ = render(&mut choir, 24_000);
+    let (l, r) = render(&mut choir, 9_600);
+    let at_440 = amplitude_at(&l, 440.0);
+    let at_1000 = amplitude_at(&l, 1000.0);
+    assert!(at_440 > 0.05, "440 Hz at {at_440}");
+    assert!((at_1000 / at_440 - 0.5).abs() < 0.1, "{at_1000} vs {at_440}");
+    assert!(amplitude_at(&l, 700.0) < at_440 * 0.01, "nothing between them");
+    assert!(amplitude_at(&r, 440.0) > 0.05);
+    // Nothing sounds in the built-in synth for a Spectral voice.
+    assert_eq!(choir.builtin_sounding_notes(VoiceId::Voice1), 0);
+
+    // One of the two held notes ends: the partials go on; the last one ends: they fade out.
+    choir.note_off(VoiceId::Voice1, 69);
+    let (l, _) = render(&mut choir, 4_800);
+    assert!(amplitude_at(&l, 440.0) > at_440 * 0.9);
+    choir.note_off(VoiceId::Voice1, 72);
+    // The amplitudes fall by one pole of 60 ms and snap to zero at -120 dB (13.8 time
+    // constants, 0.83 s).
+    let (tail, _) = render(&mut choir, 72_000);
+    assert!(amplitude_at(&tail[19_200..24_000], 440.0) < at_440 * 0.01, "-40 dB in 0.4 s");
+    assert!(tail[48_000..].iter().all(|&v| v == 0.0), "silent after the fade");
+    assert!(tail.iter().all(|v| v.is_finite()));
+}
