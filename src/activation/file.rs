@@ -63,7 +63,11 @@ pub fn save(map: &ProjectionMap, path: &Path) -> Result<()> {
             tensors.push((format!("layer.{i}.{name}"), shape, bytes));
         }
         if let Some(cloud) = map.cloud(i) {
-            let bytes = cloud.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+            let bytes = cloud
+                .iter()
+                .flatten()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
             tensors.push((format!("layer.{i}.cloud"), vec![cloud.len(), 2], bytes));
         }
     }
@@ -327,7 +331,8 @@ fn read_cloud(file: &Checked, states: usize) -> std::result::Result<Option<Corpu
     let mut layers = Vec::with_capacity(states);
     for (i, shape) in shapes.into_iter().enumerate() {
         let name = format!("layer.{i}.cloud");
-        let shape = shape.ok_or_else(|| format!("tensor {name} is missing (other states have a cloud)"))?;
+        let shape =
+            shape.ok_or_else(|| format!("tensor {name} is missing (other states have a cloud)"))?;
         if shape.len() != 2 || shape[1] != 2 {
             return Err(format!("{name} has shape {shape:?}, expected [n, 2]"));
         }

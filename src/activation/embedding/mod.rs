@@ -179,7 +179,12 @@ pub(crate) mod test_data {
             .map(|c| {
                 let mut b = [f32::MAX, f32::MAX, f32::MIN, f32::MIN];
                 for (p, _) in y.iter().zip(label).filter(|(_, l)| **l == c) {
-                    b = [b[0].min(p[0]), b[1].min(p[1]), b[2].max(p[0]), b[3].max(p[1])];
+                    b = [
+                        b[0].min(p[0]),
+                        b[1].min(p[1]),
+                        b[2].max(p[0]),
+                        b[3].max(p[1]),
+                    ];
                 }
                 b
             })

@@ -51,34 +51,34 @@ pub fn embed(
         let early = iteration < options.exaggeration_iterations;
         let exaggeration = if early { options.exaggeration } else { 1.0 };
         let momentum = if early { 0.5 } else { 0.8 };
-        // Student-t kernel 1 / (1 + |yi - yj|²) and its sum Z.
+        // Student-t kernel 1 / (1 + |yi - yj|²) of each pair (i < j) and its sum Z.
         let mut z = 0.0;
         for i in 0..n {
+            let (xi, yi) = (y[2 * i], y[2 * i + 1]);
             for j in i + 1..n {
-                let dx = y[2 * i] - y[2 * j];
-                let dy = y[2 * i + 1] - y[2 * j + 1];
+                let (dx, dy) = (xi - y[2 * j], yi - y[2 * j + 1]);
                 let k = 1.0 / (1.0 + dx * dx + dy * dy);
                 kernel[i * n + j] = k;
-                kernel[j * n + i] = k;
                 z += 2.0 * k;
             }
         }
         let z = z.max(f64::MIN_POSITIVE);
-        // dC/dyi = 4 Σj (pij - qij) kij (yi - yj), qij = kij / Z.
+        // dC/dyi = 4 Σj (pij - qij) kij (yi - yj), qij = kij / Z: each pair once, both ends.
         gradient.fill(0.0);
         for i in 0..n {
+            let (xi, yi) = (y[2 * i], y[2 * i + 1]);
             let (mut gx, mut gy) = (0.0, 0.0);
-            for j in 0..n {
-                if i == j {
-                    continue;
-                }
+            for j in i + 1..n {
                 let k = kernel[i * n + j];
-                let force = (exaggeration * p[i * n + j] - k / z) * k;
-                gx += force * (y[2 * i] - y[2 * j]);
-                gy += force * (y[2 * i + 1] - y[2 * j + 1]);
+                let force = 4.0 * (exaggeration * p[i * n + j] - k / z) * k;
+                let (fx, fy) = (force * (xi - y[2 * j]), force * (yi - y[2 * j + 1]));
+                gx += fx;
+                gy += fy;
+                gradient[2 * j] -= fx;
+                gradient[2 * j + 1] -= fy;
             }
-            gradient[2 * i] = 4.0 * gx;
-            gradient[2 * i + 1] = 4.0 * gy;
+            gradient[2 * i] += gx;
+            gradient[2 * i + 1] += gy;
         }
         for ((g, u), (gain, yv)) in gradient
             .iter()

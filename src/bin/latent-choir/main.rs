@@ -17,6 +17,8 @@
 //! * `latent-choir replay RUN` — a render heard again from its run file, without the model.
 //! * `latent-choir listen AUDIO…` — audio → NDJSON semantic/acoustic tokens, notes (MIDI), key.
 //! * `latent-choir fit-codebooks AUDIO… --out FILE` — fit `listen`'s codebooks (by hand).
+//! * `latent-choir map-plot --prompt TEXT --out X.png|X.svg` — the corpus and a prompt's path in
+//!   a hidden state's PCA plane (or t-SNE / UMAP), one state or all.
 
 mod abliterate;
 mod album;
@@ -29,6 +31,7 @@ mod fit_direction;
 mod fit_pca;
 mod generate;
 mod listen;
+mod map_plot;
 mod memory;
 mod models;
 mod render;
@@ -93,6 +96,10 @@ enum Command {
     /// model's own key from its norms (--key), and pieces composed from them (--style opera,
     /// house, acid or dna) as WAV and MIDI.
     Weights(weights::Args),
+    /// Draw the activation space (PNG or SVG): the reference corpus as a cloud in a hidden
+    /// state's PC1/PC2 plane (or a seeded t-SNE / UMAP of it), the prompt's tokens as a
+    /// labelled path through it; --layer all draws one panel per state.
+    MapPlot(map_plot::Args),
 }
 
 fn main() -> ExitCode {
@@ -120,6 +127,7 @@ fn main() -> ExitCode {
         Command::Listen(args) => listen::run(args),
         Command::FitCodebooks(args) => fit_codebooks::run(args),
         Command::Weights(args) => weights::run(args),
+        Command::MapPlot(args) => map_plot::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
