@@ -152,7 +152,13 @@ mod tests {
     fn frame(run: u32, index: u32, text: &str) -> TokenFrame {
         let mut frame = TokenFrame::new(index, 1, text, 2, 0.8);
         frame.run = run;
-        frame.set_state(1, [index as f32 / 10.0, 0.0, 0.0, 0.0], 1.0, 0.0, 0.0);
+        frame.set_state(
+            1,
+            super::super::plots::tests::coords(index as f32 / 10.0, 0.0),
+            1.0,
+            0.0,
+            0.0,
+        );
         frame
     }
 

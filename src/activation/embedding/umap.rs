@@ -226,10 +226,10 @@ fn pca_start(data: &[f32], dim: usize, n: usize, rng: &mut SplitMix64) -> Vec<[f
         .take(2)
         .map(|&c| {
             let v: Vec<f64> = eigen.eigenvectors.column(c).iter().copied().collect();
-            let largest =
-                v.iter()
-                    .copied()
-                    .fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
+            let largest = v
+                .iter()
+                .copied()
+                .fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
             let sign = if largest < 0.0 { -1.0 } else { 1.0 };
             v.into_iter().map(|x| x * sign).collect()
         })
