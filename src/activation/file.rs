@@ -540,8 +540,11 @@ mod tests {
         map.with_cloud(cloud).unwrap()
     }
 
-    /// Every tensor of the map file at `path` (name, shape, bytes) and its metadata.
-    fn tensors_of(path: &Path) -> (Vec<(String, Vec<usize>, Vec<u8>)>, HashMap<String, String>) {
+    /// (name, shape, bytes) of each tensor of a file.
+    type Tensors = Vec<(String, Vec<usize>, Vec<u8>)>;
+
+    /// Every tensor of the map file at `path` and its metadata.
+    fn tensors_of(path: &Path) -> (Tensors, HashMap<String, String>) {
         let bytes = std::fs::read(path).unwrap();
         let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
         let metadata = header.metadata().clone().unwrap();

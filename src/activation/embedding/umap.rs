@@ -304,11 +304,9 @@ fn optimise(
             } else {
                 0.0
             };
-            for c in 0..2 {
-                let step = clip(attract * (y[i][c] - y[j][c])) * alpha;
-                y[i][c] += step;
-                y[j][c] -= step;
-            }
+            let step = [y[i][0] - y[j][0], y[i][1] - y[j][1]].map(|d| clip(attract * d) * alpha);
+            y[i] = [y[i][0] + step[0], y[i][1] + step[1]];
+            y[j] = [y[j][0] - step[0], y[j][1] - step[1]];
             next[e] += every[e];
             let negatives = ((now - next_negative[e]) / negative_every[e]).max(0.0) as usize;
             for _ in 0..negatives {
@@ -322,14 +320,9 @@ fn optimise(
                 } else {
                     0.0
                 };
-                for c in 0..2 {
-                    let step = if repel > 0.0 {
-                        clip(repel * (y[i][c] - y[other][c]))
-                    } else {
-                        CLIP
-                    };
-                    y[i][c] += step * alpha;
-                }
+                let step = [y[i][0] - y[other][0], y[i][1] - y[other][1]]
+                    .map(|d| if repel > 0.0 { clip(repel * d) } else { CLIP });
+                y[i] = [y[i][0] + step[0] * alpha, y[i][1] + step[1] * alpha];
             }
             next_negative[e] += negatives as f32 * negative_every[e];
         }

@@ -57,7 +57,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Corpus lines to run, spread over the corpus. Default: none for PCA when the map keeps
-    /// its corpus cloud (it is drawn as stored), else 120.
+    /// its corpus cloud (it is drawn as stored), else 60.
     #[arg(long)]
     lines: Option<usize>,
     /// The picture: X.png or X.svg.
