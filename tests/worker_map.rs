@@ -129,8 +129,13 @@ fn expect_ready(event: WorkerEvent, fitted: bool) -> PathBuf {
             components,
             fitted: f,
             save_error,
+            cloud,
         } => {
             assert_eq!(components, K);
+            // Fitted now or read back from the cache, the map brings its corpus cloud.
+            let cloud = cloud.expect("the map's corpus cloud");
+            assert!(cloud.n_states() > 1);
+            assert!((0..cloud.n_states()).all(|s| !cloud.layer(s).is_empty()));
             assert_eq!(f, fitted, "fitted");
             assert_eq!(save_error, None);
             path

@@ -7,6 +7,11 @@
 //! The header's metadata (strings) says what the map is; see [`MapMetadata`] and the keys
 //! below. Loading checks everything and returns [`MapError`], never panics, whatever the bytes.
 //!
+//! `layer.{i}.cloud` `[n, 2]` (optional, all states or none): the map's [`CorpusCloud`], a
+//! sample of the corpus at its normalised (PC1, PC2). It too came without a new format
+//! version: readers look tensors up by name, so an older reader ignores it, and a map
+//! without it loads with no cloud.
+//!
 //! `positions` (`skip-first` or `every`, see [`super::fit`]) was added without a new format
 //! version: the tensors did not change, and a map without the key was fitted on every position
 //! — it still loads (as `every`), and the cache refits it ([`super::cache`]).
@@ -19,7 +24,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use super::error::{MapError, Result};
 use super::fit::positions_name;
-use super::map::{LayerMap, MapMetadata, ProjectionMap};
+use super::map::{CorpusCloud, LayerMap, MapMetadata, ProjectionMap};
 
 /// `format` in the metadata: what kind of file this is.
 pub const FORMAT: &str = "latent-choir-pca-map";
@@ -56,6 +61,14 @@ pub fn save(map: &ProjectionMap, path: &Path) -> Result<()> {
         for (name, shape, values) in parts {
             let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
             tensors.push((format!("layer.{i}.{name}"), shape, bytes));
+        }
+        if let Some(cloud) = map.cloud(i) {
+            let bytes = cloud
+                .iter()
+                .flatten()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            tensors.push((format!("layer.{i}.cloud"), vec![cloud.len(), 2], bytes));
         }
     }
     write_safetensors(&tensors, metadata_strings(meta), path).map_err(io)
@@ -113,6 +126,14 @@ impl<'a> Checked<'a> {
             .clone()
             .ok_or_else(|| format!("no metadata in the header (not a Latent Choir {what})"))?;
         Ok(Self { strings, tensors })
+    }
+
+    /// The shape of tensor `name`, `None` if the file has no such tensor.
+    pub(crate) fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.tensors
+            .tensor(name)
+            .ok()
+            .map(|view| view.shape().to_vec())
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
@@ -291,7 +312,34 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<ProjectionMap> {
             hi: tensor("hi", &[k])?,
         });
     }
-    ProjectionMap::new(metadata, layers).map_err(|e| corrupt(e.0))
+    let map = ProjectionMap::new(metadata, layers).map_err(|e| corrupt(e.0))?;
+    match read_cloud(&file, map.n_states()).map_err(corrupt)? {
+        Some(cloud) => map.with_cloud(cloud).map_err(|e| corrupt(e.0)),
+        None => Ok(map),
+    }
+}
+
+/// The `layer.{i}.cloud` tensors: `None` if the file has none (written before clouds); an
+/// error if only some states have one or one is not `[n, 2]`.
+fn read_cloud(file: &Checked, states: usize) -> std::result::Result<Option<CorpusCloud>, String> {
+    let shapes: Vec<Option<Vec<usize>>> = (0..states)
+        .map(|i| file.shape(&format!("layer.{i}.cloud")))
+        .collect();
+    if shapes.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let mut layers = Vec::with_capacity(states);
+    for (i, shape) in shapes.into_iter().enumerate() {
+        let name = format!("layer.{i}.cloud");
+        let shape =
+            shape.ok_or_else(|| format!("tensor {name} is missing (other states have a cloud)"))?;
+        if shape.len() != 2 || shape[1] != 2 {
+            return Err(format!("{name} has shape {shape:?}, expected [n, 2]"));
+        }
+        let values = file.f32s(&name, &shape)?;
+        layers.push(values.chunks_exact(2).map(|p| [p[0], p[1]]).collect());
+    }
+    CorpusCloud::new(layers).map(Some).map_err(|e| e.0)
 }
 
 #[cfg(test)]
@@ -481,5 +529,91 @@ mod tests {
         assert!(matches!(err, MapError::Corrupt { .. }), "{err}");
         assert!(err.to_string().contains("skip-last"), "{err}");
         let _ = std::fs::remove_file(&path);
+    }
+
+    fn with_sample_cloud(map: ProjectionMap) -> ProjectionMap {
+        let cloud = CorpusCloud::new(vec![
+            vec![[0.5, -0.25], [-1.0, 1.0], [0.0, 0.125]],
+            vec![[0.75, 0.5]],
+        ])
+        .unwrap();
+        map.with_cloud(cloud).unwrap()
+    }
+
+    /// (name, shape, bytes) of each tensor of a file.
+    type Tensors = Vec<(String, Vec<usize>, Vec<u8>)>;
+
+    /// Every tensor of the map file at `path` and its metadata.
+    fn tensors_of(path: &Path) -> (Tensors, HashMap<String, String>) {
+        let bytes = std::fs::read(path).unwrap();
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let metadata = header.metadata().clone().unwrap();
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        let mut tensors: Vec<_> = file
+            .tensors()
+            .into_iter()
+            .map(|(name, view)| (name, view.shape().to_vec(), view.data().to_vec()))
+            .collect();
+        tensors.sort();
+        (tensors, metadata)
+    }
+
+    #[test]
+    fn the_corpus_cloud_round_trips_and_maps_without_one_still_load() {
+        let path = temp("cloud.safetensors");
+        let map = with_sample_cloud(sample_map());
+        save(&map, &path).unwrap();
+        let back = load(&path).unwrap();
+        assert_eq!(back.cloud(0), map.cloud(0));
+        assert_eq!(back.cloud(1), Some(&[[0.75f32, 0.5]][..]));
+        assert_eq!(back.cloud(2), None, "past the last state");
+        assert_eq!(back.layers(), map.layers());
+        let (with_cloud, _) = tensors_of(&path);
+
+        // A map without a cloud (what every earlier version wrote) loads, without one.
+        let old = temp("no-cloud.safetensors");
+        save(&sample_map(), &old).unwrap();
+        let plain = load(&old).expect("a map without a cloud loads");
+        assert!(plain.cloud(0).is_none() && plain.corpus_cloud().is_none());
+        assert_eq!(plain.layers(), map.layers());
+        // The other way: the file with a cloud holds every tensor of the old one unchanged,
+        // and readers look tensors up by name, so an older reader gets the same map.
+        let (without, _) = tensors_of(&old);
+        for tensor in &without {
+            assert!(with_cloud.contains(tensor), "{} changed", tensor.0);
+        }
+        assert_eq!(with_cloud.len(), without.len() + 2);
+
+        // Only some states with a cloud, or a cloud of the wrong shape: corrupt.
+        let (tensors, metadata) = tensors_of(&path);
+        let partial: Vec<_> = tensors
+            .iter()
+            .filter(|t| t.0 != "layer.1.cloud")
+            .cloned()
+            .collect();
+        write_safetensors(&partial, metadata.clone(), &path).unwrap();
+        let err = load(&path).unwrap_err();
+        assert!(err.to_string().contains("layer.1.cloud"), "{err}");
+        let mut odd = tensors.clone();
+        for t in &mut odd {
+            if t.0 == "layer.0.cloud" {
+                t.1 = vec![2, 3];
+            }
+        }
+        write_safetensors(&odd, metadata.clone(), &path).unwrap();
+        let err = load(&path).unwrap_err();
+        assert!(err.to_string().contains("[n, 2]"), "{err}");
+        // Out of range: not a normalised coordinate.
+        let mut far = tensors;
+        for t in &mut far {
+            if t.0 == "layer.1.cloud" {
+                t.2 = [3.0f32, 0.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+            }
+        }
+        write_safetensors(&far, metadata, &path).unwrap();
+        let err = load(&path).unwrap_err();
+        assert!(matches!(err, MapError::Corrupt { .. }), "{err}");
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(&old);
     }
 }

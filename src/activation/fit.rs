@@ -31,7 +31,9 @@
 //!
 //! Each line's kept positions go into the layer's [`Covariance`] as one batch and are offered
 //! to the [`Reservoir`]; after the last line the components are fitted, and the sample is
-//! projected through them for the percentile ranges.
+//! projected through them for the percentile ranges. Up to [`CLOUD_POINTS`] of the sample,
+//! spread evenly over it, are then projected through the finished map and kept as its
+//! [`CorpusCloud`] (normalised PC1/PC2 per state), the corpus a picture draws behind new tokens.
 
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
@@ -41,7 +43,7 @@ use super::corpus::Corpus;
 use super::covariance::Covariance;
 use super::error::{MapError, Result};
 use super::identity::ModelIdentity;
-use super::map::{InvalidMap, LayerMap, MapMetadata, ProjectionMap};
+use super::map::{CLOUD_POINTS, CorpusCloud, InvalidMap, LayerMap, MapMetadata, ProjectionMap};
 use super::pca::Pca;
 use super::ranges::{PERCENTILES, percentile};
 use super::reservoir::Reservoir;
@@ -210,12 +212,15 @@ pub fn fit(
         skip_first,
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    let map = ProjectionMap::new(metadata, layers).map_err(|InvalidMap(message)| {
+    let unusable = |InvalidMap(message)| {
         // Only non-finite hidden states can get here.
         MapError::Model(crate::llm::LlmError::Compute(format!(
             "the fitted map is unusable: {message}"
         )))
-    })?;
+    };
+    let map = ProjectionMap::new(metadata, layers).map_err(unusable)?;
+    let cloud = corpus_cloud(&map, &reservoir, CLOUD_POINTS).map_err(unusable)?;
+    let map = map.with_cloud(cloud).map_err(unusable)?;
     let stats = FitStats {
         lines: total,
         tokens,
@@ -280,6 +285,38 @@ fn fit_all(accumulators: &[Covariance], components: usize) -> Result<Vec<Pca>> {
         }
         Ok(pcas)
     })
+}
+
+/// Up to `points` of the sample (every `len / points`-th, so the whole corpus is covered: the
+/// reservoir fills in corpus order before it starts replacing), each state placed as
+/// [`ProjectionMap::project_into`] would place it.
+fn corpus_cloud(
+    map: &ProjectionMap,
+    reservoir: &Reservoir,
+    points: usize,
+) -> std::result::Result<CorpusCloud, InvalidMap> {
+    let (width, k) = (map.metadata().width, map.components());
+    let taken: Vec<usize> = if reservoir.len() <= points {
+        (0..reservoir.len()).collect()
+    } else {
+        (0..points).map(|i| i * reservoir.len() / points).collect()
+    };
+    let mut h = vec![0.0f32; width];
+    let mut coords = vec![0.0f32; k];
+    let layers = (0..map.n_states())
+        .map(|state| {
+            taken
+                .iter()
+                .map(|&token| {
+                    reservoir.state_into(token, state, &mut h);
+                    map.raw_coordinates_into(state, &h, &mut coords);
+                    map.normalise_into(state, &mut coords);
+                    [coords[0], coords.get(1).copied().unwrap_or(0.0)]
+                })
+                .collect()
+        })
+        .collect();
+    CorpusCloud::new(layers)
 }
 
 /// Store `pca` as f32 with its percentile ranges from the sample's `state`th hidden states.

@@ -7,8 +7,13 @@
 //! what consumes the coordinates (pitch, scales) wants a bounded value. A component whose range
 //! is empty (`hi == lo`, a direction the corpus never moved along) gives 0, as does a
 //! non-finite hidden state — the audio side must never see NaN.
+//!
+//! A map may carry a [`CorpusCloud`]: a sample of the fit's own corpus tokens at their
+//! normalised (PC1, PC2), per hidden state, so a picture (the editor's trajectory plot,
+//! `map-plot`) can draw the corpus behind new tokens without running the corpus again.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::error::{MapError, Result};
 use super::identity::ModelIdentity;
@@ -65,6 +70,46 @@ pub struct MapMetadata {
     pub tool_version: String,
 }
 
+/// Most corpus points a fit keeps per hidden state in its [`CorpusCloud`]: enough to show the
+/// corpus's shape, few enough to draw every frame (and 8 KB per state on disk).
+pub const CLOUD_POINTS: usize = 1000;
+
+/// Per hidden state, sampled corpus tokens at their normalised (PC1, PC2), exactly as
+/// [`ProjectionMap::project_into`] places a token (so clamped to [-1, 1]; PC2 is 0 for a
+/// one-component map). Shared behind an `Arc`: the worker hands it to the editor as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorpusCloud {
+    layers: Vec<Vec<[f32; 2]>>,
+}
+
+impl CorpusCloud {
+    /// One list of points per hidden state; every coordinate must be finite and in [-1, 1].
+    pub fn new(layers: Vec<Vec<[f32; 2]>>) -> std::result::Result<Self, InvalidMap> {
+        for (i, points) in layers.iter().enumerate() {
+            if let Some(bad) = points
+                .iter()
+                .flatten()
+                .find(|v| !v.is_finite() || v.abs() > 1.0)
+            {
+                return Err(InvalidMap(format!(
+                    "layer.{i}.cloud holds {bad}, not a coordinate in [-1, 1]"
+                )));
+            }
+        }
+        Ok(Self { layers })
+    }
+
+    /// Hidden states covered (the map's `n_layers + 1`).
+    pub fn n_states(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// The points of hidden state `state`; empty past the last state.
+    pub fn layer(&self, state: usize) -> &[[f32; 2]] {
+        self.layers.get(state).map_or(&[], Vec::as_slice)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ProjectionMap {
     metadata: MapMetadata,
@@ -75,6 +120,8 @@ pub struct ProjectionMap {
     /// Per layer, the components regrouped for the projection kernel: `[groups][width][LANES]`,
     /// `groups = ceil(K / LANES)`, zero-padded (see [`project_state`]).
     packed: Vec<Vec<f32>>,
+    /// The corpus behind the map, if the fit kept one (maps written before clouds have none).
+    cloud: Option<Arc<CorpusCloud>>,
 }
 
 /// What is wrong with the parts of a map.
@@ -172,7 +219,34 @@ impl ProjectionMap {
             layers,
             scale,
             packed,
+            cloud: None,
         })
+    }
+
+    /// This map with `cloud` as its corpus cloud; refused unless it has one list per hidden
+    /// state.
+    pub fn with_cloud(mut self, cloud: CorpusCloud) -> std::result::Result<Self, InvalidMap> {
+        if cloud.n_states() != self.layers.len() {
+            return Err(InvalidMap(format!(
+                "a corpus cloud of {} states for a map of {}",
+                cloud.n_states(),
+                self.layers.len()
+            )));
+        }
+        self.cloud = Some(Arc::new(cloud));
+        Ok(self)
+    }
+
+    /// The corpus cloud of hidden state `layer`: `None` when the map has no cloud (fitted
+    /// before clouds were kept) or `layer` is past the last state.
+    pub fn cloud(&self, layer: usize) -> Option<&[[f32; 2]]> {
+        let cloud = self.cloud.as_deref()?;
+        (layer < cloud.n_states()).then(|| cloud.layer(layer))
+    }
+
+    /// The whole cloud, shared (what the worker publishes for the editor).
+    pub fn corpus_cloud(&self) -> Option<&Arc<CorpusCloud>> {
+        self.cloud.as_ref()
     }
 
     pub fn metadata(&self) -> &MapMetadata {
@@ -255,16 +329,21 @@ impl ProjectionMap {
                 let h = &hidden[start..start + width];
                 let o = &mut out[(pos * states + l) * k..(pos * states + l + 1) * k];
                 project_state(&layer.mean, &self.packed[l], h, o);
-                for ((c, &s), &lo) in o.iter_mut().zip(scale).zip(&layer.lo) {
-                    let normalised = ((*c - lo) * s - 1.0).clamp(-1.0, 1.0);
-                    *c = if s == 0.0 || !normalised.is_finite() {
-                        0.0
-                    } else {
-                        normalised
-                    };
-                }
+                normalise(o, scale, &layer.lo);
             }
         }
+    }
+
+    /// Normalise raw coordinates of hidden state `layer` in place (`[K]`), exactly as
+    /// [`ProjectionMap::project_into`] does: into [-1, 1], 0 for an empty range or a
+    /// non-finite value.
+    pub fn normalise_into(&self, layer: usize, raw: &mut [f32]) {
+        let k = self.metadata.components;
+        normalise(
+            raw,
+            &self.scale[layer * k..(layer + 1) * k],
+            &self.layers[layer].lo,
+        );
     }
 
     /// [`ProjectionMap::project_into`] into a new vector.
@@ -277,6 +356,19 @@ impl ProjectionMap {
     /// Raw PCA coordinates `(h - mean) · component_k` of one hidden state of layer `layer`.
     pub fn raw_coordinates_into(&self, layer: usize, h: &[f32], out: &mut [f32]) {
         project_state(&self.layers[layer].mean, &self.packed[layer], h, out);
+    }
+}
+
+/// `c → 2 (c - lo) / (hi - lo) - 1` clamped to [-1, 1], with `scale = 2 / (hi - lo)`; 0 where
+/// the range is empty or the value is not finite.
+fn normalise(coords: &mut [f32], scale: &[f32], lo: &[f32]) {
+    for ((c, &s), &lo) in coords.iter_mut().zip(scale).zip(lo) {
+        let normalised = ((*c - lo) * s - 1.0).clamp(-1.0, 1.0);
+        *c = if s == 0.0 || !normalised.is_finite() {
+            0.0
+        } else {
+            normalised
+        };
     }
 }
 

@@ -20,11 +20,14 @@
 //! * [`cache`]: the per-user map cache and [`ensure_map`], reuse-or-fit.
 //! * [`partials`]: each state's highest-variance dimensions under the map, the partials the
 //!   Spectral instruments play.
+//! * [`embedding`]: t-SNE and UMAP pictures of a state's tokens (`map-plot`), seeded.
+//! * [`tokens`]: text run through the model, its tokens at their PCA coordinates (`map-plot`).
 
 pub mod cache;
 pub mod corpus;
 pub mod covariance;
 pub mod direction;
+pub mod embedding;
 pub mod error;
 pub mod file;
 pub mod fit;
@@ -35,13 +38,14 @@ pub mod pca;
 pub mod pooling;
 pub mod ranges;
 pub mod reservoir;
+pub mod tokens;
 
 pub use cache::{EnsuredMap, MapCache, MapOrigin, ensure_map};
 pub use corpus::Corpus;
 pub use error::MapError;
 pub use fit::{FitOptions, FitProgress, FitStats};
 pub use identity::{ModelIdentity, identify};
-pub use map::{LayerMap, MapMetadata, ProjectionMap};
+pub use map::{CLOUD_POINTS, CorpusCloud, LayerMap, MapMetadata, ProjectionMap};
 
 /// Principal components per hidden state unless told otherwise (as the original
 /// sonification work).

@@ -198,12 +198,20 @@ impl EditorApp {
                     "The played text appears here, the token sounding now highlighted.",
                 );
             });
-            ui.allocate_ui(egui::vec2(width, height * 0.16), |ui| {
+            ui.allocate_ui(egui::vec2(width, height * plots::heat_map_share()), |ui| {
                 plots::heat_map(ui, self.playback.recent().back(), &layers);
             });
+            // The corpus behind the trajectories: the worker published the map's cloud as an
+            // `Arc` in the link status (a short lock here, never on the audio thread).
+            let cloud = self.shared.control.status().map_cloud();
             ui.columns(2, |columns| {
                 let paths = plots::trajectories(self.playback.recent(), &layers);
-                plots::trajectory_plot(&mut columns[0], &paths);
+                plots::trajectory_plot(
+                    &mut columns[0],
+                    &paths,
+                    &plots::cloud_layers(&cloud, &layers),
+                    plots::cloud_hint(&cloud),
+                );
                 plots::history_plots(&mut columns[1], self.playback.recent());
             });
         });

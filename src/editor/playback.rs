@@ -154,7 +154,7 @@ mod tests {
         frame.run = run;
         frame.set_state(
             1,
-            crate::music::frame::components(&[index as f32 / 10.0, 0.0, 0.0, 0.0]),
+            super::super::plots::tests::coords(index as f32 / 10.0, 0.0),
             1.0,
             0.0,
             0.0,

@@ -1,6 +1,8 @@
 //! The activation plots: each voice's path through its layer's PC1/PC2 plane (recent tokens
-//! fading), the current token's layer × component heat map, and the loudness, loudness
-//! velocity, temperature and tension (the concept direction's pull) of every played token.
+//! fading) over the map's corpus cloud (faint), the current token's layer × component heat
+//! map (every component the frame carries, [`FRAME_COMPONENTS`] rows), and the loudness,
+//! loudness velocity, temperature and tension (the concept direction's pull) of every played
+//! token.
 
 use std::collections::VecDeque;
 
@@ -10,6 +12,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 use crate::io::run_file::PlayedToken;
 use crate::music::frame::FRAME_COMPONENTS;
 use crate::music::voices::VOICES;
+use crate::worker::link::MapCloud;
 
 pub const VOICE_COLORS: [Color32; VOICES] = [
     Color32::from_rgb(90, 170, 255),
@@ -45,7 +48,55 @@ pub fn trajectories(
     })
 }
 
-pub fn trajectory_plot(ui: &mut egui::Ui, paths: &[Vec<[f64; 2]>; VOICES]) {
+/// The corpus points to draw behind the trajectories: per distinct voice layer (clamped to
+/// the cloud's states, as the trajectories clamp theirs), the first voice on it gives the
+/// colour.
+pub fn cloud_layers(cloud: &MapCloud, layers: &VoiceLayers) -> Vec<(usize, Vec<[f64; 2]>)> {
+    let MapCloud::Cloud(cloud) = cloud else {
+        return Vec::new();
+    };
+    let Some(last) = cloud.n_states().checked_sub(1) else {
+        return Vec::new();
+    };
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for (voice, layer) in layers.iter().enumerate() {
+        let Some(layer) = layer.map(|l| l.min(last)) else {
+            continue;
+        };
+        if seen.contains(&layer) {
+            continue;
+        }
+        seen.push(layer);
+        let points = cloud
+            .layer(layer)
+            .iter()
+            .map(|p| [f64::from(p[0]), f64::from(p[1])])
+            .collect();
+        out.push((voice, points));
+    }
+    out
+}
+
+/// A line under the plot when there is nothing to draw behind the trajectories.
+pub fn cloud_hint(cloud: &MapCloud) -> Option<&'static str> {
+    match cloud {
+        MapCloud::NoCloud => Some(
+            "This map has no corpus cloud (fitted by an older version): run `latent-choir fit-pca` to refit it with one.",
+        ),
+        MapCloud::NoMap | MapCloud::Cloud(_) => None,
+    }
+}
+
+pub fn trajectory_plot(
+    ui: &mut egui::Ui,
+    paths: &[Vec<[f64; 2]>; VOICES],
+    cloud: &[(usize, Vec<[f64; 2]>)],
+    hint: Option<&str>,
+) {
+    if let Some(hint) = hint {
+        ui.small(hint);
+    }
     Plot::new("trajectories")
         .data_aspect(1.0)
         .default_x_bounds(-1.1, 1.1)
@@ -58,6 +109,16 @@ pub fn trajectory_plot(ui: &mut egui::Ui, paths: &[Vec<[f64; 2]>; VOICES]) {
         .show_crosshair(false)
         .legend(Legend::default())
         .show(ui, |plot| {
+            // The corpus first, so the live paths draw over it.
+            for (voice, points) in cloud {
+                plot.points(
+                    Points::new("", points.clone())
+                        .color(VOICE_COLORS[*voice].gamma_multiply(0.22))
+                        .radius(1.2)
+                        .filled(true)
+                        .allow_hover(false),
+                );
+            }
             for (voice, path) in paths.iter().enumerate() {
                 let color = VOICE_COLORS[voice];
                 let n = path.len();
@@ -113,7 +174,7 @@ pub fn heat_map(ui: &mut egui::Ui, current: Option<&PlayedToken>, layers: &Voice
     );
     let text_color = ui.visuals().weak_text_color();
     let font = egui::FontId::proportional(11.0);
-    for c in 0..FRAME_COMPONENTS {
+    for c in (0..FRAME_COMPONENTS).step_by(label_step(grid.height(), FRAME_COMPONENTS)) {
         let y = grid.top() + (c as f32 + 0.5) * grid.height() / FRAME_COMPONENTS as f32;
         painter.text(
             Pos2::new(area.left() + 4.0, y),
@@ -176,6 +237,23 @@ pub fn heat_map(ui: &mut egui::Ui, current: Option<&PlayedToken>, layers: &Voice
             text_color,
         );
     }
+}
+
+/// Label every n-th of `rows` rows so labels (11 px text) never overlap in `height` px: all
+/// four rows of a small frame, every second or fourth of sixteen in a short panel.
+pub fn label_step(height: f32, rows: usize) -> usize {
+    let per_row = height / rows.max(1) as f32;
+    let mut step = 1;
+    while per_row * (step as f32) < 12.0 && step < rows {
+        step *= 2;
+    }
+    step
+}
+
+/// The heat map's share of the central panel's height: a little more room for each
+/// component row the frame carries, so sixteen rows stay readable.
+pub fn heat_map_share() -> f32 {
+    (0.12 + 0.01 * FRAME_COMPONENTS as f32).min(0.26)
 }
 
 /// One series of the history plots.
@@ -267,27 +345,23 @@ pub fn history_plots(ui: &mut egui::Ui, recent: &VecDeque<PlayedToken>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::loudness::CurvePoint;
     use crate::music::frame::TokenFrame;
 
+    /// A frame's coordinates with PC1 and PC2 given, every other component 0.
+    pub(crate) fn coords(pc1: f32, pc2: f32) -> [f32; FRAME_COMPONENTS] {
+        let mut c = [0.0; FRAME_COMPONENTS];
+        c[0] = pc1;
+        c[1] = pc2;
+        c
+    }
+
     fn record(index: u32, velocity: f32) -> PlayedToken {
         let mut frame = TokenFrame::new(index, 0, "t", 3, 0.5);
-        frame.set_state(
-            0,
-            crate::music::frame::components(&[0.1, 0.2, 0.0, 0.0]),
-            1.0,
-            0.0,
-            0.0,
-        );
-        frame.set_state(
-            2,
-            crate::music::frame::components(&[index as f32 / 100.0, -0.5, 0.0, 0.0]),
-            1.0,
-            0.0,
-            0.0,
-        );
+        frame.set_state(0, coords(0.1, 0.2), 1.0, 0.0, 0.0);
+        frame.set_state(2, coords(index as f32 / 100.0, -0.5), 1.0, 0.0, 0.0);
         let point = CurvePoint {
             lufs: -20.0,
             smoothed: -22.0,
@@ -324,6 +398,43 @@ mod tests {
         let temperature = series_points(&recent, &HISTORY[2]);
         assert_eq!(temperature.len(), 3);
         assert!(temperature.iter().all(|p| (p[1] - 0.9).abs() < 1e-6));
+    }
+
+    #[test]
+    fn the_cloud_follows_the_voices_layers_once_each() {
+        use crate::activation::CorpusCloud;
+        use std::sync::Arc;
+        let cloud = CorpusCloud::new(vec![
+            vec![[0.5, 0.5]],
+            vec![[-0.5, 0.25], [0.0, 1.0]],
+            vec![[1.0, -1.0]],
+        ])
+        .unwrap();
+        let shared = MapCloud::Cloud(Arc::new(cloud));
+        // Voice 3 asks for layer 30: clamped to the last state; voice 2 shares voice 1's.
+        let drawn = cloud_layers(&shared, &[Some(1), Some(1), Some(30)]);
+        assert_eq!(drawn.len(), 2);
+        assert_eq!(drawn[0], (0, vec![[-0.5, 0.25], [0.0, 1.0]]));
+        assert_eq!(drawn[1], (2, vec![[1.0, -1.0]]));
+        assert!(cloud_layers(&shared, &[None, None, None]).is_empty());
+        assert!(cloud_layers(&MapCloud::NoCloud, &[Some(0), None, None]).is_empty());
+        assert!(cloud_hint(&MapCloud::NoCloud).is_some_and(|h| h.contains("fit-pca")));
+        assert!(cloud_hint(&shared).is_none() && cloud_hint(&MapCloud::NoMap).is_none());
+    }
+
+    #[test]
+    fn the_heat_map_has_room_and_labels_for_every_component() {
+        // Whatever FRAME_COMPONENTS is (4 now, 16 soon): labels never closer than 12 px.
+        for rows in [4, 16, FRAME_COMPONENTS] {
+            for height in [60.0f32, 90.0, 140.0, 300.0] {
+                let step = label_step(height, rows);
+                assert!(height / rows as f32 * step as f32 >= 12.0 || step >= rows);
+            }
+        }
+        assert_eq!(label_step(200.0, 4), 1);
+        assert_eq!(label_step(100.0, 16), 2);
+        assert_eq!(label_step(60.0, 16), 4);
+        assert!(heat_map_share() >= 0.16 && heat_map_share() <= 0.26);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! `.lcpreset` preset files and VST3 preset files, PNG pictures (heat maps).
 
 pub mod audio_file;
+pub mod figure;
+pub mod map_plot;
 pub mod midi_file;
 pub mod output_file;
 pub mod png_image;

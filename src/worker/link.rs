@@ -14,6 +14,7 @@ use crate::worker::thread::{
 
 use super::feed::{self, FeedShared, FrameBuilder, QueueSource, TicketGate};
 use super::heard::{HEARD_WAIT, HeardLine};
+use crate::activation::CorpusCloud;
 use crate::music::scale::{Root, Scale};
 
 /// Settings the gate reads before every token; the audio side or the editor writes them.
@@ -69,6 +70,21 @@ pub struct LinkStatus {
     /// The loaded model's own key for the Model's Key scale: 0 none, else 1 + scale id · 12 +
     /// root (one atomic, read by the audio thread).
     model_key: AtomicU32,
+    /// The map's corpus cloud for the editor's PC1/PC2 plot. Only the worker (on a map
+    /// event) and the GUI lock it; the audio thread never sees it.
+    cloud: Mutex<MapCloud>,
+}
+
+/// What the loaded map offers the editor's plot behind the live trajectory.
+#[derive(Debug, Clone, Default)]
+pub enum MapCloud {
+    /// No map (none loaded yet, or the model has none).
+    #[default]
+    NoMap,
+    /// A map fitted before maps kept their corpus cloud.
+    NoCloud,
+    /// The corpus at its normalised (PC1, PC2), per hidden state.
+    Cloud(Arc<CorpusCloud>),
 }
 
 /// What the worker is busy with.
@@ -131,6 +147,17 @@ impl LinkStatus {
 
     pub fn error(&self) -> String {
         self.error.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    /// The loaded map's corpus cloud (GUI thread: a short lock and an `Arc` clone).
+    pub fn map_cloud(&self) -> MapCloud {
+        self.cloud.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn set_map_cloud(&self, cloud: MapCloud) {
+        if let Ok(mut current) = self.cloud.lock() {
+            *current = cloud;
+        }
     }
 
     pub fn failure(&self) -> Option<String> {
@@ -283,6 +310,7 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
             if let Ok(mut failure) = status.failure.lock() {
                 *failure = None;
             }
+            status.set_map_cloud(MapCloud::NoMap);
             status.say(format!("Loading {}…", path.display()));
             if let Ok(mut model) = status.model.lock() {
                 *model = Some(path);
@@ -305,6 +333,7 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
             ));
         }
         WorkerEvent::LoadFailed { path, message } => {
+            status.set_map_cloud(MapCloud::NoMap);
             builder.finish_run();
             status.loaded.store(false, Ordering::Relaxed);
             status.set_phase(LinkPhase::Failed);
@@ -319,7 +348,10 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
                 status.say(format!("Fitting the activation map: {percent}%"));
             }
         }
-        WorkerEvent::MapReady { save_error, .. } => {
+        WorkerEvent::MapReady {
+            save_error, cloud, ..
+        } => {
+            status.set_map_cloud(cloud.map_or(MapCloud::NoCloud, MapCloud::Cloud));
             status.set_phase(LinkPhase::Ready);
             match save_error {
                 Some(e) => status.say(format!("Map ready (not saved: {e})")),
@@ -327,6 +359,7 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
             }
         }
         WorkerEvent::MapFailed { message } => {
+            status.set_map_cloud(MapCloud::NoMap);
             if status.phase() == LinkPhase::Fitting {
                 status.set_phase(LinkPhase::Ready);
             }
@@ -445,12 +478,32 @@ mod tests {
             &mut builder,
             &status,
             WorkerEvent::MapReady {
-                path,
+                path: path.clone(),
                 components: 16,
                 fitted: true,
                 save_error: None,
+                cloud: None,
             },
         );
         assert_eq!(status.phase(), LinkPhase::Ready);
+        assert!(matches!(status.map_cloud(), MapCloud::NoCloud));
+        let cloud = Arc::new(CorpusCloud::new(vec![vec![[0.5, -0.5]]]).unwrap());
+        on_event(
+            &mut builder,
+            &status,
+            WorkerEvent::MapReady {
+                path: path.clone(),
+                components: 16,
+                fitted: false,
+                save_error: None,
+                cloud: Some(Arc::clone(&cloud)),
+            },
+        );
+        match status.map_cloud() {
+            MapCloud::Cloud(shared) => assert!(Arc::ptr_eq(&shared, &cloud), "shared, not copied"),
+            other => panic!("{other:?}"),
+        }
+        on_event(&mut builder, &status, WorkerEvent::Loading { path });
+        assert!(matches!(status.map_cloud(), MapCloud::NoMap));
     }
 }

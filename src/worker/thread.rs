@@ -104,7 +104,7 @@ use super::session::{AtEnd, Session, TokenResult};
 use crate::activation::cache::{self, Found, MapCache};
 use crate::activation::direction::DirectionChoice;
 use crate::activation::direction::cache::{DirectionCache, DirectionOrigin, ensure_direction};
-use crate::activation::{FitProgress, ProjectionMap, identify};
+use crate::activation::{CorpusCloud, FitProgress, ProjectionMap, identify};
 use crate::llm::error::{LlmError, Result};
 use crate::llm::loader::{self, LoadedModel};
 use crate::llm::model::ModelInfo;
@@ -252,6 +252,9 @@ pub enum WorkerEvent {
         components: usize,
         fitted: bool,
         save_error: Option<String>,
+        /// The map's corpus cloud for the editor's plot, `None` for a map fitted before
+        /// clouds were kept. Shared, never copied: the GUI reads it through `LinkStatus`.
+        cloud: Option<Arc<CorpusCloud>>,
     },
     /// The model has no map; tokens carry empty `coords` (generation works regardless).
     MapFailed {
@@ -938,6 +941,7 @@ impl Worker {
                             components: map.components(),
                             fitted: false,
                             save_error: None,
+                            cloud: map.corpus_cloud().cloned(),
                         });
                         Some(Arc::new(map))
                     }
@@ -976,6 +980,7 @@ impl Worker {
                     components: map.components(),
                     fitted: false,
                     save_error: None,
+                    cloud: map.corpus_cloud().cloned(),
                 });
                 return Some(Arc::new(map));
             }
@@ -1008,6 +1013,7 @@ impl Worker {
                     components: map.components(),
                     fitted: true,
                     save_error: save_error.map(|e| e.to_string()),
+                    cloud: map.corpus_cloud().cloned(),
                 });
                 Some(Arc::new(map))
             }

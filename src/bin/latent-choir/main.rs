@@ -17,6 +17,8 @@
 //! * `latent-choir replay RUN` — a render heard again from its run file, without the model.
 //! * `latent-choir listen AUDIO…` — audio → NDJSON semantic/acoustic tokens, notes (MIDI), key.
 //! * `latent-choir fit-codebooks AUDIO… --out FILE` — fit `listen`'s codebooks (by hand).
+//! * `latent-choir map-plot --prompt TEXT --out X.png|X.svg` — the corpus and a prompt's path in
+//!   a hidden state's PCA plane (or t-SNE / UMAP), one state or all.
 
 mod abliterate;
 mod album;
@@ -29,6 +31,7 @@ mod fit_direction;
 mod fit_pca;
 mod generate;
 mod listen;
+mod map_plot;
 mod memory;
 mod models;
 mod render;
@@ -98,6 +101,10 @@ enum Command {
     /// (one prompt, the layers as time), opera (sung in a scale, with reverb) or dataset (many
     /// prompts, the dimensions of highest variance). WAV plus a JSON sidecar.
     Spectral(spectral::Args),
+    /// Draw the activation space (PNG or SVG): the reference corpus as a cloud in a hidden
+    /// state's PC1/PC2 plane (or a seeded t-SNE / UMAP of it), the prompt's tokens as a
+    /// labelled path through it; --layer all draws one panel per state.
+    MapPlot(map_plot::Args),
 }
 
 fn main() -> ExitCode {
@@ -126,6 +133,7 @@ fn main() -> ExitCode {
         Command::FitCodebooks(args) => fit_codebooks::run(args),
         Command::Weights(args) => weights::run(args),
         Command::Spectral(args) => spectral::run(args),
+        Command::MapPlot(args) => map_plot::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
