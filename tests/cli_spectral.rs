@@ -111,7 +111,12 @@ fn layers_mode_sounds_each_tokens_norm_at_its_frequency_with_its_phase() {
         .map(|v| v.as_u64().unwrap())
         .collect();
     assert_eq!(ids, expected_ids, "every token but the first, in order");
-    let norms: Vec<Vec<f64>> = layers["norms"].as_array().unwrap().iter().map(f64s).collect();
+    let norms: Vec<Vec<f64>> = layers["norms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(f64s)
+        .collect();
     let slices = sidecar["slices"].as_array().unwrap();
     assert_eq!(slices.len(), norms.len(), "one slice per hidden state");
 
@@ -216,15 +221,32 @@ fn dataset_mode_hears_the_dimensions_of_highest_variance_as_the_reference_picks_
         .iter()
         .map(|p| p["dimension"]["index"].as_u64().unwrap())
         .collect();
-    assert_eq!(picked, dims, "the reference's highest-variance dimensions, in order");
+    assert_eq!(
+        picked, dims,
+        "the reference's highest-variance dimensions, in order"
+    );
     let variance = f64s(&dataset["variance"]);
-    for (p, v) in sidecar["partials"].as_array().unwrap().iter().zip(&variance) {
+    for (p, v) in sidecar["partials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&variance)
+    {
         let got = p["dimension"]["variance"].as_f64().unwrap();
         assert!((got - v).abs() <= 1e-4 * v.abs().max(1e-3), "{got} vs {v}");
     }
-    let values: Vec<Vec<f64>> = dataset["values"].as_array().unwrap().iter().map(f64s).collect();
+    let values: Vec<Vec<f64>> = dataset["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(f64s)
+        .collect();
     let slices = sidecar["slices"].as_array().unwrap();
-    assert_eq!(slices.len(), prompts.len(), "one slice per prompt, blank lines skipped");
+    assert_eq!(
+        slices.len(),
+        prompts.len(),
+        "one slice per prompt, blank lines skipped"
+    );
     let largest = values.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
     let (rate, left, _) = read_wav(&wav);
     let gain = sidecar["gain"].as_f64().unwrap();
@@ -250,7 +272,10 @@ fn dataset_mode_hears_the_dimensions_of_highest_variance_as_the_reference_picks_
             );
             if value.abs() > 0.2 * largest {
                 let at_start = wrapped(phase - TAU * f * offset);
-                assert!(wrapped(at_start - phases[k]).abs() < 0.05, "sign of prompt {line} dim {k}");
+                assert!(
+                    wrapped(at_start - phases[k]).abs() < 0.05,
+                    "sign of prompt {line} dim {k}"
+                );
             }
         }
     }
@@ -277,7 +302,10 @@ fn opera_sings_in_stereo_at_minus_one_dbfs_in_its_key() {
     ));
     let (_, left, right) = read_wav(&wav);
     assert!(left.iter().chain(&right).all(|v| v.is_finite()));
-    let peak = left.iter().chain(&right).fold(0.0f32, |p, v| p.max(v.abs()));
+    let peak = left
+        .iter()
+        .chain(&right)
+        .fold(0.0f32, |p, v| p.max(v.abs()));
     assert!((peak - 0.891_25).abs() < 1e-3, "peak {peak}");
     assert_ne!(left, right, "the voices stand across the stereo field");
     let sidecar = read_json(&dir.join("opera.json"));
@@ -289,7 +317,10 @@ fn opera_sings_in_stereo_at_minus_one_dbfs_in_its_key() {
         let pitch = 69.0 + 12.0 * (f / 440.0).log2();
         assert!((pitch - pitch.round()).abs() < 1e-3);
         let class = (pitch.round() as i64).rem_euclid(12);
-        assert!(allowed.contains(&class), "{pitch} is not in A harmonic minor");
+        assert!(
+            allowed.contains(&class),
+            "{pitch} is not in A harmonic minor"
+        );
     }
 }
 
@@ -331,7 +362,14 @@ fn bad_arguments_are_clear_errors() {
     assert!(message.contains("0..=2"), "the valid range: {message}");
     let message = cli::fail(&mut spectral(
         &dir,
-        &["--mode", "layers", "--prompt", "x", "--out", s(&dir.join("x.mp3"))],
+        &[
+            "--mode",
+            "layers",
+            "--prompt",
+            "x",
+            "--out",
+            s(&dir.join("x.mp3")),
+        ],
     ));
     assert!(message.contains("give a .wav file"), "{message}");
     assert!(!out.exists(), "nothing written on an error");

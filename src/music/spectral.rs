@@ -75,7 +75,10 @@ mod tests {
         partials[31] = quantize_z(4.0);
         let mut out = [(0.0, 0.0, 0.0); SPECTRAL_PARTIALS];
         assert_eq!(layout(57, &partials, None, &mut out), SPECTRAL_PARTIALS);
-        assert!((out[0].0 - 220.0).abs() < 1e-3, "the first partial is the note");
+        assert!(
+            (out[0].0 - 220.0).abs() < 1e-3,
+            "the first partial is the note"
+        );
         assert!((out[31].0 - 1760.0).abs() < 0.05, "three octaves up");
         // Σ|z| = 7, below the quiet floor of 8.
         assert!((out[0].1 - 2.0 / 8.0).abs() < 0.01);
@@ -105,6 +108,9 @@ mod tests {
             }
         }
         let total: f32 = out.iter().map(|p| p.1).sum();
-        assert!((total - total_free).abs() < 1e-4, "merging keeps the energy's sum");
+        assert!(
+            (total - total_free).abs() < 1e-4,
+            "merging keeps the energy's sum"
+        );
     }
 }

@@ -30,9 +30,7 @@ use crate::music::message::{
     ControlMessage, DRONE_SLOT, NO_TOKEN, NoteMessage, SLOTS, TENSION_SLOT,
 };
 use crate::music::tension::TensionPlan;
-use crate::music::voices::{
-    MappingParams, MappingState, StepPlan, TIE_LENGTH, VOICES, map_frame,
-};
+use crate::music::voices::{MappingParams, MappingState, StepPlan, TIE_LENGTH, VOICES, map_frame};
 
 use crate::music::scale::{Root, Scale};
 
@@ -339,7 +337,8 @@ impl Player {
     /// token older than the last few steps).
     pub fn spectrum(&self, slot: u8, token: u32) -> Option<&SpectrumCue> {
         let ring = self.spectra.get(usize::from(slot))?;
-        ring.iter().find(|cue| cue.token == token && token != NO_TOKEN)
+        ring.iter()
+            .find(|cue| cue.token == token && token != NO_TOKEN)
     }
 
     fn forget_spectra(&mut self) {

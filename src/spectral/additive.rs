@@ -181,7 +181,10 @@ mod tests {
                             .sin()
                     })
                     .sum();
-                assert!((f64::from(sound.left[t]) - expected).abs() < 1e-4, "{s} {t}");
+                assert!(
+                    (f64::from(sound.left[t]) - expected).abs() < 1e-4,
+                    "{s} {t}"
+                );
             }
         }
     }

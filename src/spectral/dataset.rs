@@ -86,7 +86,11 @@ pub fn highest_variance(pooled: &[Vec<f64>], dims: usize) -> Vec<(usize, f64)> {
     let mut variance: Vec<(usize, f64)> = (0..width)
         .map(|d| {
             let mean = pooled.iter().map(|row| row[d]).sum::<f64>() / n;
-            let var = pooled.iter().map(|row| (row[d] - mean).powi(2)).sum::<f64>() / n;
+            let var = pooled
+                .iter()
+                .map(|row| (row[d] - mean).powi(2))
+                .sum::<f64>()
+                / n;
             (d, var)
         })
         .collect();

@@ -107,7 +107,11 @@ pub fn layers_score(
         let mut phases = Vec::with_capacity(positions.len());
         for &position in &positions {
             let h = step.hidden_state(layer, position, width);
-            let norm = h.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+            let norm = h
+                .iter()
+                .map(|&x| f64::from(x) * f64::from(x))
+                .sum::<f64>()
+                .sqrt();
             map.raw_coordinates_into(layer, h, &mut raw);
             let phase = match raw.as_slice() {
                 [pc1, pc2, ..] => pc2.atan2(*pc1),

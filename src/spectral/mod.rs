@@ -96,7 +96,13 @@ impl SpectralScore {
         self.slices
             .iter()
             .flat_map(|s| s.amplitudes.iter())
-            .fold(0.0f32, |peak, &a| if a.is_finite() { peak.max(a.abs()) } else { peak })
+            .fold(0.0f32, |peak, &a| {
+                if a.is_finite() {
+                    peak.max(a.abs())
+                } else {
+                    peak
+                }
+            })
     }
 }
 
@@ -122,9 +128,16 @@ pub enum SpectralError {
     /// The prompt (or a prompt file) has no text.
     EmptyPrompt(String),
     /// A prompt tokenised to too few tokens.
-    TooFewTokens { what: String, tokens: usize, needed: usize },
+    TooFewTokens {
+        what: String,
+        tokens: usize,
+        needed: usize,
+    },
     /// The layer asked for does not exist.
-    LayerOutOfRange { layer: usize, states: usize },
+    LayerOutOfRange {
+        layer: usize,
+        states: usize,
+    },
     /// A bad option value.
     Option(String),
     Model(LlmError),

@@ -110,10 +110,9 @@ pub fn render(score: &SpectralScore, sample_rate: u32, options: &OperaOptions) -
         }
         t = end;
     }
-    let (ir_left, ir_right) = options
-        .impulse
-        .clone()
-        .unwrap_or_else(|| synthetic_impulse_response(rate, options.room_seconds, options.room_seed));
+    let (ir_left, ir_right) = options.impulse.clone().unwrap_or_else(|| {
+        synthetic_impulse_response(rate, options.room_seconds, options.room_seed)
+    });
     let mut reverb = ConvolutionReverb::new(&ir_left, &ir_right, BLOCK);
     reverb.set_mix(options.reverb_mix);
     for (l, r) in left.chunks_mut(BLOCK).zip(right.chunks_mut(BLOCK)) {

@@ -1364,8 +1364,14 @@ fn a_spectral_voice_sounds_its_partials_and_releases_when_its_last_note_ends() {
     let at_440 = amplitude_at(&l, 440.0);
     let at_1000 = amplitude_at(&l, 1000.0);
     assert!(at_440 > 0.05, "440 Hz at {at_440}");
-    assert!((at_1000 / at_440 - 0.5).abs() < 0.1, "{at_1000} vs {at_440}");
-    assert!(amplitude_at(&l, 700.0) < at_440 * 0.01, "nothing between them");
+    assert!(
+        (at_1000 / at_440 - 0.5).abs() < 0.1,
+        "{at_1000} vs {at_440}"
+    );
+    assert!(
+        amplitude_at(&l, 700.0) < at_440 * 0.01,
+        "nothing between them"
+    );
     assert!(amplitude_at(&r, 440.0) > 0.05);
     // Nothing sounds in the built-in synth for a Spectral voice.
     assert_eq!(choir.builtin_sounding_notes(VoiceId::Voice1), 0);
@@ -1378,7 +1384,13 @@ fn a_spectral_voice_sounds_its_partials_and_releases_when_its_last_note_ends() {
     // The amplitudes fall by one pole of 60 ms and snap to zero at -120 dB (13.8 time
     // constants, 0.83 s).
     let (tail, _) = render(&mut choir, 72_000);
-    assert!(amplitude_at(&tail[19_200..24_000], 440.0) < at_440 * 0.01, "-40 dB in 0.4 s");
-    assert!(tail[48_000..].iter().all(|&v| v == 0.0), "silent after the fade");
+    assert!(
+        amplitude_at(&tail[19_200..24_000], 440.0) < at_440 * 0.01,
+        "-40 dB in 0.4 s"
+    );
+    assert!(
+        tail[48_000..].iter().all(|&v| v == 0.0),
+        "silent after the fade"
+    );
     assert!(tail.iter().all(|v| v.is_finite()));
 }

@@ -86,13 +86,19 @@ pub fn run(args: Args) -> Result<(), String> {
             ));
         }
     };
-    if args.out.extension().is_none_or(|e| !e.eq_ignore_ascii_case("wav")) {
+    if args
+        .out
+        .extension()
+        .is_none_or(|e| !e.eq_ignore_ascii_case("wav"))
+    {
         return Err(format!("--out {}: give a .wav file", args.out.display()));
     }
     if let Some(slice) = args.slice
         && !(slice.is_finite() && slice > 0.0)
     {
-        return Err(format!("--slice {slice}: give a positive number of seconds"));
+        return Err(format!(
+            "--slice {slice}: give a positive number of seconds"
+        ));
     }
     if !(0.0..=1.0).contains(&args.reverb) {
         return Err(format!("--reverb {}: give a mix from 0 to 1", args.reverb));
@@ -105,9 +111,10 @@ pub fn run(args: Args) -> Result<(), String> {
     })?;
     let prompt = match mode {
         Mode::Layers | Mode::Opera => {
-            let prompt = args.prompt.clone().ok_or_else(|| {
-                format!("--mode {}: give the prompt with --prompt", args.mode)
-            })?;
+            let prompt = args
+                .prompt
+                .clone()
+                .ok_or_else(|| format!("--mode {}: give the prompt with --prompt", args.mode))?;
             if prompt.trim().is_empty() {
                 return Err("--prompt is empty: nothing to sonify".into());
             }
@@ -246,7 +253,10 @@ fn read_prompts(path: Option<&Path>) -> Result<(Vec<String>, String), String> {
     let text = String::from_utf8(bytes)
         .map_err(|_| format!("--prompts {}: not UTF-8 text", path.display()))?;
     if text.contains('\0') {
-        return Err(format!("--prompts {}: a binary file, not text", path.display()));
+        return Err(format!(
+            "--prompts {}: a binary file, not text",
+            path.display()
+        ));
     }
     let prompts: Vec<String> = text
         .lines()
