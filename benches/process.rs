@@ -13,10 +13,12 @@
 //! * The same with Source Model Weights, in the house and acid styles (the piece's score
 //!   player, the FM bass, pluck, acid bass and drum kit), once the default model's analysis is
 //!   cached (the first run composes it in the first seconds).
+//! * The same with Instruments Spectral (every voice an oscillator bank of 32 partials).
 //! * The lookahead: the same worker and queue driven at 8 tokens/s, reading how many frames
 //!   wait in the queue at every step.
 //!
-//! Run with `cargo bench --bench process` (after `cargo xtask fetch-model`).
+//! Run with `cargo bench --bench process` (after `cargo xtask fetch-model`); `-- WORD` runs only
+//! the lines whose label contains WORD (e.g. `-- Spectral`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -42,27 +44,46 @@ fn main() {
         eprintln!("the default model is missing: run `cargo xtask fetch-model` first");
         std::process::exit(1);
     }
-    metering();
-    process_time("process()", &[]);
-    // Listen Every's CLAP value 0 is 1 bar.
-    process_time(
-        "process(), Listen every bar",
-        &[("Listen", 1.0), ("Listen Every", 0.0)],
-    );
-    process_time(
-        "process(), Tension Voice and 50 % Dissonance",
-        &[("Tension Voice", 1.0), ("Dissonance", 0.5)],
-    );
-    // Source 1 is Model Weights; Weight Style 1 is House, 2 Acid.
-    process_time(
-        "process(), Model Weights: house",
-        &[("Source", 1.0), ("Weight Style", 1.0)],
-    );
-    process_time(
-        "process(), Model Weights: acid",
-        &[("Source", 1.0), ("Weight Style", 2.0)],
-    );
-    lookahead();
+    let only: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    let wanted = |label: &str| only.as_deref().is_none_or(|word| label.contains(word));
+    if wanted("metering") {
+        metering();
+    }
+    let lines: [(&str, &[(&str, f64)]); 7] = [
+        ("process()", &[]),
+        // Listen Every's CLAP value 0 is 1 bar.
+        (
+            "process(), Listen every bar",
+            &[("Listen", 1.0), ("Listen Every", 0.0)],
+        ),
+        (
+            "process(), Tension Voice and 50 % Dissonance",
+            &[("Tension Voice", 1.0), ("Dissonance", 0.5)],
+        ),
+        // Source 1 is Model Weights; Weight Style 1 is House, 2 Acid.
+        (
+            "process(), Model Weights: house",
+            &[("Source", 1.0), ("Weight Style", 1.0)],
+        ),
+        (
+            "process(), Model Weights: acid",
+            &[("Source", 1.0), ("Weight Style", 2.0)],
+        ),
+        // Instruments 2 is Spectral.
+        ("process(), Instruments Spectral", &[("Instruments", 2.0)]),
+        (
+            "process(), Instruments Spectral, free partials",
+            &[("Instruments", 2.0), ("Spectral in Scale", 0.0)],
+        ),
+    ];
+    for (label, setup) in lines {
+        if wanted(label) {
+            process_time(label, setup);
+        }
+    }
+    if wanted("lookahead") {
+        lookahead();
+    }
 }
 
 /// The loudness meter alone: one 512-frame stereo block added, and the momentary loudness read

@@ -122,6 +122,7 @@ fn a_project_saved_before_the_parameter_groups_loads_every_value() {
             "Listen Every",
             "Paragraph Shift",
             "Source",
+            "Spectral in Scale",
             "Swing",
             "Tension CC",
             "Tension High",

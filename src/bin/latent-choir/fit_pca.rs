@@ -32,8 +32,8 @@ pub struct Args {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Keep the map already at the output if it is valid, belongs to this model and was fitted
-    /// with this K and these positions on the current text of this corpus (`cargo xtask
-    /// fetch-model` uses this).
+    /// with this K and these positions on the current text of this corpus, and keeps a sample
+    /// of it for pictures (`cargo xtask fetch-model` uses this).
     #[arg(long)]
     reuse: bool,
     /// Fit on every position, each line's first included: the literal procedure, for
@@ -87,13 +87,21 @@ pub fn run(args: Args) -> Result<(), String> {
     };
     if args.reuse && out.exists() {
         match cache::open_cached(&out, &identity, &info, &cache) {
-            Ok(map) if map.metadata().corpus_sha256 == corpus.sha256() => {
+            Ok(map)
+                if map.metadata().corpus_sha256 == corpus.sha256()
+                    && map.corpus_cloud().is_some() =>
+            {
                 println!(
                     "map          {} (kept: valid for this model, K, positions and corpus)",
                     out.display()
                 );
                 return Ok(());
             }
+            // Maps fitted before they kept a corpus sample: the editor's view needs one.
+            Ok(map) if map.metadata().corpus_sha256 == corpus.sha256() => eprintln!(
+                "{} has no corpus cloud (fitted by an older version); fitting again",
+                out.display()
+            ),
             Ok(_) => eprintln!(
                 "{} was fitted on another corpus; fitting again",
                 out.display()
