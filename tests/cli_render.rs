@@ -206,8 +206,14 @@ fn render_is_deterministic_replays_exactly_and_remaps_on_new_parameters() {
     let curve: Array1<f32> = npz.by_name("curve_temperature").expect("curve");
     assert_eq!(
         coords.shape(),
-        &[3, TOKENS, 4],
-        "tiny llama: 2 layers + embeddings"
+        &[3, TOKENS, 16],
+        "tiny llama: 2 layers + embeddings, 16 components"
+    );
+    let partials: Array3<i8> = npz.by_name("partials").expect("partials");
+    assert_eq!(partials.shape(), &[3, TOKENS, 32], "each state's Spectral partials");
+    assert!(
+        partials.iter().filter(|&&q| q != 0).count() > partials.len() / 2,
+        "the partials are z-scores, mostly not zero"
     );
     assert_eq!(ids.len(), TOKENS);
     assert_eq!(norm.shape(), &[3, TOKENS]);
