@@ -210,7 +210,11 @@ fn render_is_deterministic_replays_exactly_and_remaps_on_new_parameters() {
         "tiny llama: 2 layers + embeddings, 16 components"
     );
     let partials: Array3<i8> = npz.by_name("partials").expect("partials");
-    assert_eq!(partials.shape(), &[3, TOKENS, 32], "each state's Spectral partials");
+    assert_eq!(
+        partials.shape(),
+        &[3, TOKENS, 32],
+        "each state's Spectral partials"
+    );
     assert!(
         partials.iter().filter(|&&q| q != 0).count() > partials.len() / 2,
         "the partials are z-scores, mostly not zero"
