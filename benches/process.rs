@@ -16,6 +16,11 @@
 //! * The same with Instruments Spectral (every voice an oscillator bank of 32 partials).
 //! * The lookahead: the same worker and queue driven at 8 tokens/s, reading how many frames
 //!   wait in the queue at every step.
+//! * The time to the first note: a fresh instance, transport playing, Generate switched on in
+//!   the first block, blocks paced in real time until the plugin sends its first note; three
+//!   times, with the default model's map already in the user's cache (as after the first
+//!   fit), so the model loads, the map is read, the prompt runs and the first token is
+//!   sampled each time.
 //!
 //! Run with `cargo bench --bench process` (after `cargo xtask fetch-model`); `-- WORD` runs only
 //! the lines whose label contains WORD (e.g. `-- Spectral`).
@@ -84,6 +89,62 @@ fn main() {
     if wanted("lookahead") {
         lookahead();
     }
+    if wanted("first note") {
+        first_note();
+    }
+}
+
+/// Seconds from switching Generate on to the first note out, three fresh instances.
+fn first_note() {
+    let budget = BLOCK as f64 / RATE;
+    let silence = vec![0.0_f32; BLOCK];
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let mut plugin = HostedPlugin::new();
+        let start = [InEvent::Param {
+            time: 0,
+            id: plugin.param_id("Generate"),
+            value: 1.0,
+        }];
+        plugin.activate(RATE, BLOCK as u32);
+        let began = Instant::now();
+        let mut first = None;
+        for i in 0..(120.0 / budget) as usize {
+            let block = Block {
+                main: [&silence, &silence],
+                sidechain: [&silence, &silence],
+                events: if i == 0 { &start } else { &[] },
+                transport: Some(Transport {
+                    playing: true,
+                    tempo: 120.0,
+                    beats: (i * BLOCK) as f64 / RATE * 2.0,
+                    seconds: (i * BLOCK) as f64 / RATE,
+                }),
+            };
+            let (_, sent) = plugin.process_timed(&block);
+            if sent > 0 {
+                first = Some(began.elapsed().as_secs_f64());
+                break;
+            }
+            let due = began + Duration::from_secs_f64((i + 1) as f64 * budget);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        plugin.deactivate();
+        match first {
+            Some(seconds) => times.push(seconds),
+            None => {
+                println!("first note: none within 120 s");
+                return;
+            }
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "first note: Generate on → first note out in {:.2} s (median of 3; {:.2}–{:.2} s), map cached",
+        times[1], times[0], times[2]
+    );
 }
 
 /// The loudness meter alone: one 512-frame stereo block added, and the momentary loudness read

@@ -90,9 +90,11 @@ fn fit_model(model: &str, skip_first: bool) -> ProjectionMap {
         calls.push(p);
         ControlFlow::Continue(())
     };
+    // Every line, as scikit-learn saw them.
     let options = FitOptions {
         components: K,
         skip_first,
+        token_budget: None,
     };
     let (map, stats) =
         fit::fit(&mut loaded, &identity, &corpus, options, &mut progress).expect("fit");

@@ -56,6 +56,7 @@ impl MapCache {
         let FitOptions {
             components,
             skip_first,
+            ..
         } = FitOptions::default();
         Ok(Self {
             dir: maps_dir().ok_or(MapError::NoCacheDir)?,
@@ -70,6 +71,7 @@ impl MapCache {
         FitOptions {
             components: self.components,
             skip_first: self.skip_first,
+            ..FitOptions::default()
         }
     }
 
@@ -308,7 +310,8 @@ mod tests {
             cache.fit_options(),
             FitOptions {
                 components: 1,
-                skip_first: true
+                skip_first: true,
+                token_budget: Some(fit::DEFAULT_TOKEN_BUDGET),
             }
         );
         let _ = std::fs::remove_dir_all(&dir);

@@ -59,6 +59,7 @@ pub struct MapMetadata {
     /// `embedded` or the corpus file's name.
     pub corpus_source: String,
     pub corpus_sha256: String,
+    /// Lines the fit ran (all of the corpus's, or those [`super::fit::choose_lines`] chose).
     pub corpus_lines: usize,
     /// Positions fitted.
     pub tokens: u64,

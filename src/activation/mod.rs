@@ -24,6 +24,7 @@
 //! * [`tokens`]: text run through the model, its tokens at their PCA coordinates (`map-plot`).
 
 pub mod cache;
+pub mod compare;
 pub mod corpus;
 pub mod covariance;
 pub mod direction;

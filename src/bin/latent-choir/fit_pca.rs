@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use latent_choir::activation::cache::{self, MapCache};
+use latent_choir::activation::fit::DEFAULT_TOKEN_BUDGET;
 use latent_choir::activation::{
-    Corpus, DEFAULT_COMPONENTS, FitOptions, FitProgress, ProjectionMap, file, fit,
+    Corpus, DEFAULT_COMPONENTS, FitOptions, FitProgress, ProjectionMap, compare, file, fit,
 };
 use latent_choir::llm::{discovery, loader};
 
@@ -48,6 +49,18 @@ pub struct Args {
     /// Print the explained-variance ratios of every layer, not only the first, middle and last.
     #[arg(long)]
     all_layers: bool,
+    /// Fit on evenly spaced corpus lines holding about this many tokens (the default keeps
+    /// the first fit of the default model under half a minute).
+    #[arg(long, default_value_t = DEFAULT_TOKEN_BUDGET, conflicts_with = "all_lines")]
+    tokens: usize,
+    /// Fit on every corpus line, however many tokens they hold.
+    #[arg(long)]
+    all_lines: bool,
+    /// Another map of the same model: print how far this fit's subspaces agree with it
+    /// (mean cos² of the principal angles of the first 4 and of all components, |cos| of
+    /// PC1s), e.g. a fit on fewer lines against one on all.
+    #[arg(long)]
+    compare: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
@@ -65,6 +78,12 @@ pub fn run(args: Args) -> Result<(), String> {
     let options = FitOptions {
         components: args.components,
         skip_first: !args.keep_first,
+        token_budget: (!args.all_lines).then_some(args.tokens),
+    };
+    // Read before the fit, so a bad path fails in a second, not after it.
+    let compare = match &args.compare {
+        Some(path) => Some(file::load(path).map_err(|e| format!("{}: {e}", path.display()))?),
+        None => None,
     };
     let cache = MapCache {
         dir: cache::maps_dir().unwrap_or_default(),
@@ -139,9 +158,10 @@ pub fn run(args: Args) -> Result<(), String> {
         info.dtype
     );
     println!(
-        "corpus       {} ({} lines, sha256 {:.12}…)",
+        "corpus       {} ({} of {} lines, sha256 {:.12}…)",
         corpus.source(),
         stats.lines,
+        corpus.line_count(),
         map.metadata().corpus_sha256
     );
     if options.skip_first {
@@ -177,6 +197,9 @@ pub fn run(args: Args) -> Result<(), String> {
         args.components
     );
     print_ratios(&map, args.all_layers);
+    if let (Some(other), Some(path)) = (&compare, &args.compare) {
+        print_agreement(&map, other, path, args.all_layers)?;
+    }
     println!("map          {}", out.display());
     if into_cache && !options.skip_first {
         eprintln!(
@@ -187,16 +210,62 @@ pub fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-fn print_ratios(map: &ProjectionMap, all: bool) {
+/// The states a summary prints: all, or the first, middle and last.
+fn shown_states(map: &ProjectionMap, all: bool) -> Vec<usize> {
     let last = map.n_states() - 1;
-    let shown: Vec<usize> = if all {
+    if all {
         (0..=last).collect()
     } else {
         let mut shown = vec![0, last / 2, last];
         shown.dedup();
         shown
-    };
-    for state in shown {
+    }
+}
+
+fn print_agreement(
+    map: &ProjectionMap,
+    other: &ProjectionMap,
+    path: &std::path::Path,
+    all: bool,
+) -> Result<(), String> {
+    if other.n_states() != map.n_states() || other.metadata().width != map.metadata().width {
+        return Err(format!(
+            "{} is a map of {} states of width {}, this fit has {} of width {}",
+            path.display(),
+            other.n_states(),
+            other.metadata().width,
+            map.n_states(),
+            map.metadata().width
+        ));
+    }
+    let k = map.components().min(other.components());
+    println!(
+        "agreement with {} ({} lines, {} tokens): mean cos² of principal angles, first 4 | first {k}; |cos| of PC1",
+        path.display(),
+        other.metadata().corpus_lines,
+        other.metadata().tokens
+    );
+    let (mut worst4, mut worst_k) = (1.0_f64, 1.0_f64);
+    for state in 0..map.n_states() {
+        let (a, b) = (&map.layers()[state], &other.layers()[state]);
+        let four = compare::agreement(a, b, k.min(4)).ok_or("maps of different shapes")?;
+        let all_k = compare::agreement(a, b, k).ok_or("maps of different shapes")?;
+        worst4 = worst4.min(four.subspace);
+        worst_k = worst_k.min(all_k.subspace);
+        if shown_states(map, all).contains(&state) {
+            println!(
+                "  state {state:3}  {:.3} | {:.3}   PC1 {:.3}",
+                four.subspace, all_k.subspace, four.pc1
+            );
+        }
+    }
+    println!("  worst state: {worst4:.3} | {worst_k:.3}");
+    Ok(())
+}
+
+fn print_ratios(map: &ProjectionMap, all: bool) {
+    let last = map.n_states() - 1;
+    for state in shown_states(map, all) {
         let label = match state {
             0 => "embedding".to_owned(),
             s if s == last => "final norm".to_owned(),
