@@ -222,3 +222,95 @@ fn every_family_renders_as_transformers() {
         }
     }
 }
+
+/// A one-block llama GGUF with `rows` embedding rows and the Gemma-style SentencePiece
+/// vocabulary of the fixture (420 pieces), F32 weights of a fixed pattern.
+fn write_llama_gguf(path: &std::path::Path, rows: usize) {
+    use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
+    use candle_core::{Device, Tensor};
+    let mut reader = std::fs::File::open(fixture_dir().join("spm-gemma.gguf")).expect("open");
+    let vocab = gguf_file::Content::read(&mut reader).expect("read the fixture");
+    let mut metadata: Vec<(String, gguf_file::Value)> = vocab
+        .metadata
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("tokenizer."))
+        .collect();
+    let (width, ffn) = (32usize, 64usize);
+    for (key, value) in [
+        (
+            "general.architecture",
+            gguf_file::Value::String("llama".into()),
+        ),
+        ("llama.block_count", gguf_file::Value::U32(1)),
+        (
+            "llama.embedding_length",
+            gguf_file::Value::U32(width as u32),
+        ),
+        (
+            "llama.feed_forward_length",
+            gguf_file::Value::U32(ffn as u32),
+        ),
+        ("llama.attention.head_count", gguf_file::Value::U32(2)),
+        ("llama.attention.head_count_kv", gguf_file::Value::U32(2)),
+        ("llama.context_length", gguf_file::Value::U32(64)),
+    ] {
+        metadata.push((key.to_owned(), value));
+    }
+    let tensor = |dims: &[usize]| -> QTensor {
+        let n: usize = dims.iter().product();
+        let data: Vec<f32> = (0..n)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 500.0)
+            .collect();
+        let t = Tensor::from_vec(data, dims, &Device::Cpu).expect("tensor");
+        QTensor::quantize(&t, GgmlDType::F32).expect("quantize")
+    };
+    let tensors = [
+        ("token_embd.weight", tensor(&[rows, width])),
+        ("output_norm.weight", tensor(&[width])),
+        ("blk.0.attn_norm.weight", tensor(&[width])),
+        ("blk.0.ffn_norm.weight", tensor(&[width])),
+        ("blk.0.attn_q.weight", tensor(&[width, width])),
+        ("blk.0.attn_k.weight", tensor(&[width, width])),
+        ("blk.0.attn_v.weight", tensor(&[width, width])),
+        ("blk.0.attn_output.weight", tensor(&[width, width])),
+        ("blk.0.ffn_gate.weight", tensor(&[ffn, width])),
+        ("blk.0.ffn_up.weight", tensor(&[ffn, width])),
+        ("blk.0.ffn_down.weight", tensor(&[width, ffn])),
+    ];
+    let meta: Vec<(&str, &gguf_file::Value)> =
+        metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
+    let mut file = std::fs::File::create(path).expect("create");
+    gguf_file::write(&mut file, &meta, &refs).expect("write the GGUF");
+}
+
+#[test]
+fn a_sentencepiece_gguf_model_loads_and_a_mismatched_one_is_refused() {
+    use latent_choir::llm::loader;
+    let dir = std::env::temp_dir().join(format!("latent-choir-spm-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let good = dir.join("good.gguf");
+    let small = dir.join("small.gguf");
+    write_llama_gguf(&good, 420);
+    write_llama_gguf(&small, 300);
+    let loaded = loader::load(&good);
+    let refused = loader::load(&small).map(|_| ());
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let mut loaded = loaded.expect("a SentencePiece GGUF model loads");
+    let ids = loaded
+        .tokenizer
+        .prompt_ids("Hello", PromptMode::Chat)
+        .expect("prompt ids");
+    assert_eq!(ids[0], 2, "Gemma's <bos>");
+    let step = loaded.model.forward(&ids).expect("forward");
+    assert_eq!(step.logits.len(), 420);
+    assert!(step.logits.iter().all(|v| v.is_finite()));
+
+    let err = refused.expect_err("a 420-piece tokenizer on a 300-row model");
+    let message = err.to_string();
+    assert!(
+        message.contains("420 tokens") && message.contains("300"),
+        "{message}"
+    );
+}

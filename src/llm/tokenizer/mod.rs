@@ -229,7 +229,7 @@ enum Engine {
     /// The `tokenizers` pipeline: tokenizer.json, or a GGUF's byte-level BPE.
     Hf(tokenizers::Tokenizer),
     /// A GGUF's SentencePiece vocabulary.
-    Spm(SpmVocab),
+    Spm(Box<SpmVocab>),
 }
 
 /// A model's tokenizer. Cheap to clone (shared inside), `Send + Sync`.
@@ -655,7 +655,7 @@ impl Tokenizer {
             eos_ids,
             chat_template,
             chat: None,
-            engine: Engine::Spm(vocab),
+            engine: Engine::Spm(Box::new(vocab)),
         }))
     }
 
