@@ -206,8 +206,12 @@ fn describe_gguf(path: &Path) -> Result<FoundModel> {
     };
     let mut file = fs::File::open(path).map_err(|e| io_error(path, e))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let content = gguf_file::Content::read(&mut file)
-        .map_err(|e| corrupt(format!("truncated or corrupt GGUF header ({e})")))?;
+    let content = gguf_file::Content::read(&mut file).map_err(|e| {
+        corrupt(format!(
+            "truncated or corrupt GGUF header ({})",
+            first_line(&e)
+        ))
+    })?;
     let get = |key: &str| content.metadata.get(key);
     let architecture = get("general.architecture")
         .and_then(|v| v.to_string().ok())
@@ -242,6 +246,12 @@ fn describe_gguf(path: &Path) -> Result<FoundModel> {
         dtype: gguf_quantisation(&content),
         problem,
     })
+}
+
+/// An error's message without the backtrace candle appends when `RUST_BACKTRACE` is set.
+fn first_line(err: &dyn std::fmt::Display) -> String {
+    let text = err.to_string();
+    text.lines().next().unwrap_or_default().to_owned()
 }
 
 fn unknown_architecture(name: &str, supported: &[&str]) -> String {

@@ -227,7 +227,7 @@ const GGUF_TOKEN_USER_DEFINED: i64 = 4;
 /// What turns text into ids.
 enum Engine {
     /// The `tokenizers` pipeline: tokenizer.json, or a GGUF's byte-level BPE.
-    Hf(tokenizers::Tokenizer),
+    Hf(Box<tokenizers::Tokenizer>),
     /// A GGUF's SentencePiece vocabulary.
     Spm(Box<SpmVocab>),
 }
@@ -402,7 +402,7 @@ impl Tokenizer {
             append_eos: None,
             chat: None,
             chat_template,
-            engine: Engine::Hf(hf),
+            engine: Engine::Hf(Box::new(hf)),
         }))
     }
 
@@ -576,7 +576,7 @@ impl Tokenizer {
             eos_ids,
             chat_template,
             chat: None,
-            engine: Engine::Hf(hf),
+            engine: Engine::Hf(Box::new(hf)),
         }))
     }
 
@@ -929,7 +929,7 @@ impl Tokenizer {
     /// encoded by our own merger.
     pub fn hf(&self) -> Option<&tokenizers::Tokenizer> {
         match &self.inner.engine {
-            Engine::Hf(hf) => Some(hf),
+            Engine::Hf(hf) => Some(hf.as_ref()),
             Engine::Spm(_) => None,
         }
     }
