@@ -30,7 +30,7 @@ No model can be downloaded here, so everything is made locally:
 
 Chat templates: the real templates cannot be downloaded, so the ones below were written by hand
 from memory of the templates these models publish in their `tokenizer_config.json` (Gemma 3, Llama
-3, Llama 3.1, Phi-3, Qwen 2.5, Mistral v0.1 and v0.3, SmolLM2). Each is rendered by transformers'
+3, Llama 3.1, Phi-3, Qwen 2.5, Llama 2, Mistral v0.1 and v0.3, SmolLM2). Each is rendered by transformers'
 own renderer (`render_jinja_template`, what `apply_chat_template` calls) for one user message, with
 and without a system message, with `add_generation_prompt=True`.
 
@@ -356,6 +356,8 @@ MISTRAL_V03 = """{%- if messages[0]["role"] == "system" %}
 {%- endfor %}
 """
 
+LLAMA2 = """{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}"""
+
 SMOLLM2 = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 
 FAMILIES = [
@@ -367,6 +369,7 @@ FAMILIES = [
     ("qwen2.5", QWEN25, None, "<|im_end|>", "chatml", ["<|im_end|>"], True),
     ("smollm2", SMOLLM2, None, "<|im_end|>", "chatml", ["<|im_end|>"], True),
     ("mistral-v0.1", MISTRAL_V01, "<s>", "</s>", "mistral", ["</s>"], False),
+    ("llama2", LLAMA2, "<s>", "</s>", "mistral", ["</s>"], True),
     ("mistral-v0.3", MISTRAL_V03, "<s>", "</s>", "mistral", ["</s>"], True),
 ]
 

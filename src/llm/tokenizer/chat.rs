@@ -20,7 +20,7 @@ pub enum ChatFormat {
     Llama3,
     /// `<|user|>\n...<|end|>\n<|assistant|>\n` (Phi-3, Phi-3.5).
     Phi3,
-    /// `[INST] ... [/INST]` (Mistral, Mixtral, Llama 2 style).
+    /// `[INST] ... [/INST]` (Mistral, Mixtral, Llama 2).
     Mistral,
 }
 
@@ -60,8 +60,13 @@ pub struct ChatTemplate {
     pub writes_bos: bool,
     /// Llama 3.1's system header, always written: "Cutting Knowledge Date: ...\nToday Date: ...".
     pub dated_system: Option<String>,
-    /// Mistral v0.1/v0.2 write `' [/INST]'`, v0.3 `'[/INST]'`.
+    /// Mistral v0.1/v0.2 and Llama 2 write `' [/INST]'`, Mistral v0.3 `'[/INST]'`.
     pub space_before_inst_end: bool,
+    /// Llama 2 wraps the system prompt in `<<SYS>>\n...\n<</SYS>>\n\n` and strips the
+    /// message it opens.
+    pub llama2_system: bool,
+    /// Does the `[INST]` template strip the message (`content.strip()`)?
+    pub strips_message: bool,
 }
 
 impl ChatTemplate {
@@ -92,6 +97,8 @@ impl ChatTemplate {
                 _ => None,
             },
             space_before_inst_end: template.contains(" [/INST]"),
+            llama2_system: template.contains("<<SYS>>"),
+            strips_message: template.contains(".strip()"),
         })
     }
 
@@ -103,6 +110,8 @@ impl ChatTemplate {
             writes_bos: false,
             dated_system: None,
             space_before_inst_end: false,
+            llama2_system: false,
+            strips_message: false,
         }
     }
 
@@ -169,13 +178,25 @@ impl ChatTemplate {
             }
             ChatFormat::Mistral => {
                 // v0.3 puts the system prompt before the last user message; v0.1 refuses a
-                // system message, and gets the same here.
-                out.push_str("[INST] ");
+                // system message, and gets the same here. Llama 2 wraps it in <<SYS>>.
+                let mut message = String::new();
                 if let Some(system) = system {
-                    out.push_str(system);
-                    out.push_str("\n\n");
+                    if self.llama2_system {
+                        message.push_str("<<SYS>>\n");
+                        message.push_str(system);
+                        message.push_str("\n<</SYS>>\n\n");
+                    } else {
+                        message.push_str(system);
+                        message.push_str("\n\n");
+                    }
                 }
-                out.push_str(user);
+                message.push_str(user);
+                out.push_str("[INST] ");
+                out.push_str(if self.strips_message {
+                    message.trim()
+                } else {
+                    &message
+                });
                 out.push_str(if self.space_before_inst_end {
                     " [/INST]"
                 } else {
