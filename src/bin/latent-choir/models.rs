@@ -1,9 +1,9 @@
-//! `latent-choir models`
+//! `latent-choir models`: every model found, one line each, and why one will not load.
 
 use latent_choir::llm::discovery;
 
 pub fn run() -> Result<(), String> {
-    let found = discovery::discover();
+    let found = discovery::discover_all();
     if found.is_empty() {
         return Err(format!(
             "no models found. Run `cargo xtask fetch-model` for the default model, or pass --model PATH. Looked in {} and {}",
@@ -12,12 +12,12 @@ pub fn run() -> Result<(), String> {
         ));
     }
     println!(
-        "{:<10} {:>6} {:>6} {:>9} {:<8}  path",
-        "arch", "layers", "width", "size", "weights"
+        "{:<10} {:>6} {:>6} {:>9} {:<16}  path",
+        "family", "layers", "width", "size", "weights"
     );
     for model in found {
-        println!(
-            "{:<10} {:>6} {:>6} {:>7.1}MB {:<8}  {}",
+        let mut line = format!(
+            "{:<10} {:>6} {:>6} {:>7.1}MB {:<16}  {}",
             model.architecture,
             model.n_layers,
             model.width,
@@ -25,6 +25,11 @@ pub fn run() -> Result<(), String> {
             model.dtype,
             model.path.display()
         );
+        if let Some(problem) = &model.problem {
+            line.push_str("  — will not load: ");
+            line.push_str(problem);
+        }
+        println!("{line}");
     }
     Ok(())
 }

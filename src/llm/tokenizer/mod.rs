@@ -1,4 +1,4 @@
-//! Tokenizers: tokenizer.json, or byte-level BPE built from GGUF metadata.
+//! Tokenizers: tokenizer.json, or byte-level BPE or SentencePiece built from GGUF metadata.
 //!
 //! Every model Latent Choir loads gets a [`Tokenizer`]: the Hugging Face `tokenizers` pipeline
 //! that does the splitting and merging, plus what the worker needs around it — which ids end a
@@ -11,8 +11,11 @@
 //!   `config.json`, `generation_config.json` and `chat_template.jinja` read from the same folder
 //!   when present (end-of-sequence ids, BOS, chat template).
 //! * [`Tokenizer::from_gguf`]: rebuilt from a GGUF file's `tokenizer.ggml.*` metadata. Byte-level
-//!   BPE (`tokenizer.ggml.model = "gpt2"`) is supported, with the split regex named by
-//!   `tokenizer.ggml.pre` (see [`GgufSplit`]); sentencepiece GGUFs are refused with a clear error.
+//!   BPE (`tokenizer.ggml.model = "gpt2"`) with the split regex named by `tokenizer.ggml.pre`
+//!   (see [`GgufSplit`]), or SentencePiece (`"llama"`: Llama 2, Mistral, Gemma, Phi-3), encoded
+//!   by our own merger (`spm`) as llama.cpp does.
+//!
+//! The chat format comes from the model's chat template (`chat`).
 //!
 //! Decoding keeps special tokens (`<|im_end|>` decodes to its text), like `transformers`'
 //! `decode(ids)`, and does not "clean up" spaces before punctuation: what the model wrote is what
@@ -23,7 +26,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::gguf_file::Content;
+#[cfg(test)]
+use candle_core::quantized::gguf_file::Value;
 use serde_json::Value as Json;
 use tokenizers::decoders::DecoderWrapper;
 use tokenizers::models::bpe::{BPE, Merges, Vocab};
@@ -36,6 +41,16 @@ use tokenizers::{AddedToken, SplitDelimiterBehavior};
 
 use super::error::{LlmError, Result};
 
+mod chat;
+mod gguf_meta;
+mod spm;
+
+#[cfg(test)]
+use chat::chatml_default_system;
+pub use chat::{ChatFormat, ChatTemplate};
+use gguf_meta::{gguf_bool, gguf_f32_array, gguf_int, gguf_int_array, gguf_str, gguf_str_array};
+use spm::{PieceKind, SpmVocab};
+
 /// How a prompt becomes the model's first tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PromptMode {
@@ -46,22 +61,6 @@ pub enum PromptMode {
     /// The text as it is, continued by the model. A BOS token is prepended only if the
     /// tokenizer itself asks for one (llama-style tokenizers do; GPT-2 and SmolLM2 do not).
     Raw,
-}
-
-/// The chat formats [`Tokenizer::chat_prompt`] can render.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChatFormat {
-    /// `<|im_start|>role\ncontent<|im_end|>\n` turns (SmolLM2, Qwen2, ...).
-    ChatMl,
-}
-
-impl ChatFormat {
-    /// What follows a turn's end token to open another assistant turn.
-    pub fn next_turn(self) -> &'static str {
-        match self {
-            Self::ChatMl => "\n<|im_start|>assistant\n",
-        }
-    }
 }
 
 /// The split applied before byte-level BPE in a GGUF tokenizer, chosen by `tokenizer.ggml.pre`
@@ -79,33 +78,104 @@ pub enum GgufSplit {
     /// (`llama-bpe`, `llama3`, `llama-v3`, `falcon3`, `falcon-h1`, `pixtral`, `dbrx`,
     /// `smaug-bpe`).
     Llama3,
-    /// Qwen2's regex: like Llama 3's but every digit on its own (`qwen2`, `deepseek-r1-qwen`).
+    /// Qwen2's regex: like Llama 3's but every digit on its own (`qwen2`, `deepseek-r1-qwen`,
+    /// `stablelm2`, ...).
     Qwen2,
+    /// Qwen3.5's: Qwen2's with combining marks kept inside words (`qwen35`).
+    Qwen35,
 }
+
+/// `tokenizer.ggml.pre` names (llama.cpp's) → the split, and whether merges are skipped for a
+/// pre-token that is already a vocabulary entry.
+const PRE_TOKENIZERS: &[(&[&str], GgufSplit, bool)] = &[
+    (
+        &[
+            "default",
+            "gpt2",
+            "gpt-2",
+            "phi-2",
+            "mpt",
+            "olmo",
+            "jais",
+            "trillion",
+            "granite-docling",
+            "mellum",
+            "a.x-4.0",
+        ],
+        GgufSplit::Gpt2,
+        false,
+    ),
+    (
+        &[
+            "smollm",
+            "starcoder",
+            "refact",
+            "command-r",
+            "codeshell",
+            "exaone",
+            "minerva",
+            "mellum2",
+        ],
+        GgufSplit::IsolatedDigits,
+        false,
+    ),
+    (
+        &[
+            "llama-bpe",
+            "llama3",
+            "llama-v3",
+            "falcon3",
+            "falcon-h1",
+            "pixtral",
+        ],
+        GgufSplit::Llama3,
+        true,
+    ),
+    (
+        &["dbrx", "smaug-bpe", "glm4", "chatglm-bpe"],
+        GgufSplit::Llama3,
+        false,
+    ),
+    (
+        &[
+            "qwen2",
+            "deepseek-r1-qwen",
+            "stablelm2",
+            "kormo",
+            "f2llmv2",
+            "hunyuan",
+            "solar-open",
+        ],
+        GgufSplit::Qwen2,
+        false,
+    ),
+    (&["qwen35"], GgufSplit::Qwen35, false),
+];
 
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN35_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 impl GgufSplit {
     /// The split for a `tokenizer.ggml.pre` value, and whether llama.cpp skips the merges for
     /// a pre-token that is already a whole vocabulary entry (`ignore_merges`, Llama 3 only).
     pub fn from_pre(pre: Option<&str>) -> Result<(Self, bool)> {
-        Ok(match pre.unwrap_or("default") {
-            "default" | "gpt2" | "gpt-2" | "phi-2" | "mpt" | "olmo" | "jais" => (Self::Gpt2, false),
-            "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone"
-            | "minerva" => (Self::IsolatedDigits, false),
-            "llama-bpe" | "llama3" | "llama-v3" | "falcon3" | "falcon-h1" | "pixtral" => {
-                (Self::Llama3, true)
-            }
-            "dbrx" | "smaug-bpe" => (Self::Llama3, false),
-            "qwen2" | "deepseek-r1-qwen" => (Self::Qwen2, false),
-            other => {
-                return Err(LlmError::Tokenizer(format!(
-                    "GGUF pre-tokenizer {other:?} is not supported (supported: gpt2, smollm, \
-                     starcoder, llama-bpe, qwen2 and their aliases)"
-                )));
-            }
-        })
+        let name = pre.unwrap_or("default");
+        PRE_TOKENIZERS
+            .iter()
+            .find(|(names, _, _)| names.contains(&name))
+            .map(|&(_, split, ignore_merges)| (split, ignore_merges))
+            .ok_or_else(|| {
+                let known: Vec<&str> = PRE_TOKENIZERS
+                    .iter()
+                    .flat_map(|(names, _, _)| names.iter().copied())
+                    .collect();
+                LlmError::Tokenizer(format!(
+                    "GGUF pre-tokenizer {name:?} (tokenizer.ggml.pre) is not supported \
+                     (supported: {})",
+                    known.join(", ")
+                ))
+            })
     }
 
     fn pre_tokenizer(self) -> Result<PreTokenizerWrapper> {
@@ -126,6 +196,7 @@ impl GgufSplit {
             }
             Self::Llama3 => Sequence::new(vec![split(LLAMA3_SPLIT)?, byte_level(false)]).into(),
             Self::Qwen2 => Sequence::new(vec![split(QWEN2_SPLIT)?, byte_level(false)]).into(),
+            Self::Qwen35 => Sequence::new(vec![split(QWEN35_SPLIT)?, byte_level(false)]).into(),
         })
     }
 }
@@ -153,6 +224,14 @@ const BOS_MARKERS: &[&str] = &["<|begin_of_text|>", "<s>", "<bos>", "<|startofte
 const GGUF_TOKEN_CONTROL: i64 = 3;
 const GGUF_TOKEN_USER_DEFINED: i64 = 4;
 
+/// What turns text into ids.
+enum Engine {
+    /// The `tokenizers` pipeline: tokenizer.json, or a GGUF's byte-level BPE.
+    Hf(Box<tokenizers::Tokenizer>),
+    /// A GGUF's SentencePiece vocabulary.
+    Spm(Box<SpmVocab>),
+}
+
 /// A model's tokenizer. Cheap to clone (shared inside), `Send + Sync`.
 #[derive(Clone)]
 pub struct Tokenizer {
@@ -160,7 +239,7 @@ pub struct Tokenizer {
 }
 
 struct Inner {
-    hf: tokenizers::Tokenizer,
+    engine: Engine,
     /// Where it came from, for messages.
     source: String,
     /// Ids `0..vocab_size` are valid.
@@ -179,10 +258,14 @@ struct Inner {
     chat: Option<ChatTemplate>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct ChatTemplate {
-    format: ChatFormat,
-    default_system: Option<String>,
+impl Inner {
+    /// Does decoding drop the space prefix of `id` when it comes first (SentencePiece)?
+    fn strips_prefix(&self, id: u32) -> bool {
+        match &self.engine {
+            Engine::Spm(vocab) => vocab.strips_prefix(id),
+            Engine::Hf(_) => false,
+        }
+    }
 }
 
 impl fmt::Debug for Tokenizer {
@@ -319,7 +402,7 @@ impl Tokenizer {
             append_eos: None,
             chat: None,
             chat_template,
-            hf,
+            engine: Engine::Hf(Box::new(hf)),
         }))
     }
 
@@ -351,18 +434,11 @@ impl Tokenizer {
         })?;
         match model {
             "gpt2" => {}
-            "llama" => {
-                return Err(LlmError::Tokenizer(
-                    "GGUF sentencepiece tokenizers (tokenizer.ggml.model = \"llama\") are not \
-                     supported yet: use a byte-level BPE GGUF, or the model's Hugging Face \
-                     folder with its tokenizer.json"
-                        .into(),
-                ));
-            }
+            "llama" => return Self::from_gguf_spm(content),
             other => {
                 return Err(LlmError::Tokenizer(format!(
                     "GGUF tokenizer model {other:?} is not supported (supported: \"gpt2\", \
-                     byte-level BPE)"
+                     byte-level BPE; \"llama\", SentencePiece)"
                 )));
             }
         }
@@ -457,17 +533,7 @@ impl Tokenizer {
         hf.add_special_tokens(&control);
         hf.add_tokens(&user_defined);
 
-        let id_key = |key: &str| -> Result<Option<u32>> {
-            match gguf_int(md, key)? {
-                None => Ok(None),
-                Some(id) if id >= 0 && (id as usize) < n => Ok(Some(id as u32)),
-                // llama.cpp writes -1 (or u32::MAX) for "none".
-                Some(-1) | Some(0xFFFF_FFFF) => Ok(None),
-                Some(id) => Err(LlmError::Tokenizer(format!(
-                    "GGUF {key} = {id} is outside the {n}-token vocabulary"
-                ))),
-            }
-        };
+        let id_key = |key: &str| gguf_id(md, key, n);
         let bos_id = id_key("tokenizer.ggml.bos_token_id")?;
         let mut eos_ids: Vec<u32> = Vec::new();
         for key in [
@@ -510,7 +576,86 @@ impl Tokenizer {
             eos_ids,
             chat_template,
             chat: None,
-            hf,
+            engine: Engine::Hf(Box::new(hf)),
+        }))
+    }
+
+    /// A SentencePiece GGUF (`tokenizer.ggml.model = "llama"`): pieces, scores and token types,
+    /// byte fallback, the space prefix, BOS/EOS as the file says (BOS by default, as llama.cpp).
+    fn from_gguf_spm(content: &Content) -> Result<Self> {
+        let md = &content.metadata;
+        let tokens = gguf_str_array(md, "tokenizer.ggml.tokens")?
+            .ok_or_else(|| LlmError::Tokenizer("the GGUF has no tokenizer.ggml.tokens".into()))?;
+        let n = tokens.len();
+        if n == 0 || n > MAX_VOCAB {
+            return Err(LlmError::Tokenizer(format!(
+                "the GGUF vocabulary has {n} tokens"
+            )));
+        }
+        let kinds = match gguf_int_array(md, "tokenizer.ggml.token_type")? {
+            Some(types) => types
+                .into_iter()
+                .map(PieceKind::from_gguf)
+                .collect::<Result<Vec<_>>>()?,
+            None => vec![PieceKind::Normal; n],
+        };
+        let scores = gguf_f32_array(md, "tokenizer.ggml.scores")?.unwrap_or_else(|| vec![0.0; n]);
+        let id_key = |key: &str| gguf_id(md, key, n);
+        let bos_id = id_key("tokenizer.ggml.bos_token_id")?;
+        let unk_id = id_key("tokenizer.ggml.unknown_token_id")?;
+        id_key("tokenizer.ggml.padding_token_id")?;
+        let add_space_prefix = gguf_bool(md, "tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
+        let add_bos = gguf_bool(md, "tokenizer.ggml.add_bos_token")?.unwrap_or(true);
+        let add_eos = gguf_bool(md, "tokenizer.ggml.add_eos_token")?.unwrap_or(false);
+        let pieces: Vec<String> = tokens.iter().map(|t| (*t).to_owned()).collect();
+        let vocab = SpmVocab::new(pieces, scores, kinds, add_space_prefix, unk_id)?;
+
+        let mut eos_ids: Vec<u32> = Vec::new();
+        for key in [
+            "tokenizer.ggml.eos_token_id",
+            "tokenizer.ggml.eot_token_id",
+            "tokenizer.ggml.eom_token_id",
+        ] {
+            eos_ids.extend(id_key(key)?);
+        }
+        // Gemma's <end_of_turn> is user-defined, not control: both end a generation.
+        let special: Vec<bool> = (0..n as u32)
+            .map(|id| vocab.kind(id) == Some(PieceKind::Control))
+            .collect();
+        for marker in END_MARKERS {
+            if let Some(id) = vocab.id(marker)
+                && matches!(
+                    vocab.kind(id),
+                    Some(PieceKind::Control | PieceKind::UserDefined)
+                )
+            {
+                eos_ids.push(id);
+            }
+        }
+        dedup_in_order(&mut eos_ids);
+        if add_bos && bos_id.is_none() {
+            return Err(LlmError::Tokenizer(
+                "the GGUF asks for a BOS token (add_bos_token) but names none".into(),
+            ));
+        }
+        let token_bytes = (0..n as u32).map(|id| vocab.piece_bytes(id)).collect();
+        let chat_template = gguf_str(md, "tokenizer.chat_template")?.map(str::to_owned);
+        Ok(Self::assemble(Inner {
+            source: "GGUF tokenizer (llama, SentencePiece)".to_owned(),
+            vocab_size: n,
+            token_bytes: Some(token_bytes),
+            special,
+            bos_id,
+            prepend_bos: if add_bos { bos_id } else { None },
+            append_eos: if add_eos {
+                eos_ids.first().copied()
+            } else {
+                None
+            },
+            eos_ids,
+            chat_template,
+            chat: None,
+            engine: Engine::Spm(Box::new(vocab)),
         }))
     }
 
@@ -520,7 +665,13 @@ impl Tokenizer {
     /// end id). A GGUF model converted to a folder keeps its prompts and stops this way.
     pub fn save_hf(&self, dir: &Path) -> Result<()> {
         let inner = &self.inner;
-        let text = inner.hf.to_string(false).map_err(|e| {
+        let Engine::Hf(hf) = &inner.engine else {
+            return Err(LlmError::Tokenizer(format!(
+                "{} cannot be written as a tokenizer.json yet",
+                inner.source
+            )));
+        };
+        let text = hf.to_string(false).map_err(|e| {
             LlmError::Tokenizer(format!("could not serialise {}: {e}", inner.source))
         })?;
         let mut json: Json = serde_json::from_str(&text).map_err(|e| {
@@ -531,7 +682,7 @@ impl Tokenizer {
         }
         write_json(&dir.join("tokenizer.json"), &json)?;
 
-        let piece = |id: Option<u32>| id.and_then(|id| inner.hf.id_to_token(id));
+        let piece = |id: Option<u32>| id.and_then(|id| hf.id_to_token(id));
         let mut config = serde_json::json!({
             "tokenizer_class": "PreTrainedTokenizerFast",
             "add_bos_token": inner.prepend_bos.is_some(),
@@ -557,7 +708,7 @@ impl Tokenizer {
         let inner = &self.inner;
         let mut special = serde_json::Map::new();
         let mut piece = |id: u32, type_id: u32| -> Result<Json> {
-            let token = inner.hf.id_to_token(id).ok_or_else(|| {
+            let token = self.token_piece(id).ok_or_else(|| {
                 LlmError::Tokenizer(format!("special token id {id} has no vocabulary entry"))
             })?;
             special.insert(
@@ -583,7 +734,23 @@ impl Tokenizer {
     }
 
     fn assemble(mut inner: Inner) -> Self {
-        inner.chat = detect_chat(inner.chat_template.as_deref(), &inner.hf);
+        inner.chat = match inner.chat_template.as_deref() {
+            // A template in a format we cannot render: raw continuation.
+            Some(template) => ChatTemplate::detect(template),
+            None => {
+                let has = |t: &str| inner_token_id(&inner.engine, t).is_some();
+                (has("<|im_start|>") && has("<|im_end|>")).then(ChatTemplate::chatml)
+            }
+        };
+        // The chat format's end-of-turn tokens stop a generation too.
+        if let Some(chat) = &inner.chat {
+            for marker in chat.format.stop_markers() {
+                if let Some(id) = inner_token_id(&inner.engine, marker) {
+                    inner.eos_ids.push(id);
+                }
+            }
+            dedup_in_order(&mut inner.eos_ids);
+        }
         Self {
             inner: Arc::new(inner),
         }
@@ -595,15 +762,19 @@ impl Tokenizer {
     /// has no token for (a few control characters in SmolLM2's) is left out.
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
         let inner = &self.inner;
-        let encoding = inner
-            .hf
-            .encode_fast(text, add_special_tokens)
-            .map_err(|e| LlmError::Tokenizer(format!("could not encode text: {e}")))?;
-        let mut ids = Vec::with_capacity(encoding.len() + 2);
+        let mut ids = Vec::with_capacity(text.len() / 3 + 2);
         if add_special_tokens {
             ids.extend(inner.prepend_bos);
         }
-        ids.extend_from_slice(encoding.get_ids());
+        match &inner.engine {
+            Engine::Hf(hf) => {
+                let encoding = hf
+                    .encode_fast(text, add_special_tokens)
+                    .map_err(|e| LlmError::Tokenizer(format!("could not encode text: {e}")))?;
+                ids.extend_from_slice(encoding.get_ids());
+            }
+            Engine::Spm(vocab) => vocab.encode(text, &mut ids),
+        }
         if add_special_tokens {
             ids.extend(inner.append_eos);
         }
@@ -616,17 +787,23 @@ impl Tokenizer {
         self.check_ids(ids)?;
         match &self.inner.token_bytes {
             Some(table) => {
-                let bytes: Vec<u8> = ids
+                let mut bytes: Vec<u8> = ids
                     .iter()
                     .flat_map(|&id| table[id as usize].iter().copied())
                     .collect();
+                if ids.first().is_some_and(|&id| self.inner.strips_prefix(id)) {
+                    bytes.remove(0);
+                }
                 Ok(String::from_utf8_lossy(&bytes).into_owned())
             }
-            None => self
-                .inner
-                .hf
-                .decode(ids, false)
-                .map_err(|e| LlmError::Tokenizer(format!("could not decode tokens: {e}"))),
+            None => match &self.inner.engine {
+                Engine::Hf(hf) => hf
+                    .decode(ids, false)
+                    .map_err(|e| LlmError::Tokenizer(format!("could not decode tokens: {e}"))),
+                Engine::Spm(_) => Err(LlmError::Tokenizer(
+                    "a SentencePiece tokenizer without a byte table".into(),
+                )),
+            },
         }
     }
 
@@ -637,6 +814,7 @@ impl Tokenizer {
             pending: Vec::new(),
             window: Vec::new(),
             window_text: String::new(),
+            started: false,
         }
     }
 
@@ -667,21 +845,8 @@ impl Tokenizer {
     /// template's default, if any.
     pub fn chat_prompt_with_system(&self, system: Option<&str>, user: &str) -> Option<String> {
         let chat = self.inner.chat.as_ref()?;
-        let system = system.or(chat.default_system.as_deref());
-        match chat.format {
-            ChatFormat::ChatMl => {
-                let mut out = String::new();
-                if let Some(system) = system {
-                    out.push_str("<|im_start|>system\n");
-                    out.push_str(system);
-                    out.push_str("<|im_end|>\n");
-                }
-                out.push_str("<|im_start|>user\n");
-                out.push_str(user);
-                out.push_str("<|im_end|>\n<|im_start|>assistant\n");
-                Some(out)
-            }
-        }
+        let bos = self.inner.bos_id.and_then(|id| self.token_piece(id));
+        Some(chat.render(bos.as_deref(), system, user))
     }
 
     /// The chat format found in the template (or, without a template, from ChatML's special
@@ -733,12 +898,15 @@ impl Tokenizer {
     /// The id of a vocabulary entry or added token, spelled as the vocabulary spells it
     /// (`"Ġworld"` in a byte-level vocabulary, `"<|im_end|>"`).
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
-        self.inner.hf.token_to_id(token)
+        inner_token_id(&self.inner.engine, token)
     }
 
     /// The vocabulary entry of `id` as stored (`"Ġworld"`), not decoded.
     pub fn token_piece(&self, id: u32) -> Option<String> {
-        self.inner.hf.id_to_token(id)
+        match &self.inner.engine {
+            Engine::Hf(hf) => hf.id_to_token(id),
+            Engine::Spm(vocab) => vocab.piece(id).map(str::to_owned),
+        }
     }
 
     /// The bytes `id` stands for. For a byte-level vocabulary these may be part of a UTF-8
@@ -757,9 +925,13 @@ impl Tokenizer {
         Ok(escape_partial_utf8(&self.token_bytes(id)?))
     }
 
-    /// The underlying `tokenizers` tokenizer.
-    pub fn hf(&self) -> &tokenizers::Tokenizer {
-        &self.inner.hf
+    /// The underlying `tokenizers` tokenizer; `None` for a SentencePiece GGUF, which is
+    /// encoded by our own merger.
+    pub fn hf(&self) -> Option<&tokenizers::Tokenizer> {
+        match &self.inner.engine {
+            Engine::Hf(hf) => Some(hf.as_ref()),
+            Engine::Spm(_) => None,
+        }
     }
 
     fn check_ids(&self, ids: &[u32]) -> Result<()> {
@@ -787,6 +959,9 @@ pub struct TokenStream {
     /// last emitted id for context, then the ones not yet emitted), and that decoding.
     window: Vec<u32>,
     window_text: String,
+    /// Has a token been pushed since the start (a SentencePiece space prefix is dropped from
+    /// the first one only)?
+    started: bool,
 }
 
 /// Without complete text after this many ids, emit what there is (U+FFFD included).
@@ -800,7 +975,11 @@ impl TokenStream {
         let inner = Arc::clone(&self.tokenizer.inner);
         match &inner.token_bytes {
             Some(table) => {
-                self.pending.extend_from_slice(&table[id as usize]);
+                let bytes = &table[id as usize];
+                let skip = usize::from(!self.started && inner.strips_prefix(id));
+                self.started = true;
+                self.pending
+                    .extend_from_slice(bytes.get(skip..).unwrap_or_default());
                 Ok(take_complete_utf8(&mut self.pending))
             }
             None => {
@@ -840,6 +1019,7 @@ impl TokenStream {
         self.pending.clear();
         self.window.clear();
         self.window_text.clear();
+        self.started = false;
     }
 
     /// Is part of a character waiting for its next token?
@@ -968,79 +1148,34 @@ fn byte_level_spelling(bytes: &[u8]) -> String {
 }
 
 /// The id the BPE model itself gives `token` (added tokens aside).
+/// The id of a vocabulary entry or added token in either engine.
+fn inner_token_id(engine: &Engine, token: &str) -> Option<u32> {
+    match engine {
+        Engine::Hf(hf) => hf.token_to_id(token),
+        Engine::Spm(vocab) => vocab.id(token),
+    }
+}
+
+/// A token id named by GGUF metadata (`tokenizer.ggml.bos_token_id`): `None` if absent or
+/// written as "none" (-1 or u32::MAX), an error outside the `n`-token vocabulary.
+fn gguf_id(
+    md: &HashMap<String, candle_core::quantized::gguf_file::Value>,
+    key: &str,
+    n: usize,
+) -> Result<Option<u32>> {
+    match gguf_int(md, key)? {
+        None => Ok(None),
+        Some(id) if id >= 0 && (id as usize) < n => Ok(Some(id as u32)),
+        Some(-1) | Some(0xFFFF_FFFF) => Ok(None),
+        Some(id) => Err(LlmError::Tokenizer(format!(
+            "GGUF {key} = {id} is outside the {n}-token vocabulary"
+        ))),
+    }
+}
+
 fn vocab_first_id(hf: &tokenizers::Tokenizer, token: &str) -> Option<u32> {
     use tokenizers::Model;
     hf.get_model().token_to_id(token)
-}
-
-fn detect_chat(template: Option<&str>, hf: &tokenizers::Tokenizer) -> Option<ChatTemplate> {
-    match template {
-        Some(t) if t.contains("<|im_start|>") => Some(ChatTemplate {
-            format: ChatFormat::ChatMl,
-            default_system: chatml_default_system(t),
-        }),
-        // A template in a format we cannot render: raw continuation.
-        Some(_) => None,
-        None => {
-            let has = |t: &str| hf.token_to_id(t).is_some();
-            (has("<|im_start|>") && has("<|im_end|>")).then_some(ChatTemplate {
-                format: ChatFormat::ChatMl,
-                default_system: None,
-            })
-        }
-    }
-}
-
-/// The system prompt a ChatML template writes as a literal when the conversation has none:
-/// the first `<|im_start|>system\n...<|im_end|>` whose body is plain text (no Jinja
-/// expression, no string concatenation).
-fn chatml_default_system(template: &str) -> Option<String> {
-    for marker in ["<|im_start|>system\n", "<|im_start|>system\\n"] {
-        let mut rest = template;
-        while let Some(at) = rest.find(marker) {
-            rest = &rest[at + marker.len()..];
-            let Some(end) = rest.find("<|im_end|>") else {
-                break;
-            };
-            let body = &rest[..end];
-            if !body.is_empty() && is_plain_literal(body) {
-                return Some(unescape_jinja(body));
-            }
-        }
-    }
-    None
-}
-
-fn is_plain_literal(body: &str) -> bool {
-    let mut escaped = false;
-    for c in body.chars() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            '\'' | '"' | '{' | '}' | '+' | '~' => return false,
-            _ => {}
-        }
-    }
-    true
-}
-
-fn unescape_jinja(body: &str) -> String {
-    let mut out = String::with_capacity(body.len());
-    let mut chars = body.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('r') => out.push('\r'),
-            Some(other) => out.push(other),
-            None => out.push('\\'),
-        }
-    }
-    out
 }
 
 fn dedup_in_order(ids: &mut Vec<u32>) {
@@ -1107,94 +1242,6 @@ fn json_chat_template(value: Option<&Json>) -> Option<String> {
                 .and_then(template)
         }
         _ => None,
-    }
-}
-
-fn gguf_value_kind(value: &Value) -> &'static str {
-    match value {
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Bool(_) => "a bool",
-        Value::F32(_) | Value::F64(_) => "a float",
-        _ => "an integer",
-    }
-}
-
-fn gguf_type_error(key: &str, want: &str, value: &Value) -> LlmError {
-    LlmError::Tokenizer(format!(
-        "GGUF {key} should be {want} but is {}",
-        gguf_value_kind(value)
-    ))
-}
-
-fn gguf_str<'a>(md: &'a HashMap<String, Value>, key: &str) -> Result<Option<&'a str>> {
-    match md.get(key) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(other) => Err(gguf_type_error(key, "a string", other)),
-    }
-}
-
-fn gguf_bool(md: &HashMap<String, Value>, key: &str) -> Result<Option<bool>> {
-    match md.get(key) {
-        None => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(other) => match value_as_i64(other) {
-            Some(i) => Ok(Some(i != 0)),
-            None => Err(gguf_type_error(key, "a bool", other)),
-        },
-    }
-}
-
-fn value_as_i64(value: &Value) -> Option<i64> {
-    Some(match *value {
-        Value::U8(v) => v.into(),
-        Value::I8(v) => v.into(),
-        Value::U16(v) => v.into(),
-        Value::I16(v) => v.into(),
-        Value::U32(v) => v.into(),
-        Value::I32(v) => v.into(),
-        Value::U64(v) => i64::try_from(v).ok()?,
-        Value::I64(v) => v,
-        _ => return None,
-    })
-}
-
-fn gguf_int(md: &HashMap<String, Value>, key: &str) -> Result<Option<i64>> {
-    match md.get(key) {
-        None => Ok(None),
-        Some(value) => value_as_i64(value)
-            .map(Some)
-            .ok_or_else(|| gguf_type_error(key, "an integer", value)),
-    }
-}
-
-fn gguf_str_array<'a>(md: &'a HashMap<String, Value>, key: &str) -> Result<Option<Vec<&'a str>>> {
-    match md.get(key) {
-        None => Ok(None),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| match item {
-                Value::String(s) => Ok(s.as_str()),
-                other => Err(gguf_type_error(key, "an array of strings", other)),
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some),
-        Some(other) => Err(gguf_type_error(key, "an array of strings", other)),
-    }
-}
-
-fn gguf_int_array(md: &HashMap<String, Value>, key: &str) -> Result<Option<Vec<i64>>> {
-    match md.get(key) {
-        None => Ok(None),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| {
-                value_as_i64(item).ok_or_else(|| gguf_type_error(key, "an array of integers", item))
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some),
-        Some(other) => Err(gguf_type_error(key, "an array of integers", other)),
     }
 }
 
@@ -1445,9 +1492,18 @@ mod tests {
             tok.chat_prompt("x").unwrap(),
             "<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\n"
         );
-        // A template in another format: raw.
-        let other =
+        // Mistral's [INST], recognised on a byte-level vocabulary too; BOS as the template
+        // writes it.
+        let mistral =
             "{{ bos_token }}{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}";
+        let tok = Tokenizer::from_gguf(&tiny_gguf("gpt2", Some(mistral))).unwrap();
+        assert_eq!(tok.chat_format(), Some(ChatFormat::Mistral));
+        assert_eq!(
+            tok.chat_prompt("hi").as_deref(),
+            Some("<|im_start|>[INST] hi [/INST]")
+        );
+        // A template in a format we do not know (Alpaca's): raw.
+        let other = "{% for m in messages %}### Instruction:\n{{ m['content'] }}\n\n{% endfor %}### Response:\n";
         let tok = Tokenizer::from_gguf(&tiny_gguf("gpt2", Some(other))).unwrap();
         assert_eq!(tok.chat_format(), None);
         assert_eq!(
@@ -1468,9 +1524,19 @@ mod tests {
     fn gguf_errors_are_clear() {
         let mut c = tiny_gguf("gpt2", None);
         c.metadata
-            .insert("tokenizer.ggml.model".into(), Value::String("llama".into()));
+            .insert("tokenizer.ggml.model".into(), Value::String("t5".into()));
         let err = Tokenizer::from_gguf(&c).unwrap_err().to_string();
-        assert!(err.contains("sentencepiece"), "{err}");
+        assert!(
+            err.contains("\"t5\" is not supported") && err.contains("\"llama\""),
+            "{err}"
+        );
+        let err = GgufSplit::from_pre(Some("no-such-pre"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"no-such-pre\"") && err.contains("llama-bpe") && err.contains("qwen2"),
+            "{err}"
+        );
 
         let mut c = tiny_gguf("gpt2", None);
         c.metadata.remove("tokenizer.ggml.model");
@@ -1681,6 +1747,118 @@ mod tests {
         assert_eq!(pieces[0], "hello");
         assert!(pieces.contains(&"é".to_owned()), "{pieces:?}");
         assert_eq!(tok.token_text(world).unwrap(), "world");
+    }
+
+    /// A SentencePiece GGUF's metadata: `<unk>`, `<s>`, `</s>`, the 256 byte pieces, and a few
+    /// scored pieces, with `<start_of_turn>` user-defined.
+    fn tiny_spm() -> Content {
+        let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+        let mut types = vec![2i32, 3, 3];
+        let mut scores = vec![0f32; 3];
+        for b in 0..=255u8 {
+            tokens.push(format!("<0x{b:02X}>"));
+            types.push(6);
+            scores.push(0.0);
+        }
+        for (piece, score) in [
+            ("\u{2581}", -1.0),
+            ("h", -2.0),
+            ("i", -3.0),
+            ("hi", -4.0),
+            ("\u{2581}h", -5.0),
+            ("\u{2581}hi", -0.5),
+        ] {
+            tokens.push(piece.into());
+            types.push(1);
+            scores.push(score);
+        }
+        tokens.push("<start_of_turn>".into());
+        types.push(4);
+        scores.push(0.0);
+        let mut metadata = HashMap::new();
+        metadata.insert("tokenizer.ggml.model".into(), Value::String("llama".into()));
+        metadata.insert(
+            "tokenizer.ggml.tokens".into(),
+            Value::Array(tokens.into_iter().map(Value::String).collect()),
+        );
+        metadata.insert(
+            "tokenizer.ggml.token_type".into(),
+            Value::Array(types.into_iter().map(Value::I32).collect()),
+        );
+        metadata.insert(
+            "tokenizer.ggml.scores".into(),
+            Value::Array(scores.into_iter().map(Value::F32).collect()),
+        );
+        metadata.insert("tokenizer.ggml.bos_token_id".into(), Value::U32(1));
+        metadata.insert("tokenizer.ggml.eos_token_id".into(), Value::U32(2));
+        Content {
+            magic: VersionedMagic::GgufV3,
+            metadata,
+            tensor_infos: HashMap::new(),
+            tensor_data_offset: 0,
+        }
+    }
+
+    #[test]
+    fn spm_merges_by_score_with_byte_fallback() {
+        let tok = Tokenizer::from_gguf(&tiny_spm()).unwrap();
+        let id = |p: &str| tok.token_to_id(p).unwrap();
+        // ▁ h i: "hi" (-4) beats "▁h" (-5), then "▁"+"hi" makes "▁hi".
+        assert_eq!(tok.encode("hi", false).unwrap(), vec![id("\u{2581}hi")]);
+        // BOS by default (llama.cpp's default for SentencePiece), space prefix by default.
+        assert_eq!(tok.encode("hi", true).unwrap(), vec![1, id("\u{2581}hi")]);
+        // "é" has no piece: its two UTF-8 bytes.
+        assert_eq!(
+            tok.encode("hé", false).unwrap(),
+            vec![id("\u{2581}h"), id("<0xC3>"), id("<0xA9>")]
+        );
+        // Specials in text: whole, and the text after one gets the prefix again.
+        let sot = id("<start_of_turn>");
+        assert_eq!(
+            tok.encode("<s>hi<start_of_turn>hi", false).unwrap(),
+            vec![1, id("\u{2581}hi"), sot, id("\u{2581}hi")]
+        );
+        assert_eq!(tok.decode(&[1, id("\u{2581}hi")]).unwrap(), "<s> hi");
+        assert_eq!(
+            tok.decode(&[id("\u{2581}hi"), id("\u{2581}hi")]).unwrap(),
+            "hi hi"
+        );
+        assert!(tok.hf().is_none());
+        assert!(tok.save_hf(&std::env::temp_dir()).is_err());
+    }
+
+    #[test]
+    fn spm_errors_are_clear() {
+        let mut c = tiny_spm();
+        c.metadata
+            .insert("tokenizer.ggml.eos_token_id".into(), Value::U32(100_000));
+        let err = Tokenizer::from_gguf(&c).unwrap_err().to_string();
+        assert!(err.contains("outside the"), "{err}");
+
+        let mut c = tiny_spm();
+        if let Some(Value::Array(types)) = c.metadata.get_mut("tokenizer.ggml.token_type") {
+            types[5] = Value::I32(9);
+        }
+        let err = Tokenizer::from_gguf(&c).unwrap_err().to_string();
+        assert!(err.contains("token type 9"), "{err}");
+
+        let mut c = tiny_spm();
+        if let Some(Value::Array(scores)) = c.metadata.get_mut("tokenizer.ggml.scores") {
+            scores.pop();
+        }
+        assert!(Tokenizer::from_gguf(&c).is_err());
+
+        let mut c = tiny_spm();
+        if let Some(Value::Array(tokens)) = c.metadata.get_mut("tokenizer.ggml.tokens") {
+            tokens[3] = Value::String("<0xZZ>".into());
+        }
+        let err = Tokenizer::from_gguf(&c).unwrap_err().to_string();
+        assert!(err.contains("byte"), "{err}");
+
+        let mut c = tiny_spm();
+        c.metadata.remove("tokenizer.ggml.bos_token_id");
+        let err = Tokenizer::from_gguf(&c).unwrap_err().to_string();
+        assert!(err.contains("BOS"), "{err}");
     }
 
     #[test]
