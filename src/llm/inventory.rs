@@ -2,9 +2,12 @@
 //! than by each family's names, dequantized to f32 and oriented out × in. The weight analysis
 //! (`weights::analysis`) reads a model through this without building it.
 //!
-//! Families: llama-style Hugging Face folders (llama, qwen2, mistral), GPT-2 folders (its fused
-//! `c_attn` split into q, k and v; its `Conv1D` weights transposed) and llama GGUF files (every
-//! quantization candle reads, dequantized). A GGUF's Q and K rows stay in llama.cpp's
+//! Families: llama-style Hugging Face folders (llama, mistral, qwen2, qwen3, gemma3_text),
+//! GPT-2 folders (its fused `c_attn` split into q, k and v; its `Conv1D` weights transposed) and
+//! GGUF files of the same families (every quantization candle reads, dequantized). Phi-3's
+//! fused QKV and gate/up are not split yet: it is refused by name. Only the norms every family
+//! has are listed (not Qwen3's and Gemma's q/k norms, nor Gemma's post-branch norms); Gemma's
+//! γ is as stored, `w` in a Hugging Face folder and `1 + w` in a GGUF. A GGUF's Q and K rows stay in llama.cpp's
 //! interleaved order: that only permutes rows, so singular values, norms and moments are those
 //! of the Hugging Face tensors, and row norms are a per-head reordering of theirs.
 
@@ -16,7 +19,7 @@ use candle_core::quantized::gguf_file;
 use serde::{Deserialize, Serialize};
 
 use super::arch::checkpoint::{Checkpoint, read_config};
-use super::arch::{gpt2, llama, quantized_llama};
+use super::arch::{SAFETENSORS_MODEL_TYPES, gguf, gpt2, llama};
 use super::error::{LlmError, Result};
 
 /// What a matrix does in the model, across families.
@@ -151,7 +154,12 @@ impl Inventory {
     }
 
     fn open_folder(folder: &Path) -> Result<Self> {
-        let (_, value) = read_config(folder, &["llama", "qwen2", "mistral", "gpt2"])?;
+        let (path, value) = read_config(folder, SAFETENSORS_MODEL_TYPES)?;
+        if let Some(kind) = value.get("model_type").and_then(|v| v.as_str())
+            && !INVENTORY_FAMILIES.contains(&kind)
+        {
+            return Err(not_supported(&path, kind));
+        }
         let checkpoint = Checkpoint::open(folder)?;
         let is_gpt2 = value.get("model_type").and_then(|v| v.as_str()) == Some("gpt2");
         let (family, layers, hidden, mut entries) = if is_gpt2 {
@@ -165,12 +173,21 @@ impl Inventory {
             ("gpt2", config.n_layer, config.n_embd, entries)
         } else {
             let config = llama::Config::load(folder)?;
-            let mut entries = llama_entries(&HF, config.num_hidden_layers);
+            let names = if config.family == llama::Family::Gemma3 {
+                &HF_GEMMA
+            } else {
+                &HF
+            };
+            let mut entries = llama_entries(names, config.num_hidden_layers);
             if !config.tie_word_embeddings && checkpoint.contains("lm_head.weight") {
                 entries.push(entry("lm_head.weight", Kind::Matrix(Role::Head), None));
             }
             (
-                "llama",
+                if config.model_type == "gemma3_text" {
+                    "gemma3"
+                } else {
+                    "llama"
+                },
                 config.num_hidden_layers,
                 config.hidden_size,
                 entries,
@@ -202,16 +219,11 @@ impl Inventory {
             message: e.to_string(),
         })?;
         let content = gguf_file::Content::read(&mut file).map_err(|e| corrupt(e.to_string()))?;
-        let arch = content
-            .metadata
-            .get("general.architecture")
-            .and_then(|v| v.to_string().ok())
-            .cloned()
-            .unwrap_or_default();
-        if arch != "llama" {
-            return Err(LlmError::UnknownArchitecture(arch));
+        let arch = gguf::architecture(&content)?;
+        if !INVENTORY_FAMILIES.contains(&arch.as_str()) {
+            return Err(not_supported(path, &arch));
         }
-        let config = quantized_llama::Config::from_gguf(&content).map_err(corrupt)?;
+        let config = gguf::Config::from_gguf(&content).map_err(corrupt)?;
         let mut entries = llama_entries(&GGUF, config.n_layers);
         if content.tensor_infos.contains_key("output.weight") {
             entries.push(entry("output.weight", Kind::Matrix(Role::Head), None));
@@ -225,7 +237,7 @@ impl Inventory {
         }
         Ok(Self {
             path: path.to_path_buf(),
-            family: "gguf-llama".to_owned(),
+            family: format!("gguf-{arch}"),
             layers: config.n_layers,
             hidden: config.width,
             entries,
@@ -296,6 +308,28 @@ impl Inventory {
     }
 }
 
+/// The families (`model_type`s and GGUF architectures) whose weights are listed.
+const INVENTORY_FAMILIES: &[&str] = &[
+    "gpt2",
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "gemma3_text",
+    "gemma3",
+];
+
+fn not_supported(path: &Path, kind: &str) -> LlmError {
+    LlmError::Corrupt {
+        path: path.to_path_buf(),
+        message: format!(
+            "the weights inventory does not support {kind} (its fused QKV and gate/up are not \
+             split yet); it reads {}",
+            INVENTORY_FAMILIES.join(", ")
+        ),
+    }
+}
+
 fn transpose([rows, cols]: [usize; 2], values: &[f32]) -> WeightTensor {
     let mut out = vec![0.0; values.len()];
     for (r, row) in values.chunks_exact(cols).enumerate() {
@@ -343,6 +377,23 @@ const HF: Names = Names {
         ("mlp.up_proj", Kind::Matrix(Role::Up)),
         ("mlp.down_proj", Kind::Matrix(Role::Down)),
     ],
+};
+
+/// Gemma's MLP norm is `pre_feedforward_layernorm` (its `post_attention_layernorm` is on the
+/// attention output).
+const HF_GEMMA: Names = Names {
+    parts: [
+        ("input_layernorm", Kind::Norm(NormRole::Attention)),
+        ("self_attn.q_proj", Kind::Matrix(Role::Q)),
+        ("self_attn.k_proj", Kind::Matrix(Role::K)),
+        ("self_attn.v_proj", Kind::Matrix(Role::V)),
+        ("self_attn.o_proj", Kind::Matrix(Role::O)),
+        ("pre_feedforward_layernorm", Kind::Norm(NormRole::Mlp)),
+        ("mlp.gate_proj", Kind::Matrix(Role::Gate)),
+        ("mlp.up_proj", Kind::Matrix(Role::Up)),
+        ("mlp.down_proj", Kind::Matrix(Role::Down)),
+    ],
+    ..HF
 };
 
 const GGUF: Names = Names {
