@@ -725,7 +725,7 @@ pub(crate) fn build(
         Some(weights.linear(names.lm_head, vocab, h)?)
     };
     let mut blocks = Vec::with_capacity(shape.n_layers);
-    for layer in 0..shape.n_layers {
+    for (layer, (&window, &rope)) in shape.windows.iter().zip(&layer_rope).enumerate() {
         let prefix = (names.layer)(layer);
         let name = |part: &str| format!("{prefix}.{part}");
         let attn_norm = rms_norm(weights, shape, &name(names.input_layernorm), h)?;
@@ -748,10 +748,10 @@ pub(crate) fn build(
         };
         let o_proj = weights.linear(&name(names.o_proj), h, q_size)?;
         let heads = Heads {
-            window: shape.windows[layer],
+            window,
             ..shape.heads
         };
-        let attn = Attention::with_options(qkv, o_proj, heads, qk_norm, layer_rope[layer])?;
+        let attn = Attention::with_options(qkv, o_proj, heads, qk_norm, rope)?;
         let post_attn_norm = if shape.sandwich {
             Some(rms_norm(
                 weights,
