@@ -804,3 +804,54 @@ fn bad_steps_are_refused_and_leave_the_model_usable() {
         assert_eq!(first.hidden, again.hidden, "{name}: reset");
     }
 }
+
+/// The window is what makes tiny-gemma3 match: the same checkpoint with a window as wide as the
+/// context drifts away from the reference.
+#[test]
+fn gemma3_sliding_window_matters() {
+    let dir = scratch_copy("tiny-gemma3", "no-window", MODEL_FILES);
+    edit_config(&dir, |c| c["sliding_window"] = 128.into());
+    let reference = reference("tiny-gemma3");
+    let mut model = Llama::load(&dir).unwrap();
+    let step = model.forward(&reference.input_ids).unwrap();
+    let last = reference.input_ids.len() - 1;
+    let err = max_abs_diff(&step.logits, &reference.logits[last]);
+    assert!(
+        err > 1e-2,
+        "without the window the logits are still within {err}"
+    );
+}
+
+/// The weights inventory lists the new families' matrices by role, the same values from the
+/// safetensors folder and the GGUF file (no family but llama permutes Q and K).
+#[test]
+fn inventory_lists_the_new_families_in_both_formats() {
+    use latent_choir::llm::inventory::{Inventory, Kind, Role};
+    for name in ["tiny-qwen3", "tiny-gemma3", "tiny-phi3"] {
+        let mut folder = Inventory::open(&fixture(name)).unwrap();
+        let mut file = Inventory::open(&gguf_fixture(name)).unwrap();
+        assert_eq!(folder.entries().len(), file.entries().len(), "{name}");
+        let roles = [
+            Role::Q,
+            Role::K,
+            Role::V,
+            Role::O,
+            Role::Gate,
+            Role::Up,
+            Role::Down,
+        ];
+        for role in roles {
+            let index = |inv: &Inventory| {
+                inv.entries()
+                    .iter()
+                    .position(|e| e.kind == Kind::Matrix(role) && e.layer == Some(1))
+                    .unwrap_or_else(|| panic!("{name}: no {role:?}"))
+            };
+            let (a, b) = (index(&folder), index(&file));
+            let (a, b) = (folder.read(a).unwrap(), file.read(b).unwrap());
+            assert_eq!(a.shape, b.shape, "{name} {role:?}");
+            assert_eq!(a.values, b.values, "{name} {role:?}");
+        }
+        eprintln!("{name}: {} / {}", folder.family, file.family);
+    }
+}
