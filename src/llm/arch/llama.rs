@@ -844,3 +844,90 @@ impl Llama {
         Ok(Model::new(config, decoder))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(value: Value) -> std::result::Result<Config, String> {
+        Config::from_raw(serde_json::from_value(value).map_err(|e| e.to_string())?)
+    }
+
+    #[test]
+    fn a_transformers_4_gemma3_config_reads_its_pattern_and_local_base() {
+        let config = parse(serde_json::json!({
+            "model_type": "gemma3_text", "vocab_size": 10, "hidden_size": 8,
+            "intermediate_size": 16, "num_hidden_layers": 12, "num_attention_heads": 2,
+            "num_key_value_heads": 1, "head_dim": 4, "max_position_embeddings": 64,
+            "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0,
+            "rope_scaling": {"rope_type": "linear", "factor": 8.0},
+            "sliding_window": 512, "sliding_window_pattern": 6, "query_pre_attn_scalar": 4,
+            "final_logit_softcapping": null, "attn_logit_softcapping": null
+        }))
+        .unwrap();
+        let global: Vec<usize> = (0..12)
+            .filter(|&i| config.sliding_windows[i].is_none())
+            .collect();
+        assert_eq!(global, [5, 11]);
+        assert_eq!(config.sliding_windows[0], Some(512));
+        assert_eq!(config.rope_local_theta, Some(10_000.0));
+        assert_eq!(config.rope_scaling, RopeScaling::Linear { factor: 8.0 });
+        assert!(config.tie_word_embeddings);
+        assert_eq!(config.hidden_act, Activation::GeluTanh);
+        let (ropes, of_layer) = config.ropes(RopeLayout::Halves);
+        assert_eq!((ropes.len(), of_layer[5], of_layer[4]), (2, 0, 1));
+    }
+
+    #[test]
+    fn a_phi3_su_config_gets_transformers_attention_factor() {
+        let config = parse(serde_json::json!({
+            "model_type": "phi3", "vocab_size": 10, "hidden_size": 8,
+            "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "max_position_embeddings": 131072, "original_max_position_embeddings": 4096,
+            "rope_theta": 10000.0, "sliding_window": 262144,
+            "rope_scaling": {"type": "su", "short_factor": [1.0, 1.0], "long_factor": [2.0, 3.0]}
+        }))
+        .unwrap();
+        let want = (1.0 + 32f64.ln() / 4096f64.ln()).sqrt() as f32;
+        match config.rope_scaling {
+            RopeScaling::LongRope {
+                attention_factor,
+                original_max_position_embeddings,
+                ref long_factor,
+                ..
+            } => {
+                assert_eq!(attention_factor, want);
+                assert_eq!(original_max_position_embeddings, 4096);
+                assert_eq!(long_factor, &[2.0, 3.0]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(config.sliding_windows, [Some(262_144)]);
+    }
+
+    #[test]
+    fn configs_the_decoder_cannot_run_are_refused_by_name() {
+        let base = serde_json::json!({
+            "model_type": "qwen3", "vocab_size": 10, "hidden_size": 8,
+            "intermediate_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "max_position_embeddings": 64
+        });
+        let with = |key: &str, value: Value| {
+            let mut config = base.clone();
+            config[key] = value;
+            parse(config).unwrap_err()
+        };
+        assert!(with("use_sliding_window", true.into()).contains("use_sliding_window"));
+        assert!(with("final_logit_softcapping", 30.0.into()).contains("softcapping"));
+        assert!(with("sliding_window", 0.into()).contains("sliding_window"));
+        let mut gemma = base.clone();
+        gemma["model_type"] = "gemma3_text".into();
+        gemma["layer_types"] = serde_json::json!(["full_attention"]);
+        assert!(parse(gemma).unwrap_err().contains("layer_types"));
+        let mut phi = base.clone();
+        phi["model_type"] = "phi3".into();
+        phi["rope_scaling"] = serde_json::json!({"type": "longrope", "short_factor": [1.0],
+            "long_factor": [1.0, 2.0], "original_max_position_embeddings": 8});
+        assert!(parse(phi).unwrap_err().contains("short_factor"));
+    }
+}

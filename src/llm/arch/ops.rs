@@ -535,6 +535,46 @@ mod tests {
     }
 
     #[test]
+    fn a_sliding_window_hides_the_older_keys() {
+        let shape = Heads {
+            heads: 1,
+            kv_heads: 1,
+            head_dim: 1,
+            scale: 1.0,
+            window: Some(2),
+        };
+        let mut cache = KvCache::default();
+        for (k, v) in [(0.0, 100.0), (0.0, 1.0), (0.0, 3.0)] {
+            cache.push(&[k], &[v]);
+        }
+        // The third position sees itself and the one before: equal scores, values 1 and 3.
+        let (mut probs, mut out, mut entropy) = (Vec::new(), [0.0_f32], [0.0_f32]);
+        attend(
+            &shape,
+            &cache,
+            &[1.0],
+            1,
+            &mut probs,
+            &mut out,
+            Some(&mut entropy),
+        );
+        assert_eq!(out, [2.0]);
+        assert!((entropy[0] - 2f32.ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn long_rope_switches_sets_and_scales() {
+        let rope = Rope::long_rope(vec![1.0], vec![0.5], 4, 2.0, RopeLayout::Halves);
+        let (mut cos, mut sin) = ([0.0], [0.0]);
+        rope.angles(3, 4, &mut cos, &mut sin);
+        assert_eq!((cos[0], sin[0]), (2.0 * 3f32.cos(), 2.0 * 3f32.sin()));
+        rope.angles(3, 5, &mut cos, &mut sin);
+        assert_eq!((cos[0], sin[0]), (2.0 * 1.5f32.cos(), 2.0 * 1.5f32.sin()));
+        assert!(rope.crosses_to_long(4, 5) && !rope.crosses_to_long(0, 5));
+        assert!(!rope.crosses_to_long(5, 6) && !rope.crosses_to_long(2, 4));
+    }
+
+    #[test]
     fn polynomial_exp_matches_libm() {
         // Every normal result, from e^-87 to e^88.
         for i in -985..=1000 {

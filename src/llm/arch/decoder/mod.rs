@@ -254,14 +254,17 @@ impl<C: Send> LanguageModel for Model<C> {
         } = self;
         let end = *position + tokens.len();
         let result = if decoder.crosses_to_long(*position, end) {
-            // Recompute everything on the long factors, as transformers does, and report the
-            // new positions only.
+            // Recompute everything on the long factors, as transformers does, into fresh caches
+            // (kept only if the step succeeds), and report the new positions only.
             let mut all = history.clone();
             all.extend_from_slice(tokens);
-            caches.iter_mut().for_each(KvCache::clear);
+            let mut fresh: Vec<KvCache> = caches.iter().map(|_| KvCache::default()).collect();
             let n_layers = decoder.blocks.len();
-            in_pool(|| decoder.run(caches, 0, *capture, &all))
-                .map(|step| last_positions(step, tokens.len(), n_layers, decoder.info.width))
+            let step = in_pool(|| decoder.run(&mut fresh, 0, *capture, &all));
+            if step.is_ok() {
+                *caches = fresh;
+            }
+            step.map(|step| last_positions(step, tokens.len(), n_layers, decoder.info.width))
         } else {
             in_pool(|| decoder.run(caches, *position, *capture, tokens))
         };
