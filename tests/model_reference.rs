@@ -1,11 +1,14 @@
-//! The safetensors architectures against Hugging Face `transformers`.
+//! The architectures against Hugging Face `transformers`, from safetensors folders and GGUF files.
 //!
 //! Each `tests/fixtures/tiny-*` folder holds a tiny randomly initialised model and
 //! `reference.json`, what transformers computed for a fixed prompt; both were written by
 //! `tools/reference/make_fixtures.py` (run by hand). Here the Rust models must reproduce it:
 //! hidden states and logits within 1e-4 (f32), the greedy continuation exactly, attention entropy
 //! and MLP sparsity within 1e-3, also when the prompt is fed token by token through the KV cache.
-//! The second half feeds the loaders broken folders and the models bad steps.
+//! `tests/fixtures/gguf/tiny-*.gguf` (written by `tools/reference/make_gguf_fixtures.py` the way
+//! llama.cpp's converter writes each family) must reproduce their folder's `reference.json` the
+//! same way, loaded through `loader::load` with the tokenizer from the GGUF metadata.
+//! The second half feeds the loaders broken folders and files and the models bad steps.
 //!
 //! `cargo test --test model_reference -- --nocapture` prints the measured errors.
 
