@@ -330,3 +330,20 @@ fn gguf_default_model() {
     assert!(was > 1e-2, "the original barely points along r ({was})");
     assert!(all_finite(&after.hidden) && all_finite(&after.logits));
 }
+
+#[test]
+fn families_it_cannot_rewrite_are_named() {
+    let tmp = TempDir::new("abliterate-families");
+    for (model, kind) in [
+        (fixture("tiny-qwen3"), "qwen3"),
+        (fixture("gguf").join("tiny-phi3.gguf"), "phi3"),
+    ] {
+        let err = abliterate(&model, &direction(64, 1), &tmp.join("out")).expect_err(kind);
+        let message = err.to_string();
+        assert!(matches!(err, LlmError::Corrupt { .. }), "{message}");
+        assert!(
+            message.contains("does not support") && message.contains(kind),
+            "{message}"
+        );
+    }
+}

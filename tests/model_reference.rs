@@ -1,11 +1,14 @@
-//! The safetensors architectures against Hugging Face `transformers`.
+//! The architectures against Hugging Face `transformers`, from safetensors folders and GGUF files.
 //!
 //! Each `tests/fixtures/tiny-*` folder holds a tiny randomly initialised model and
 //! `reference.json`, what transformers computed for a fixed prompt; both were written by
 //! `tools/reference/make_fixtures.py` (run by hand). Here the Rust models must reproduce it:
 //! hidden states and logits within 1e-4 (f32), the greedy continuation exactly, attention entropy
 //! and MLP sparsity within 1e-3, also when the prompt is fed token by token through the KV cache.
-//! The second half feeds the loaders broken folders and the models bad steps.
+//! `tests/fixtures/gguf/tiny-*.gguf` (written by `tools/reference/make_gguf_fixtures.py` the way
+//! llama.cpp's converter writes each family) must reproduce their folder's `reference.json` the
+//! same way, loaded through `loader::load` with the tokenizer from the GGUF metadata.
+//! The second half feeds the loaders broken folders and files and the models bad steps.
 //!
 //! `cargo test --test model_reference -- --nocapture` prints the measured errors.
 
@@ -48,7 +51,13 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+fn gguf_fixture(name: &str) -> PathBuf {
+    fixture("gguf").join(format!("{name}.gguf"))
+}
+
+/// The reference of fixture `name` (a GGUF version `name.gguf` shares its folder's).
 fn reference(name: &str) -> Reference {
+    let name = name.strip_suffix(".gguf").unwrap_or(name);
     let path = fixture(name).join("reference.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"))
@@ -62,6 +71,19 @@ struct Loaded {
 
 fn load(name: &str) -> Loaded {
     let folder = fixture(name);
+    if let Some(stem) = name.strip_suffix(".gguf") {
+        // The GGUF version of fixture `stem`, through the loader (its tokenizer from metadata).
+        let loaded = latent_choir::llm::loader::load(&gguf_fixture(stem))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mlp_width = Llama::load(&fixture(stem))
+            .unwrap_or_else(|e| panic!("{stem}: {e}"))
+            .config()
+            .intermediate_size;
+        return Loaded {
+            model: loaded.model,
+            mlp_width,
+        };
+    }
     if name.starts_with("tiny-gpt2") {
         let model = Gpt2::load(&folder).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mlp_width = model.config().n_inner;
@@ -206,7 +228,13 @@ fn check_fixture(name: &str) {
     assert_eq!(info.vocab_size, reference.logits[0].len());
 
     // The fixture's tokenizer encodes the prompt to the reference ids.
-    let tokenizer = tokenizers::Tokenizer::from_file(fixture(name).join("tokenizer.json"))
+    let folder = name.strip_suffix(".gguf").unwrap_or(name);
+    if folder != name {
+        let loaded = latent_choir::llm::loader::load(&gguf_fixture(folder)).unwrap();
+        let ids = loaded.tokenizer.encode(&reference.prompt, false).unwrap();
+        assert_eq!(ids, *prompt, "{name}: GGUF tokenizer");
+    }
+    let tokenizer = tokenizers::Tokenizer::from_file(fixture(folder).join("tokenizer.json"))
         .unwrap_or_else(|e| panic!("{name}: tokenizer.json: {e}"));
     let encoding = tokenizer
         .encode(reference.prompt.as_str(), false)
@@ -303,6 +331,71 @@ fn tiny_llama3_rope_bf16_matches_transformers() {
 }
 
 #[test]
+fn tiny_qwen3_matches_transformers() {
+    check_fixture("tiny-qwen3");
+}
+
+/// Sliding window 4 on five of six layers cuts the 12-token prompt; local and global RoPE.
+#[test]
+fn tiny_gemma3_matches_transformers() {
+    let config = Llama::load(&fixture("tiny-gemma3"))
+        .unwrap()
+        .config()
+        .clone();
+    assert_eq!(config.sliding_windows[..5], [Some(4); 5]);
+    assert_eq!(config.sliding_windows[5], None);
+    assert!(reference("tiny-gemma3").input_ids.len() > 4);
+    check_fixture("tiny-gemma3");
+}
+
+/// The prompt runs on the short LongRoPE factors, the greedy continuation crosses into the
+/// long ones.
+#[test]
+fn tiny_phi3_matches_transformers() {
+    let config = Llama::load(&fixture("tiny-phi3")).unwrap().config().clone();
+    let prompt = reference("tiny-phi3").input_ids.len();
+    match config.rope_scaling {
+        latent_choir::llm::arch::llama::RopeScaling::LongRope {
+            original_max_position_embeddings: original,
+            ..
+        } => assert!(prompt <= original && original < prompt + 10),
+        other => panic!("tiny-phi3: {other:?}"),
+    }
+    assert_eq!(config.rope_dim * 2, config.head_dim);
+    check_fixture("tiny-phi3");
+}
+
+#[test]
+fn tiny_mistral_sliding_window_matches_transformers() {
+    check_fixture("tiny-mistral");
+}
+
+#[test]
+fn gguf_llama_matches_transformers() {
+    check_fixture("tiny-llama.gguf");
+}
+
+#[test]
+fn gguf_qwen2_matches_transformers() {
+    check_fixture("tiny-qwen2.gguf");
+}
+
+#[test]
+fn gguf_qwen3_matches_transformers() {
+    check_fixture("tiny-qwen3.gguf");
+}
+
+#[test]
+fn gguf_gemma3_matches_transformers() {
+    check_fixture("tiny-gemma3.gguf");
+}
+
+#[test]
+fn gguf_phi3_matches_transformers() {
+    check_fixture("tiny-phi3.gguf");
+}
+
+#[test]
 fn model_info_describes_the_checkpoint() {
     let gpt2 = Gpt2::load(&fixture("tiny-gpt2")).unwrap();
     let info = gpt2.info();
@@ -316,6 +409,192 @@ fn model_info_describes_the_checkpoint() {
     let qwen2 = Llama::load(&fixture("tiny-qwen2")).unwrap();
     assert_eq!(qwen2.info().architecture, "qwen2");
     assert!(qwen2.config().tie_word_embeddings);
+    for (name, family) in [
+        ("tiny-qwen3", "qwen3"),
+        ("tiny-gemma3", "gemma3_text"),
+        ("tiny-phi3", "phi3"),
+        ("tiny-mistral", "mistral"),
+    ] {
+        assert_eq!(
+            Llama::load(&fixture(name)).unwrap().info().architecture,
+            family
+        );
+    }
+    for (name, arch) in [("tiny-gemma3", "gemma3"), ("tiny-phi3", "phi3")] {
+        let loaded = latent_choir::llm::loader::load(&gguf_fixture(name)).unwrap();
+        assert_eq!(loaded.model.info().architecture, arch);
+        assert_eq!(loaded.model.info().dtype, "F32");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Broken GGUF files.
+// ---------------------------------------------------------------------------------------------
+
+/// A scratch copy of GGUF fixture `name`, its bytes edited.
+fn scratch_gguf(name: &str, tag: &str, edit: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("model_reference");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}-{tag}.gguf"));
+    let mut bytes = std::fs::read(gguf_fixture(name)).unwrap();
+    edit(&mut bytes);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn truncated_gguf_is_corrupt() {
+    let full = std::fs::metadata(gguf_fixture("tiny-qwen3")).unwrap().len() as usize;
+    for keep in [3, 40, 2000, full / 2, full - 1] {
+        let path = scratch_gguf("tiny-qwen3", &format!("cut-{keep}"), |b| b.truncate(keep));
+        match latent_choir::llm::loader::load(&path) {
+            Err(LlmError::Corrupt { path: p, .. }) => assert_eq!(p, path),
+            Err(LlmError::Compute(message)) => {
+                panic!("cut to {keep}: expected Corrupt, got Compute({message})")
+            }
+            other => panic!("cut to {keep}: expected Corrupt, got {:?}", other.err()),
+        }
+    }
+}
+
+/// Replaces the ggml type of every tensor in the GGUF header (stored after its dims) by `ty`.
+fn set_tensor_types(bytes: &mut [u8], ty: u32) {
+    fn u64_at(bytes: &[u8], at: &mut usize) -> u64 {
+        let v = u64::from_le_bytes(bytes[*at..*at + 8].try_into().unwrap());
+        *at += 8;
+        v
+    }
+    fn u32_at(bytes: &[u8], at: &mut usize) -> u32 {
+        let v = u32::from_le_bytes(bytes[*at..*at + 4].try_into().unwrap());
+        *at += 4;
+        v
+    }
+    // Skips one metadata value of type `ty`.
+    fn skip_value(bytes: &[u8], at: &mut usize, ty: u32) {
+        match ty {
+            0 | 1 | 7 => *at += 1,
+            2 | 3 => *at += 2,
+            4..=6 => *at += 4,
+            10..=12 => *at += 8,
+            8 => {
+                let len = u64_at(bytes, at) as usize;
+                *at += len;
+            }
+            9 => {
+                let inner = u32_at(bytes, at);
+                for _ in 0..u64_at(bytes, at) {
+                    skip_value(bytes, at, inner);
+                }
+            }
+            other => panic!("metadata type {other}"),
+        }
+    }
+    let mut at = 8;
+    let n_tensors = u64_at(bytes, &mut at);
+    let n_kv = u64_at(bytes, &mut at);
+    for _ in 0..n_kv {
+        let len = u64_at(bytes, &mut at) as usize;
+        at += len;
+        let value_type = u32_at(bytes, &mut at);
+        skip_value(bytes, &mut at, value_type);
+    }
+    for _ in 0..n_tensors {
+        let len = u64_at(bytes, &mut at) as usize;
+        at += len;
+        let dims = u32_at(bytes, &mut at) as usize;
+        at += 8 * dims;
+        bytes[at..at + 4].copy_from_slice(&ty.to_le_bytes());
+        at += 4 + 8;
+    }
+}
+
+#[test]
+fn unknown_gguf_tensor_type_is_corrupt() {
+    let path = scratch_gguf("tiny-llama", "type-77", |b| set_tensor_types(b, 77));
+    match latent_choir::llm::loader::load(&path) {
+        Err(LlmError::Corrupt { path: p, message }) => {
+            assert_eq!(p, path);
+            eprintln!("unknown tensor type: {message}");
+        }
+        other => panic!("expected Corrupt, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn unknown_gguf_architecture_is_named_with_the_supported_ones() {
+    let path = scratch_gguf("tiny-qwen3", "mamba", |bytes| {
+        // "qwen3" → "mamba" wherever it is the architecture (same length: offsets hold).
+        let at = bytes.windows(5).position(|w| w == b"qwen3").unwrap();
+        bytes[at..at + 5].copy_from_slice(b"mamba");
+    });
+    let err = latent_choir::llm::loader::load(&path).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, LlmError::UnknownArchitecture(ref a) if a == "mamba"),
+        "{message}"
+    );
+    for name in ["mamba", "gemma3", "phi3", "qwen3", "gemma3_text", "gpt2"] {
+        assert!(message.contains(name), "{message}");
+    }
+}
+
+#[test]
+fn config_that_does_not_fit_the_tensors_is_corrupt() {
+    for (name, tag, edit) in [
+        (
+            "tiny-qwen3",
+            "head-dim",
+            (|c| c["head_dim"] = 16.into()) as ConfigEdit,
+        ),
+        ("tiny-gemma3", "width", |c| {
+            c["intermediate_size"] = 96.into()
+        }),
+        ("tiny-phi3", "heads", |c| {
+            c["num_key_value_heads"] = 4.into()
+        }),
+    ] {
+        let dir = scratch_copy(name, tag, MODEL_FILES);
+        edit_config(&dir, edit);
+        match Llama::load(&dir) {
+            Err(LlmError::Corrupt { message, .. }) => eprintln!("{name} {tag}: {message}"),
+            other => panic!("{name} {tag}: expected Corrupt, got {:?}", other.err()),
+        }
+    }
+}
+
+#[test]
+fn multimodal_gemma3_asks_for_the_text_checkpoint() {
+    let dir = scratch_copy("tiny-gemma3", "multimodal", MODEL_FILES);
+    edit_config(&dir, |c| c["model_type"] = "gemma3".into());
+    match Llama::load(&dir) {
+        Err(LlmError::Corrupt { message, .. }) => {
+            assert!(message.contains("gemma3_text"), "{message}")
+        }
+        other => panic!("expected Corrupt, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn cli_names_an_unknown_architecture() {
+    let dir = scratch_copy(
+        "tiny-llama",
+        "cli-mamba",
+        &["config.json", "model.safetensors", "tokenizer.json"],
+    );
+    edit_config(&dir, |c| c["model_type"] = "mamba".into());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latent-choir"))
+        .args(["generate", "--model"])
+        .arg(&dir)
+        .args(["--prompt", "hello"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("mamba") && stderr.contains("gemma3_text"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -526,5 +805,56 @@ fn bad_steps_are_refused_and_leave_the_model_usable() {
         let again = model.forward(&prompt).unwrap();
         assert_eq!(first.logits, again.logits, "{name}: reset");
         assert_eq!(first.hidden, again.hidden, "{name}: reset");
+    }
+}
+
+/// The window is what makes tiny-gemma3 match: the same checkpoint with a window as wide as the
+/// context drifts away from the reference.
+#[test]
+fn gemma3_sliding_window_matters() {
+    let dir = scratch_copy("tiny-gemma3", "no-window", MODEL_FILES);
+    edit_config(&dir, |c| c["sliding_window"] = 128.into());
+    let reference = reference("tiny-gemma3");
+    let mut model = Llama::load(&dir).unwrap();
+    let step = model.forward(&reference.input_ids).unwrap();
+    let last = reference.input_ids.len() - 1;
+    let err = max_abs_diff(&step.logits, &reference.logits[last]);
+    assert!(
+        err > 1e-2,
+        "without the window the logits are still within {err}"
+    );
+}
+
+/// The weights inventory lists the new families' matrices by role, the same values from the
+/// safetensors folder and the GGUF file (no family but llama permutes Q and K).
+#[test]
+fn inventory_lists_the_new_families_in_both_formats() {
+    use latent_choir::llm::inventory::{Inventory, Kind, Role};
+    for name in ["tiny-qwen3", "tiny-gemma3", "tiny-phi3"] {
+        let mut folder = Inventory::open(&fixture(name)).unwrap();
+        let mut file = Inventory::open(&gguf_fixture(name)).unwrap();
+        assert_eq!(folder.entries().len(), file.entries().len(), "{name}");
+        let roles = [
+            Role::Q,
+            Role::K,
+            Role::V,
+            Role::O,
+            Role::Gate,
+            Role::Up,
+            Role::Down,
+        ];
+        for role in roles {
+            let index = |inv: &Inventory| {
+                inv.entries()
+                    .iter()
+                    .position(|e| e.kind == Kind::Matrix(role) && e.layer == Some(1))
+                    .unwrap_or_else(|| panic!("{name}: no {role:?}"))
+            };
+            let (a, b) = (index(&folder), index(&file));
+            let (a, b) = (folder.read(a).unwrap(), file.read(b).unwrap());
+            assert_eq!(a.shape, b.shape, "{name} {role:?}");
+            assert_eq!(a.values, b.values, "{name} {role:?}");
+        }
+        eprintln!("{name}: {} / {}", folder.family, file.family);
     }
 }

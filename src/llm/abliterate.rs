@@ -22,7 +22,7 @@ use candle_core::quantized::gguf_file;
 use safetensors::tensor::{Dtype, TensorView};
 
 use super::arch::checkpoint::{Checkpoint, read_config};
-use super::arch::{gpt2, llama, quantized_llama};
+use super::arch::{SAFETENSORS_MODEL_TYPES, gguf, gpt2, llama};
 use super::error::{LlmError, Result};
 use super::tokenizer::Tokenizer;
 
@@ -279,6 +279,9 @@ struct Written {
     tied: bool,
 }
 
+/// The `config.json` model types abliterate rewrites: those under llama's (or GPT-2's) names.
+const ABLITERATE_MODEL_TYPES: &[&str] = &["gpt2", "llama", "mistral", "qwen2"];
+
 /// An opened model: what its headers say, its tensors not read yet.
 enum Source {
     Folder {
@@ -294,14 +297,25 @@ enum Source {
         path: PathBuf,
         file: File,
         content: gguf_file::Content,
-        config: quantized_llama::Config,
+        config: gguf::Config,
     },
 }
 
 impl Source {
     fn open(path: &Path) -> Result<Self> {
         if path.is_dir() {
-            let (_, value) = read_config(path, &["llama", "qwen2", "gpt2"])?;
+            let (config_path, value) = read_config(path, SAFETENSORS_MODEL_TYPES)?;
+            if let Some(kind) = value.get("model_type").and_then(|v| v.as_str())
+                && !ABLITERATE_MODEL_TYPES.contains(&kind)
+            {
+                return Err(corrupt(
+                    &config_path,
+                    format!(
+                        "abliterate does not support {kind} yet; it takes {}",
+                        ABLITERATE_MODEL_TYPES.join(", ")
+                    ),
+                ));
+            }
             let (family, width, n_layers, tied_in_config) =
                 match value.get("model_type").and_then(|v| v.as_str()) {
                     Some("gpt2") => {
@@ -337,11 +351,17 @@ impl Source {
                 .and_then(|v| v.to_string().ok())
                 .cloned()
                 .unwrap_or_default();
-            if arch != "llama" {
+            if !super::arch::GGUF_ARCHITECTURES.contains(&arch.as_str()) {
                 return Err(LlmError::UnknownArchitecture(arch));
             }
-            let config = quantized_llama::Config::from_gguf(&content)
-                .map_err(|message| corrupt(path, message))?;
+            if arch != "llama" {
+                return Err(corrupt(
+                    path,
+                    format!("abliterate does not support {arch} GGUF files yet; it takes llama"),
+                ));
+            }
+            let config =
+                gguf::Config::from_gguf(&content).map_err(|message| corrupt(path, message))?;
             if config.rope_dim != config.head_dim {
                 return Err(corrupt(
                     path,
@@ -459,7 +479,7 @@ fn write_gguf(
     path: &Path,
     file: &mut File,
     content: &gguf_file::Content,
-    config: &quantized_llama::Config,
+    config: &gguf::Config,
     r: Option<&[f64]>,
     dir: &Path,
 ) -> Result<Written> {
@@ -546,7 +566,7 @@ fn write_gguf(
 
 /// The Hugging Face name of GGUF llama tensor `gguf`, with, for Q and K, the number of heads
 /// whose rows llama.cpp's converter permuted. `None` for a tensor the HF model has no place for.
-fn hf_name(gguf: &str, config: &quantized_llama::Config) -> Option<(String, Option<usize>)> {
+fn hf_name(gguf: &str, config: &gguf::Config) -> Option<(String, Option<usize>)> {
     let (stem, kind) = gguf.rsplit_once('.')?;
     if !matches!(kind, "weight" | "bias") {
         return None;

@@ -11,7 +11,9 @@ pub enum LlmError {
     #[error("{path} is not a usable model file: {message}")]
     Corrupt { path: PathBuf, message: String },
     #[error(
-        "unsupported model architecture {0:?} (supported: llama-family GGUF, GPT-2 and llama safetensors)"
+        "unsupported model architecture {0:?} (supported: Hugging Face folders of model_type {types}; GGUF files of general.architecture {archs})",
+        types = crate::llm::arch::SAFETENSORS_MODEL_TYPES.join(", "),
+        archs = crate::llm::arch::GGUF_ARCHITECTURES.join(", ")
     )]
     UnknownArchitecture(String),
     #[error("the model is missing tensor {0:?}")]

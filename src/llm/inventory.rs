@@ -2,9 +2,12 @@
 //! than by each family's names, dequantized to f32 and oriented out × in. The weight analysis
 //! (`weights::analysis`) reads a model through this without building it.
 //!
-//! Families: llama-style Hugging Face folders (llama, qwen2, mistral), GPT-2 folders (its fused
-//! `c_attn` split into q, k and v; its `Conv1D` weights transposed) and llama GGUF files (every
-//! quantization candle reads, dequantized). A GGUF's Q and K rows stay in llama.cpp's
+//! Families: llama-style Hugging Face folders (llama, mistral, qwen2, qwen3, gemma3_text),
+//! GPT-2 folders (its fused `c_attn` split into q, k and v; its `Conv1D` weights transposed) and
+//! GGUF files of the same families (every quantization candle reads, dequantized); Phi-3's
+//! stacked QKV and gate/up are split back into their roles by rows. Only the norms every family
+//! has are listed (not Qwen3's and Gemma's q/k norms, nor Gemma's post-branch norms); Gemma's
+//! γ is as stored, `w` in a Hugging Face folder and `1 + w` in a GGUF. A GGUF's Q and K rows stay in llama.cpp's
 //! interleaved order: that only permutes rows, so singular values, norms and moments are those
 //! of the Hugging Face tensors, and row norms are a per-head reordering of theirs.
 
@@ -16,7 +19,7 @@ use candle_core::quantized::gguf_file;
 use serde::{Deserialize, Serialize};
 
 use super::arch::checkpoint::{Checkpoint, read_config};
-use super::arch::{gpt2, llama, quantized_llama};
+use super::arch::{SAFETENSORS_MODEL_TYPES, gguf, gpt2, llama};
 use super::error::{LlmError, Result};
 
 /// What a matrix does in the model, across families.
@@ -86,6 +89,11 @@ enum Layout {
     Transposed,
     /// Transposed, then rows `part·n … (part+1)·n` of the three equal parts.
     TransposedPart(usize),
+    /// Rows `start … start + len` as stored: Phi-3's stacked q, k, v and gate, up.
+    Rows {
+        start: usize,
+        len: usize,
+    },
 }
 
 /// One matrix or γ vector of the model, not read yet.
@@ -151,7 +159,12 @@ impl Inventory {
     }
 
     fn open_folder(folder: &Path) -> Result<Self> {
-        let (_, value) = read_config(folder, &["llama", "qwen2", "mistral", "gpt2"])?;
+        let (path, value) = read_config(folder, SAFETENSORS_MODEL_TYPES)?;
+        if let Some(kind) = value.get("model_type").and_then(|v| v.as_str())
+            && !INVENTORY_FAMILIES.contains(&kind)
+        {
+            return Err(not_supported(&path, kind));
+        }
         let checkpoint = Checkpoint::open(folder)?;
         let is_gpt2 = value.get("model_type").and_then(|v| v.as_str()) == Some("gpt2");
         let (family, layers, hidden, mut entries) = if is_gpt2 {
@@ -165,12 +178,32 @@ impl Inventory {
             ("gpt2", config.n_layer, config.n_embd, entries)
         } else {
             let config = llama::Config::load(folder)?;
-            let mut entries = llama_entries(&HF, config.num_hidden_layers);
+            let names = if config.family == llama::Family::Gemma3 {
+                &HF_GEMMA
+            } else {
+                &HF
+            };
+            let mut entries = llama_entries(names, config.num_hidden_layers);
+            if config.family == llama::Family::Phi3 {
+                let head = config.head_dim;
+                let stacked = Stacked {
+                    qkv: "self_attn.qkv_proj",
+                    gate_up: "mlp.gate_up_proj",
+                    q: config.num_attention_heads * head,
+                    kv: config.num_key_value_heads * head,
+                    intermediate: config.intermediate_size,
+                };
+                stacked.split(&mut entries, names.layer);
+            }
             if !config.tie_word_embeddings && checkpoint.contains("lm_head.weight") {
                 entries.push(entry("lm_head.weight", Kind::Matrix(Role::Head), None));
             }
             (
-                "llama",
+                match config.family {
+                    llama::Family::Gemma3 => "gemma3",
+                    llama::Family::Phi3 => "phi3",
+                    _ => "llama",
+                },
                 config.num_hidden_layers,
                 config.hidden_size,
                 entries,
@@ -202,17 +235,29 @@ impl Inventory {
             message: e.to_string(),
         })?;
         let content = gguf_file::Content::read(&mut file).map_err(|e| corrupt(e.to_string()))?;
-        let arch = content
-            .metadata
-            .get("general.architecture")
-            .and_then(|v| v.to_string().ok())
-            .cloned()
-            .unwrap_or_default();
-        if arch != "llama" {
-            return Err(LlmError::UnknownArchitecture(arch));
+        let arch = gguf::architecture(&content)?;
+        if !INVENTORY_FAMILIES.contains(&arch.as_str()) {
+            return Err(not_supported(path, &arch));
         }
-        let config = quantized_llama::Config::from_gguf(&content).map_err(corrupt)?;
+        let config = gguf::Config::from_gguf(&content).map_err(corrupt)?;
         let mut entries = llama_entries(&GGUF, config.n_layers);
+        if arch == "phi3" {
+            let gate_up = content
+                .tensor_infos
+                .get("blk.0.ffn_up.weight")
+                .ok_or_else(|| LlmError::MissingTensor("blk.0.ffn_up.weight".into()))?
+                .shape
+                .dims2()?
+                .0;
+            let stacked = Stacked {
+                qkv: "attn_qkv",
+                gate_up: "ffn_up",
+                q: config.n_heads * config.head_dim,
+                kv: config.n_kv_heads * config.head_dim,
+                intermediate: config.feed_forward_length.unwrap_or(gate_up / 2),
+            };
+            stacked.split(&mut entries, GGUF.layer);
+        }
         if content.tensor_infos.contains_key("output.weight") {
             entries.push(entry("output.weight", Kind::Matrix(Role::Head), None));
         }
@@ -225,7 +270,7 @@ impl Inventory {
         }
         Ok(Self {
             path: path.to_path_buf(),
-            family: "gguf-llama".to_owned(),
+            family: format!("gguf-{arch}"),
             layers: config.n_layers,
             hidden: config.width,
             entries,
@@ -292,7 +337,75 @@ impl Inventory {
                     values: full.values[part * n * cols..(part + 1) * n * cols].to_vec(),
                 }
             }
+            Layout::Rows { start, len } => {
+                let [rows, cols] = shape;
+                if start + len > rows {
+                    return Err(corrupt(format!(
+                        "rows {start}..{} asked of {rows}",
+                        start + len
+                    )));
+                }
+                WeightTensor {
+                    shape: [len, cols],
+                    values: values[start * cols..(start + len) * cols].to_vec(),
+                }
+            }
         })
+    }
+}
+
+/// The families (`model_type`s and GGUF architectures) whose weights are listed.
+const INVENTORY_FAMILIES: &[&str] = &[
+    "gpt2",
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "phi3",
+    "gemma3_text",
+    "gemma3",
+];
+
+/// Phi-3's stacked matrices (names relative to a block) and the rows of each part.
+struct Stacked {
+    qkv: &'static str,
+    gate_up: &'static str,
+    q: usize,
+    kv: usize,
+    intermediate: usize,
+}
+
+impl Stacked {
+    /// Points each q, k, v, gate and up entry at its rows of the stacked matrix.
+    fn split(&self, entries: &mut [Entry], layer: fn(usize) -> String) {
+        let (q, kv, i) = (self.q, self.kv, self.intermediate);
+        for e in entries {
+            let (Kind::Matrix(role), Some(l)) = (e.kind, e.layer) else {
+                continue;
+            };
+            let (fused, start, len) = match role {
+                Role::Q => (self.qkv, 0, q),
+                Role::K => (self.qkv, q, kv),
+                Role::V => (self.qkv, q + kv, kv),
+                Role::Gate => (self.gate_up, 0, i),
+                Role::Up => (self.gate_up, i, i),
+                _ => continue,
+            };
+            let stored = format!("{}.{fused}.weight", layer(l));
+            e.name = format!("{stored}[{}]", role.name());
+            e.stored = stored;
+            e.layout = Layout::Rows { start, len };
+        }
+    }
+}
+
+fn not_supported(path: &Path, kind: &str) -> LlmError {
+    LlmError::Corrupt {
+        path: path.to_path_buf(),
+        message: format!(
+            "the weights inventory does not support {kind}; it reads {}",
+            INVENTORY_FAMILIES.join(", ")
+        ),
     }
 }
 
@@ -343,6 +456,23 @@ const HF: Names = Names {
         ("mlp.up_proj", Kind::Matrix(Role::Up)),
         ("mlp.down_proj", Kind::Matrix(Role::Down)),
     ],
+};
+
+/// Gemma's MLP norm is `pre_feedforward_layernorm` (its `post_attention_layernorm` is on the
+/// attention output).
+const HF_GEMMA: Names = Names {
+    parts: [
+        ("input_layernorm", Kind::Norm(NormRole::Attention)),
+        ("self_attn.q_proj", Kind::Matrix(Role::Q)),
+        ("self_attn.k_proj", Kind::Matrix(Role::K)),
+        ("self_attn.v_proj", Kind::Matrix(Role::V)),
+        ("self_attn.o_proj", Kind::Matrix(Role::O)),
+        ("pre_feedforward_layernorm", Kind::Norm(NormRole::Mlp)),
+        ("mlp.gate_proj", Kind::Matrix(Role::Gate)),
+        ("mlp.up_proj", Kind::Matrix(Role::Up)),
+        ("mlp.down_proj", Kind::Matrix(Role::Down)),
+    ],
+    ..HF
 };
 
 const GGUF: Names = Names {
@@ -443,6 +573,42 @@ mod tests {
         let t = transpose([2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         assert_eq!(t.shape, [3, 2]);
         assert_eq!(t.values, vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    }
+
+    #[test]
+    fn phi3_splits_its_stacked_matrices_by_rows() {
+        let mut entries = llama_entries(&HF, 2);
+        Stacked {
+            qkv: "self_attn.qkv_proj",
+            gate_up: "mlp.gate_up_proj",
+            q: 64,
+            kv: 32,
+            intermediate: 128,
+        }
+        .split(&mut entries, HF.layer);
+        let find = |role| {
+            entries
+                .iter()
+                .find(|e| e.kind == Kind::Matrix(role) && e.layer == Some(1))
+                .unwrap()
+        };
+        assert_eq!(
+            find(Role::V).stored,
+            "model.layers.1.self_attn.qkv_proj.weight"
+        );
+        assert_eq!(find(Role::V).layout, Layout::Rows { start: 96, len: 32 });
+        assert_eq!(
+            find(Role::Up).name,
+            "model.layers.1.mlp.gate_up_proj.weight[up]"
+        );
+        assert_eq!(
+            find(Role::Up).layout,
+            Layout::Rows {
+                start: 128,
+                len: 128
+            }
+        );
+        assert_eq!(find(Role::O).layout, Layout::AsStored);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file;
 
-use super::arch::{gpt2::Gpt2, llama::Llama, quantized_llama::QuantizedLlama};
+use super::arch::{SAFETENSORS_MODEL_TYPES, gguf::GgufModel, gpt2::Gpt2, llama::Llama};
 use super::error::{LlmError, Result};
 use super::model::LanguageModel;
 use super::tokenizer::Tokenizer;
@@ -35,7 +35,10 @@ pub fn load(path: &Path) -> Result<LoadedModel> {
     let (model, tokenizer): (Box<dyn LanguageModel>, Tokenizer) = if path.is_dir() {
         let model: Box<dyn LanguageModel> = match model_type(path)?.as_str() {
             "gpt2" => Box::new(Gpt2::load(path)?),
-            "llama" | "qwen2" | "mistral" => Box::new(Llama::load(path)?),
+            // Llama::load names the multimodal Gemma 3 it refuses.
+            other if SAFETENSORS_MODEL_TYPES.contains(&other) || other == "gemma3" => {
+                Box::new(Llama::load(path)?)
+            }
             other => return Err(LlmError::UnknownArchitecture(other.to_owned())),
         };
         (model, Tokenizer::from_file(path.join("tokenizer.json"))?)
@@ -50,7 +53,7 @@ pub fn load(path: &Path) -> Result<LoadedModel> {
         })?;
         let content = gguf_file::Content::read(&mut file).map_err(|e| corrupt(e.to_string()))?;
         let tokenizer = Tokenizer::from_gguf(&content)?;
-        let model = QuantizedLlama::from_gguf(&content, &mut file).map_err(|e| match e {
+        let model = GgufModel::from_gguf(&content, &mut file).map_err(|e| match e {
             LlmError::Compute(message) => corrupt(message),
             other => other,
         })?;

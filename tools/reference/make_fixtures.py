@@ -19,6 +19,19 @@ Fixtures:
   tiny-llama3       LlamaForCausalLM with llama3 RoPE scaling, stored in bf16 and a pre-5.x style
                     config (top-level rope_theta, rope_scaling); its weights are rounded to bf16
                     first, so the float32 reference is exactly what the upcast checkpoint computes.
+  tiny-qwen3        Qwen3ForCausalLM: q/k RMSNorm per head, no biases, explicit head_dim (32, not
+                    hidden / heads = 16), tied head
+  tiny-gemma3       Gemma3ForCausalLM (gemma3_text): six layers in the default pattern (five
+                    sliding-window layers, then one global), sliding_window 4 so the window cuts the
+                    prompt, local RoPE base 10000 vs global 1e6 with linear scaling (factor 2) on the
+                    global layer only, (1 + w) RMSNorms incl. q/k and the post-attention / pre- and
+                    post-feedforward norms, scaled embeddings, GeGLU (gelu_pytorch_tanh),
+                    query_pre_attn_scalar 24 (not head_dim 16), tied head
+  tiny-phi3         Phi3ForCausalLM: fused qkv_proj and gate_up_proj, partial_rotary_factor 0.5,
+                    longrope with short and long factors, original_max_position_embeddings just past
+                    the prompt so the prompt runs on the short factors and the greedy continuation
+                    crosses into the long ones (transformers picks the set per forward call)
+  tiny-mistral      MistralForCausalLM with sliding_window 4 (every layer)
 
 reference.json fields (float32 values written as their shortest round-trip decimal):
   input_ids             [seq]                      the prompt, encoded by tokenizer.json
@@ -53,8 +66,16 @@ from transformers import (
     GPT2LMHeadModel,
     LlamaConfig,
     LlamaForCausalLM,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
+    MistralConfig,
+    MistralForCausalLM,
+    Phi3Config,
+    Phi3ForCausalLM,
     Qwen2Config,
     Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
 )
 
 SEED = 20240611
@@ -105,7 +126,7 @@ def train_tokenizer() -> Tokenizer:
     return tok
 
 
-def randomize(model: torch.nn.Module, seed: int, matrix_std: float, embedding_std: float) -> None:
+def randomize(model: torch.nn.Module, seed: int, matrix_std: float, embedding_std: float, gemma: bool = False) -> None:
     """Give every tensor, norms and biases included, non-trivial values so that a tensor loaded
     under the wrong name or layout shows up in the outputs (transformers' own init leaves norms
     at 1 and biases at 0, and its 0.02 std makes attention almost uniform)."""
@@ -114,7 +135,8 @@ def randomize(model: torch.nn.Module, seed: int, matrix_std: float, embedding_st
         for name, param in model.named_parameters():
             noise = torch.randn(param.shape, generator=gen, dtype=torch.float32)
             if param.dim() == 1 and name.endswith("weight"):  # LayerNorm / RMSNorm gain
-                param.copy_(1.0 + 0.2 * noise)
+                # Gemma's RMSNorm scales by (1 + w): store w around 0 so the gain is around 1.
+                param.copy_((0.0 if gemma else 1.0) + 0.2 * noise)
             elif param.dim() == 1:  # biases
                 param.copy_(0.2 * noise)
             elif "wte" in name or "wpe" in name or "embed_tokens" in name:
@@ -233,6 +255,8 @@ def reference(model, input_ids: list[int]) -> dict:
 
 def write_folder(folder: Path, model, tok: Tokenizer, *, rename=None, to_dtype=None, config_edit=None) -> None:
     """save_pretrained, then optionally rewrite the checkpoint (key names, dtype) and config."""
+    if ONLY and folder.name not in ONLY:
+        return
     if folder.exists():
         shutil.rmtree(folder)
     model.save_pretrained(folder)
@@ -286,6 +310,10 @@ def llama_legacy_config(config: dict) -> dict:
     config["torch_dtype"] = "bfloat16"
     config.pop("dtype", None)
     return config
+
+
+# Fixture names given on the command line: only those are rewritten (all when none are given).
+ONLY = set(sys.argv[1:])
 
 
 def main() -> int:
@@ -375,8 +403,80 @@ def main() -> int:
     write_folder(FIXTURES / "tiny-llama3", model, tok, to_dtype=torch.bfloat16, config_edit=llama_legacy_config)
     built.append(("tiny-llama3", LlamaForCausalLM))
 
+    config = Qwen3Config(
+        **common_llama,
+        head_dim=32,
+        tie_word_embeddings=True,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+    )
+    model = Qwen3ForCausalLM(config)
+    randomize(model, SEED + 5, matrix_std=0.15, embedding_std=1.0)
+    write_folder(FIXTURES / "tiny-qwen3", model, tok)
+    built.append(("tiny-qwen3", Qwen3ForCausalLM))
+
+    config = Gemma3TextConfig(
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=6,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        query_pre_attn_scalar=24,
+        sliding_window=4,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-6,
+        hidden_activation="gelu_pytorch_tanh",
+        tie_word_embeddings=True,
+        rope_parameters={
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+            "full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1000000.0},
+        },
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+    )
+    model = Gemma3ForCausalLM(config)
+    randomize(model, SEED + 6, matrix_std=0.25, embedding_std=0.3, gemma=True)
+    write_folder(FIXTURES / "tiny-gemma3", model, tok)
+    built.append(("tiny-gemma3", Gemma3ForCausalLM))
+
+    # The prompt on the short factors, the greedy continuation past original_max_position_embeddings.
+    phi3_original = len(input_ids) + 2
+    config = Phi3Config(
+        **{**common_llama, "max_position_embeddings": 128},
+        original_max_position_embeddings=phi3_original,
+        tie_word_embeddings=False,
+        sliding_window=None,
+        rope_parameters={
+            "rope_type": "longrope",
+            "rope_theta": 10000.0,
+            "partial_rotary_factor": 0.5,
+            "original_max_position_embeddings": phi3_original,
+            "short_factor": [1.0, 1.3, 1.9, 2.6],
+            "long_factor": [1.5, 3.0, 7.0, 16.0],
+        },
+    )
+    model = Phi3ForCausalLM(config)
+    randomize(model, SEED + 17, matrix_std=0.15, embedding_std=1.0)
+    write_folder(FIXTURES / "tiny-phi3", model, tok)
+    built.append(("tiny-phi3", Phi3ForCausalLM))
+
+    config = MistralConfig(
+        **common_llama,
+        sliding_window=4,
+        tie_word_embeddings=False,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+    )
+    model = MistralForCausalLM(config)
+    randomize(model, SEED + 8, matrix_std=0.15, embedding_std=1.0)
+    write_folder(FIXTURES / "tiny-mistral", model, tok)
+    built.append(("tiny-mistral", MistralForCausalLM))
+
     total = 0
     for name, cls in built:
+        if ONLY and name not in ONLY:
+            continue
         ref = finish(FIXTURES / name, cls, input_ids, PROMPT)
         size = sum(f.stat().st_size for f in (FIXTURES / name).iterdir())
         total += size

@@ -124,6 +124,7 @@ fn block(ckpt: &mut Checkpoint, prefix: &str, cfg: &Config, layer: usize) -> Res
         kv_heads: cfg.n_head,
         head_dim,
         scale: scale as f32,
+        window: None,
     };
     let attn_norm = ckpt.layer_norm(&format!("{prefix}.ln_1"), e, eps)?;
     let attn = Attention::new(
@@ -140,8 +141,10 @@ fn block(ckpt: &mut Checkpoint, prefix: &str, cfg: &Config, layer: usize) -> Res
     Ok(Block {
         attn_norm,
         attn,
+        post_attn_norm: None,
         mlp_norm,
         mlp,
+        post_mlp_norm: None,
     })
 }
 
@@ -187,6 +190,7 @@ impl Gpt2 {
         let decoder = Decoder {
             info,
             embed_tokens: wte,
+            embed_scale: 1.0,
             positions: Positions::Learned(wpe),
             blocks: h,
             norm: ln_f,

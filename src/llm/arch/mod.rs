@@ -4,16 +4,24 @@
 
 pub mod checkpoint;
 pub mod decoder;
+pub mod gguf;
 pub mod gpt2;
 pub mod llama;
 pub mod ops;
 pub mod qlinear;
-pub mod quantized_llama;
 pub mod weight_buffer;
 
 /// `config.json` `model_type`s the Hugging Face loader takes; one list, so discovery, the loader
 /// and the weights inventory agree on what a folder may hold.
-pub const SAFETENSORS_MODEL_TYPES: &[&str] = &["gpt2", "llama", "qwen2", "mistral"];
+pub const SAFETENSORS_MODEL_TYPES: &[&str] = &[
+    "gpt2",
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "phi3",
+    "gemma3_text",
+];
 
 /// GGUF `general.architecture`s the GGUF loader takes.
-pub const GGUF_ARCHITECTURES: &[&str] = &["llama"];
+pub const GGUF_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "phi3", "gemma3"];

@@ -26,6 +26,18 @@ pub fn layer_norm(x: &[f32], weight: &[f32], bias: &[f32], eps: f32, out: &mut [
     }
 }
 
+/// RMSNorm of each `weight.len()`-wide row of `x`, in place: the per-head q/k norms.
+pub fn rms_norm_in_place(x: &mut [f32], weight: &[f32], eps: f32) {
+    let width = weight.len();
+    for x in x.chunks_exact_mut(width) {
+        let mean_square = x.iter().map(|v| v * v).sum::<f32>() / width as f32;
+        let scale = 1.0 / (mean_square + eps).sqrt();
+        for (v, w) in x.iter_mut().zip(weight) {
+            *v = *v * scale * w;
+        }
+    }
+}
+
 /// RMSNorm of each `weight.len()`-wide row of `x` into `out`.
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     let width = weight.len();
@@ -66,6 +78,11 @@ pub enum RopeLayout {
 pub struct Rope {
     /// One frequency per rotated pair, `rope_dim / 2` of them.
     inverse_frequencies: Vec<f32>,
+    /// LongRoPE's second set: `(original, frequencies)`, used by a step whose positions reach
+    /// past `original` (see [`Rope::angles`]).
+    long: Option<(usize, Vec<f32>)>,
+    /// Factor on every cos and sin (LongRoPE's attention scaling); 1 otherwise.
+    scale: f32,
     layout: RopeLayout,
 }
 
@@ -73,18 +90,46 @@ impl Rope {
     pub fn new(inverse_frequencies: Vec<f32>, layout: RopeLayout) -> Self {
         Self {
             inverse_frequencies,
+            long: None,
+            scale: 1.0,
+            layout,
+        }
+    }
+
+    /// LongRoPE (Phi-3 "longrope"/"su"): `short` frequencies while a step's positions stay within
+    /// `original`, `long` ones for a step that reaches past it, cos and sin scaled by `scale`.
+    /// The set is chosen per step from the step's last position, as transformers picks it per
+    /// forward call (`seq_len = max(position_ids) + 1`): a prompt longer than `original` runs on
+    /// the long set from its first position, and keys already cached keep the angles they were
+    /// given. (llama.cpp picks one set for the whole context instead, by its size; matching
+    /// transformers is what the references check.)
+    pub fn long_rope(
+        short: Vec<f32>,
+        long: Vec<f32>,
+        original: usize,
+        scale: f32,
+        layout: RopeLayout,
+    ) -> Self {
+        Self {
+            inverse_frequencies: short,
+            long: Some((original, long)),
+            scale,
             layout,
         }
     }
 
     /// `cos` and `sin` of position `position`'s angles, one per pair, written into `cos`, `sin`
-    /// (each `rope_dim / 2` long). Angles are `position * frequency` in f32, as transformers
-    /// computes them.
-    pub fn angles(&self, position: usize, cos: &mut [f32], sin: &mut [f32]) {
-        for ((f, c), s) in self.inverse_frequencies.iter().zip(cos).zip(sin) {
+    /// (each `rope_dim / 2` long), for a step whose positions end at `end` (exclusive). Angles
+    /// are `position * frequency` in f32, as transformers computes them.
+    pub fn angles(&self, position: usize, end: usize, cos: &mut [f32], sin: &mut [f32]) {
+        let frequencies = match &self.long {
+            Some((original, long)) if end > *original => long,
+            _ => &self.inverse_frequencies,
+        };
+        for ((f, c), s) in frequencies.iter().zip(cos).zip(sin) {
             let angle = position as f32 * f;
-            *c = angle.cos();
-            *s = angle.sin();
+            *c = angle.cos() * self.scale;
+            *s = angle.sin() * self.scale;
         }
     }
 
@@ -113,6 +158,13 @@ impl Rope {
                 }
             }
         }
+    }
+
+    /// Whether a step over positions `start..end` is the first to reach past LongRoPE's
+    /// `original` with positions already cached: transformers (Phi-3's generation) then drops
+    /// its cache and recomputes the whole sequence on the long factors.
+    pub fn crosses_to_long(&self, start: usize, end: usize) -> bool {
+        matches!(&self.long, Some((original, _)) if start > 0 && start <= *original && end > *original)
     }
 
     pub fn pairs(&self) -> usize {
@@ -156,6 +208,9 @@ pub struct Heads {
     pub head_dim: usize,
     /// Factor on every query-key product (`1 / sqrt(head_dim)` in most models).
     pub scale: f32,
+    /// Sliding-window attention: each query sees only the last `window` positions, itself
+    /// included (transformers' `kv_idx > q_idx - sliding_window`); `None` sees them all.
+    pub window: Option<usize>,
 }
 
 impl Heads {
@@ -199,13 +254,14 @@ pub fn attend(
     let mut head_entropy = vec![0.0_f32; shape.heads];
     for i in 0..n_new {
         let n_keys = first + i + 1;
+        let start = shape.window.map_or(0, |w| n_keys.saturating_sub(w));
         let q = &queries[i * stride..][..width];
         let out = &mut out[i * width..][..width];
         let one_head = |(h, ((out, probs), entropy)): HeadSlots<'_>| {
             let q = &q[h * head_dim..][..head_dim];
-            *entropy = attend_head(shape, cache, h, q, &mut probs[..n_keys], out);
+            *entropy = attend_head(shape, cache, h, q, start, &mut probs[..n_keys - start], out);
         };
-        if shape.heads * n_keys * head_dim >= PARALLEL_ATTENTION {
+        if shape.heads * (n_keys - start) * head_dim >= PARALLEL_ATTENTION {
             out.par_chunks_exact_mut(head_dim)
                 .zip(probs.par_chunks_exact_mut(positions))
                 .zip(head_entropy.par_iter_mut())
@@ -225,18 +281,20 @@ pub fn attend(
     }
 }
 
-/// One query head over the first `probs.len()` cached positions: writes its output to `out`
-/// and returns the entropy of its attention distribution.
+/// One query head over the `probs.len()` cached positions from `start` on: writes its output
+/// to `out` and returns the entropy of its attention distribution.
 fn attend_head(
     shape: &Heads,
     cache: &KvCache,
     head: usize,
     q: &[f32],
+    start: usize,
     probs: &mut [f32],
     out: &mut [f32],
 ) -> f32 {
     let (kv_width, head_dim) = (shape.kv_width(), shape.head_dim);
     let kv_offset = (head / (shape.heads / shape.kv_heads)) * head_dim;
+    let kv_offset = start * kv_width + kv_offset;
     for (t, p) in probs.iter_mut().enumerate() {
         let k = &cache.keys[t * kv_width + kv_offset..][..head_dim];
         *p = dot_f32(q, k) * shape.scale;
@@ -433,7 +491,7 @@ mod tests {
         let frequencies = vec![1.0_f32, 0.1];
         let (mut cos, mut sin) = ([0.0; 2], [0.0; 2]);
         let interleaved = Rope::new(frequencies.clone(), RopeLayout::Interleaved);
-        interleaved.angles(3, &mut cos, &mut sin);
+        interleaved.angles(3, 4, &mut cos, &mut sin);
         let mut adjacent = [1.0_f32, 2.0, 3.0, 4.0];
         interleaved.rotate(&mut adjacent, 4, &cos, &sin);
         let mut halves = [1.0_f32, 3.0, 2.0, 4.0];
@@ -451,6 +509,7 @@ mod tests {
             kv_heads: 1,
             head_dim: 2,
             scale: 1.0,
+            window: None,
         };
         let mut cache = KvCache::default();
         cache.push(&[1.0, 0.0], &[5.0, 6.0]);
@@ -473,6 +532,46 @@ mod tests {
         assert_eq!(&out[4..], &[6.0, 7.0, 5.0, 6.0]);
         assert_eq!(entropy[0], 0.0);
         assert!((entropy[1] - 2f32.ln() / 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_sliding_window_hides_the_older_keys() {
+        let shape = Heads {
+            heads: 1,
+            kv_heads: 1,
+            head_dim: 1,
+            scale: 1.0,
+            window: Some(2),
+        };
+        let mut cache = KvCache::default();
+        for (k, v) in [(0.0, 100.0), (0.0, 1.0), (0.0, 3.0)] {
+            cache.push(&[k], &[v]);
+        }
+        // The third position sees itself and the one before: equal scores, values 1 and 3.
+        let (mut probs, mut out, mut entropy) = (Vec::new(), [0.0_f32], [0.0_f32]);
+        attend(
+            &shape,
+            &cache,
+            &[1.0],
+            1,
+            &mut probs,
+            &mut out,
+            Some(&mut entropy),
+        );
+        assert_eq!(out, [2.0]);
+        assert!((entropy[0] - 2f32.ln()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn long_rope_switches_sets_and_scales() {
+        let rope = Rope::long_rope(vec![1.0], vec![0.5], 4, 2.0, RopeLayout::Halves);
+        let (mut cos, mut sin) = ([0.0], [0.0]);
+        rope.angles(3, 4, &mut cos, &mut sin);
+        assert_eq!((cos[0], sin[0]), (2.0 * 3f32.cos(), 2.0 * 3f32.sin()));
+        rope.angles(3, 5, &mut cos, &mut sin);
+        assert_eq!((cos[0], sin[0]), (2.0 * 1.5f32.cos(), 2.0 * 1.5f32.sin()));
+        assert!(rope.crosses_to_long(4, 5) && !rope.crosses_to_long(0, 5));
+        assert!(!rope.crosses_to_long(5, 6) && !rope.crosses_to_long(2, 4));
     }
 
     #[test]
@@ -501,6 +600,7 @@ mod tests {
             kv_heads: 2,
             head_dim: 64,
             scale: 0.125,
+            window: None,
         };
         let keys = PARALLEL_ATTENTION / (shape.heads * shape.head_dim) + 10;
         let kv_width = shape.kv_width();
@@ -527,7 +627,7 @@ mod tests {
             let mut probs = vec![0.0; keys];
             let mut want = vec![0.0; shape.head_dim];
             let q = &query[h * shape.head_dim..][..shape.head_dim];
-            total += attend_head(&shape, &cache, h, q, &mut probs, &mut want);
+            total += attend_head(&shape, &cache, h, q, 0, &mut probs, &mut want);
             assert_eq!(
                 &out[h * shape.head_dim..][..shape.head_dim],
                 &want[..],

@@ -9,7 +9,8 @@ use crate::llm::error::{LlmError, Result};
 
 /// A normalisation with its learned scale (and shift).
 pub(crate) enum Norm {
-    /// RMSNorm: llama and its kin.
+    /// RMSNorm: llama and its kin. Gemma's `(1 + w)` scale is stored here with the 1 added, as
+    /// llama.cpp's converter stores it.
     Rms { weight: Vec<f32>, eps: f32 },
     /// LayerNorm: GPT-2.
     Layer {
@@ -20,6 +21,13 @@ pub(crate) enum Norm {
 }
 
 impl Norm {
+    /// The width it normalises.
+    pub(crate) fn width(&self) -> usize {
+        match self {
+            Self::Rms { weight, .. } | Self::Layer { weight, .. } => weight.len(),
+        }
+    }
+
     /// Each `width`-wide row of `x` into `out`.
     pub(crate) fn forward(&self, x: &[f32], out: &mut [f32]) {
         match self {
@@ -29,17 +37,32 @@ impl Norm {
     }
 }
 
-/// Causal self-attention: one fused Q, K, V product, RoPE when the model has it, the KV cache,
-/// the output projection.
+/// Causal self-attention: one fused Q, K, V product, per-head q/k RMSNorms when the model has
+/// them (Qwen3, Gemma 3), RoPE when the model has it, the KV cache (with its sliding window, see
+/// [`Heads`]), the output projection.
 pub(crate) struct Attention {
     /// Queries, keys and values in one product, in that order along each output row.
     qkv: Linear,
     o_proj: Linear,
     heads: Heads,
+    /// `head_dim`-wide RMSNorms of each query and key head, before RoPE.
+    qk_norm: Option<(Norm, Norm)>,
+    /// Which of the decoder's RoPEs this layer uses (Gemma 3: local or global).
+    rope: usize,
 }
 
 impl Attention {
     pub(crate) fn new(qkv: Linear, o_proj: Linear, heads: Heads) -> Result<Self> {
+        Self::with_options(qkv, o_proj, heads, None, 0)
+    }
+
+    pub(crate) fn with_options(
+        qkv: Linear,
+        o_proj: Linear,
+        heads: Heads,
+        qk_norm: Option<(Norm, Norm)>,
+        rope: usize,
+    ) -> Result<Self> {
         let (q, kv) = (heads.width(), heads.kv_width());
         if qkv.rows() != q + 2 * kv || o_proj.cols() != q {
             return Err(LlmError::Compute(format!(
@@ -51,7 +74,29 @@ impl Attention {
                 o_proj.cols()
             )));
         }
-        Ok(Self { qkv, o_proj, heads })
+        if let Some((q_norm, k_norm)) = &qk_norm
+            && (q_norm.width() != heads.head_dim
+                || k_norm.width() != heads.head_dim
+                || !matches!((q_norm, k_norm), (Norm::Rms { .. }, Norm::Rms { .. })))
+        {
+            return Err(LlmError::Compute(format!(
+                "q/k RMSNorms of {} and {} values for heads of {}",
+                q_norm.width(),
+                k_norm.width(),
+                heads.head_dim
+            )));
+        }
+        Ok(Self {
+            qkv,
+            o_proj,
+            heads,
+            qk_norm,
+            rope,
+        })
+    }
+
+    pub(crate) fn rope(&self) -> usize {
+        self.rope
     }
 
     pub(crate) fn kv_width(&self) -> usize {
@@ -70,7 +115,7 @@ impl Attention {
     /// keys, writes each new position's entropy when asked.
     fn forward(
         &self,
-        rope: Option<&Rope>,
+        ropes: &[Rope],
         cache: &mut KvCache,
         buf: &mut Buffers,
         entropy: Option<&mut [f32]>,
@@ -79,14 +124,29 @@ impl Attention {
         let head_dim = self.heads.head_dim;
         let stride = q_size + 2 * kv_size;
         self.qkv.forward_into(&buf.normed, &mut buf.qkv)?;
+        let rope = ropes.get(self.rope);
         for (i, qkv) in buf.qkv.chunks_exact_mut(stride).enumerate() {
             let (q, kv) = qkv.split_at_mut(q_size);
             let (k, v) = kv.split_at_mut(kv_size);
+            if let Some((
+                Norm::Rms {
+                    weight: qw,
+                    eps: qe,
+                },
+                Norm::Rms {
+                    weight: kw,
+                    eps: ke,
+                },
+            )) = &self.qk_norm
+            {
+                ops::rms_norm_in_place(q, qw, *qe);
+                ops::rms_norm_in_place(k, kw, *ke);
+            }
             if let Some(rope) = rope {
                 let pairs = rope.pairs();
                 let (cos, sin) = (
-                    &buf.cos[i * pairs..][..pairs],
-                    &buf.sin[i * pairs..][..pairs],
+                    &buf.cos[self.rope][i * pairs..][..pairs],
+                    &buf.sin[self.rope][i * pairs..][..pairs],
                 );
                 rope.rotate(q, head_dim, cos, sin);
                 rope.rotate(k, head_dim, cos, sin);
@@ -128,6 +188,18 @@ impl Mlp {
     /// `gate` and `up` (each `[intermediate, width]`) stacked into one product.
     pub(crate) fn gated(gate: Linear, up: Linear, down: Linear, act: Activation) -> Result<Self> {
         let gate_up = Linear::stack(vec![gate, up])?;
+        Self::check(gate_up.rows() / 2, &down)?;
+        Ok(Self::Gated { gate_up, down, act })
+    }
+
+    /// Gate and up already stacked in the checkpoint (Phi-3's `gate_up_proj`), gate first.
+    pub(crate) fn fused(gate_up: Linear, down: Linear, act: Activation) -> Result<Self> {
+        if !gate_up.rows().is_multiple_of(2) {
+            return Err(LlmError::Compute(format!(
+                "the fused gate/up projection gives {} rows, not an even number",
+                gate_up.rows()
+            )));
+        }
         Self::check(gate_up.rows() / 2, &down)?;
         Ok(Self::Gated { gate_up, down, act })
     }
@@ -187,12 +259,17 @@ impl Mlp {
     }
 }
 
-/// One pre-norm transformer block: `x += attn(norm(x))`, then `x += mlp(norm(x))`.
+/// One pre-norm transformer block: `x += attn(norm(x))`, then `x += mlp(norm(x))`; Gemma's
+/// "sandwich" adds a norm on each branch's output before its residual add.
 pub(crate) struct Block {
     pub(crate) attn_norm: Norm,
     pub(crate) attn: Attention,
+    /// Gemma's `post_attention_layernorm`, on the attention output.
+    pub(crate) post_attn_norm: Option<Norm>,
     pub(crate) mlp_norm: Norm,
     pub(crate) mlp: Mlp,
+    /// Gemma's `post_feedforward_layernorm`, on the MLP output.
+    pub(crate) post_mlp_norm: Option<Norm>,
 }
 
 impl Block {
@@ -201,18 +278,30 @@ impl Block {
     pub(super) fn forward(
         &self,
         x: &mut [f32],
-        rope: Option<&Rope>,
+        ropes: &[Rope],
         cache: &mut KvCache,
         buf: &mut Buffers,
         capture: Option<(&mut [f32], &mut [f32])>,
     ) -> Result<()> {
         let (entropy, sparsity) = capture.unzip();
         self.attn_norm.forward(x, &mut buf.normed);
-        self.attn.forward(rope, cache, buf, entropy)?;
-        ops::add_into(x, &buf.projected);
+        self.attn.forward(ropes, cache, buf, entropy)?;
+        Self::residual(x, self.post_attn_norm.as_ref(), buf);
         self.mlp_norm.forward(x, &mut buf.normed);
         self.mlp.forward(buf, sparsity)?;
-        ops::add_into(x, &buf.projected);
+        Self::residual(x, self.post_mlp_norm.as_ref(), buf);
         Ok(())
+    }
+
+    /// `x += post_norm(branch)`, the branch's output in `buf.projected` (`buf.normed` is free by
+    /// then and takes the normed branch).
+    fn residual(x: &mut [f32], post_norm: Option<&Norm>, buf: &mut Buffers) {
+        match post_norm {
+            Some(norm) => {
+                norm.forward(&buf.projected, &mut buf.normed);
+                ops::add_into(x, &buf.normed);
+            }
+            None => ops::add_into(x, &buf.projected),
+        }
     }
 }

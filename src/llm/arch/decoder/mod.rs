@@ -3,7 +3,7 @@
 //! capture the sonification reads and the step's checks, roll-back and reset.
 //!
 //! A family file ([`gpt2`](super::gpt2), [`llama`](super::llama),
-//! [`quantized_llama`](super::quantized_llama)) parses its config and loads its weights, under
+//! [`gguf`](super::gguf)) parses its config and loads its weights, under
 //! the checkpoint's own names, into these layer types; [`Model`] pairs the result with the
 //! family's config.
 //!
@@ -41,14 +41,6 @@ pub(crate) trait Weights {
     /// Tensor `name` as `len` values: norms, biases.
     fn vector(&mut self, name: &str, len: usize) -> Result<Vec<f32>>;
 
-    /// RMSNorm `{prefix}.weight`.
-    fn rms_norm(&mut self, prefix: &str, width: usize, eps: f64) -> Result<Norm> {
-        Ok(Norm::Rms {
-            weight: self.vector(&format!("{prefix}.weight"), width)?,
-            eps: eps as f32,
-        })
-    }
-
     /// LayerNorm `{prefix}.weight` and `{prefix}.bias`.
     fn layer_norm(&mut self, prefix: &str, width: usize, eps: f64) -> Result<Norm> {
         Ok(Norm::Layer {
@@ -63,8 +55,9 @@ pub(crate) trait Weights {
 pub(crate) enum Positions {
     /// Learned embeddings `[context, width]`, added to the token embeddings: GPT-2.
     Learned(Vec<f32>),
-    /// Rotary embeddings on queries and keys.
-    Rotary(Rope),
+    /// Rotary embeddings on queries and keys; each attention layer names the one it uses
+    /// (Gemma 3 has a local and a global one, every other family one).
+    Rotary(Vec<Rope>),
 }
 
 /// The family-independent model: weights, KV cache and position.
@@ -72,6 +65,8 @@ pub(crate) struct Decoder {
     pub(crate) info: ModelInfo,
     /// `[vocab, width]`; also the LM head when `lm_head` is `None` (tied).
     pub(crate) embed_tokens: Linear,
+    /// Factor on the looked-up embeddings (Gemma: `sqrt(width)`), 1 otherwise.
+    pub(crate) embed_scale: f32,
     pub(crate) positions: Positions,
     pub(crate) blocks: Vec<Block>,
     pub(crate) norm: Norm,
@@ -91,26 +86,29 @@ pub(super) struct Buffers {
     gated: Scratch,
     /// One head's attention weights over every key.
     probs: Vec<f32>,
-    /// RoPE angles of the new positions, `[n, pairs]`.
-    cos: Vec<f32>,
-    sin: Vec<f32>,
+    /// RoPE angles of the new positions, `[n, pairs]`, one table per RoPE.
+    cos: Vec<Vec<f32>>,
+    sin: Vec<Vec<f32>>,
 }
 
 impl Buffers {
-    fn new(block: &Block, rope: Option<&Rope>, width: usize, first: usize, n: usize) -> Self {
+    fn new(block: &Block, ropes: &[Rope], width: usize, first: usize, n: usize) -> Self {
         let (up, down) = block.mlp.widths();
-        let (cos, sin) = rope.map_or((Vec::new(), Vec::new()), |rope| {
-            let pairs = rope.pairs();
-            let (mut cos, mut sin) = (vec![0.0; n * pairs], vec![0.0; n * pairs]);
-            for (p, (cos, sin)) in cos
-                .chunks_exact_mut(pairs)
-                .zip(sin.chunks_exact_mut(pairs))
-                .enumerate()
-            {
-                rope.angles(first + p, cos, sin);
-            }
-            (cos, sin)
-        });
+        let (cos, sin) = ropes
+            .iter()
+            .map(|rope| {
+                let pairs = rope.pairs();
+                let (mut cos, mut sin) = (vec![0.0; n * pairs], vec![0.0; n * pairs]);
+                for (p, (cos, sin)) in cos
+                    .chunks_exact_mut(pairs)
+                    .zip(sin.chunks_exact_mut(pairs))
+                    .enumerate()
+                {
+                    rope.angles(first + p, first + n, cos, sin);
+                }
+                (cos, sin)
+            })
+            .unzip();
         let gated = matches!(block.mlp, Mlp::Gated { .. });
         Self {
             normed: Scratch::zeroed(n * width),
@@ -127,6 +125,23 @@ impl Buffers {
 }
 
 impl Decoder {
+    fn ropes(&self) -> &[Rope] {
+        match &self.positions {
+            Positions::Rotary(ropes) => ropes,
+            Positions::Learned(_) => &[],
+        }
+    }
+
+    fn has_long_rope(&self) -> bool {
+        self.ropes()
+            .iter()
+            .any(|r| r.crosses_to_long(1, usize::MAX))
+    }
+
+    fn crosses_to_long(&self, start: usize, end: usize) -> bool {
+        self.ropes().iter().any(|r| r.crosses_to_long(start, end))
+    }
+
     /// Runs `tokens` as positions `position..`; the caches grow by `tokens.len()` (also when a
     /// later layer fails: the caller rolls back).
     fn run(
@@ -140,6 +155,9 @@ impl Decoder {
         let mut x = vec![0.0_f32; n * width];
         for (i, (&token, x)) in tokens.iter().zip(x.chunks_exact_mut(width)).enumerate() {
             self.embed_tokens.weight_row(token as usize, x)?;
+            if self.embed_scale != 1.0 {
+                x.iter_mut().for_each(|v| *v *= self.embed_scale);
+            }
             if let Positions::Learned(table) = &self.positions {
                 ops::add_into(x, &table[(position + i) * width..][..width]);
             }
@@ -154,21 +172,21 @@ impl Decoder {
             step.attention_entropy = vec![0.0; n_layers * n];
             step.mlp_sparsity = vec![0.0; n_layers * n];
         }
-        let rope = match &self.positions {
-            Positions::Rotary(rope) => Some(rope),
-            Positions::Learned(_) => None,
+        let ropes: &[Rope] = match &self.positions {
+            Positions::Rotary(ropes) => ropes,
+            Positions::Learned(_) => &[],
         };
         let Some(first) = self.blocks.first() else {
             return Err(LlmError::Compute("the model has no blocks".into()));
         };
-        let mut buf = Buffers::new(first, rope, width, position, n);
+        let mut buf = Buffers::new(first, ropes, width, position, n);
         let stats = step
             .attention_entropy
             .chunks_exact_mut(n)
             .zip(step.mlp_sparsity.chunks_exact_mut(n));
         let mut stats = stats.map(Some).chain(std::iter::repeat_with(|| None));
         for (i, (block, cache)) in self.blocks.iter().zip(caches).enumerate() {
-            block.forward(&mut x, rope, cache, &mut buf, stats.next().flatten())?;
+            block.forward(&mut x, ropes, cache, &mut buf, stats.next().flatten())?;
             // The last block's output is replaced by the final-norm output below, the
             // convention of `transformers`' hidden states.
             if capture && i + 1 < n_layers {
@@ -193,6 +211,9 @@ pub struct Model<C> {
     decoder: Decoder,
     /// One per block: keys (rotated, when RoPE) and values.
     caches: Vec<KvCache>,
+    /// The tokens run so far, kept only for a model with LongRoPE (see
+    /// [`Rope::crosses_to_long`]).
+    history: Vec<u32>,
     position: usize,
     capture: bool,
 }
@@ -204,6 +225,7 @@ impl<C> Model<C> {
             config,
             decoder,
             caches,
+            history: Vec::new(),
             position: 0,
             capture: true,
         }
@@ -221,16 +243,37 @@ impl<C: Send> LanguageModel for Model<C> {
 
     fn forward(&mut self, tokens: &[u32]) -> Result<Step> {
         check_tokens(tokens, self.position, &self.decoder.info)?;
+        let long_rope = self.decoder.has_long_rope();
         let Self {
             decoder,
             caches,
+            history,
             position,
             capture,
             ..
         } = self;
-        match in_pool(|| decoder.run(caches, *position, *capture, tokens)) {
+        let end = *position + tokens.len();
+        let result = if decoder.crosses_to_long(*position, end) {
+            // Recompute everything on the long factors, as transformers does, into fresh caches
+            // (kept only if the step succeeds), and report the new positions only.
+            let mut all = history.clone();
+            all.extend_from_slice(tokens);
+            let mut fresh: Vec<KvCache> = caches.iter().map(|_| KvCache::default()).collect();
+            let n_layers = decoder.blocks.len();
+            let step = in_pool(|| decoder.run(&mut fresh, 0, *capture, &all));
+            if step.is_ok() {
+                *caches = fresh;
+            }
+            step.map(|step| last_positions(step, tokens.len(), n_layers, decoder.info.width))
+        } else {
+            in_pool(|| decoder.run(caches, *position, *capture, tokens))
+        };
+        match result {
             Ok(step) => {
-                *position += tokens.len();
+                *position = end;
+                if long_rope {
+                    history.extend_from_slice(tokens);
+                }
                 Ok(step)
             }
             Err(err) => {
@@ -249,11 +292,37 @@ impl<C: Send> LanguageModel for Model<C> {
 
     fn reset(&mut self) {
         self.position = 0;
+        self.history.clear();
         self.caches.iter_mut().for_each(KvCache::clear);
     }
 
     fn set_capture(&mut self, on: bool) {
         self.capture = on;
+    }
+}
+
+/// `step` (over `n_all` positions) cut to its last `n` positions.
+fn last_positions(step: Step, n: usize, n_layers: usize, width: usize) -> Step {
+    let n_all = step.n_new;
+    let skip = n_all - n;
+    let keep = |values: &[f32], rows: usize, row: usize| -> Vec<f32> {
+        if values.is_empty() {
+            return Vec::new();
+        }
+        (0..rows)
+            .flat_map(|r| {
+                values[(r * n_all + skip) * row..][..n * row]
+                    .iter()
+                    .copied()
+            })
+            .collect()
+    };
+    Step {
+        hidden: keep(&step.hidden, n_layers + 1, width),
+        attention_entropy: keep(&step.attention_entropy, n_layers, 1),
+        mlp_sparsity: keep(&step.mlp_sparsity, n_layers, 1),
+        logits: step.logits,
+        n_new: n,
     }
 }
 
