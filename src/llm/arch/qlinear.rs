@@ -261,8 +261,17 @@ impl QLinear {
                             &row_values
                         }
                     };
-                    for (pos, value) in row_out.iter_mut().enumerate() {
-                        *value = dot_f32(weights, &input[pos * cols..(pos + 1) * cols]);
+                    let at = |pos: usize| &input[pos * cols..(pos + 1) * cols];
+                    let mut groups = row_out.chunks_exact_mut(4);
+                    let mut pos = 0;
+                    for group in &mut groups {
+                        let x = [at(pos), at(pos + 1), at(pos + 2), at(pos + 3)];
+                        group.copy_from_slice(&dot4_f32(weights, x));
+                        pos += 4;
+                    }
+                    for value in groups.into_remainder() {
+                        *value = dot_f32(weights, at(pos));
+                        pos += 1;
                     }
                 }
             });
@@ -532,6 +541,18 @@ fn dot_q8_0(data: &[u8], x: &[f32]) -> f32 {
 }
 
 /// Dot product of two equally long slices.
+/// `w` dotted with four vectors at once (a prompt's positions): each load of `w` serves four
+/// products, so the loop is bound by arithmetic rather than loads.
+pub(crate) fn dot4_f32(w: &[f32], x: [&[f32]; 4]) -> [f32; 4] {
+    assert!(x.iter().all(|x| x.len() == w.len()));
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA, and the lengths are equal.
+        return unsafe { avx2::dot4_f32(w, x) };
+    }
+    x.map(|x| w.iter().zip(x).map(|(a, b)| a * b).sum())
+}
+
 pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     #[cfg(target_arch = "x86_64")]
@@ -634,6 +655,41 @@ mod avx2 {
     }
 
     /// # Safety
+    /// Every `x` has the length of `w`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot4_f32(w: &[f32], x: [&[f32]; 4]) -> [f32; 4] {
+        let n = w.len();
+        let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+        let mut i = 0;
+        // SAFETY: every load below is inside `0..n`, the length of `w` and of every `x`.
+        unsafe {
+            while i + 16 <= n {
+                for (half, acc) in acc.iter_mut().enumerate() {
+                    let at = i + 8 * half;
+                    let weights = _mm256_loadu_ps(w.as_ptr().add(at));
+                    for (acc, x) in acc.iter_mut().zip(x) {
+                        *acc = _mm256_fmadd_ps(weights, _mm256_loadu_ps(x.as_ptr().add(at)), *acc);
+                    }
+                }
+                i += 16;
+            }
+            while i + 8 <= n {
+                let weights = _mm256_loadu_ps(w.as_ptr().add(i));
+                for (acc, x) in acc[0].iter_mut().zip(x) {
+                    *acc = _mm256_fmadd_ps(weights, _mm256_loadu_ps(x.as_ptr().add(i)), *acc);
+                }
+                i += 8;
+            }
+        }
+        let mut out = [0.0f32; 4];
+        for (k, out) in out.iter_mut().enumerate() {
+            let tail: f32 = w[i..].iter().zip(&x[k][i..]).map(|(a, b)| a * b).sum();
+            *out = sum_lanes(_mm256_add_ps(acc[0][k], acc[1][k])) + tail;
+        }
+        out
+    }
+
+    /// # Safety
     /// `a` and `b` have the same length.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
@@ -695,6 +751,33 @@ mod tests {
     }
 
     #[test]
+    fn four_dots_at_once_equal_four_dots() {
+        for len in [0, 7, 8, 16, 45, 576] {
+            let w: Vec<f32> = (0..len).map(|i| (i as f32 * 0.91).cos()).collect();
+            let xs: Vec<Vec<f32>> = (0..4)
+                .map(|k| {
+                    (0..len)
+                        .map(|i| ((i * 3 + k) as f32 * 0.37).sin())
+                        .collect()
+                })
+                .collect();
+            let got = dot4_f32(&w, [&xs[0], &xs[1], &xs[2], &xs[3]]);
+            for (k, x) in xs.iter().enumerate() {
+                let want: f64 = w
+                    .iter()
+                    .zip(x)
+                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                    .sum();
+                assert!(
+                    (f64::from(got[k]) - want).abs() < 1e-4,
+                    "{len} {k}: {} vs {want}",
+                    got[k]
+                );
+            }
+        }
+    }
+
+    #[test]
     fn native_kernels_match_the_dequantized_product() {
         let (rows, cols) = (70, 96);
         for dtype in [GgmlDType::Q4_1, GgmlDType::Q8_0, GgmlDType::F32] {
@@ -705,7 +788,7 @@ mod tests {
                 !matches!(linear.kernel, Kernel::Candle(_)),
                 "{dtype:?} is native"
             );
-            for n in [1, 5] {
+            for n in [1, 5, 11] {
                 let x = input(n, cols);
                 let got = linear.forward(&x).expect("forward");
                 let want = x
