@@ -247,6 +247,28 @@ impl QLinear {
         let (rows, cols) = (self.rows, self.cols);
         let chunk = rows_per_task(rows);
         let mut by_row = vec![0.0_f32; rows * n];
+        if let Kernel::Q4_1(data) = &self.kernel {
+            // The positions quantised once; every row then multiplies in integers.
+            let xq: Vec<Vec<Q8Block>> = input.chunks_exact(cols).map(quantize_q8).collect();
+            let bytes = cols / BLOCK * Q4_1_BYTES;
+            by_row
+                .par_chunks_mut(chunk * n)
+                .enumerate()
+                .for_each(|(task, out)| {
+                    for (offset, row_out) in out.chunks_mut(n).enumerate() {
+                        let row = &data[(task * chunk + offset) * bytes..][..bytes];
+                        for (value, xq) in row_out.iter_mut().zip(&xq) {
+                            *value = dot_q4_1_q8(row, xq);
+                        }
+                    }
+                });
+            for row in 0..rows {
+                for pos in 0..n {
+                    out[pos * rows + row] = by_row[row * n + pos];
+                }
+            }
+            return;
+        }
         by_row
             .par_chunks_mut(chunk * n)
             .enumerate()
@@ -475,6 +497,59 @@ fn block_sums(x: &[f32]) -> Vec<f32> {
     x.chunks_exact(BLOCK).map(|b| b.iter().sum()).collect()
 }
 
+/// A block of activations quantised to 8 bits for integer dot products: `q = round(x / scale)`
+/// with `scale = max|x| / 127`, and the exact sum of the block's `x` for Q4_1's minimum term.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Q8Block {
+    pub scale: f32,
+    pub sum: f32,
+    pub q: [i8; BLOCK],
+}
+
+/// `x` (a multiple of [`BLOCK`] long) as [`Q8Block`]s.
+pub(crate) fn quantize_q8(x: &[f32]) -> Vec<Q8Block> {
+    x.chunks_exact(BLOCK)
+        .map(|block| {
+            let max = block.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let scale = max / 127.0;
+            let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+            let mut q = [0i8; BLOCK];
+            for (q, &v) in q.iter_mut().zip(block) {
+                *q = (v * inverse).round().clamp(-127.0, 127.0) as i8;
+            }
+            Q8Block {
+                scale,
+                sum: block.iter().sum(),
+                q,
+            }
+        })
+        .collect()
+}
+
+/// A Q4_1 row against quantised activations: `Σ_blocks d·dx·Σ(q·qx) + m·Σx`, the products in
+/// integers (32 per instruction with AVX2) — what makes a prompt's product compute-cheap.
+pub(crate) fn dot_q4_1_q8(data: &[u8], x: &[Q8Block]) -> f32 {
+    assert_eq!(data.len(), x.len() * Q4_1_BYTES);
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2, FMA and F16C, and the lengths were checked above.
+        return unsafe { avx2::dot_q4_1_q8(data, x) };
+    }
+    let mut sum = 0.0_f32;
+    for (block, xq) in data.chunks_exact(Q4_1_BYTES).zip(x) {
+        let (low, high) = xq.q.split_at(BLOCK / 2);
+        let qx: i32 = block[4..]
+            .iter()
+            .zip(low.iter().zip(high))
+            .map(|(q, (&a, &b))| {
+                i32::from(q & 0x0f) * i32::from(a) + i32::from(q >> 4) * i32::from(b)
+            })
+            .sum();
+        sum += f16_at(block, 0) * xq.scale * qx as f32 + f16_at(block, 2) * xq.sum;
+    }
+    sum
+}
+
 fn f16_at(block: &[u8], at: usize) -> f32 {
     half::f16::from_le_bytes([block[at], block[at + 1]]).to_f32()
 }
@@ -621,6 +696,35 @@ mod avx2 {
     }
 
     /// # Safety
+    /// `data` holds `x.len()` Q4_1 blocks.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_q4_1_q8(data: &[u8], x: &[super::Q8Block]) -> f32 {
+        let low_nibbles = _mm_set1_epi8(0x0f);
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = _mm256_setzero_ps();
+        let mut minimum_term = 0.0_f32;
+        for (block, xq) in x.iter().enumerate() {
+            // SAFETY: in bounds by the caller's contract.
+            unsafe {
+                let bytes = data.as_ptr().add(block * Q4_1_BYTES);
+                let scales = _mm_cvtph_ps(_mm_cvtsi32_si128(bytes.cast::<i32>().read_unaligned()));
+                let q = _mm_loadu_si128(bytes.add(4).cast());
+                let low = _mm_and_si128(q, low_nibbles);
+                let high = _mm_and_si128(_mm_srli_epi16(q, 4), low_nibbles);
+                // Elements 0..16 are the low nibbles, 16..32 the high ones.
+                let weights = _mm256_set_m128i(high, low);
+                let xs = _mm256_loadu_si256(xq.q.as_ptr().cast());
+                let pairs = _mm256_maddubs_epi16(weights, xs);
+                let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
+                let d = _mm_cvtss_f32(scales) * xq.scale;
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d), sums, acc);
+                minimum_term += _mm_cvtss_f32(_mm_movehdup_ps(scales)) * xq.sum;
+            }
+        }
+        sum_lanes(acc) + minimum_term
+    }
+
+    /// # Safety
     /// `data` holds `x.len() / 32` Q8_0 blocks.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_q8_0(data: &[u8], x: &[f32]) -> f32 {
@@ -751,6 +855,58 @@ mod tests {
     }
 
     #[test]
+    fn the_integer_q4_1_dot_matches_the_float_one_within_the_activations_rounding() {
+        let cols = 256;
+        let q = QTensor::quantize(&weights(3, cols, 7), GgmlDType::Q4_1).expect("quantize");
+        let linear = QLinear::new(q).expect("linear");
+        let Kernel::Q4_1(data) = &linear.kernel else {
+            panic!("Q4_1 is native")
+        };
+        let bytes = cols / BLOCK * Q4_1_BYTES;
+        let x: Vec<f32> = (0..cols).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+        let xq = quantize_q8(&x);
+        let sums = block_sums(&x);
+        for row in 0..3 {
+            let data = &data[row * bytes..][..bytes];
+            let exact = dot_q4_1(data, &x, &sums);
+            let integer = dot_q4_1_q8(data, &xq);
+            // Each x is off by at most half a step (max|x| / 254) of its block.
+            let bound: f32 = data
+                .chunks_exact(Q4_1_BYTES)
+                .zip(&xq)
+                .map(|(b, xq)| {
+                    (f16_at(b, 0).abs() * 15.0 + f16_at(b, 2).abs()) * xq.scale * 0.5 * 32.0
+                })
+                .sum();
+            assert!(
+                (exact - integer).abs() <= bound,
+                "{exact} vs {integer} (bound {bound})"
+            );
+            // The integer sums themselves, block by block in f64.
+            let reference: f64 = data
+                .chunks_exact(Q4_1_BYTES)
+                .zip(&xq)
+                .map(|(b, xq)| {
+                    let (low, high) = xq.q.split_at(BLOCK / 2);
+                    let q: i64 = b[4..]
+                        .iter()
+                        .zip(low.iter().zip(high))
+                        .map(|(q, (&a, &c))| {
+                            i64::from(q & 0x0f) * i64::from(a) + i64::from(q >> 4) * i64::from(c)
+                        })
+                        .sum();
+                    f64::from(f16_at(b, 0)) * f64::from(xq.scale) * q as f64
+                        + f64::from(f16_at(b, 2)) * f64::from(xq.sum)
+                })
+                .sum();
+            assert!(
+                (f64::from(integer) - reference).abs() < 1e-4 * reference.abs().max(1.0),
+                "{integer} vs {reference}"
+            );
+        }
+    }
+
+    #[test]
     fn four_dots_at_once_equal_four_dots() {
         for len in [0, 7, 8, 16, 45, 576] {
             let w: Vec<f32> = (0..len).map(|i| (i as f32 * 0.91).cos()).collect();
@@ -795,7 +951,17 @@ mod tests {
                     .broadcast_matmul(&dense.t().expect("t"))
                     .expect("reference");
                 let diff = max_difference(&got, &want);
-                assert!(diff < 1e-4, "{dtype:?}, {n} positions: max error {diff}");
+                // A Q4_1 prompt multiplies 8-bit activations: each off by up to half a step
+                // of its block's max|x| / 127 (here |x| ≤ 1, |w| ≤ 2, 96 columns: ≤ 0.76).
+                let tolerance = if dtype == GgmlDType::Q4_1 && n > 1 {
+                    0.2
+                } else {
+                    1e-4
+                };
+                assert!(
+                    diff < tolerance,
+                    "{dtype:?}, {n} positions: max error {diff}"
+                );
             }
         }
     }
