@@ -335,9 +335,12 @@ fn bad_arguments_are_clear_errors() {
     let cases: [(&[&str], &str); 7] = [
         (
             &["--mode", "dataset", "--prompts", s(&empty)],
-            "has no prompts",
+            "no prompts (the file is empty",
         ),
-        (&["--mode", "dataset", "--prompts", s(&binary)], "not UTF-8"),
+        (
+            &["--mode", "dataset", "--prompts", s(&binary)],
+            "not a UTF-8 text file",
+        ),
         (&["--mode", "dataset", "--layer", "7"], "out of range"),
         (&["--mode", "layers", "--prompt", "  "], "--prompt is empty"),
         (&["--mode", "layers"], "give the prompt"),

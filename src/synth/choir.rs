@@ -35,6 +35,8 @@ pub const SPECTRAL_BANK: usize = 64;
 /// How long a Spectral voice's partials glide to a new token's amplitudes (and fade at a
 /// release): long enough to smooth across tokens, short enough to keep the rhythm.
 const SPECTRAL_SMOOTHING_SECONDS: f32 = 0.06;
+/// The glide of a sound-off: silent (−120 dB) after about 14 time constants.
+const SOUND_OFF_SECONDS: f32 = 0.001;
 /// A bank's level against the built-in synth's: the partials' amplitudes sum to at most one,
 /// and spread over many partials that is quieter than one oscillator at the same peak.
 const SPECTRAL_GAIN: f32 = 2.0;
@@ -67,6 +69,7 @@ impl SpectralVoice {
             self.note_off(note);
             return;
         }
+        self.bank.set_smoothing(SPECTRAL_SMOOTHING_SECONDS);
         let v = f32::from(velocity.min(127)) / 127.0;
         let gain = SPECTRAL_GAIN * v * v;
         for (i, &(frequency, amplitude, phase)) in self.pending.iter().enumerate() {
@@ -92,6 +95,12 @@ impl SpectralVoice {
     fn release(&mut self) {
         self.held = 0;
         self.bank.release_all();
+    }
+
+    /// Releases at once (a sound-off): the fade takes about 15 ms, not the glide's second.
+    fn silence(&mut self) {
+        self.bank.set_smoothing(SOUND_OFF_SECONDS);
+        self.release();
     }
 }
 
@@ -272,7 +281,7 @@ impl Choir {
     /// Silence everything within 5 ms, reverb included (reset, transport jump, panic).
     pub fn all_sound_off(&mut self) {
         self.builtin.all_sound_off();
-        self.spectral.iter_mut().for_each(SpectralVoice::release);
+        self.spectral.iter_mut().for_each(SpectralVoice::silence);
         if let Some(sf) = self.soundfont.as_mut() {
             sf.all_sound_off();
         }

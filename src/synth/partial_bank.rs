@@ -705,7 +705,7 @@ mod tests {
     /// `cargo test --lib synth::partial_bank -- --ignored --nocapture`. The dev profile builds
     /// this crate at opt-level 2 with debug assertions; at opt-level 3 it runs about 40 % faster.
     #[test]
-    #[ignore]
+    #[ignore = "timing; run with -- --ignored --nocapture"]
     fn timing() {
         for partials in [32, 64] {
             let mut banks: Vec<PartialBank> = (0..3).map(|_| PartialBank::new(64, SR)).collect();

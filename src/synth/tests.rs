@@ -1393,4 +1393,18 @@ fn a_spectral_voice_sounds_its_partials_and_releases_when_its_last_note_ends() {
         "silent after the fade"
     );
     assert!(tail.iter().all(|v| v.is_finite()));
+
+    // A sound-off (reset, transport jump) does not wait for the glide.
+    choir.note_on(VoiceId::Voice1, 69, 127);
+    let _ = render(&mut choir, 9_600);
+    choir.all_sound_off();
+    let (gone, _) = render(&mut choir, 1_440);
+    assert!(
+        gone[960..].iter().all(|&v| v == 0.0),
+        "silent 20 ms after a sound-off"
+    );
+    // The next note glides again.
+    choir.note_on(VoiceId::Voice1, 69, 127);
+    let (again, _) = render(&mut choir, 24_000);
+    assert!(amplitude_at(&again[19_200..], 440.0) > at_440 * 0.9);
 }

@@ -7,14 +7,13 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Instant;
 
-use latent_choir::activation::cache::{self, Found, MapCache};
 use latent_choir::activation::embedding::Embedding;
-use latent_choir::activation::{ProjectionMap, identify};
+use latent_choir::activation::{Corpus, identify};
 use latent_choir::io::figure::{self, Format};
 use latent_choir::io::map_plot::{self, PlotRequest};
 use latent_choir::io::output_file::PendingFile;
 use latent_choir::llm::discovery;
-use latent_choir::llm::loader::{self, LoadedModel};
+use latent_choir::llm::loader;
 
 /// `--layer`: one hidden state, or all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +94,7 @@ pub fn run(args: Args) -> Result<(), String> {
     };
     let load_time = start.elapsed();
     let map_start = Instant::now();
-    let (map, cache) = map_of(&mut loaded)?;
+    let map = crate::generate::projection_map(&mut loaded, None)?;
     let map_time = map_start.elapsed();
     let request = PlotRequest {
         prompt: args.prompt,
@@ -107,7 +106,7 @@ pub fn run(args: Args) -> Result<(), String> {
             .map(|i| i.name)
             .unwrap_or_else(|_| path.display().to_string()),
     };
-    let (plot, stats) = map_plot::compose(&mut loaded, &map, &cache.corpus, &request)?;
+    let (plot, stats) = map_plot::compose(&mut loaded, &map, &Corpus::embedded(), &request)?;
     let draw_start = Instant::now();
     let bytes = figure::encode(&map_plot::figure(&plot), format)?;
     std::fs::write(pending.temp(), &bytes)
@@ -141,35 +140,6 @@ pub fn run(args: Args) -> Result<(), String> {
         draw_time.as_secs_f64()
     );
     Ok(())
-}
-
-/// The model's map from the user cache, fitted now (with progress) if it is missing or does
-/// not belong to the model, as `generate` and the plugin get theirs.
-fn map_of(loaded: &mut LoadedModel) -> Result<(ProjectionMap, MapCache), String> {
-    let cache = MapCache::user().map_err(|e| e.to_string())?;
-    let entry = cache::lookup(loaded, &cache).map_err(|e| e.to_string())?;
-    match entry.found {
-        Found::Valid(map) => return Ok((map, cache)),
-        Found::Refused(reason) => eprintln!("not using the cached map: {reason}"),
-        Found::Missing => eprintln!("no PCA map for this model yet"),
-    }
-    let mut progress = crate::fit_pca::ProgressLine::new("fitting the PCA map");
-    let (map, stats, save_error) =
-        cache::fit_and_store(loaded, &cache, &entry.identity, &entry.path, &mut |p| {
-            progress.show(p)
-        })
-        .map_err(|e| e.to_string())?;
-    progress.finish();
-    eprintln!(
-        "fitted on {} tokens in {:.1} s",
-        stats.tokens,
-        stats.elapsed.as_secs_f64()
-    );
-    match save_error {
-        Some(error) => eprintln!("warning: the map could not be stored: {error}"),
-        None => eprintln!("map stored at {}", entry.path.display()),
-    }
-    Ok((map, cache))
 }
 
 #[cfg(test)]

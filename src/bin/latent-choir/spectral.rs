@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use latent_choir::activation::Corpus;
+use latent_choir::activation::direction::PromptSet;
 use latent_choir::io::audio_file;
 use latent_choir::io::output_file::PendingFile;
 use latent_choir::io::wav_file::WavSink;
@@ -19,8 +20,6 @@ use latent_choir::spectral::opera::{self, OperaOptions};
 use latent_choir::spectral::sidecar::sidecar;
 use serde_json::json;
 
-/// A prompt file larger than this is refused (a corpus, not a book).
-const MAX_PROMPTS_BYTES: u64 = 16 << 20;
 /// The dataset render's default length: the whole set in a minute.
 const DATASET_SECONDS: f32 = 60.0;
 
@@ -230,8 +229,8 @@ pub fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-/// The prompts of `path` (one per non-empty line), or the embedded corpus; with what to call
-/// them in the sidecar.
+/// The prompts of `path` (one per non-empty line, read as a direction's prompt sets are), or
+/// the embedded corpus; with what to call them in the sidecar.
 fn read_prompts(path: Option<&Path>) -> Result<(Vec<String>, String), String> {
     let Some(path) = path else {
         let corpus = Corpus::embedded();
@@ -240,37 +239,8 @@ fn read_prompts(path: Option<&Path>) -> Result<(Vec<String>, String), String> {
             corpus.source().to_owned(),
         ));
     };
-    let meta = std::fs::metadata(path).map_err(|e| format!("--prompts {}: {e}", path.display()))?;
-    if meta.len() > MAX_PROMPTS_BYTES {
-        return Err(format!(
-            "--prompts {}: {} bytes is more than the {} MiB a prompt file may have",
-            path.display(),
-            meta.len(),
-            MAX_PROMPTS_BYTES >> 20
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("--prompts {}: {e}", path.display()))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| format!("--prompts {}: not UTF-8 text", path.display()))?;
-    if text.contains('\0') {
-        return Err(format!(
-            "--prompts {}: a binary file, not text",
-            path.display()
-        ));
-    }
-    let prompts: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
-    if prompts.is_empty() {
-        return Err(format!(
-            "--prompts {}: the file has no prompts (one per line)",
-            path.display()
-        ));
-    }
-    Ok((prompts, path.display().to_string()))
+    let set = PromptSet::from_file(path).map_err(|e| format!("--prompts: {e}"))?;
+    Ok((set.prompts().to_vec(), path.display().to_string()))
 }
 
 fn read_impulse(path: &Path, sample_rate: u32) -> Result<(Vec<f32>, Vec<f32>), String> {
