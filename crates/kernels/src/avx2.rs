@@ -269,3 +269,78 @@ pub unsafe fn q6_k(row: &[u8], x: &[Q8KBlock]) -> f32 {
     }
     total
 }
+
+/// Eight unsigned bytes (the low half of `bytes`) as eight floats.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn u8x8_to_f32(bytes: __m128i) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes))
+}
+
+/// Q4_1 against f32 activations; `sums` holds each block's `Σx`.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C; `row` holds `x.len() / 32` blocks and `sums` as many sums.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q4_1_f32(row: &[u8], x: &[f32], sums: &[f32]) -> f32 {
+    let low_nibbles = _mm_set1_epi8(0x0f);
+    let mut acc = _mm256_setzero_ps();
+    let mut minimum = 0.0_f32;
+    for (block, &sum) in sums.iter().enumerate().take(x.len() / 32) {
+        // SAFETY: in bounds by the caller's contract.
+        unsafe {
+            let p = row.as_ptr().add(block * Q4_1_BYTES);
+            let xs = x.as_ptr().add(block * 32);
+            let q = _mm_loadu_si128(p.add(4).cast());
+            let low = _mm_and_si128(q, low_nibbles);
+            let high = _mm_and_si128(_mm_srli_epi16(q, 4), low_nibbles);
+            let w0 = u8x8_to_f32(low);
+            let w1 = u8x8_to_f32(_mm_unpackhi_epi64(low, low));
+            let w2 = u8x8_to_f32(high);
+            let w3 = u8x8_to_f32(_mm_unpackhi_epi64(high, high));
+            let a = _mm256_fmadd_ps(
+                w1,
+                _mm256_loadu_ps(xs.add(8)),
+                _mm256_mul_ps(w0, _mm256_loadu_ps(xs)),
+            );
+            let b = _mm256_fmadd_ps(
+                w3,
+                _mm256_loadu_ps(xs.add(24)),
+                _mm256_mul_ps(w2, _mm256_loadu_ps(xs.add(16))),
+            );
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(p)), _mm256_add_ps(a, b), acc);
+            minimum += half_at(p.add(2)) * sum;
+        }
+    }
+    sum_f32(acc) + minimum
+}
+
+/// Q8_0 against f32 activations.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C; `row` holds `x.len() / 32` blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q8_0_f32(row: &[u8], x: &[f32]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for block in 0..x.len() / 32 {
+        // SAFETY: in bounds by the caller's contract.
+        unsafe {
+            let p = row.as_ptr().add(block * Q8_0_BYTES);
+            let xs = x.as_ptr().add(block * 32);
+            let q = |at: usize| {
+                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.add(2 + at).cast())))
+            };
+            let a = _mm256_fmadd_ps(
+                q(8),
+                _mm256_loadu_ps(xs.add(8)),
+                _mm256_mul_ps(q(0), _mm256_loadu_ps(xs)),
+            );
+            let b = _mm256_fmadd_ps(
+                q(24),
+                _mm256_loadu_ps(xs.add(24)),
+                _mm256_mul_ps(q(16), _mm256_loadu_ps(xs.add(16))),
+            );
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(p)), _mm256_add_ps(a, b), acc);
+        }
+    }
+    sum_f32(acc)
+}

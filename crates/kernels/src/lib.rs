@@ -75,6 +75,11 @@ impl Format {
         }
     }
 
+    /// Whether [`dot_f32_activations`] takes it.
+    pub const fn has_f32_activations(self) -> bool {
+        matches!(self, Format::Q4_1 | Format::Q8_0)
+    }
+
     /// Bytes of a row of `cols` values; `None` when `cols` is not a whole number of blocks.
     pub const fn row_bytes(self, cols: usize) -> Option<usize> {
         if cols.is_multiple_of(self.block_values()) {
@@ -127,6 +132,56 @@ pub fn dequantize(format: Format, row: &[u8], out: &mut [f32]) -> Result<(), Len
     Ok(())
 }
 
+/// Each 32-value block's `Σx`, which [`dot_f32_activations`] takes for Q4_1's minimums.
+pub fn block_sums(x: &[f32]) -> Vec<f32> {
+    x.chunks_exact(BLOCK).map(|b| b.iter().sum()).collect()
+}
+
+/// `row · x` with `x` in f32: no activation rounding, the dequantized row's product to f32
+/// rounding, for a model whose reference tests pin its states closer than 8-bit activations
+/// allow. Q4_1 and Q8_0 only ([`Format::has_f32_activations`]); AVX2 or portable. `sums` is
+/// [`block_sums`] of `x`. Panics on other formats or mismatched lengths.
+pub fn dot_f32_activations(format: Format, row: &[u8], x: &[f32], sums: &[f32]) -> f32 {
+    dot_f32_activations_on(Path::detected(), format, row, x, sums)
+}
+
+/// [`dot_f32_activations`] on a chosen path.
+pub fn dot_f32_activations_on(
+    path: Path,
+    format: Format,
+    row: &[u8],
+    x: &[f32],
+    sums: &[f32],
+) -> f32 {
+    assert!(
+        format.has_f32_activations(),
+        "{format:?} has no f32-activation kernel"
+    );
+    assert_eq!(
+        format.row_bytes(x.len()),
+        Some(row.len()),
+        "a {format:?} row of {} bytes against {} activations",
+        row.len(),
+        x.len()
+    );
+    assert_eq!(sums.len(), x.len() / BLOCK, "one sum per block");
+    #[cfg(target_arch = "x86_64")]
+    if path == Path::Avx2 && path.runs_here() {
+        // SAFETY: the CPU has AVX2, FMA and F16C, and the lengths were checked above.
+        return unsafe {
+            match format {
+                Format::Q4_1 => avx2::q4_1_f32(row, x, sums),
+                _ => avx2::q8_0_f32(row, x),
+            }
+        };
+    }
+    let _ = path;
+    match format {
+        Format::Q4_1 => portable::q4_1_f32(row, x, sums),
+        _ => portable::q8_0_f32(row, x),
+    }
+}
+
 /// Which code computes the dots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Path {
@@ -162,6 +217,14 @@ impl Path {
             }
             Path::Portable
         })
+    }
+
+    /// Whether this CPU runs this path.
+    pub fn runs_here(self) -> bool {
+        let detected = Path::detected();
+        self == Path::Portable
+            || self == detected
+            || (self, detected) == (Path::Neon, Path::NeonDot)
     }
 
     /// Every path this CPU can run, portable first (for tests and benchmarks).
@@ -218,10 +281,7 @@ pub fn dot_positions(format: Format, row: &[u8], xs: &[Activations], out: &mut [
 /// [`dot`] on a chosen path (which must be in [`Path::available`]).
 pub fn dot_on(path: Path, format: Format, row: &[u8], x: &Activations) -> f32 {
     check(format, row.len(), x);
-    assert!(
-        Path::available().contains(&path),
-        "{path:?} cannot run on this CPU"
-    );
+    assert!(path.runs_here(), "{path:?} cannot run on this CPU");
     dot_checked(path, format, row, x)
 }
 

@@ -127,3 +127,36 @@ pub fn q6_k(row: &[u8], x: &[Q8KBlock]) -> f32 {
         })
         .sum()
 }
+
+/// Q4_1 against f32 activations (no activation rounding): `Σ d·Σq·x + m·Σx`, `sums` holding
+/// each block's `Σx`.
+pub fn q4_1_f32(row: &[u8], x: &[f32], sums: &[f32]) -> f32 {
+    row.chunks_exact(Q4_1_BYTES)
+        .zip(x.chunks_exact(32))
+        .zip(sums)
+        .map(|((block, xs), &sum)| {
+            let (low, high) = xs.split_at(16);
+            let dot: f32 = block[4..]
+                .iter()
+                .zip(low.iter().zip(high))
+                .map(|(q, (a, b))| f32::from(q & 0x0f) * a + f32::from(q >> 4) * b)
+                .sum();
+            f16_at(block, 0) * dot + f16_at(block, 2) * sum
+        })
+        .sum()
+}
+
+/// Q8_0 against f32 activations: `Σ d·Σq·x`.
+pub fn q8_0_f32(row: &[u8], x: &[f32]) -> f32 {
+    row.chunks_exact(Q8_0_BYTES)
+        .zip(x.chunks_exact(32))
+        .map(|(block, xs)| {
+            let dot: f32 = block[2..]
+                .iter()
+                .zip(xs)
+                .map(|(q, x)| f32::from(*q as i8) * x)
+                .sum();
+            f16_at(block, 0) * dot
+        })
+        .sum()
+}

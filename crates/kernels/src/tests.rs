@@ -335,3 +335,31 @@ fn lengths_are_checked() {
     let wrong_length = std::panic::catch_unwind(|| dot(Format::Q8_0, &[0; 34], &x));
     assert!(wrong_length.is_err());
 }
+
+/// The f32-activation kernels: every path against the exact f64 dot of the dequantized row,
+/// within the float rounding of their sums alone.
+#[test]
+fn f32_activation_kernels_are_exact_to_rounding() {
+    let mut rng = Rng(5);
+    for format in [Format::Q4_1, Format::Q8_0] {
+        assert!(format.has_f32_activations());
+        for fill in FILLS {
+            let blocks = 9;
+            let row = random_row(&mut rng, format, blocks, fill);
+            let x = random_x(&mut rng, blocks * BLOCK);
+            let sums = block_sums(&x);
+            let (weights, offsets) = weights_and_offsets(format, &row);
+            let exact: f64 = weights.iter().zip(&x).map(|(w, v)| w * f64::from(*v)).sum();
+            let size = term_size(&weights, &offsets, &x, &vec![0.0; x.len()]);
+            let bound = 4.0 * (blocks as f64 + 40.0) * U * size;
+            for path in Path::available() {
+                let got = f64::from(dot_f32_activations_on(path, format, &row, &x, &sums));
+                assert!(
+                    (got - exact).abs() <= bound,
+                    "{format:?} {fill:?} on {path:?}: {got} vs {exact} (bound {bound})"
+                );
+            }
+        }
+    }
+    assert!(!Format::Q4K.has_f32_activations());
+}
