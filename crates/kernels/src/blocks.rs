@@ -63,16 +63,6 @@ pub fn k_scales(packed: &[u8]) -> ([u8; 8], [u8; 8]) {
     (scales, mins)
 }
 
-/// The 4-bit value `i` (0..32) of a 16-byte nibble field laid out as Q4_0/Q4_1.
-#[inline]
-pub fn legacy_nibble(qs: &[u8], i: usize) -> u8 {
-    if i < 16 {
-        qs[i] & 0x0f
-    } else {
-        qs[i - 16] >> 4
-    }
-}
-
 /// Value `i` (0..256) of a Q4_K super-block: its quant (0..16) and sub-block (0..8).
 #[inline]
 pub fn q4_k_quant(block: &[u8], i: usize) -> (u8, usize) {
@@ -109,14 +99,18 @@ pub fn dequantize_block(format: crate::Format, block: &[u8], out: &mut [f32]) {
     match format {
         Format::Q4_0 => {
             let d = f16_at(block, 0);
-            for (i, value) in out.iter_mut().enumerate() {
-                *value = d * (f32::from(legacy_nibble(&block[2..], i)) - 8.0);
+            let (low, high) = out.split_at_mut(16);
+            for ((q, lo), hi) in block[2..].iter().zip(low).zip(high) {
+                *lo = d * (f32::from(q & 0x0f) - 8.0);
+                *hi = d * (f32::from(q >> 4) - 8.0);
             }
         }
         Format::Q4_1 => {
             let (d, m) = (f16_at(block, 0), f16_at(block, 2));
-            for (i, value) in out.iter_mut().enumerate() {
-                *value = d * f32::from(legacy_nibble(&block[4..], i)) + m;
+            let (low, high) = out.split_at_mut(16);
+            for ((q, lo), hi) in block[4..].iter().zip(low).zip(high) {
+                *lo = d * f32::from(q & 0x0f) + m;
+                *hi = d * f32::from(q >> 4) + m;
             }
         }
         Format::Q8_0 => {

@@ -145,6 +145,53 @@ pub fn dot_f32_activations(format: Format, row: &[u8], x: &[f32], sums: &[f32]) 
     dot_f32_activations_on(Path::detected(), format, row, x, sums)
 }
 
+/// [`dot_f32_activations`] for several rows at once: `rows` holds `out.len()` consecutive rows.
+/// Checked and dispatched once, so a decode's short rows pay no per-row call overhead.
+pub fn dot_f32_activations_rows(
+    format: Format,
+    rows: &[u8],
+    x: &[f32],
+    sums: &[f32],
+    out: &mut [f32],
+) {
+    assert!(
+        format.has_f32_activations(),
+        "{format:?} has no f32-activation kernel"
+    );
+    let bytes = format.row_bytes(x.len()).unwrap_or(0);
+    assert_eq!(
+        rows.len(),
+        bytes * out.len(),
+        "{} rows of {bytes} bytes",
+        out.len()
+    );
+    assert_eq!(sums.len(), x.len() / BLOCK, "one sum per block");
+    if bytes == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let rows = rows.chunks_exact(bytes).zip(out);
+    #[cfg(target_arch = "x86_64")]
+    if Path::detected() == Path::Avx2 {
+        for (row, out) in rows {
+            // SAFETY: the CPU has AVX2, FMA and F16C, and the lengths were checked above.
+            *out = unsafe {
+                match format {
+                    Format::Q4_1 => avx2::q4_1_f32(row, x, sums),
+                    _ => avx2::q8_0_f32(row, x),
+                }
+            };
+        }
+        return;
+    }
+    for (row, out) in rows {
+        *out = match format {
+            Format::Q4_1 => portable::q4_1_f32(row, x, sums),
+            _ => portable::q8_0_f32(row, x),
+        };
+    }
+}
+
 /// [`dot_f32_activations`] on a chosen path.
 pub fn dot_f32_activations_on(
     path: Path,

@@ -242,18 +242,20 @@ impl QLinear {
                 row_bytes,
                 ref data,
             } => {
+                let chunk = rows_per_task(out.len());
                 if exact_activations(format) {
                     let sums = kernels::block_sums(x);
-                    rows_into(out, |row| {
-                        let row = &data[row * row_bytes..][..row_bytes];
-                        kernels::dot_f32_activations(format, row, x, &sums)
-                    });
+                    out.par_chunks_mut(chunk)
+                        .enumerate()
+                        .for_each(|(task, out)| {
+                            let rows = &data[task * chunk * row_bytes..][..out.len() * row_bytes];
+                            kernels::dot_f32_activations_rows(format, rows, x, &sums, out);
+                        });
                     return;
                 }
                 let Some(x) = Activations::quantize(format.blocking(), x) else {
                     unreachable!("cols is a whole number of blocks (checked on load)")
                 };
-                let chunk = rows_per_task(out.len());
                 out.par_chunks_mut(chunk)
                     .enumerate()
                     .for_each(|(task, out)| {
