@@ -3,6 +3,9 @@
 //! * `cargo xtask demo`  — the main job: set up, build the plugin bundles, say where they are,
 //!   and render a demo piece (WAV, MIDI, run file) into `target/demo/`.
 //! * `cargo xtask test`  — set up everything the tests need, then run them all.
+//! * `cargo xtask test-aarch64` — the kernel crate's tests cross-built for aarch64 and run under
+//!   QEMU, with and without `dotprod` (installs the cross linker and QEMU when missing);
+//!   `test` runs it too.
 //! * `cargo xtask fetch-model` — put the default model and the `listen` encoders (ONNX Runtime,
 //!   Basic Pitch) in the user data dir (both of the above call it) and fit the model's PCA map
 //!   into the user cache dir (`demo` does too, after building).
@@ -11,6 +14,7 @@
 //! * `cargo xtask bundle latent_choir [--release] [--features standalone]` — nice-plug's bundler,
 //!   then the factory presets as VST3 preset files in `target/bundled/presets/` (see [`presets`]).
 
+mod aarch64;
 mod listen;
 mod model;
 mod presets;
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
     let result = match args.next().as_deref() {
         Some("demo") => demo(),
         Some("test") => test(args.collect()),
+        Some("test-aarch64") => test_aarch64(args.collect()),
         Some("fetch-model") => fetch_model_and_map(),
         Some("validate") => validate(args.collect()),
         Some("bundle") => bundle_command(args.collect()),
@@ -150,7 +155,14 @@ fn test(extra: Vec<String>) -> Result<(), String> {
     bundle(&["--features", TEST_FEATURES])?;
     let mut args = vec!["test", "--workspace", "--features", TEST_FEATURES];
     args.extend(extra.iter().map(String::as_str));
-    cargo(&args)
+    cargo(&args)?;
+    test_aarch64(Vec::new())
+}
+
+/// The kernel crate's tests on aarch64 under QEMU (see [`aarch64`]).
+fn test_aarch64(extra: Vec<String>) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    aarch64::test(&cargo, workspace_root(), &extra)
 }
 
 /// Rebuilds the CLAP and VST3 bundles in `target/bundled/` as a plain release build (no

@@ -1,0 +1,71 @@
+//! Times every format's dot on every path this CPU has, one thread, at a ~1B llama's width:
+//! GB/s of weight bytes read and ns per row. A measurement for the performance notes:
+//! `cargo run --release -p latent-choir-kernels --example dots`.
+
+use std::time::Instant;
+
+use latent_choir_kernels::{Activations, Format, Path, dot_on, dot_positions};
+
+const ROWS: usize = 2048;
+const COLS: usize = 2048;
+
+fn main() {
+    // Deterministic bytes; the f16 scales forced finite (exponent 0x3c00-ish).
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut byte = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as u8
+    };
+    let x: Vec<f32> = (0..COLS).map(|i| (i as f32 * 0.37).sin()).collect();
+    println!(
+        "{ROWS} rows × {COLS} columns, one thread; paths: {:?}",
+        Path::available()
+    );
+    for format in Format::ALL {
+        let Some(row_bytes) = format.row_bytes(COLS) else {
+            continue;
+        };
+        let mut data: Vec<u8> = (0..ROWS * row_bytes).map(|_| byte()).collect();
+        for block in data.chunks_exact_mut(format.block_bytes()) {
+            let at = if format == Format::Q6K { 208 } else { 0 };
+            block[at + 1] = 0x20;
+            if matches!(format, Format::Q4_1 | Format::Q4K | Format::Q5K) {
+                block[3] = 0x20;
+            }
+        }
+        let Some(activations) = Activations::quantize(format.blocking(), &x) else {
+            continue;
+        };
+        for path in Path::available() {
+            let mut sink = 0.0f32;
+            let mut best = f64::INFINITY;
+            for _ in 0..7 {
+                let start = Instant::now();
+                for row in data.chunks_exact(row_bytes) {
+                    sink += dot_on(path, format, row, &activations);
+                }
+                best = best.min(start.elapsed().as_secs_f64());
+            }
+            std::hint::black_box(sink);
+            println!(
+                "{format:?} {path:?}: {:6.2} GB/s, {:6.1} ns/row",
+                (ROWS * row_bytes) as f64 / best / 1e9,
+                best / ROWS as f64 * 1e9
+            );
+        }
+        // A prompt's product: each row against 16 positions.
+        let xs = vec![activations.clone(); 16];
+        let mut out = vec![0.0f32; xs.len()];
+        let start = Instant::now();
+        for row in data.chunks_exact(row_bytes) {
+            dot_positions(format, row, &xs, &mut out);
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{format:?} 16 positions: {:6.1} ns per row and position",
+            secs / (ROWS * xs.len()) as f64 * 1e9
+        );
+    }
+}

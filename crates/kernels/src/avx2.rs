@@ -1,0 +1,346 @@
+//! AVX2 kernels (x86_64 with AVX2, FMA and F16C). Integer products 32 bytes at a time with
+//! `maddubs` (unsigned weight bytes × signed activation bytes, pairs summed to i16; every format
+//! here stays below i16's limit: 2·63·127 at most), then `madd` with the block's scale (or 1)
+//! to i32. Each function's whole body sits inside its `#[target_feature]` function (helpers are
+//! `#[target_feature]` too, so they inline): compiled outside, every intrinsic became a call.
+//!
+//! # Safety (every `pub unsafe fn`)
+//! The CPU has AVX2, FMA and F16C, and `row` holds exactly `x.len()` blocks of the format.
+
+use std::arch::x86_64::*;
+
+use crate::activations::{Q8Block, Q8KBlock};
+use crate::blocks::{
+    Q4_0_BYTES, Q4_1_BYTES, Q4_K_BYTES, Q5_K_BYTES, Q6_K_BYTES, Q8_0_BYTES, k_scales,
+};
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn half(bits: u16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
+}
+
+/// The f16 at `p`.
+///
+/// # Safety
+/// `p..p + 2` is readable.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn half_at(p: *const u8) -> f32 {
+    // SAFETY: the caller's.
+    half(unsafe { p.cast::<u16>().read_unaligned() })
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn sum_f32(v: __m256) -> f32 {
+    let quad = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
+    _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn sum_i32(v: __m256i) -> i32 {
+    let quad = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let pair = _mm_add_epi32(quad, _mm_shuffle_epi32(quad, 0b01_00_11_10));
+    _mm_cvtsi128_si32(_mm_add_epi32(pair, _mm_shuffle_epi32(pair, 0b10_11_00_01)))
+}
+
+/// `Σ w·x` of 32 unsigned weight bytes and 32 signed activation bytes, as eight i32 lanes,
+/// each pair-sum multiplied by `scales` (i16 lanes).
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scaled_dot(w: __m256i, x: __m256i, scales: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), scales)
+}
+
+/// A legacy block's 16 nibble bytes at `p` as 32 unsigned bytes: low nibbles, then high.
+///
+/// # Safety
+/// `p..p + 16` is readable.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn nibbles(p: *const u8) -> __m256i {
+    // SAFETY: the caller's.
+    let q = unsafe { _mm_loadu_si128(p.cast()) };
+    let low = _mm_set1_epi8(0x0f);
+    _mm256_set_m128i(
+        _mm_and_si128(_mm_srli_epi16(q, 4), low),
+        _mm_and_si128(q, low),
+    )
+}
+
+/// # Safety
+/// See the module.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q4_0(row: &[u8], x: &[Q8Block]) -> f32 {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_ps();
+    let mut offset = 0.0f32;
+    for (b, x) in x.iter().enumerate() {
+        // SAFETY: block `b` is inside `row` (the module's contract).
+        unsafe {
+            let p = row.as_ptr().add(b * Q4_0_BYTES);
+            let d = half_at(p);
+            let xs = _mm256_loadu_si256(x.q.as_ptr().cast());
+            let dot = _mm256_cvtepi32_ps(scaled_dot(nibbles(p.add(2)), xs, ones));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x.scale), dot, acc);
+            offset += d * x.sum;
+        }
+    }
+    sum_f32(acc) - 8.0 * offset
+}
+
+/// # Safety
+/// See the module.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q4_1(row: &[u8], x: &[Q8Block]) -> f32 {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_ps();
+    let mut minimum = 0.0f32;
+    for (b, x) in x.iter().enumerate() {
+        // SAFETY: block `b` is inside `row` (the module's contract).
+        unsafe {
+            let p = row.as_ptr().add(b * Q4_1_BYTES);
+            let (d, m) = (half_at(p), half_at(p.add(2)));
+            let xs = _mm256_loadu_si256(x.q.as_ptr().cast());
+            let dot = _mm256_cvtepi32_ps(scaled_dot(nibbles(p.add(4)), xs, ones));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x.scale), dot, acc);
+            minimum += m * x.sum;
+        }
+    }
+    sum_f32(acc) + minimum
+}
+
+/// # Safety
+/// See the module.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q8_0(row: &[u8], x: &[Q8Block]) -> f32 {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_ps();
+    for (b, x) in x.iter().enumerate() {
+        // SAFETY: block `b` is inside `row` (the module's contract).
+        unsafe {
+            let p = row.as_ptr().add(b * Q8_0_BYTES);
+            let w = _mm256_loadu_si256(p.add(2).cast());
+            let xs = _mm256_loadu_si256(x.q.as_ptr().cast());
+            // Signed × signed as |w| × (x with w's sign): |−128| reads as 128 unsigned, still exact.
+            let dot = scaled_dot(_mm256_abs_epi8(w), _mm256_sign_epi8(xs, w), ones);
+            acc = _mm256_fmadd_ps(
+                _mm256_set1_ps(half_at(p) * x.scale),
+                _mm256_cvtepi32_ps(dot),
+                acc,
+            );
+        }
+    }
+    sum_f32(acc)
+}
+
+/// `Σ m_j · Σqx_j` over the eight 32-value sub-blocks.
+fn k_minimum(mins: &[u8; 8], x: &Q8KBlock) -> i32 {
+    let mut total = 0;
+    for (j, &m) in mins.iter().enumerate() {
+        total += i32::from(m) * (i32::from(x.sums[2 * j]) + i32::from(x.sums[2 * j + 1]));
+    }
+    total
+}
+
+/// # Safety
+/// See the module.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q4_k(row: &[u8], x: &[Q8KBlock]) -> f32 {
+    let low = _mm256_set1_epi8(0x0f);
+    let mut total = 0.0f32;
+    for (block, x) in row.chunks_exact(Q4_K_BYTES).zip(x) {
+        let (scales, mins) = k_scales(&block[4..16]);
+        let mut sum = _mm256_setzero_si256();
+        // SAFETY: the block is `Q4_K_BYTES` long and `x.q` 256: every load is inside.
+        unsafe {
+            let p = block.as_ptr();
+            for c in 0..4 {
+                let q = _mm256_loadu_si256(p.add(16 + 32 * c).cast());
+                let x0 = _mm256_loadu_si256(x.q.as_ptr().add(64 * c).cast());
+                let x1 = _mm256_loadu_si256(x.q.as_ptr().add(64 * c + 32).cast());
+                let w0 = _mm256_and_si256(q, low);
+                let w1 = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
+                let s0 = _mm256_set1_epi16(i16::from(scales[2 * c]));
+                let s1 = _mm256_set1_epi16(i16::from(scales[2 * c + 1]));
+                sum = _mm256_add_epi32(sum, scaled_dot(w0, x0, s0));
+                sum = _mm256_add_epi32(sum, scaled_dot(w1, x1, s1));
+            }
+            let (d, dmin) = (half_at(p), half_at(p.add(2)));
+            total += x.scale * (d * sum_i32(sum) as f32 - dmin * k_minimum(&mins, x) as f32);
+        }
+    }
+    total
+}
+
+/// Bit `k` of every byte of `qh`, as 16 (the fifth bit of a Q5_K quant).
+#[target_feature(enable = "avx2,fma,f16c")]
+fn fifth_bit(qh: __m256i, k: usize) -> __m256i {
+    let shifted = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(k as i32));
+    _mm256_slli_epi16(_mm256_and_si256(shifted, _mm256_set1_epi8(1)), 4)
+}
+
+/// # Safety
+/// See the module.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q5_k(row: &[u8], x: &[Q8KBlock]) -> f32 {
+    let low = _mm256_set1_epi8(0x0f);
+    let mut total = 0.0f32;
+    for (block, x) in row.chunks_exact(Q5_K_BYTES).zip(x) {
+        let (scales, mins) = k_scales(&block[4..16]);
+        let mut sum = _mm256_setzero_si256();
+        // SAFETY: the block is `Q5_K_BYTES` long and `x.q` 256: every load is inside.
+        unsafe {
+            let p = block.as_ptr();
+            let qh = _mm256_loadu_si256(p.add(16).cast());
+            for c in 0..4 {
+                let q = _mm256_loadu_si256(p.add(48 + 32 * c).cast());
+                let x0 = _mm256_loadu_si256(x.q.as_ptr().add(64 * c).cast());
+                let x1 = _mm256_loadu_si256(x.q.as_ptr().add(64 * c + 32).cast());
+                // Bit 2c of each qh byte is the fifth bit of the low nibbles, 2c + 1 of the high.
+                let w0 = _mm256_or_si256(_mm256_and_si256(q, low), fifth_bit(qh, 2 * c));
+                let w1 = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(q, 4), low),
+                    fifth_bit(qh, 2 * c + 1),
+                );
+                let s0 = _mm256_set1_epi16(i16::from(scales[2 * c]));
+                let s1 = _mm256_set1_epi16(i16::from(scales[2 * c + 1]));
+                sum = _mm256_add_epi32(sum, scaled_dot(w0, x0, s0));
+                sum = _mm256_add_epi32(sum, scaled_dot(w1, x1, s1));
+            }
+            let (d, dmin) = (half_at(p), half_at(p.add(2)));
+            total += x.scale * (d * sum_i32(sum) as f32 - dmin * k_minimum(&mins, x) as f32);
+        }
+    }
+    total
+}
+
+/// The low two bits of every byte of `bits`, shifted to bits 4–5 (a Q6_K quant's high pair).
+#[target_feature(enable = "avx2,fma,f16c")]
+fn high_pair(bits: __m256i) -> __m256i {
+    _mm256_slli_epi16(_mm256_and_si256(bits, _mm256_set1_epi8(3)), 4)
+}
+
+/// # Safety
+/// See the module.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q6_k(row: &[u8], x: &[Q8KBlock]) -> f32 {
+    let low = _mm256_set1_epi8(0x0f);
+    let mut total = 0.0f32;
+    for (block, x) in row.chunks_exact(Q6_K_BYTES).zip(x) {
+        let scales = &block[192..208];
+        let mut offset = 0i32;
+        for (&s, &sum) in scales.iter().zip(&x.sums) {
+            offset += i32::from(s as i8) * i32::from(sum);
+        }
+        let mut sum = _mm256_setzero_si256();
+        // SAFETY: the block is `Q6_K_BYTES` long and `x.q` 256: every load is inside.
+        unsafe {
+            let p = block.as_ptr();
+            for half in 0..2 {
+                let ql0 = _mm256_loadu_si256(p.add(64 * half).cast());
+                let ql1 = _mm256_loadu_si256(p.add(64 * half + 32).cast());
+                let qh = _mm256_loadu_si256(p.add(128 + 32 * half).cast());
+                let quants = [
+                    _mm256_or_si256(_mm256_and_si256(ql0, low), high_pair(qh)),
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql1, low),
+                        high_pair(_mm256_srli_epi16(qh, 2)),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low),
+                        high_pair(_mm256_srli_epi16(qh, 4)),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low),
+                        high_pair(_mm256_srli_epi16(qh, 6)),
+                    ),
+                ];
+                for (r, w) in quants.into_iter().enumerate() {
+                    let at = 128 * half + 32 * r;
+                    let xs = _mm256_loadu_si256(x.q.as_ptr().add(at).cast());
+                    let g = at / 16;
+                    let s = _mm256_set_m128i(
+                        _mm_set1_epi16(i16::from(scales[g + 1] as i8)),
+                        _mm_set1_epi16(i16::from(scales[g] as i8)),
+                    );
+                    sum = _mm256_add_epi32(sum, scaled_dot(w, xs, s));
+                }
+            }
+            total += half_at(p.add(208)) * x.scale * (sum_i32(sum) - 32 * offset) as f32;
+        }
+    }
+    total
+}
+
+/// Eight unsigned bytes (the low half of `bytes`) as eight floats.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn u8x8_to_f32(bytes: __m128i) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes))
+}
+
+/// Q4_1 against f32 activations; `sums` holds each block's `Σx`.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C; `row` holds `x.len() / 32` blocks and `sums` as many sums.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q4_1_f32(row: &[u8], x: &[f32], sums: &[f32]) -> f32 {
+    let low_nibbles = _mm_set1_epi8(0x0f);
+    let mut acc = _mm256_setzero_ps();
+    let mut minimum = 0.0_f32;
+    for (block, &sum) in sums.iter().enumerate().take(x.len() / 32) {
+        // SAFETY: in bounds by the caller's contract.
+        unsafe {
+            let p = row.as_ptr().add(block * Q4_1_BYTES);
+            let xs = x.as_ptr().add(block * 32);
+            let q = _mm_loadu_si128(p.add(4).cast());
+            let low = _mm_and_si128(q, low_nibbles);
+            let high = _mm_and_si128(_mm_srli_epi16(q, 4), low_nibbles);
+            let w0 = u8x8_to_f32(low);
+            let w1 = u8x8_to_f32(_mm_unpackhi_epi64(low, low));
+            let w2 = u8x8_to_f32(high);
+            let w3 = u8x8_to_f32(_mm_unpackhi_epi64(high, high));
+            let a = _mm256_fmadd_ps(
+                w1,
+                _mm256_loadu_ps(xs.add(8)),
+                _mm256_mul_ps(w0, _mm256_loadu_ps(xs)),
+            );
+            let b = _mm256_fmadd_ps(
+                w3,
+                _mm256_loadu_ps(xs.add(24)),
+                _mm256_mul_ps(w2, _mm256_loadu_ps(xs.add(16))),
+            );
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(p)), _mm256_add_ps(a, b), acc);
+            minimum += half_at(p.add(2)) * sum;
+        }
+    }
+    sum_f32(acc) + minimum
+}
+
+/// Q8_0 against f32 activations.
+///
+/// # Safety
+/// The CPU has AVX2, FMA and F16C; `row` holds `x.len() / 32` blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q8_0_f32(row: &[u8], x: &[f32]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for block in 0..x.len() / 32 {
+        // SAFETY: in bounds by the caller's contract.
+        unsafe {
+            let p = row.as_ptr().add(block * Q8_0_BYTES);
+            let xs = x.as_ptr().add(block * 32);
+            let q = |at: usize| {
+                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.add(2 + at).cast())))
+            };
+            let a = _mm256_fmadd_ps(
+                q(8),
+                _mm256_loadu_ps(xs.add(8)),
+                _mm256_mul_ps(q(0), _mm256_loadu_ps(xs)),
+            );
+            let b = _mm256_fmadd_ps(
+                q(24),
+                _mm256_loadu_ps(xs.add(24)),
+                _mm256_mul_ps(q(16), _mm256_loadu_ps(xs.add(16))),
+            );
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(p)), _mm256_add_ps(a, b), acc);
+        }
+    }
+    sum_f32(acc)
+}
