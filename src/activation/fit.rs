@@ -426,7 +426,11 @@ mod tests {
         assert_eq!(chosen.len(), 334);
         assert_eq!(chosen[0], 0);
         assert!(*chosen.last().unwrap() >= 1110);
-        assert!(chosen.windows(2).all(|w| w[1] - w[0] >= 3 && w[1] - w[0] <= 4));
+        assert!(
+            chosen
+                .windows(2)
+                .all(|w| w[1] - w[0] >= 3 && w[1] - w[0] <= 4)
+        );
         // A budget below one line still fits one.
         assert_eq!(choose_lines(&tokens, Some(1)), [0]);
     }
