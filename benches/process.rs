@@ -110,26 +110,13 @@ fn first_note() {
         let began = Instant::now();
         let mut first = None;
         for i in 0..(120.0 / budget) as usize {
-            let block = Block {
-                main: [&silence, &silence],
-                sidechain: [&silence, &silence],
-                events: if i == 0 { &start } else { &[] },
-                transport: Some(Transport {
-                    playing: true,
-                    tempo: 120.0,
-                    beats: (i * BLOCK) as f64 / RATE * 2.0,
-                    seconds: (i * BLOCK) as f64 / RATE,
-                }),
-            };
-            let (_, sent) = plugin.process_timed(&block);
+            let events: &[InEvent] = if i == 0 { &start } else { &[] };
+            let (_, sent) = plugin.process_timed(&rolling(i, &silence, &silence, events));
             if sent > 0 {
                 first = Some(began.elapsed().as_secs_f64());
                 break;
             }
-            let due = began + Duration::from_secs_f64((i + 1) as f64 * budget);
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
+            pace(began, i);
         }
         plugin.deactivate();
         match first {
@@ -171,6 +158,29 @@ fn metering() {
     );
 }
 
+/// Block `i` of a transport rolling from 0 at 120 BPM, `input` on both main channels.
+fn rolling<'a>(i: usize, input: &'a [f32], silence: &'a [f32], events: &'a [InEvent]) -> Block<'a> {
+    Block {
+        main: [input, input],
+        sidechain: [silence, silence],
+        events,
+        transport: Some(Transport {
+            playing: true,
+            tempo: 120.0,
+            beats: (i * BLOCK) as f64 / RATE * 2.0,
+            seconds: (i * BLOCK) as f64 / RATE,
+        }),
+    }
+}
+
+/// Sleeps until block `i` (counted from `began`) has taken its real-time share.
+fn pace(began: Instant, i: usize) {
+    let due = began + Duration::from_secs_f64((i + 1) as f64 * BLOCK as f64 / RATE);
+    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -202,24 +212,11 @@ fn process_time(label: &str, setup: &[(&str, f64)]) {
     for i in 0..blocks {
         let input = &track[i * BLOCK..(i + 1) * BLOCK];
         let events: &[InEvent] = if i == 0 { &start } else { &[] };
-        let block = Block {
-            main: [input, input],
-            sidechain: [&silence, &silence],
-            events,
-            transport: Some(Transport {
-                playing: true,
-                tempo: 120.0,
-                beats: (i * BLOCK) as f64 / RATE * 2.0,
-                seconds: (i * BLOCK) as f64 / RATE,
-            }),
-        };
+        let block = rolling(i, input, &silence, events);
         let (elapsed, sent) = plugin.process_timed(&block);
         times.push(elapsed.as_secs_f64());
         notes += sent;
-        let due = began + Duration::from_secs_f64((i + 1) as f64 * budget);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
+        pace(began, i);
     }
     plugin.deactivate();
     // The first seconds load the model; measure the blocks where music plays.

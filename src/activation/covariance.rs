@@ -86,9 +86,7 @@ impl Covariance {
         }
         self.pending.extend_from_slice(rows);
         if self.pending.len() >= PENDING_ROWS * width {
-            let pending = std::mem::take(&mut self.pending);
-            add_scatter(&mut self.scatter, &self.shift, &pending, width);
-            self.pending = pending;
+            add_scatter(&mut self.scatter, &self.shift, &self.pending, width);
             self.pending.clear();
         }
     }
