@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use latent_choir_kernels::{Activations, Format, Path, dot_on, dot_positions};
+use latent_choir_kernels::{Activations, Format, Path, dot_on, dot_tile};
 
 const ROWS: usize = 2048;
 const COLS: usize = 2048;
@@ -55,12 +55,12 @@ fn main() {
                 best / ROWS as f64 * 1e9
             );
         }
-        // A prompt's product: each row against 16 positions.
+        // A prompt's product: tiles of 16 rows against 16 positions.
         let xs = vec![activations.clone(); 16];
-        let mut out = vec![0.0f32; xs.len()];
+        let mut out = vec![0.0f32; 16 * xs.len()];
         let start = Instant::now();
-        for row in data.chunks_exact(row_bytes) {
-            dot_positions(format, row, &xs, &mut out);
+        for tile in data.chunks_exact(16 * row_bytes) {
+            dot_tile(format, tile, &xs, &mut out);
         }
         let secs = start.elapsed().as_secs_f64();
         println!(

@@ -36,13 +36,6 @@ fn sum_f32(v: __m256) -> f32 {
     _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)))
 }
 
-#[target_feature(enable = "avx2,fma,f16c")]
-fn sum_i32(v: __m256i) -> i32 {
-    let quad = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    let pair = _mm_add_epi32(quad, _mm_shuffle_epi32(quad, 0b01_00_11_10));
-    _mm_cvtsi128_si32(_mm_add_epi32(pair, _mm_shuffle_epi32(pair, 0b10_11_00_01)))
-}
-
 /// `Σ w·x` of 32 unsigned weight bytes and 32 signed activation bytes, as eight i32 lanes,
 /// each pair-sum multiplied by `scales` (i16 lanes).
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -65,25 +58,35 @@ unsafe fn nibbles(p: *const u8) -> __m256i {
     )
 }
 
+/// Q4_0 against `P` positions at once: each block's nibbles are unpacked once for all of them.
+///
 /// # Safety
-/// See the module.
+/// See the module; every `xs[k]` holds the row's blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q4_0(row: &[u8], x: &[Q8Block]) -> f32 {
+pub unsafe fn q4_0<const P: usize>(row: &[u8], xs: [&[Q8Block]; P]) -> [f32; P] {
     let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_ps();
-    let mut offset = 0.0f32;
-    for (b, x) in x.iter().enumerate() {
-        // SAFETY: block `b` is inside `row` (the module's contract).
+    let mut acc = [_mm256_setzero_ps(); P];
+    let mut offset = [0.0f32; P];
+    for b in 0..row.len() / Q4_0_BYTES {
+        // SAFETY: block `b` is inside `row` and every `xs[k]` (the contract).
         unsafe {
             let p = row.as_ptr().add(b * Q4_0_BYTES);
             let d = half_at(p);
-            let xs = _mm256_loadu_si256(x.q.as_ptr().cast());
-            let dot = _mm256_cvtepi32_ps(scaled_dot(nibbles(p.add(2)), xs, ones));
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x.scale), dot, acc);
-            offset += d * x.sum;
+            let w = nibbles(p.add(2));
+            for k in 0..P {
+                let x = xs[k].get_unchecked(b);
+                let q = _mm256_loadu_si256(x.q.as_ptr().cast());
+                let dot = _mm256_cvtepi32_ps(scaled_dot(w, q, ones));
+                acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * x.scale), dot, acc[k]);
+                offset[k] += d * x.sum;
+            }
         }
     }
-    sum_f32(acc) - 8.0 * offset
+    let mut out = [0.0f32; P];
+    for k in 0..P {
+        out[k] = sum_f32(acc[k]) - 8.0 * offset[k];
+    }
+    out
 }
 
 /// # Safety
@@ -107,67 +110,93 @@ pub unsafe fn q4_1(row: &[u8], x: &[Q8Block]) -> f32 {
     sum_f32(acc) + minimum
 }
 
+/// Q8_0 against `P` positions at once.
+///
 /// # Safety
-/// See the module.
+/// See the module; every `xs[k]` holds the row's blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q8_0(row: &[u8], x: &[Q8Block]) -> f32 {
+pub unsafe fn q8_0<const P: usize>(row: &[u8], xs: [&[Q8Block]; P]) -> [f32; P] {
     let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_ps();
-    for (b, x) in x.iter().enumerate() {
-        // SAFETY: block `b` is inside `row` (the module's contract).
+    let mut acc = [_mm256_setzero_ps(); P];
+    for b in 0..row.len() / Q8_0_BYTES {
+        // SAFETY: block `b` is inside `row` and every `xs[k]` (the contract).
         unsafe {
             let p = row.as_ptr().add(b * Q8_0_BYTES);
             let w = _mm256_loadu_si256(p.add(2).cast());
-            let xs = _mm256_loadu_si256(x.q.as_ptr().cast());
-            // Signed × signed as |w| × (x with w's sign): |−128| reads as 128 unsigned, still exact.
-            let dot = scaled_dot(_mm256_abs_epi8(w), _mm256_sign_epi8(xs, w), ones);
-            acc = _mm256_fmadd_ps(
-                _mm256_set1_ps(half_at(p) * x.scale),
-                _mm256_cvtepi32_ps(dot),
-                acc,
-            );
+            let magnitude = _mm256_abs_epi8(w);
+            let d = half_at(p);
+            for k in 0..P {
+                let x = xs[k].get_unchecked(b);
+                let q = _mm256_loadu_si256(x.q.as_ptr().cast());
+                // Signed × signed as |w| × (x with w's sign): |−128| reads as 128 unsigned, exact.
+                let dot = scaled_dot(magnitude, _mm256_sign_epi8(q, w), ones);
+                acc[k] =
+                    _mm256_fmadd_ps(_mm256_set1_ps(d * x.scale), _mm256_cvtepi32_ps(dot), acc[k]);
+            }
         }
     }
-    sum_f32(acc)
-}
-
-/// `Σ m_j · Σqx_j` over the eight 32-value sub-blocks.
-fn k_minimum(mins: &[u8; 8], x: &Q8KBlock) -> i32 {
-    let mut total = 0;
-    for (j, &m) in mins.iter().enumerate() {
-        total += i32::from(m) * (i32::from(x.sums[2 * j]) + i32::from(x.sums[2 * j + 1]));
+    let mut out = [0.0f32; P];
+    for k in 0..P {
+        out[k] = sum_f32(acc[k]);
     }
-    total
+    out
 }
 
-/// # Safety
-/// See the module.
+/// The eight sub-block minimums, each twice, as sixteen i16 lanes: `madd` with an
+/// activation block's sixteen per-16 sums gives `Σ m_j · Σqx_j` in eight lanes.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q4_k(row: &[u8], x: &[Q8KBlock]) -> f32 {
+fn minimums(mins: &[u8; 8]) -> __m256i {
+    let m = _mm_set1_epi64x(i64::from_le_bytes(*mins));
+    _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m))
+}
+
+/// Q4_K against `P` positions at once: each super-block's scales and nibbles are unpacked
+/// once for all of them (a prompt's product; `P = 1` is decode).
+///
+/// # Safety
+/// See the module; every `xs[k]` holds the row's super-blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q4_k<const P: usize>(row: &[u8], xs: [&[Q8KBlock]; P]) -> [f32; P] {
     let low = _mm256_set1_epi8(0x0f);
-    let mut total = 0.0f32;
-    for (block, x) in row.chunks_exact(Q4_K_BYTES).zip(x) {
+    let mut acc = [_mm256_setzero_ps(); P];
+    for (b, block) in row.chunks_exact(Q4_K_BYTES).enumerate() {
         let (scales, mins) = k_scales(&block[4..16]);
-        let mut sum = _mm256_setzero_si256();
-        // SAFETY: the block is `Q4_K_BYTES` long and `x.q` 256: every load is inside.
+        let mut sum = [_mm256_setzero_si256(); P];
+        // SAFETY: the block is `Q4_K_BYTES` long, every `xs[k]` holds block `b` (the contract)
+        // and its `q` 256 bytes: every load is inside.
         unsafe {
             let p = block.as_ptr();
             for c in 0..4 {
                 let q = _mm256_loadu_si256(p.add(16 + 32 * c).cast());
-                let x0 = _mm256_loadu_si256(x.q.as_ptr().add(64 * c).cast());
-                let x1 = _mm256_loadu_si256(x.q.as_ptr().add(64 * c + 32).cast());
                 let w0 = _mm256_and_si256(q, low);
                 let w1 = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
                 let s0 = _mm256_set1_epi16(i16::from(scales[2 * c]));
                 let s1 = _mm256_set1_epi16(i16::from(scales[2 * c + 1]));
-                sum = _mm256_add_epi32(sum, scaled_dot(w0, x0, s0));
-                sum = _mm256_add_epi32(sum, scaled_dot(w1, x1, s1));
+                for k in 0..P {
+                    let x = xs[k].get_unchecked(b).q.as_ptr();
+                    let x0 = _mm256_loadu_si256(x.add(64 * c).cast());
+                    let x1 = _mm256_loadu_si256(x.add(64 * c + 32).cast());
+                    sum[k] = _mm256_add_epi32(sum[k], scaled_dot(w0, x0, s0));
+                    sum[k] = _mm256_add_epi32(sum[k], scaled_dot(w1, x1, s1));
+                }
             }
             let (d, dmin) = (half_at(p), half_at(p.add(2)));
-            total += x.scale * (d * sum_i32(sum) as f32 - dmin * k_minimum(&mins, x) as f32);
+            let mins = minimums(&mins);
+            for k in 0..P {
+                let x = xs[k].get_unchecked(b);
+                let minimum = _mm256_madd_epi16(mins, _mm256_loadu_si256(x.sums.as_ptr().cast()));
+                let sum = _mm256_cvtepi32_ps(sum[k]);
+                acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(x.scale * d), sum, acc[k]);
+                let minimum = _mm256_cvtepi32_ps(minimum);
+                acc[k] = _mm256_fnmadd_ps(_mm256_set1_ps(x.scale * dmin), minimum, acc[k]);
+            }
         }
     }
-    total
+    let mut out = [0.0f32; P];
+    for k in 0..P {
+        out[k] = sum_f32(acc[k]);
+    }
+    out
 }
 
 /// Bit `k` of every byte of `qh`, as 16 (the fifth bit of a Q5_K quant).
@@ -177,23 +206,24 @@ fn fifth_bit(qh: __m256i, k: usize) -> __m256i {
     _mm256_slli_epi16(_mm256_and_si256(shifted, _mm256_set1_epi8(1)), 4)
 }
 
+/// Q5_K against `P` positions at once.
+///
 /// # Safety
-/// See the module.
+/// See the module; every `xs[k]` holds the row's super-blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q5_k(row: &[u8], x: &[Q8KBlock]) -> f32 {
+pub unsafe fn q5_k<const P: usize>(row: &[u8], xs: [&[Q8KBlock]; P]) -> [f32; P] {
     let low = _mm256_set1_epi8(0x0f);
-    let mut total = 0.0f32;
-    for (block, x) in row.chunks_exact(Q5_K_BYTES).zip(x) {
+    let mut acc = [_mm256_setzero_ps(); P];
+    for (b, block) in row.chunks_exact(Q5_K_BYTES).enumerate() {
         let (scales, mins) = k_scales(&block[4..16]);
-        let mut sum = _mm256_setzero_si256();
-        // SAFETY: the block is `Q5_K_BYTES` long and `x.q` 256: every load is inside.
+        let mut sum = [_mm256_setzero_si256(); P];
+        // SAFETY: the block is `Q5_K_BYTES` long, every `xs[k]` holds block `b` (the contract)
+        // and its `q` 256 bytes: every load is inside.
         unsafe {
             let p = block.as_ptr();
             let qh = _mm256_loadu_si256(p.add(16).cast());
             for c in 0..4 {
                 let q = _mm256_loadu_si256(p.add(48 + 32 * c).cast());
-                let x0 = _mm256_loadu_si256(x.q.as_ptr().add(64 * c).cast());
-                let x1 = _mm256_loadu_si256(x.q.as_ptr().add(64 * c + 32).cast());
                 // Bit 2c of each qh byte is the fifth bit of the low nibbles, 2c + 1 of the high.
                 let w0 = _mm256_or_si256(_mm256_and_si256(q, low), fifth_bit(qh, 2 * c));
                 let w1 = _mm256_or_si256(
@@ -202,14 +232,31 @@ pub unsafe fn q5_k(row: &[u8], x: &[Q8KBlock]) -> f32 {
                 );
                 let s0 = _mm256_set1_epi16(i16::from(scales[2 * c]));
                 let s1 = _mm256_set1_epi16(i16::from(scales[2 * c + 1]));
-                sum = _mm256_add_epi32(sum, scaled_dot(w0, x0, s0));
-                sum = _mm256_add_epi32(sum, scaled_dot(w1, x1, s1));
+                for k in 0..P {
+                    let x = xs[k].get_unchecked(b).q.as_ptr();
+                    let x0 = _mm256_loadu_si256(x.add(64 * c).cast());
+                    let x1 = _mm256_loadu_si256(x.add(64 * c + 32).cast());
+                    sum[k] = _mm256_add_epi32(sum[k], scaled_dot(w0, x0, s0));
+                    sum[k] = _mm256_add_epi32(sum[k], scaled_dot(w1, x1, s1));
+                }
             }
             let (d, dmin) = (half_at(p), half_at(p.add(2)));
-            total += x.scale * (d * sum_i32(sum) as f32 - dmin * k_minimum(&mins, x) as f32);
+            let mins = minimums(&mins);
+            for k in 0..P {
+                let x = xs[k].get_unchecked(b);
+                let minimum = _mm256_madd_epi16(mins, _mm256_loadu_si256(x.sums.as_ptr().cast()));
+                let sum = _mm256_cvtepi32_ps(sum[k]);
+                acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(x.scale * d), sum, acc[k]);
+                let minimum = _mm256_cvtepi32_ps(minimum);
+                acc[k] = _mm256_fnmadd_ps(_mm256_set1_ps(x.scale * dmin), minimum, acc[k]);
+            }
         }
     }
-    total
+    let mut out = [0.0f32; P];
+    for k in 0..P {
+        out[k] = sum_f32(acc[k]);
+    }
+    out
 }
 
 /// The low two bits of every byte of `bits`, shifted to bits 4–5 (a Q6_K quant's high pair).
@@ -218,22 +265,22 @@ fn high_pair(bits: __m256i) -> __m256i {
     _mm256_slli_epi16(_mm256_and_si256(bits, _mm256_set1_epi8(3)), 4)
 }
 
+/// Q6_K against `P` positions at once.
+///
 /// # Safety
-/// See the module.
+/// See the module; every `xs[k]` holds the row's super-blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q6_k(row: &[u8], x: &[Q8KBlock]) -> f32 {
+pub unsafe fn q6_k<const P: usize>(row: &[u8], xs: [&[Q8KBlock]; P]) -> [f32; P] {
     let low = _mm256_set1_epi8(0x0f);
-    let mut total = 0.0f32;
-    for (block, x) in row.chunks_exact(Q6_K_BYTES).zip(x) {
+    let mut acc = [_mm256_setzero_ps(); P];
+    for (b, block) in row.chunks_exact(Q6_K_BYTES).enumerate() {
         let scales = &block[192..208];
-        let mut offset = 0i32;
-        for (&s, &sum) in scales.iter().zip(&x.sums) {
-            offset += i32::from(s as i8) * i32::from(sum);
-        }
-        let mut sum = _mm256_setzero_si256();
-        // SAFETY: the block is `Q6_K_BYTES` long and `x.q` 256: every load is inside.
+        let mut sum = [_mm256_setzero_si256(); P];
+        // SAFETY: the block is `Q6_K_BYTES` long, every `xs[k]` holds block `b` (the contract)
+        // and its `q` 256 bytes: every load is inside.
         unsafe {
             let p = block.as_ptr();
+            let scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(p.add(192).cast()));
             for half in 0..2 {
                 let ql0 = _mm256_loadu_si256(p.add(64 * half).cast());
                 let ql1 = _mm256_loadu_si256(p.add(64 * half + 32).cast());
@@ -255,19 +302,34 @@ pub unsafe fn q6_k(row: &[u8], x: &[Q8KBlock]) -> f32 {
                 ];
                 for (r, w) in quants.into_iter().enumerate() {
                     let at = 128 * half + 32 * r;
-                    let xs = _mm256_loadu_si256(x.q.as_ptr().add(at).cast());
                     let g = at / 16;
                     let s = _mm256_set_m128i(
                         _mm_set1_epi16(i16::from(scales[g + 1] as i8)),
                         _mm_set1_epi16(i16::from(scales[g] as i8)),
                     );
-                    sum = _mm256_add_epi32(sum, scaled_dot(w, xs, s));
+                    for k in 0..P {
+                        let x = xs[k].get_unchecked(b).q.as_ptr();
+                        let x = _mm256_loadu_si256(x.add(at).cast());
+                        sum[k] = _mm256_add_epi32(sum[k], scaled_dot(w, x, s));
+                    }
                 }
             }
-            total += half_at(p.add(208)) * x.scale * (sum_i32(sum) - 32 * offset) as f32;
+            let d = half_at(p.add(208));
+            for k in 0..P {
+                let x = xs[k].get_unchecked(b);
+                // The quants are stored +32: `Σ s·(q − 32)·x = Σ s·q·x − 32 · Σ s·Σx`.
+                let sums = _mm256_loadu_si256(x.sums.as_ptr().cast());
+                let offset = _mm256_slli_epi32(_mm256_madd_epi16(scales16, sums), 5);
+                let sum = _mm256_cvtepi32_ps(_mm256_sub_epi32(sum[k], offset));
+                acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * x.scale), sum, acc[k]);
+            }
         }
     }
-    total
+    let mut out = [0.0f32; P];
+    for k in 0..P {
+        out[k] = sum_f32(acc[k]);
+    }
+    out
 }
 
 /// Eight unsigned bytes (the low half of `bytes`) as eight floats.

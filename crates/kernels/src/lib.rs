@@ -314,14 +314,106 @@ pub fn dot_rows(format: Format, rows: &[u8], x: &Activations, out: &mut [f32]) {
     }
 }
 
-/// One weight row against several positions (a prompt): `out[p] = row · xs[p]`. The row is read
-/// once per block and stays in cache for every position.
-pub fn dot_positions(format: Format, row: &[u8], xs: &[Activations], out: &mut [f32]) {
-    assert_eq!(xs.len(), out.len(), "one output per position");
+/// A tile of weight rows against a prompt's positions: `out[r · n + p] = rows[r] · xs[p]`
+/// for `n = xs.len()`. Positions go four at a time: on AVX2 a row's blocks are unpacked once
+/// for all four, and the four activation vectors stay in cache for every row of the tile, so
+/// a caller passes a few kilobytes of rows at a time.
+pub fn dot_tile(format: Format, rows: &[u8], xs: &[Activations], out: &mut [f32]) {
+    let n = xs.len();
+    let Some(first) = xs.first() else {
+        assert!(out.is_empty(), "no positions, no outputs");
+        return;
+    };
+    let bytes = format.row_bytes(first.len()).unwrap_or(0);
+    for x in xs {
+        check(format, bytes, x);
+    }
+    assert_eq!(out.len() % n, 0, "a whole number of rows of outputs");
+    assert_eq!(
+        rows.len(),
+        bytes * (out.len() / n),
+        "one row per {n} outputs"
+    );
+    if bytes == 0 {
+        out.fill(0.0);
+        return;
+    }
     let path = Path::detected();
-    for (x, out) in xs.iter().zip(out) {
-        check(format, row.len(), x);
-        *out = dot_checked(path, format, row, x);
+    let mut start = 0;
+    while start < n {
+        let group = &xs[start..n.min(start + 4)];
+        for (row, out) in rows.chunks_exact(bytes).zip(out.chunks_exact_mut(n)) {
+            let out = &mut out[start..start + group.len()];
+            if !dot_four(path, format, row, group, out) {
+                for (x, out) in group.iter().zip(out) {
+                    *out = dot_checked(path, format, row, x);
+                }
+            }
+        }
+        start += group.len();
+    }
+}
+
+/// Four positions in one pass over `row`, where a path has such a kernel; `false` otherwise.
+/// Each position's sums run in the same order as [`dot_checked`]'s, so the results are equal.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn dot_four(path: Path, format: Format, row: &[u8], xs: &[Activations], out: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if path == Path::Avx2 {
+        if let Some(xs) = legacy_four(xs) {
+            // SAFETY: `Path::Avx2` is only detected with AVX2, FMA and F16C; `check` matched
+            // every position's blocks to the row's.
+            let dots = unsafe {
+                match format {
+                    Format::Q4_0 => avx2::q4_0::<4>(row, xs),
+                    Format::Q8_0 => avx2::q8_0::<4>(row, xs),
+                    _ => return false,
+                }
+            };
+            out.copy_from_slice(&dots);
+            return true;
+        }
+        if let Some(xs) = super_four(xs) {
+            // SAFETY: as above.
+            let dots = unsafe {
+                match format {
+                    Format::Q4K => avx2::q4_k::<4>(row, xs),
+                    Format::Q5K => avx2::q5_k::<4>(row, xs),
+                    _ => avx2::q6_k::<4>(row, xs),
+                }
+            };
+            out.copy_from_slice(&dots);
+            return true;
+        }
+    }
+    false
+}
+
+/// Exactly four legacy-blocked positions.
+#[cfg(target_arch = "x86_64")]
+fn legacy_four(xs: &[Activations]) -> Option<[&[Q8Block]; 4]> {
+    match xs {
+        [
+            Activations::Legacy(a),
+            Activations::Legacy(b),
+            Activations::Legacy(c),
+            Activations::Legacy(d),
+        ] => Some([a, b, c, d]),
+        _ => None,
+    }
+}
+
+/// Exactly four super-blocked positions.
+#[cfg(target_arch = "x86_64")]
+fn super_four(xs: &[Activations]) -> Option<[&[Q8KBlock]; 4]> {
+    match xs {
+        [
+            Activations::Super(a),
+            Activations::Super(b),
+            Activations::Super(c),
+            Activations::Super(d),
+        ] => Some([a, b, c, d]),
+        _ => None,
     }
 }
 
@@ -360,9 +452,9 @@ fn dot_checked(path: Path, format: Format, row: &[u8], x: &Activations) -> f32 {
             // and `check` matched the row's blocks to `x`'s.
             unsafe {
                 match format {
-                    Format::Q4_0 => avx2::q4_0(row, x),
+                    Format::Q4_0 => avx2::q4_0::<1>(row, [x])[0],
                     Format::Q4_1 => avx2::q4_1(row, x),
-                    _ => avx2::q8_0(row, x),
+                    _ => avx2::q8_0::<1>(row, [x])[0],
                 }
             }
         }
@@ -371,9 +463,9 @@ fn dot_checked(path: Path, format: Format, row: &[u8], x: &Activations) -> f32 {
             // SAFETY: as above.
             unsafe {
                 match format {
-                    Format::Q4K => avx2::q4_k(row, x),
-                    Format::Q5K => avx2::q5_k(row, x),
-                    _ => avx2::q6_k(row, x),
+                    Format::Q4K => avx2::q4_k::<1>(row, [x])[0],
+                    Format::Q5K => avx2::q5_k::<1>(row, [x])[0],
+                    _ => avx2::q6_k::<1>(row, [x])[0],
                 }
             }
         }

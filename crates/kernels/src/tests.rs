@@ -288,7 +288,8 @@ fn rows_and_positions_equal_single_dots() {
             5 * cols / format.block_values(),
             Fill::Random,
         );
-        let xs: Vec<Activations> = (0..3)
+        // Eleven positions: two groups of four (the one-pass kernels) and a remainder of three.
+        let xs: Vec<Activations> = (0..11)
             .map(|_| {
                 Activations::quantize(format.blocking(), &random_x(&mut rng, cols)).expect("x")
             })
@@ -298,10 +299,12 @@ fn rows_and_positions_equal_single_dots() {
         for (row, got) in rows.chunks_exact(bytes).zip(&out) {
             assert_eq!(*got, dot(format, row, &xs[0]), "{format:?} rows");
         }
-        let mut out = vec![0.0; 3];
-        dot_positions(format, &rows[..bytes], &xs, &mut out);
-        for (x, got) in xs.iter().zip(&out) {
-            assert_eq!(*got, dot(format, &rows[..bytes], x), "{format:?} positions");
+        let mut out = vec![0.0; 5 * xs.len()];
+        dot_tile(format, &rows, &xs, &mut out);
+        for (row, got) in rows.chunks_exact(bytes).zip(out.chunks_exact(xs.len())) {
+            for (x, got) in xs.iter().zip(got) {
+                assert_eq!(*got, dot(format, row, x), "{format:?} tile");
+            }
         }
     }
 }

@@ -270,7 +270,10 @@ impl QLinear {
         }
     }
 
-    /// Several input vectors (a prompt): each row is read once and dotted with every position.
+    /// Several input vectors (a prompt). Rows go in tiles of [`TILE_ROWS`]: a tile (unpacked to
+    /// f32 where the format keeps f32 activations) stays in cache while the positions pass
+    /// through it four at a time, so the positions are read once per tile rather than once per
+    /// row, and each load of a position serves the tile's rows.
     fn matmul(&self, input: &[f32], n: usize, out: &mut [f32]) {
         let (rows, cols) = (self.rows, self.cols);
         let chunk = rows_per_task(rows);
@@ -282,7 +285,7 @@ impl QLinear {
         } = &self.kernel
             && !exact_activations(format)
         {
-            // The positions quantized once (in parallel); every row then multiplies in integers.
+            // The positions quantized once (in parallel); every tile then multiplies in integers.
             let xs: Vec<Activations> = input
                 .par_chunks_exact(cols)
                 .map(|x| Activations::quantize(format.blocking(), x))
@@ -292,9 +295,11 @@ impl QLinear {
                 .par_chunks_mut(chunk * n)
                 .enumerate()
                 .for_each(|(task, out)| {
-                    for (offset, row_out) in out.chunks_mut(n).enumerate() {
-                        let row = &data[(task * chunk + offset) * row_bytes..][..row_bytes];
-                        kernels::dot_positions(format, row, &xs, row_out);
+                    let first = task * chunk;
+                    for (tile, out) in out.chunks_mut(TILE_ROWS * n).enumerate() {
+                        let start = (first + tile * TILE_ROWS) * row_bytes;
+                        let tile_rows = &data[start..][..out.len() / n * row_bytes];
+                        kernels::dot_tile(format, tile_rows, &xs, out);
                     }
                 });
         } else {
@@ -302,28 +307,22 @@ impl QLinear {
                 .par_chunks_mut(chunk * n)
                 .enumerate()
                 .for_each(|(task, out)| {
-                    let mut row_values = Scratch::zeroed(cols);
-                    for (offset, row_out) in out.chunks_mut(n).enumerate() {
-                        let row = task * chunk + offset;
+                    let mut unpacked = Scratch::zeroed(TILE_ROWS * cols);
+                    for (tile, out) in out.chunks_mut(TILE_ROWS * n).enumerate() {
+                        let first = task * chunk + tile * TILE_ROWS;
+                        let count = out.len() / n;
                         let weights = match &self.kernel {
-                            Kernel::F32(data) => &data[row * cols..(row + 1) * cols],
+                            Kernel::F32(data) => &data[first * cols..(first + count) * cols],
                             _ => {
-                                self.unpack_row(row, &mut row_values);
-                                &row_values
+                                for (offset, values) in
+                                    unpacked.chunks_exact_mut(cols).take(count).enumerate()
+                                {
+                                    self.unpack_row(first + offset, values);
+                                }
+                                &unpacked[..count * cols]
                             }
                         };
-                        let at = |pos: usize| &input[pos * cols..(pos + 1) * cols];
-                        let mut groups = row_out.chunks_exact_mut(4);
-                        let mut pos = 0;
-                        for group in &mut groups {
-                            let x = [at(pos), at(pos + 1), at(pos + 2), at(pos + 3)];
-                            group.copy_from_slice(&dot4_f32(weights, x));
-                            pos += 4;
-                        }
-                        for value in groups.into_remainder() {
-                            *value = dot_f32(weights, at(pos));
-                            pos += 1;
-                        }
+                        tile_f32(weights, input, cols, out);
                     }
                 });
         }
@@ -514,6 +513,41 @@ fn rows_per_task(rows: usize) -> usize {
     rows.div_ceil(tasks).next_multiple_of(8).max(8)
 }
 
+/// Rows per tile of a prompt's product: 16 rows of a 2048-wide f32 layer are 128 KiB, within
+/// a core's L2 beside the four positions they meet at a time.
+const TILE_ROWS: usize = 16;
+
+/// `out[r · n + p] = weights[r] · input[p]` for a tile of f32 rows (`cols` each) and the `n`
+/// positions of `input`: two rows against four positions per pass (eight sums in registers,
+/// six loads per eight multiply-adds), the leftovers one by one.
+fn tile_f32(weights: &[f32], input: &[f32], cols: usize, out: &mut [f32]) {
+    let n = input.len() / cols;
+    let at = |pos: usize| &input[pos * cols..(pos + 1) * cols];
+    let row = |r: usize| &weights[r * cols..(r + 1) * cols];
+    let count = weights.len() / cols;
+    let mut pos = 0;
+    while pos + 4 <= n {
+        let x = [at(pos), at(pos + 1), at(pos + 2), at(pos + 3)];
+        let mut r = 0;
+        while r + 2 <= count {
+            let dots = dot2x4_f32([row(r), row(r + 1)], x);
+            for (k, dots) in dots.iter().enumerate() {
+                out[(r + k) * n + pos..][..4].copy_from_slice(dots);
+            }
+            r += 2;
+        }
+        if r < count {
+            out[r * n + pos..][..4].copy_from_slice(&dot4_f32(row(r), x));
+        }
+        pos += 4;
+    }
+    for pos in pos..n {
+        for r in 0..count {
+            out[r * n + pos] = dot_f32(row(r), at(pos));
+        }
+    }
+}
+
 /// Whether the AVX2 kernels (with FMA and F16C) can run here; checked once.
 pub(crate) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -540,6 +574,17 @@ pub(crate) fn dot4_f32(w: &[f32], x: [&[f32]; 4]) -> [f32; 4] {
         return unsafe { avx2::dot4_f32(w, x) };
     }
     x.map(|x| w.iter().zip(x).map(|(a, b)| a * b).sum())
+}
+
+/// Two rows dotted with four vectors: the register tile of a prompt's f32 product.
+pub(crate) fn dot2x4_f32(w: [&[f32]; 2], x: [&[f32]; 4]) -> [[f32; 4]; 2] {
+    assert!(w.iter().chain(&x).all(|v| v.len() == w[0].len()));
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2 and FMA, and the lengths are equal.
+        return unsafe { avx2::dot2x4_f32(w, x) };
+    }
+    w.map(|w| x.map(|x| w.iter().zip(x).map(|(a, b)| a * b).sum()))
 }
 
 pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
@@ -594,6 +639,38 @@ mod avx2 {
         for (k, out) in out.iter_mut().enumerate() {
             let tail: f32 = w[i..].iter().zip(&x[k][i..]).map(|(a, b)| a * b).sum();
             *out = sum_lanes(_mm256_add_ps(acc[0][k], acc[1][k])) + tail;
+        }
+        out
+    }
+
+    /// # Safety
+    /// Both `w` and every `x` have the same length.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot2x4_f32(w: [&[f32]; 2], x: [&[f32]; 4]) -> [[f32; 4]; 2] {
+        let n = w[0].len();
+        let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+        let mut i = 0;
+        // SAFETY: every load below is inside `0..n`, the length of every slice.
+        unsafe {
+            while i + 8 <= n {
+                let weights = [
+                    _mm256_loadu_ps(w[0].as_ptr().add(i)),
+                    _mm256_loadu_ps(w[1].as_ptr().add(i)),
+                ];
+                for (k, x) in x.iter().enumerate() {
+                    let x = _mm256_loadu_ps(x.as_ptr().add(i));
+                    acc[0][k] = _mm256_fmadd_ps(weights[0], x, acc[0][k]);
+                    acc[1][k] = _mm256_fmadd_ps(weights[1], x, acc[1][k]);
+                }
+                i += 8;
+            }
+        }
+        let mut out = [[0.0f32; 4]; 2];
+        for (r, out) in out.iter_mut().enumerate() {
+            for (k, out) in out.iter_mut().enumerate() {
+                let tail: f32 = w[r][i..].iter().zip(&x[k][i..]).map(|(a, b)| a * b).sum();
+                *out = sum_lanes(acc[r][k]) + tail;
+            }
         }
         out
     }
@@ -670,18 +747,30 @@ mod tests {
                         .collect()
                 })
                 .collect();
-            let got = dot4_f32(&w, [&xs[0], &xs[1], &xs[2], &xs[3]]);
+            let v: Vec<f32> = (0..len).map(|i| (i as f32 * 0.53).sin() - 0.2).collect();
+            let x = [&xs[0][..], &xs[1], &xs[2], &xs[3]];
+            let got = dot4_f32(&w, x);
+            let pair = dot2x4_f32([&w, &v], x);
             for (k, x) in xs.iter().enumerate() {
-                let want: f64 = w
-                    .iter()
-                    .zip(x)
-                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
-                    .sum();
+                let exact = |w: &[f32]| -> f64 {
+                    w.iter()
+                        .zip(x)
+                        .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                        .sum()
+                };
+                let want = exact(&w);
                 assert!(
                     (f64::from(got[k]) - want).abs() < 1e-4,
                     "{len} {k}: {} vs {want}",
                     got[k]
                 );
+                for (r, want) in [want, exact(&v)].into_iter().enumerate() {
+                    assert!(
+                        (f64::from(pair[r][k]) - want).abs() < 1e-4,
+                        "{len} row {r} position {k}: {} vs {want}",
+                        pair[r][k]
+                    );
+                }
             }
         }
     }
@@ -727,7 +816,8 @@ mod tests {
 
     #[test]
     fn native_kernels_match_the_dequantized_product() {
-        let (rows, cols) = (70, 512);
+        // Tasks of 24 to 40 rows (four to two threads): whole tiles, short ones, an odd last one.
+        let (rows, cols) = (301, 512);
         for dtype in NATIVE.into_iter().chain([GgmlDType::F32]) {
             let q = QTensor::quantize(&weights(rows, cols, 0), dtype).expect("quantize");
             let dense = q.dequantize(&Device::Cpu).expect("dequantize");
