@@ -90,12 +90,16 @@ impl Sampler {
             return argmax(&self.candidates);
         }
 
-        // Most likely first; ties broken by id so the order is total and reproducible.
-        self.candidates
-            .sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        if self.config.top_k > 0 {
-            self.candidates.truncate(self.config.top_k);
+        // Most likely first; ties broken by id so the order is total and reproducible. With a
+        // top-k, the k best are selected first and only they are sorted (the same k in the
+        // same order as sorting all, without sorting a whole vocabulary per token).
+        let order = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+        let top_k = self.config.top_k;
+        if top_k > 0 && top_k < self.candidates.len() {
+            self.candidates.select_nth_unstable_by(top_k - 1, order);
+            self.candidates.truncate(top_k);
         }
+        self.candidates.sort_unstable_by(order);
         let max = self.candidates[0].0;
         if max == f32::NEG_INFINITY {
             return self.candidates[0].1;
@@ -218,6 +222,28 @@ mod tests {
             assert!(top_k.sample(&logits, 5.0, &[]) < 2);
             assert!(top_p.sample(&logits, 1.0, &[]) < 2);
         }
+    }
+
+    #[test]
+    fn top_k_keeps_the_best_breaking_ties_by_id() {
+        // 45 tokens tie at the top (every third id), the rest far below: a top-40 keeps the
+        // 40 lowest of the tied ids and samples every one of them.
+        let logits: Vec<f32> = (0..600)
+            .map(|i| if i % 3 == 0 && i < 135 { 1.0 } else { -20.0 })
+            .collect();
+        let mut sampler = Sampler::new(
+            SamplerConfig {
+                top_k: 40,
+                ..plain()
+            },
+            11,
+        );
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..5000 {
+            seen.insert(sampler.sample(&logits, 1.0, &[]));
+        }
+        let kept: std::collections::BTreeSet<u32> = (0..40).map(|i| 3 * i).collect();
+        assert_eq!(seen, kept);
     }
 
     #[test]
