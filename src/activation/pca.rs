@@ -1,11 +1,17 @@
 //! Principal components from an accumulated covariance: a symmetric eigendecomposition in pure
-//! Rust (nalgebra), the top K eigenvectors by eigenvalue.
+//! Rust (faer's, on one thread so a map does not depend on scheduling), the top K eigenvectors
+//! by eigenvalue. faer's blocked tridiagonalization and divide and conquer decompose a
+//! 576-wide covariance about ten times faster than nalgebra's `SymmetricEigen` did, which
+//! was a tenth of a map fit.
 //!
 //! Signs are fixed so maps are reproducible: an eigenvector's sign is arbitrary, so each
 //! component is flipped to make its largest-magnitude entry positive (the first such entry on a
 //! tie). scikit-learn ≥ 1.5 uses the same rule for `PCA.components_`.
 
-use nalgebra::SymmetricEigen;
+use faer::diag::Diag;
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::evd::{ComputeEigenvectors, self_adjoint_evd, self_adjoint_evd_scratch};
+use faer::{Mat, Par};
 
 use super::covariance::Covariance;
 use super::error::{MapError, Result};
@@ -42,25 +48,17 @@ impl Pca {
             ));
         }
         let total_variance = covariance.trace();
-        // Converges in a few sweeps per eigenvalue; the cap only guards against a pathological
-        // matrix spinning forever.
-        let eigen = SymmetricEigen::try_new(covariance, f64::EPSILON, 1000 * width.max(10))
+        let (values, vectors) = eigen(&covariance)
             .ok_or_else(|| MapError::Fit("the eigendecomposition did not converge".to_owned()))?;
-        let mut order: Vec<usize> = (0..width).collect();
-        // Descending; NaN (only from non-finite input) sorts last.
-        order.sort_by(|&a, &b| {
-            eigen.eigenvalues[b]
-                .partial_cmp(&eigen.eigenvalues[a])
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
+        // faer orders the eigenvalues ascending: the largest are last.
         let mut components = Vec::with_capacity(k);
         let mut explained_variance = Vec::with_capacity(k);
-        for &index in &order[..k] {
-            let mut vector: Vec<f64> = eigen.eigenvectors.column(index).iter().copied().collect();
+        for index in (0..width).rev().take(k) {
+            let mut vector: Vec<f64> = vectors.col(index).iter().copied().collect();
             fix_sign(&mut vector);
             components.push(vector);
             // Rounding can leave a zero eigenvalue slightly negative.
-            explained_variance.push(eigen.eigenvalues[index].max(0.0));
+            explained_variance.push(values[index].max(0.0));
         }
         Ok(Self {
             mean: accumulated.mean(),
@@ -74,6 +72,33 @@ impl Pca {
     pub fn explained_variance_ratio(&self) -> Vec<f64> {
         ratio(&self.explained_variance, self.total_variance)
     }
+}
+
+/// Eigenvalues (ascending) and eigenvectors (columns) of a symmetric matrix; `None` if the
+/// decomposition fails to converge.
+fn eigen(matrix: &nalgebra::DMatrix<f64>) -> Option<(Vec<f64>, Mat<f64>)> {
+    let width = matrix.nrows();
+    let a = Mat::<f64>::from_fn(width, width, |i, j| matrix[(i, j)]);
+    let mut values = Diag::<f64>::zeros(width);
+    let mut vectors = Mat::<f64>::zeros(width, width);
+    let scratch = self_adjoint_evd_scratch::<f64>(
+        width,
+        ComputeEigenvectors::Yes,
+        Par::Seq,
+        Default::default(),
+    );
+    let mut buffer = MemBuffer::try_new(scratch).ok()?;
+    self_adjoint_evd(
+        a.as_ref(),
+        values.as_mut(),
+        Some(vectors.as_mut()),
+        Par::Seq,
+        MemStack::new(&mut buffer),
+        Default::default(),
+    )
+    .ok()?;
+    let values = values.column_vector().iter().copied().collect();
+    Some((values, vectors))
 }
 
 pub(crate) fn ratio(variances: &[f64], total: f64) -> Vec<f64> {

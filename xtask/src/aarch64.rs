@@ -12,8 +12,10 @@ const TARGET: &str = "aarch64-unknown-linux-gnu";
 const KERNELS: &str = "latent-choir-kernels";
 const LINKER: &str = "aarch64-linux-gnu-gcc";
 const QEMU: &str = "qemu-aarch64";
-/// The Debian packages that provide [`LINKER`] and [`QEMU`].
-const PACKAGES: &[&str] = &["qemu-user", "gcc-aarch64-linux-gnu"];
+/// The Debian packages that provide [`LINKER`], [`QEMU`] and the aarch64 C library in
+/// [`SYSROOT`] (the linker's start files; `--no-install-recommends` leaves it out of the
+/// linker's package).
+const PACKAGES: &[&str] = &["qemu-user", "gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"];
 /// Where Debian's cross toolchain keeps the aarch64 C library QEMU loads binaries against.
 const SYSROOT: &str = "/usr/aarch64-linux-gnu";
 /// QEMU CPUs to run on, and what each proves.
@@ -24,18 +26,12 @@ const CPUS: [(&str, &str); 2] = [
 
 pub fn test(cargo: &str, root: &Path, extra: &[String]) -> Result<(), String> {
     ensure_target()?;
+    system::ensure_packages(PACKAGES)?;
     if !on_path(LINKER) || !on_path(QEMU) {
-        println!(
-            "{LINKER} or {QEMU} is missing: installing {}",
+        return Err(format!(
+            "{LINKER} and {QEMU} are still not on PATH after installing {}",
             PACKAGES.join(" ")
-        );
-        system::ensure_packages(PACKAGES)?;
-        if !on_path(LINKER) || !on_path(QEMU) {
-            return Err(format!(
-                "{LINKER} and {QEMU} are still not on PATH after installing {}",
-                PACKAGES.join(" ")
-            ));
-        }
+        ));
     }
     let env = |name: &str| {
         format!(
