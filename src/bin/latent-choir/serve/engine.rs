@@ -13,6 +13,9 @@ use latent_choir::activation::ProjectionMap;
 use latent_choir::llm::loader::{self, LoadedModel};
 use latent_choir::llm::sampler::{Sampler, SamplerConfig};
 
+/// Prompt positions run per step, aligned to the sequence's start (see `Engine::prepare`).
+const PREFILL_CHUNK: usize = 16;
+
 /// One generation's settings, with the prompt already in token ids.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -82,17 +85,23 @@ pub struct Engine {
     /// The logits at the end of the last prompt run, and that prompt's length: the same prompt
     /// again starts from exactly these numbers.
     prompt_end: Option<(usize, Vec<f32>)>,
+    /// Run prompts the same way whatever the cache holds (see `prepare`).
+    exact: bool,
+    /// Cached positions run that way (whole prompt chunks).
+    canonical: usize,
     /// Prompt tokens run by the last job (how much the cache saved shows in the usage).
     pub last_prefill: usize,
 }
 
 impl Engine {
-    pub fn new(loaded: LoadedModel) -> Self {
+    pub fn new(loaded: LoadedModel, exact: bool) -> Self {
         Self {
             loaded,
+            exact,
             cached: Vec::new(),
             logits: Vec::new(),
             prompt_end: None,
+            canonical: 0,
             last_prefill: 0,
         }
     }
@@ -107,48 +116,73 @@ impl Engine {
         self.cached.clear();
         self.logits.clear();
         self.prompt_end = None;
+        self.canonical = 0;
     }
 
     /// Brings the cache to `ids` and leaves the logits after its last token in `self.logits`,
     /// running only what the cache does not already hold.
     fn prepare(&mut self, ids: &[u32]) -> Result<(), String> {
         let common = common_prefix(&self.cached, ids);
-        if common == ids.len() {
-            if common == self.cached.len() && !self.logits.is_empty() {
-                self.last_prefill = 0;
-                return Ok(());
-            }
-            if let Some((len, logits)) = &self.prompt_end
-                && *len == ids.len()
-                && self.loaded.model.truncate(ids.len())
-            {
-                self.logits = logits.clone();
-                self.cached.truncate(ids.len());
-                self.last_prefill = 0;
-                return Ok(());
-            }
+        if common == ids.len()
+            && let Some((len, logits)) = &self.prompt_end
+            && *len == ids.len()
+            && self.loaded.model.truncate(ids.len())
+        {
+            self.logits = logits.clone();
+            self.cached.truncate(ids.len());
+            self.canonical = self.canonical.min(ids.len());
+            self.last_prefill = 0;
+            return Ok(());
         }
-        // Keep the shared part, but run at least the last prompt token for its logits.
-        let mut keep = common.min(ids.len() - 1);
+        // A product over n rows sums in another order than over m rows, so a position's keys
+        // and values depend (in the last bits) on the batch it ran in: reusing part of a prompt
+        // can move the logits by ~1e-6, which changes a sampled token only at a near tie. The
+        // last prompt token always runs alone, so a prompt repeated or run cold gives the same
+        // bits. With `exact`, every prompt also runs the same way whatever the cache held — in
+        // chunks of PREFILL_CHUNK positions aligned to the start — and only whole chunks are
+        // reused, so a prompt growing by a token reruns the partial chunk at its end.
+        let last = ids.len() - 1;
+        let mut keep = common.min(last);
+        if self.exact {
+            keep = keep.min(self.canonical);
+            keep -= keep % PREFILL_CHUNK;
+        }
         if keep < self.cached.len() {
             if keep == 0 || !self.loaded.model.truncate(keep) {
                 self.forget();
                 keep = 0;
             } else {
                 self.cached.truncate(keep);
+                self.canonical = self.canonical.min(keep);
             }
         }
         self.prompt_end = None;
         // The prompt's own states are not reported: skip capturing them.
         self.loaded.model.set_capture(false);
-        let step = self.loaded.model.forward(&ids[keep..]);
+        let mut result = Ok(());
+        let mut position = keep;
+        while position < ids.len() && result.is_ok() {
+            let end = if position == last {
+                ids.len()
+            } else if self.exact {
+                ((position / PREFILL_CHUNK + 1) * PREFILL_CHUNK).min(last)
+            } else {
+                last
+            };
+            result = self.loaded.model.forward(&ids[position..end]).map(|step| {
+                self.logits = step.logits;
+            });
+            if self.exact && end % PREFILL_CHUNK == 0 && end <= last {
+                self.canonical = end;
+            }
+            position = end;
+        }
         self.loaded.model.set_capture(true);
-        let step = step.map_err(|e| {
+        if let Err(e) = result {
             self.forget();
-            e.to_string()
-        })?;
+            return Err(e.to_string());
+        }
         self.cached.extend_from_slice(&ids[keep..]);
-        self.logits = step.logits;
         self.prompt_end = Some((ids.len(), self.logits.clone()));
         self.last_prefill = ids.len() - keep;
         Ok(())
@@ -305,6 +339,7 @@ pub struct Pool {
     queue: usize,
     queue_timeout: Duration,
     model_path: PathBuf,
+    exact: bool,
 }
 
 struct PoolState {
@@ -327,6 +362,7 @@ impl Pool {
         queue: usize,
         queue_timeout: Duration,
         model_path: PathBuf,
+        exact: bool,
     ) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(PoolState {
@@ -337,6 +373,7 @@ impl Pool {
             queue,
             queue_timeout,
             model_path,
+            exact,
         })
     }
 
@@ -409,7 +446,7 @@ impl Lent {
                     .unwrap_or_else(|| "unknown panic".to_owned());
                 eprintln!("an engine panicked ({message}); loading it again");
                 match loader::load(&self.pool.model_path) {
-                    Ok(loaded) => self.engine = Some(Engine::new(loaded)),
+                    Ok(loaded) => self.engine = Some(Engine::new(loaded, self.pool.exact)),
                     Err(e) => {
                         // Keep the old one, cache dropped: better than one engine fewer.
                         eprintln!("could not reload the model: {e}");

@@ -77,6 +77,11 @@ pub struct Args {
     /// Fit the model's map now if the cache has none (as `render` does), before listening.
     #[arg(long)]
     fit_map: bool,
+    /// Run every prompt the same way whatever the KV cache holds (in aligned chunks of 16), so
+    /// the same request and seed give the same bits after any other request; without it a
+    /// reused prefix can move the logits by ~1e-6. Costs time on growing prompts.
+    #[arg(long)]
+    exact_prefill: bool,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
@@ -89,16 +94,17 @@ pub fn run(args: Args) -> Result<(), String> {
     let model_id = args.model_id.clone().unwrap_or_else(|| model_name(&path));
     let tokenizer = loaded.tokenizer.clone();
     let info = loaded.model.info().clone();
-    let mut engines = vec![Engine::new(loaded)];
+    let mut engines = vec![Engine::new(loaded, args.exact_prefill)];
     for _ in 1..args.max_concurrency {
         let more = loader::load(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        engines.push(Engine::new(more));
+        engines.push(Engine::new(more, args.exact_prefill));
     }
     let pool = Pool::new(
         engines,
         args.queue,
         Duration::from_secs(args.queue_timeout),
         path.clone(),
+        args.exact_prefill,
     );
     let server = Arc::new(Server {
         model_id,
