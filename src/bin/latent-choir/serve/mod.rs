@@ -144,6 +144,8 @@ pub fn run(args: Args) -> Result<(), String> {
     let open = Arc::new(AtomicUsize::new(0));
     for connection in listener.incoming() {
         let Ok(mut stream) = connection else {
+            // Out of file descriptors, say: do not spin.
+            std::thread::sleep(Duration::from_millis(50));
             continue;
         };
         if open.load(Ordering::Acquire) >= args.max_connections {
