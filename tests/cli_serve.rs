@@ -655,3 +655,34 @@ fn a_client_gone_mid_stream_frees_its_engine_and_a_full_queue_is_refused() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// SIGTERM (and Ctrl-C's SIGINT, same default) ends the server, also mid-stream.
+#[cfg(target_os = "linux")]
+#[test]
+fn sigterm_ends_the_server_mid_stream() {
+    let dir = TempDir::new("serve-term");
+    let mut server = serve(&dir, &[]);
+    let mut stream = connect(server.port);
+    let body = json!({"prompt": PROMPT, "max_tokens": 2000, "stream": true, "ignore_eos": true});
+    send(
+        &mut stream,
+        "POST",
+        "/v1/completions",
+        body.to_string().as_bytes(),
+    );
+    let mut first = [0u8; 64];
+    let n = stream.read(&mut first).expect("the stream starts");
+    assert!(n > 0);
+    let pid = i32::try_from(server.child.id()).expect("a pid");
+    // SAFETY: signalling our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            assert!(!status.success(), "ended by the signal");
+            break;
+        }
+        assert!(Instant::now() < deadline, "serve did not end on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
