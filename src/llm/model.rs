@@ -57,6 +57,14 @@ pub trait LanguageModel: Send {
     /// Forget the KV cache: the next `forward` starts a new sequence.
     fn reset(&mut self);
 
+    /// Forget every position from `position` on, keeping the ones before it, so the next
+    /// `forward` continues after position `position - 1` (a server reusing a prompt's common
+    /// prefix). `false`, with nothing changed, when the model cannot (a position past the end,
+    /// or a cache the model would have to recompute); the caller then resets.
+    fn truncate(&mut self, _position: usize) -> bool {
+        false
+    }
+
     /// Capture (hidden states, entropy, sparsity) is on unless turned off here; `bench-model`
     /// turns it off to measure what it costs. Models that cannot skip it ignore this.
     fn set_capture(&mut self, _on: bool) {}

@@ -19,6 +19,8 @@
 //! * `latent-choir fit-codebooks AUDIO… --out FILE` — fit `listen`'s codebooks (by hand).
 //! * `latent-choir map-plot --prompt TEXT --out X.png|X.svg` — the corpus and a prompt's path in
 //!   a hidden state's PCA plane (or t-SNE / UMAP), one state or all.
+//! * `latent-choir serve` — an OpenAI-compatible HTTP server over the engine (completions,
+//!   chat, streaming, logprobs, and per-token hidden-state projections as an extension).
 
 mod abliterate;
 mod album;
@@ -36,6 +38,7 @@ mod memory;
 mod models;
 mod render;
 mod replay;
+mod serve;
 mod spectral;
 mod weights;
 
@@ -105,6 +108,11 @@ enum Command {
     /// state's PC1/PC2 plane (or a seeded t-SNE / UMAP of it), the prompt's tokens as a
     /// labelled path through it; --layer all draws one panel per state.
     MapPlot(map_plot::Args),
+    /// An OpenAI-compatible HTTP server over the model: GET /v1/models, POST /v1/completions
+    /// and /v1/chat/completions, streamed (SSE) or not, with logprobs and, on request, every
+    /// token's hidden-state projections (`"latent_choir": {"states": true}`). Prints
+    /// `listening on http://HOST:PORT` once ready.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -134,6 +142,7 @@ fn main() -> ExitCode {
         Command::Weights(args) => weights::run(args),
         Command::Spectral(args) => spectral::run(args),
         Command::MapPlot(args) => map_plot::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -208,6 +208,144 @@ impl ChatTemplate {
     }
 }
 
+/// Who wrote a message of a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatRole {
+    System,
+    User,
+    Assistant,
+}
+
+impl ChatTemplate {
+    /// A whole conversation as the template renders it with `add_generation_prompt`: the
+    /// opening of the assistant's next turn last. A system message first is the system prompt
+    /// (else the template's default); for one user message (after an optional system one) this
+    /// is exactly [`ChatTemplate::render`]. Beyond that the turns follow each family's
+    /// markers; a system message later on is written as ChatML's own role and as a user turn
+    /// in the formats without one in mid-conversation.
+    pub fn render_conversation(&self, bos: Option<&str>, messages: &[(ChatRole, &str)]) -> String {
+        let (system, turns) = match messages.split_first() {
+            Some(((ChatRole::System, text), rest)) => (Some(*text), rest),
+            _ => (None, messages),
+        };
+        if let [(ChatRole::User, user)] = turns {
+            return self.render(bos, system, user);
+        }
+        let system = system.or(self.default_system.as_deref());
+        let mut out = String::new();
+        if self.writes_bos {
+            out.push_str(bos.unwrap_or_default());
+        }
+        let role_name = |role: ChatRole| match role {
+            ChatRole::System => "system",
+            ChatRole::User => "user",
+            ChatRole::Assistant => "assistant",
+        };
+        match self.format {
+            ChatFormat::ChatMl => {
+                let system = system.map(|s| (ChatRole::System, s));
+                for (role, text) in system.iter().chain(turns) {
+                    out.push_str("<|im_start|>");
+                    out.push_str(role_name(*role));
+                    out.push('\n');
+                    out.push_str(text);
+                    out.push_str("<|im_end|>\n");
+                }
+                out.push_str("<|im_start|>assistant\n");
+            }
+            ChatFormat::Gemma => {
+                for (i, (role, text)) in turns.iter().enumerate() {
+                    out.push_str("<start_of_turn>");
+                    out.push_str(if *role == ChatRole::Assistant {
+                        "model"
+                    } else {
+                        "user"
+                    });
+                    out.push('\n');
+                    if let (0, Some(system)) = (i, system) {
+                        out.push_str(system);
+                        out.push_str("\n\n");
+                    }
+                    out.push_str(text.trim());
+                    out.push_str("<end_of_turn>\n");
+                }
+                out.push_str("<start_of_turn>model\n");
+            }
+            ChatFormat::Llama3 => {
+                let header = "<|start_header_id|>system<|end_header_id|>\n\n";
+                if self.dated_system.is_some() || system.is_some() {
+                    out.push_str(header);
+                    out.push_str(self.dated_system.as_deref().unwrap_or_default());
+                    out.push_str(system.map(str::trim).unwrap_or_default());
+                    out.push_str("<|eot_id|>");
+                }
+                for (role, text) in turns {
+                    out.push_str("<|start_header_id|>");
+                    out.push_str(role_name(*role));
+                    out.push_str("<|end_header_id|>\n\n");
+                    out.push_str(text.trim());
+                    out.push_str("<|eot_id|>");
+                }
+                out.push_str("<|start_header_id|>assistant<|end_header_id|>\n\n");
+            }
+            ChatFormat::Phi3 => {
+                let system = system.map(|s| (ChatRole::System, s));
+                for (role, text) in system.iter().chain(turns) {
+                    out.push_str("<|");
+                    out.push_str(role_name(*role));
+                    out.push_str("|>\n");
+                    out.push_str(text);
+                    out.push_str("<|end|>\n");
+                }
+                out.push_str("<|assistant|>\n");
+            }
+            ChatFormat::Mistral => {
+                // The system prompt opens the first user message (Llama 2) or the last
+                // (Mistral v0.3); answers close with the EOS.
+                let last_user = turns.iter().rposition(|(r, _)| *r != ChatRole::Assistant);
+                let first_user = turns.iter().position(|(r, _)| *r != ChatRole::Assistant);
+                let with_system = if self.llama2_system {
+                    first_user
+                } else {
+                    last_user
+                };
+                for (i, (role, text)) in turns.iter().enumerate() {
+                    if *role == ChatRole::Assistant {
+                        out.push(' ');
+                        out.push_str(text.trim());
+                        out.push_str("</s>");
+                        continue;
+                    }
+                    let mut message = String::new();
+                    if let (true, Some(system)) = (Some(i) == with_system, system) {
+                        if self.llama2_system {
+                            message.push_str("<<SYS>>\n");
+                            message.push_str(system);
+                            message.push_str("\n<</SYS>>\n\n");
+                        } else {
+                            message.push_str(system);
+                            message.push_str("\n\n");
+                        }
+                    }
+                    message.push_str(text);
+                    out.push_str("[INST] ");
+                    out.push_str(if self.strips_message {
+                        message.trim()
+                    } else {
+                        &message
+                    });
+                    out.push_str(if self.space_before_inst_end {
+                        " [/INST]"
+                    } else {
+                        "[/INST]"
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Llama 3.1's system header body: the knowledge cut-off line and today's date, with the
 /// template's default date (`date_string`). `None` for Llama 3.0, which writes no header.
 fn llama3_dated_system(template: &str) -> Option<String> {
@@ -284,4 +422,52 @@ fn unescape_jinja(body: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_user_message_renders_as_the_single_message_prompt() {
+        for template in [
+            "<|im_start|>system\nYou are kind.<|im_end|>",
+            "<start_of_turn>user",
+            "{{ bos_token }}<|start_header_id|>",
+            "<|user|> <|assistant|>",
+            "{{ bos_token }}[INST] x [/INST]",
+        ] {
+            let chat = ChatTemplate::detect(template).expect("a known format");
+            let bos = Some("<s>");
+            assert_eq!(
+                chat.render_conversation(bos, &[(ChatRole::User, "Hi")]),
+                chat.render(bos, None, "Hi")
+            );
+            assert_eq!(
+                chat.render_conversation(
+                    bos,
+                    &[(ChatRole::System, "Be brief."), (ChatRole::User, "Hi")]
+                ),
+                chat.render(bos, Some("Be brief."), "Hi")
+            );
+        }
+    }
+
+    #[test]
+    fn chatml_writes_every_turn() {
+        let chat = ChatTemplate::chatml();
+        let text = chat.render_conversation(
+            None,
+            &[
+                (ChatRole::User, "Hi"),
+                (ChatRole::Assistant, "Hello!"),
+                (ChatRole::User, "Sing."),
+            ],
+        );
+        assert_eq!(
+            text,
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n\
+             <|im_start|>user\nSing.<|im_end|>\n<|im_start|>assistant\n"
+        );
+    }
 }

@@ -47,7 +47,7 @@ mod spm;
 
 #[cfg(test)]
 use chat::chatml_default_system;
-pub use chat::{ChatFormat, ChatTemplate};
+pub use chat::{ChatFormat, ChatRole, ChatTemplate};
 use gguf_meta::{gguf_bool, gguf_f32_array, gguf_int, gguf_int_array, gguf_str, gguf_str_array};
 use spm::{PieceKind, SpmVocab};
 
@@ -847,6 +847,15 @@ impl Tokenizer {
         let chat = self.inner.chat.as_ref()?;
         let bos = self.inner.bos_id.and_then(|id| self.token_piece(id));
         Some(chat.render(bos.as_deref(), system, user))
+    }
+
+    /// A conversation as the model's chat prompt, ready for the assistant's next turn (see
+    /// [`ChatTemplate::render_conversation`]); `None` when the model has no chat format we can
+    /// render.
+    pub fn chat_conversation(&self, messages: &[(ChatRole, &str)]) -> Option<String> {
+        let chat = self.inner.chat.as_ref()?;
+        let bos = self.inner.bos_id.and_then(|id| self.token_piece(id));
+        Some(chat.render_conversation(bos.as_deref(), messages))
     }
 
     /// The chat format found in the template (or, without a template, from ChatML's special

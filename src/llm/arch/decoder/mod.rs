@@ -296,6 +296,23 @@ impl<C: Send> LanguageModel for Model<C> {
         self.caches.iter_mut().for_each(KvCache::clear);
     }
 
+    fn truncate(&mut self, position: usize) -> bool {
+        // Positions past LongRoPE's switch were computed on the long factors; going back below
+        // it would leave them so: refuse, and let the caller reset.
+        if position > self.position
+            || (self.decoder.has_long_rope()
+                && self.decoder.crosses_to_long(position.max(1), self.position))
+        {
+            return false;
+        }
+        for (cache, block) in self.caches.iter_mut().zip(&self.decoder.blocks) {
+            cache.truncate(position, block.attn.kv_width());
+        }
+        self.history.truncate(position);
+        self.position = position;
+        true
+    }
+
     fn set_capture(&mut self, on: bool) {
         self.capture = on;
     }
