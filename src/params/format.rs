@@ -101,7 +101,7 @@ pub fn v2s_fraction(denominator: u32) -> ToText {
 fn fraction(value: f32, denominator: u32) -> String {
     let scaled = value * denominator as f32;
     let parts = scaled.round();
-    if (scaled - parts).abs() > 1e-3 || parts < 0.0 || parts > 1e6 {
+    if (scaled - parts).abs() > 1e-3 || !(0.0..=1e6).contains(&parts) {
         return decimal(value, 6);
     }
     let parts = parts as u32;

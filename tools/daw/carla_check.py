@@ -20,7 +20,8 @@ What it does:
    Carla's internal transport at `--bpm`) and adds the plugin;
 3. writes every parameter as Carla shows it (`params.tsv`: name, value, text; the round trip of
    each text through the plugin's own conversion is checked by the repository's tests);
-4. connects the plugin's MIDI output to the dump, turns Generate on, waits for the first
+4. connects the plugin's MIDI output to the dump (absolute frames), sets Ornaments, Humanise
+   and Swing to 0 (every note-on on the grid), turns Generate on, waits for the first
    note (at most `--wait` seconds), plays `--seconds` more and stops, and counts what came out: note-ons and offs per channel, ons without offs, and the
    spacing of note-ons against the beat grid (Tokens per Beat);
 5. saves the project, removes the plugin, loads the project and compares every parameter value.
@@ -197,7 +198,7 @@ def main() -> int:
               f"{params[index_of(params, 'Tokens per Beat')][3]!r}")
 
         dump_log = open(out / "midi_dump.txt", "w")
-        dump = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "latent-choir-dump"], stdout=dump_log,
+        dump = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "-a", "latent-choir-dump"], stdout=dump_log,
                                 stderr=subprocess.STDOUT, env=jack_env())
         time.sleep(1.0)
         outputs = [p for p in ports() if "Latent Choir" in p and "events-out" in p]
@@ -207,6 +208,9 @@ def main() -> int:
             for sink in inputs:
                 subprocess.run(["jack_connect", source, sink], env=jack_env(), check=False)
 
+        # Every note-on on the grid: no ornaments (between steps), no humanise, no swing.
+        for name in ("Ornaments", "Humanise", "Swing"):
+            host.set_parameter_value(plugin_id, index_of(params, name), 0.0)
         host.set_parameter_value(plugin_id, index_of(params, "Generate"), 1.0)
         host.transport_play()
         # The model loads (and its map is fitted, the first time) on the plugin's worker.
