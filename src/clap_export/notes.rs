@@ -7,8 +7,8 @@
 //! carry; what a host can say is which dialects it supports at all, through its own
 //! `clap.note-ports` extension (`supported_dialects`). So:
 //!
-//! * a host that declares the CLAP dialect gets CLAP note events (Bitwig, Reaper and
-//!   clap-validator read both; CLAP's own events are the ones a CLAP host handles first);
+//! * a host that declares the CLAP dialect gets CLAP note events (the dialect nice-plug and
+//!   CLAP itself prefer);
 //! * a host that declares dialects without CLAP, or has no `clap.note-ports` of its own (Carla
 //!   has none), gets MIDI: MIDI 1.0 is what every host that takes notes from a plugin reads.
 //!   Nothing is lost: the notes carry no note ids (`VoiceID::Wildcard`), no expressions, and
