@@ -188,3 +188,60 @@ fn deactivating_mid_note_releases_every_note_as_midi() {
         }
     });
 }
+
+/// A project reloaded while the plugin plays (state load while active, between two blocks, as
+/// a host does on undo) leaves it working: every note paired, in MIDI, and the run it saved
+/// plays again from the start when the transport goes back.
+#[test]
+fn state_load_while_playing_keeps_the_notes_paired() {
+    isolated("state_load_while_playing_keeps_the_notes_paired", || {
+        let mut plugin = tiny_model_plugin(NO_NOTE_PORTS_EXTENSION);
+        let generate = plugin.param_id("Generate");
+        plugin.set_offline(true);
+        plugin.activate(48_000.0, 512);
+        let mut run = Run {
+            notes: Vec::new(),
+            midi: 0,
+            at: 0,
+        };
+        let start = [InEvent::Param {
+            time: 0,
+            id: generate,
+            value: 1.0,
+        }];
+        run.block(&mut plugin, true, &start);
+        while run.at < 4 * BEAT {
+            run.block(&mut plugin, true, &[]);
+        }
+        let ons = |notes: &[(u64, OutNote)]| -> Vec<(u64, OutNote)> {
+            notes
+                .iter()
+                .filter(|(at, n)| matches!(n, OutNote::On { .. }) && *at < 2 * BEAT)
+                .copied()
+                .collect()
+        };
+        let first = ons(&run.notes);
+        assert!(first.len() > 4, "it plays before the reload");
+        let state = plugin.save_state();
+        assert!(plugin.load_state(&state), "the state loads while active");
+        // The transport goes back to the start.
+        let mut again = Run {
+            notes: Vec::new(),
+            midi: 0,
+            at: 0,
+        };
+        while again.at < 3 * BEAT {
+            again.block(&mut plugin, true, &[]);
+        }
+        let stop = [InEvent::Param {
+            time: 0,
+            id: generate,
+            value: 0.0,
+        }];
+        again.block(&mut plugin, false, &stop);
+        assert_eq!(ons(&again.notes), first, "the saved run plays again");
+        let mut all = run.notes.clone();
+        all.extend(again.notes.iter().map(|(at, n)| (at + 100 * BEAT, *n)));
+        assert_paired(&all);
+    });
+}
