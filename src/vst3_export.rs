@@ -8,6 +8,10 @@
 //! a COM class of its own around nice-plug's VST3 [`Wrapper`] that passes every call straight
 //! through, except that `getParameterInfo` adds `kIsList` to the enum parameters.
 //!
+//! The same class makes the plugin tolerant of the call orders hosts use ([`Lifecycle`]):
+//! nice-plug refuses `setActive(true)` before `setupProcessing` (Carla's scanner switches a
+//! plugin on first, then sets it up) and panics in `process` without a setup.
+//!
 //! VST3 has no factory-preset list a host reads from the plugin; hosts read `.vstpreset` files
 //! from `~/.vst3/presets/<vendor>/<plugin>/` (per user, on Linux). [`factory_presets`] renders
 //! the factory presets as such files, whose "Comp" chunk is the state `getState` writes, and
@@ -17,6 +21,7 @@ use std::collections::HashSet;
 use std::ffi::c_void;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use nice_plug::params::Params;
 use nice_plug::params::internals::ParamPtr;
@@ -34,6 +39,7 @@ use nice_plug::wrapper::vst3::vst3::Steinberg::Vst::{
     ProgramListID, ProgramListInfo, RoutingInfo, SpeakerArrangement, String128, TChar, UnitID,
     UnitInfo,
 };
+use nice_plug::wrapper::vst3::vst3::Steinberg::Vst::{ProcessModes_, SymbolicSampleSizes_};
 use nice_plug::wrapper::vst3::vst3::Steinberg::{
     FIDString, FUnknown, IBStream, IPlugView, IPluginBaseTrait, IPluginFactory, IPluginFactory2,
     IPluginFactory2Trait, IPluginFactory3, IPluginFactory3Trait, IPluginFactoryTrait, PClassInfo,
@@ -80,6 +86,36 @@ pub struct ListParams<P: Vst3Plugin> {
     inner: Wrapper<P>,
     /// VST3 ids of the parameters that get `kIsList`.
     lists: Arc<HashSet<ParamID>>,
+    life: Lifecycle,
+}
+
+/// The processing setup a plugin switched on before any `setupProcessing` runs with: 48 kHz,
+/// real time, 32-bit, and blocks of up to 8192 samples (more than hosts use by default), until
+/// the host's own setup arrives.
+pub const DEFAULT_SETUP: ProcessSetup = ProcessSetup {
+    processMode: ProcessModes_::kRealtime as int32,
+    symbolicSampleSize: SymbolicSampleSizes_::kSample32 as int32,
+    maxSamplesPerBlock: 8192,
+    sampleRate: 48_000.0,
+};
+
+/// Where the component is in its life, so that any call order a host uses leaves it working:
+///
+/// * `setActive(true)` before any `setupProcessing` sets it up with [`DEFAULT_SETUP`] first;
+/// * `setupProcessing` while active (after such an activation) takes the new setup by
+///   switching the plugin off and on again, which releases its notes and rebuilds its buffers
+///   for the new rate and block size;
+/// * `process` while inactive, or with more samples than the active setup allows, outputs
+///   silence instead of reaching nice-plug (which panics without a setup and would index past
+///   its buffers).
+#[derive(Default)]
+struct Lifecycle {
+    /// A setup has been given (by the host or by [`DEFAULT_SETUP`]).
+    configured: AtomicBool,
+    active: AtomicBool,
+    /// The block size of the last setup given, and of the one the plugin was activated with.
+    setup_max_block: AtomicI32,
+    active_max_block: AtomicI32,
 }
 
 impl<P: Vst3Plugin> Class for ListParams<P> {
@@ -100,6 +136,7 @@ impl<P: Vst3Plugin> ListParams<P> {
         Self {
             inner: Wrapper::new(),
             lists,
+            life: Lifecycle::default(),
         }
     }
 }
@@ -133,10 +170,36 @@ forward!(IComponentTrait {
     fn getBusInfo(kind: MediaType, dir: BusDirection, index: int32, bus: *mut BusInfo) -> tresult;
     fn getRoutingInfo(in_info: *mut RoutingInfo, out_info: *mut RoutingInfo) -> tresult;
     fn activateBus(kind: MediaType, dir: BusDirection, index: int32, state: TBool) -> tresult;
-    fn setActive(state: TBool) -> tresult;
     fn setState(state: *mut IBStream) -> tresult;
     fn getState(state: *mut IBStream) -> tresult;
-});
+}
+    /// Sets the plugin up with [`DEFAULT_SETUP`] first if the host has not (see [`Lifecycle`]).
+    unsafe fn setActive(&self, state: TBool) -> tresult {
+        let life = &self.life;
+        if state == 0 {
+            life.active.store(false, Ordering::SeqCst);
+            // SAFETY: the host's call, passed on.
+            return unsafe { <Wrapper<P> as IComponentTrait>::setActive(&self.inner, 0) };
+        }
+        if !life.configured.load(Ordering::SeqCst) {
+            let mut setup = DEFAULT_SETUP;
+            // SAFETY: a setup that lives for the call.
+            if unsafe { self.inner.setupProcessing(&mut setup) } == kResultOk {
+                life.configured.store(true, Ordering::SeqCst);
+                life.setup_max_block
+                    .store(setup.maxSamplesPerBlock, Ordering::SeqCst);
+            }
+        }
+        // SAFETY: the host's call, passed on.
+        let result = unsafe { <Wrapper<P> as IComponentTrait>::setActive(&self.inner, state) };
+        if result == kResultOk {
+            life.active_max_block
+                .store(life.setup_max_block.load(Ordering::SeqCst), Ordering::SeqCst);
+            life.active.store(true, Ordering::SeqCst);
+        }
+        result
+    }
+);
 
 forward!(IAudioProcessorTrait {
     fn setBusArrangements(
@@ -148,11 +211,59 @@ forward!(IAudioProcessorTrait {
     fn getBusArrangement(dir: BusDirection, index: int32, arr: *mut SpeakerArrangement) -> tresult;
     fn canProcessSampleSize(symbolic_sample_size: int32) -> tresult;
     fn getLatencySamples() -> uint32;
-    fn setupProcessing(setup: *mut ProcessSetup) -> tresult;
     fn setProcessing(state: TBool) -> tresult;
-    fn process(data: *mut ProcessData) -> tresult;
     fn getTailSamples() -> uint32;
-});
+}
+    /// nice-plug's setup; one that comes while the plugin is on (after an early `setActive`)
+    /// switches it off and on again to take effect (see [`Lifecycle`]).
+    unsafe fn setupProcessing(&self, setup: *mut ProcessSetup) -> tresult {
+        if setup.is_null() {
+            return kInvalidArgument;
+        }
+        // SAFETY: the host's setup, passed on.
+        let result = unsafe { self.inner.setupProcessing(setup) };
+        if result != kResultOk {
+            return result;
+        }
+        let life = &self.life;
+        life.configured.store(true, Ordering::SeqCst);
+        // SAFETY: non-null, the host's setup.
+        let max_block = unsafe { (*setup).maxSamplesPerBlock };
+        life.setup_max_block.store(max_block, Ordering::SeqCst);
+        if life.active.load(Ordering::SeqCst) {
+            life.active.store(false, Ordering::SeqCst);
+            // SAFETY: switching off and on again, as a host would, on the host's thread.
+            unsafe {
+                <Wrapper<P> as IComponentTrait>::setActive(&self.inner, 0);
+                if <Wrapper<P> as IComponentTrait>::setActive(&self.inner, 1) == kResultOk {
+                    life.active_max_block.store(max_block, Ordering::SeqCst);
+                    life.active.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+        kResultOk
+    }
+
+    /// nice-plug's `process` while the plugin is on and the block fits its setup; silence
+    /// otherwise (see [`Lifecycle`]).
+    unsafe fn process(&self, data: *mut ProcessData) -> tresult {
+        if data.is_null() {
+            return kInvalidArgument;
+        }
+        let life = &self.life;
+        // SAFETY: non-null, the host's process data.
+        let samples = unsafe { (*data).numSamples };
+        if life.active.load(Ordering::SeqCst)
+            && (0..=life.active_max_block.load(Ordering::SeqCst)).contains(&samples)
+        {
+            // SAFETY: the host's call, passed on.
+            return unsafe { self.inner.process(data) };
+        }
+        // SAFETY: as above.
+        unsafe { silence(&*data) };
+        kResultOk
+    }
+);
 
 forward!(IMidiMappingTrait {
     fn getMidiControllerAssignment(
@@ -274,6 +385,49 @@ forward!(IEditControllerTrait {
         result
     }
 );
+
+/// Zeroes every output channel of `data` and flags it silent.
+///
+/// # Safety
+/// `data` is the host's process data, its output buses holding `numSamples` samples per
+/// channel (or null pointers, which are skipped).
+unsafe fn silence(data: &ProcessData) {
+    let (Ok(samples), Ok(buses)) = (
+        usize::try_from(data.numSamples),
+        usize::try_from(data.numOutputs),
+    ) else {
+        return;
+    };
+    if data.outputs.is_null() || data.symbolicSampleSize != SymbolicSampleSizes_::kSample32 as int32
+    {
+        return;
+    }
+    for bus in 0..buses {
+        // SAFETY: the host's `numOutputs` buses.
+        let bus = unsafe { &mut *data.outputs.add(bus) };
+        // SAFETY: 32-bit samples (checked above), so the union holds 32-bit channel pointers.
+        let channels = unsafe { bus.__field0.channelBuffers32 };
+        let Ok(count) = usize::try_from(bus.numChannels) else {
+            continue;
+        };
+        if channels.is_null() {
+            continue;
+        }
+        for channel in 0..count {
+            // SAFETY: the bus's `numChannels` pointers, each to `numSamples` samples.
+            let samples_ptr = unsafe { *channels.add(channel) };
+            if !samples_ptr.is_null() {
+                // SAFETY: as above.
+                unsafe { std::ptr::write_bytes(samples_ptr, 0, samples) };
+            }
+        }
+        bus.silenceFlags = if count >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << count) - 1
+        };
+    }
+}
 
 /// One factory preset as a `.vstpreset` file.
 pub struct PresetFile {

@@ -460,3 +460,79 @@ fn out_of_range_state_is_clamped_to_the_parameter_ranges() {
         },
     );
 }
+
+/// Float parameters with a step size: a point between steps shows as its step.
+const STEPPED_FLOATS: [&str; 2] = ["Tokens per Beat", "Tokens per Second"];
+
+/// The values a round-trip test walks for a parameter from `min` to `max` (CLAP values:
+/// normalised for continuous parameters, plain steps for stepped ones): both ends, the default,
+/// every step of a stepped parameter, and points between for a continuous one.
+fn values_to_walk(stepped: bool, min: f64, max: f64, default: f64) -> Vec<(f64, bool)> {
+    // (value, whether it must come back exactly)
+    let mut values = vec![(min, true), (max, true), (default, true)];
+    if stepped {
+        let mut step = min;
+        while step <= max {
+            values.push((step, true));
+            step += 1.0;
+        }
+    } else {
+        for fraction in [0.1, 0.123, 0.25, 0.377, 0.5, 0.618, 0.75, 0.9, 0.999] {
+            values.push((min + (max - min) * fraction, false));
+        }
+    }
+    values
+}
+
+/// Every parameter's value text (`value_to_text`) parses back (`text_to_value`) to a value
+/// that shows the same text, at both ends, the default, every step and points between; and the
+/// ends, the default and every step come back exactly. Tokens per Beat reads as beat fractions.
+#[test]
+fn every_parameter_value_text_round_trips() {
+    isolated("every_parameter_value_text_round_trips", || {
+        let mut plugin = HostedPlugin::new();
+        let params = plugin.params();
+        assert!(params.len() > 50, "{} parameters", params.len());
+        let mut failures = Vec::new();
+        for (id, name, min, max, default) in params {
+            let stepped = plugin.param_is_stepped(id);
+            for (value, exact) in values_to_walk(stepped, min, max, default) {
+                let text = plugin.value_text(id, value);
+                let Some(back) = plugin.text_value(id, &text) else {
+                    failures.push(format!("{name}: {text:?} (from {value}) does not parse"));
+                    continue;
+                };
+                let again = plugin.value_text(id, back);
+                if again != text {
+                    failures.push(format!("{name}: {value} → {text:?} → {back} → {again:?}"));
+                }
+                let tolerance = if exact { 1e-6 } else { 1e-4 } * (max - min);
+                // A stepped float snaps a point between to its step.
+                let snapped = !exact && STEPPED_FLOATS.contains(&name.as_str());
+                if (back - value).abs() > tolerance && !snapped {
+                    failures.push(format!("{name}: {value} → {text:?} → {back}"));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+        let per_beat = plugin.param_id("Tokens per Beat");
+        let texts: Vec<String> = [0.25_f64, 0.5, 0.75, 1.0, 1.75, 4.0]
+            .iter()
+            .map(|beats| plugin.value_text(per_beat, (beats - 0.25) / 3.75))
+            .collect();
+        assert_eq!(texts, ["1/4", "1/2", "3/4", "1", "1 3/4", "4"]);
+        for (text, beats) in [
+            ("3/4", 0.75),
+            ("1 3/4", 1.75),
+            ("7/4", 1.75),
+            ("1.25", 1.25),
+        ] {
+            let value = plugin.text_value(per_beat, text).expect("parses");
+            assert!(
+                (value * 3.75 + 0.25 - beats).abs() < 1e-6,
+                "{text} → {value}"
+            );
+        }
+    });
+}

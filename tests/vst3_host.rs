@@ -538,3 +538,176 @@ fn choice_parameters_are_lists_of_named_options() {
         }
     });
 }
+
+/// Host call orders the VST3 specification does not forbid, through a raw host
+/// (`common::vst3_raw`): switched on before any `setupProcessing` (Carla's scanner does this),
+/// the plugin runs at defaults and then takes the setup when it comes; processing works before
+/// any parameter change reaches it; a state load while active keeps it working; switched off
+/// mid-note and on again, the first block releases every note.
+#[test]
+fn activate_before_setup_then_process_and_deactivate_mid_note() {
+    isolated(
+        "activate_before_setup_then_process_and_deactivate_mid_note",
+        || {
+            use common::vst3_raw::RawPlugin;
+            use nice_plug::wrapper::vst3::vst3::Steinberg::kResultOk;
+
+            let cache =
+                std::env::temp_dir().join(format!("latent-choir-vst3-raw-{}", std::process::id()));
+            // SAFETY: set before the plugin (and any thread reading the environment) starts.
+            unsafe { std::env::set_var("XDG_CACHE_HOME", &cache) };
+            let plugin = RawPlugin::new();
+
+            // Before anything: process outputs silence rather than failing.
+            let (result, out, notes) = plugin.process(256);
+            assert_eq!(result, kResultOk, "process before setup and activation");
+            assert!(out.iter().flatten().all(|x| *x == 0.0), "silence");
+            assert!(notes.is_empty());
+
+            let mut document: serde_json::Value =
+                serde_json::from_slice(&plugin.get_state()).expect("the state is JSON");
+            let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-llama");
+            document["fields"]["model"] =
+                serde_json::Value::String(serde_json::json!(model.to_string_lossy()).to_string());
+            let state = serde_json::to_vec(&document).expect("encode");
+            assert_eq!(plugin.set_state(&state), kResultOk, "setState with a model");
+            assert_eq!(plugin.set_param(vst3_param_id("generate"), 1.0), kResultOk);
+            assert_eq!(
+                plugin.set_param(vst3_param_id("tokens_per_second"), 1.0),
+                kResultOk
+            );
+
+            // Carla's order: on, then set up.
+            assert_eq!(plugin.set_active(true), kResultOk, "setActive before setup");
+            let (result, out, _) = plugin.process(512);
+            assert_eq!(result, kResultOk, "process at the default setup");
+            assert_clean(&out);
+            assert_eq!(plugin.setup(SAMPLE_RATE, BLOCK_SIZE as i32), kResultOk);
+            assert_eq!(plugin.set_processing(true), kResultOk);
+            // A block bigger than the setup allows is silence, not a crash.
+            let (result, out, notes) = plugin.process(BLOCK_SIZE * 2);
+            assert_eq!(result, kResultOk);
+            assert!(out.iter().flatten().all(|x| *x == 0.0) && notes.is_empty());
+
+            let mut sounding: Vec<(i16, i16)> = Vec::new();
+            let mut ons = 0;
+            // Checks and applies one block's notes; returns how many were struck.
+            let collect = |notes: &[(i32, bool, i16, i16)], sounding: &mut Vec<(i16, i16)>| {
+                let mut struck = 0;
+                for &(offset, on, channel, pitch) in notes {
+                    assert!((0..BLOCK_SIZE as i32).contains(&offset), "offset {offset}");
+                    if on {
+                        assert!((0..4).contains(&channel), "channel {channel}");
+                        sounding.push((channel, pitch));
+                        struck += 1;
+                    } else {
+                        let i = sounding.iter().position(|s| *s == (channel, pitch));
+                        assert!(i.is_some(), "note-off without note-on: {channel} {pitch}");
+                        sounding.remove(i.unwrap_or(0));
+                    }
+                }
+                struck
+            };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            let mut peak = 0.0_f32;
+            let mut reloaded = false;
+            while sounding.is_empty() || ons < 8 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{ons} notes after 120 s"
+                );
+                let (result, out, notes) = plugin.process(BLOCK_SIZE);
+                assert_eq!(result, kResultOk);
+                assert_clean(&out);
+                peak = out.iter().flatten().fold(peak, |p, x| p.max(x.abs()));
+                ons += collect(&notes, &mut sounding);
+                if ons >= 4 && !reloaded {
+                    // The project reloaded while the plugin plays.
+                    assert_eq!(plugin.set_state(&plugin.get_state()), kResultOk);
+                    reloaded = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            assert!(peak > 1e-3, "the synth is heard (peak {peak})");
+
+            // Off mid-note, on again: the first block releases what was sounding.
+            assert_eq!(plugin.set_processing(false), kResultOk);
+            assert_eq!(plugin.set_active(false), kResultOk);
+            assert_eq!(plugin.set_active(true), kResultOk);
+            assert_eq!(plugin.set_processing(true), kResultOk);
+            let (result, _, notes) = plugin.process(BLOCK_SIZE);
+            assert_eq!(result, kResultOk);
+            let released: Vec<_> = notes.iter().filter(|n| !n.1).collect();
+            assert!(
+                released.iter().all(|n| n.0 == 0),
+                "releases at the block's start: {released:?}"
+            );
+            collect(&notes, &mut sounding);
+            // Notes struck in this block may still sound; every one before the switch is off.
+            let struck: Vec<(i16, i16)> =
+                notes.iter().filter(|n| n.1).map(|n| (n.2, n.3)).collect();
+            sounding.retain(|s| !struck.contains(s));
+            assert!(
+                sounding.is_empty(),
+                "stuck notes after deactivation: {sounding:?}"
+            );
+            drop(plugin);
+            let _ = fs::remove_dir_all(&cache);
+        },
+    );
+}
+
+/// Every parameter's VST3 text (`getParamStringByValue`, no unit) parses back
+/// (`getParamValueByString`) to a value that shows the same text, at both ends, the default,
+/// every step and points between; the ends, the default and every step come back exactly.
+#[test]
+fn every_parameter_string_round_trips() {
+    isolated("every_parameter_string_round_trips", || {
+        let plugin = common::vst3_raw::RawPlugin::new();
+        let parameters = plugin.parameters();
+        assert!(parameters.len() > 50, "{} parameters", parameters.len());
+        let mut failures = Vec::new();
+        for (id, title, steps, default) in parameters {
+            // (normalised value, whether it must come back exactly)
+            let mut values = vec![(0.0, true), (1.0, true), (default, true)];
+            if steps > 0 {
+                values.extend((0..=steps).map(|i| (f64::from(i) / f64::from(steps), true)));
+            } else {
+                values.extend(
+                    [0.1, 0.123, 0.25, 0.377, 0.5, 0.618, 0.75, 0.9, 0.999].map(|v| (v, false)),
+                );
+            }
+            for (value, exact) in values {
+                let Some(text) = plugin.param_text(id, value) else {
+                    failures.push(format!("{title}: no text for {value}"));
+                    continue;
+                };
+                let Some(back) = plugin.param_value(id, &text) else {
+                    failures.push(format!("{title}: {text:?} (from {value}) does not parse"));
+                    continue;
+                };
+                let again = plugin.param_text(id, back).unwrap_or_default();
+                if again != text {
+                    failures.push(format!("{title}: {value} → {text:?} → {back} → {again:?}"));
+                }
+                let tolerance = if exact { 1e-6 } else { 1e-4 };
+                // A stepped float snaps a point between to its step.
+                let snapped =
+                    !exact && ["Tokens per Beat", "Tokens per Second"].contains(&title.as_str());
+                if (back - value).abs() > tolerance && !snapped {
+                    failures.push(format!("{title}: {value} → {text:?} → {back}"));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        let per_beat = vst3_param_id("tokens_per_beat");
+        assert_eq!(
+            plugin.param_text(per_beat, 0.5 / 3.75).as_deref(),
+            Some("3/4")
+        );
+        assert_eq!(
+            plugin.param_text(per_beat, 1.5 / 3.75).as_deref(),
+            Some("1 3/4")
+        );
+    });
+}

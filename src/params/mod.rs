@@ -14,6 +14,7 @@ use crate::music::tension::TensionMapping;
 use crate::music::voices::{BassMode, MappingParams};
 use crate::synth::{DEFAULT_PROGRAMS, Source};
 
+pub mod format;
 pub mod presets;
 pub mod session;
 pub mod text;
@@ -725,7 +726,10 @@ impl Default for GenerationParams {
                     max: 4.0,
                 },
             )
-            .with_step_size(0.25),
+            .with_step_size(0.25)
+            // A grid of quarter beats, shown as musicians write it: 1/4, 3/4, 1 3/4.
+            .with_value_to_string(format::v2s_fraction(4))
+            .with_string_to_value(format::s2v_fraction()),
             tokens_per_second: FloatParam::new(
                 "Tokens per Second",
                 4.0,
@@ -736,7 +740,9 @@ impl Default for GenerationParams {
                 },
             )
             .with_unit(" tok/s")
-            .with_step_size(0.1),
+            .with_step_size(0.1)
+            .with_value_to_string(format::v2s_decimal(1))
+            .with_string_to_value(format::s2v_decimal()),
             timing: EnumParam::new("Timing", Timing::FollowTransport),
             loop_passes: EnumParam::new("Loop Passes", LoopChoice::Replay),
             lookahead: IntParam::new("Lookahead", 4, IntRange::Linear { min: 1, max: 16 })
@@ -897,8 +903,8 @@ impl LatentChoirParams {
 fn percent_param(name: &str, default: f32) -> FloatParam {
     FloatParam::new(name, default, FloatRange::Linear { min: 0.0, max: 1.0 })
         .with_unit(" %")
-        .with_value_to_string(formatters::v2s_f32_percentage(0))
-        .with_string_to_value(formatters::s2v_f32_percentage())
+        .with_value_to_string(format::v2s_percent(2))
+        .with_string_to_value(format::s2v_percent())
 }
 
 /// A linear gain parameter shown in dB, 0 dB by default, from silence up to `max_db`.
@@ -914,8 +920,8 @@ fn gain_param(name: &str, max_db: f32) -> FloatParam {
     )
     .with_smoother(SmoothingStyle::Linear(20.0))
     .with_unit(" dB")
-    .with_value_to_string(formatters::v2s_f32_gain_to_db(1))
-    .with_string_to_value(formatters::s2v_f32_gain_to_db())
+    .with_value_to_string(format::v2s_gain_db(2))
+    .with_string_to_value(format::s2v_gain_db())
 }
 
 /// Bring a saved state's values back inside their parameters' ranges before nice-plug applies
@@ -950,10 +956,12 @@ pub fn clamp_state(state: &mut PluginState) {
     }
 }
 
-/// A plain number shown with two decimals: hosts and run files read `-0.4`, not the
-/// `-0.39999998` its normalised value converts back to.
+/// A plain number shown with up to four decimals (see [`format`]): hosts and run files read
+/// `-0.4`, not the `-0.39999998` its normalised value converts back to, and `0.125` as typed.
 fn number_param(name: impl Into<String>, default: f32, range: FloatRange) -> FloatParam {
-    FloatParam::new(name, default, range).with_value_to_string(formatters::v2s_f32_rounded(2))
+    FloatParam::new(name, default, range)
+        .with_value_to_string(format::v2s_decimal(4))
+        .with_string_to_value(format::s2v_decimal())
 }
 
 #[cfg(test)]

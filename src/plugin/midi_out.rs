@@ -141,3 +141,21 @@ fn sort_events<S>(events: &mut [NoteEvent<S>]) {
         }
     }
 }
+
+/// A MIDI 1.0 note-on (`channel` 0–15, `key` 0–127) with `velocity` 0–1 as 1–127: a note-on
+/// of velocity 0 would be a note-off.
+pub fn note_on_bytes(channel: u8, key: u8, velocity: f32) -> [u8; 3] {
+    let velocity = (velocity * 127.0).round().clamp(1.0, 127.0) as u8;
+    [0x90 | (channel & 0x0f), key & 0x7f, velocity]
+}
+
+/// A MIDI 1.0 note-off with release `velocity` 0–1 as 0–127.
+pub fn note_off_bytes(channel: u8, key: u8, velocity: f32) -> [u8; 3] {
+    let velocity = (velocity * 127.0).round().clamp(0.0, 127.0) as u8;
+    [0x80 | (channel & 0x0f), key & 0x7f, velocity]
+}
+
+/// All Notes Off (controller 123) on `channel`.
+pub fn all_notes_off_bytes(channel: u8) -> [u8; 3] {
+    [0xb0 | (channel & 0x0f), 123, 0]
+}

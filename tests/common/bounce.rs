@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::clap_host::{Block, HostedPlugin, InEvent, OutNote, Transport};
+use super::clap_host::{Block, DialectCount, HostedPlugin, InEvent, OutNote, Transport};
 use super::signal::Rng;
 use super::state::with_field;
 
@@ -66,6 +66,8 @@ pub struct Bounce {
     pub change_at: Vec<u64>,
     /// Each block's start and the notes it sent, in the order sent.
     pub blocks: Vec<(u64, Vec<OutNote>)>,
+    /// How the notes came: as CLAP note events or as MIDI.
+    pub dialects: DialectCount,
 }
 
 /// Bounces `timeline` offline with Generate on and `setup` (parameter name, CLAP value) set
@@ -182,6 +184,7 @@ pub fn play_session(
         grid: Vec::new(),
         change_at: Vec::new(),
         blocks: Vec::new(),
+        dialects: DialectCount::default(),
     };
     let mut at = 0u64;
     let mut pending = changes.iter().peekable();
@@ -234,6 +237,7 @@ pub fn play_session(
                 seconds: at as f64 / RATE,
             });
             let result = plugin.process(&block);
+            out.dialects += result.dialects;
             out.blocks.push((at, result.notes.clone()));
             out.controls.extend(
                 result
@@ -257,6 +261,7 @@ pub fn play_session(
         value: 0.0,
     }];
     let result = plugin.process(&Block::silent(&silence[..512], &stop));
+    out.dialects += result.dialects;
     out.notes
         .extend(result.notes.into_iter().map(|n| (at + note_time(&n), n)));
     plugin.deactivate();

@@ -6,7 +6,9 @@ use std::ffi::CStr;
 use std::path::Path;
 
 use clack_extensions::audio_ports::{AudioPortInfoBuffer, PluginAudioPorts};
-use clack_extensions::note_ports::{NotePortInfoBuffer, PluginNotePorts};
+use clack_extensions::note_ports::{
+    NoteDialect, NoteDialects, NotePortInfoBuffer, PluginNotePorts,
+};
 use clack_extensions::params::{ParamInfoBuffer, PluginParams};
 use clack_extensions::preset_discovery::prelude::{Location, PluginPresetLoad};
 use clack_extensions::preset_discovery::{HostPresetLoad, HostPresetLoadImpl};
@@ -16,14 +18,24 @@ use clack_host::events::event_types::{
     MidiEvent, NoteOffEvent, NoteOnEvent, ParamValueEvent, TransportEvent, TransportFlags,
 };
 use clack_host::events::{EventFlags, EventHeader, Match};
+use clack_host::extensions::{
+    Extension, ExtensionImplementation, HostExtensionSide, RawExtension, RawExtensionImplementation,
+};
 use clack_host::prelude::*;
 use clack_host::utils::{BeatTime, SecondsTime};
+use clap_sys::ext::note_ports::{CLAP_EXT_NOTE_PORTS, clap_host_note_ports};
+use clap_sys::host::clap_host;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 pub const PLUGIN_ID: &str = "org.latent-choir.latent-choir";
 pub const CHANNELS: usize = 2;
 
 pub struct TestHost;
-pub struct TestHostShared;
+/// The dialects the host declares through its own `clap.note-ports` (`None`: it has none, as
+/// Carla).
+pub struct TestHostShared {
+    dialects: Option<NoteDialects>,
+}
 
 impl SharedHandler<'_> for TestHostShared {
     fn request_restart(&self) {}
@@ -36,6 +48,48 @@ impl SharedHandler<'_> for TestHostShared {
 pub struct TestHostMainThread {
     preset_loads: RefCell<Vec<PresetLoadReport>>,
 }
+
+/// The host's `clap.note-ports`, written here because clack-extensions 0.2.0's hands the plugin
+/// a pointer to a pointer to its table (`RawExtensionImplementation::new(&&…)`), which crashes
+/// the first plugin that calls it. It answers the dialects of the plugin made last (the tests
+/// make their plugins one at a time), kept in [`HOST_DIALECTS`].
+#[derive(Clone, Copy)]
+pub struct HostNotePortsExt(RawExtension<HostExtensionSide, clap_host_note_ports>);
+
+/// What [`HostNotePortsExt`] answers.
+static HOST_DIALECTS: AtomicU32 = AtomicU32::new(0);
+
+// SAFETY: `clap_host_note_ports` is the extension for this identifier.
+unsafe impl Extension for HostNotePortsExt {
+    const IDENTIFIERS: &'static [&'static CStr] = &[CLAP_EXT_NOTE_PORTS];
+    type ExtensionSide = HostExtensionSide;
+
+    unsafe fn from_raw(raw: RawExtension<Self::ExtensionSide>) -> Self {
+        // SAFETY: the caller's guarantee that the pointer is this extension's.
+        Self(unsafe { raw.cast() })
+    }
+}
+
+// SAFETY: the implementation is a `clap_host_note_ports`.
+unsafe impl ExtensionImplementation<TestHost> for HostNotePortsExt {
+    const IMPLEMENTATION: RawExtensionImplementation =
+        RawExtensionImplementation::new(&clap_host_note_ports {
+            supported_dialects: Some(host_supported_dialects),
+            rescan: Some(host_rescan_note_ports),
+        });
+}
+
+unsafe extern "C" fn host_supported_dialects(_host: *const clap_host) -> u32 {
+    HOST_DIALECTS.load(Ordering::SeqCst)
+}
+
+unsafe extern "C" fn host_rescan_note_ports(_host: *const clap_host, _flags: u32) {}
+
+/// What a host reads from a plugin's note output: both dialects (Bitwig, Reaper), MIDI only,
+/// or no `clap.note-ports` of its own at all (Carla).
+pub const CLAP_AND_MIDI: Option<NoteDialects> = Some(NoteDialects::CLAP.union(NoteDialects::MIDI));
+pub const MIDI_ONLY: Option<NoteDialects> = Some(NoteDialects::MIDI);
+pub const NO_NOTE_PORTS_EXTENSION: Option<NoteDialects> = None;
 
 /// What the plugin told the host through `clap_host_preset_load`.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,8 +153,11 @@ impl HostHandlers for TestHost {
     type MainThread<'a> = TestHostMainThread;
     type AudioProcessor<'a> = ();
 
-    fn declare_extensions(builder: &mut HostExtensions<Self>, _shared: &Self::Shared<'_>) {
+    fn declare_extensions(builder: &mut HostExtensions<Self>, shared: &Self::Shared<'_>) {
         builder.register::<HostPresetLoad>();
+        if shared.dialects.is_some() {
+            builder.register::<HostNotePortsExt>();
+        }
     }
 }
 
@@ -166,9 +223,28 @@ impl<'a> Block<'a> {
 
 pub struct BlockOutput {
     pub audio: [Vec<f32>; CHANNELS],
+    /// Note ons and offs in either dialect.
     pub notes: Vec<OutNote>,
+    /// How many of `notes` came as CLAP note events and how many as MIDI bytes.
+    pub dialects: DialectCount,
     /// MIDI control changes sent: (time, channel, controller, value).
     pub controls: Vec<(u32, u8, u8, u8)>,
+}
+
+/// Note events by dialect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DialectCount {
+    /// `CLAP_EVENT_NOTE_ON/OFF`.
+    pub clap: usize,
+    /// `CLAP_EVENT_MIDI` note on/off messages.
+    pub midi: usize,
+}
+
+impl std::ops::AddAssign for DialectCount {
+    fn add_assign(&mut self, other: Self) {
+        self.clap += other.clap;
+        self.midi += other.midi;
+    }
 }
 
 /// What the factory says about the plugin.
@@ -241,11 +317,22 @@ impl HostedPlugin {
     }
 
     pub fn from_entry(entry: PluginEntry) -> Self {
+        Self::from_entry_with_dialects(entry, CLAP_AND_MIDI)
+    }
+
+    /// Instantiate the plugin in a host that declares `dialects` (see [`CLAP_AND_MIDI`],
+    /// [`MIDI_ONLY`], [`NO_NOTE_PORTS_EXTENSION`]).
+    pub fn with_note_dialects(dialects: Option<NoteDialects>) -> Self {
+        Self::from_entry_with_dialects(load_entry(&super::paths::plugin_library()), dialects)
+    }
+
+    fn from_entry_with_dialects(entry: PluginEntry, dialects: Option<NoteDialects>) -> Self {
+        HOST_DIALECTS.store(dialects.map_or(0, |d| d.bits()), Ordering::SeqCst);
         let host_info =
             HostInfo::new("latent-choir tests", "Latent Choir", "", "0.1.0").expect("host info");
         let id = std::ffi::CString::new(PLUGIN_ID).expect("plugin id");
         let instance = PluginInstance::<TestHost>::new(
-            |_| TestHostShared,
+            |_| TestHostShared { dialects },
             |_| TestHostMainThread::default(),
             &entry,
             &id,
@@ -302,6 +389,18 @@ impl HostedPlugin {
         BlockOutput {
             audio: scratch.out.clone(),
             notes: scratch.out_events.iter().filter_map(out_note).collect(),
+            dialects: scratch
+                .out_events
+                .iter()
+                .filter(|event| out_note(event).is_some())
+                .fold(DialectCount::default(), |mut count, event| {
+                    if event.as_event::<MidiEvent>().is_some() {
+                        count.midi += 1;
+                    } else {
+                        count.clap += 1;
+                    }
+                    count
+                }),
             controls: scratch.out_events.iter().filter_map(out_control).collect(),
         }
     }
@@ -434,6 +533,42 @@ impl HostedPlugin {
         String::from_utf8_lossy(text).into_owned()
     }
 
+    /// `value` of parameter `id` as the plugin writes it (`value_to_text`).
+    pub fn value_text(&mut self, id: u32, value: f64) -> String {
+        let handle = self.instance.plugin_handle();
+        let params: PluginParams = handle.get_extension().expect("the params extension");
+        let mut buffer = [0u8; 256];
+        let text = params
+            .value_to_text(&handle, ClapId::new(id), value, &mut buffer)
+            .expect("value to text");
+        String::from_utf8_lossy(text).into_owned()
+    }
+
+    /// The value `text` stands for, as the plugin reads it (`text_to_value`).
+    pub fn text_value(&mut self, id: u32, text: &str) -> Option<f64> {
+        let handle = self.instance.plugin_handle();
+        let params: PluginParams = handle.get_extension().expect("the params extension");
+        let text = std::ffi::CString::new(text).ok()?;
+        params.text_to_value(&handle, ClapId::new(id), &text)
+    }
+
+    /// Whether parameter `id` is stepped (integers, choices, switches).
+    pub fn param_is_stepped(&mut self, id: u32) -> bool {
+        let handle = self.instance.plugin_handle();
+        let params: PluginParams = handle.get_extension().expect("the params extension");
+        (0..params.count(&handle))
+            .filter_map(|i| {
+                let mut buffer = ParamInfoBuffer::new();
+                let info = params.get_info(&handle, i, &mut buffer)?;
+                (info.id.get() == id).then(|| {
+                    info.flags
+                        .contains(clack_extensions::params::ParamInfoFlags::IS_STEPPED)
+                })
+            })
+            .next()
+            .expect("the parameter exists")
+    }
+
     /// (CLAP id, name, min, max, default) of every parameter.
     pub fn params(&mut self) -> Vec<(u32, String, f64, f64, f64)> {
         let handle = self.instance.plugin_handle();
@@ -487,6 +622,17 @@ impl HostedPlugin {
                 .collect()
         };
         (list(true), list(false))
+    }
+
+    /// The note port's (supported dialects, preferred dialect).
+    pub fn note_port_dialects(&mut self, is_input: bool) -> (NoteDialects, Option<NoteDialect>) {
+        let handle = self.instance.plugin_handle();
+        let ports: PluginNotePorts = handle.get_extension().expect("the note-ports extension");
+        let mut buffer = NotePortInfoBuffer::default();
+        let info = ports
+            .get(&handle, 0, is_input, &mut buffer)
+            .expect("note port 0");
+        (info.supported_dialects, info.preferred_dialect)
     }
 
     /// (note input ports, note output ports)

@@ -13,3 +13,4 @@ pub mod state;
 pub mod temp;
 #[cfg(target_os = "linux")]
 pub mod vst3_bundle;
+pub mod vst3_raw;

@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use clap_sys::entry::clap_plugin_entry;
+use clap_sys::ext::note_ports::{CLAP_EXT_NOTE_PORTS, clap_note_port_info, clap_plugin_note_ports};
 use clap_sys::ext::preset_load::{
     CLAP_EXT_PRESET_LOAD, CLAP_EXT_PRESET_LOAD_COMPAT, clap_host_preset_load,
     clap_plugin_preset_load,
@@ -38,6 +39,7 @@ use clap_sys::factory::preset_discovery::{
 };
 use clap_sys::host::clap_host;
 use clap_sys::plugin::{clap_plugin, clap_plugin_descriptor};
+use clap_sys::process::{clap_process, clap_process_status};
 use clap_sys::stream::clap_istream;
 use clap_sys::universal_plugin_id::clap_universal_plugin_id;
 use clap_sys::version::CLAP_VERSION;
@@ -47,6 +49,8 @@ use nice_plug::wrapper::clap::{PluginDescriptor, Wrapper};
 use crate::LatentChoir;
 use crate::io::preset_file::{self, PresetFile};
 use crate::params::presets;
+
+mod notes;
 
 /// The CLAP entry point.
 #[unsafe(no_mangle)]
@@ -136,10 +140,13 @@ unsafe extern "C" fn create_plugin(
         plugin: clap_plugin {
             get_extension: Some(instance_get_extension),
             destroy: Some(instance_destroy),
+            activate: Some(instance_activate),
+            process: Some(instance_process),
             ..inner
         },
         inner,
         host,
+        dialect: notes::Dialect::default(),
     });
     // The host holds this pointer until it calls `destroy`, which frees the box.
     &Box::leak(instance).plugin
@@ -152,7 +159,8 @@ unsafe extern "C" fn create_plugin(
 /// What the host holds for one plugin instance.
 ///
 /// `plugin` is nice-plug's own `clap_plugin` (same descriptor, same `plugin_data`, same
-/// functions) except for `get_extension` and `destroy`. That is sound because every function of
+/// functions) except for `get_extension` and `destroy`, and `activate` and `process`, which
+/// choose and apply the note output's dialect ([`notes`]) around nice-plug's own. That is sound because every function of
 /// nice-plug's wrapper, and every extension function it hands out, finds the wrapper through
 /// `(*plugin).plugin_data` only and never compares the plugin pointer with its own (nice-plug
 /// 0.4.2 reads its `clap_plugin` field only to return it from the macro's `create_plugin`), so
@@ -161,9 +169,11 @@ unsafe extern "C" fn create_plugin(
 struct Instance {
     /// First, so that the host's `*const clap_plugin` is also a pointer to the `Instance`.
     plugin: clap_plugin,
-    /// nice-plug's own `clap_plugin`, for the two functions replaced above.
+    /// nice-plug's own `clap_plugin`, for the functions replaced above.
     inner: clap_plugin,
     host: *const clap_host,
+    /// The dialect the notes go out in.
+    dialect: notes::Dialect,
 }
 
 /// # Safety
@@ -177,6 +187,78 @@ static PRESET_LOAD: clap_plugin_preset_load = clap_plugin_preset_load {
     from_location: Some(preset_load_from_location),
 };
 
+/// `clap.note-ports` in place of nice-plug's: the same ports, the output's preferred dialect
+/// the one the host gets ([`notes`]).
+static NOTE_PORTS: clap_plugin_note_ports = clap_plugin_note_ports {
+    count: Some(note_ports_count),
+    get: Some(note_ports_get),
+};
+
+unsafe extern "C" fn note_ports_count(_plugin: *const clap_plugin, _is_input: bool) -> u32 {
+    // `MIDI_INPUT` and `MIDI_OUTPUT` are both on: one port each way.
+    1
+}
+
+unsafe extern "C" fn note_ports_get(
+    plugin: *const clap_plugin,
+    index: u32,
+    is_input: bool,
+    info: *mut clap_note_port_info,
+) -> bool {
+    if plugin.is_null() || info.is_null() {
+        return false;
+    }
+    // SAFETY: the host's pointer to our instance (see `Instance`).
+    let instance = unsafe { instance(plugin) };
+    // SAFETY: `get` is a main-thread call; `host` is the instance's live host.
+    let output = unsafe { instance.dialect.choose(instance.host) };
+    // SAFETY: non-null; the host passes a `clap_note_port_info` to fill.
+    notes::port_info(index, is_input, output, unsafe { &mut *info })
+}
+
+/// Chooses the notes' dialect (the host may have changed since it was last asked), then
+/// nice-plug's `activate`.
+unsafe extern "C" fn instance_activate(
+    plugin: *const clap_plugin,
+    sample_rate: f64,
+    min_frames: u32,
+    max_frames: u32,
+) -> bool {
+    if plugin.is_null() {
+        return false;
+    }
+    // SAFETY: the host's pointer to our instance (see `Instance`).
+    let instance = unsafe { instance(plugin) };
+    // SAFETY: `activate` is a main-thread call; `host` is the instance's live host.
+    unsafe { instance.dialect.choose(instance.host) };
+    match instance.inner.activate {
+        // SAFETY: nice-plug's own function, with the host's arguments.
+        Some(activate) => unsafe { activate(plugin, sample_rate, min_frames, max_frames) },
+        None => false,
+    }
+}
+
+/// nice-plug's `process`, its note output in the chosen dialect.
+unsafe extern "C" fn instance_process(
+    plugin: *const clap_plugin,
+    process: *const clap_process,
+) -> clap_process_status {
+    if plugin.is_null() {
+        return clap_sys::process::CLAP_PROCESS_ERROR;
+    }
+    // SAFETY: the host's pointer to our instance (see `Instance`).
+    let instance = unsafe { instance(plugin) };
+    // SAFETY: the host's arguments, nice-plug's function.
+    unsafe {
+        notes::process(
+            instance.inner.process,
+            plugin,
+            process,
+            instance.dialect.get(),
+        )
+    }
+}
+
 unsafe extern "C" fn instance_get_extension(
     plugin: *const clap_plugin,
     id: *const c_char,
@@ -188,6 +270,9 @@ unsafe extern "C" fn instance_get_extension(
     let name = unsafe { CStr::from_ptr(id) };
     if name == CLAP_EXT_PRESET_LOAD || name == CLAP_EXT_PRESET_LOAD_COMPAT {
         return &PRESET_LOAD as *const clap_plugin_preset_load as *const c_void;
+    }
+    if name == CLAP_EXT_NOTE_PORTS {
+        return &NOTE_PORTS as *const clap_plugin_note_ports as *const c_void;
     }
     // SAFETY: the host's pointer to our instance (see `Instance`).
     let inner = unsafe { instance(plugin) }.inner;
