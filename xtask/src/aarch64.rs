@@ -15,7 +15,11 @@ const QEMU: &str = "qemu-aarch64";
 /// The Debian packages that provide [`LINKER`], [`QEMU`] and the aarch64 C library in
 /// [`SYSROOT`] (the linker's start files; `--no-install-recommends` leaves it out of the
 /// linker's package).
-const PACKAGES: &[&str] = &["qemu-user", "gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"];
+const PACKAGES: &[&str] = &[
+    "qemu-user",
+    "gcc-aarch64-linux-gnu",
+    "libc6-dev-arm64-cross",
+];
 /// Where Debian's cross toolchain keeps the aarch64 C library QEMU loads binaries against.
 const SYSROOT: &str = "/usr/aarch64-linux-gnu";
 /// QEMU CPUs to run on, and what each proves.

@@ -315,9 +315,10 @@ pub fn dot_rows(format: Format, rows: &[u8], x: &Activations, out: &mut [f32]) {
 }
 
 /// A tile of weight rows against a prompt's positions: `out[r · n + p] = rows[r] · xs[p]`
-/// for `n = xs.len()`. Positions go four at a time: on AVX2 a row's blocks are unpacked once
-/// for all four, and the four activation vectors stay in cache for every row of the tile, so
-/// a caller passes a few kilobytes of rows at a time.
+/// for `n = xs.len()`. Positions go four at a time: on AVX2 (and on NEON for Q4_K and Q6_K, a
+/// Q4_K_M file's formats) a row's blocks are unpacked once for all four, and the four
+/// activation vectors stay in cache for every row of the tile, so a caller passes a few
+/// kilobytes of rows at a time.
 pub fn dot_tile(format: Format, rows: &[u8], xs: &[Activations], out: &mut [f32]) {
     let n = xs.len();
     let Some(first) = xs.first() else {
@@ -356,7 +357,10 @@ pub fn dot_tile(format: Format, rows: &[u8], xs: &[Activations], out: &mut [f32]
 
 /// Four positions in one pass over `row`, where a path has such a kernel; `false` otherwise.
 /// Each position's sums run in the same order as [`dot_checked`]'s, so the results are equal.
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(unused_variables)
+)]
 fn dot_four(path: Path, format: Format, row: &[u8], xs: &[Activations], out: &mut [f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
     if path == Path::Avx2 {
@@ -386,6 +390,24 @@ fn dot_four(path: Path, format: Format, row: &[u8], xs: &[Activations], out: &mu
             return true;
         }
     }
+    #[cfg(target_arch = "aarch64")]
+    if matches!(path, Path::Neon | Path::NeonDot)
+        && let Some(xs) = super_four(xs)
+    {
+        // SAFETY: NeonDot is only detected with `dotprod`, Neon with NEON; `check` matched
+        // every position's blocks to the row's.
+        let dots = unsafe {
+            match (format, path == Path::NeonDot) {
+                (Format::Q4K, false) => neon::plain::q4_k::<4>(row, xs),
+                (Format::Q6K, false) => neon::plain::q6_k::<4>(row, xs),
+                (Format::Q4K, true) => neon::sdot::q4_k::<4>(row, xs),
+                (Format::Q6K, true) => neon::sdot::q6_k::<4>(row, xs),
+                _ => return false,
+            }
+        };
+        out.copy_from_slice(&dots);
+        return true;
+    }
     false
 }
 
@@ -404,7 +426,7 @@ fn legacy_four(xs: &[Activations]) -> Option<[&[Q8Block]; 4]> {
 }
 
 /// Exactly four super-blocked positions.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn super_four(xs: &[Activations]) -> Option<[&[Q8KBlock]; 4]> {
     match xs {
         [
@@ -488,12 +510,12 @@ fn dot_checked(path: Path, format: Format, row: &[u8], x: &Activations) -> f32 {
             // SAFETY: as above.
             unsafe {
                 match (format, path == Path::NeonDot) {
-                    (Format::Q4K, false) => neon::plain::q4_k(row, x),
+                    (Format::Q4K, false) => neon::plain::q4_k::<1>(row, [x])[0],
                     (Format::Q5K, false) => neon::plain::q5_k(row, x),
-                    (_, false) => neon::plain::q6_k(row, x),
-                    (Format::Q4K, true) => neon::sdot::q4_k(row, x),
+                    (_, false) => neon::plain::q6_k::<1>(row, [x])[0],
+                    (Format::Q4K, true) => neon::sdot::q4_k::<1>(row, [x])[0],
                     (Format::Q5K, true) => neon::sdot::q5_k(row, x),
-                    (_, true) => neon::sdot::q6_k(row, x),
+                    (_, true) => neon::sdot::q6_k::<1>(row, [x])[0],
                 }
             }
         }

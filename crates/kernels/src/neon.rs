@@ -102,29 +102,39 @@ macro_rules! kernels {
             total
         }
 
+        /// Q4_K against `P` positions at once: each super-block's scales and nibbles are
+        /// unpacked once for all of them (`P = 1` is decode).
+        ///
         /// # Safety
-        /// See the module.
+        /// See the module; every `xs[k]` holds the row's super-blocks.
         #[target_feature(enable = $features)]
-        pub unsafe fn q4_k(row: &[u8], x: &[Q8KBlock]) -> f32 {
-            let mut total = 0.0f32;
-            for (block, x) in row.chunks_exact(Q4_K_BYTES).zip(x) {
+        pub unsafe fn q4_k<const P: usize>(row: &[u8], xs: [&[Q8KBlock]; P]) -> [f32; P] {
+            let mut total = [0.0f32; P];
+            for (b, block) in row.chunks_exact(Q4_K_BYTES).enumerate() {
                 let (scales, mins) = k_scales(&block[4..16]);
-                let mut sum = 0i32;
-                // SAFETY: the block holds 128 nibble bytes from 16; `x.q` is 256 long.
+                let mut sum = [0i32; P];
+                // SAFETY: the block holds 128 nibble bytes from 16; every `xs[k]` holds block
+                // `b` (the contract), whose `q` is 256 long.
                 unsafe {
                     let low = vdupq_n_u8(0x0f);
                     for c in 0..4 {
                         let p = block.as_ptr().add(16 + 32 * c);
                         let q = [vld1q_u8(p), vld1q_u8(p.add(16))];
-                        let xs = x.q.as_ptr().add(64 * c);
                         let w0 = [vandq_u8(q[0], low), vandq_u8(q[1], low)];
                         let w1 = [vshrq_n_u8::<4>(q[0]), vshrq_n_u8::<4>(q[1])];
-                        sum += i32::from(scales[2 * c]) * dot32(w0, xs);
-                        sum += i32::from(scales[2 * c + 1]) * dot32(w1, xs.add(32));
+                        for k in 0..P {
+                            let x = xs[k].get_unchecked(b).q.as_ptr().add(64 * c);
+                            sum[k] += i32::from(scales[2 * c]) * dot32(w0, x);
+                            sum[k] += i32::from(scales[2 * c + 1]) * dot32(w1, x.add(32));
+                        }
                     }
                 }
                 let (d, dmin) = (f16_at(block, 0), f16_at(block, 2));
-                total += x.scale * (d * sum as f32 - dmin * k_minimum(&mins, x) as f32);
+                for k in 0..P {
+                    // SAFETY: as above.
+                    let x = unsafe { xs[k].get_unchecked(b) };
+                    total[k] += x.scale * (d * sum[k] as f32 - dmin * k_minimum(&mins, x) as f32);
+                }
             }
             total
         }
@@ -182,15 +192,18 @@ macro_rules! kernels {
             unsafe { vaddvq_s32($dot!(vdupq_n_s32(0), vreinterpretq_s8_u8(w), vld1q_s8(x))) }
         }
 
+        /// Q6_K against `P` positions at once.
+        ///
         /// # Safety
-        /// See the module.
+        /// See the module; every `xs[k]` holds the row's super-blocks.
         #[target_feature(enable = $features)]
-        pub unsafe fn q6_k(row: &[u8], x: &[Q8KBlock]) -> f32 {
-            let mut total = 0.0f32;
-            for (block, x) in row.chunks_exact(Q6_K_BYTES).zip(x) {
+        pub unsafe fn q6_k<const P: usize>(row: &[u8], xs: [&[Q8KBlock]; P]) -> [f32; P] {
+            let mut total = [0.0f32; P];
+            for (b, block) in row.chunks_exact(Q6_K_BYTES).enumerate() {
                 let scales = &block[192..208];
-                let mut sum = 0i32;
-                // SAFETY: ql is bytes 0..128, qh 128..192 of the block; `x.q` is 256 long.
+                let mut sum = [0i32; P];
+                // SAFETY: ql is bytes 0..128, qh 128..192 of the block; every `xs[k]` holds
+                // block `b` (the contract), whose `q` is 256 long.
                 unsafe {
                     let low = vdupq_n_u8(0x0f);
                     let three = vdupq_n_u8(3);
@@ -218,14 +231,22 @@ macro_rules! kernels {
                             for (r, w) in quarters.into_iter().enumerate() {
                                 let at = 128 * half + 32 * r + 16 * part;
                                 let g = at / 16;
-                                let dot = dot16(w, x.q.as_ptr().add(at));
-                                sum +=
-                                    i32::from(scales[g] as i8) * (dot - 32 * i32::from(x.sums[g]));
+                                for k in 0..P {
+                                    let x = xs[k].get_unchecked(b);
+                                    let dot = dot16(w, x.q.as_ptr().add(at));
+                                    sum[k] += i32::from(scales[g] as i8)
+                                        * (dot - 32 * i32::from(x.sums[g]));
+                                }
                             }
                         }
                     }
                 }
-                total += f16_at(block, 208) * x.scale * sum as f32;
+                let d = f16_at(block, 208);
+                for k in 0..P {
+                    // SAFETY: as above.
+                    let x = unsafe { xs[k].get_unchecked(b) };
+                    total[k] += d * x.scale * sum[k] as f32;
+                }
             }
             total
         }
