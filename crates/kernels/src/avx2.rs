@@ -157,46 +157,18 @@ fn minimums(mins: &[u8; 8]) -> __m256i {
 /// See the module; every `xs[k]` holds the row's super-blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn q4_k<const P: usize>(row: &[u8], xs: [&[Q8KBlock]; P]) -> [f32; P] {
-    let low = _mm256_set1_epi8(0x0f);
-    let mut acc = [_mm256_setzero_ps(); P];
-    for (b, block) in row.chunks_exact(Q4_K_BYTES).enumerate() {
-        let (scales, mins) = k_scales(&block[4..16]);
-        let mut sum = [_mm256_setzero_si256(); P];
-        // SAFETY: the block is `Q4_K_BYTES` long, every `xs[k]` holds block `b` (the contract)
-        // and its `q` 256 bytes: every load is inside.
-        unsafe {
-            let p = block.as_ptr();
-            for c in 0..4 {
-                let q = _mm256_loadu_si256(p.add(16 + 32 * c).cast());
-                let w0 = _mm256_and_si256(q, low);
-                let w1 = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
-                let s0 = _mm256_set1_epi16(i16::from(scales[2 * c]));
-                let s1 = _mm256_set1_epi16(i16::from(scales[2 * c + 1]));
-                for k in 0..P {
-                    let x = xs[k].get_unchecked(b).q.as_ptr();
-                    let x0 = _mm256_loadu_si256(x.add(64 * c).cast());
-                    let x1 = _mm256_loadu_si256(x.add(64 * c + 32).cast());
-                    sum[k] = _mm256_add_epi32(sum[k], scaled_dot(w0, x0, s0));
-                    sum[k] = _mm256_add_epi32(sum[k], scaled_dot(w1, x1, s1));
-                }
-            }
-            let (d, dmin) = (half_at(p), half_at(p.add(2)));
-            let mins = minimums(&mins);
-            for k in 0..P {
-                let x = xs[k].get_unchecked(b);
-                let minimum = _mm256_madd_epi16(mins, _mm256_loadu_si256(x.sums.as_ptr().cast()));
-                let sum = _mm256_cvtepi32_ps(sum[k]);
-                acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(x.scale * d), sum, acc[k]);
-                let minimum = _mm256_cvtepi32_ps(minimum);
-                acc[k] = _mm256_fnmadd_ps(_mm256_set1_ps(x.scale * dmin), minimum, acc[k]);
-            }
-        }
-    }
-    let mut out = [0.0f32; P];
-    for k in 0..P {
-        out[k] = sum_f32(acc[k]);
-    }
-    out
+    // SAFETY: the caller's.
+    unsafe { k_nibbles::<P, false>(row, xs) }
+}
+
+/// Q5_K against `P` positions at once.
+///
+/// # Safety
+/// See the module; every `xs[k]` holds the row's super-blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn q5_k<const P: usize>(row: &[u8], xs: [&[Q8KBlock]; P]) -> [f32; P] {
+    // SAFETY: the caller's.
+    unsafe { k_nibbles::<P, true>(row, xs) }
 }
 
 /// Bit `k` of every byte of `qh`, as 16 (the fifth bit of a Q5_K quant).
@@ -206,30 +178,45 @@ fn fifth_bit(qh: __m256i, k: usize) -> __m256i {
     _mm256_slli_epi16(_mm256_and_si256(shifted, _mm256_set1_epi8(1)), 4)
 }
 
-/// Q5_K against `P` positions at once.
+/// Q4_K, or with `FIFTH` Q5_K: the same super-block of scales, minimums and nibbles, Q5_K's
+/// with 32 bytes of fifth bits before the nibbles. The products stay in each position's float
+/// lanes to the end: `scale · (d · Σ s·q·x − dmin · Σ m·Σx)`.
 ///
 /// # Safety
 /// See the module; every `xs[k]` holds the row's super-blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn q5_k<const P: usize>(row: &[u8], xs: [&[Q8KBlock]; P]) -> [f32; P] {
+unsafe fn k_nibbles<const P: usize, const FIFTH: bool>(
+    row: &[u8],
+    xs: [&[Q8KBlock]; P],
+) -> [f32; P] {
+    let (block_bytes, nibbles_at) = if FIFTH {
+        (Q5_K_BYTES, 48)
+    } else {
+        (Q4_K_BYTES, 16)
+    };
     let low = _mm256_set1_epi8(0x0f);
     let mut acc = [_mm256_setzero_ps(); P];
-    for (b, block) in row.chunks_exact(Q5_K_BYTES).enumerate() {
+    for (b, block) in row.chunks_exact(block_bytes).enumerate() {
         let (scales, mins) = k_scales(&block[4..16]);
         let mut sum = [_mm256_setzero_si256(); P];
-        // SAFETY: the block is `Q5_K_BYTES` long, every `xs[k]` holds block `b` (the contract)
-        // and its `q` 256 bytes: every load is inside.
+        // SAFETY: the block is `block_bytes` long, every `xs[k]` holds block `b` (the
+        // contract) and its `q` 256 bytes: every load is inside.
         unsafe {
             let p = block.as_ptr();
-            let qh = _mm256_loadu_si256(p.add(16).cast());
+            let qh = if FIFTH {
+                _mm256_loadu_si256(p.add(16).cast())
+            } else {
+                _mm256_setzero_si256()
+            };
             for c in 0..4 {
-                let q = _mm256_loadu_si256(p.add(48 + 32 * c).cast());
-                // Bit 2c of each qh byte is the fifth bit of the low nibbles, 2c + 1 of the high.
-                let w0 = _mm256_or_si256(_mm256_and_si256(q, low), fifth_bit(qh, 2 * c));
-                let w1 = _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(q, 4), low),
-                    fifth_bit(qh, 2 * c + 1),
-                );
+                let q = _mm256_loadu_si256(p.add(nibbles_at + 32 * c).cast());
+                let mut w0 = _mm256_and_si256(q, low);
+                let mut w1 = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
+                if FIFTH {
+                    // Bit 2c of each qh byte is the low nibbles' fifth bit, 2c + 1 the high's.
+                    w0 = _mm256_or_si256(w0, fifth_bit(qh, 2 * c));
+                    w1 = _mm256_or_si256(w1, fifth_bit(qh, 2 * c + 1));
+                }
                 let s0 = _mm256_set1_epi16(i16::from(scales[2 * c]));
                 let s1 = _mm256_set1_epi16(i16::from(scales[2 * c + 1]));
                 for k in 0..P {
