@@ -179,29 +179,7 @@ impl ChatTemplate {
             ChatFormat::Mistral => {
                 // v0.3 puts the system prompt before the last user message; v0.1 refuses a
                 // system message, and gets the same here. Llama 2 wraps it in <<SYS>>.
-                let mut message = String::new();
-                if let Some(system) = system {
-                    if self.llama2_system {
-                        message.push_str("<<SYS>>\n");
-                        message.push_str(system);
-                        message.push_str("\n<</SYS>>\n\n");
-                    } else {
-                        message.push_str(system);
-                        message.push_str("\n\n");
-                    }
-                }
-                message.push_str(user);
-                out.push_str("[INST] ");
-                out.push_str(if self.strips_message {
-                    message.trim()
-                } else {
-                    &message
-                });
-                out.push_str(if self.space_before_inst_end {
-                    " [/INST]"
-                } else {
-                    "[/INST]"
-                });
+                self.push_inst(&mut out, system, user);
             }
         }
         out
@@ -316,33 +294,40 @@ impl ChatTemplate {
                         out.push_str("</s>");
                         continue;
                     }
-                    let mut message = String::new();
-                    if let (true, Some(system)) = (Some(i) == with_system, system) {
-                        if self.llama2_system {
-                            message.push_str("<<SYS>>\n");
-                            message.push_str(system);
-                            message.push_str("\n<</SYS>>\n\n");
-                        } else {
-                            message.push_str(system);
-                            message.push_str("\n\n");
-                        }
-                    }
-                    message.push_str(text);
-                    out.push_str("[INST] ");
-                    out.push_str(if self.strips_message {
-                        message.trim()
-                    } else {
-                        &message
-                    });
-                    out.push_str(if self.space_before_inst_end {
-                        " [/INST]"
-                    } else {
-                        "[/INST]"
-                    });
+                    let system = system.filter(|_| Some(i) == with_system);
+                    self.push_inst(&mut out, system, text);
                 }
             }
         }
         out
+    }
+
+    /// One Mistral / Llama 2 user turn, `[INST] … [/INST]`, with the system prompt (when
+    /// given) inside it as this template writes it.
+    fn push_inst(&self, out: &mut String, system: Option<&str>, user: &str) {
+        let mut message = String::new();
+        if let Some(system) = system {
+            if self.llama2_system {
+                message.push_str("<<SYS>>\n");
+                message.push_str(system);
+                message.push_str("\n<</SYS>>\n\n");
+            } else {
+                message.push_str(system);
+                message.push_str("\n\n");
+            }
+        }
+        message.push_str(user);
+        out.push_str("[INST] ");
+        out.push_str(if self.strips_message {
+            message.trim()
+        } else {
+            &message
+        });
+        out.push_str(if self.space_before_inst_end {
+            " [/INST]"
+        } else {
+            "[/INST]"
+        });
     }
 }
 
