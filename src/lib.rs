@@ -18,6 +18,7 @@ pub mod params;
 pub mod playback;
 pub mod plugin;
 pub mod project;
+pub mod remote;
 pub mod rng;
 pub mod spectral;
 pub mod status;

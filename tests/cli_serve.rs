@@ -8,52 +8,12 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cli;
 use common::paths::fixture;
+use common::serve::serve;
 use common::temp::TempDir;
 use serde_json::{Value, json};
-
-/// A running server, killed on drop.
-struct Serve {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `serve --port 0 ARGS` with its map cache in `cache` and waits for its line.
-fn serve(cache: &TempDir, args: &[&str]) -> Serve {
-    let mut command: Command = cli::command();
-    command
-        .args(["serve", "--port", "0"])
-        .args(args)
-        .env("XDG_CACHE_HOME", cache.join("cache"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = command.spawn().expect("start latent-choir serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the first line");
-    let port = line
-        .trim()
-        .strip_prefix("listening on http://127.0.0.1:")
-        .and_then(|p| p.parse().ok());
-    let Some(port) = port else {
-        let _ = child.kill();
-        panic!("serve did not say where it listens: {line:?}");
-    };
-    Serve { child, port }
-}
 
 struct Response {
     status: u16,
@@ -179,6 +139,48 @@ fn assert_error(response: &Response, status: u16, param: Option<&str>) -> Value 
 }
 
 const PROMPT: &str = "The old lighthouse keeper opened the door and";
+
+#[test]
+fn a_final_assistant_message_is_continued_where_it_stops() {
+    let dir = TempDir::new("serve-continue");
+    let server = serve(&dir, &[]);
+    let port = server.port;
+    let user = json!({"role": "user", "content": "Name three colours."});
+    // The greedy answer, token by token.
+    let whole = ok(
+        port,
+        "/v1/chat/completions",
+        &json!({"messages": [user], "max_tokens": 8, "temperature": 0, "logprobs": true}),
+    );
+    let tokens: Vec<&str> = whole["choices"][0]["logprobs"]["content"]
+        .as_array()
+        .expect("logprobs")
+        .iter()
+        .map(|t| t["token"].as_str().expect("token"))
+        .collect();
+    assert_eq!(tokens.len(), 8, "{whole}");
+    // Its first three tokens given back as the answer so far: the server goes on from there.
+    let so_far: String = tokens[..3].concat();
+    let continued = ok(
+        port,
+        "/v1/chat/completions",
+        &json!({"messages": [user, {"role": "assistant", "content": so_far}],
+                "continue_final_message": true, "add_generation_prompt": false,
+                "max_tokens": 5, "temperature": 0}),
+    );
+    assert_eq!(
+        continued["choices"][0]["message"]["content"],
+        json!(tokens[3..].concat()),
+        "continuing {so_far:?} of {tokens:?}"
+    );
+    // Only an assistant message can be continued.
+    let refused = post(
+        port,
+        "/v1/chat/completions",
+        &json!({"messages": [user], "continue_final_message": true, "max_tokens": 1}),
+    );
+    assert_error(&refused, 400, Some("continue_final_message"));
+}
 
 #[test]
 fn openai_shapes_streaming_seeds_stop_and_logprobs() {

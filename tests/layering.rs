@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["worker"],
     &["playback"],
     &["params"],
+    &["remote"],
     &["listen"],
     &["weights", "spectral"],
     &["io"],

@@ -126,6 +126,11 @@ impl EditorApp {
             ui.add_space(4.0);
             action = panels::prompt_bar(ui, &mut self.request, self.focus_prompt);
             panels::model_picker(ui, &mut self.request, &self.models, &mut rescan);
+            panels::text_source_row(
+                ui,
+                &mut self.request.text_source,
+                self.shared.control.status(),
+            );
             panels::model_status(ui, self.shared.control.status(), self.problem.as_deref());
             panels::listen_status(
                 ui,

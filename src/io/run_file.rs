@@ -122,6 +122,42 @@ pub struct Manifest {
     /// without the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_key: Option<String>,
+    /// The server that wrote the text when a remote backend did, and every piece it wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteRecord>,
+}
+
+/// The server that wrote a run's text (the local model read it; its states are the frames).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RemoteRecord {
+    /// The API's base URL, without any query.
+    pub url: String,
+    pub model: String,
+    /// The server chose the pieces (it sent no alternatives): the same seed need not give the
+    /// same text again. Otherwise each piece was chosen from `top` with the run's seed.
+    pub server_chose: bool,
+    pub pieces: Vec<RemotePiece>,
+}
+
+/// One piece the server wrote.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RemotePiece {
+    pub run: u32,
+    /// The generated token (index in the run) that was next when it arrived: its text is read
+    /// by this token and the ones after it.
+    pub before_token: u32,
+    pub text: String,
+    /// The temperature it was chosen at (from the loudness).
+    pub temperature: f32,
+    /// The model ended its answer here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ended: bool,
+    /// Index into `top` of the piece; absent when the server chose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chosen: Option<u32>,
+    /// The alternatives and their log-probabilities at temperature 1, most likely first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top: Vec<(String, f32)>,
 }
 
 /// A line the model read of what it heard, in its context right before a generated token.
@@ -601,6 +637,20 @@ mod tests {
                 heard: Vec::new(),
                 direction: None,
                 model_key: None,
+                remote: Some(RemoteRecord {
+                    url: "http://127.0.0.1:8080/v1".to_owned(),
+                    model: "big".to_owned(),
+                    server_chose: false,
+                    pieces: vec![RemotePiece {
+                        run: 1,
+                        before_token: 0,
+                        text: " tok".to_owned(),
+                        temperature: 0.75,
+                        ended: false,
+                        chosen: Some(1),
+                        top: vec![(" to".to_owned(), -0.5), (" tok".to_owned(), -1.25)],
+                    }],
+                }),
             },
             tokens,
             notes: vec![

@@ -19,7 +19,7 @@ pub mod presets;
 pub mod session;
 pub mod text;
 
-pub use session::{DEFAULT_DIRECTION, DEFAULT_PROMPT, DEFAULT_SEED, SessionSettings};
+pub use session::{DEFAULT_DIRECTION, DEFAULT_PROMPT, DEFAULT_SEED, SessionSettings, TextSource};
 
 /// Loudest output gain the user can dial in, in dB.
 const MAX_OUTPUT_DB: f32 = 12.0;
@@ -49,6 +49,10 @@ pub struct LatentChoirParams {
     /// `grief`) or a direction file. Fixed per run, like the model and seed.
     #[persist = "direction"]
     pub direction: RwLock<String>,
+    /// Who writes the text: the local model, or an OpenAI-compatible server the local model
+    /// reads (the API key only by its environment variable's name). Fixed per run.
+    #[persist = "text_source"]
+    pub text_source: RwLock<TextSource>,
     /// The editor window's logical size, `[width, height]`: nice-plug-egui cannot persist its
     /// own editor state, so the editor reads this when it opens and writes it when resized.
     #[persist = "editor_size"]
@@ -626,6 +630,7 @@ impl Default for LatentChoirParams {
             soundfont: RwLock::new(String::new()),
             raw_prompt: RwLock::new(false),
             direction: RwLock::new(DEFAULT_DIRECTION.to_owned()),
+            text_source: RwLock::new(TextSource::default()),
             editor_size: RwLock::new(DEFAULT_EDITOR_SIZE),
             generation: GenerationParams::default(),
             temperature: TemperatureParams::default(),

@@ -2,10 +2,12 @@
 //! settings the project keeps, read and written here only.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::activation::direction::DirectionChoice;
 use crate::llm::discovery;
 use crate::llm::tokenizer::PromptMode;
+use crate::remote::settings::{Backend, DEFAULT_TIMEOUT, RemoteSettings};
 
 use super::LatentChoirParams;
 
@@ -28,6 +30,57 @@ pub struct SessionSettings {
     pub model: String,
     /// As typed: `none`, a shipped direction's name, or a direction file.
     pub direction: String,
+    pub text_source: TextSource,
+}
+
+/// Who writes a run's text, as the project keeps it: the key appears only as the name of the
+/// environment variable that holds it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct TextSource {
+    /// An OpenAI-compatible server writes; else the local model.
+    pub remote: bool,
+    /// The server's API base, as typed (`http://127.0.0.1:8080/v1`).
+    pub url: String,
+    /// As typed; empty takes the first model the server lists.
+    pub model: String,
+    /// The environment variable holding the API key; empty sends none.
+    pub key_variable: String,
+    /// The local model writes on when the server fails for good.
+    pub fallback: bool,
+    /// The longest one piece may take before the server counts as stalled.
+    pub timeout_seconds: f32,
+}
+
+impl Default for TextSource {
+    fn default() -> Self {
+        Self {
+            remote: false,
+            url: "http://127.0.0.1:8080/v1".to_owned(),
+            model: String::new(),
+            key_variable: String::new(),
+            fallback: true,
+            timeout_seconds: DEFAULT_TIMEOUT.as_secs_f32(),
+        }
+    }
+}
+
+impl TextSource {
+    pub fn backend(&self) -> Backend {
+        if !self.remote {
+            return Backend::Local;
+        }
+        let typed = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+        let mut settings = RemoteSettings::new(self.url.trim());
+        settings.model = typed(&self.model);
+        settings.key_variable = typed(&self.key_variable);
+        settings.fallback = self.fallback;
+        settings.timeout = Duration::try_from_secs_f32(self.timeout_seconds)
+            .ok()
+            .filter(|t| !t.is_zero())
+            .unwrap_or(DEFAULT_TIMEOUT);
+        Backend::Remote(settings)
+    }
 }
 
 impl Default for SessionSettings {
@@ -38,6 +91,7 @@ impl Default for SessionSettings {
             seed: DEFAULT_SEED,
             model: String::new(),
             direction: DEFAULT_DIRECTION.to_owned(),
+            text_source: TextSource::default(),
         }
     }
 }
@@ -79,6 +133,10 @@ impl LatentChoirParams {
                 .direction
                 .read()
                 .map_or(fallback.direction, |d| d.clone()),
+            text_source: self
+                .text_source
+                .read()
+                .map_or(fallback.text_source, |t| t.clone()),
         }
     }
 
@@ -98,6 +156,9 @@ impl LatentChoirParams {
         }
         if let Ok(mut direction) = self.direction.write() {
             direction.clone_from(&session.direction);
+        }
+        if let Ok(mut text_source) = self.text_source.write() {
+            text_source.clone_from(&session.text_source);
         }
     }
 
@@ -135,11 +196,27 @@ mod tests {
             seed: 99,
             model: "/models/m.gguf".to_owned(),
             direction: "none".to_owned(),
+            text_source: TextSource {
+                remote: true,
+                url: "https://example.org/v1".to_owned(),
+                model: " big ".to_owned(),
+                key_variable: "MY_KEY".to_owned(),
+                fallback: false,
+                timeout_seconds: 2.5,
+            },
         };
         params.set_session(&session);
         assert_eq!(params.session(), session);
         assert_eq!(session.prompt_mode(), PromptMode::Raw);
         assert_eq!(session.model_path(), Some(PathBuf::from("/models/m.gguf")));
+        let Backend::Remote(remote) = session.text_source.backend() else {
+            panic!("a remote text source is a remote backend");
+        };
+        assert_eq!(remote.model.as_deref(), Some("big"));
+        assert_eq!(remote.key_variable.as_deref(), Some("MY_KEY"));
+        assert!(!remote.fallback);
+        assert_eq!(remote.timeout, Duration::from_millis(2500));
+        assert_eq!(TextSource::default().backend(), Backend::Local);
         assert_eq!(params.soundfont_path(), None);
         params.set_soundfont(" /fonts/gm.sf2 ");
         assert_eq!(

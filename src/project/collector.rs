@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::activation::direction::DirectionChoice;
 use crate::activation::identify;
-use crate::io::run_file::{self, HeardLine, Manifest, ModelRecord, PlayedToken, Run};
+use crate::io::run_file::{self, HeardLine, Manifest, ModelRecord, PlayedToken, RemoteRecord, Run};
 use crate::loudness::CurvePoint;
 use crate::music::frame::TokenFrame;
 use crate::music::scale::key_name;
@@ -145,6 +145,8 @@ pub struct Collection {
     pub left_out: u64,
     /// What the model heard of the track during the run (Listen).
     pub heard: Vec<HeardLine>,
+    /// The server that wrote the text, when one did.
+    pub remote: Option<RemoteRecord>,
 }
 
 impl Collection {
@@ -157,6 +159,7 @@ impl Collection {
             grid_steps: Some(Vec::new()),
             left_out: 0,
             heard: Vec::new(),
+            remote: None,
         }
     }
 
@@ -166,6 +169,7 @@ impl Collection {
             run_id: run.tokens.first().map_or(0, |t| t.frame.run),
             grid_steps: run.manifest.grid_steps.clone(),
             heard: run.manifest.heard.clone(),
+            remote: run.manifest.remote.clone(),
             manifest: run.manifest,
             tokens: run.tokens,
             left_out: 0,
@@ -211,6 +215,7 @@ impl Collection {
             .collect();
         manifest.grid_steps = self.grid_steps.clone().filter(|steps| !steps.is_empty());
         manifest.heard = self.heard.clone();
+        manifest.remote = self.remote.clone();
         Run {
             manifest,
             tokens: self.tokens.clone(),
@@ -240,6 +245,11 @@ impl Describer {
     /// The lines the model heard in run `run` so far.
     pub fn heard(&self, run: u32) -> Vec<HeardLine> {
         self.link.heard(run)
+    }
+
+    /// The server that wrote run `run` so far, if one did.
+    pub fn remote(&self, run: u32) -> Option<RemoteRecord> {
+        self.link.remote(run)
     }
 
     /// The manifest of a run that began at `bpm` and `sample_rate` (the token list empty).
@@ -282,6 +292,7 @@ impl Describer {
             tokens: Vec::new(),
             grid_steps: None,
             heard: Vec::new(),
+            remote: None,
             direction,
             model_key: self
                 .link

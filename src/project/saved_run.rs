@@ -177,6 +177,9 @@ impl SavedRun {
             if !heard.is_empty() {
                 collection.heard = heard;
             }
+            if let Some(remote) = describer.remote(collection.run_id) {
+                collection.remote = Some(remote);
+            }
         }
     }
 

@@ -130,6 +130,7 @@ impl ModelControl {
             },
             Command::SetSeed(session.seed),
             Command::SetDirection(session.direction_choice()),
+            Command::SetBackend(session.text_source.backend()),
             Command::Reset,
             Command::Start,
         ]);

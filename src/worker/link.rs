@@ -15,6 +15,7 @@ use crate::worker::thread::{
 use super::feed::{self, FeedShared, FrameBuilder, QueueSource, TicketGate};
 use super::heard::{HEARD_WAIT, HeardLine};
 use crate::activation::CorpusCloud;
+use crate::io::run_file::RemoteRecord;
 use crate::music::scale::{Root, Scale};
 
 /// Settings the gate reads before every token; the audio side or the editor writes them.
@@ -67,6 +68,11 @@ pub struct LinkStatus {
     pub failure: Mutex<Option<String>>,
     /// The lines the model read of the track in the current run, oldest first.
     pub heard: Mutex<Vec<HeardLine>>,
+    /// The server writing the current run's text and its pieces so far, when one does.
+    pub remote: Mutex<Option<RemoteRecord>>,
+    /// The server's latest failure while it is being retried or was given up on; cleared by
+    /// its next piece.
+    pub remote_trouble: Mutex<Option<String>>,
     /// The loaded model's own key for the Model's Key scale: 0 none, else 1 + scale id · 12 +
     /// root (one atomic, read by the audio thread).
     model_key: AtomicU32,
@@ -189,6 +195,24 @@ impl LinkStatus {
             .lock()
             .map(|lines| lines.iter().filter(|l| l.run == run).cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// The server that wrote run `run` and the pieces it wrote in it; `None` when the local
+    /// model wrote it.
+    pub fn remote(&self, run: u32) -> Option<RemoteRecord> {
+        let record = self.remote.lock().ok()?.clone()?;
+        let pieces: Vec<_> = record.pieces.into_iter().filter(|p| p.run == run).collect();
+        (!pieces.is_empty()).then_some(RemoteRecord { pieces, ..record })
+    }
+
+    pub fn remote_trouble(&self) -> Option<String> {
+        self.remote_trouble.lock().ok().and_then(|t| t.clone())
+    }
+
+    fn set_remote_trouble(&self, trouble: Option<String>) {
+        if let Ok(mut current) = self.remote_trouble.lock() {
+            *current = trouble;
+        }
     }
 
     /// The last line the model read, if any.
@@ -384,6 +408,53 @@ fn on_event(builder: &mut FrameBuilder, status: &LinkStatus, event: WorkerEvent)
             if let Ok(mut heard) = status.heard.lock() {
                 heard.clear();
             }
+            if let Ok(mut remote) = status.remote.lock() {
+                *remote = None;
+            }
+            status.set_remote_trouble(None);
+        }
+        WorkerEvent::RemoteReady {
+            url,
+            model,
+            server_chooses,
+        } => {
+            status.say(format!("Text from {model} at {url}"));
+            if let Ok(mut remote) = status.remote.lock() {
+                *remote = Some(RemoteRecord {
+                    url: url.split(['?', '#']).next().unwrap_or_default().to_owned(),
+                    model,
+                    server_chose: server_chooses,
+                    pieces: Vec::new(),
+                });
+            }
+        }
+        WorkerEvent::RemotePiece(mut piece) => {
+            piece.run = builder.run();
+            // A server that stopped sending alternatives chose this piece itself.
+            let server_chose = piece.chosen.is_none();
+            status.set_remote_trouble(None);
+            if let Ok(mut remote) = status.remote.lock()
+                && let Some(record) = remote.as_mut()
+            {
+                record.server_chose |= server_chose;
+                record.pieces.push(piece);
+            }
+        }
+        WorkerEvent::RemoteTrouble {
+            message,
+            retry_in,
+            fell_back,
+        } => {
+            let trouble = match (retry_in, fell_back) {
+                (Some(wait), _) => format!(
+                    "Text server: {message}; asking again in {:.1} s",
+                    wait.as_secs_f32()
+                ),
+                (None, true) => format!("Text server: {message}; the local model writes on"),
+                (None, false) => format!("Text server: {message}"),
+            };
+            status.say(trouble.clone());
+            status.set_remote_trouble(Some(trouble));
         }
         WorkerEvent::Heard {
             before_token,

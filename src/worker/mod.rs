@@ -5,5 +5,6 @@ pub mod control;
 pub mod feed;
 pub mod heard;
 pub mod link;
+pub mod remote_run;
 pub mod session;
 pub mod thread;

@@ -249,6 +249,24 @@ impl Session {
         Ok(token)
     }
 
+    /// Reads `id` as the next token, as if it had been sampled at `temperature`: another model
+    /// wrote the text and this one reads it a token at a time, each with all its states.
+    /// `Ok(None)` once generation has finished or when the context is full.
+    pub fn force(&mut self, id: u32, temperature: f32) -> Result<Option<TokenResult>> {
+        if self.finished || self.next_logits.is_empty() {
+            return Ok(None);
+        }
+        if self.loaded.model.position() + 1 > self.loaded.model.info().context_length {
+            self.finished = true;
+            return Ok(None);
+        }
+        let step = self.loaded.model.forward(&[id])?;
+        let mut results = self.split_step(&[id], &step, Some(temperature))?;
+        self.tokens.push(id);
+        self.next_logits = step.logits;
+        Ok(results.pop())
+    }
+
     /// Reads `text` into the context (as the prompt is read: no token is sampled) so the next
     /// token follows it; returns the positions it took. Nothing is read once generation has
     /// finished, or when it would not leave room for another token.

@@ -73,6 +73,18 @@
 //! projection per state and its tension (`DirectionReady`); a direction that cannot be had is
 //! reported (`DirectionFailed`) and the run plays without tension.
 //!
+//! # Remote text
+//!
+//! With `SetBackend(Backend::Remote)`, from the next prompt run an OpenAI-compatible server
+//! writes the text ([`crate::remote`]) and the local model reads it: the prompt runs locally
+//! as always, then each step asks the server for one piece at the temperature the loudness
+//! chose (the server's top alternatives, chosen here with the run's seed), and the local model
+//! reads the text one of its own tokens at a time ([`Session::force`], `worker::remote_run`),
+//! so every token still carries every state. `RemoteReady`, `RemotePiece` and `RemoteTrouble`
+//! report the server; a failure is retried with back-off, then the local model writes on
+//! (fallback) or the run ends with `Error(Remote)`. While a request or a back-off waits, the
+//! commands that end or restart a run cut it short.
+//!
 //! # Pacing
 //!
 //! The plugin wants the worker a few tokens ahead of playback, not the whole context ahead.
@@ -98,18 +110,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SendError, Sender, TryRecvError};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::remote_run::RemoteRun;
 use super::session::{AtEnd, Session, TokenResult};
 use crate::activation::cache::{self, Found, MapCache};
 use crate::activation::direction::DirectionChoice;
 use crate::activation::direction::cache::{DirectionCache, DirectionOrigin, ensure_direction};
 use crate::activation::{CorpusCloud, FitProgress, ProjectionMap, identify};
+use crate::io::run_file::RemotePiece;
 use crate::llm::error::{LlmError, Result};
 use crate::llm::loader::{self, LoadedModel};
 use crate::llm::model::ModelInfo;
 use crate::llm::sampler::SamplerConfig;
 use crate::llm::tokenizer::PromptMode;
+use crate::remote::choose::piece_seed;
+use crate::remote::settings::Backend;
+use crate::remote::writer::RemoteError;
 use crate::weights::KeyStats;
 use crate::weights::analysis::model_key_of;
 
@@ -156,6 +173,8 @@ pub enum Command {
     SetMapSource(MapSource),
     /// Which concept direction the next prompt run projects on (see [Concept directions](self#concept-directions)).
     SetDirection(DirectionChoice),
+    /// Who writes the next run's text (see [Remote text](self#remote-text)).
+    SetBackend(Backend),
     Start,
     Stop,
     Reset,
@@ -213,6 +232,9 @@ pub enum WorkerError {
     NoModel,
     #[error(transparent)]
     Llm(#[from] LlmError),
+    /// The server writing the text failed for good and no fallback was chosen.
+    #[error("the text server failed: {0}")]
+    Remote(String),
 }
 
 /// What the worker reports to the sink.
@@ -283,6 +305,22 @@ pub enum WorkerEvent {
         before_token: usize,
         text: String,
         tokens: usize,
+    },
+    /// A server writes this run's text: `model` at `url`. `server_chooses`: it sends no
+    /// alternatives, so it picks each piece itself (the run's seed no longer decides).
+    RemoteReady {
+        url: String,
+        model: String,
+        server_chooses: bool,
+    },
+    /// A piece the server wrote (its `run` is the builder's to fill in).
+    RemotePiece(RemotePiece),
+    /// The server failed: it is asked again after `retry_in`, or (`None`) no more; then the
+    /// local model writes on if `fell_back`, else the run ends with an `Error`.
+    RemoteTrouble {
+        message: String,
+        retry_in: Option<Duration>,
+        fell_back: bool,
     },
     Finished(FinishReason),
     Error(WorkerError),
@@ -403,6 +441,7 @@ impl WorkerHandle {
             progress: Progress::Fresh,
             running: false,
             pending: VecDeque::new(),
+            remote: None,
         };
         let thread = thread::Builder::new()
             .name("latent-choir-llm".to_owned())
@@ -467,6 +506,7 @@ struct Settings {
     max_tokens: Option<usize>,
     map_source: MapSource,
     direction: DirectionChoice,
+    backend: Backend,
 }
 
 /// A loaded model's session and the settings it was built with.
@@ -517,8 +557,11 @@ struct Worker {
     progress: Progress,
     /// Between `Start` and `Finished`.
     running: bool,
-    /// Commands that arrived while a map was being fitted, handled before the channel.
+    /// Commands that arrived while a map was being fitted or a server was asked, handled
+    /// before the channel.
     pending: VecDeque<Command>,
+    /// The current run's server, when one writes the text.
+    remote: Option<RemoteRun>,
 }
 
 impl Worker {
@@ -587,6 +630,7 @@ impl Worker {
             Command::SetMaxTokens(max_tokens) => self.settings.max_tokens = max_tokens,
             Command::SetMapSource(source) => self.settings.map_source = source,
             Command::SetDirection(choice) => self.settings.direction = choice,
+            Command::SetBackend(backend) => self.settings.backend = backend,
             Command::Start => {
                 if self.model.is_some() {
                     self.running = true;
@@ -658,12 +702,19 @@ impl Worker {
         match self.progress {
             Progress::Fresh => self.run_prompt(),
             Progress::Generating { generated } => {
-                if let Some(text) = heard
-                    && !self.hear(generated, &text)
-                {
-                    return;
+                if let Some(text) = heard {
+                    if !self.hear(generated, &text) {
+                        return;
+                    }
+                    if let Some(remote) = self.remote.as_mut() {
+                        remote.heard(&text);
+                    }
                 }
-                self.next_token(generated)
+                if self.remote.is_some() {
+                    self.remote_token(generated)
+                } else {
+                    self.next_token(generated)
+                }
             }
             Progress::Ended(reason) => self.finish(reason),
         }
@@ -687,6 +738,7 @@ impl Worker {
             Ok(Ok(results)) => {
                 self.progress = Progress::Generating { generated: 0 };
                 self.emit(WorkerEvent::PromptProcessed(results));
+                self.connect_remote();
             }
             Ok(Err(error)) => self.fail(error),
             Err(payload) => self.model_panicked(payload),
@@ -772,6 +824,154 @@ impl Worker {
                 self.model_panicked(payload);
                 false
             }
+        }
+    }
+
+    /// After the prompt ran: the server that writes this run's text, if one does. A server
+    /// that cannot even be set up (a missing key, a bad URL) ends the run, or leaves the
+    /// local model writing when fallback was chosen.
+    fn connect_remote(&mut self) {
+        self.remote = None;
+        let Backend::Remote(settings) = &self.settings.backend else {
+            return;
+        };
+        let fallback = settings.fallback;
+        match RemoteRun::new(settings.clone(), &self.settings.prompt, self.settings.mode) {
+            Ok(remote) => self.remote = Some(remote),
+            Err(error) if fallback => self.emit(WorkerEvent::RemoteTrouble {
+                message: error.to_string(),
+                retry_in: None,
+                fell_back: true,
+            }),
+            Err(error) => {
+                self.progress = Progress::Fresh;
+                self.emit(WorkerEvent::Error(WorkerError::Remote(error.to_string())));
+                self.finish(FinishReason::Failed);
+            }
+        }
+    }
+
+    /// The next token of a run a server writes: the next local token of its text, asking
+    /// for pieces until one completes a token. Waits (backing off after a failure) poll the
+    /// command channel: `Stop`, `Reset`, `Load`, `SetPrompt` and `Shutdown` cut a request or
+    /// a wait short (they are handled next), other commands wait for the token.
+    fn remote_token(&mut self, generated: usize) {
+        let keep_going = self.settings.at_end == AtEnd::Continue;
+        loop {
+            let (Some(remote), Some(model)) = (self.remote.as_mut(), self.model.as_ref()) else {
+                return self.next_token(generated);
+            };
+            if let Some((id, temperature)) = remote.take_ready() {
+                return self.read_token(generated, id, temperature);
+            }
+            if remote.fallen_back {
+                return self.next_token(generated);
+            }
+            if remote.ended {
+                self.progress = Progress::Ended(FinishReason::EndOfSequence);
+                return self.finish(FinishReason::EndOfSequence);
+            }
+            if let Some(until) = remote.wait_until.take() {
+                loop {
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    if poll_commands(&self.commands, &mut self.pending, left.min(COMMAND_POLL)) {
+                        remote.wait_until = Some(until);
+                        return;
+                    }
+                }
+            }
+            let temperature = self.temperature.get();
+            let seed = piece_seed(self.settings.seed, remote.pieces);
+            let (commands, pending) = (&self.commands, &mut self.pending);
+            let mut cancel = || poll_commands(commands, pending, Duration::ZERO);
+            let asked = remote.writer.piece(
+                remote.endpoint,
+                &remote.prompt,
+                &remote.answer,
+                temperature,
+                seed,
+                &mut cancel,
+            );
+            let piece = match asked {
+                Ok(piece) => piece,
+                Err(error) if error.cancelled() => return,
+                Err(error) => return self.remote_failed(error),
+            };
+            let record = remote.record(&piece, 0, generated, temperature);
+            let tokenizer = &model.session.loaded().tokenizer;
+            let accepted = remote.accept(&piece, temperature, keep_going, tokenizer);
+            let announce = (!remote.announced).then(|| WorkerEvent::RemoteReady {
+                url: remote.writer.url().to_owned(),
+                model: remote.writer.model().unwrap_or_default().to_owned(),
+                server_chooses: remote.writer.server_chooses(),
+            });
+            remote.announced = true;
+            if let Some(event) = announce {
+                self.emit(event);
+            }
+            self.emit(WorkerEvent::RemotePiece(record));
+            if let Err(error) = accepted {
+                return self.fail(error);
+            }
+        }
+    }
+
+    /// A piece could not be had: back off and try again, then fall back or end the run.
+    fn remote_failed(&mut self, error: RemoteError) {
+        let (Some(remote), Some(model)) = (self.remote.as_mut(), self.model.as_ref()) else {
+            return;
+        };
+        let message = error.to_string();
+        if error.retryable()
+            && let Some(wait) = remote.retry.after_failure()
+        {
+            remote.wait_until = Some(Instant::now() + wait);
+            return self.emit(WorkerEvent::RemoteTrouble {
+                message,
+                retry_in: Some(wait),
+                fell_back: false,
+            });
+        }
+        if remote.fallback {
+            let tokenizer = &model.session.loaded().tokenizer;
+            if let Err(error) = remote.fall_back(tokenizer, self.temperature.get()) {
+                return self.fail(error);
+            }
+            return self.emit(WorkerEvent::RemoteTrouble {
+                message,
+                retry_in: None,
+                fell_back: true,
+            });
+        }
+        // `Start` tries the server again from here.
+        remote.retry = Default::default();
+        self.emit(WorkerEvent::Error(WorkerError::Remote(message)));
+        self.finish(FinishReason::Failed);
+    }
+
+    /// The local model reads a token of the server's text.
+    fn read_token(&mut self, generated: usize, id: u32, temperature: f32) {
+        let Some(model) = self.model.as_mut() else {
+            self.no_model();
+            return;
+        };
+        let session = &mut model.session;
+        match panic::catch_unwind(AssertUnwindSafe(|| session.force(id, temperature))) {
+            Ok(Ok(Some(token))) => {
+                self.progress = Progress::Generating {
+                    generated: generated + 1,
+                };
+                self.emit(WorkerEvent::Token(token));
+            }
+            Ok(Ok(None)) => {
+                self.progress = Progress::Ended(FinishReason::ContextFull);
+                self.finish(FinishReason::ContextFull);
+            }
+            Ok(Err(error)) => self.fail(error),
+            Err(payload) => self.model_panicked(payload),
         }
     }
 
@@ -1067,6 +1267,50 @@ fn take_commands_while_fitting(
                 return ControlFlow::Break(());
             }
         }
+    }
+}
+
+/// How often a wait for a server looks at the command channel.
+const COMMAND_POLL: Duration = Duration::from_millis(50);
+
+/// Moves commands that arrive within `wait` to `pending`; `true` when one of them should
+/// cut short a request or a wait for the server (or the channel is gone).
+fn poll_commands(
+    commands: &Receiver<Command>,
+    pending: &mut VecDeque<Command>,
+    wait: Duration,
+) -> bool {
+    let first = if wait.is_zero() {
+        commands
+            .try_recv()
+            .map_err(|e| e == TryRecvError::Disconnected)
+    } else {
+        commands
+            .recv_timeout(wait)
+            .map_err(|e| e == RecvTimeoutError::Disconnected)
+    };
+    let mut next = first;
+    loop {
+        match next {
+            Ok(command) => {
+                let cuts = matches!(
+                    command,
+                    Command::Stop
+                        | Command::Reset
+                        | Command::Load(_)
+                        | Command::SetPrompt { .. }
+                        | Command::Shutdown
+                );
+                pending.push_back(command);
+                if cuts {
+                    return true;
+                }
+            }
+            Err(disconnected) => return disconnected,
+        }
+        next = commands
+            .try_recv()
+            .map_err(|e| e == TryRecvError::Disconnected);
     }
 }
 

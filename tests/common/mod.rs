@@ -8,6 +8,7 @@ pub mod isolate;
 pub mod midi;
 pub mod params;
 pub mod paths;
+pub mod serve;
 pub mod signal;
 pub mod state;
 pub mod temp;

@@ -27,7 +27,7 @@ use latent_choir::offline::replay::{self, MIDI_TEMPO_TRACK, Surroundings};
 use latent_choir::offline::timeline::{self as offline, OfflineEars, OfflineReport, Timeline};
 use latent_choir::params::text as param_text;
 use latent_choir::params::{
-    DEFAULT_DIRECTION, LatentChoirParams, ScaleChoice, SessionSettings, presets,
+    DEFAULT_DIRECTION, LatentChoirParams, ScaleChoice, SessionSettings, TextSource, presets,
 };
 use latent_choir::playback::ear::ear;
 use latent_choir::playback::player::FrameSource;
@@ -103,6 +103,56 @@ pub struct Args {
     /// The run file, for `replay` and NumPy (default: next to --out, `.lcrun`).
     #[arg(long)]
     run: Option<PathBuf>,
+    /// Continue the prompt as raw text instead of answering it as a chat message.
+    #[arg(long)]
+    raw: bool,
+    #[command(flatten)]
+    text: TextArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum BackendArg {
+    /// The local model writes the text.
+    Local,
+    /// An OpenAI-compatible server writes it (`--url`); the local model reads it.
+    Openai,
+}
+
+/// Who writes the text (as the plugin's Text Source).
+#[derive(clap::Args, Clone)]
+struct TextArgs {
+    #[arg(long, value_enum, default_value = "local")]
+    backend: BackendArg,
+    /// The server's API base, e.g. `http://127.0.0.1:8080/v1` (llama.cpp, vLLM, LM Studio,
+    /// Ollama, `latent-choir serve`).
+    #[arg(long, required_if_eq("backend", "openai"))]
+    url: Option<String>,
+    /// The model to ask the server for (default: the first it lists).
+    #[arg(long)]
+    remote_model: Option<String>,
+    /// The environment variable holding the API key (the key itself is never taken as an
+    /// argument, nor written anywhere).
+    #[arg(long, value_name = "VAR")]
+    api_key_env: Option<String>,
+    /// When the server fails for good, the local model writes on instead of the render failing.
+    #[arg(long)]
+    fallback: bool,
+    /// Seconds one piece may take before the server counts as stalled.
+    #[arg(long, default_value_t = 20.0)]
+    remote_timeout: f32,
+}
+
+impl TextArgs {
+    fn source(&self) -> TextSource {
+        TextSource {
+            remote: self.backend == BackendArg::Openai,
+            url: self.url.clone().unwrap_or_default(),
+            model: self.remote_model.clone().unwrap_or_default(),
+            key_variable: self.api_key_env.clone().unwrap_or_default(),
+            fallback: self.fallback,
+            timeout_seconds: self.remote_timeout,
+        }
+    }
 }
 
 pub fn run(args: Args) -> Result<(), String> {
@@ -181,10 +231,11 @@ pub fn run(args: Args) -> Result<(), String> {
     source.set_offline(Some(OFFLINE_WAIT));
     let session = SessionSettings {
         prompt: args.prompt.clone(),
-        raw: false,
+        raw: args.raw,
         seed: args.seed,
         model: model.display().to_string(),
         direction: args.direction.clone(),
+        text_source: args.text.source(),
     };
     control
         .send(Command::SetMaxTokens(Some(tokens as usize)))
@@ -216,12 +267,20 @@ pub fn run(args: Args) -> Result<(), String> {
     drop(listener);
     // The piece is complete; the worker may already have finished.
     let _ = control.stop();
+    // A run that failed part way (a text server that stayed down) is not a render.
+    if let Some(failure) = control.status().failure() {
+        return Err(failure);
+    }
     let text = control.status().text();
     let heard = recorder
         .played
         .first()
         .map(|t| control.status().heard(t.frame.run))
         .unwrap_or_default();
+    let remote = recorder
+        .played
+        .first()
+        .and_then(|t| control.status().remote(t.frame.run));
     drop(control);
 
     let hidden_states = recorder
@@ -262,6 +321,7 @@ pub fn run(args: Args) -> Result<(), String> {
                 .any(|t| t.frame.has_direction)
                 .then(|| session.direction_choice().text()),
             model_key: model_key.map(|(scale, root)| key_name(scale, root)),
+            remote,
         },
         notes: trace_notes(&midi, &recorder.played, &params, hidden_states),
         tokens: recorder.played,

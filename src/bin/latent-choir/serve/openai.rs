@@ -94,6 +94,9 @@ pub struct GenerationRequest {
     pub states: bool,
     /// Extension (llama.cpp's name): never end on an end-of-sequence token.
     pub ignore_eos: bool,
+    /// Extension (vLLM's name): a last assistant message is continued where it stops instead
+    /// of being closed and answered (how a client writes one token at a time in chat).
+    pub continue_final: bool,
 }
 
 /// Most alternatives per token `logprobs` / `top_logprobs` may ask for.
@@ -324,6 +327,15 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<GenerationRequest, ApiEr
         Some(other) => return Err(wrong_type("latent_choir", "an object", other)),
     };
     let ignore_eos = boolean(&body, "ignore_eos")?.unwrap_or(false);
+    let continue_final = boolean(&body, "continue_final_message")?.unwrap_or(false);
+    if continue_final
+        && !matches!(&prompt, Prompt::Chat(m) if m.last().is_some_and(|(r, _)| *r == Role::Assistant))
+    {
+        return Err(ApiError::invalid(
+            "continue_final_message",
+            "continue_final_message needs the last message to be the assistant's.",
+        ));
+    }
     Ok(GenerationRequest {
         endpoint,
         model,
@@ -339,6 +351,7 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<GenerationRequest, ApiEr
         logprobs,
         states,
         ignore_eos,
+        continue_final,
     })
 }
 

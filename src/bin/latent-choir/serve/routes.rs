@@ -124,7 +124,11 @@ fn unknown_model(server: &Server, id: &str) -> ApiError {
 }
 
 /// The prompt's token ids.
-fn prompt_ids(server: &Server, prompt: &Prompt) -> Result<Vec<u32>, ApiError> {
+fn prompt_ids(
+    server: &Server,
+    prompt: &Prompt,
+    continue_final: bool,
+) -> Result<Vec<u32>, ApiError> {
     let tokenizer = &server.tokenizer;
     let failed = |param: &str, e: &dyn std::fmt::Display| {
         ApiError::invalid(param, format!("The prompt cannot be tokenized: {e}"))
@@ -145,6 +149,13 @@ fn prompt_ids(server: &Server, prompt: &Prompt) -> Result<Vec<u32>, ApiError> {
             ids.clone()
         }
         Prompt::Chat(messages) => {
+            // A continued answer: the conversation before it, then its text as it stands.
+            let (messages, open) = match messages.split_last() {
+                Some(((Role::Assistant, text), before)) if continue_final => {
+                    (before, text.as_str())
+                }
+                _ => (messages.as_slice(), ""),
+            };
             let turns: Vec<(ChatRole, &str)> = messages
                 .iter()
                 .map(|(role, text)| {
@@ -157,11 +168,11 @@ fn prompt_ids(server: &Server, prompt: &Prompt) -> Result<Vec<u32>, ApiError> {
                 })
                 .collect();
             match tokenizer.chat_conversation(&turns) {
-                Some(text) => tokenizer.encode(&text, false),
+                Some(text) => tokenizer.encode(&format!("{text}{open}"), false),
                 // No chat format: the messages as plain lines.
                 None => {
                     let text: String = messages.iter().map(|(_, t)| format!("{t}\n")).collect();
-                    tokenizer.encode(&text, true)
+                    tokenizer.encode(&format!("{text}{open}"), true)
                 }
             }
             .map_err(|e| failed("messages", &e))?
@@ -213,7 +224,7 @@ fn run_generation(
     {
         return Err(unknown_model(server, model));
     }
-    let ids = prompt_ids(server, &request.prompt)?;
+    let ids = prompt_ids(server, &request.prompt, request.continue_final)?;
     if ids.len() >= server.context_length {
         let param = if endpoint == Endpoint::Chat {
             "messages"
