@@ -192,6 +192,8 @@ enum Reply {
     Stall(Duration),
     /// Sends half an answer and closes, as a server killed mid-answer.
     Cut,
+    /// Its own draw ended the answer and, as llama.cpp does then, it lists no alternatives.
+    EndedBare,
 }
 
 /// A request the scripted server took: when, its path, body and `Authorization` header.
@@ -287,6 +289,10 @@ fn serve_connection(stream: TcpStream, log: &Mutex<Vec<Taken>>, script: fn(usize
                 r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}}"#,
             ),
             Reply::Garbage => answer(200, "<html>Bad gateway</html>"),
+            Reply::EndedBare => answer(
+                200,
+                r#"{"choices":[{"message":{"content":""},"finish_reason":"stop","logprobs":{"content":[]}}]}"#,
+            ),
             Reply::Stall(wait) => {
                 thread::sleep(wait);
                 return;
@@ -387,6 +393,50 @@ fn a_failing_server_is_retried_and_the_piece_still_arrives() {
     assert!(!run.windows(secret.len()).any(|w| w == secret));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("sk-test"));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("sk-test"));
+}
+
+#[test]
+fn an_end_drawn_without_alternatives_is_drawn_again_at_the_runs_temperature() {
+    let server = Scripted::start(|i| {
+        if i == 0 {
+            Reply::EndedBare
+        } else {
+            Reply::Piece
+        }
+    });
+    let dir = TempDir::new("remote-ended");
+    succeed(&mut render_args(
+        &dir,
+        "ended",
+        &server.url(),
+        &["--remote-model", "big"],
+    ));
+    let taken = server.taken();
+    let (asked, again, next) = (&taken[0].body, &taken[1].body, &taken[2].body);
+    assert_eq!(
+        (
+            asked["temperature"].as_f64(),
+            asked["top_logprobs"].as_u64()
+        ),
+        (Some(1.0), Some(20))
+    );
+    // The same piece again, drawn by the server at the run's temperature with the same seed.
+    assert!(
+        again.get("top_logprobs").is_none() && again.get("logprobs").is_none(),
+        "{again}"
+    );
+    assert_ne!(again["temperature"].as_f64(), Some(1.0), "{again}");
+    assert_eq!(again["seed"], asked["seed"]);
+    assert_eq!(again["messages"], asked["messages"]);
+    // Then alternatives are asked for again.
+    assert_eq!(next["top_logprobs"], 20);
+    let manifest = manifest(&dir, "ended");
+    let remote = &manifest["remote"];
+    assert_eq!(remote["server_chose"], true);
+    let pieces = remote["pieces"].as_array().expect("pieces");
+    assert_eq!(pieces[0]["text"], " la");
+    assert!(pieces[0].get("chosen").is_none() && pieces[0].get("top").is_none());
+    assert!(pieces[1..].iter().all(|p| p.get("chosen").is_some()));
 }
 
 #[test]

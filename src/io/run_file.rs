@@ -133,8 +133,9 @@ pub struct RemoteRecord {
     /// The API's base URL, without any query.
     pub url: String,
     pub model: String,
-    /// The server chose the pieces (it sent no alternatives): the same seed need not give the
-    /// same text again. Otherwise each piece was chosen from `top` with the run's seed.
+    /// The server chose some pieces (those without `chosen`: it sent no alternatives), so the
+    /// same seed gives the same text again only if the server honours seeds. Every other piece
+    /// was chosen here from `top` with the run's seed.
     pub server_chose: bool,
     pub pieces: Vec<RemotePiece>,
 }

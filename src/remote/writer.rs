@@ -2,8 +2,9 @@
 //!
 //! Each piece is one token asked at temperature 1 with its top alternatives, chosen here at
 //! the loudness temperature ([`super::choose`]). A server that sends no alternatives is asked
-//! again at that temperature with the piece's seed and chooses itself; the run records that
-//! its pieces were the server's choice. What the worker retries, and how long it waits
+//! again at that temperature with the piece's seed and chooses itself (from then on; for that
+//! piece only when its own draw had ended the answer, where llama.cpp lists none); the run
+//! records which pieces were the server's choice. What the worker retries, and how long it waits
 //! between tries, is decided here too ([`RemoteError::retryable`], [`Retry`]).
 
 use std::fmt;
@@ -148,8 +149,10 @@ impl Writer {
         cancel: &mut dyn FnMut() -> bool,
     ) -> Result<Piece, RemoteError> {
         let model = self.ensure_model(cancel)?;
+        // The server draws this one piece (at `temperature`, with the piece's seed).
+        let mut server_draws = false;
         loop {
-            let top_logprobs = if self.server_chooses {
+            let top_logprobs = if self.server_chooses || server_draws {
                 0
             } else {
                 self.settings.top_logprobs
@@ -176,15 +179,13 @@ impl Writer {
             }
             if answer.top.is_empty() {
                 if answer.ended() {
-                    return Ok(Piece {
-                        text: String::new(),
-                        ended: true,
-                        top: Vec::new(),
-                        chosen: None,
-                    });
+                    // llama.cpp lists no alternatives when its own draw ended the answer:
+                    // whether it ends is drawn again at the run's temperature, by the server.
+                    server_draws = true;
+                } else {
+                    // No alternatives at all: the server chooses, now and from now on.
+                    self.server_chooses = true;
                 }
-                // No alternatives: ask again and let the server choose, now and from now on.
-                self.server_chooses = true;
                 continue;
             }
             let chosen = choose(&answer.top, temperature, seed).unwrap_or(0);
