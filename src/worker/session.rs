@@ -381,3 +381,44 @@ impl Session {
 fn phrase_seed(seed: u64, state: usize) -> u64 {
     seed ^ (state as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::loader;
+
+    fn session() -> Session {
+        let fixture =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-llama");
+        let loaded = loader::load(&fixture).expect("the tiny llama loads");
+        Session::new(loaded, SamplerConfig::default(), 3, AtEnd::Continue)
+    }
+
+    #[test]
+    fn a_forced_token_is_read_exactly_as_a_sampled_one() {
+        let mut sampled = session();
+        sampled
+            .start("Once upon a time", PromptMode::Raw, 3)
+            .expect("prompt");
+        let mut forced = session();
+        forced
+            .start("Once upon a time", PromptMode::Raw, 3)
+            .expect("prompt");
+        for _ in 0..12 {
+            let own = sampled.next(0.9).expect("step").expect("a token");
+            let read = forced.force(own.id, 0.9).expect("step").expect("a token");
+            assert_eq!((read.id, &read.text), (own.id, &own.text));
+            assert_eq!(read.temperature, Some(0.9));
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&read.hidden), bits(&own.hidden));
+            assert_eq!(bits(&read.attention_entropy), bits(&own.attention_entropy));
+            assert_eq!(read.phrase, own.phrase);
+        }
+        assert_eq!(forced.tokens(), sampled.tokens());
+        // Reading on from there, the forced session samples as the other does.
+        assert_eq!(
+            forced.next(0.0).expect("step").map(|t| t.id),
+            sampled.next(0.0).expect("step").map(|t| t.id)
+        );
+    }
+}
