@@ -98,8 +98,9 @@ def main():
                 pieces = remote.get("pieces", [])
                 same = all((tmp / f"{name}1{ext}").read_bytes() == (tmp / f"{name}2{ext}").read_bytes()
                            for ext in (".wav", ".mid"))
-                print(f"\n{name}: {len(pieces)} pieces for {len(first['tokens'])} local tokens, "
-                      f"server_chose={remote.get('server_chose')}, renders took "
+                here = sum(1 for p in pieces if "chosen" in p)
+                print(f"\n{name}: {len(pieces)} pieces ({here} chosen here from the server's "
+                      f"alternatives) for {len(first['tokens'])} local tokens, renders took "
                       f"{seconds[0]:.1f} s and {seconds[1]:.1f} s "
                       f"({len(pieces) / seconds[1]:.1f} pieces/s), same bytes twice: {same}, "
                       f"same pieces: {first.get('remote') == second.get('remote')}")
