@@ -124,13 +124,13 @@ impl EditorApp {
         let mut rescan = false;
         egui::Panel::top("controls").show(ui, |ui| {
             ui.add_space(4.0);
-            action = panels::prompt_bar(ui, &mut self.request, self.focus_prompt);
-            panels::model_picker(ui, &mut self.request, &self.models, &mut rescan);
-            panels::text_source_row(
+            action = panels::prompt_bar(
                 ui,
-                &mut self.request.text_source,
+                &mut self.request,
                 self.shared.control.status(),
+                self.focus_prompt,
             );
+            panels::model_picker(ui, &mut self.request, &self.models, &mut rescan);
             panels::model_status(ui, self.shared.control.status(), self.problem.as_deref());
             panels::listen_status(
                 ui,

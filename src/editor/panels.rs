@@ -33,8 +33,13 @@ pub enum Action {
     Replay,
 }
 
-/// Prompt, seed, chat/raw and the transport buttons.
-pub fn prompt_bar(ui: &mut egui::Ui, request: &mut SessionSettings, focus: bool) -> Option<Action> {
+/// Prompt, seed, chat/raw, who writes the text, and the transport buttons.
+pub fn prompt_bar(
+    ui: &mut egui::Ui,
+    request: &mut SessionSettings,
+    link: &LinkStatus,
+    focus: bool,
+) -> Option<Action> {
     let mut action = None;
     ui.horizontal(|ui| {
         ui.label("Prompt");
@@ -78,7 +83,7 @@ pub fn prompt_bar(ui: &mut egui::Ui, request: &mut SessionSettings, focus: bool)
             action = Some(Action::Replay);
         }
     });
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         ui.label("Seed");
         ui.add(egui::DragValue::new(&mut request.seed).speed(1.0));
         ui.separator();
@@ -86,6 +91,8 @@ pub fn prompt_bar(ui: &mut egui::Ui, request: &mut SessionSettings, focus: bool)
             .on_hover_text("The model answers the prompt through its chat template");
         ui.radio_value(&mut request.raw, true, "Continue text")
             .on_hover_text("The model continues the prompt as raw text");
+        ui.separator();
+        text_source(ui, &mut request.text_source, link);
     });
     action
 }
@@ -182,62 +189,60 @@ pub fn model_picker(
 /// Who writes the text: the local model, or an OpenAI-compatible server the local model reads
 /// (llama.cpp, vLLM, LM Studio, Ollama, `latent-choir serve`). Applies from the next run; the
 /// server's state shows beside it.
-pub fn text_source_row(ui: &mut egui::Ui, source: &mut TextSource, link: &LinkStatus) {
-    ui.horizontal_wrapped(|ui| {
-        ui.label("Text from").on_hover_text(
-            "A server can write the text one token at a time at the loudness temperature; \
-             the local model reads it, and its states are what you hear",
-        );
-        egui::ComboBox::from_id_salt("text_source")
-            .selected_text(if source.remote {
-                "a server"
+fn text_source(ui: &mut egui::Ui, source: &mut TextSource, link: &LinkStatus) {
+    ui.label("Text from").on_hover_text(
+        "A server can write the text one token at a time at the loudness temperature; \
+         the local model reads it, and its states are what you hear",
+    );
+    egui::ComboBox::from_id_salt("text_source")
+        .selected_text(if source.remote {
+            "a server"
+        } else {
+            "the local model"
+        })
+        .show_ui(ui, |ui| {
+            ui.selectable_value(&mut source.remote, false, "the local model");
+            ui.selectable_value(&mut source.remote, true, "a server (OpenAI API)");
+        });
+    if !source.remote {
+        return;
+    }
+    ui.add(
+        egui::TextEdit::singleline(&mut source.url)
+            .hint_text("http://127.0.0.1:8080/v1")
+            .desired_width(220.0),
+    );
+    ui.label("Model");
+    ui.add(
+        egui::TextEdit::singleline(&mut source.model)
+            .hint_text("first listed")
+            .desired_width(120.0),
+    );
+    ui.label("Key from $").on_hover_text(
+        "The environment variable holding the API key (empty: no key). The key itself is \
+         never saved in the project or the run",
+    );
+    ui.add(
+        egui::TextEdit::singleline(&mut source.key_variable)
+            .hint_text("none")
+            .desired_width(110.0),
+    );
+    ui.checkbox(&mut source.fallback, "Local model on failure");
+    if let Some(remote) = link.remote.lock().ok().and_then(|r| r.clone()) {
+        ui.weak(format!(
+            "{} · {} pieces{}",
+            remote.model,
+            remote.pieces.len(),
+            if remote.server_chose {
+                " · the server chooses (no alternatives sent)"
             } else {
-                "the local model"
-            })
-            .show_ui(ui, |ui| {
-                ui.selectable_value(&mut source.remote, false, "the local model");
-                ui.selectable_value(&mut source.remote, true, "a server (OpenAI API)");
-            });
-        if !source.remote {
-            return;
-        }
-        ui.add(
-            egui::TextEdit::singleline(&mut source.url)
-                .hint_text("http://127.0.0.1:8080/v1")
-                .desired_width(220.0),
-        );
-        ui.label("Model");
-        ui.add(
-            egui::TextEdit::singleline(&mut source.model)
-                .hint_text("first listed")
-                .desired_width(120.0),
-        );
-        ui.label("Key from $").on_hover_text(
-            "The environment variable holding the API key (empty: no key). The key itself is \
-             never saved in the project or the run",
-        );
-        ui.add(
-            egui::TextEdit::singleline(&mut source.key_variable)
-                .hint_text("none")
-                .desired_width(110.0),
-        );
-        ui.checkbox(&mut source.fallback, "Local model on failure");
-        if let Some(remote) = link.remote.lock().ok().and_then(|r| r.clone()) {
-            ui.weak(format!(
-                "{} · {} pieces{}",
-                remote.model,
-                remote.pieces.len(),
-                if remote.server_chose {
-                    " · the server chooses (no alternatives sent)"
-                } else {
-                    ""
-                }
-            ));
-        }
-        if let Some(trouble) = link.remote_trouble() {
-            ui.colored_label(ERROR_COLOR, trouble);
-        }
-    });
+                ""
+            }
+        ));
+    }
+    if let Some(trouble) = link.remote_trouble() {
+        ui.colored_label(ERROR_COLOR, trouble);
+    }
 }
 
 /// Load and map-fitting progress, the worker's latest word, and any error in plain words.
