@@ -450,32 +450,57 @@ pub fn dot_packed_on(
         "{} packed bytes are not groups of {group_bytes} within {stride} rows",
         groups.len()
     );
-    for (g, group) in groups.chunks_exact(group_bytes).enumerate() {
-        let mut write = |p: usize, dots: [f32; PACK_ROWS]| {
-            out[p * stride + g * PACK_ROWS..][..PACK_ROWS].copy_from_slice(&dots);
-        };
-        #[cfg(target_arch = "x86_64")]
-        if path == Path::Avx2 {
-            let mut p = 0;
-            while p + 4 <= n {
-                let four = [xs[p], xs[p + 1], xs[p + 2], xs[p + 3]];
-                // SAFETY: `Path::Avx2` runs here (checked above), the group is whole
-                // super-blocks and every position holds as many.
-                let dots = unsafe { avx2_packed::q4_k_group::<4>(group, four) };
-                for (k, dots) in dots.into_iter().enumerate() {
-                    write(p + k, dots);
-                }
-                p += 4;
-            }
-            for (p, x) in xs.iter().enumerate().skip(p) {
-                // SAFETY: as above.
-                write(p, unsafe { avx2_packed::q4_k_group::<1>(group, [x]) }[0]);
-            }
-            continue;
+    // Positions in runs whose activations stay in a core's L2 (128 KiB) while every group
+    // meets them; each group is then read once per run.
+    let run = (ACTIVATIONS_IN_CACHE / (blocks * std::mem::size_of::<Q8KBlock>())).max(4) / 4 * 4;
+    let mut first = 0;
+    while first < n {
+        let last = n.min(first + run);
+        for (g, group) in groups.chunks_exact(group_bytes).enumerate() {
+            let mut write = |p: usize, dots: [f32; PACK_ROWS]| {
+                out[p * stride + g * PACK_ROWS..][..PACK_ROWS].copy_from_slice(&dots);
+            };
+            packed_group(path, group, &xs[first..last], |p, dots| {
+                write(first + p, dots)
+            });
         }
-        for (p, x) in xs.iter().enumerate() {
-            write(p, packed::q4_k_group(group, x));
+        first = last;
+    }
+}
+
+/// Bytes of activations a packed product keeps in cache at a time.
+const ACTIVATIONS_IN_CACHE: usize = 128 << 10;
+
+/// One group of packed rows against `xs`, `write(p, dots)` for each position: four at a time
+/// where the path has the kernel, then one by one.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn packed_group(
+    path: Path,
+    group: &[u8],
+    xs: &[&[Q8KBlock]],
+    mut write: impl FnMut(usize, [f32; PACK_ROWS]),
+) {
+    #[cfg(target_arch = "x86_64")]
+    if path == Path::Avx2 {
+        let mut p = 0;
+        while p + 4 <= xs.len() {
+            let four = [xs[p], xs[p + 1], xs[p + 2], xs[p + 3]];
+            // SAFETY: `Path::Avx2` runs here (the caller checked), the group is whole
+            // super-blocks and every position holds as many.
+            let dots = unsafe { avx2_packed::q4_k_group::<4>(group, four) };
+            for (k, dots) in dots.into_iter().enumerate() {
+                write(p + k, dots);
+            }
+            p += 4;
         }
+        for (p, x) in xs.iter().enumerate().skip(p) {
+            // SAFETY: as above.
+            write(p, unsafe { avx2_packed::q4_k_group::<1>(group, [x]) }[0]);
+        }
+        return;
+    }
+    for (p, x) in xs.iter().enumerate() {
+        write(p, packed::q4_k_group(group, x));
     }
 }
 

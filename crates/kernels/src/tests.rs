@@ -483,3 +483,32 @@ fn packing_is_checked() {
 }
 
 const Q4K_ROW: usize = blocks::Q4_K_BYTES;
+
+/// Prompts longer than one run of cached positions (64 at seven super-blocks) come out the
+/// same as each position alone.
+#[test]
+fn long_packed_prompts_equal_single_positions() {
+    let mut rng = Rng(9);
+    let (format, blocks) = (Format::Q4K, 7);
+    let cols = blocks * SUPER;
+    let rows: Vec<u8> = (0..2 * PACK_ROWS)
+        .flat_map(|_| random_row(&mut rng, format, blocks, Fill::Random))
+        .collect();
+    let packed = pack(format, &rows, cols);
+    let xs: Vec<Activations> = (0..150)
+        .map(|_| Activations::quantize(Blocking::Super, &random_x(&mut rng, cols)).expect("blocks"))
+        .collect();
+    let stride = 2 * PACK_ROWS;
+    let mut all = vec![0.0f32; xs.len() * stride];
+    dot_packed(format, &packed, &xs, &mut all, stride);
+    let mut one = vec![0.0f32; stride];
+    for (p, x) in xs.iter().enumerate() {
+        dot_packed(format, &packed, std::slice::from_ref(x), &mut one, stride);
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&all[p * stride..][..stride]),
+            bits(&one),
+            "position {p}"
+        );
+    }
+}
