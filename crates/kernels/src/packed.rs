@@ -67,12 +67,14 @@ fn pack_block(block: &[u8], r: usize, packed: &mut [u8]) {
         packed[SCALES + 8 * j + r] = scales[j];
         packed[MINS + 16 * (j / 2) + 2 * r + j % 2] = mins[j];
     }
-    let quant = |i: usize| crate::blocks::q4_k_quant(block, i).0;
+    // Sub-block j is the low (j even) or high (j odd) nibbles of GGUF's bytes 32·(j/2)..+32.
     for j in 0..8 {
+        let bytes = &block[16 + 32 * (j / 2)..][..32];
+        let shift = 4 * (j % 2);
         for k in 0..4 {
             for t in 0..4 {
-                let low = quant(32 * j + 4 * k + t);
-                let high = quant(32 * j + 16 + 4 * k + t);
+                let low = (bytes[4 * k + t] >> shift) & 0x0f;
+                let high = (bytes[16 + 4 * k + t] >> shift) & 0x0f;
                 packed[QUANTS + 128 * j + 32 * k + 4 * r + t] = low | (high << 4);
             }
         }
