@@ -367,7 +367,7 @@ pub fn packs(format: Format, rows: usize) -> bool {
 }
 
 /// `rows` (consecutive rows of `cols` values of `format`) interleaved for [`dot_packed`], the
-/// same size but for the scales stored unpacked (+2.8% for Q4_K). Panics unless
+/// the same size but for Q4_K's scales stored unpacked (+2.8%; Q6_K's are the same size). Panics unless
 /// [`packable`] and the lengths match.
 pub fn pack(format: Format, rows: &[u8], cols: usize) -> Vec<u8> {
     let row_bytes = format.row_bytes(cols).unwrap_or(0);
@@ -381,7 +381,7 @@ pub fn pack(format: Format, rows: &[u8], cols: usize) -> Vec<u8> {
         "{format:?} in {} rows does not pack",
         rows.len() / row_bytes
     );
-    packed::pack(rows, row_bytes)
+    packed::pack(format, rows, row_bytes)
 }
 
 /// Row `row` of [`pack`]ed rows of `cols` values, back in GGUF's bytes (`out` one row long).
@@ -393,10 +393,10 @@ pub fn unpack_row(format: Format, groups: &[u8], cols: usize, row: usize, out: &
         out.len()
     );
     assert!(
-        (row / PACK_ROWS + 1) * blocks * packed::GROUP_BYTES <= groups.len(),
+        (row / PACK_ROWS + 1) * blocks * packed::group_bytes(format) <= groups.len(),
         "row {row} is past the packed rows"
     );
-    packed::unpack_row(groups, blocks, row, out);
+    packed::unpack_row(format, groups, blocks, row, out);
 }
 
 /// [`pack`]ed rows against `xs.len()` positions: `out[p · stride + r] = row r · xs[p]`, `out`
@@ -432,7 +432,7 @@ pub fn dot_packed_on(
         return;
     };
     let blocks = first.len() / SUPER;
-    let group_bytes = blocks * packed::GROUP_BYTES;
+    let group_bytes = blocks * packed::group_bytes(format);
     let xs: Vec<&[Q8KBlock]> = xs
         .iter()
         .map(|x| match x {
@@ -460,9 +460,12 @@ pub fn dot_packed_on(
             let mut write = |p: usize, dots: [f32; PACK_ROWS]| {
                 out[p * stride + g * PACK_ROWS..][..PACK_ROWS].copy_from_slice(&dots);
             };
-            packed_group(path, group, &xs[first..last], |p, dots| {
-                write(first + p, dots)
-            });
+            let xs = &xs[first..last];
+            if format == Format::Q6K {
+                packed_group::<true>(path, group, xs, |p, dots| write(first + p, dots));
+            } else {
+                packed_group::<false>(path, group, xs, |p, dots| write(first + p, dots));
+            }
         }
         first = last;
     }
@@ -471,10 +474,10 @@ pub fn dot_packed_on(
 /// Bytes of activations a packed product keeps in cache at a time.
 const ACTIVATIONS_IN_CACHE: usize = 128 << 10;
 
-/// One group of packed rows against `xs`, `write(p, dots)` for each position: four at a time
-/// where the path has the kernel, then one by one.
+/// One group of packed rows (Q6_K when `Q6`, else Q4_K) against `xs`, `write(p, dots)` for
+/// each position: four at a time where the path has the kernel, then one by one.
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-fn packed_group(
+fn packed_group<const Q6: bool>(
     path: Path,
     group: &[u8],
     xs: &[&[Q8KBlock]],
@@ -487,7 +490,13 @@ fn packed_group(
             let four = [xs[p], xs[p + 1], xs[p + 2], xs[p + 3]];
             // SAFETY: `Path::Avx2` runs here (the caller checked), the group is whole
             // super-blocks and every position holds as many.
-            let dots = unsafe { avx2_packed::q4_k_group::<4>(group, four) };
+            let dots = unsafe {
+                if Q6 {
+                    avx2_packed::q6_k_group::<4>(group, four)
+                } else {
+                    avx2_packed::q4_k_group::<4>(group, four)
+                }
+            };
             for (k, dots) in dots.into_iter().enumerate() {
                 write(p + k, dots);
             }
@@ -495,12 +504,23 @@ fn packed_group(
         }
         for (p, x) in xs.iter().enumerate().skip(p) {
             // SAFETY: as above.
-            write(p, unsafe { avx2_packed::q4_k_group::<1>(group, [x]) }[0]);
+            let dots = unsafe {
+                if Q6 {
+                    avx2_packed::q6_k_group::<1>(group, [x])
+                } else {
+                    avx2_packed::q4_k_group::<1>(group, [x])
+                }
+            };
+            write(p, dots[0]);
         }
         return;
     }
     for (p, x) in xs.iter().enumerate() {
-        write(p, packed::q4_k_group(group, x));
+        if Q6 {
+            write(p, packed::q6_k_group(group, x));
+        } else {
+            write(p, packed::q4_k_group(group, x));
+        }
     }
 }
 

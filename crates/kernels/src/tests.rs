@@ -374,8 +374,10 @@ fn f32_activation_kernels_are_exact_to_rounding() {
 #[test]
 fn packed_rows_unpack_to_the_same_bytes() {
     let mut rng = Rng(7);
-    let format = Format::Q4K;
-    for fill in FILLS {
+    for (format, fill) in [Format::Q4K, Format::Q6K]
+        .into_iter()
+        .flat_map(|f| FILLS.map(|fill| (f, fill)))
+    {
         for blocks in [1, 3] {
             let cols = blocks * SUPER;
             let row_bytes = format.row_bytes(cols).expect("whole blocks");
@@ -383,11 +385,15 @@ fn packed_rows_unpack_to_the_same_bytes() {
                 .flat_map(|_| random_row(&mut rng, format, blocks, fill))
                 .collect();
             let packed = pack(format, &rows, cols);
-            assert_eq!(packed.len(), 2 * blocks * packed::GROUP_BYTES);
+            assert_eq!(packed.len(), 2 * blocks * packed::group_bytes(format));
             let mut back = vec![0u8; row_bytes];
             for (r, want) in rows.chunks_exact(row_bytes).enumerate() {
                 unpack_row(format, &packed, cols, r, &mut back);
-                assert_eq!(&back[..], want, "{fill:?} {blocks} blocks, row {r}");
+                assert_eq!(
+                    &back[..],
+                    want,
+                    "{format:?} {fill:?} {blocks} blocks, row {r}"
+                );
             }
         }
     }
@@ -400,9 +406,11 @@ fn packed_rows_unpack_to_the_same_bytes() {
 #[test]
 fn packed_products_equal_single_positions_and_the_row_dots() {
     let mut rng = Rng(8);
-    let format = Format::Q4K;
     let paths = Path::available();
-    for fill in FILLS {
+    for (format, fill) in [Format::Q4K, Format::Q6K]
+        .into_iter()
+        .flat_map(|f| FILLS.map(|fill| (f, fill)))
+    {
         for (blocks, groups) in [(1, 1), (2, 3), (7, 2)] {
             let cols = blocks * SUPER;
             let row_bytes = format.row_bytes(cols).expect("whole blocks");
@@ -441,7 +449,7 @@ fn packed_products_equal_single_positions_and_the_row_dots() {
                             assert_eq!(
                                 got.to_bits(),
                                 want.to_bits(),
-                                "{fill:?} {blocks} blocks on {path:?}, {n} positions: row {r} position {p}: {got} vs {want}"
+                                "{format:?} {fill:?} {blocks} blocks on {path:?}, {n} positions: row {r} position {p}: {got} vs {want}"
                             );
                         }
                     }
@@ -455,7 +463,7 @@ fn packed_products_equal_single_positions_and_the_row_dots() {
                     let bound = 4.0 * (blocks as f64 + 8.0) * U * size;
                     assert!(
                         (f64::from(single[r]) - f64::from(dot)).abs() <= bound,
-                        "{fill:?} {blocks} blocks: row {r} position {p}: packed {} vs row dot {dot} (bound {bound})",
+                        "{format:?} {fill:?} {blocks} blocks: row {r} position {p}: packed {} vs row dot {dot} (bound {bound})",
                         single[r]
                     );
                 }
@@ -467,7 +475,8 @@ fn packed_products_equal_single_positions_and_the_row_dots() {
 #[test]
 fn packing_is_checked() {
     let format = Format::Q4K;
-    assert!(packable(format, 16) && !packable(format, 12) && !packable(Format::Q6K, 16));
+    assert!(packable(format, 16) && !packable(format, 12) && packable(Format::Q6K, 16));
+    assert!(!packable(Format::Q5K, 16) && !packable(Format::Q4_0, 16));
     let rows = vec![0u8; 12 * Q4K_ROW];
     assert!(std::panic::catch_unwind(|| pack(format, &rows, SUPER)).is_err());
     let packed = pack(format, &rows[..8 * Q4K_ROW], SUPER);
@@ -489,26 +498,30 @@ const Q4K_ROW: usize = blocks::Q4_K_BYTES;
 #[test]
 fn long_packed_prompts_equal_single_positions() {
     let mut rng = Rng(9);
-    let (format, blocks) = (Format::Q4K, 7);
-    let cols = blocks * SUPER;
-    let rows: Vec<u8> = (0..2 * PACK_ROWS)
-        .flat_map(|_| random_row(&mut rng, format, blocks, Fill::Random))
-        .collect();
-    let packed = pack(format, &rows, cols);
-    let xs: Vec<Activations> = (0..150)
-        .map(|_| Activations::quantize(Blocking::Super, &random_x(&mut rng, cols)).expect("blocks"))
-        .collect();
-    let stride = 2 * PACK_ROWS;
-    let mut all = vec![0.0f32; xs.len() * stride];
-    dot_packed(format, &packed, &xs, &mut all, stride);
-    let mut one = vec![0.0f32; stride];
-    for (p, x) in xs.iter().enumerate() {
-        dot_packed(format, &packed, std::slice::from_ref(x), &mut one, stride);
-        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        assert_eq!(
-            bits(&all[p * stride..][..stride]),
-            bits(&one),
-            "position {p}"
-        );
+    for format in [Format::Q4K, Format::Q6K] {
+        let blocks = 7;
+        let cols = blocks * SUPER;
+        let rows: Vec<u8> = (0..2 * PACK_ROWS)
+            .flat_map(|_| random_row(&mut rng, format, blocks, Fill::Random))
+            .collect();
+        let packed = pack(format, &rows, cols);
+        let xs: Vec<Activations> = (0..150)
+            .map(|_| {
+                Activations::quantize(Blocking::Super, &random_x(&mut rng, cols)).expect("blocks")
+            })
+            .collect();
+        let stride = 2 * PACK_ROWS;
+        let mut all = vec![0.0f32; xs.len() * stride];
+        dot_packed(format, &packed, &xs, &mut all, stride);
+        let mut one = vec![0.0f32; stride];
+        for (p, x) in xs.iter().enumerate() {
+            dot_packed(format, &packed, std::slice::from_ref(x), &mut one, stride);
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&all[p * stride..][..stride]),
+                bits(&one),
+                "{format:?} position {p}"
+            );
+        }
     }
 }
