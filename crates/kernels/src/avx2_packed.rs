@@ -150,17 +150,18 @@ pub unsafe fn q6_k_group<const P: usize>(
         // (the contract): every load is inside.
         unsafe {
             for j in 0..8 {
-                let scales = _mm256_cvtepi8_epi16(_mm_loadu_si128(p.add(16 + 16 * j).cast()));
+                let sub = p.add(16 + 208 * j);
+                let scales = _mm256_cvtepi8_epi16(_mm_loadu_si128(sub.cast()));
                 let (s0, s1) = (
                     _mm256_shuffle_epi8(scales, first),
                     _mm256_shuffle_epi8(scales, second),
                 );
-                let qh0 = _mm256_loadu_si256(p.add(1168 + 64 * j).cast());
-                let qh1 = _mm256_loadu_si256(p.add(1168 + 64 * j + 32).cast());
+                let qh0 = _mm256_loadu_si256(sub.add(16).cast());
+                let qh1 = _mm256_loadu_si256(sub.add(48).cast());
                 for pair in 0..2 {
                     let w = [
-                        q6_weights(p.add(144 + 128 * j + 64 * pair), qh0, qh1, 2 * pair),
-                        q6_weights(p.add(176 + 128 * j + 64 * pair), qh0, qh1, 2 * pair + 1),
+                        q6_weights(sub.add(80 + 64 * pair), qh0, qh1, 2 * pair),
+                        q6_weights(sub.add(112 + 64 * pair), qh0, qh1, 2 * pair + 1),
                     ];
                     for (sum, x) in sum.iter_mut().zip(xs) {
                         // Two vectors' products per 16-bit lane: at most 2 · 2 · 63 · 127.
