@@ -981,18 +981,24 @@ mod tests {
         }
     }
 
-    /// Q4_K in whole groups of eight rows is packed (where the CPU has the packed kernel):
+    /// Q4_K and Q6_K in whole groups of eight rows are packed (where the CPU has the kernel):
     /// a prompt's product equals each position's own product (decode) bit for bit, and both
     /// the dequantized product within the activations' rounding.
     #[test]
     fn packed_prompts_equal_their_positions_decoded() {
+        for (dtype, format) in [(GgmlDType::Q4K, Format::Q4K), (GgmlDType::Q6K, Format::Q6K)] {
+            packed_prompt_equals_its_positions(dtype, format);
+        }
+    }
+
+    fn packed_prompt_equals_its_positions(dtype: GgmlDType, format: Format) {
         let (rows, cols) = (304, 512);
-        let q = QTensor::quantize(&weights(rows, cols, 4), GgmlDType::Q4K).expect("quantize");
+        let q = QTensor::quantize(&weights(rows, cols, 4), dtype).expect("quantize");
         let dense = q.dequantize(&Device::Cpu).expect("dequantize");
         let linear = QLinear::new(q).expect("linear");
         assert_eq!(
             matches!(linear.kernel, Kernel::Packed { .. }),
-            kernels::packs(Format::Q4K, rows)
+            kernels::packs(format, rows)
         );
         let n = 11;
         let x = input(n, cols);
@@ -1012,7 +1018,7 @@ mod tests {
             assert_eq!(
                 bits(&prompt[pos * rows..][..rows]),
                 bits(&decoded),
-                "position {pos}"
+                "{dtype:?} position {pos}"
             );
         }
         let want = x
@@ -1028,7 +1034,7 @@ mod tests {
             * 1.001
             + 1e-4;
         let diff = max_difference(&got, &want);
-        assert!(diff < bound, "max error {diff} > {bound}");
+        assert!(diff < bound, "{dtype:?}: max error {diff} > {bound}");
     }
 
     #[test]
