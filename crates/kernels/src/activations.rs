@@ -121,9 +121,20 @@ fn quantize_values(x: &[f32], q: &mut [i8]) -> f32 {
     let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
     for (q, &v) in q.iter_mut().zip(x) {
         // The clamp only guards the last ulp of `max · (127 / max)`.
-        *q = (v * inverse).round().clamp(-127.0, 127.0) as i8;
+        *q = round_half_away(v * inverse).clamp(-127, 127) as i8;
     }
     scale
+}
+
+/// `v.round() as i32` clamped to ±128 (NaN gives 0, as `as` does), without the libm call
+/// `round` is on x86_64 (5% of a prompt's time): the truncation and its remainder are exact,
+/// so this is the same rounding, half away from zero.
+#[inline]
+fn round_half_away(v: f32) -> i32 {
+    let v = v.clamp(-128.0, 128.0);
+    let t = v as i32;
+    let rest = v - t as f32;
+    t + i32::from(rest >= 0.5) - i32::from(rest <= -0.5)
 }
 
 fn quantize_block(x: &[f32]) -> Q8Block {
@@ -145,4 +156,38 @@ fn quantize_super(x: &[f32]) -> Q8KBlock {
         *sum = group.iter().map(|&v| i16::from(v)).sum();
     }
     Q8KBlock { scale, q, sums }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Values on and one ulp either side of every quarter up to ±127, random ones up to ±150
+    /// and the non-finite ones: the same integer as `round`, clamped to ±128.
+    #[test]
+    fn rounding_is_rounds() {
+        let mut checked = 0;
+        for whole in -127..=127 {
+            for frac in [0.0f32, 0.25, 0.5, 0.75] {
+                let v = whole as f32 + frac;
+                for v in [
+                    v,
+                    f32::from_bits(v.to_bits() + 1),
+                    f32::from_bits(v.to_bits().max(1) - 1),
+                ] {
+                    assert_eq!(super::round_half_away(v), v.round() as i32, "{v}");
+                    checked += 1;
+                }
+            }
+        }
+        let mut state = 1u32;
+        for _ in 0..1_000_000 {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let v = (state >> 8) as f32 / (1 << 24) as f32 * 300.0 - 150.0;
+            let want = v.round().clamp(-128.0, 128.0) as i32;
+            assert_eq!(super::round_half_away(v), want, "{v}");
+        }
+        assert_eq!(super::round_half_away(f32::NAN), 0);
+        assert_eq!(super::round_half_away(f32::INFINITY), 128);
+        assert_eq!(super::round_half_away(f32::NEG_INFINITY), -128);
+        assert_eq!(checked, 255 * 12);
+    }
 }

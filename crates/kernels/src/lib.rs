@@ -11,10 +11,13 @@
 
 mod activations;
 mod blocks;
+mod packed;
 mod portable;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx2_packed;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 
@@ -25,6 +28,7 @@ use std::sync::OnceLock;
 
 pub use activations::{Activations, Blocking, Q8Block, Q8KBlock};
 pub use blocks::{BLOCK, SUPER, f16_to_f32};
+pub use packed::{PACK_ROWS, packable};
 
 /// A GGUF weight format with a native kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -352,6 +356,171 @@ pub fn dot_tile(format: Format, rows: &[u8], xs: &[Activations], out: &mut [f32]
             }
         }
         start += group.len();
+    }
+}
+
+/// Whether `rows` of `format` should be [`pack`]ed on this CPU: [`packable`] and the detected
+/// path has the packed kernel (AVX2; NEON and portable keep the row layout, which is faster
+/// for them).
+pub fn packs(format: Format, rows: usize) -> bool {
+    packable(format, rows) && Path::detected() == Path::Avx2
+}
+
+/// `rows` (consecutive rows of `cols` values of `format`) interleaved for [`dot_packed`], the
+/// the same size but for Q4_K's scales stored unpacked (+2.8%; Q6_K's are the same size). Panics unless
+/// [`packable`] and the lengths match.
+pub fn pack(format: Format, rows: &[u8], cols: usize) -> Vec<u8> {
+    let row_bytes = format.row_bytes(cols).unwrap_or(0);
+    assert!(
+        row_bytes > 0 && rows.len().is_multiple_of(row_bytes),
+        "{} bytes are not rows of {cols} {format:?} values",
+        rows.len()
+    );
+    assert!(
+        packable(format, rows.len() / row_bytes),
+        "{format:?} in {} rows does not pack",
+        rows.len() / row_bytes
+    );
+    packed::pack(format, rows, row_bytes)
+}
+
+/// Row `row` of [`pack`]ed rows of `cols` values, back in GGUF's bytes (`out` one row long).
+pub fn unpack_row(format: Format, groups: &[u8], cols: usize, row: usize, out: &mut [u8]) {
+    let blocks = cols / format.block_values();
+    assert!(
+        packable(format, PACK_ROWS) && format.row_bytes(cols) == Some(out.len()),
+        "a row of {cols} {format:?} values into {} bytes",
+        out.len()
+    );
+    assert!(
+        (row / PACK_ROWS + 1) * blocks * packed::group_bytes(format) <= groups.len(),
+        "row {row} is past the packed rows"
+    );
+    packed::unpack_row(format, groups, blocks, row, out);
+}
+
+/// [`pack`]ed rows against `xs.len()` positions: `out[p · stride + r] = row r · xs[p]`, `out`
+/// being `xs.len() · stride` long and `stride` at least the row count. Every position, one or
+/// many, takes the same steps, so a prompt's product equals its positions' single products.
+pub fn dot_packed(
+    format: Format,
+    groups: &[u8],
+    xs: &[Activations],
+    out: &mut [f32],
+    stride: usize,
+) {
+    dot_packed_on(Path::detected(), format, groups, xs, out, stride);
+}
+
+/// [`dot_packed`] on a chosen path (which must run here); every path gives the same bits.
+pub fn dot_packed_on(
+    path: Path,
+    format: Format,
+    groups: &[u8],
+    xs: &[Activations],
+    out: &mut [f32],
+    stride: usize,
+) {
+    assert!(path.runs_here(), "{path:?} cannot run on this CPU");
+    assert!(
+        packable(format, PACK_ROWS),
+        "{format:?} has no packed kernel"
+    );
+    let n = xs.len();
+    assert_eq!(out.len(), n * stride, "{n} positions of {stride} outputs");
+    let Some(first) = xs.first() else {
+        return;
+    };
+    let blocks = first.len() / SUPER;
+    let group_bytes = blocks * packed::group_bytes(format);
+    let xs: Vec<&[Q8KBlock]> = xs
+        .iter()
+        .map(|x| match x {
+            Activations::Super(x) if x.len() == blocks => &x[..],
+            _ => panic!("{format:?} reads {blocks} super-blocks of activations per position"),
+        })
+        .collect();
+    if group_bytes == 0 {
+        out.fill(0.0);
+        return;
+    }
+    assert!(
+        groups.len().is_multiple_of(group_bytes)
+            && groups.len() / group_bytes * PACK_ROWS <= stride,
+        "{} packed bytes are not groups of {group_bytes} within {stride} rows",
+        groups.len()
+    );
+    // Positions in runs whose activations stay in a core's L2 (128 KiB) while every group
+    // meets them; each group is then read once per run.
+    let run = (ACTIVATIONS_IN_CACHE / (blocks * std::mem::size_of::<Q8KBlock>())).max(4) / 4 * 4;
+    let mut first = 0;
+    while first < n {
+        let last = n.min(first + run);
+        for (g, group) in groups.chunks_exact(group_bytes).enumerate() {
+            let mut write = |p: usize, dots: [f32; PACK_ROWS]| {
+                out[p * stride + g * PACK_ROWS..][..PACK_ROWS].copy_from_slice(&dots);
+            };
+            let xs = &xs[first..last];
+            if format == Format::Q6K {
+                packed_group::<true>(path, group, xs, |p, dots| write(first + p, dots));
+            } else {
+                packed_group::<false>(path, group, xs, |p, dots| write(first + p, dots));
+            }
+        }
+        first = last;
+    }
+}
+
+/// Bytes of activations a packed product keeps in cache at a time.
+const ACTIVATIONS_IN_CACHE: usize = 128 << 10;
+
+/// One group of packed rows (Q6_K when `Q6`, else Q4_K) against `xs`, `write(p, dots)` for
+/// each position: four at a time where the path has the kernel, then one by one.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn packed_group<const Q6: bool>(
+    path: Path,
+    group: &[u8],
+    xs: &[&[Q8KBlock]],
+    mut write: impl FnMut(usize, [f32; PACK_ROWS]),
+) {
+    #[cfg(target_arch = "x86_64")]
+    if path == Path::Avx2 {
+        let mut p = 0;
+        while p + 4 <= xs.len() {
+            let four = [xs[p], xs[p + 1], xs[p + 2], xs[p + 3]];
+            // SAFETY: `Path::Avx2` runs here (the caller checked), the group is whole
+            // super-blocks and every position holds as many.
+            let dots = unsafe {
+                if Q6 {
+                    avx2_packed::q6_k_group::<4>(group, four)
+                } else {
+                    avx2_packed::q4_k_group::<4>(group, four)
+                }
+            };
+            for (k, dots) in dots.into_iter().enumerate() {
+                write(p + k, dots);
+            }
+            p += 4;
+        }
+        for (p, x) in xs.iter().enumerate().skip(p) {
+            // SAFETY: as above.
+            let dots = unsafe {
+                if Q6 {
+                    avx2_packed::q6_k_group::<1>(group, [x])
+                } else {
+                    avx2_packed::q4_k_group::<1>(group, [x])
+                }
+            };
+            write(p, dots[0]);
+        }
+        return;
+    }
+    for (p, x) in xs.iter().enumerate() {
+        if Q6 {
+            write(p, packed::q6_k_group(group, x));
+        } else {
+            write(p, packed::q4_k_group(group, x));
+        }
     }
 }
 

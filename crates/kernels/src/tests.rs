@@ -369,3 +369,159 @@ fn f32_activation_kernels_are_exact_to_rounding() {
     }
     assert!(!Format::Q4K.has_f32_activations());
 }
+
+/// Packing keeps every byte: each row comes back as it went in, whatever its scale bits.
+#[test]
+fn packed_rows_unpack_to_the_same_bytes() {
+    let mut rng = Rng(7);
+    for (format, fill) in [Format::Q4K, Format::Q6K]
+        .into_iter()
+        .flat_map(|f| FILLS.map(|fill| (f, fill)))
+    {
+        for blocks in [1, 3] {
+            let cols = blocks * SUPER;
+            let row_bytes = format.row_bytes(cols).expect("whole blocks");
+            let rows: Vec<u8> = (0..16)
+                .flat_map(|_| random_row(&mut rng, format, blocks, fill))
+                .collect();
+            let packed = pack(format, &rows, cols);
+            assert_eq!(packed.len(), 2 * blocks * packed::group_bytes(format));
+            let mut back = vec![0u8; row_bytes];
+            for (r, want) in rows.chunks_exact(row_bytes).enumerate() {
+                unpack_row(format, &packed, cols, r, &mut back);
+                assert_eq!(
+                    &back[..],
+                    want,
+                    "{format:?} {fill:?} {blocks} blocks, row {r}"
+                );
+            }
+        }
+    }
+}
+
+/// The packed product, on every path, for any number of positions (four at a time and the
+/// tail one by one), equals the single position's packed product bit for bit; and it is the
+/// row kernel's dot within the float reordering bound of `every_simd_path_equals_the_portable_one`
+/// (same integers, f32 sums in another order).
+#[test]
+fn packed_products_equal_single_positions_and_the_row_dots() {
+    let mut rng = Rng(8);
+    let paths = Path::available();
+    for (format, fill) in [Format::Q4K, Format::Q6K]
+        .into_iter()
+        .flat_map(|f| FILLS.map(|fill| (f, fill)))
+    {
+        for (blocks, groups) in [(1, 1), (2, 3), (7, 2)] {
+            let cols = blocks * SUPER;
+            let row_bytes = format.row_bytes(cols).expect("whole blocks");
+            let count = groups * PACK_ROWS;
+            let rows: Vec<u8> = (0..count)
+                .flat_map(|_| random_row(&mut rng, format, blocks, fill))
+                .collect();
+            let packed = pack(format, &rows, cols);
+            let values: Vec<Vec<f32>> = (0..9).map(|_| random_x(&mut rng, cols)).collect();
+            let xs: Vec<Activations> = values
+                .iter()
+                .map(|v| Activations::quantize(Blocking::Super, v).expect("whole blocks"))
+                .collect();
+            // One position at a time on the portable path: the reference.
+            let stride = count + 3;
+            let mut want = vec![0.0f32; stride];
+            let mut single = vec![vec![0.0f32; count]; xs.len()];
+            for (x, single) in xs.iter().zip(&mut single) {
+                dot_packed_on(
+                    Path::Portable,
+                    format,
+                    &packed,
+                    std::slice::from_ref(x),
+                    &mut want,
+                    stride,
+                );
+                single.copy_from_slice(&want[..count]);
+            }
+            for &path in &paths {
+                for n in [1, 3, 4, 5, 9] {
+                    let mut out = vec![f32::NAN; n * stride];
+                    dot_packed_on(path, format, &packed, &xs[..n], &mut out, stride);
+                    for (p, single) in single.iter().enumerate().take(n) {
+                        for (r, want) in single.iter().enumerate() {
+                            let got = out[p * stride + r];
+                            assert_eq!(
+                                got.to_bits(),
+                                want.to_bits(),
+                                "{format:?} {fill:?} {blocks} blocks on {path:?}, {n} positions: row {r} position {p}: {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+            for (p, single) in single.iter().enumerate() {
+                for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
+                    let dot = dot_on(Path::Portable, format, row, &xs[p]);
+                    let (weights, offsets) = weights_and_offsets(format, row);
+                    let size = term_size(&weights, &offsets, &values[p], &rounding(&xs[p]));
+                    let bound = 4.0 * (blocks as f64 + 8.0) * U * size;
+                    assert!(
+                        (f64::from(single[r]) - f64::from(dot)).abs() <= bound,
+                        "{format:?} {fill:?} {blocks} blocks: row {r} position {p}: packed {} vs row dot {dot} (bound {bound})",
+                        single[r]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn packing_is_checked() {
+    let format = Format::Q4K;
+    assert!(packable(format, 16) && !packable(format, 12) && packable(Format::Q6K, 16));
+    assert!(!packable(Format::Q5K, 16) && !packable(Format::Q4_0, 16));
+    let rows = vec![0u8; 12 * Q4K_ROW];
+    assert!(std::panic::catch_unwind(|| pack(format, &rows, SUPER)).is_err());
+    let packed = pack(format, &rows[..8 * Q4K_ROW], SUPER);
+    let x = Activations::quantize(Blocking::Super, &[0.5; 2 * SUPER]).expect("whole blocks");
+    let mut out = vec![0.0; 8];
+    let wrong_width = std::panic::catch_unwind(move || {
+        dot_packed(format, &packed, &[x], &mut out, 8);
+    });
+    assert!(
+        wrong_width.is_err(),
+        "two super-blocks of activations against rows of one"
+    );
+}
+
+const Q4K_ROW: usize = blocks::Q4_K_BYTES;
+
+/// Prompts longer than one run of cached positions (64 at seven super-blocks) come out the
+/// same as each position alone.
+#[test]
+fn long_packed_prompts_equal_single_positions() {
+    let mut rng = Rng(9);
+    for format in [Format::Q4K, Format::Q6K] {
+        let blocks = 7;
+        let cols = blocks * SUPER;
+        let rows: Vec<u8> = (0..2 * PACK_ROWS)
+            .flat_map(|_| random_row(&mut rng, format, blocks, Fill::Random))
+            .collect();
+        let packed = pack(format, &rows, cols);
+        let xs: Vec<Activations> = (0..150)
+            .map(|_| {
+                Activations::quantize(Blocking::Super, &random_x(&mut rng, cols)).expect("blocks")
+            })
+            .collect();
+        let stride = 2 * PACK_ROWS;
+        let mut all = vec![0.0f32; xs.len() * stride];
+        dot_packed(format, &packed, &xs, &mut all, stride);
+        let mut one = vec![0.0f32; stride];
+        for (p, x) in xs.iter().enumerate() {
+            dot_packed(format, &packed, std::slice::from_ref(x), &mut one, stride);
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&all[p * stride..][..stride]),
+                bits(&one),
+                "{format:?} position {p}"
+            );
+        }
+    }
+}
