@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use nice_plug::context::gui::GuiContext;
 use nice_plug_egui::NiceEguiApp;
 
-use crate::llm::discovery::{self, FoundModel};
 use crate::params::SessionSettings;
 use crate::playback::history::HistoryShared;
 use crate::project::export::{self, ExportRequest};
@@ -20,6 +19,7 @@ use crate::project::export::{self, ExportRequest};
 use super::Shared;
 use super::control::Control;
 use super::meters::Meters;
+use super::models::ModelScan;
 use super::panels::{self, Action};
 use super::playback::Playback;
 use super::{plots, text_view};
@@ -38,7 +38,7 @@ pub struct EditorApp {
     /// Set while the window is open; nice-plug hands it over in `build`.
     gui_context: Option<GuiContext>,
     request: SessionSettings,
-    models: Vec<FoundModel>,
+    models: ModelScan,
     playback: Playback,
     meters: Meters,
     /// The last thing that went wrong in the editor itself (a command that could not be sent).
@@ -70,7 +70,7 @@ impl EditorApp {
             shared,
             control,
             gui_context: None,
-            models: Vec::new(),
+            models: ModelScan::default(),
             playback: Playback::default(),
             meters: Meters::default(),
             problem: None,
@@ -130,6 +130,7 @@ impl EditorApp {
                 self.shared.control.status(),
                 self.focus_prompt,
             );
+            self.models.poll();
             panels::model_picker(ui, &mut self.request, &self.models, &mut rescan);
             panels::model_status(ui, self.shared.control.status(), self.problem.as_deref());
             panels::listen_status(
@@ -225,7 +226,7 @@ impl EditorApp {
             self.act(action, gui_context);
         }
         if rescan {
-            self.models = discovery::discover();
+            self.models.start();
         }
     }
 }
@@ -239,7 +240,7 @@ impl NiceEguiApp for EditorApp {
     ) -> Result<(), nice_plug_egui::baseview::HandlerError> {
         self.gui_context = Some(gui_context);
         self.request = self.shared.params.session();
-        self.models = discovery::discover();
+        self.models.start();
         self.focus_prompt = true;
         Ok(())
     }

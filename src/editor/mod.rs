@@ -6,6 +6,7 @@
 //! * `playback`: reads the audio thread's history ring ([`crate::playback::history`]) into the
 //!   transcript and the records the plots show.
 //! * `control`: what the buttons send to the worker; `meters`: rates and counters.
+//! * `models`: the picker's model list, found on a short-lived thread of its own.
 //! * `window`: opens the window at the size saved with the project.
 //!
 //! The editor reads the audio and worker threads through atomics and a lock-free ring only, and
@@ -26,6 +27,7 @@ use crate::worker::control::ModelControl;
 mod app;
 mod control;
 mod meters;
+mod models;
 mod panels;
 mod playback;
 mod plots;

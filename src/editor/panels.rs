@@ -10,7 +10,6 @@ use nice_plug::prelude::{Param, ParamPtr, ParamSetter, Params};
 use nice_plug_egui::widgets::ParamSlider;
 use nice_plug_egui::widgets::generic_ui::ParamWidget;
 
-use crate::llm::discovery::FoundModel;
 use crate::params::{LatentChoirParams, presets};
 use crate::playback::score_loader::ScoreLoader;
 use crate::playback::soundfont_loader::FontLoader;
@@ -19,6 +18,7 @@ use crate::project::export::ExportKind;
 use crate::worker::link::{LinkPhase, LinkStatus};
 
 use super::meters::Reading;
+use super::models::ModelScan;
 use crate::activation::direction::{DirectionChoice, SHIPPED_NAMES};
 use crate::params::{SessionSettings, TextSource};
 
@@ -131,9 +131,10 @@ pub fn direction_picker(ui: &mut egui::Ui, request: &mut SessionSettings) {
 pub fn model_picker(
     ui: &mut egui::Ui,
     request: &mut SessionSettings,
-    found: &[FoundModel],
+    models: &ModelScan,
     rescan: &mut bool,
 ) {
+    let found = models.found();
     ui.horizontal(|ui| {
         ui.label("Model");
         let selected = request.model_path();
@@ -165,7 +166,9 @@ pub fn model_picker(
                         request.model = model.path.display().to_string();
                     }
                 }
-                if found.is_empty() {
+                if models.scanning() {
+                    ui.label("Looking for models…");
+                } else if found.is_empty() {
                     ui.label("No models found; type a path");
                 }
             });
