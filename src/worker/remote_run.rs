@@ -107,25 +107,6 @@ impl RemoteRun {
         self.read_pending(tokenizer, temperature, false)
     }
 
-    /// The record of a piece for the run file.
-    pub fn record(
-        &self,
-        piece: &Piece,
-        run: u32,
-        before_token: usize,
-        temperature: f32,
-    ) -> RemotePiece {
-        RemotePiece {
-            run,
-            before_token: before_token as u32,
-            text: piece.text.clone(),
-            temperature,
-            ended: piece.ended,
-            chosen: piece.chosen.map(|c| c as u32),
-            top: piece.top.clone(),
-        }
-    }
-
     /// Moves the pending text's whole tokens to `ready`; with `hold_last`, the last token stays
     /// pending unless its text cannot be told apart from the rest.
     fn read_pending(
@@ -158,5 +139,18 @@ impl RemoteRun {
             self.ready.extend(ids.iter().map(|&id| (id, temperature)));
         }
         Ok(())
+    }
+}
+
+/// The record of a piece for the run file; its `run` is the frame builder's to fill in.
+pub fn record(piece: &Piece, before_token: usize, temperature: f32) -> RemotePiece {
+    RemotePiece {
+        run: 0,
+        before_token: before_token as u32,
+        text: piece.text.clone(),
+        temperature,
+        ended: piece.ended,
+        chosen: piece.chosen.map(|c| c as u32),
+        top: piece.top.clone(),
     }
 }

@@ -112,7 +112,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SendError, Sender, TryRe
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::remote_run::RemoteRun;
+use super::remote_run::{self, RemoteRun};
 use super::session::{AtEnd, Session, TokenResult};
 use crate::activation::cache::{self, Found, MapCache};
 use crate::activation::direction::DirectionChoice;
@@ -900,7 +900,7 @@ impl Worker {
                 Err(error) if error.cancelled() => return,
                 Err(error) => return self.remote_failed(error),
             };
-            let record = remote.record(&piece, 0, generated, temperature);
+            let record = remote_run::record(&piece, generated, temperature);
             let tokenizer = &model.session.loaded().tokenizer;
             let accepted = remote.accept(&piece, temperature, keep_going, tokenizer);
             let announce = (!remote.announced).then(|| WorkerEvent::RemoteReady {
