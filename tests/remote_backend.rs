@@ -66,6 +66,15 @@ fn bytes(dir: &TempDir, file: &str) -> Vec<u8> {
     std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
+/// A WAV's samples, interleaved.
+fn samples(dir: &TempDir, file: &str) -> Vec<f32> {
+    hound::WavReader::open(dir.join(file))
+        .unwrap_or_else(|e| panic!("{file}: {e}"))
+        .into_samples::<f32>()
+        .map(|s| s.expect("a float sample"))
+        .collect()
+}
+
 /// The local model read exactly the server's text, in its own tokens: the played tokens
 /// spell a prefix of the pieces (the last piece may still wait to be read; an end of the
 /// answer is a line break), every piece was chosen from the alternatives the server sent, and
@@ -144,11 +153,7 @@ fn a_served_model_writes_the_tiny_llama_sings_it_and_it_replays_without_either()
                 samples: TOKENS * STEP,
             }];
             let bounce = bounce_with(&fields, &setup, &piece, &[], Blocks::Fixed(512));
-            let wav = hound::WavReader::open(dir.join("a.wav"))
-                .expect("the render's WAV")
-                .into_samples::<f32>()
-                .map(|s| s.expect("a float sample"))
-                .collect::<Vec<_>>();
+            let wav = samples(&dir, "a.wav");
             for i in 0..bounce.audio[0].len() {
                 for (c, channel) in bounce.audio.iter().enumerate() {
                     assert_eq!(
@@ -166,11 +171,7 @@ fn a_served_model_writes_the_tiny_llama_sings_it_and_it_replays_without_either()
                     .args(["replay", s(&dir.join("a.lcrun"))])
                     .args(["--out", s(&dir.join("replay.wav"))]),
             );
-            let replayed = hound::WavReader::open(dir.join("replay.wav"))
-                .expect("the replay's WAV")
-                .into_samples::<f32>()
-                .map(|s| s.expect("a float sample"))
-                .collect::<Vec<_>>();
+            let replayed = samples(&dir, "replay.wav");
             assert_eq!(replayed.len(), wav.len());
             assert!(
                 replayed
