@@ -319,10 +319,51 @@ pub unsafe fn q6_k<const P: usize>(row: &[u8], xs: [&[Q8KBlock]; P]) -> [f32; P]
     out
 }
 
-/// Eight unsigned bytes (the low half of `bytes`) as eight floats.
+/// A block's 32 f32 activations.
 #[target_feature(enable = "avx2,fma,f16c")]
-fn u8x8_to_f32(bytes: __m128i) -> __m256 {
-    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes))
+unsafe fn load_32(xs: *const f32) -> [__m256; 4] {
+    // SAFETY: the caller's: `xs..xs + 32` is readable.
+    unsafe { [0, 8, 16, 24].map(|at| _mm256_loadu_ps(xs.add(at))) }
+}
+
+/// `Σq·x` of one Q4_1 block at `p`, in eight lanes. Byte `j` holds weight `j` in its low nibble
+/// and weight `j + 16` in its high one, so eight bytes widened to 32-bit lanes give eight low
+/// weights (masked) and eight high ones (shifted), with no byte shuffles.
+///
+/// # Safety
+/// `p..p + Q4_1_BYTES` is readable.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_1_block(p: *const u8, x: &[__m256; 4]) -> __m256 {
+    let low_nibble = _mm256_set1_epi32(0x0f);
+    // SAFETY: the caller's.
+    let (first, second) = unsafe {
+        (
+            _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.add(4).cast())),
+            _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.add(12).cast())),
+        )
+    };
+    let w0 = _mm256_cvtepi32_ps(_mm256_and_si256(first, low_nibble));
+    let w1 = _mm256_cvtepi32_ps(_mm256_and_si256(second, low_nibble));
+    let w2 = _mm256_cvtepi32_ps(_mm256_srli_epi32(first, 4));
+    let w3 = _mm256_cvtepi32_ps(_mm256_srli_epi32(second, 4));
+    let a = _mm256_fmadd_ps(w1, x[1], _mm256_mul_ps(w0, x[0]));
+    let b = _mm256_fmadd_ps(w3, x[3], _mm256_mul_ps(w2, x[2]));
+    _mm256_add_ps(a, b)
+}
+
+/// `Σq·x` of one Q8_0 block at `p`, in eight lanes.
+///
+/// # Safety
+/// `p..p + Q8_0_BYTES` is readable.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0_block(p: *const u8, x: &[__m256; 4]) -> __m256 {
+    // SAFETY: the caller's.
+    let q = |at: usize| unsafe {
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.add(2 + at).cast())))
+    };
+    let a = _mm256_fmadd_ps(q(8), x[1], _mm256_mul_ps(q(0), x[0]));
+    let b = _mm256_fmadd_ps(q(24), x[3], _mm256_mul_ps(q(16), x[2]));
+    _mm256_add_ps(a, b)
 }
 
 /// Q4_1 against f32 activations; `sums` holds each block's `Σx`.
@@ -331,36 +372,35 @@ fn u8x8_to_f32(bytes: __m128i) -> __m256 {
 /// The CPU has AVX2, FMA and F16C; `row` holds `x.len() / 32` blocks and `sums` as many sums.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn q4_1_f32(row: &[u8], x: &[f32], sums: &[f32]) -> f32 {
-    let low_nibbles = _mm_set1_epi8(0x0f);
-    let mut acc = _mm256_setzero_ps();
-    let mut minimum = 0.0_f32;
-    for (block, &sum) in sums.iter().enumerate().take(x.len() / 32) {
-        // SAFETY: in bounds by the caller's contract.
+    let blocks = x.len() / 32;
+    let block = |b: usize| {
+        // SAFETY: `b < blocks`, in bounds by the caller's contract.
         unsafe {
-            let p = row.as_ptr().add(block * Q4_1_BYTES);
-            let xs = x.as_ptr().add(block * 32);
-            let q = _mm_loadu_si128(p.add(4).cast());
-            let low = _mm_and_si128(q, low_nibbles);
-            let high = _mm_and_si128(_mm_srli_epi16(q, 4), low_nibbles);
-            let w0 = u8x8_to_f32(low);
-            let w1 = u8x8_to_f32(_mm_unpackhi_epi64(low, low));
-            let w2 = u8x8_to_f32(high);
-            let w3 = u8x8_to_f32(_mm_unpackhi_epi64(high, high));
-            let a = _mm256_fmadd_ps(
-                w1,
-                _mm256_loadu_ps(xs.add(8)),
-                _mm256_mul_ps(w0, _mm256_loadu_ps(xs)),
-            );
-            let b = _mm256_fmadd_ps(
-                w3,
-                _mm256_loadu_ps(xs.add(24)),
-                _mm256_mul_ps(w2, _mm256_loadu_ps(xs.add(16))),
-            );
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(p)), _mm256_add_ps(a, b), acc);
-            minimum += half_at(p.add(2)) * sum;
+            let p = row.as_ptr().add(b * Q4_1_BYTES);
+            let dot = q4_1_block(p, &load_32(x.as_ptr().add(b * 32)));
+            (_mm256_set1_ps(half_at(p)), dot, half_at(p.add(2)) * sums[b])
         }
+    };
+    // Even and odd blocks in two chains (in registers, hence the unrolled pair), so a block's
+    // multiply-adds need not wait for the last block's.
+    let (mut even, mut odd) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let (mut even_minimum, mut odd_minimum) = (0.0_f32, 0.0_f32);
+    let mut b = 0;
+    while b + 2 <= blocks {
+        let (d, dot, minimum) = block(b);
+        even = _mm256_fmadd_ps(d, dot, even);
+        even_minimum += minimum;
+        let (d, dot, minimum) = block(b + 1);
+        odd = _mm256_fmadd_ps(d, dot, odd);
+        odd_minimum += minimum;
+        b += 2;
     }
-    sum_f32(acc) + minimum
+    if b < blocks {
+        let (d, dot, minimum) = block(b);
+        even = _mm256_fmadd_ps(d, dot, even);
+        even_minimum += minimum;
+    }
+    sum_f32(_mm256_add_ps(even, odd)) + (even_minimum + odd_minimum)
 }
 
 /// Q8_0 against f32 activations.
@@ -369,27 +409,28 @@ pub unsafe fn q4_1_f32(row: &[u8], x: &[f32], sums: &[f32]) -> f32 {
 /// The CPU has AVX2, FMA and F16C; `row` holds `x.len() / 32` blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn q8_0_f32(row: &[u8], x: &[f32]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for block in 0..x.len() / 32 {
-        // SAFETY: in bounds by the caller's contract.
+    let blocks = x.len() / 32;
+    let block = |b: usize| {
+        // SAFETY: `b < blocks`, in bounds by the caller's contract.
         unsafe {
-            let p = row.as_ptr().add(block * Q8_0_BYTES);
-            let xs = x.as_ptr().add(block * 32);
-            let q = |at: usize| {
-                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.add(2 + at).cast())))
-            };
-            let a = _mm256_fmadd_ps(
-                q(8),
-                _mm256_loadu_ps(xs.add(8)),
-                _mm256_mul_ps(q(0), _mm256_loadu_ps(xs)),
-            );
-            let b = _mm256_fmadd_ps(
-                q(24),
-                _mm256_loadu_ps(xs.add(24)),
-                _mm256_mul_ps(q(16), _mm256_loadu_ps(xs.add(16))),
-            );
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(half_at(p)), _mm256_add_ps(a, b), acc);
+            let p = row.as_ptr().add(b * Q8_0_BYTES);
+            let dot = q8_0_block(p, &load_32(x.as_ptr().add(b * 32)));
+            (_mm256_set1_ps(half_at(p)), dot)
         }
+    };
+    // Two chains, as in [`q4_1_f32`].
+    let (mut even, mut odd) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mut b = 0;
+    while b + 2 <= blocks {
+        let (d, dot) = block(b);
+        even = _mm256_fmadd_ps(d, dot, even);
+        let (d, dot) = block(b + 1);
+        odd = _mm256_fmadd_ps(d, dot, odd);
+        b += 2;
     }
-    sum_f32(acc)
+    if b < blocks {
+        let (d, dot) = block(b);
+        even = _mm256_fmadd_ps(d, dot, even);
+    }
+    sum_f32(_mm256_add_ps(even, odd))
 }

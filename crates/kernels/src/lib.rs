@@ -1,8 +1,9 @@
 //! Latent Choir's quantized kernels: the GGUF block formats the models arrive in (Q4_0, Q4_1,
 //! Q8_0, Q4_K, Q5_K, Q6_K), their dequantization, and weight-row · activation dot products in
 //! integers against activations quantized once per product to 8 bits, as llama.cpp computes
-//! them. Three paths, chosen once at run time: AVX2+FMA+F16C on x86_64, NEON on aarch64 (with
-//! SDOT when the CPU has `dotprod`), and portable Rust everywhere else. The SIMD paths compute the
+//! them. Paths chosen once at run time: AVX2+FMA+F16C on x86_64 (AVX-512 for the f32-activation
+//! kernels where the CPU has it), NEON on aarch64 (with SDOT when the CPU has `dotprod`), and
+//! portable Rust everywhere else. The SIMD paths compute the
 //! portable path's integer sums; only the order of the float sums differs.
 //!
 //! A separate crate without dependencies so that it cross-compiles and tests alone for aarch64
@@ -18,6 +19,8 @@ mod portable;
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx2_packed;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 
@@ -174,25 +177,9 @@ pub fn dot_f32_activations_rows(
         out.fill(0.0);
         return;
     }
-    let rows = rows.chunks_exact(bytes).zip(out);
-    #[cfg(target_arch = "x86_64")]
-    if Path::detected() == Path::Avx2 {
-        for (row, out) in rows {
-            // SAFETY: the CPU has AVX2, FMA and F16C, and the lengths were checked above.
-            *out = unsafe {
-                match format {
-                    Format::Q4_1 => avx2::q4_1_f32(row, x, sums),
-                    _ => avx2::q8_0_f32(row, x),
-                }
-            };
-        }
-        return;
-    }
-    for (row, out) in rows {
-        *out = match format {
-            Format::Q4_1 => portable::q4_1_f32(row, x, sums),
-            _ => portable::q8_0_f32(row, x),
-        };
+    let path = Path::detected();
+    for (row, out) in rows.chunks_exact(bytes).zip(out) {
+        *out = f32_activations_checked(path, format, row, x, sums);
     }
 }
 
@@ -216,15 +203,35 @@ pub fn dot_f32_activations_on(
         x.len()
     );
     assert_eq!(sums.len(), x.len() / BLOCK, "one sum per block");
+    let path = if path.runs_here() {
+        path
+    } else {
+        Path::Portable
+    };
+    f32_activations_checked(path, format, row, x, sums)
+}
+
+/// The f32-activation dispatch itself; `path` runs here and the lengths match.
+#[inline]
+fn f32_activations_checked(path: Path, format: Format, row: &[u8], x: &[f32], sums: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if path == Path::Avx2 && path.runs_here() {
-        // SAFETY: the CPU has AVX2, FMA and F16C, and the lengths were checked above.
-        return unsafe {
-            match format {
+    match path {
+        // SAFETY: `Path::Avx512` runs here (the callers checked) so the CPU has AVX-512F, AVX2,
+        // FMA and F16C; the lengths were checked.
+        Path::Avx512 => unsafe {
+            return match format {
+                Format::Q4_1 => avx512::q4_1_f32(row, x, sums),
+                _ => avx512::q8_0_f32(row, x),
+            };
+        },
+        // SAFETY: `Path::Avx2` runs here, so the CPU has AVX2, FMA and F16C.
+        Path::Avx2 => unsafe {
+            return match format {
                 Format::Q4_1 => avx2::q4_1_f32(row, x, sums),
                 _ => avx2::q8_0_f32(row, x),
-            }
-        };
+            };
+        },
+        _ => {}
     }
     let _ = path;
     match format {
@@ -239,6 +246,9 @@ pub enum Path {
     Portable,
     /// x86_64 with AVX2, FMA and F16C.
     Avx2,
+    /// [`Path::Avx2`] on a CPU with AVX-512F too: the f32-activation kernels take 512-bit lanes,
+    /// everything else is AVX2's.
+    Avx512,
     /// aarch64 NEON, widening multiplies.
     Neon,
     /// aarch64 NEON with the `dotprod` SDOT instruction.
@@ -255,6 +265,9 @@ impl Path {
                 && is_x86_feature_detected!("fma")
                 && is_x86_feature_detected!("f16c")
             {
+                if is_x86_feature_detected!("avx512f") {
+                    return Path::Avx512;
+                }
                 return Path::Avx2;
             }
             #[cfg(target_arch = "aarch64")]
@@ -276,6 +289,13 @@ impl Path {
         self == Path::Portable
             || self == detected
             || (self, detected) == (Path::Neon, Path::NeonDot)
+            || (self, detected) == (Path::Avx2, Path::Avx512)
+    }
+
+    /// Whether this path runs the AVX2 kernels (all but the f32-activation ones on
+    /// [`Path::Avx512`]).
+    fn is_avx2(self) -> bool {
+        matches!(self, Path::Avx2 | Path::Avx512)
     }
 
     /// Every path this CPU can run, portable first (for tests and benchmarks).
@@ -283,6 +303,7 @@ impl Path {
         let mut paths = vec![Path::Portable];
         match Path::detected() {
             Path::NeonDot => paths.extend([Path::Neon, Path::NeonDot]),
+            Path::Avx512 => paths.extend([Path::Avx2, Path::Avx512]),
             Path::Portable => {}
             other => paths.push(other),
         }
@@ -363,7 +384,7 @@ pub fn dot_tile(format: Format, rows: &[u8], xs: &[Activations], out: &mut [f32]
 /// path has the packed kernel (AVX2; NEON and portable keep the row layout, which is faster
 /// for them).
 pub fn packs(format: Format, rows: usize) -> bool {
-    packable(format, rows) && Path::detected() == Path::Avx2
+    packable(format, rows) && Path::detected().is_avx2()
 }
 
 /// `rows` (consecutive rows of `cols` values of `format`) interleaved for [`dot_packed`], the
@@ -484,7 +505,7 @@ fn packed_group<const Q6: bool>(
     mut write: impl FnMut(usize, [f32; PACK_ROWS]),
 ) {
     #[cfg(target_arch = "x86_64")]
-    if path == Path::Avx2 {
+    if path.is_avx2() {
         let mut p = 0;
         while p + 4 <= xs.len() {
             let four = [xs[p], xs[p + 1], xs[p + 2], xs[p + 3]];
@@ -532,7 +553,7 @@ fn packed_group<const Q6: bool>(
 )]
 fn dot_four(path: Path, format: Format, row: &[u8], xs: &[Activations], out: &mut [f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if path == Path::Avx2 {
+    if path.is_avx2() {
         if let Some(xs) = legacy_four(xs) {
             // SAFETY: `Path::Avx2` is only detected with AVX2, FMA and F16C; `check` matched
             // every position's blocks to the row's.
@@ -638,7 +659,7 @@ fn check(format: Format, row_bytes: usize, x: &Activations) -> usize {
 fn dot_checked(path: Path, format: Format, row: &[u8], x: &Activations) -> f32 {
     match (x, path) {
         #[cfg(target_arch = "x86_64")]
-        (Activations::Legacy(x), Path::Avx2) => {
+        (Activations::Legacy(x), Path::Avx2 | Path::Avx512) => {
             // SAFETY: `Path::Avx2` is only ever detected (or accepted) with AVX2, FMA and F16C,
             // and `check` matched the row's blocks to `x`'s.
             unsafe {
@@ -650,7 +671,7 @@ fn dot_checked(path: Path, format: Format, row: &[u8], x: &Activations) -> f32 {
             }
         }
         #[cfg(target_arch = "x86_64")]
-        (Activations::Super(x), Path::Avx2) => {
+        (Activations::Super(x), Path::Avx2 | Path::Avx512) => {
             // SAFETY: as above.
             unsafe {
                 match format {

@@ -355,9 +355,22 @@ fn f32_activation_kernels_are_exact_to_rounding() {
             let exact: f64 = weights.iter().zip(&x).map(|(w, v)| w * f64::from(*v)).sum();
             let size = term_size(&weights, &offsets, &x, &vec![0.0; x.len()]);
             let bound = 4.0 * (blocks as f64 + 40.0) * U * size;
-            let mut by_rows = vec![0.0f32; 1];
-            dot_f32_activations_rows(format, &row, &x, &sums, &mut by_rows);
-            assert_eq!(by_rows[0], dot_f32_activations(format, &row, &x, &sums));
+            // Seven rows: a group of four (the AVX2 multi-row kernel) and three alone, each
+            // the one-row kernel's value to the bit.
+            let others: Vec<Vec<u8>> = (0..6)
+                .map(|_| random_row(&mut rng, format, blocks, fill))
+                .collect();
+            let rows: Vec<u8> = [row.clone()]
+                .iter()
+                .chain(&others)
+                .flatten()
+                .copied()
+                .collect();
+            let mut by_rows = vec![0.0f32; 7];
+            dot_f32_activations_rows(format, &rows, &x, &sums, &mut by_rows);
+            for (one, got) in rows.chunks_exact(row.len()).zip(&by_rows) {
+                assert_eq!(*got, dot_f32_activations(format, one, &x, &sums));
+            }
             for path in Path::available() {
                 let got = f64::from(dot_f32_activations_on(path, format, &row, &x, &sums));
                 assert!(

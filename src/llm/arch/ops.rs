@@ -292,6 +292,38 @@ fn attend_head(
     probs: &mut [f32],
     out: &mut [f32],
 ) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        #[target_feature(enable = "avx2,fma")]
+        fn on_avx2(
+            shape: &Heads,
+            cache: &KvCache,
+            head: usize,
+            q: &[f32],
+            start: usize,
+            probs: &mut [f32],
+            out: &mut [f32],
+        ) -> f32 {
+            attend_head_body(shape, cache, head, q, start, probs, out)
+        }
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { on_avx2(shape, cache, head, q, start, probs, out) };
+    }
+    attend_head_body(shape, cache, head, q, start, probs, out)
+}
+
+/// [`attend_head`]'s arithmetic, inlined into each caller so that under AVX2 its loops are
+/// compiled for it (the same operations in the same order: only wider).
+#[inline(always)]
+fn attend_head_body(
+    shape: &Heads,
+    cache: &KvCache,
+    head: usize,
+    q: &[f32],
+    start: usize,
+    probs: &mut [f32],
+    out: &mut [f32],
+) -> f32 {
     let (kv_width, head_dim) = (shape.kv_width(), shape.head_dim);
     let kv_offset = (head / (shape.heads / shape.kv_heads)) * head_dim;
     let kv_offset = start * kv_width + kv_offset;
@@ -299,7 +331,7 @@ fn attend_head(
         let k = &cache.keys[t * kv_width + kv_offset..][..head_dim];
         *p = dot_f32(q, k) * shape.scale;
     }
-    let entropy = softmax_entropy(probs);
+    let entropy = softmax_entropy_body(probs);
     out.fill(0.0);
     for (t, &p) in probs.iter().enumerate() {
         let v = &cache.values[t * kv_width + kv_offset..][..head_dim];
@@ -313,6 +345,11 @@ fn attend_head(
 /// Softmax in place; returns the distribution's entropy in nats. With `p = e^(s - max) / Z`,
 /// `-sum(p ln p) = ln Z - sum(p (s - max))`: one logarithm per head instead of one per key.
 pub fn softmax_entropy(values: &mut [f32]) -> f32 {
+    softmax_entropy_body(values)
+}
+
+#[inline(always)]
+fn softmax_entropy_body(values: &mut [f32]) -> f32 {
     let max = values.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     let (mut sum, mut weighted) = (0.0_f32, 0.0_f32);
     for v in values.iter_mut() {
