@@ -260,54 +260,72 @@ impl Path {
     pub fn detected() -> Path {
         static PATH: OnceLock<Path> = OnceLock::new();
         *PATH.get_or_init(|| {
-            #[cfg(target_arch = "x86_64")]
-            if is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-                && is_x86_feature_detected!("f16c")
-            {
-                if is_x86_feature_detected!("avx512f") {
-                    return Path::Avx512;
-                }
-                return Path::Avx2;
-            }
-            #[cfg(target_arch = "aarch64")]
-            {
-                if std::arch::is_aarch64_feature_detected!("dotprod") {
-                    return Path::NeonDot;
-                }
-                if std::arch::is_aarch64_feature_detected!("neon") {
-                    return Path::Neon;
-                }
-            }
-            Path::Portable
+            let fastest = Path::ALL.into_iter().rev().find(|path| path.supported());
+            fastest.unwrap_or(Path::Portable)
         })
+    }
+
+    /// Every path, each x86_64 or aarch64 one after those it builds on.
+    const ALL: [Path; 5] = [
+        Path::Portable,
+        Path::Avx2,
+        Path::Avx512,
+        Path::Neon,
+        Path::NeonDot,
+    ];
+
+    /// Whether the CPU has what this path's kernels need.
+    fn supported(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 = || {
+                is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                    && is_x86_feature_detected!("f16c")
+            };
+            match self {
+                Path::Portable => true,
+                Path::Avx2 => avx2(),
+                Path::Avx512 => avx2() && is_x86_feature_detected!("avx512f"),
+                Path::Neon | Path::NeonDot => false,
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            match self {
+                Path::Portable => true,
+                Path::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+                Path::NeonDot => std::arch::is_aarch64_feature_detected!("dotprod"),
+                _ => false,
+            }
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        {
+            self == Path::Portable
+        }
     }
 
     /// Whether this CPU runs this path.
     pub fn runs_here(self) -> bool {
-        let detected = Path::detected();
-        self == Path::Portable
-            || self == detected
-            || (self, detected) == (Path::Neon, Path::NeonDot)
-            || (self, detected) == (Path::Avx2, Path::Avx512)
+        static SUPPORTED: OnceLock<[bool; 5]> = OnceLock::new();
+        let supported = SUPPORTED.get_or_init(|| Path::ALL.map(Path::supported));
+        Path::ALL
+            .iter()
+            .zip(supported)
+            .any(|(path, &yes)| *path == self && yes)
     }
 
-    /// Whether this path runs the AVX2 kernels (all but the f32-activation ones on
-    /// [`Path::Avx512`]).
+    /// Whether this path runs the AVX2 kernels (all but those its extensions replace).
     fn is_avx2(self) -> bool {
         matches!(self, Path::Avx2 | Path::Avx512)
     }
 
     /// Every path this CPU can run, portable first (for tests and benchmarks).
     pub fn available() -> Vec<Path> {
-        let mut paths = vec![Path::Portable];
-        match Path::detected() {
-            Path::NeonDot => paths.extend([Path::Neon, Path::NeonDot]),
-            Path::Avx512 => paths.extend([Path::Avx2, Path::Avx512]),
-            Path::Portable => {}
-            other => paths.push(other),
-        }
-        paths
+        Path::ALL
+            .into_iter()
+            .filter(|path| path.runs_here())
+            .collect()
     }
 }
 
@@ -509,8 +527,8 @@ fn packed_group<const Q6: bool>(
         let mut p = 0;
         while p + 4 <= xs.len() {
             let four = [xs[p], xs[p + 1], xs[p + 2], xs[p + 3]];
-            // SAFETY: `Path::Avx2` runs here (the caller checked), the group is whole
-            // super-blocks and every position holds as many.
+            // SAFETY: the path runs here (the caller checked), so the CPU has AVX2, FMA and
+            // F16C; the group is whole super-blocks and every position holds as many.
             let dots = unsafe {
                 if Q6 {
                     avx2_packed::q6_k_group::<4>(group, four)
