@@ -1,14 +1,17 @@
-//! AVX-512 kernels for the formats read against f32 activations (Q4_1, Q8_0), where the work
-//! is converting weights to floats and multiplying them: sixteen lanes do a block in half the
-//! instructions of eight. The integer kernels stay AVX2's.
+//! AVX-512 kernels: the formats read against f32 activations (Q4_1, Q8_0), where the work is
+//! converting weights to floats and multiplying them (sixteen lanes do a block in half the
+//! instructions of eight), and packed Q4_K against two positions at once with VNNI (a
+//! prompt's bulk). The other integer kernels stay AVX2's.
 //!
 //! # Safety (every `pub unsafe fn`)
-//! The CPU has AVX-512F besides AVX2, FMA and F16C, and `row` holds exactly `x.len() / 32`
-//! blocks of the format.
+//! The CPU has AVX-512F besides AVX2, FMA and F16C (and what else a function names), and the
+//! lengths are as each function says.
 
 use std::arch::x86_64::*;
 
+use crate::activations::Q8KBlock;
 use crate::blocks::{Q4_1_BYTES, Q8_0_BYTES};
+use crate::packed::{GROUP_BYTES, PACK_ROWS};
 
 /// The f16 at `p` as f32.
 ///
@@ -107,4 +110,127 @@ pub unsafe fn q8_0_f32(row: &[u8], x: &[f32]) -> f32 {
         even = _mm512_fmadd_ps(d, dot, even);
     }
     _mm512_reduce_add_ps(_mm512_add_ps(even, odd))
+}
+
+/// Two positions' Q8_K activations laid out for [`q4_k_group_pairs`]: for each super-block
+/// and sub-block `j`, one 512-bit vector of eight pairs of 32-bit lanes, pair `2k + h` holding
+/// the first and the second position's four bytes of quant vector `k`, nibble half `h`. One
+/// load per sub-block, and one permute spreads each pair over the two halves of a vector.
+pub struct PairActivations {
+    vectors: Vec<__m512i>,
+}
+
+impl PairActivations {
+    /// # Safety
+    /// The CPU has AVX-512F; `a` and `b` are equally long.
+    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+    pub unsafe fn new(a: &[Q8KBlock], b: &[Q8KBlock]) -> Self {
+        let four = |x: &Q8KBlock, at: usize| {
+            i32::from_le_bytes([x.q[at], x.q[at + 1], x.q[at + 2], x.q[at + 3]].map(|v| v as u8))
+        };
+        let mut vectors = Vec::with_capacity(a.len() * 8);
+        for (a, b) in a.iter().zip(b) {
+            for j in 0..8 {
+                let mut lanes = [0i32; 16];
+                for k in 0..4 {
+                    for (h, half) in [0, 16].into_iter().enumerate() {
+                        let at = 32 * j + 4 * k + half;
+                        lanes[2 * (2 * k + h)] = four(a, at);
+                        lanes[2 * (2 * k + h) + 1] = four(b, at);
+                    }
+                }
+                // SAFETY: `lanes` is sixteen i32s.
+                vectors.push(unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) });
+            }
+        }
+        Self { vectors }
+    }
+}
+
+/// One group of eight packed Q4_K rows against `N` pairs of positions (`xs[n]` being pair
+/// `n`'s blocks, `pairs[n]` the same laid out): `out[2n + i][r]` is row `r` · `xs[n][i]`.
+/// Each 512-bit vector multiplies the group's weights (in both halves) by two positions at
+/// once, and `vpdpbusd` adds four byte products into a 32-bit lane per instruction: the AVX2
+/// kernel's integers in about half its instructions. The float steps are the AVX2 kernel's,
+/// in its order, so the results are equal to the bit.
+///
+/// # Safety
+/// The CPU has AVX-512F, AVX-512BW and AVX-512 VNNI besides AVX2, FMA and F16C; `group` holds
+/// whole super-blocks of one group, and every position and pair at least as many blocks.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn q4_k_group_pairs<const N: usize>(
+    group: &[u8],
+    pairs: [&PairActivations; N],
+    xs: [[&[Q8KBlock]; 2]; N],
+) -> [[[f32; PACK_ROWS]; 2]; N] {
+    let low = _mm512_set1_epi8(0x0f);
+    // Pair `c` of a sub-block's vector: its first lane in the low half, its second in the high.
+    let spread: [__m512i; 8] = std::array::from_fn(|c| {
+        let (a, b) = (2 * c as i32, 2 * c as i32 + 1);
+        _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b)
+    });
+    let mut acc = [[_mm256_setzero_ps(); 2]; N];
+    for (b, packed) in group.chunks_exact(GROUP_BYTES).enumerate() {
+        let p = packed.as_ptr();
+        let mut scaled = [_mm512_setzero_si512(); N];
+        // SAFETY: the super-block is `GROUP_BYTES` long and every position and pair holds
+        // block `b` (the contract): every load is inside.
+        unsafe {
+            for j in 0..8 {
+                let mut dots = [_mm512_setzero_si512(); N];
+                let x: [__m512i; N] = std::array::from_fn(|n| pairs[n].vectors[8 * b + j]);
+                for k in 0..4 {
+                    let q = _mm512_broadcast_i64x4(_mm256_loadu_si256(
+                        p.add(160 + 128 * j + 32 * k).cast(),
+                    ));
+                    let w0 = _mm512_and_si512(q, low);
+                    let w1 = _mm512_and_si512(_mm512_srli_epi16::<4>(q), low);
+                    for (dots, x) in dots.iter_mut().zip(x) {
+                        let x0 = _mm512_permutexvar_epi32(spread[2 * k], x);
+                        let x1 = _mm512_permutexvar_epi32(spread[2 * k + 1], x);
+                        *dots = _mm512_dpbusd_epi32(*dots, w0, x0);
+                        *dots = _mm512_dpbusd_epi32(*dots, w1, x1);
+                    }
+                }
+                let scales = _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.add(32 + 8 * j).cast()));
+                let scales = _mm512_broadcast_i64x4(scales);
+                for (scaled, dots) in scaled.iter_mut().zip(dots) {
+                    *scaled = _mm512_add_epi32(*scaled, _mm512_mullo_epi32(dots, scales));
+                }
+            }
+            let d = _mm256_cvtph_ps(_mm_loadu_si128(p.cast()));
+            let dmin = _mm256_cvtph_ps(_mm_loadu_si128(p.add(16).cast()));
+            let mins = [0, 1, 2, 3]
+                .map(|pair| _mm256_cvtepu8_epi16(_mm_loadu_si128(p.add(96 + 16 * pair).cast())));
+            for n in 0..N {
+                let halves = [
+                    _mm512_castsi512_si256(scaled[n]),
+                    _mm512_extracti64x4_epi64::<1>(scaled[n]),
+                ];
+                for i in 0..2 {
+                    let x = xs[n][i].get_unchecked(b);
+                    let sums = _mm256_loadu_si256(x.sums.as_ptr().cast());
+                    let pairs = _mm256_hadd_epi16(sums, sums);
+                    let mut minimum = _mm256_setzero_si256();
+                    for (pair, at) in [0, 1, 4, 5].into_iter().enumerate() {
+                        let sums = _mm256_permutevar8x32_epi32(pairs, _mm256_set1_epi32(at));
+                        minimum = _mm256_add_epi32(minimum, _mm256_madd_epi16(mins[pair], sums));
+                    }
+                    let scale = _mm256_set1_ps(x.scale);
+                    let sum = _mm256_cvtepi32_ps(halves[i]);
+                    acc[n][i] = _mm256_fmadd_ps(_mm256_mul_ps(d, scale), sum, acc[n][i]);
+                    let minimum = _mm256_cvtepi32_ps(minimum);
+                    acc[n][i] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, scale), minimum, acc[n][i]);
+                }
+            }
+        }
+    }
+    let mut out = [[[0.0f32; PACK_ROWS]; 2]; N];
+    for (out, acc) in out.iter_mut().zip(acc) {
+        for (out, acc) in out.iter_mut().zip(acc) {
+            // SAFETY: `out` is eight floats.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc) };
+        }
+    }
+    out
 }

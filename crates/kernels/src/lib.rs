@@ -246,8 +246,9 @@ pub enum Path {
     Portable,
     /// x86_64 with AVX2, FMA and F16C.
     Avx2,
-    /// [`Path::Avx2`] on a CPU with AVX-512F too: the f32-activation kernels take 512-bit lanes,
-    /// everything else is AVX2's.
+    /// [`Path::Avx2`] on a CPU with AVX-512F, BW and VNNI too: the f32-activation kernels take
+    /// 512-bit lanes, a prompt's packed Q4_K products take two positions per vector and
+    /// `vpdpbusd`; everything else is AVX2's.
     Avx512,
     /// aarch64 NEON, widening multiplies.
     Neon,
@@ -286,7 +287,12 @@ impl Path {
             match self {
                 Path::Portable => true,
                 Path::Avx2 => avx2(),
-                Path::Avx512 => avx2() && is_x86_feature_detected!("avx512f"),
+                Path::Avx512 => {
+                    avx2()
+                        && is_x86_feature_detected!("avx512f")
+                        && is_x86_feature_detected!("avx512bw")
+                        && is_x86_feature_detected!("avx512vnni")
+                }
                 Path::Neon | Path::NeonDot => false,
             }
         }
@@ -495,6 +501,23 @@ pub fn dot_packed_on(
     let mut first = 0;
     while first < n {
         let last = n.min(first + run);
+        #[cfg(target_arch = "x86_64")]
+        if path == Path::Avx512 && format == Format::Q4K && last - first >= 2 {
+            let xs = &xs[first..last];
+            // SAFETY: `Path::Avx512` runs here (asserted above); every position holds
+            // `blocks` blocks.
+            let pairs: Vec<avx512::PairActivations> = xs
+                .chunks_exact(2)
+                .map(|two| unsafe { avx512::PairActivations::new(two[0], two[1]) })
+                .collect();
+            for (g, group) in groups.chunks_exact(group_bytes).enumerate() {
+                packed_q4_k_pairs(group, xs, &pairs, |p, dots| {
+                    out[(first + p) * stride + g * PACK_ROWS..][..PACK_ROWS].copy_from_slice(&dots);
+                });
+            }
+            first = last;
+            continue;
+        }
         for (g, group) in groups.chunks_exact(group_bytes).enumerate() {
             let mut write = |p: usize, dots: [f32; PACK_ROWS]| {
                 out[p * stride + g * PACK_ROWS..][..PACK_ROWS].copy_from_slice(&dots);
@@ -507,6 +530,52 @@ pub fn dot_packed_on(
             }
         }
         first = last;
+    }
+}
+
+/// One group of packed Q4_K rows against `xs` on [`Path::Avx512`], `pairs` holding `xs` two
+/// by two: four positions at a time, then a pair, then a last position on AVX2's kernel.
+#[cfg(target_arch = "x86_64")]
+fn packed_q4_k_pairs(
+    group: &[u8],
+    xs: &[&[Q8KBlock]],
+    pairs: &[avx512::PairActivations],
+    mut write: impl FnMut(usize, [f32; PACK_ROWS]),
+) {
+    let mut n = 0;
+    // SAFETY (each call): `Path::Avx512` runs here (the caller checked), so the CPU has
+    // AVX-512F, BW and VNNI, AVX2, FMA and F16C; the group is whole super-blocks and every
+    // position and pair holds as many.
+    while n + 4 <= pairs.len() {
+        let four: [[&[Q8KBlock]; 2]; 4] =
+            std::array::from_fn(|i| [xs[2 * (n + i)], xs[2 * (n + i) + 1]]);
+        let dots = unsafe {
+            avx512::q4_k_group_pairs::<4>(group, std::array::from_fn(|i| &pairs[n + i]), four)
+        };
+        for (k, dots) in dots.into_iter().flatten().enumerate() {
+            write(2 * n + k, dots);
+        }
+        n += 4;
+    }
+    while n + 2 <= pairs.len() {
+        let two = [[xs[2 * n], xs[2 * n + 1]], [xs[2 * n + 2], xs[2 * n + 3]]];
+        let dots = unsafe { avx512::q4_k_group_pairs::<2>(group, [&pairs[n], &pairs[n + 1]], two) };
+        for (k, dots) in dots.into_iter().flatten().enumerate() {
+            write(2 * n + k, dots);
+        }
+        n += 2;
+    }
+    if n < pairs.len() {
+        let one = [[xs[2 * n], xs[2 * n + 1]]];
+        let dots = unsafe { avx512::q4_k_group_pairs::<1>(group, [&pairs[n]], one) };
+        for (k, dots) in dots.into_iter().flatten().enumerate() {
+            write(2 * n + k, dots);
+        }
+    }
+    if xs.len() % 2 == 1 {
+        let last = xs.len() - 1;
+        let dots = unsafe { avx2_packed::q4_k_group::<1>(group, [xs[last]]) };
+        write(last, dots[0]);
     }
 }
 
