@@ -11,7 +11,7 @@ use std::arch::x86_64::*;
 
 use crate::activations::Q8KBlock;
 use crate::blocks::{Q4_1_BYTES, Q8_0_BYTES};
-use crate::packed::{GROUP_BYTES, PACK_ROWS};
+use crate::packed::{GROUP_BYTES, PACK_ROWS, Q6_GROUP_BYTES};
 
 /// The f16 at `p` as f32.
 ///
@@ -221,6 +221,107 @@ pub unsafe fn q4_k_group_pairs<const N: usize>(
                     acc[n][i] = _mm256_fmadd_ps(_mm256_mul_ps(d, scale), sum, acc[n][i]);
                     let minimum = _mm256_cvtepi32_ps(minimum);
                     acc[n][i] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, scale), minimum, acc[n][i]);
+                }
+            }
+        }
+    }
+    let mut out = [[[0.0f32; PACK_ROWS]; 2]; N];
+    for (out, acc) in out.iter_mut().zip(acc) {
+        for (out, acc) in out.iter_mut().zip(acc) {
+            // SAFETY: `out` is eight floats.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc) };
+        }
+    }
+    out
+}
+
+/// The top two bits of quant vector `k` (bits `2k..2k + 2` of each `qh` byte) at bits 4–5.
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
+fn top_pair(qh: __m512i, k: usize) -> __m512i {
+    let moved = match k {
+        0 => _mm512_slli_epi16::<4>(qh),
+        1 => _mm512_slli_epi16::<2>(qh),
+        2 => qh,
+        _ => _mm512_srli_epi16::<2>(qh),
+    };
+    _mm512_and_si512(moved, _mm512_set1_epi8(0x30))
+}
+
+/// One group of eight packed Q6_K rows against `N` pairs of positions, as
+/// [`q4_k_group_pairs`]: equal to the bit to the AVX2 kernel's results.
+///
+/// # Safety
+/// As [`q4_k_group_pairs`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn q6_k_group_pairs<const N: usize>(
+    group: &[u8],
+    pairs: [&PairActivations; N],
+    xs: [[&[Q8KBlock]; 2]; N],
+) -> [[[f32; PACK_ROWS]; 2]; N] {
+    let low = _mm512_set1_epi8(0x0f);
+    let spread: [__m512i; 8] = std::array::from_fn(|c| {
+        let (a, b) = (2 * c as i32, 2 * c as i32 + 1);
+        _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b)
+    });
+    let mut acc = [[_mm256_setzero_ps(); 2]; N];
+    for (b, packed) in group.chunks_exact(Q6_GROUP_BYTES).enumerate() {
+        let p = packed.as_ptr();
+        let mut sum = [_mm512_setzero_si512(); N];
+        let mut offset = [[_mm256_setzero_si256(); 2]; N];
+        // SAFETY: the super-block is `Q6_GROUP_BYTES` long and every position and pair holds
+        // block `b` (the contract): every load is inside.
+        unsafe {
+            for j in 0..8 {
+                let sub = p.add(16 + 208 * j);
+                // Row `r`'s two scales as the two 16-bit halves of lane `r`.
+                let scales = _mm256_cvtepi8_epi16(_mm_loadu_si128(sub.cast()));
+                let first =
+                    _mm512_broadcast_i64x4(_mm256_srai_epi32(_mm256_slli_epi32(scales, 16), 16));
+                let second = _mm512_broadcast_i64x4(_mm256_srai_epi32(scales, 16));
+                let qh0 = _mm512_broadcast_i64x4(_mm256_loadu_si256(sub.add(16).cast()));
+                let qh1 = _mm512_broadcast_i64x4(_mm256_loadu_si256(sub.add(48).cast()));
+                let x: [__m512i; N] = std::array::from_fn(|n| pairs[n].vectors[8 * b + j]);
+                let mut dots = [[_mm512_setzero_si512(); 2]; N];
+                for k in 0..4 {
+                    let q = _mm512_broadcast_i64x4(_mm256_loadu_si256(sub.add(80 + 32 * k).cast()));
+                    let w0 = _mm512_or_si512(_mm512_and_si512(q, low), top_pair(qh0, k));
+                    let w1 = _mm512_and_si512(_mm512_srli_epi16::<4>(q), low);
+                    let w1 = _mm512_or_si512(w1, top_pair(qh1, k));
+                    for (dots, x) in dots.iter_mut().zip(x) {
+                        let x0 = _mm512_permutexvar_epi32(spread[2 * k], x);
+                        let x1 = _mm512_permutexvar_epi32(spread[2 * k + 1], x);
+                        dots[0] = _mm512_dpbusd_epi32(dots[0], w0, x0);
+                        dots[1] = _mm512_dpbusd_epi32(dots[1], w1, x1);
+                    }
+                }
+                for (sum, dots) in sum.iter_mut().zip(dots) {
+                    let scaled = _mm512_add_epi32(
+                        _mm512_mullo_epi32(dots[0], first),
+                        _mm512_mullo_epi32(dots[1], second),
+                    );
+                    *sum = _mm512_add_epi32(*sum, scaled);
+                }
+                for (offset, xs) in offset.iter_mut().zip(xs) {
+                    for (offset, x) in offset.iter_mut().zip(xs) {
+                        // The sub-block's two 16-value sums against the rows' two scales.
+                        let sums = x.get_unchecked(b).sums.as_ptr().add(2 * j);
+                        let sums = _mm256_set1_epi32(sums.cast::<i32>().read_unaligned());
+                        *offset = _mm256_add_epi32(*offset, _mm256_madd_epi16(scales, sums));
+                    }
+                }
+            }
+            let d = _mm256_cvtph_ps(_mm_loadu_si128(p.cast()));
+            for n in 0..N {
+                let halves = [
+                    _mm512_castsi512_si256(sum[n]),
+                    _mm512_extracti64x4_epi64::<1>(sum[n]),
+                ];
+                for i in 0..2 {
+                    // The quants are stored +32: `Σ s·(q − 32)·x = Σ s·q·x − 32 · Σ s·Σx`.
+                    let sum = _mm256_sub_epi32(halves[i], _mm256_slli_epi32(offset[n][i], 5));
+                    let scale = _mm256_set1_ps(xs[n][i].get_unchecked(b).scale);
+                    let product = _mm256_cvtepi32_ps(sum);
+                    acc[n][i] = _mm256_fmadd_ps(_mm256_mul_ps(d, scale), product, acc[n][i]);
                 }
             }
         }

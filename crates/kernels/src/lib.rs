@@ -502,7 +502,7 @@ pub fn dot_packed_on(
     while first < n {
         let last = n.min(first + run);
         #[cfg(target_arch = "x86_64")]
-        if path == Path::Avx512 && format == Format::Q4K && last - first >= 2 {
+        if path == Path::Avx512 && last - first >= 2 {
             let xs = &xs[first..last];
             // SAFETY: `Path::Avx512` runs here (asserted above); every position holds
             // `blocks` blocks.
@@ -511,9 +511,14 @@ pub fn dot_packed_on(
                 .map(|two| unsafe { avx512::PairActivations::new(two[0], two[1]) })
                 .collect();
             for (g, group) in groups.chunks_exact(group_bytes).enumerate() {
-                packed_q4_k_pairs(group, xs, &pairs, |p, dots| {
+                let write = |p: usize, dots: [f32; PACK_ROWS]| {
                     out[(first + p) * stride + g * PACK_ROWS..][..PACK_ROWS].copy_from_slice(&dots);
-                });
+                };
+                if format == Format::Q6K {
+                    packed_group_pairs::<true>(group, xs, &pairs, write);
+                } else {
+                    packed_group_pairs::<false>(group, xs, &pairs, write);
+                }
             }
             first = last;
             continue;
@@ -533,48 +538,63 @@ pub fn dot_packed_on(
     }
 }
 
-/// One group of packed Q4_K rows against `xs` on [`Path::Avx512`], `pairs` holding `xs` two
-/// by two: four positions at a time, then a pair, then a last position on AVX2's kernel.
+/// One group of packed rows (Q6_K when `Q6`, else Q4_K) against `xs` on [`Path::Avx512`],
+/// `pairs` holding `xs` two by two: eight positions at a time, then four, then two, then a
+/// last one on AVX2's kernel.
 #[cfg(target_arch = "x86_64")]
-fn packed_q4_k_pairs(
+fn packed_group_pairs<const Q6: bool>(
     group: &[u8],
     xs: &[&[Q8KBlock]],
     pairs: &[avx512::PairActivations],
     mut write: impl FnMut(usize, [f32; PACK_ROWS]),
 ) {
-    let mut n = 0;
-    // SAFETY (each call): `Path::Avx512` runs here (the caller checked), so the CPU has
-    // AVX-512F, BW and VNNI, AVX2, FMA and F16C; the group is whole super-blocks and every
-    // position and pair holds as many.
-    while n + 4 <= pairs.len() {
-        let four: [[&[Q8KBlock]; 2]; 4] =
+    /// `N` pairs from pair `n` on.
+    fn run<const Q6: bool, const N: usize>(
+        group: &[u8],
+        xs: &[&[Q8KBlock]],
+        pairs: &[avx512::PairActivations],
+        n: usize,
+        write: &mut impl FnMut(usize, [f32; PACK_ROWS]),
+    ) {
+        let positions: [[&[Q8KBlock]; 2]; N] =
             std::array::from_fn(|i| [xs[2 * (n + i)], xs[2 * (n + i) + 1]]);
+        let pairs: [&avx512::PairActivations; N] = std::array::from_fn(|i| &pairs[n + i]);
+        // SAFETY: `Path::Avx512` runs here (the caller checked), so the CPU has AVX-512F, BW
+        // and VNNI, AVX2, FMA and F16C; the group is whole super-blocks and every position
+        // and pair holds as many.
         let dots = unsafe {
-            avx512::q4_k_group_pairs::<4>(group, std::array::from_fn(|i| &pairs[n + i]), four)
+            if Q6 {
+                avx512::q6_k_group_pairs::<N>(group, pairs, positions)
+            } else {
+                avx512::q4_k_group_pairs::<N>(group, pairs, positions)
+            }
         };
         for (k, dots) in dots.into_iter().flatten().enumerate() {
             write(2 * n + k, dots);
         }
+    }
+    let mut n = 0;
+    while n + 4 <= pairs.len() {
+        run::<Q6, 4>(group, xs, pairs, n, &mut write);
         n += 4;
     }
-    while n + 2 <= pairs.len() {
-        let two = [[xs[2 * n], xs[2 * n + 1]], [xs[2 * n + 2], xs[2 * n + 3]]];
-        let dots = unsafe { avx512::q4_k_group_pairs::<2>(group, [&pairs[n], &pairs[n + 1]], two) };
-        for (k, dots) in dots.into_iter().flatten().enumerate() {
-            write(2 * n + k, dots);
-        }
+    if n + 2 <= pairs.len() {
+        run::<Q6, 2>(group, xs, pairs, n, &mut write);
         n += 2;
     }
     if n < pairs.len() {
-        let one = [[xs[2 * n], xs[2 * n + 1]]];
-        let dots = unsafe { avx512::q4_k_group_pairs::<1>(group, [&pairs[n]], one) };
-        for (k, dots) in dots.into_iter().flatten().enumerate() {
-            write(2 * n + k, dots);
-        }
+        run::<Q6, 1>(group, xs, pairs, n, &mut write);
     }
     if xs.len() % 2 == 1 {
         let last = xs.len() - 1;
-        let dots = unsafe { avx2_packed::q4_k_group::<1>(group, [xs[last]]) };
+        // SAFETY: as above.
+        let dots = unsafe {
+            if Q6 {
+                avx2_packed::q6_k_group::<1>(group, [xs[last]])
+            } else {
+                avx2_packed::q4_k_group::<1>(group, [xs[last]])
+            }
+        };
         write(last, dots[0]);
     }
 }
