@@ -415,6 +415,22 @@ pub fn packs(format: Format, rows: usize) -> bool {
 /// the same size but for Q4_K's scales stored unpacked (+2.8%; Q6_K's are the same size). Panics unless
 /// [`packable`] and the lengths match.
 pub fn pack(format: Format, rows: &[u8], cols: usize) -> Vec<u8> {
+    let mut out = vec![0u8; packed_len(format, rows.len(), cols)];
+    pack_into(format, rows, cols, &mut out);
+    out
+}
+
+/// The bytes [`pack`] makes of `bytes` bytes of rows of `cols` values of `format`.
+pub fn packed_len(format: Format, bytes: usize, cols: usize) -> usize {
+    let row_bytes = format.row_bytes(cols).unwrap_or(0);
+    let blocks = row_bytes / format.block_bytes();
+    let groups = bytes.checked_div(row_bytes).unwrap_or(0) / PACK_ROWS;
+    groups * blocks * packed::group_bytes(format)
+}
+
+/// [`pack`] into `out`, which is [`packed_len`] long. Groups are independent, so whole groups
+/// of rows may be packed apart (in parallel) into the matching parts of the packed bytes.
+pub fn pack_into(format: Format, rows: &[u8], cols: usize, out: &mut [u8]) {
     let row_bytes = format.row_bytes(cols).unwrap_or(0);
     assert!(
         row_bytes > 0 && rows.len().is_multiple_of(row_bytes),
@@ -426,7 +442,12 @@ pub fn pack(format: Format, rows: &[u8], cols: usize) -> Vec<u8> {
         "{format:?} in {} rows does not pack",
         rows.len() / row_bytes
     );
-    packed::pack(format, rows, row_bytes)
+    assert_eq!(
+        out.len(),
+        packed_len(format, rows.len(), cols),
+        "the packed length"
+    );
+    packed::pack(format, rows, row_bytes, out);
 }
 
 /// Row `row` of [`pack`]ed rows of `cols` values, back in GGUF's bytes (`out` one row long).

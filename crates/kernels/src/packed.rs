@@ -81,12 +81,10 @@ pub fn packable(format: Format, rows: usize) -> bool {
 }
 
 /// `rows` (consecutive rows of `format`, `row_bytes` each) in the packed layout, group after
-/// group.
-pub(crate) fn pack(format: Format, rows: &[u8], row_bytes: usize) -> Vec<u8> {
+/// group, into `out` (exactly as long).
+pub(crate) fn pack(format: Format, rows: &[u8], row_bytes: usize, out: &mut [u8]) {
     let (block_bytes, group_bytes) = (format.block_bytes(), group_bytes(format));
     let blocks = row_bytes / block_bytes;
-    let groups = rows.len() / row_bytes / PACK_ROWS;
-    let mut out = vec![0u8; groups * blocks * group_bytes];
     for (g, group) in out.chunks_exact_mut(blocks * group_bytes).enumerate() {
         for (b, packed) in group.chunks_exact_mut(group_bytes).enumerate() {
             for r in 0..PACK_ROWS {
@@ -100,7 +98,6 @@ pub(crate) fn pack(format: Format, rows: &[u8], row_bytes: usize) -> Vec<u8> {
             }
         }
     }
-    out
 }
 
 /// Row `r`'s Q6_K super-block `block` into its places in the group's `packed`.

@@ -104,11 +104,14 @@ impl QLinear {
                     .filter(|&row_bytes| data.len() == rows * row_bytes)
                     .map(|row_bytes| {
                         if kernels::packs(format, rows) {
-                            let packed = kernels::pack(format, &data, cols);
+                            let packed = kernels::packed_len(format, data.len(), cols);
+                            let group_bytes = packed / (rows / kernels::PACK_ROWS);
                             Kernel::Packed {
                                 format,
-                                group_bytes: packed.len() / (rows / kernels::PACK_ROWS),
-                                data: WeightBuffer::from(&packed[..]),
+                                group_bytes,
+                                data: WeightBuffer::filled(packed, |out| {
+                                    pack_in_parallel(format, &data, cols, group_bytes, out)
+                                }),
                             }
                         } else {
                             Kernel::Blocks {
@@ -505,6 +508,19 @@ fn quantize_positions(format: Format, input: &[f32], cols: usize) -> Vec<Activat
         .map(|x| Activations::quantize(format.blocking(), x))
         .collect::<Option<_>>()
         .unwrap_or_default()
+}
+
+/// [`kernels::pack`] on the pool, 64 groups of rows per task (groups are packed alone).
+fn pack_in_parallel(format: Format, rows: &[u8], cols: usize, group_bytes: usize, out: &mut [u8]) {
+    const GROUPS: usize = 64;
+    let Some(row_bytes) = format.row_bytes(cols) else {
+        return;
+    };
+    in_pool(|| {
+        out.par_chunks_mut(GROUPS * group_bytes)
+            .zip(rows.par_chunks(GROUPS * kernels::PACK_ROWS * row_bytes))
+            .for_each(|(out, rows)| kernels::pack_into(format, rows, cols, out));
+    });
 }
 
 /// The packed groups of `count` rows from row `first` (both multiples of eight).

@@ -64,6 +64,28 @@ impl<T: Copy> WeightBuffer<T> {
     }
 }
 
+impl WeightBuffer<u8> {
+    /// `len` bytes written in place by `fill`, which gets them zeroed: a layer converted at load
+    /// goes straight into its buffer, with no copy beside it.
+    pub fn filled(len: usize, fill: impl FnOnce(&mut [u8])) -> Self {
+        let Some(layout) = Self::layout(len) else {
+            return Self {
+                ptr: NonNull::dangling(),
+                len: 0,
+            };
+        };
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { alloc::alloc_zeroed(layout) };
+        let Some(ptr) = NonNull::new(raw) else {
+            alloc::handle_alloc_error(layout)
+        };
+        advise_huge_pages(raw, layout.size());
+        // SAFETY: `len` zeroed (so initialised) bytes, owned here and not yet shared.
+        fill(unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), len) });
+        Self { ptr, len }
+    }
+}
+
 impl<T: Copy> From<&[T]> for WeightBuffer<T> {
     fn from(values: &[T]) -> Self {
         Self::concat(&[values])
