@@ -233,6 +233,16 @@ fn f32_activations_checked(path: Path, format: Format, row: &[u8], x: &[f32], su
         },
         _ => {}
     }
+    #[cfg(target_arch = "aarch64")]
+    if matches!(path, Path::Neon | Path::NeonDot) {
+        // SAFETY: the path runs here, so the CPU has NEON; the lengths were checked.
+        return unsafe {
+            match format {
+                Format::Q4_1 => neon::f32_activations::q4_1_f32(row, x, sums),
+                _ => neon::f32_activations::q8_0_f32(row, x),
+            }
+        };
+    }
     let _ = path;
     match format {
         Format::Q4_1 => portable::q4_1_f32(row, x, sums),

@@ -285,3 +285,98 @@ pub mod plain {
     }
     kernels!("neon", widening);
 }
+
+/// Q4_1 and Q8_0 against f32 activations (the default model's decode): the weights widened
+/// to floats four at a time and multiply-added, with two sum chains per block.
+pub mod f32_activations {
+    use std::arch::aarch64::*;
+
+    use crate::blocks::{Q4_1_BYTES, Q8_0_BYTES, f16_at};
+
+    /// Eight unsigned bytes as two vectors of four floats.
+    #[target_feature(enable = "neon")]
+    fn widen_u8(bytes: uint8x8_t) -> [float32x4_t; 2] {
+        let wide = vmovl_u8(bytes);
+        [
+            vcvtq_f32_u32(vmovl_u16(vget_low_u16(wide))),
+            vcvtq_f32_u32(vmovl_high_u16(wide)),
+        ]
+    }
+
+    /// Eight signed bytes as two vectors of four floats.
+    #[target_feature(enable = "neon")]
+    fn widen_s8(bytes: int8x8_t) -> [float32x4_t; 2] {
+        let wide = vmovl_s8(bytes);
+        [
+            vcvtq_f32_s32(vmovl_s16(vget_low_s16(wide))),
+            vcvtq_f32_s32(vmovl_high_s16(wide)),
+        ]
+    }
+
+    /// `Σ w·x` of 32 weights (as eight vectors of four) against the 32 activations at `x`.
+    ///
+    /// # Safety
+    /// `x..x + 32` is readable.
+    #[target_feature(enable = "neon")]
+    unsafe fn dot_32(w: [float32x4_t; 8], x: *const f32) -> float32x4_t {
+        // SAFETY: the caller's.
+        unsafe {
+            let mut even = vmulq_f32(w[0], vld1q_f32(x));
+            let mut odd = vmulq_f32(w[1], vld1q_f32(x.add(4)));
+            for i in 1..4 {
+                even = vfmaq_f32(even, w[2 * i], vld1q_f32(x.add(8 * i)));
+                odd = vfmaq_f32(odd, w[2 * i + 1], vld1q_f32(x.add(8 * i + 4)));
+            }
+            vaddq_f32(even, odd)
+        }
+    }
+
+    /// # Safety
+    /// The CPU has NEON; `row` holds `x.len() / 32` Q4_1 blocks and `sums` one `Σx` per block.
+    #[target_feature(enable = "neon")]
+    pub unsafe fn q4_1_f32(row: &[u8], x: &[f32], sums: &[f32]) -> f32 {
+        let mut acc = vdupq_n_f32(0.0);
+        let mut minimum = 0.0_f32;
+        for ((block, xs), &sum) in row
+            .chunks_exact(Q4_1_BYTES)
+            .zip(x.chunks_exact(32))
+            .zip(sums)
+        {
+            // SAFETY: the block holds 16 nibble bytes after its scale and minimum; `xs` is 32.
+            unsafe {
+                let q = vld1q_u8(block.as_ptr().add(4));
+                let low = vandq_u8(q, vdupq_n_u8(0x0f));
+                let high = vshrq_n_u8::<4>(q);
+                let [w0, w1] = widen_u8(vget_low_u8(low));
+                let [w2, w3] = widen_u8(vget_high_u8(low));
+                let [w4, w5] = widen_u8(vget_low_u8(high));
+                let [w6, w7] = widen_u8(vget_high_u8(high));
+                let dot = dot_32([w0, w1, w2, w3, w4, w5, w6, w7], xs.as_ptr());
+                acc = vfmaq_n_f32(acc, dot, f16_at(block, 0));
+            }
+            minimum += f16_at(block, 2) * sum;
+        }
+        vaddvq_f32(acc) + minimum
+    }
+
+    /// # Safety
+    /// The CPU has NEON; `row` holds `x.len() / 32` Q8_0 blocks.
+    #[target_feature(enable = "neon")]
+    pub unsafe fn q8_0_f32(row: &[u8], x: &[f32]) -> f32 {
+        let mut acc = vdupq_n_f32(0.0);
+        for (block, xs) in row.chunks_exact(Q8_0_BYTES).zip(x.chunks_exact(32)) {
+            // SAFETY: the block holds 32 quant bytes after its scale; `xs` is 32.
+            unsafe {
+                let q = block.as_ptr().add(2).cast::<i8>();
+                let (a, b) = (vld1q_s8(q), vld1q_s8(q.add(16)));
+                let [w0, w1] = widen_s8(vget_low_s8(a));
+                let [w2, w3] = widen_s8(vget_high_s8(a));
+                let [w4, w5] = widen_s8(vget_low_s8(b));
+                let [w6, w7] = widen_s8(vget_high_s8(b));
+                let dot = dot_32([w0, w1, w2, w3, w4, w5, w6, w7], xs.as_ptr());
+                acc = vfmaq_n_f32(acc, dot, f16_at(block, 0));
+            }
+        }
+        vaddvq_f32(acc)
+    }
+}
