@@ -69,35 +69,85 @@ pub unsafe fn q4_k_group<const P: usize>(
                     *scaled = _mm256_add_epi32(*scaled, _mm256_madd_epi16(dots, scales));
                 }
             }
-            let d = _mm256_cvtph_ps(_mm_loadu_si128(p.cast()));
-            let dmin = _mm256_cvtph_ps(_mm_loadu_si128(p.add(16).cast()));
-            let mins = [0, 1, 2, 3]
-                .map(|pair| _mm256_cvtepu8_epi16(_mm_loadu_si128(p.add(96 + 16 * pair).cast())));
+            let close = Q4KClose::at(p);
             for k in 0..P {
-                let x = xs[k].get_unchecked(b);
-                // Each 32-value sub-block's Σq: i32 element 0 holds sub-blocks 0 and 1, 1 holds
-                // 2 and 3, 4 and 5 the rest.
-                let sums = _mm256_loadu_si256(x.sums.as_ptr().cast());
-                let pairs = _mm256_hadd_epi16(sums, sums);
-                let mut minimum = _mm256_setzero_si256();
-                for (pair, at) in [0, 1, 4, 5].into_iter().enumerate() {
-                    let sums = _mm256_permutevar8x32_epi32(pairs, _mm256_set1_epi32(at));
-                    minimum = _mm256_add_epi32(minimum, _mm256_madd_epi16(mins[pair], sums));
-                }
-                let scale = _mm256_set1_ps(x.scale);
-                let sum = _mm256_cvtepi32_ps(scaled[k]);
-                acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(d, scale), sum, acc[k]);
-                let minimum = _mm256_cvtepi32_ps(minimum);
-                acc[k] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, scale), minimum, acc[k]);
+                acc[k] = close.add(xs[k].get_unchecked(b), scaled[k], acc[k]);
             }
         }
     }
-    let mut out = [[0.0f32; PACK_ROWS]; P];
-    for (out, acc) in out.iter_mut().zip(acc) {
-        // SAFETY: `out` is eight floats.
-        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc) };
-    }
+    acc.map(|acc| stored(acc))
+}
+
+/// The eight rows' dot products in lanes, as floats.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn stored(acc: __m256) -> [f32; PACK_ROWS] {
+    let mut out = [0.0f32; PACK_ROWS];
+    // SAFETY: `out` is eight floats.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc) };
     out
+}
+
+/// A packed Q4_K super-block's float steps, after its integer sums: its eight rows' `d`,
+/// `dmin` and minimums. Shared by every kernel of the layout, so they all give the same bits.
+pub(crate) struct Q4KClose {
+    d: __m256,
+    dmin: __m256,
+    mins: [__m256i; 4],
+}
+
+impl Q4KClose {
+    /// # Safety
+    /// `p` is a packed Q4_K super-block (`GROUP_BYTES` readable).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn at(p: *const u8) -> Self {
+        // SAFETY: the caller's.
+        unsafe {
+            Self {
+                d: _mm256_cvtph_ps(_mm_loadu_si128(p.cast())),
+                dmin: _mm256_cvtph_ps(_mm_loadu_si128(p.add(16).cast())),
+                mins: [0, 1, 2, 3].map(|pair| {
+                    _mm256_cvtepu8_epi16(_mm_loadu_si128(p.add(96 + 16 * pair).cast()))
+                }),
+            }
+        }
+    }
+
+    /// `acc` plus the super-block's share for position `x`, whose scaled integer sums per row
+    /// are `scaled`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) fn add(&self, x: &Q8KBlock, scaled: __m256i, acc: __m256) -> __m256 {
+        // Each 32-value sub-block's Σq: i32 element 0 holds sub-blocks 0 and 1, 1 holds 2 and
+        // 3, 4 and 5 the rest.
+        // SAFETY: `sums` is sixteen i16s.
+        let sums = unsafe { _mm256_loadu_si256(x.sums.as_ptr().cast()) };
+        let pairs = _mm256_hadd_epi16(sums, sums);
+        let mut minimum = _mm256_setzero_si256();
+        for (pair, at) in [0, 1, 4, 5].into_iter().enumerate() {
+            let sums = _mm256_permutevar8x32_epi32(pairs, _mm256_set1_epi32(at));
+            minimum = _mm256_add_epi32(minimum, _mm256_madd_epi16(self.mins[pair], sums));
+        }
+        let scale = _mm256_set1_ps(x.scale);
+        let sum = _mm256_cvtepi32_ps(scaled);
+        let acc = _mm256_fmadd_ps(_mm256_mul_ps(self.d, scale), sum, acc);
+        let minimum = _mm256_cvtepi32_ps(minimum);
+        _mm256_fnmadd_ps(_mm256_mul_ps(self.dmin, scale), minimum, acc)
+    }
+}
+
+/// A packed Q6_K super-block's float step for one position: `acc` plus `d · scale` times the
+/// integer sum, less the +32 the quants are stored with (`Σ s·(q − 32)·x = Σ s·q·x − 32 · Σ
+/// s·Σx`, `offset` being `Σ s·Σx`). Shared by every kernel of the layout.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn q6_k_close(
+    d: __m256,
+    x: &Q8KBlock,
+    sum: __m256i,
+    offset: __m256i,
+    acc: __m256,
+) -> __m256 {
+    let sum = _mm256_sub_epi32(sum, _mm256_slli_epi32(offset, 5));
+    let scale = _mm256_set1_ps(x.scale);
+    _mm256_fmadd_ps(_mm256_mul_ps(d, scale), _mm256_cvtepi32_ps(sum), acc)
 }
 
 /// The top two bits of quant vector `k` (bits `2k..2k + 2` of each `qh` byte) at bits 4–5.
@@ -188,17 +238,9 @@ pub unsafe fn q6_k_group<const P: usize>(
             }
             let d = _mm256_cvtph_ps(_mm_loadu_si128(p.cast()));
             for k in 0..P {
-                // The quants are stored +32: `Σ s·(q − 32)·x = Σ s·q·x − 32 · Σ s·Σx`.
-                let sum = _mm256_sub_epi32(sum[k], _mm256_slli_epi32(offset[k], 5));
-                let scale = _mm256_set1_ps(xs[k].get_unchecked(b).scale);
-                acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(d, scale), _mm256_cvtepi32_ps(sum), acc[k]);
+                acc[k] = q6_k_close(d, xs[k].get_unchecked(b), sum[k], offset[k], acc[k]);
             }
         }
     }
-    let mut out = [[0.0f32; PACK_ROWS]; P];
-    for (out, acc) in out.iter_mut().zip(acc) {
-        // SAFETY: `out` is eight floats.
-        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc) };
-    }
-    out
+    acc.map(|acc| stored(acc))
 }

@@ -10,6 +10,7 @@
 use std::arch::x86_64::*;
 
 use crate::activations::Q8KBlock;
+use crate::avx2_packed::{Q4KClose, q6_k_close, stored};
 use crate::blocks::{Q4_1_BYTES, Q8_0_BYTES};
 use crate::packed::{GROUP_BYTES, PACK_ROWS, Q6_GROUP_BYTES};
 
@@ -151,8 +152,8 @@ impl PairActivations {
 /// `n`'s blocks, `pairs[n]` the same laid out): `out[2n + i][r]` is row `r` · `xs[n][i]`.
 /// Each 512-bit vector multiplies the group's weights (in both halves) by two positions at
 /// once, and `vpdpbusd` adds four byte products into a 32-bit lane per instruction: the AVX2
-/// kernel's integers in about half its instructions. The float steps are the AVX2 kernel's,
-/// in its order, so the results are equal to the bit.
+/// kernel's integers in about half its instructions. The float steps are the AVX2 kernel's own
+/// ([`Q4KClose`]), so the results are equal to the bit.
 ///
 /// # Safety
 /// The CPU has AVX-512F, AVX-512BW and AVX-512 VNNI besides AVX2, FMA and F16C; `group` holds
@@ -164,11 +165,7 @@ pub unsafe fn q4_k_group_pairs<const N: usize>(
     xs: [[&[Q8KBlock]; 2]; N],
 ) -> [[[f32; PACK_ROWS]; 2]; N] {
     let low = _mm512_set1_epi8(0x0f);
-    // Pair `c` of a sub-block's vector: its first lane in the low half, its second in the high.
-    let spread: [__m512i; 8] = std::array::from_fn(|c| {
-        let (a, b) = (2 * c as i32, 2 * c as i32 + 1);
-        _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b)
-    });
+    let spread = spreads();
     let mut acc = [[_mm256_setzero_ps(); 2]; N];
     for (b, packed) in group.chunks_exact(GROUP_BYTES).enumerate() {
         let p = packed.as_ptr();
@@ -198,41 +195,32 @@ pub unsafe fn q4_k_group_pairs<const N: usize>(
                     *scaled = _mm512_add_epi32(*scaled, _mm512_mullo_epi32(dots, scales));
                 }
             }
-            let d = _mm256_cvtph_ps(_mm_loadu_si128(p.cast()));
-            let dmin = _mm256_cvtph_ps(_mm_loadu_si128(p.add(16).cast()));
-            let mins = [0, 1, 2, 3]
-                .map(|pair| _mm256_cvtepu8_epi16(_mm_loadu_si128(p.add(96 + 16 * pair).cast())));
+            let close = Q4KClose::at(p);
             for n in 0..N {
-                let halves = [
-                    _mm512_castsi512_si256(scaled[n]),
-                    _mm512_extracti64x4_epi64::<1>(scaled[n]),
-                ];
+                let halves = halves(scaled[n]);
                 for i in 0..2 {
-                    let x = xs[n][i].get_unchecked(b);
-                    let sums = _mm256_loadu_si256(x.sums.as_ptr().cast());
-                    let pairs = _mm256_hadd_epi16(sums, sums);
-                    let mut minimum = _mm256_setzero_si256();
-                    for (pair, at) in [0, 1, 4, 5].into_iter().enumerate() {
-                        let sums = _mm256_permutevar8x32_epi32(pairs, _mm256_set1_epi32(at));
-                        minimum = _mm256_add_epi32(minimum, _mm256_madd_epi16(mins[pair], sums));
-                    }
-                    let scale = _mm256_set1_ps(x.scale);
-                    let sum = _mm256_cvtepi32_ps(halves[i]);
-                    acc[n][i] = _mm256_fmadd_ps(_mm256_mul_ps(d, scale), sum, acc[n][i]);
-                    let minimum = _mm256_cvtepi32_ps(minimum);
-                    acc[n][i] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, scale), minimum, acc[n][i]);
+                    acc[n][i] = close.add(xs[n][i].get_unchecked(b), halves[i], acc[n][i]);
                 }
             }
         }
     }
-    let mut out = [[[0.0f32; PACK_ROWS]; 2]; N];
-    for (out, acc) in out.iter_mut().zip(acc) {
-        for (out, acc) in out.iter_mut().zip(acc) {
-            // SAFETY: `out` is eight floats.
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc) };
-        }
-    }
-    out
+    acc.map(|pair| pair.map(|acc| stored(acc)))
+}
+
+/// A pair's two positions: the low and the high eight lanes.
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn halves(v: __m512i) -> [__m256i; 2] {
+    [_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v)]
+}
+
+/// The permutes that spread pair `c` of a sub-block's activation vector over the two halves:
+/// its first lane in the low eight, its second in the high eight.
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn spreads() -> [__m512i; 8] {
+    std::array::from_fn(|c| {
+        let (a, b) = (2 * c as i32, 2 * c as i32 + 1);
+        _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b)
+    })
 }
 
 /// The top two bits of quant vector `k` (bits `2k..2k + 2` of each `qh` byte) at bits 4–5.
@@ -259,10 +247,7 @@ pub unsafe fn q6_k_group_pairs<const N: usize>(
     xs: [[&[Q8KBlock]; 2]; N],
 ) -> [[[f32; PACK_ROWS]; 2]; N] {
     let low = _mm512_set1_epi8(0x0f);
-    let spread: [__m512i; 8] = std::array::from_fn(|c| {
-        let (a, b) = (2 * c as i32, 2 * c as i32 + 1);
-        _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b)
-    });
+    let spread = spreads();
     let mut acc = [[_mm256_setzero_ps(); 2]; N];
     for (b, packed) in group.chunks_exact(Q6_GROUP_BYTES).enumerate() {
         let p = packed.as_ptr();
@@ -312,26 +297,13 @@ pub unsafe fn q6_k_group_pairs<const N: usize>(
             }
             let d = _mm256_cvtph_ps(_mm_loadu_si128(p.cast()));
             for n in 0..N {
-                let halves = [
-                    _mm512_castsi512_si256(sum[n]),
-                    _mm512_extracti64x4_epi64::<1>(sum[n]),
-                ];
+                let halves = halves(sum[n]);
                 for i in 0..2 {
-                    // The quants are stored +32: `Σ s·(q − 32)·x = Σ s·q·x − 32 · Σ s·Σx`.
-                    let sum = _mm256_sub_epi32(halves[i], _mm256_slli_epi32(offset[n][i], 5));
-                    let scale = _mm256_set1_ps(xs[n][i].get_unchecked(b).scale);
-                    let product = _mm256_cvtepi32_ps(sum);
-                    acc[n][i] = _mm256_fmadd_ps(_mm256_mul_ps(d, scale), product, acc[n][i]);
+                    let x = xs[n][i].get_unchecked(b);
+                    acc[n][i] = q6_k_close(d, x, halves[i], offset[n][i], acc[n][i]);
                 }
             }
         }
     }
-    let mut out = [[[0.0f32; PACK_ROWS]; 2]; N];
-    for (out, acc) in out.iter_mut().zip(acc) {
-        for (out, acc) in out.iter_mut().zip(acc) {
-            // SAFETY: `out` is eight floats.
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc) };
-        }
-    }
-    out
+    acc.map(|pair| pair.map(|acc| stored(acc)))
 }
