@@ -295,19 +295,11 @@ fn attend_head(
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         #[target_feature(enable = "avx2,fma")]
-        fn on_avx2(
-            shape: &Heads,
-            cache: &KvCache,
-            head: usize,
-            q: &[f32],
-            start: usize,
-            probs: &mut [f32],
-            out: &mut [f32],
-        ) -> f32 {
-            attend_head_body(shape, cache, head, q, start, probs, out)
+        fn on_avx2(body: impl FnOnce() -> f32) -> f32 {
+            body()
         }
         // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { on_avx2(shape, cache, head, q, start, probs, out) };
+        return unsafe { on_avx2(|| attend_head_body(shape, cache, head, q, start, probs, out)) };
     }
     attend_head_body(shape, cache, head, q, start, probs, out)
 }
