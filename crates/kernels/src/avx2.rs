@@ -24,7 +24,7 @@ fn half(bits: u16) -> f32 {
 /// # Safety
 /// `p..p + 2` is readable.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn half_at(p: *const u8) -> f32 {
+pub(crate) unsafe fn half_at(p: *const u8) -> f32 {
     // SAFETY: the caller's.
     half(unsafe { p.cast::<u16>().read_unaligned() })
 }

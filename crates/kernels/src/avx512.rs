@@ -10,20 +10,10 @@
 use std::arch::x86_64::*;
 
 use crate::activations::Q8KBlock;
+use crate::avx2::half_at;
 use crate::avx2_packed::{Q4KClose, q6_k_close, stored};
 use crate::blocks::{Q4_1_BYTES, Q8_0_BYTES};
 use crate::packed::{GROUP_BYTES, PACK_ROWS, Q6_GROUP_BYTES};
-
-/// The f16 at `p` as f32.
-///
-/// # Safety
-/// `p..p + 2` is readable.
-#[target_feature(enable = "avx512f,avx2,fma,f16c")]
-unsafe fn half_at(p: *const u8) -> f32 {
-    // SAFETY: the caller's.
-    let bits = unsafe { p.cast::<u16>().read_unaligned() };
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
-}
 
 /// Q4_1 against f32 activations; `sums` holds each block's `Σx`. Byte `j` holds weight `j` in
 /// its low nibble and `j + 16` in its high one: the sixteen bytes widened to 32-bit lanes are

@@ -276,7 +276,7 @@ impl Path {
         })
     }
 
-    /// Every path, each x86_64 or aarch64 one after those it builds on.
+    /// Every path in declaration order, each x86_64 or aarch64 one after those it builds on.
     const ALL: [Path; 5] = [
         Path::Portable,
         Path::Avx2,
@@ -324,11 +324,8 @@ impl Path {
     /// Whether this CPU runs this path.
     pub fn runs_here(self) -> bool {
         static SUPPORTED: OnceLock<[bool; 5]> = OnceLock::new();
-        let supported = SUPPORTED.get_or_init(|| Path::ALL.map(Path::supported));
-        Path::ALL
-            .iter()
-            .zip(supported)
-            .any(|(path, &yes)| *path == self && yes)
+        // `ALL` is in declaration order, so a path's discriminant is its index.
+        SUPPORTED.get_or_init(|| Path::ALL.map(Path::supported))[self as usize]
     }
 
     /// Whether this path runs the AVX2 kernels (all but those its extensions replace).

@@ -292,45 +292,48 @@ fn attend_head(
     probs: &mut [f32],
     out: &mut [f32],
 ) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        #[target_feature(enable = "avx2,fma")]
-        fn on_avx2(body: impl FnOnce() -> f32) -> f32 {
-            body()
-        }
-        // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { on_avx2(|| attend_head_body(shape, cache, head, q, start, probs, out)) };
-    }
-    attend_head_body(shape, cache, head, q, start, probs, out)
-}
-
-/// [`attend_head`]'s arithmetic, inlined into each caller so that under AVX2 its loops are
-/// compiled for it (the same operations in the same order: only wider).
-#[inline(always)]
-fn attend_head_body(
-    shape: &Heads,
-    cache: &KvCache,
-    head: usize,
-    q: &[f32],
-    start: usize,
-    probs: &mut [f32],
-    out: &mut [f32],
-) -> f32 {
     let (kv_width, head_dim) = (shape.kv_width(), shape.head_dim);
     let kv_offset = (head / (shape.heads / shape.kv_heads)) * head_dim;
     let kv_offset = start * kv_width + kv_offset;
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() && head_dim.is_multiple_of(32) {
+    if has_avx2() {
         let keys = &cache.keys[kv_offset..];
         let values = &cache.values[kv_offset..];
-        // SAFETY: the CPU has AVX2 and FMA (inlined only into `attend_head`'s AVX2 wrapper, on
-        // this same check); every key and value row of the `probs.len()` read is in the cache.
-        unsafe { avx2::scores(q, keys, kv_width, shape.scale, probs) };
-        let entropy = softmax_entropy_body(probs);
-        // SAFETY: as above.
-        unsafe { avx2::weighted_sum(probs, values, kv_width, out) };
-        return entropy;
+        #[target_feature(enable = "avx2,fma")]
+        fn on_avx2(body: impl FnOnce() -> f32) -> f32 {
+            body()
+        }
+        // SAFETY: the CPU has AVX2 and FMA; the key and value rows `scores` and
+        // `weighted_sum` read are the cached positions from `start` on (they assert it).
+        return unsafe {
+            on_avx2(|| {
+                if head_dim.is_multiple_of(32) {
+                    avx2::scores(q, keys, kv_width, shape.scale, probs);
+                    let entropy = softmax_entropy_body(probs);
+                    avx2::weighted_sum(probs, values, kv_width, out);
+                    entropy
+                } else {
+                    // Other head sizes: the plain loops, compiled for AVX2 here.
+                    attend_rows(shape, cache, kv_offset, q, probs, out)
+                }
+            })
+        };
     }
+    attend_rows(shape, cache, kv_offset, q, probs, out)
+}
+
+/// One head's scores, softmax and weighted sum in plain loops, its key and value rows at
+/// `kv_offset` on; inlined, so that under AVX2 its loops are compiled for it.
+#[inline(always)]
+fn attend_rows(
+    shape: &Heads,
+    cache: &KvCache,
+    kv_offset: usize,
+    q: &[f32],
+    probs: &mut [f32],
+    out: &mut [f32],
+) -> f32 {
+    let (kv_width, head_dim) = (shape.kv_width(), shape.head_dim);
     for (t, p) in probs.iter_mut().enumerate() {
         let k = &cache.keys[t * kv_width + kv_offset..][..head_dim];
         *p = dot_f32(q, k) * shape.scale;
@@ -360,8 +363,11 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn scores(q: &[f32], keys: &[f32], stride: usize, scale: f32, probs: &mut [f32]) {
         let (n, dim) = (probs.len(), q.len());
-        debug_assert!(n == 0 || keys.len() >= (n - 1) * stride + dim);
-        let scale = _mm256_set1_ps(scale);
+        assert!(
+            n == 0 || keys.len() >= (n - 1) * stride + dim,
+            "the keys read"
+        );
+        let factor = _mm256_set1_ps(scale);
         let mut t = 0;
         // SAFETY: every load is inside a key row or `q` (the contract).
         unsafe {
@@ -387,20 +393,11 @@ mod avx2 {
                     _mm256_permute2f128_ps::<0x20>(low, high),
                     _mm256_permute2f128_ps::<0x31>(low, high),
                 );
-                _mm256_storeu_ps(probs.as_mut_ptr().add(t), _mm256_mul_ps(dots, scale));
+                _mm256_storeu_ps(probs.as_mut_ptr().add(t), _mm256_mul_ps(dots, factor));
                 t += 8;
             }
             for (t, p) in probs.iter_mut().enumerate().skip(t) {
-                let k = keys.as_ptr().add(t * stride);
-                let mut acc = _mm256_setzero_ps();
-                for c in (0..dim).step_by(8) {
-                    let qv = _mm256_loadu_ps(q.as_ptr().add(c));
-                    acc = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k.add(c)), acc);
-                }
-                let quad = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-                let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
-                *p = _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)))
-                    * _mm256_cvtss_f32(scale);
+                *p = super::dot_f32(q, &keys[t * stride..][..dim]) * scale;
             }
         }
     }
@@ -414,7 +411,10 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn weighted_sum(probs: &[f32], values: &[f32], stride: usize, out: &mut [f32]) {
         let n = probs.len();
-        debug_assert!(n == 0 || values.len() >= (n - 1) * stride + out.len());
+        assert!(
+            n == 0 || values.len() >= (n - 1) * stride + out.len(),
+            "the values read"
+        );
         for c in (0..out.len()).step_by(32) {
             let mut even = [_mm256_setzero_ps(); 4];
             let mut odd = [_mm256_setzero_ps(); 4];

@@ -110,7 +110,13 @@ impl QLinear {
                                 format,
                                 group_bytes,
                                 data: WeightBuffer::filled(packed, |out| {
-                                    pack_in_parallel(format, &data, cols, group_bytes, out)
+                                    pack_in_parallel(
+                                        format,
+                                        &data,
+                                        (cols, row_bytes),
+                                        group_bytes,
+                                        out,
+                                    )
                                 }),
                             }
                         } else {
@@ -511,11 +517,14 @@ fn quantize_positions(format: Format, input: &[f32], cols: usize) -> Vec<Activat
 }
 
 /// [`kernels::pack`] on the pool, 64 groups of rows per task (groups are packed alone).
-fn pack_in_parallel(format: Format, rows: &[u8], cols: usize, group_bytes: usize, out: &mut [u8]) {
+fn pack_in_parallel(
+    format: Format,
+    rows: &[u8],
+    (cols, row_bytes): (usize, usize),
+    group_bytes: usize,
+    out: &mut [u8],
+) {
     const GROUPS: usize = 64;
-    let Some(row_bytes) = format.row_bytes(cols) else {
-        return;
-    };
     in_pool(|| {
         out.par_chunks_mut(GROUPS * group_bytes)
             .zip(rows.par_chunks(GROUPS * kernels::PACK_ROWS * row_bytes))

@@ -28,6 +28,25 @@ impl<T: Copy> WeightBuffer<T> {
     /// The parts one after the other.
     pub fn concat(parts: &[&[T]]) -> Self {
         let len = parts.iter().map(|p| p.len()).sum();
+        let buffer = Self::allocate(len, false);
+        let mut at = 0;
+        for part in parts {
+            // SAFETY: `at + part.len() <= len`, the allocation holds `len` values, and it does
+            // not overlap the part.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    part.as_ptr(),
+                    buffer.ptr.as_ptr().add(at),
+                    part.len(),
+                )
+            };
+            at += part.len();
+        }
+        buffer
+    }
+
+    /// `len` values, zeroed or left for the caller to write, advised onto huge pages.
+    fn allocate(len: usize, zeroed: bool) -> Self {
         let Some(layout) = Self::layout(len) else {
             return Self {
                 ptr: NonNull::dangling(),
@@ -35,20 +54,17 @@ impl<T: Copy> WeightBuffer<T> {
             };
         };
         // SAFETY: the layout has a non-zero size.
-        let raw = unsafe { alloc::alloc(layout) };
+        let raw = unsafe {
+            if zeroed {
+                alloc::alloc_zeroed(layout)
+            } else {
+                alloc::alloc(layout)
+            }
+        };
         let Some(ptr) = NonNull::new(raw.cast::<T>()) else {
             alloc::handle_alloc_error(layout)
         };
         advise_huge_pages(raw, layout.size());
-        let mut at = 0;
-        for part in parts {
-            // SAFETY: `at + part.len() <= len`, the allocation holds `len` values, and it does
-            // not overlap the part.
-            unsafe {
-                std::ptr::copy_nonoverlapping(part.as_ptr(), ptr.as_ptr().add(at), part.len())
-            };
-            at += part.len();
-        }
         Self { ptr, len }
     }
 
@@ -68,21 +84,10 @@ impl WeightBuffer<u8> {
     /// `len` bytes written in place by `fill`, which gets them zeroed: a layer converted at load
     /// goes straight into its buffer, with no copy beside it.
     pub fn filled(len: usize, fill: impl FnOnce(&mut [u8])) -> Self {
-        let Some(layout) = Self::layout(len) else {
-            return Self {
-                ptr: NonNull::dangling(),
-                len: 0,
-            };
-        };
-        // SAFETY: the layout has a non-zero size.
-        let raw = unsafe { alloc::alloc_zeroed(layout) };
-        let Some(ptr) = NonNull::new(raw) else {
-            alloc::handle_alloc_error(layout)
-        };
-        advise_huge_pages(raw, layout.size());
-        // SAFETY: `len` zeroed (so initialised) bytes, owned here and not yet shared.
-        fill(unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), len) });
-        Self { ptr, len }
+        let buffer = Self::allocate(len, true);
+        // SAFETY: `len` zeroed (so initialised) bytes (or none), owned here and not yet shared.
+        fill(unsafe { std::slice::from_raw_parts_mut(buffer.ptr.as_ptr(), buffer.len) });
+        buffer
     }
 }
 
